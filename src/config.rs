@@ -1,0 +1,832 @@
+//! The configuration file: typed, validated once at load, with secrets only from the environment.
+//!
+//! `parse` is pure (text in, `Config` out); `load` reads the file, resolves relative paths against
+//! the config file's folder and reads the secrets named by `*_env` keys. Every error names the
+//! file, the line and the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use lettre::message::Mailbox;
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+/// The whole configuration (`config/brief.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The masthead and the sender.
+    pub newsletter: Newsletter,
+    /// Where the issues come from.
+    #[serde(default)]
+    pub content: Content,
+    /// The subscriber list.
+    #[serde(default)]
+    pub subscribers: Subscribers,
+    /// The ledger and the send engine.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Where mail goes.
+    #[serde(default)]
+    pub smtp: Smtp,
+    /// The monthly send of the daemon.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// The daemon's HTTP side and the links in every message.
+    #[serde(default)]
+    pub server: Server,
+    /// Optional DKIM signing.
+    #[serde(default)]
+    pub dkim: Option<Dkim>,
+    /// Logging.
+    #[serde(default)]
+    pub log: Log,
+    /// The config file this was loaded from (not a key of the file).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `[newsletter]`: the masthead and the sender.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Newsletter {
+    /// The newsletter's title line, e.g. "U.S. – Mexico Binational Institutional Life".
+    pub name: String,
+    /// The short word before the title, e.g. "BRIEF".
+    pub kicker: String,
+    /// Who publishes it; shown in the footer.
+    pub organization: String,
+    /// The standing intro paragraph; an issue's `issue.toml` may override it.
+    pub intro: String,
+    /// The From mailbox, e.g. `Center for Binational Institutions <brief@example.org>`.
+    #[serde(deserialize_with = "de_mailbox")]
+    pub from: Mailbox,
+    /// Where replies go, if not to `from`.
+    #[serde(default, deserialize_with = "de_opt_mailbox")]
+    pub reply_to: Option<Mailbox>,
+    /// The postal address shown in the footer (required by anti-spam law in the U.S. and Mexico).
+    pub postal_address: String,
+    /// How dates are printed (chrono `strftime`), e.g. `"%m.%d.%y"` for 07.23.21.
+    #[serde(default = "default_date_format", deserialize_with = "de_date_format")]
+    pub date_format: String,
+    /// The List-Id header's identifier; default: the kicker, lowercased, at the sender's domain.
+    #[serde(default)]
+    pub list_id: Option<String>,
+    /// An address for `mailto:` unsubscribe requests in List-Unsubscribe; default: none.
+    #[serde(default, deserialize_with = "de_opt_mailbox")]
+    pub unsubscribe_mailto: Option<Mailbox>,
+}
+
+impl Newsletter {
+    /// The List-Id identifier (without angle brackets).
+    pub fn list_id(&self) -> String {
+        match &self.list_id {
+            Some(id) => id.clone(),
+            None => {
+                let word: String = self
+                    .kicker
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                let word = if word.is_empty() {
+                    "newsletter".into()
+                } else {
+                    word
+                };
+                format!("{word}.{}", self.from.email.domain())
+            }
+        }
+    }
+}
+
+fn default_date_format() -> String {
+    "%m.%d.%y".into()
+}
+
+/// `[content]`: the content folder and remote feeds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    /// The folder with one sub-folder per issue (`content/2021-07/`).
+    #[serde(default = "default_content_dir")]
+    pub dir: PathBuf,
+    /// Which feed items belong to an issue: `calendar-month` (the issue's month) or
+    /// `since-last-issue` (after the previous sent issue's date).
+    #[serde(default)]
+    pub window: FeedWindow,
+    /// The total time one feed fetch may take.
+    #[serde(default = "default_feed_timeout", deserialize_with = "de_duration")]
+    pub feed_timeout: Duration,
+    /// The largest feed body accepted, in bytes.
+    #[serde(default = "default_feed_max_bytes")]
+    pub feed_max_bytes: u64,
+    /// Remote feeds whose items join the month's issue.
+    #[serde(default)]
+    pub feeds: Vec<Feed>,
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Content {
+            dir: default_content_dir(),
+            window: FeedWindow::default(),
+            feed_timeout: default_feed_timeout(),
+            feed_max_bytes: default_feed_max_bytes(),
+            feeds: Vec::new(),
+        }
+    }
+}
+
+fn default_content_dir() -> PathBuf {
+    "../content".into()
+}
+fn default_feed_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_feed_max_bytes() -> u64 {
+    5 * 1024 * 1024
+}
+
+/// Which feed items belong to an issue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedWindow {
+    /// Items dated in the issue's calendar month.
+    #[default]
+    CalendarMonth,
+    /// Items dated after the previous issue's date, up to this issue's date.
+    SinceLastIssue,
+}
+
+/// `[[content.feeds]]`: one remote feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Feed {
+    /// The feed's URL (JSON Feed 1.1, RSS 2.0 or Atom).
+    pub url: Url,
+    /// A name shown with the feed's entries, e.g. the partner's name.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// When true, a failing fetch leaves the feed out instead of stopping the send.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `[subscribers]`: the list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribers {
+    /// The CSV file (`email,name`).
+    #[serde(default = "default_subscribers_file")]
+    pub file: PathBuf,
+}
+
+impl Default for Subscribers {
+    fn default() -> Self {
+        Subscribers {
+            file: default_subscribers_file(),
+        }
+    }
+}
+
+fn default_subscribers_file() -> PathBuf {
+    "subscribers.csv".into()
+}
+
+/// `[delivery]`: the ledger and the send engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// The SQLite ledger file; its folder is brief's data folder.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// SMTP connections used at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// Messages per second over all connections; 0 means no limit.
+    #[serde(default)]
+    pub rate_per_second: u32,
+    /// Attempts per delivery before a temporary failure becomes final.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The first retry delay; each later one doubles, up to `retry_max`.
+    #[serde(default = "default_retry_min", deserialize_with = "de_duration")]
+    pub retry_min: Duration,
+    /// The longest retry delay.
+    #[serde(default = "default_retry_max", deserialize_with = "de_duration")]
+    pub retry_max: Duration,
+    /// What to do when the reply to the final dot is lost: `retry` (may send twice) or `skip`
+    /// (may not send at all).
+    #[serde(default)]
+    pub ambiguous: Ambiguous,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            database: default_database(),
+            concurrency: default_concurrency(),
+            rate_per_second: 0,
+            max_attempts: default_max_attempts(),
+            retry_min: default_retry_min(),
+            retry_max: default_retry_max(),
+            ambiguous: Ambiguous::default(),
+        }
+    }
+}
+
+fn default_database() -> PathBuf {
+    "../data/brief.db".into()
+}
+fn default_concurrency() -> u32 {
+    4
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_retry_min() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// What a lost reply after the final dot means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ambiguous {
+    /// Send again: nobody is skipped, the reader may get two copies.
+    #[default]
+    Retry,
+    /// Count it as sent: nobody gets two copies, the reader may get none.
+    Skip,
+}
+
+/// `[smtp]`: where mail goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// `outbox` writes one `.eml` per message into `outbox_dir`; `smtp` talks to `host:port`.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The relay's host name.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// The relay's port (587 for STARTTLS submission, 465 for implicit TLS, 25 for relay).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `none`, `starttls` (required: never falls back to plain text) or `tls` (implicit).
+    #[serde(default)]
+    pub tls: Tls,
+    /// The SMTP AUTH user; AUTH is used only when set.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the SMTP password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// The folder for `transport = "outbox"`.
+    #[serde(default = "default_outbox_dir")]
+    pub outbox_dir: PathBuf,
+    /// The name sent in EHLO; default: this machine's host name.
+    #[serde(default)]
+    pub helo_name: Option<String>,
+    /// The timeout for each SMTP command (RFC 5321 4.5.3.2 allows minutes; we wait this long).
+    #[serde(default = "default_smtp_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// A PEM file of extra trusted root certificates (for a private relay's CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The SMTP password, read from `password_env` at load (not a key of the file).
+    #[serde(skip)]
+    pub password: Option<Secret>,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            transport: TransportKind::default(),
+            host: default_host(),
+            port: default_port(),
+            tls: Tls::default(),
+            username: None,
+            password_env: None,
+            outbox_dir: default_outbox_dir(),
+            helo_name: None,
+            timeout: default_smtp_timeout(),
+            ca_file: None,
+            password: None,
+        }
+    }
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    25
+}
+fn default_outbox_dir() -> PathBuf {
+    "../data/outbox".into()
+}
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Which transport carries messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// One `.eml` file per message in `outbox_dir`.
+    #[default]
+    Outbox,
+    /// SMTP to `host:port`.
+    Smtp,
+}
+
+/// Transport security of the SMTP connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tls {
+    /// Plain text (loopback relays only).
+    #[default]
+    None,
+    /// STARTTLS, required.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
+
+/// `[schedule]`: the daemon's monthly send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// A cron expression with a seconds field first, e.g. `"0 0 9 23 * *"`; none: no scheduled send.
+    #[serde(default, deserialize_with = "de_opt_cron")]
+    pub cron: Option<cron::Schedule>,
+    /// The IANA time zone the cron expression is read in.
+    #[serde(default = "default_timezone", deserialize_with = "de_timezone")]
+    pub timezone: chrono_tz::Tz,
+    /// How late a fire missed while the daemon was down may still be made up.
+    #[serde(default = "default_catch_up", deserialize_with = "de_duration")]
+    pub catch_up: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            cron: None,
+            timezone: default_timezone(),
+            catch_up: default_catch_up(),
+        }
+    }
+}
+
+fn default_timezone() -> chrono_tz::Tz {
+    chrono_tz::UTC
+}
+fn default_catch_up() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+/// `[server]`: the daemon's HTTP side and the links in every message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// The address the daemon listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The public base URL of the daemon: unsubscribe and archive links start with it.
+    #[serde(default = "default_public_url", deserialize_with = "de_base_url")]
+    pub public_url: Url,
+    /// The environment variable holding the key that signs unsubscribe tokens; when unset, a
+    /// random key is made once in the data folder.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// The environment variable holding the bearer token of `POST /admin/test-send`.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
+    /// The staff addresses that `POST /admin/test-send` may send to.
+    #[serde(default, deserialize_with = "de_mailboxes")]
+    pub staff: Vec<Mailbox>,
+    /// The token-signing key, read from `secret_env` at load (not a key of the file).
+    #[serde(skip)]
+    pub secret: Option<Secret>,
+    /// The admin bearer token, read from `admin_token_env` at load (not a key of the file).
+    #[serde(skip)]
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            secret_env: None,
+            admin_token_env: None,
+            staff: Vec::new(),
+            secret: None,
+            admin_token: None,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("literal address")
+}
+fn default_public_url() -> Url {
+    Url::parse("http://localhost:8080/").expect("literal url")
+}
+
+/// `[dkim]`: optional DKIM signing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dkim {
+    /// The signing domain (`d=`).
+    pub domain: String,
+    /// The selector (`s=`); the public key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// A PEM private key file: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
+    pub private_key_file: PathBuf,
+}
+
+/// `[log]`: how brief logs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `text` for people, `json` for log collectors.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// The log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A secret string: never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// Parses config text. `path` is used only in error messages. Relative paths are left as they are.
+pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| line_of(text, s.start))
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
+    })?;
+    config.source = path.to_path_buf();
+    validate(&config, text, path)?;
+    Ok(config)
+}
+
+fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
+    let at = |table: &str, key: &str| {
+        format!(
+            "{}:{}: `{table}.{key}`",
+            path.display(),
+            locate(text, table, key)
+        )
+    };
+    if c.delivery.concurrency == 0 || c.delivery.concurrency > 256 {
+        bail!(
+            "{} must be between 1 and 256",
+            at("delivery", "concurrency")
+        );
+    }
+    if c.delivery.max_attempts == 0 {
+        bail!("{} must be at least 1", at("delivery", "max_attempts"));
+    }
+    if c.delivery.retry_min > c.delivery.retry_max {
+        bail!(
+            "{} must not be longer than `delivery.retry_max`",
+            at("delivery", "retry_min")
+        );
+    }
+    if c.content.feed_max_bytes == 0 {
+        bail!("{} must be at least 1", at("content", "feed_max_bytes"));
+    }
+    if c.smtp.password_env.is_some() && c.smtp.username.is_none() {
+        bail!(
+            "{} is set but `smtp.username` is not: AUTH needs both",
+            at("smtp", "password_env")
+        );
+    }
+    for (key, name) in [
+        ("password_env", &c.smtp.password_env),
+        ("secret_env", &c.server.secret_env),
+        ("admin_token_env", &c.server.admin_token_env),
+    ] {
+        if let Some(name) = name {
+            let table = if key == "password_env" {
+                "smtp"
+            } else {
+                "server"
+            };
+            if name.is_empty() || name.contains('=') || name.contains('\0') {
+                bail!("{} is not an environment variable name", at(table, key));
+            }
+        }
+    }
+    let scheme = c.server.public_url.scheme();
+    if scheme != "https" && scheme != "http" {
+        bail!(
+            "{} must be an http or https URL",
+            at("server", "public_url")
+        );
+    }
+    Ok(())
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where `key` is set inside `[table]`, or the table's header line, or 1.
+fn locate(text: &str, table: &str, key: &str) -> usize {
+    let mut in_table = false;
+    let mut table_line = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = t.trim_matches(|c| c == '[' || c == ']').trim() == table;
+            if in_table {
+                table_line = Some(i + 1);
+            }
+            continue;
+        }
+        if in_table {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    table_line.unwrap_or(1)
+}
+
+/// Reads and parses the config file, resolves relative paths against its folder and reads the
+/// secrets from the environment.
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let mut config = parse(&text, path)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = normalize(&base.join(&*p));
+        }
+    };
+    resolve(&mut config.content.dir);
+    resolve(&mut config.subscribers.file);
+    resolve(&mut config.delivery.database);
+    resolve(&mut config.smtp.outbox_dir);
+    if let Some(ca) = &mut config.smtp.ca_file {
+        resolve(ca);
+    }
+    if let Some(d) = &mut config.dkim {
+        resolve(&mut d.private_key_file);
+    }
+    config.smtp.password = read_secret(config.smtp.password_env.as_deref(), path)?;
+    config.server.secret = read_secret(config.server.secret_env.as_deref(), path)?;
+    config.server.admin_token = read_secret(config.server.admin_token_env.as_deref(), path)?;
+    Ok(config)
+}
+
+fn read_secret(var: Option<&str>, path: &Path) -> anyhow::Result<Option<Secret>> {
+    let Some(var) = var else { return Ok(None) };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
+        Ok(_) => bail!(
+            "{}: environment variable {var} (named by the config) is empty",
+            path.display()
+        ),
+        Err(std::env::VarError::NotPresent) => bail!(
+            "{}: environment variable {var} (named by the config) is not set",
+            path.display()
+        ),
+        Err(std::env::VarError::NotUnicode(_)) => bail!(
+            "{}: environment variable {var} (named by the config) is not UTF-8",
+            path.display()
+        ),
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Parses a duration like `"30s"`, `"5m"`, `"12h"`, `"1h 30m"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration `{s}` ({e}): write it like \"30s\", \"5m\" or \"12h\"")
+    })
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
+    s.parse::<Mailbox>().map_err(|e| {
+        format!(
+            "invalid mailbox `{s}` ({e}): write `Name <user@example.org>` or `user@example.org`"
+        )
+    })
+}
+
+fn de_mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<Mailbox, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_mailbox(&s).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_mailbox<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mailbox>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_mailbox(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn de_mailboxes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mailbox>, D::Error> {
+    let v = Vec::<String>::deserialize(d)?;
+    v.iter()
+        .map(|s| parse_mailbox(s))
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
+fn de_date_format<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    use chrono::format::{Item, StrftimeItems};
+    let s = String::deserialize(d)?;
+    if StrftimeItems::new(&s).any(|i| matches!(i, Item::Error)) {
+        return Err(serde::de::Error::custom(format!(
+            "invalid date format `{s}`: use chrono strftime fields like \"%m.%d.%y\" or \"%B %-d, %Y\""
+        )));
+    }
+    Ok(s)
+}
+
+/// Parses a cron expression with a seconds field first; five fields get a hint.
+pub fn parse_cron(s: &str) -> Result<cron::Schedule, String> {
+    s.parse::<cron::Schedule>().map_err(|e| {
+        let fields = s.split_whitespace().count();
+        if fields == 5 {
+            format!(
+                "invalid cron expression `{s}`: it has 5 fields, but brief's cron starts with a seconds field: try \"0 {s}\""
+            )
+        } else {
+            format!(
+                "invalid cron expression `{s}` ({e}): write 6 fields, seconds first, like \"0 0 9 23 * *\""
+            )
+        }
+    })
+}
+
+fn de_opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<cron::Schedule>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_cron(&s).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn de_timezone<'de, D: Deserializer<'de>>(d: D) -> Result<chrono_tz::Tz, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse::<chrono_tz::Tz>().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown time zone `{s}`: use an IANA name like \"America/Mexico_City\""
+        ))
+    })
+}
+
+fn de_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    let s = String::deserialize(d)?;
+    let mut url =
+        Url::parse(&s).map_err(|e| serde::de::Error::custom(format!("invalid URL `{s}`: {e}")))?;
+    if url.cannot_be_a_base() {
+        return Err(serde::de::Error::custom(format!(
+            "`{s}` cannot be a base URL"
+        )));
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[newsletter]
+name = "Life"
+kicker = "BRIEF"
+organization = "Center"
+intro = "Hello"
+from = "Center <brief@example.org>"
+postal_address = "1 Main St"
+"#;
+
+    #[test]
+    fn minimal_config_gets_working_defaults() {
+        let c = parse(MIN, Path::new("b.toml")).unwrap();
+        assert_eq!(c.smtp.transport, TransportKind::Outbox);
+        assert_eq!(c.delivery.concurrency, 4);
+        assert_eq!(c.newsletter.list_id(), "brief.example.org");
+        assert_eq!(c.server.public_url.as_str(), "http://localhost:8080/");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = format!("{MIN}\n[delivery]\nconcurency = 3\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("b.toml:11: unknown field `concurency`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_and_five_field_cron_explain_themselves() {
+        let text = format!("{MIN}\n[delivery]\nretry_min = \"soon\"\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(
+            e.contains("b.toml:11") && e.contains("invalid duration `soon`"),
+            "{e}"
+        );
+        let text = format!("{MIN}\n[schedule]\ncron = \"0 9 23 * *\"\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert!(e.contains("try \"0 0 9 23 * *\""), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key_line() {
+        let text = format!("{MIN}\n[delivery]\nconcurrency = 0\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:11: `delivery.concurrency` must be between 1 and 256"
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,2 @@
+//! The `brief` binary.
+fn main() {}
