@@ -78,6 +78,9 @@ pub struct Newsletter {
     /// An address for `mailto:` unsubscribe requests in List-Unsubscribe; default: none.
     #[serde(default, deserialize_with = "de_opt_mailbox")]
     pub unsubscribe_mailto: Option<Mailbox>,
+    /// The folder with `email.css` and `snippets.toml`; default: the copies built into brief.
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
 }
 
 impl Newsletter {
@@ -617,6 +620,9 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     resolve(&mut config.subscribers.file);
     resolve(&mut config.delivery.database);
     resolve(&mut config.smtp.outbox_dir);
+    if let Some(t) = &mut config.newsletter.templates {
+        resolve(t);
+    }
     if let Some(ca) = &mut config.smtp.ca_file {
         resolve(ca);
     }

@@ -1,2 +1,5 @@
-//! The `brief` binary.
-fn main() {}
+//! The `brief` binary: everything is in the library; this only hands over to `cli::main`.
+
+fn main() -> std::process::ExitCode {
+    brief::cli::main()
+}

@@ -1,0 +1,257 @@
+//! The pieces every command needs, put together once: config, templates, token key, ledger.
+//!
+//! Commands and the daemon go through [`App`] so that "which issue", "who are the subscribers"
+//! and "how is a campaign started" have one answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use lettre::Address;
+
+use crate::clock::Clock;
+use crate::config::{Config, Secret};
+use crate::content::{self, Problem};
+use crate::issue::{Issue, IssueId};
+use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
+use crate::message::{Kind, MessageTemplate, Recipient};
+use crate::render::{self, Context as RenderContext, Rendered};
+use crate::subscribers::{self, Subscriber};
+use crate::templates::Templates;
+use crate::token::TokenKey;
+
+/// Loaded configuration and what follows from it.
+pub struct App {
+    pub config: Config,
+    pub templates: Templates,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The address previews are made out to.
+pub const SAMPLE_ADDRESS: &str = "reader@example.org";
+
+impl App {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let templates =
+            Templates::load(config.newsletter.templates.as_deref(), &config.newsletter)?;
+        Ok(App {
+            config,
+            templates,
+            clock,
+        })
+    }
+
+    /// brief's data folder: the ledger's folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.config
+            .delivery
+            .database
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    }
+
+    /// The key that signs unsubscribe tokens: from `server.secret_env`, else a random key made
+    /// once in the data folder (and announced once), so links stay valid across runs.
+    pub fn token_key(&self) -> anyhow::Result<TokenKey> {
+        if let Some(s) = &self.config.server.secret {
+            return Ok(TokenKey::new(s.clone()));
+        }
+        let path = self.data_dir().join("token.key");
+        match std::fs::read_to_string(&path) {
+            Ok(k) if k.trim().len() >= 32 => return Ok(TokenKey::new(Secret::new(k.trim().to_string()))),
+            Ok(_) => bail!(
+                "{} is too short to be a token key: delete it to make a new one (old unsubscribe links stop working)",
+                path.display()
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+        std::fs::create_dir_all(self.data_dir()).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                self.data_dir().display()
+            )
+        })?;
+        let key: String = {
+            use rand::Rng;
+            let bytes: [u8; 32] = rand::rng().random();
+            crate::message::hex(&bytes)
+        };
+        write_private(&path, &key)?;
+        tracing::info!(
+            path = %path.display(),
+            "made a new unsubscribe token key (set `server.secret_env` to manage it yourself)"
+        );
+        Ok(TokenKey::new(Secret::new(key)))
+    }
+
+    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
+        Ledger::open(&self.config.delivery.database)
+    }
+
+    /// The issue a command acts on: the one named, else the newest folder in `content/`.
+    pub fn resolve_issue(&self, named: Option<IssueId>) -> anyhow::Result<IssueId> {
+        if let Some(id) = named {
+            return Ok(id);
+        }
+        let dir = &self.config.content.dir;
+        match content::list_issues(dir)?.last() {
+            Some(id) => Ok(*id),
+            None if !self.config.content.feeds.is_empty() => {
+                Ok(IssueId::of_date(self.clock.now().date_naive()))
+            }
+            None => bail!(
+                "no issue folders in {}: make one named like 2021-07, or pass --issue",
+                dir.display()
+            ),
+        }
+    }
+
+    /// Loads an issue from the content folder.
+    pub fn load_issue(&self, id: IssueId) -> Result<Issue, content::Problems> {
+        content::load_issue(&self.config.content.dir, id)
+    }
+
+    pub fn render_context(&self) -> RenderContext<'_> {
+        RenderContext {
+            newsletter: &self.config.newsletter,
+            templates: &self.templates,
+            public_url: &self.config.server.public_url,
+        }
+    }
+
+    /// Renders an issue and prepares its message.
+    pub fn prepare(
+        &self,
+        issue: &Issue,
+        key: &TokenKey,
+        kind: Kind,
+    ) -> (Rendered, MessageTemplate) {
+        let rendered = render::render_email(issue, self.render_context());
+        let template = MessageTemplate::new(
+            &rendered,
+            &self.config.newsletter,
+            issue.id,
+            self.clock.now(),
+            &self.config.server.public_url,
+            key,
+            kind,
+        );
+        (rendered, template)
+    }
+
+    /// Calls `f` for each subscriber: the CSV file's rows (streamed), then `stored`, the ones held
+    /// in the database. Bad rows go to `bad`. Suppression is not applied here (the ledger does).
+    pub fn each_subscriber(
+        &self,
+        stored: &[StoredSubscriber],
+        mut f: impl FnMut(Subscriber) -> anyhow::Result<()>,
+        mut bad: impl FnMut(Problem),
+    ) -> anyhow::Result<()> {
+        let file = &self.config.subscribers.file;
+        if file.exists() {
+            subscribers::read(file, |row| {
+                match row {
+                    Ok(s) => f(s)?,
+                    Err(p) => bad(p),
+                }
+                Ok(())
+            })?;
+        } else if stored.is_empty() {
+            bail!(
+                "the subscriber list {} does not exist: create it with an `email,name` header",
+                file.display()
+            );
+        }
+        for s in stored {
+            match subscribers::parse_address(&s.address) {
+                Ok(address) => f(Subscriber {
+                    address,
+                    name: s.name.clone(),
+                })?,
+                Err(m) => bad(Problem::whole(Path::new("ledger subscribers"), m)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the campaign of `issue` with every subscriber, unless it exists. Returns the
+    /// campaign, whether it is new, and the bad subscriber rows that were skipped. The list is
+    /// streamed into the campaign's transaction: memory does not grow with its length.
+    pub fn start_campaign(
+        &self,
+        ledger: &mut Ledger,
+        issue: &Issue,
+        template: &MessageTemplate,
+        subject: &str,
+        trigger: &str,
+    ) -> anyhow::Result<(Campaign, bool, Vec<Problem>)> {
+        let mut problems = Vec::new();
+        if let Some(c) = ledger.campaign(issue.id)? {
+            return Ok((c, false, problems));
+        }
+        let stored = ledger.stored_subscribers()?;
+        let now = self.clock.now_ms();
+        let (c, new) = ledger.create_campaign(issue.id, subject, trigger, now, |sink| {
+            self.each_subscriber(
+                &stored,
+                |s| {
+                    sink.add(
+                        s.address.as_ref(),
+                        s.name.as_deref(),
+                        &template.message_id(&s.address),
+                    )?;
+                    Ok(())
+                },
+                |p| problems.push(p),
+            )
+        })?;
+        Ok((c, new, problems))
+    }
+
+    /// The state of an address for `brief subscribers list`.
+    pub fn subscriber_state(ledger: &Ledger, address: &Address) -> anyhow::Result<&'static str> {
+        Ok(match ledger.suppression(address.as_ref())? {
+            None => "active",
+            Some(Reason::Unsubscribed) => "unsubscribed",
+            Some(Reason::Bounced) => "bounced",
+        })
+    }
+
+    /// A sample recipient for previews.
+    pub fn sample_recipient() -> (Address, &'static str) {
+        (
+            SAMPLE_ADDRESS.parse().expect("literal address"),
+            "Sample Reader",
+        )
+    }
+
+    /// The whole message for the sample recipient.
+    pub fn sample_message(template: &MessageTemplate) -> Vec<u8> {
+        let (address, name) = Self::sample_recipient();
+        template.to_bytes(Recipient {
+            address: &address,
+            name: Some(name),
+        })
+    }
+}
+
+/// Writes a file readable only by its owner.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}

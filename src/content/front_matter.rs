@@ -1,0 +1,226 @@
+//! Splits an entry file into its `+++` TOML front matter and Markdown body, and checks the fields.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use super::{markdown, toml_problem, Problem};
+use crate::issue::{one_line, Entry, EntrySource};
+
+/// The front matter of an entry. Fields are optional here so that every missing one is reported.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    /// The entry's title.
+    title: Option<Spanned<String>>,
+    /// The event date.
+    date: Option<Spanned<toml::Value>>,
+    /// The "Learn more" link.
+    link: Option<Spanned<String>>,
+    /// The entry's place in the issue.
+    number: Option<Spanned<i64>>,
+}
+
+/// Where the front matter sits in the file.
+struct Split<'a> {
+    /// The TOML text between the `+++` lines.
+    toml: &'a str,
+    /// The line of the opening `+++` (1-based).
+    open_line: usize,
+    /// The Markdown after the closing `+++`.
+    body: &'a str,
+    /// The line the body starts on.
+    body_line: usize,
+}
+
+fn split<'a>(path: &Path, text: &'a str) -> Result<Split<'a>, Problem> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n').enumerate();
+    // Blank lines before the front matter are allowed; anything else is not.
+    let open = loop {
+        match lines.next() {
+            Some((_, l)) if l.trim().is_empty() => continue,
+            Some((i, l)) if l.trim_end() == "+++" => break i,
+            Some((i, _)) => {
+                return Err(Problem::at(
+                    path,
+                    i + 1,
+                    "no front matter: did you forget the `+++` lines? An entry starts with `+++`, then title, date and link, then `+++`",
+                ))
+            }
+            None => {
+                return Err(Problem::at(
+                    path,
+                    1,
+                    "the file is empty: an entry needs front matter between `+++` lines",
+                ))
+            }
+        }
+    };
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(open + 1)
+        .map(str::len)
+        .sum();
+    let mut offset = start;
+    for (i, l) in lines {
+        if l.trim_end() == "+++" {
+            return Ok(Split {
+                toml: &text[start..offset],
+                open_line: open + 1,
+                body: &text[offset + l.len()..],
+                body_line: i + 2,
+            });
+        }
+        offset += l.len();
+    }
+    Err(Problem::at(
+        path,
+        open + 1,
+        "the front matter opened here with `+++` is never closed: add a `+++` line after the last field",
+    ))
+}
+
+/// The line in `text` where front matter key `key` is set, or 1.
+pub(super) fn key_line(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+        .map(|i| i + 1)
+        .unwrap_or(1)
+}
+
+/// A date field: a TOML date (`2021-06-15`) or a string in that form.
+pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, String> {
+    match v {
+        toml::Value::String(s) => super::parse_date(s),
+        toml::Value::Datetime(dt) => match (dt.date, dt.time) {
+            (Some(d), None) => NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
+                .ok_or_else(|| format!("invalid date `{dt}`")),
+            _ => Err(format!(
+                "`{dt}` has a time: write only the date, like 2021-07-23"
+            )),
+        },
+        other => Err(format!(
+            "expected a date like 2021-07-23, found a {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// Parses one entry file. `number` is the optional ordering number from the front matter.
+pub(super) fn parse_entry(path: &Path, text: &str) -> Result<(Option<u32>, Entry), Vec<Problem>> {
+    let split = split(path, text).map_err(|p| vec![p])?;
+    let fm: FrontMatter = toml::from_str(split.toml)
+        .map_err(|e| vec![toml_problem(path, split.toml, split.open_line, &e)])?;
+    let mut problems = Vec::new();
+    let line = |span: std::ops::Range<usize>| {
+        split.open_line + crate::config::line_of(split.toml, span.start)
+    };
+    let missing = |field: &str, example: &str| {
+        Problem::at(
+            path,
+            split.open_line,
+            format!("missing field `{field}` in the front matter (e.g. {example})"),
+        )
+    };
+
+    let title = match &fm.title {
+        Some(t) if one_line(t.get_ref()).is_empty() => {
+            problems.push(Problem::at(path, line(t.span()), "`title` is empty"));
+            None
+        }
+        Some(t) => Some(one_line(t.get_ref())),
+        None => {
+            problems.push(missing(
+                "title",
+                "title = \"USMCA Meeting: Ministry Level\"",
+            ));
+            None
+        }
+    };
+    let date = match &fm.date {
+        Some(d) => match as_date(d.get_ref()) {
+            Ok(date) => Some(date),
+            Err(m) => {
+                problems.push(Problem::at(path, line(d.span()), format!("`date`: {m}")));
+                None
+            }
+        },
+        None => {
+            problems.push(missing("date", "date = 2021-07-07"));
+            None
+        }
+    };
+    let link = match &fm.link {
+        Some(l) => match Url::parse(l.get_ref().trim()) {
+            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
+            Ok(u) => {
+                problems.push(Problem::at(
+                    path,
+                    line(l.span()),
+                    format!("`link` must be an http or https URL, not {}:", u.scheme()),
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(Problem::at(
+                    path,
+                    line(l.span()),
+                    format!("`link`: invalid URL `{}` ({e})", l.get_ref()),
+                ));
+                None
+            }
+        },
+        None => {
+            problems.push(missing("link", "link = \"https://example.org/news\""));
+            None
+        }
+    };
+    let number = match &fm.number {
+        Some(n) if *n.get_ref() < 1 || *n.get_ref() > 999 => {
+            problems.push(Problem::at(
+                path,
+                line(n.span()),
+                format!("`number` must be between 1 and 999, not {}", n.get_ref()),
+            ));
+            None
+        }
+        Some(n) => Some(*n.get_ref() as u32),
+        None => None,
+    };
+    let sections = match markdown::sections(path, split.body, split.body_line) {
+        Ok(s) => Some(s),
+        Err(mut ps) => {
+            problems.append(&mut ps);
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(title), Some(date), Some(link), Some(sections)) = (title, date, link, sections)
+    else {
+        unreachable!("every missing part was reported as a problem")
+    };
+    if sections.is_empty() {
+        return Err(vec![Problem::at(
+            path,
+            split.body_line,
+            "the entry has no text: add `## Institutional context` and a paragraph",
+        )]);
+    }
+    Ok((
+        number,
+        Entry {
+            number: 0,
+            title,
+            date,
+            link,
+            sections,
+            source: EntrySource::File(path.to_path_buf()),
+        },
+    ))
+}

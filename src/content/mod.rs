@@ -1,0 +1,286 @@
+//! Reads an issue folder (`content/ID/`) into an [`Issue`], reporting every problem at once.
+//!
+//! An issue folder holds an optional `issue.toml` and one Markdown file per entry with TOML front
+//! matter between `+++` lines. Loading either yields a whole, valid issue or the full list of
+//! problems as `path:line: message`: an issue with problems is never rendered for sending.
+//! This module knows nothing of rendering or SMTP.
+
+mod front_matter;
+mod markdown;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::issue::{one_line, Entry, EntrySource, Issue, IssueId};
+
+/// One thing wrong with the content, at a place in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: PathBuf,
+    /// 1-based; `None` when the problem is about the whole file or folder.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn at(path: &Path, line: usize, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: message.into(),
+        }
+    }
+
+    pub fn whole(path: &Path, message: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// Every problem found in an issue; the error of [`load_issue`].
+#[derive(Debug)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "{n} problem{} in the content",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            write!(f, "\n  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// The issue folders in `dir`, oldest first. Folders whose names are not `YYYY-MM` are ignored.
+pub fn list_issues(dir: &Path) -> anyhow::Result<Vec<IssueId>> {
+    use anyhow::Context;
+    let mut ids = Vec::new();
+    let read = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the content folder {}", dir.display()))?;
+    for entry in read {
+        let entry = entry.with_context(|| format!("cannot read {}", dir.display()))?;
+        if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        if let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    Ok(ids)
+}
+
+/// `issue.toml`: what an issue may say about itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueFile {
+    /// The date printed in the masthead; default: the newest entry's date.
+    date: Option<toml::Spanned<toml::Value>>,
+    /// The subject line, instead of the one built from the newsletter name and the date.
+    subject: Option<String>,
+    /// The intro paragraph, instead of the newsletter's standing one.
+    intro: Option<String>,
+}
+
+/// Loads `dir/ID/` into an issue, or returns every problem found in it.
+pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
+    let folder = dir.join(id.to_string());
+    let mut problems = Vec::new();
+    let files = match std::fs::read_dir(&folder) {
+        Ok(read) => {
+            let mut files: Vec<PathBuf> = read
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            files
+        }
+        Err(e) => {
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("no such issue folder: create it with one Markdown file per entry ({e})")
+            } else {
+                format!("cannot read the issue folder: {e}")
+            };
+            return Err(Problems(vec![Problem::whole(&folder, msg)]));
+        }
+    };
+
+    let mut issue_file = IssueFile::default();
+    let mut issue_date = None;
+    let mut entries: Vec<(Option<u32>, Entry)> = Vec::new();
+    let mut numbers: HashMap<u32, PathBuf> = HashMap::new();
+
+    for path in &files {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') {
+            continue;
+        }
+        let is_md = name.ends_with(".md");
+        if name != "issue.toml" && !is_md {
+            continue;
+        }
+        let text = match read_utf8(path) {
+            Ok(t) => t,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        if name == "issue.toml" {
+            match toml::from_str::<IssueFile>(&text) {
+                Ok(f) => {
+                    if let Some(d) = &f.date {
+                        let line = crate::config::line_of(&text, d.span().start);
+                        match front_matter::as_date(d.get_ref()) {
+                            Ok(date) if IssueId::of_date(date) != id => problems.push(Problem::at(
+                                path,
+                                line,
+                                format!("`date` {date} is not in the month of issue {id}"),
+                            )),
+                            Ok(date) => issue_date = Some(date),
+                            Err(m) => {
+                                problems.push(Problem::at(path, line, format!("`date`: {m}")))
+                            }
+                        }
+                    }
+                    issue_file = f;
+                }
+                Err(e) => problems.push(toml_problem(path, &text, 0, &e)),
+            }
+            continue;
+        }
+        match front_matter::parse_entry(path, &text) {
+            Ok((number, entry)) => {
+                if let Some(n) = number {
+                    if let Some(first) = numbers.get(&n) {
+                        problems.push(Problem::at(
+                            path,
+                            front_matter::key_line(&text, "number"),
+                            format!("duplicate number {n}: {} has it too", first.display()),
+                        ));
+                    } else {
+                        numbers.insert(n, path.clone());
+                    }
+                }
+                entries.push((number, entry));
+            }
+            Err(mut ps) => problems.append(&mut ps),
+        }
+    }
+
+    if entries.is_empty() && problems.is_empty() {
+        problems.push(Problem::whole(
+            &folder,
+            "the issue has no entries: add one Markdown file per entry",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+
+    // Numbered entries first, in number order; then the rest by date; the file name breaks ties.
+    entries.sort_by_key(|(n, e)| (n.unwrap_or(u32::MAX), e.date));
+    let mut entries: Vec<Entry> = entries.into_iter().map(|(_, e)| e).collect();
+    renumber(&mut entries);
+    let date = issue_date
+        .or_else(|| entries.iter().map(|e| e.date).max())
+        .unwrap_or_else(|| id.first_day());
+    Ok(Issue {
+        id,
+        date,
+        subject: issue_file.subject.map(|s| one_line(&s)),
+        intro: issue_file.intro.map(|s| s.trim().to_string()),
+        entries,
+    })
+}
+
+/// Gives entries their printed numbers, 1 to n, in their current order.
+pub fn renumber(entries: &mut [Entry]) {
+    for (i, e) in entries.iter_mut().enumerate() {
+        e.number = i as u32 + 1;
+    }
+}
+
+/// Adds feed entries to an issue: they join the folder's entries by date (the folder's own order
+/// is kept), and everything is numbered again.
+pub fn merge_entries(issue: &mut Issue, mut extra: Vec<Entry>) {
+    if extra.is_empty() {
+        return;
+    }
+    extra.sort_by_key(|e| e.date);
+    let mut merged = Vec::with_capacity(issue.entries.len() + extra.len());
+    let mut extra = extra.into_iter().peekable();
+    for e in std::mem::take(&mut issue.entries) {
+        while let Some(x) = extra.next_if(|x| x.date < e.date) {
+            merged.push(x);
+        }
+        merged.push(e);
+    }
+    merged.extend(extra);
+    renumber(&mut merged);
+    issue.entries = merged;
+}
+
+fn read_utf8(path: &Path) -> Result<String, Problem> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Problem::whole(path, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bad = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let line = bytes[..bad].iter().filter(|&&b| b == b'\n').count() + 1;
+        Problem::at(
+            path,
+            line,
+            format!("not valid UTF-8 (byte {bad}): save the file as UTF-8"),
+        )
+    })
+}
+
+/// A TOML error as a problem; `line_offset` is the line before the TOML text starts.
+fn toml_problem(path: &Path, text: &str, line_offset: usize, e: &toml::de::Error) -> Problem {
+    let line = e
+        .span()
+        .map(|s| crate::config::line_of(text, s.start))
+        .unwrap_or(1);
+    Problem::at(path, line + line_offset, e.message().trim_end().to_string())
+}
+
+impl Entry {
+    /// The entry's file, for messages (feed entries name their feed).
+    pub fn origin(&self) -> String {
+        match &self.source {
+            EntrySource::File(p) => p.display().to_string(),
+            EntrySource::Feed { feed_url, .. } => feed_url.to_string(),
+        }
+    }
+}
+
+/// Parses a date written as a TOML date or a `YYYY-MM-DD` string.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("invalid date `{s}`: write it as YYYY-MM-DD, like 2021-07-23"))
+}

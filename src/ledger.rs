@@ -1,0 +1,759 @@
+//! The ledger: campaigns, per-recipient deliveries and the suppression list, in one SQLite file.
+//!
+//! Only this module touches the database. It runs in WAL mode with versioned migrations. A
+//! campaign is unique per issue; a delivery is unique per (campaign, lowercased address), which is
+//! what makes a re-run resume instead of mailing the list again. Times are Unix milliseconds
+//! passed in by the caller: the ledger never reads the clock.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::issue::IssueId;
+
+/// The state of one delivery (DESIGN "Delivery semantics").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    Sending,
+    Sent,
+    Deferred,
+    Failed,
+    Suppressed,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::Sending,
+        State::Sent,
+        State::Deferred,
+        State::Failed,
+        State::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Deferred => "deferred",
+            State::Failed => "failed",
+            State::Suppressed => "suppressed",
+        }
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<State> {
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                rusqlite::Error::InvalidColumnType(0, s.into(), rusqlite::types::Type::Text)
+            })
+    }
+
+    /// Sent, failed and suppressed deliveries are final: nothing more happens to them.
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed | State::Suppressed)
+    }
+}
+
+/// Why an address is on the suppression list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Unsubscribed,
+    Bounced,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unsubscribed => "unsubscribed",
+            Reason::Bounced => "bounced",
+        }
+    }
+
+    fn parse(s: &str) -> Reason {
+        if s == "bounced" {
+            Reason::Bounced
+        } else {
+            Reason::Unsubscribed
+        }
+    }
+}
+
+/// One campaign: the sending of one issue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Campaign {
+    pub id: i64,
+    pub issue: IssueId,
+    pub subject: String,
+    pub finished: bool,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    /// `cli` or `schedule`.
+    pub trigger: String,
+}
+
+/// Deliveries of a campaign by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub pending: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub suppressed: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.sending + self.sent + self.deferred + self.failed + self.suppressed
+    }
+
+    pub fn get(&self, s: State) -> u64 {
+        match s {
+            State::Pending => self.pending,
+            State::Sending => self.sending,
+            State::Sent => self.sent,
+            State::Deferred => self.deferred,
+            State::Failed => self.failed,
+            State::Suppressed => self.suppressed,
+        }
+    }
+
+    fn slot(&mut self, s: State) -> &mut u64 {
+        match s {
+            State::Pending => &mut self.pending,
+            State::Sending => &mut self.sending,
+            State::Sent => &mut self.sent,
+            State::Deferred => &mut self.deferred,
+            State::Failed => &mut self.failed,
+            State::Suppressed => &mut self.suppressed,
+        }
+    }
+}
+
+/// A delivery claimed for sending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub address: String,
+    pub name: Option<String>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// The outcome of one attempt, to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// The address as claimed (any case).
+    pub address: String,
+    /// `Sent`, `Deferred` or `Failed`.
+    pub state: State,
+    pub code: Option<u16>,
+    pub text: String,
+    /// For `Deferred`: when to try again.
+    pub next_at: Option<i64>,
+    /// The reply to the final dot was lost: the reader may get this message twice.
+    pub possible_duplicate: bool,
+    /// Put the address on the suppression list (a 5.1.x "no such user" bounce).
+    pub suppress: bool,
+    pub at: i64,
+}
+
+/// One row of the per-recipient report.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeliveryRow {
+    pub address: String,
+    pub name: Option<String>,
+    pub state: &'static str,
+    pub attempts: u32,
+    pub last_code: Option<u16>,
+    pub last_text: Option<String>,
+    pub message_id: String,
+    pub first_attempt_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+    pub possible_duplicate: bool,
+}
+
+/// Adds recipients to a campaign being created (see [`Ledger::create_campaign`]).
+pub struct RecipientSink<'t> {
+    st: rusqlite::Statement<'t>,
+    campaign: i64,
+}
+
+impl RecipientSink<'_> {
+    /// Adds one recipient; returns false when the address (in any case) is already there.
+    /// A suppressed address is recorded as suppressed.
+    pub fn add(
+        &mut self,
+        address: &str,
+        name: Option<&str>,
+        message_id: &str,
+    ) -> anyhow::Result<bool> {
+        Ok(self.st.execute(params![
+            self.campaign,
+            address,
+            address.to_ascii_lowercase(),
+            name,
+            message_id
+        ])? == 1)
+    }
+}
+
+/// A subscriber held in the database (added with `brief subscribers add` or `import`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSubscriber {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE campaigns (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sending', 'finished')),
+        trigger TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+        address TEXT NOT NULL,
+        address_key TEXT NOT NULL,
+        name TEXT,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'deferred', 'failed', 'suppressed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_code INTEGER,
+        last_text TEXT,
+        message_id TEXT NOT NULL,
+        first_attempt_at INTEGER,
+        last_attempt_at INTEGER,
+        next_attempt_at INTEGER,
+        possible_duplicate INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (campaign_id, address_key)
+    );
+    CREATE INDEX deliveries_by_state ON deliveries (campaign_id, state, next_attempt_at);
+    CREATE TABLE suppressions (
+        address_key TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('unsubscribed', 'bounced')),
+        detail TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE subscribers (
+        address_key TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        name TEXT,
+        added_at INTEGER NOT NULL
+    );
+    CREATE TABLE feed_items (
+        item_key TEXT PRIMARY KEY,
+        feed_url TEXT NOT NULL,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id)
+    );
+    CREATE TABLE test_sends (
+        id INTEGER PRIMARY KEY,
+        issue TEXT NOT NULL,
+        address TEXT NOT NULL,
+        code INTEGER,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );",
+];
+
+/// An open ledger.
+pub struct Ledger {
+    conn: Connection,
+}
+
+impl Ledger {
+    /// Opens (creating it and its folder if needed) the ledger at `path` and migrates it.
+    pub fn open(path: &Path) -> anyhow::Result<Ledger> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
+        let mut ledger = Ledger { conn };
+        ledger
+            .setup()
+            .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
+        Ok(ledger)
+    }
+
+    fn setup(&mut self) -> anyhow::Result<()> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("the ledger could not switch to WAL mode (it is in {mode} mode)");
+        }
+        // NORMAL in WAL mode survives a killed process (the WAL is in the OS's hands); only a
+        // power loss can take back the last commits.
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let version =
+            self.conn
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+        if version > MIGRATIONS.len() {
+            bail!(
+                "the ledger has schema version {version}, newer than this brief knows ({}): upgrade brief",
+                MIGRATIONS.len()
+            );
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(m)
+                .with_context(|| format!("migration {} failed", i + 1))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The campaign of `issue`, if there is one.
+    pub fn campaign(&self, issue: IssueId) -> anyhow::Result<Option<Campaign>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger FROM campaigns WHERE issue = ?1",
+                [issue.to_string()],
+                campaign_row,
+            )
+            .optional()?)
+    }
+
+    /// Every campaign, newest issue first.
+    pub fn campaigns(&self) -> anyhow::Result<Vec<Campaign>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, issue, subject, state, created_at, finished_at, trigger FROM campaigns ORDER BY issue DESC",
+        )?;
+        let rows = st.query_map([], campaign_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Creates the campaign of `issue` unless it exists; returns it and whether it is new. A new
+    /// campaign's recipients are added by `fill` in the same transaction, so a campaign never
+    /// exists without its list. Two processes racing here get the same campaign: the issue is a
+    /// unique key.
+    pub fn create_campaign(
+        &mut self,
+        issue: IssueId,
+        subject: &str,
+        trigger: &str,
+        now: i64,
+        fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Campaign, bool)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "INSERT OR IGNORE INTO campaigns (issue, subject, state, trigger, created_at) VALUES (?1, ?2, 'sending', ?3, ?4)",
+            params![issue.to_string(), subject, trigger, now],
+        )?;
+        if n == 1 {
+            let campaign = tx.last_insert_rowid();
+            let mut sink = RecipientSink {
+                st: tx.prepare(
+                    "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id)
+                     VALUES (?1, ?2, ?3, ?4,
+                             CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address_key = ?3) THEN 'suppressed' ELSE 'pending' END,
+                             ?5)",
+                )?,
+                campaign,
+            };
+            fill(&mut sink)?;
+        }
+        tx.commit()?;
+        let c = self.campaign(issue)?.expect("just inserted");
+        Ok((c, n == 1))
+    }
+
+    /// Deliveries of a campaign by state.
+    pub fn counts(&self, campaign: i64) -> anyhow::Result<Counts> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT state, count(*) FROM deliveries WHERE campaign_id = ?1 GROUP BY state",
+        )?;
+        let mut counts = Counts::default();
+        let rows = st.query_map([campaign], |r| {
+            Ok((
+                State::parse(&r.get::<_, String>(0)?)?,
+                r.get::<_, i64>(1)? as u64,
+            ))
+        })?;
+        for row in rows {
+            let (s, n) = row?;
+            *counts.slot(s) = n;
+        }
+        Ok(counts)
+    }
+
+    /// Puts deliveries left `sending` by a stopped run back to `pending`; returns how many. They
+    /// may or may not have reached the server: this is where the at-most-in-flight duplicates of
+    /// a crash come from.
+    pub fn reset_in_flight(&mut self, campaign: i64) -> anyhow::Result<u64> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET state = 'pending' WHERE campaign_id = ?1 AND state = 'sending'",
+            [campaign],
+        )? as u64)
+    }
+
+    /// Claims up to `limit` deliveries that are due at `now` (pending ones, then deferred ones
+    /// whose time has come), marking them `sending`. Deliveries whose address was suppressed
+    /// since the campaign began are marked suppressed instead.
+    pub fn claim_due(&mut self, campaign: i64, now: i64, limit: usize) -> anyhow::Result<Vec<Due>> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE deliveries SET state = 'suppressed'
+             WHERE campaign_id = ?1 AND state IN ('pending', 'deferred')
+               AND address_key IN (SELECT address_key FROM suppressions)",
+            [campaign],
+        )?;
+        let mut due = Vec::with_capacity(limit);
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT id, address, name, attempts FROM deliveries
+                 WHERE campaign_id = ?1 AND (state = 'pending' OR (state = 'deferred' AND next_attempt_at <= ?2))
+                 ORDER BY id LIMIT ?3",
+            )?;
+            let mut mark =
+                tx.prepare_cached("UPDATE deliveries SET state = 'sending' WHERE id = ?1")?;
+            let rows = st.query_map(params![campaign, now, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Due {
+                        address: r.get(1)?,
+                        name: r.get(2)?,
+                        attempts: r.get(3)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (id, d) = row?;
+                mark.execute([id])?;
+                due.push(d);
+            }
+        }
+        tx.commit()?;
+        Ok(due)
+    }
+
+    /// Records outcomes in one transaction (the group commit of the send engine).
+    pub fn record(&mut self, campaign: i64, attempts: &[Attempt]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        record_in(&tx, campaign, attempts)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// When the next deferred delivery of the campaign is due, if any.
+    pub fn next_retry_at(&self, campaign: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ?1 AND state = 'deferred'",
+            [campaign],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Marks the campaign finished when every delivery is final; returns whether it is finished.
+    pub fn finish_if_done(&mut self, campaign: i64, now: i64) -> anyhow::Result<bool> {
+        let open: i64 = self.conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ?1 AND state IN ('pending', 'sending', 'deferred')",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        if open > 0 {
+            return Ok(false);
+        }
+        self.conn.execute(
+            "UPDATE campaigns SET state = 'finished', finished_at = coalesce(finished_at, ?2) WHERE id = ?1",
+            params![campaign, now],
+        )?;
+        Ok(true)
+    }
+
+    /// Calls `f` for each delivery of a campaign, in list order (streams: constant memory).
+    pub fn each_delivery(
+        &self,
+        campaign: i64,
+        mut f: impl FnMut(DeliveryRow) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut st = self.conn.prepare(
+            "SELECT address, name, state, attempts, last_code, last_text, message_id,
+                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate
+             FROM deliveries WHERE campaign_id = ?1 ORDER BY id",
+        )?;
+        let mut rows = st.query([campaign])?;
+        while let Some(r) = rows.next()? {
+            f(DeliveryRow {
+                address: r.get(0)?,
+                name: r.get(1)?,
+                state: State::parse(&r.get::<_, String>(2)?)?.as_str(),
+                attempts: r.get(3)?,
+                last_code: r.get(4)?,
+                last_text: r.get(5)?,
+                message_id: r.get(6)?,
+                first_attempt_at: r.get(7)?,
+                last_attempt_at: r.get(8)?,
+                next_attempt_at: r.get(9)?,
+                possible_duplicate: r.get(10)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Puts `address` on the suppression list; returns false when it already was.
+    pub fn suppress(
+        &mut self,
+        address: &str,
+        reason: Reason,
+        detail: &str,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![address.to_ascii_lowercase(), address, reason.as_str(), detail, now],
+        )? == 1)
+    }
+
+    /// Why `address` is suppressed, if it is.
+    pub fn suppression(&self, address: &str) -> anyhow::Result<Option<Reason>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT reason FROM suppressions WHERE address_key = ?1",
+                [address.to_ascii_lowercase()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|s| Reason::parse(&s)))
+    }
+
+    /// Takes `address` off the suppression list (staff re-subscribing a reader who asked);
+    /// returns whether it was on it.
+    pub fn unsuppress(&mut self, address: &str) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "DELETE FROM suppressions WHERE address_key = ?1",
+            [address.to_ascii_lowercase()],
+        )? == 1)
+    }
+
+    /// Adds a subscriber held in the database; returns false when the address was there.
+    pub fn add_subscriber(
+        &mut self,
+        address: &str,
+        name: Option<&str>,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at) VALUES (?1, ?2, ?3, ?4)",
+            params![address.to_ascii_lowercase(), address, name, now],
+        )? == 1)
+    }
+
+    /// The subscribers held in the database, in the order they were added.
+    pub fn stored_subscribers(&self) -> anyhow::Result<Vec<StoredSubscriber>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT address, name FROM subscribers ORDER BY added_at, rowid")?;
+        let rows = st.query_map([], |r| {
+            Ok(StoredSubscriber {
+                address: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every suppressed address (lowercased) with its reason.
+    pub fn suppressions(&self) -> anyhow::Result<Vec<(String, Reason)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT address_key, reason FROM suppressions ORDER BY address_key")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Reason::parse(&r.get::<_, String>(1)?),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records one test-send reply (kept apart from every campaign).
+    pub fn record_test_send(
+        &mut self,
+        issue: IssueId,
+        address: &str,
+        code: Option<u16>,
+        text: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO test_sends (issue, address, code, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![issue.to_string(), address, code, text, now],
+        )?;
+        Ok(())
+    }
+
+    /// How many test sends were recorded for `issue`.
+    pub fn test_send_count(&self, issue: IssueId) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM test_sends WHERE issue = ?1",
+            [issue.to_string()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// The keys of every feed item already included in a campaign.
+    pub fn sent_feed_items(&self) -> anyhow::Result<HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT item_key FROM feed_items")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that these feed items went out with `campaign`.
+    pub fn record_feed_items<'a>(
+        &mut self,
+        campaign: i64,
+        items: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT OR IGNORE INTO feed_items (item_key, feed_url, campaign_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for (key, url) in items {
+                st.execute(params![key, url, campaign])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn record_in(tx: &Transaction<'_>, campaign: i64, attempts: &[Attempt]) -> anyhow::Result<()> {
+    let mut up = tx.prepare_cached(
+        "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_code = ?4, last_text = ?5,
+                first_attempt_at = coalesce(first_attempt_at, ?6), last_attempt_at = ?6,
+                next_attempt_at = ?7, possible_duplicate = possible_duplicate OR ?8
+         WHERE campaign_id = ?1 AND address_key = ?2",
+    )?;
+    let mut sup = tx.prepare_cached(
+        "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, 'bounced', ?3, ?4)",
+    )?;
+    for a in attempts {
+        let key = a.address.to_ascii_lowercase();
+        let n = up.execute(params![
+            campaign,
+            key,
+            a.state.as_str(),
+            a.code,
+            a.text,
+            a.at,
+            a.next_at,
+            a.possible_duplicate
+        ])?;
+        if n != 1 {
+            bail!(
+                "no delivery of {} in campaign {campaign} to record",
+                a.address
+            );
+        }
+        if a.suppress {
+            sup.execute(params![key, a.address, a.text, a.at])?;
+        }
+    }
+    Ok(())
+}
+
+fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
+    let issue: String = r.get(1)?;
+    Ok(Campaign {
+        id: r.get(0)?,
+        issue: issue.parse().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(1, issue.clone(), rusqlite::types::Type::Text)
+        })?,
+        subject: r.get(2)?,
+        finished: r.get::<_, String>(3)? == "finished",
+        created_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        trigger: r.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn campaign_is_unique_per_issue_and_delivery_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("d/brief.db")).unwrap();
+        let id: IssueId = "2021-07".parse().unwrap();
+        l.suppress("gone@example.org", Reason::Unsubscribed, "", 1)
+            .unwrap();
+        let (c, new) = l
+            .create_campaign(id, "s", "cli", 1, |sink| {
+                assert!(sink.add("a@example.org", None, "m1")?);
+                assert!(!sink.add("A@Example.org", None, "m2")?);
+                assert!(sink.add("Gone@example.org", None, "m3")?);
+                Ok(())
+            })
+            .unwrap();
+        assert!(new);
+        let (c2, new2) = l
+            .create_campaign(id, "s", "cli", 2, |_| {
+                panic!("an existing campaign is not refilled")
+            })
+            .unwrap();
+        assert!(!new2);
+        assert_eq!(c.id, c2.id);
+        let counts = l.counts(c.id).unwrap();
+        assert_eq!((counts.pending, counts.suppressed), (1, 1));
+        let due = l.claim_due(c.id, 10, 100).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(l.counts(c.id).unwrap().sending, 1);
+        assert!(!l.finish_if_done(c.id, 11).unwrap());
+        l.record(
+            c.id,
+            &[Attempt {
+                address: "A@EXAMPLE.ORG".into(),
+                state: State::Sent,
+                code: Some(250),
+                text: "ok".into(),
+                next_at: None,
+                possible_duplicate: false,
+                suppress: false,
+                at: 12,
+            }],
+        )
+        .unwrap();
+        assert!(l.finish_if_done(c.id, 13).unwrap());
+        assert!(l.campaign(id).unwrap().unwrap().finished);
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brief.db");
+        {
+            let mut l = Ledger::open(&p).unwrap();
+            l.suppress("x@example.org", Reason::Bounced, "550", 1)
+                .unwrap();
+        }
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(
+            l.suppression("X@example.org").unwrap(),
+            Some(Reason::Bounced)
+        );
+    }
+}

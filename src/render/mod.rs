@@ -1,0 +1,150 @@
+//! Turns an [`Issue`] into the HTML and plain-text parts of the email, and into the web version.
+//!
+//! Rendering is pure: no files, no clock, no network. It runs once per campaign; the result
+//! keeps a hole ([`HOLE`]) wherever a recipient's unsubscribe URL goes, so that personalising a
+//! message is splicing, not rendering (see `message`). Both parts are built from the same model,
+//! the text part never from the HTML.
+
+mod html;
+mod text;
+
+use url::Url;
+
+use crate::config::Newsletter;
+use crate::issue::Issue;
+use crate::templates::Templates;
+
+pub use text::wrap;
+
+/// Marks where a recipient's unsubscribe URL goes. It holds NUL characters, which no escaped
+/// content can contain (they are removed from all text before rendering).
+pub const HOLE: &str = "\u{0}brief-unsubscribe-url\u{0}";
+
+/// What the renderer needs besides the issue.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub newsletter: &'a Newsletter,
+    pub templates: &'a Templates,
+    /// The daemon's public base URL (ends with `/`).
+    pub public_url: &'a Url,
+}
+
+impl Context<'_> {
+    /// The web version's URL, linked as "View in browser".
+    pub fn archive_url(&self, issue: &Issue) -> Url {
+        self.public_url
+            .join(&format!("archive/{}", issue.id))
+            .expect("public_url is a base URL")
+    }
+}
+
+/// The email parts of one issue, rendered once per campaign.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub preheader: String,
+    /// The HTML part, split at each unsubscribe URL hole.
+    pub html: Vec<String>,
+    /// The text part, split at each unsubscribe URL hole.
+    pub text: Vec<String>,
+}
+
+impl Rendered {
+    /// One part with the holes filled by `url` (for previews and tests).
+    pub fn fill(parts: &[String], url: &str) -> String {
+        parts.join(url)
+    }
+}
+
+/// The subject line: the issue's own, or "KICKER | NAME | DATE".
+pub fn subject(issue: &Issue, n: &Newsletter) -> String {
+    match &issue.subject {
+        Some(s) => s.clone(),
+        None => format!(
+            "{} | {} | {}",
+            n.kicker,
+            n.name,
+            issue.date.format(&n.date_format)
+        ),
+    }
+}
+
+/// Renders the email parts of `issue`.
+pub fn render_email(issue: &Issue, ctx: Context<'_>) -> Rendered {
+    let issue = scrub(issue);
+    let subject = subject(&issue, ctx.newsletter);
+    let preheader = preheader(&issue, ctx);
+    let html = html::email(&issue, ctx, &subject, &preheader);
+    let text = text::email(&issue, ctx);
+    Rendered {
+        subject,
+        preheader,
+        html: html.split(HOLE).map(str::to_owned).collect(),
+        text: text.split(HOLE).map(str::to_owned).collect(),
+    }
+}
+
+/// Renders the web version of `issue`: the same layout, no personal data, no unsubscribe link.
+pub fn render_web(issue: &Issue, ctx: Context<'_>) -> String {
+    let issue = scrub(issue);
+    let subject = subject(&issue, ctx.newsletter);
+    html::web(&issue, ctx, &subject)
+}
+
+fn preheader(issue: &Issue, ctx: Context<'_>) -> String {
+    let p = &ctx.templates.snippets.preheader;
+    let base = if p.is_empty() {
+        issue.intro.as_deref().unwrap_or(&ctx.newsletter.intro)
+    } else {
+        p
+    };
+    let mut out: String = crate::issue::one_line(base).chars().take(140).collect();
+    if out.is_empty() {
+        out = issue
+            .entries
+            .first()
+            .map(|e| e.title.clone())
+            .unwrap_or_default();
+    }
+    out
+}
+
+/// A copy of the issue with NUL removed from every free text, so no content can forge a hole.
+fn scrub(issue: &Issue) -> Issue {
+    use crate::issue::{Block, Body, Inline};
+    fn inl(v: &mut [Inline]) {
+        for i in v {
+            match i {
+                Inline::Text(t) | Inline::Code(t) => t.retain(|c| c != '\0'),
+                Inline::Strong(c) | Inline::Emphasis(c) | Inline::Link { children: c, .. } => {
+                    inl(c)
+                }
+                Inline::LineBreak => {}
+            }
+        }
+    }
+    let mut issue = issue.clone();
+    if let Some(s) = &mut issue.subject {
+        s.retain(|c| c != '\0');
+    }
+    if let Some(s) = &mut issue.intro {
+        s.retain(|c| c != '\0');
+    }
+    for e in &mut issue.entries {
+        e.title.retain(|c| c != '\0');
+        for s in &mut e.sections {
+            if let Some(l) = &mut s.label {
+                l.retain(|c| c != '\0');
+            }
+            if let Body::Blocks(blocks) = &mut s.body {
+                for b in blocks {
+                    match b {
+                        Block::Paragraph(p) => inl(p),
+                        Block::List(items) => items.iter_mut().for_each(|i| inl(i)),
+                    }
+                }
+            }
+        }
+    }
+    issue
+}

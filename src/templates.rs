@@ -1,0 +1,244 @@
+//! The look that staff may change without touching Rust: `email.css` and `snippets.toml`.
+//!
+//! Both files are read once, before rendering; copies are built into the binary and used when the
+//! config names no templates folder. The stylesheet is a deliberately small subset of CSS: one
+//! `.name { declarations }` rule per part of the layout, copied into `style` attributes at render
+//! time, since most mail clients drop `<style>` blocks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::config::Newsletter;
+
+const DEFAULT_CSS: &str = include_str!("../templates/email.css");
+const DEFAULT_SNIPPETS: &str = include_str!("../templates/snippets.toml");
+
+/// The stylesheet and words around the content, ready for the renderer.
+#[derive(Clone, Debug)]
+pub struct Templates {
+    styles: HashMap<String, String>,
+    pub snippets: Snippets,
+}
+
+/// The words around the content (`snippets.toml`), placeholders already filled in.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snippets {
+    /// The "View in browser" link text.
+    pub view_in_browser: String,
+    /// The text of each entry's link.
+    pub learn_more: String,
+    /// Why the reader gets this message.
+    pub why: String,
+    /// The unsubscribe link's text.
+    pub unsubscribe: String,
+    /// Shown after the unsubscribe link.
+    #[serde(default)]
+    pub unsubscribe_note: String,
+    /// The hidden preview line; empty: the intro.
+    #[serde(default)]
+    pub preheader: String,
+    /// What the web version says in place of the unsubscribe link.
+    pub archive_note: String,
+}
+
+impl Templates {
+    /// The built-in look.
+    pub fn builtin(newsletter: &Newsletter) -> anyhow::Result<Templates> {
+        Templates::parse(
+            DEFAULT_CSS,
+            Path::new("<built-in email.css>"),
+            DEFAULT_SNIPPETS,
+            Path::new("<built-in snippets.toml>"),
+            newsletter,
+        )
+    }
+
+    /// Reads `email.css` and `snippets.toml` from `dir`, or the built-in copies when `dir` is `None`.
+    pub fn load(dir: Option<&Path>, newsletter: &Newsletter) -> anyhow::Result<Templates> {
+        let Some(dir) = dir else {
+            return Templates::builtin(newsletter);
+        };
+        let read = |name: &str| -> anyhow::Result<(String, PathBuf)> {
+            let p = dir.join(name);
+            let text = std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "cannot read template {} (named by `newsletter.templates`)",
+                    p.display()
+                )
+            })?;
+            Ok((text, p))
+        };
+        let (css, css_path) = read("email.css")?;
+        let (snippets, snippets_path) = read("snippets.toml")?;
+        Templates::parse(&css, &css_path, &snippets, &snippets_path, newsletter)
+    }
+
+    /// Parses the two template texts; paths are for error messages only.
+    pub fn parse(
+        css: &str,
+        css_path: &Path,
+        snippets: &str,
+        snippets_path: &Path,
+        newsletter: &Newsletter,
+    ) -> anyhow::Result<Templates> {
+        let styles = parse_css(css, css_path)?;
+        let mut s: Snippets = toml::from_str(snippets).map_err(|e| {
+            let line = e
+                .span()
+                .map(|sp| crate::config::line_of(snippets, sp.start))
+                .unwrap_or(1);
+            anyhow::anyhow!(
+                "{}:{line}: {}",
+                snippets_path.display(),
+                e.message().trim_end()
+            )
+        })?;
+        for field in [
+            &mut s.view_in_browser,
+            &mut s.learn_more,
+            &mut s.why,
+            &mut s.unsubscribe,
+            &mut s.unsubscribe_note,
+            &mut s.preheader,
+            &mut s.archive_note,
+        ] {
+            *field = field
+                .replace("{name}", &newsletter.name)
+                .replace("{kicker}", &newsletter.kicker)
+                .replace("{organization}", &newsletter.organization);
+        }
+        Ok(Templates {
+            styles,
+            snippets: s,
+        })
+    }
+
+    /// The inline style of a part of the layout (empty when the stylesheet has no rule for it).
+    pub fn style(&self, class: &str) -> &str {
+        self.styles.get(class).map(String::as_str).unwrap_or("")
+    }
+
+    /// The classes the stylesheet defines.
+    pub fn classes(&self) -> impl Iterator<Item = &str> {
+        self.styles.keys().map(String::as_str)
+    }
+}
+
+/// Reads `.name { decl; decl }` rules. Declarations are normalised to `prop: value;` with single
+/// spaces, so the output is stable and small.
+fn parse_css(css: &str, path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let mut styles = HashMap::new();
+    let bytes = css.as_bytes();
+    let mut i = 0;
+    let line = |at: usize| crate::config::line_of(css, at);
+    while i < bytes.len() {
+        let rest = &css[i..];
+        let c = bytes[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if rest.starts_with("/*") {
+            let end = rest
+                .find("*/")
+                .with_context(|| format!("{}:{}: comment never closed", path.display(), line(i)))?;
+            i += end + 2;
+        } else if c == b'.' {
+            let open = rest
+                .find('{')
+                .with_context(|| format!("{}:{}: rule without `{{`", path.display(), line(i)))?;
+            let name = rest[1..open].trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                bail!(
+                    "{}:{}: `{}` is not a simple class selector: brief's stylesheet takes only `.name {{ ... }}` rules",
+                    path.display(),
+                    line(i),
+                    rest[..open].trim()
+                );
+            }
+            let close = rest[open..].find('}').with_context(|| {
+                format!(
+                    "{}:{}: rule `.{name}` never closed with `}}`",
+                    path.display(),
+                    line(i)
+                )
+            })? + open;
+            let body = &rest[open + 1..close];
+            if body.contains('<') || body.contains('"') {
+                bail!(
+                    "{}:{}: rule `.{name}` contains `<` or `\"`, which cannot go into a style attribute",
+                    path.display(),
+                    line(i)
+                );
+            }
+            let mut decls = String::new();
+            for d in body.split(';') {
+                let d = d.trim();
+                if d.is_empty() {
+                    continue;
+                }
+                let Some((prop, value)) = d.split_once(':') else {
+                    bail!(
+                        "{}:{}: `{d}` in `.{name}` is not a `property: value` declaration",
+                        path.display(),
+                        line(i + open)
+                    );
+                };
+                if !decls.is_empty() {
+                    decls.push(' ');
+                }
+                let value = value.split_whitespace().collect::<Vec<_>>().join(" ");
+                decls.push_str(&format!("{}: {};", prop.trim(), value));
+            }
+            styles
+                .entry(name.to_string())
+                .and_modify(|s: &mut String| {
+                    s.push(' ');
+                    s.push_str(&decls)
+                })
+                .or_insert(decls);
+            i += close + 1;
+        } else {
+            bail!(
+                "{}:{}: expected a `.name {{ ... }}` rule: brief's stylesheet takes only simple class rules",
+                path.display(),
+                line(i)
+            );
+        }
+    }
+    Ok(styles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn css_rules_become_inline_styles() {
+        let s = parse_css(
+            "/* c */ .a { color: red;  margin : 0 } .b{x:y}\n.a { padding: 1px; }",
+            Path::new("e.css"),
+        )
+        .unwrap();
+        assert_eq!(s["a"], "color: red; margin: 0; padding: 1px;");
+        assert_eq!(s["b"], "x: y;");
+    }
+
+    #[test]
+    fn css_errors_name_file_and_line() {
+        let e = parse_css(".a { color: red; }\n\ndiv p { x: y }", Path::new("e.css"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("e.css:3: expected a `.name"), "{e}");
+        let e = parse_css(".a { color: \"red\" }", Path::new("e.css"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot go into a style attribute"), "{e}");
+    }
+}

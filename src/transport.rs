@@ -1,0 +1,178 @@
+//! The seam between the send engine and where mail goes: an SMTP relay or a local outbox folder.
+//!
+//! One enum picks the transport, so the engine is written once: it asks for a connection, sends
+//! one message to one recipient, and gets a [`Reply`] or a classified [`SendFailure`].
+
+use std::path::PathBuf;
+
+use lettre::Address;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Smtp, TransportKind};
+
+/// The server's final reply to an accepted message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+/// Why a message was not accepted, classified for the delivery state machine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendFailure {
+    /// A 4xx reply, or a connection lost or timed out before the end of DATA: retry later.
+    #[error("temporary failure: {}{text}", code.map(|c| format!("{c} ")).unwrap_or_default())]
+    Temporary { code: Option<u16>, text: String },
+    /// A 5xx reply: never retried.
+    #[error("permanent failure: {code} {text}")]
+    Permanent { code: u16, text: String },
+    /// The message was handed over but its reply never came: it may or may not have been taken.
+    #[error("no reply after the message was sent (possible duplicate): {text}")]
+    Ambiguous { text: String },
+}
+
+impl SendFailure {
+    /// A 5.1.x reply ("no such user"): the address should not be mailed again.
+    pub fn suppresses_address(&self) -> bool {
+        match self {
+            SendFailure::Permanent { text, .. } => {
+                let t = text.trim_start();
+                t.starts_with("5.1.") || t.contains(" 5.1.")
+            }
+            _ => false,
+        }
+    }
+
+    /// The SMTP reply code, when there was one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            SendFailure::Temporary { code, .. } => *code,
+            SendFailure::Permanent { code, .. } => Some(*code),
+            SendFailure::Ambiguous { .. } => None,
+        }
+    }
+
+    /// The reply or error text.
+    pub fn text(&self) -> &str {
+        match self {
+            SendFailure::Temporary { text, .. }
+            | SendFailure::Permanent { text, .. }
+            | SendFailure::Ambiguous { text } => text,
+        }
+    }
+}
+
+/// Where messages go.
+pub enum Transport {
+    /// One `.eml` file per message in a folder.
+    Outbox { dir: PathBuf },
+    /// An SMTP relay.
+    Smtp(crate::smtp::SmtpClient),
+}
+
+/// One open channel of a transport; each send worker owns one.
+pub enum Connection {
+    Outbox { dir: PathBuf },
+    Smtp(crate::smtp::SmtpConnection),
+}
+
+impl Transport {
+    /// The transport the config asks for.
+    pub fn from_config(cfg: &Smtp) -> anyhow::Result<Transport> {
+        Ok(match cfg.transport {
+            TransportKind::Outbox => Transport::Outbox {
+                dir: cfg.outbox_dir.clone(),
+            },
+            TransportKind::Smtp => Transport::Smtp(crate::smtp::SmtpClient::new(cfg)?),
+        })
+    }
+
+    /// Where messages go, for messages to people ("the outbox data/outbox", "smtp 10.0.0.1:587").
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Outbox { dir } => format!("the outbox {}", dir.display()),
+            Transport::Smtp(c) => format!("smtp {}", c.describe()),
+        }
+    }
+
+    /// Opens a connection.
+    pub async fn connect(&self) -> Result<Connection, SendFailure> {
+        match self {
+            Transport::Outbox { dir } => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| SendFailure::Temporary {
+                        code: None,
+                        text: format!("cannot create the outbox {}: {e}", dir.display()),
+                    })?;
+                Ok(Connection::Outbox { dir: dir.clone() })
+            }
+            Transport::Smtp(c) => Ok(Connection::Smtp(c.connect().await?)),
+        }
+    }
+}
+
+impl Connection {
+    /// Sends one message to one recipient.
+    pub async fn send(
+        &mut self,
+        from: &Address,
+        to: &Address,
+        raw: &[u8],
+    ) -> Result<Reply, SendFailure> {
+        match self {
+            Connection::Outbox { dir } => {
+                let name = outbox_name(to, raw);
+                let path = dir.join(&name);
+                let tmp = dir.join(format!(".{name}.tmp"));
+                let write = async {
+                    tokio::fs::write(&tmp, raw).await?;
+                    tokio::fs::rename(&tmp, &path).await
+                };
+                write.await.map_err(|e| SendFailure::Temporary {
+                    code: None,
+                    text: format!("cannot write {}: {e}", path.display()),
+                })?;
+                let _ = from;
+                Ok(Reply {
+                    code: 250,
+                    text: format!("written to {}", path.display()),
+                })
+            }
+            Connection::Smtp(c) => c.send(from, to, raw).await,
+        }
+    }
+
+    /// False once the connection must be replaced.
+    pub fn is_usable(&self) -> bool {
+        match self {
+            Connection::Outbox { .. } => true,
+            Connection::Smtp(c) => c.is_usable(),
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        if let Connection::Smtp(c) = self {
+            c.quit().await;
+        }
+    }
+}
+
+/// The outbox file name: the recipient and a hash of the message, so writing the same message
+/// again replaces its file instead of adding one.
+fn outbox_name(to: &Address, raw: &[u8]) -> String {
+    let who: String = AsRef::<str>::as_ref(to)
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "@._-+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = crate::message::hex(&Sha256::digest(raw));
+    format!("{who}-{}.eml", &hash[..12])
+}
