@@ -1,9 +1,24 @@
 //! brief publishes a monthly email newsletter from reviewable files, with a per-recipient ledger.
 //!
+//! Data flows one way: config -> content -> render -> message -> deliver -> ledger. The binary
+//! (`src/main.rs`) only calls [`cli::main`].
+//!
 //! # Layout
 //! - [`config`] reads `brief.toml` into typed values, with secrets only from the environment.
+//! - [`clock`] is the one place that reads the wall clock.
 //! - [`issue`] is the domain model of one edition: its id, entries and labelled sections.
+//! - [`content`] reads an issue folder (Markdown with TOML front matter) and reports every problem.
+//! - [`templates`] loads the stylesheet and the words around the content that staff may change.
+//! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe links.
+//! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
+//! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
+//! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code).
+//! - [`smtp`] speaks SMTP to a relay: one connection per worker, outcomes classified.
+//! - [`transport`] is the seam that picks SMTP or the local outbox folder.
+//! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
+//! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
+//! - [`cli`] parses the command line and maps outcomes to exit codes.
 
 pub mod app;
 pub mod cli;

@@ -1,0 +1,255 @@
+//! The commands end to end: preview files, the shipped config's first run, confirmation, status,
+//! report and the subscriber commands.
+
+use crate::support::{fold, repo, World};
+
+#[test]
+fn preview_writes_html_text_and_eml_with_every_entry() {
+    let w = World::new();
+    let out = w
+        .brief()
+        .args(["preview", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    for ext in ["html", "txt", "eml"] {
+        assert!(
+            w.path(&format!("out/preview/2021-07.{ext}")).is_file(),
+            "{ext}"
+        );
+    }
+    let (_, issue, _, _) = crate::render::example();
+    let text = fold(&std::fs::read_to_string(w.path("out/preview/2021-07.txt")).unwrap());
+    let html = fold(&crate::render::html_text(
+        &std::fs::read_to_string(w.path("out/preview/2021-07.html")).unwrap(),
+    ));
+    let mut want = Vec::new();
+    for (title, ps) in crate::render::paragraphs(&issue) {
+        want.push(fold(&title));
+        want.extend(ps.iter().map(|p| fold(p)));
+    }
+    crate::support::assert_in_order(&text, &want, "preview text");
+    crate::support::assert_in_order(&html, &want, "preview html");
+}
+
+/// Copies the shipped config, content and templates, as a fresh clone has them.
+fn shipped() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["config", "content", "templates"] {
+        copy_dir(&repo().join(sub), &dir.path().join(sub));
+    }
+    dir
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+fn eml_count(dir: &std::path::Path) -> usize {
+    walk(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .count()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(r) = std::fs::read_dir(dir) {
+        for e in r {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                v.extend(walk(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn shipped_config_sends_once_to_every_example_subscriber() {
+    let dir = shipped();
+    let run = || {
+        assert_cmd::Command::cargo_bin("brief")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("BRIEF_CONFIG")
+            .args(["send", "--yes"])
+            .write_stdin("")
+            .output()
+            .unwrap()
+    };
+    let readers = std::fs::read_to_string(dir.path().join("config/subscribers.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let outbox = dir.path().join("data/outbox");
+    assert_eq!(eml_count(&outbox), readers);
+    let second = run();
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    assert_eq!(eml_count(&outbox), readers, "the second run writes nothing");
+    assert!(String::from_utf8_lossy(&second.stdout).contains("already sent"));
+    let status = assert_cmd::Command::cargo_bin("brief")
+        .unwrap()
+        .current_dir(dir.path())
+        .env_remove("BRIEF_CONFIG")
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8(status.stdout).unwrap();
+    assert!(
+        status.contains("finished  started") && status.contains(&format!("sent {readers} ")),
+        "{status}"
+    );
+}
+
+#[test]
+fn send_without_yes_and_without_a_terminal_refuses() {
+    let w = World::new();
+    let out = w.brief().args(["send"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("refusing to send without confirmation"),
+        "{err}"
+    );
+    assert!(err.contains("--yes"), "{err}");
+    assert!(w.outbox("2021-07").is_empty());
+}
+
+#[test]
+fn resend_skips_delivered_and_suppressed_and_dedupes_case() {
+    let w = World::new();
+    w.write(
+        "subscribers.csv",
+        "email,name\nana@example.org,Ana\nANA@example.org,Ana again\nnot an address,X\nbob@example.org,Bob\n",
+    );
+    let out = w
+        .brief()
+        .args(["subscribers", "remove", "bob@example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = w.brief().args(["send", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("1 sent, 0 failed, 1 suppressed"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("subscribers.csv:4: `not an address` is not a valid email address"),
+        "{stderr}"
+    );
+    assert_eq!(w.outbox("2021-07").len(), 1);
+    let report = w
+        .brief()
+        .args(["report", "--issue", "2021-07", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8(report.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = report
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["address"], "ana@example.org");
+    assert_eq!(rows[0]["state"], "sent");
+    assert_eq!(rows[0]["last_code"], 250);
+    assert_eq!(rows[1]["state"], "suppressed");
+    let csv = w
+        .brief()
+        .args(["report", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(
+        csv.starts_with("address,name,state,attempts,last_code"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn test_send_goes_to_its_own_folder_and_not_into_the_campaign() {
+    let w = World::new();
+    let out = w
+        .brief()
+        .args([
+            "send",
+            "--test",
+            "--to",
+            "editor@example.org,copy@example.org",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("editor@example.org: 250 written to"),
+        "{stdout}"
+    );
+    assert_eq!(w.outbox("test").len(), 2);
+    let raw = std::fs::read(&w.outbox("test")[0]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(m.subject().unwrap().starts_with("[TEST] "));
+    let l = w.ledger();
+    assert!(
+        l.campaign("2021-07".parse().unwrap()).unwrap().is_none(),
+        "no campaign"
+    );
+    assert_eq!(l.test_send_count("2021-07".parse().unwrap()).unwrap(), 2);
+}
+
+#[test]
+fn subscribers_commands_manage_the_list() {
+    let w = World::new();
+    let run = |args: &[&str]| {
+        let o = w.brief().args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    assert_eq!(
+        run(&["subscribers", "add", "New@Example.org", "--name", "New"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["subscribers", "remove", "bob@example.org"]).0,
+        Some(0)
+    );
+    w.write(
+        "import.csv",
+        "email,name\nnew@example.org,Dup\nbob@EXAMPLE.org,Bob\nzed@example.org,Zed\nbad,Bad\n",
+    );
+    let (code, out, err) = run(&["subscribers", "import", "import.csv"]);
+    assert_eq!(code, Some(1), "a bad row makes the import exit 1");
+    assert!(
+        out.contains("1 added, 1 already on the list, 1 suppressed"),
+        "{out}"
+    );
+    assert!(err.contains("import.csv:5:"), "{err}");
+    let (_, list, _) = run(&["subscribers", "list"]);
+    assert!(list.contains("bob@example.org\tunsubscribed"), "{list}");
+    assert!(list.contains("New@Example.org\tactive"), "{list}");
+    assert!(list.contains("zed@example.org\tactive"), "{list}");
+    let (code, _, err) = run(&["subscribers", "add", "bob@example.org"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not re-subscribe"), "{err}");
+}

@@ -1,0 +1,241 @@
+//! Bad content: `brief check` reports each problem as `path:line: message`, exits 1, and the
+//! issue is never sent.
+
+use crate::support::World;
+
+const GOOD: &str = "+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## Context\n\nText.\n";
+
+/// Writes `content/2021-07/99-bad.md`, runs `brief check --issue 2021-07` and returns its stdout.
+fn check_with(file: &str, text: &[u8]) -> (World, String) {
+    let w = World::new();
+    w.write_bytes(&format!("content/2021-07/{file}"), text);
+    let out = w
+        .brief()
+        .args(["check", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "check must fail: {out:?}");
+    (w, String::from_utf8(out.stdout).unwrap())
+}
+
+fn expect_line(stdout: &str, suffix_path: &str, line: usize, message: &str) {
+    let want = format!("{suffix_path}:{line}: {message}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.ends_with(&want) || l.contains(&want)),
+        "expected a line containing `{want}` in:\n{stdout}"
+    );
+}
+
+#[test]
+fn unclosed_front_matter_names_file_and_line_and_send_sends_nothing() {
+    let (w, out) = check_with(
+        "99-bad.md",
+        b"\n+++\ntitle = \"T\"\ndate = 2021-07-01\n\nNo closing line.\n",
+    );
+    expect_line(
+        &out,
+        "content/2021-07/99-bad.md",
+        2,
+        "the front matter opened here with `+++` is never closed",
+    );
+    let send = w
+        .brief()
+        .args(["send", "--issue", "2021-07", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(send.status.code(), Some(1));
+    let err = String::from_utf8(send.stderr).unwrap();
+    assert!(err.contains("99-bad.md:2:"), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert!(w.outbox("2021-07").is_empty());
+    assert!(w
+        .ledger()
+        .campaign("2021-07".parse().unwrap())
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn missing_front_matter_suggests_the_plus_lines() {
+    let (_w, out) = check_with("99-bad.md", b"title = \"T\"\n");
+    expect_line(
+        &out,
+        "99-bad.md",
+        1,
+        "no front matter: did you forget the `+++` lines?",
+    );
+}
+
+#[test]
+fn invalid_toml_points_at_its_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\nnumber = 9\n+++\n\n## A\n\nB\n",
+    );
+    assert!(out.contains("99-bad.md:4:"), "{out}");
+}
+
+#[test]
+fn missing_field_is_named() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\nlink = \"https://example.org/\"\n+++\n\n## A\n\nB\n",
+    );
+    expect_line(
+        &out,
+        "99-bad.md",
+        1,
+        "missing field `date` in the front matter",
+    );
+}
+
+#[test]
+fn bad_date_is_reported_at_its_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = \"07/05/21\"\nlink = \"https://example.org/\"\n+++\n\n## A\n\nB\n",
+    );
+    expect_line(
+        &out,
+        "99-bad.md",
+        3,
+        "`date`: invalid date `07/05/21`: write it as YYYY-MM-DD",
+    );
+}
+
+#[test]
+fn bad_url_is_reported_at_its_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"javascript:alert(1)\"\n+++\n\n## A\n\nB\n",
+    );
+    expect_line(
+        &out,
+        "99-bad.md",
+        4,
+        "`link` must be an http or https URL, not javascript:",
+    );
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"not a url\"\n+++\n\n## A\n\nB\n",
+    );
+    expect_line(&out, "99-bad.md", 4, "`link`: invalid URL `not a url`");
+}
+
+#[test]
+fn duplicate_number_names_both_files() {
+    let (_w, out) = check_with(
+        "99-dup.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\nnumber = 2\n+++\n\n## A\n\nB\n",
+    );
+    assert!(out.contains("99-dup.md:5: duplicate number 2"), "{out}");
+    assert!(
+        out.contains("02-defense-working-group.md has it too"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_utf8_is_reported_with_its_line() {
+    let mut bytes = GOOD.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\nCaf\xe9 au lait\n");
+    let (_w, out) = check_with("99-latin1.md", &bytes);
+    expect_line(&out, "99-latin1.md", 11, "not valid UTF-8");
+}
+
+#[test]
+fn empty_issue_is_a_problem() {
+    let w = World::new();
+    w.write("content/2021-09/issue.toml", "date = 2021-09-23\n");
+    let out = w
+        .brief()
+        .args(["check", "--issue", "2021-09"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.contains("content/2021-09: the issue has no entries"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unknown_key_is_reported_at_its_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\nauthor = \"me\"\n+++\n\n## A\n\nB\n",
+    );
+    expect_line(&out, "99-bad.md", 5, "unknown field `author`");
+}
+
+#[test]
+fn raw_html_in_markdown_is_refused() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nHello <script>alert(1)</script>\n",
+    );
+    expect_line(&out, "99-bad.md", 9, "raw HTML is not allowed in an entry");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let w = World::new();
+    w.write("content/2021-07/98-a.md", "+++\ntitle = \"A\"\n");
+    w.write(
+        "content/2021-07/99-b.md",
+        "+++\ntitle = \"B\"\ndate = 2021-13-01\nlink = \"https://e.org/\"\n+++\n\n## X\n\nY\n",
+    );
+    w.write(
+        "subscribers.csv",
+        "email,name\nok@example.org,Ok\nbroken-address,Nope\n",
+    );
+    let out = w
+        .brief()
+        .args(["check", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.contains("98-a.md:1:"), "{out}");
+    assert!(out.contains("99-b.md:3:"), "{out}");
+    assert!(
+        out.contains("subscribers.csv:3: `broken-address` is not a valid email address"),
+        "{out}"
+    );
+    assert!(out.contains("3 problem(s) found in issue 2021-07"), "{out}");
+}
+
+#[test]
+fn a_good_issue_checks_clean() {
+    let w = World::new();
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "ok: issue 2021-07, 4 entries, 3 subscribers"
+    );
+}
+
+#[test]
+fn a_bad_config_is_a_usage_error_naming_file_and_line() {
+    let w = World::new();
+    let cfg = std::fs::read_to_string(w.config_path())
+        .unwrap()
+        .replace("[delivery]\n", "[delivery]\nconcurrency = \"many\"\n");
+    w.write("brief.toml", &cfg);
+    let line = cfg
+        .lines()
+        .position(|l| l.starts_with("concurrency"))
+        .unwrap()
+        + 1;
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("brief.toml:{line}: invalid type")),
+        "{err}"
+    );
+}

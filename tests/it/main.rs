@@ -1,0 +1,8 @@
+//! Integration tests, compiled as one binary around the isolated worlds of `support`.
+
+mod cli;
+mod content;
+mod mime;
+mod render;
+mod support;
+mod tidy;

@@ -1,0 +1,196 @@
+//! The rendered example issue: snapshots of what subscribers see, and the promises of the layout.
+
+use brief::config;
+use brief::content;
+use brief::issue::{Block, Body, Inline, Issue};
+use brief::render::{self, Context, Rendered};
+use brief::templates::Templates;
+
+use crate::support::{fold, repo, World};
+
+/// The 2021-07 example issue rendered with the world's config and the repository's templates.
+pub fn example() -> (config::Config, Issue, Rendered, String) {
+    let w = World::new();
+    let cfg = w.config();
+    let templates = Templates::load(cfg.newsletter.templates.as_deref(), &cfg.newsletter).unwrap();
+    let issue = content::load_issue(&repo().join("content"), "2021-07".parse().unwrap()).unwrap();
+    let ctx = Context {
+        newsletter: &cfg.newsletter,
+        templates: &templates,
+        public_url: &cfg.server.public_url,
+    };
+    let rendered = render::render_email(&issue, ctx);
+    let web = render::render_web(&issue, ctx);
+    (cfg, issue, rendered, web)
+}
+
+/// Every paragraph of an issue's entries as plain text.
+pub fn paragraphs(issue: &Issue) -> Vec<(String, Vec<String>)> {
+    issue
+        .entries
+        .iter()
+        .map(|e| {
+            let mut ps = Vec::new();
+            for s in &e.sections {
+                if let Some(l) = &s.label {
+                    ps.push(l.clone());
+                }
+                if let Body::Blocks(blocks) = &s.body {
+                    for b in blocks {
+                        match b {
+                            Block::Paragraph(p) => ps.push(Inline::plain(p)),
+                            Block::List(items) => ps.extend(items.iter().map(|i| Inline::plain(i))),
+                        }
+                    }
+                }
+            }
+            (e.title.clone(), ps)
+        })
+        .collect()
+}
+
+/// HTML with tags dropped and the few entities maud writes decoded.
+pub fn html_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// One element per line, so a snapshot diff shows what changed.
+fn lines(html: &str) -> String {
+    let mut s = html.to_string();
+    for tag in [
+        "<tr", "<p ", "<h1", "<h2", "<ul", "<li", "<table", "</table", "<div", "<head", "<body",
+        "<style", "<!--",
+    ] {
+        s = s.replace(tag, &format!("\n{tag}"));
+    }
+    s
+}
+
+const URL: &str = "https://news.example.org/unsubscribe/TOKEN";
+
+#[test]
+fn html_snapshot() {
+    let (_, _, r, _) = example();
+    insta::assert_snapshot!(lines(&Rendered::fill(&r.html, URL)));
+}
+
+#[test]
+fn text_snapshot() {
+    let (_, _, r, _) = example();
+    insta::assert_snapshot!(Rendered::fill(&r.text, URL));
+}
+
+#[test]
+fn both_parts_carry_every_title_and_paragraph_in_order() {
+    let (_, issue, r, _) = example();
+    let text = fold(&Rendered::fill(&r.text, URL));
+    let html = fold(&html_text(&Rendered::fill(&r.html, URL)));
+    let mut want = Vec::new();
+    for (title, ps) in paragraphs(&issue) {
+        want.push(fold(&title));
+        want.extend(ps.iter().map(|p| fold(p)));
+    }
+    assert!(
+        want.len() >= 12,
+        "the example has 4 entries of title, 2 labels, 2 paragraphs"
+    );
+    crate::support::assert_in_order(&text, &want, "text part");
+    crate::support::assert_in_order(&html, &want, "html part");
+}
+
+#[test]
+fn text_part_is_wrapped_at_72_columns_except_long_urls() {
+    let (_, _, r, _) = example();
+    for line in Rendered::fill(&r.text, URL).lines() {
+        assert!(
+            line.chars().count() <= 72 || !line.trim().contains(' ') || line.contains("https://"),
+            "line over 72 columns: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn the_layout_has_its_parts() {
+    let (_, _, r, web) = example();
+    let html = Rendered::fill(&r.html, URL);
+    assert_eq!(r.html.len(), 2, "one unsubscribe hole in the html");
+    assert_eq!(r.text.len(), 2, "one unsubscribe hole in the text");
+    assert!(html.contains("max-width: 600px"));
+    assert!(html.contains("role=\"presentation\""));
+    assert!(html.contains("href=\"https://news.example.org/archive/2021-07\""));
+    assert!(html.contains("View in browser"));
+    assert!(html.contains(&format!("href=\"{URL}\"")));
+    assert!(html.contains("display: none"), "hidden preheader");
+    assert!(html.contains("07.23.21"));
+    assert!(html.contains("El Paso, TX 79901"));
+    assert!(!html.contains("<style>.") || html.contains("@media"));
+    assert!(
+        !web.contains("unsubscribe"),
+        "the web version has no personal link"
+    );
+    assert!(web.contains("Learn more"));
+}
+
+#[test]
+fn every_style_class_the_renderer_uses_is_in_the_stylesheet() {
+    let (cfg, ..) = example();
+    let t = Templates::load(Some(&repo().join("templates")), &cfg.newsletter).unwrap();
+    let classes: std::collections::HashSet<&str> = t.classes().collect();
+    let src = std::fs::read_to_string(repo().join("src/render/html.rs")).unwrap();
+    let mut used = 0;
+    for part in src.split("t.style(\"").skip(1) {
+        let class = &part[..part.find('"').unwrap()];
+        assert!(
+            classes.contains(class),
+            "`.{class}` is used but not in templates/email.css"
+        );
+        used += 1;
+    }
+    assert!(used > 15);
+}
+
+#[test]
+fn content_text_is_escaped() {
+    let w = World::new();
+    w.write(
+        "content/2021-07/05-x.md",
+        "+++\ntitle = \"<b>bold</b> & \\\"q\\\"\"\ndate = 2021-07-08\nlink = \"https://example.org/?a=1&b=<2>\"\n+++\n\n## A < B\n\nx < y & `<code>`\n",
+    );
+    let cfg = w.config();
+    let templates = Templates::builtin(&cfg.newsletter).unwrap();
+    let issue = content::load_issue(&w.path("content"), "2021-07".parse().unwrap()).unwrap();
+    let r = render::render_email(
+        &issue,
+        Context {
+            newsletter: &cfg.newsletter,
+            templates: &templates,
+            public_url: &cfg.server.public_url,
+        },
+    );
+    let html = Rendered::fill(&r.html, URL);
+    assert!(
+        html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; &quot;q&quot;"),
+        "title escaped"
+    );
+    assert!(html.contains("x &lt; y &amp; "), "paragraph escaped");
+    assert!(html.contains("&lt;code&gt;"), "code escaped");
+    assert!(!html.contains("<b>bold"));
+    assert!(html.contains("A &lt; B"), "label escaped");
+}
