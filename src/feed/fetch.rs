@@ -163,8 +163,9 @@ fn cause(e: &reqwest::Error) -> String {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let text = s.to_string();
-        // hyper and reqwest often wrap an error in one that prints the same text.
-        if parts.last() != Some(&text) {
+        // hyper and reqwest often wrap an error in one that prints the same text, and
+        // hyper-util's "client error (Connect)" only says which layer is speaking.
+        if parts.last() != Some(&text) && !text.starts_with("client error (") {
             parts.push(text);
         }
         source = s.source();

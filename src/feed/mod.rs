@@ -125,7 +125,7 @@ pub struct FeedFailure {
 #[derive(Debug, thiserror::Error)]
 pub enum FailureKind {
     /// No connection, or it broke: DNS, refused, reset, TLS.
-    #[error("cannot connect: {0}")]
+    #[error("connection failed: {0}")]
     Connection(String),
     /// The server answered with a status other than 2xx (or an unasked-for 304).
     #[error("HTTP status {0}")]

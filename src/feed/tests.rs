@@ -246,7 +246,7 @@ fn failures_say_url_and_reason_and_know_whether_to_retry() {
         ),
         (
             f(FailureKind::Connection("tcp connect error".into())),
-            "feed https://x.example.org/feed: cannot connect: tcp connect error",
+            "feed https://x.example.org/feed: connection failed: tcp connect error",
             true,
         ),
     ];
