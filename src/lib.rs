@@ -10,6 +10,7 @@
 //! - [`content`] reads an issue folder (Markdown with TOML front matter) and reports every problem.
 //! - [`templates`] loads the stylesheet and the words around the content that staff may change.
 //! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
+//! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod content;
 pub mod deliver;
+pub mod feed;
 pub mod issue;
 pub mod ledger;
 pub mod message;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod content;
+mod feeds;
 mod mime;
 mod render;
 mod support;
