@@ -608,7 +608,7 @@ impl fmt::Display for Step<'_> {
             Step::Mail => f.write_str("MAIL FROM"),
             Step::Rcpt(to) => write!(f, "RCPT TO <{to}>"),
             Step::Data => f.write_str("DATA"),
-            Step::Message => f.write_str("the end of the message"),
+            Step::Message => f.write_str("the final dot"),
         }
     }
 }
@@ -627,14 +627,14 @@ enum Failed {
 
 impl From<lettre::transport::smtp::Error> for Failed {
     fn from(e: lettre::transport::smtp::Error) -> Self {
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
         match e.status() {
             // lettre keeps the reply's text as the error's source.
-            Some(code) => Failed::Reply(
-                code.into(),
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-            ),
+            Some(code) => Failed::Reply(code.into(), source.unwrap_or_default()),
+            // What lettre calls an incomplete response is the server closing the connection.
+            None if e.is_response() && source.as_deref() == Some("incomplete response") => {
+                Failed::Transport("the server closed the connection".into())
+            }
             None => Failed::Transport(e.to_string()),
         }
     }
@@ -656,8 +656,8 @@ fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
         }
         Failed::Unexpected(code, text) if handed_over => SendFailure::Ambiguous {
             text: format!(
-                "{server} answered {step} with an unexpected {code} {text}: it may have accepted \
-                 the message"
+                "{server} answered {step} with an unexpected {code} {text}: the message may have \
+                 been accepted"
             ),
         },
         Failed::Unexpected(code, text) => temporary(format!(
@@ -665,14 +665,14 @@ fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
         )),
         Failed::Transport(e) if handed_over => SendFailure::Ambiguous {
             text: format!(
-                "connection to {server} failed at {step}, after the message was handed over: {e}: \
-                 it may have been accepted"
+                "connection to {server} lost after the message was handed over, before the reply \
+                 to {step} ({e}): the message may have been accepted"
             ),
         },
-        Failed::Transport(e) => temporary(format!("connection to {server} failed at {step}: {e}")),
+        Failed::Transport(e) => temporary(format!("connection to {server} lost at {step}: {e}")),
         Failed::Timeout(t) if handed_over => SendFailure::Ambiguous {
             text: format!(
-                "no reply from {server} to {step} within {}: it may have accepted the message",
+                "no reply from {server} to {step} within {}: the message may have been accepted",
                 humantime::format_duration(t)
             ),
         },
