@@ -1,0 +1,5 @@
+//! The integration tests, compiled as one binary around a shared support harness.
+
+// The harness serves every test module; not each of them uses every helper.
+#[allow(dead_code)]
+mod support;

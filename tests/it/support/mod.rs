@@ -1,0 +1,4 @@
+//! Test harness pieces: an in-process SMTP server and a throwaway certificate authority.
+
+pub mod pki;
+pub mod smtp_server;
