@@ -351,6 +351,11 @@ async fn a_connection_lost_before_data_is_temporary() {
         matches!(e, SendFailure::Temporary { code: None, .. }),
         "{e:?}"
     );
+    assert!(
+        e.to_string()
+            .contains("lost at DATA: the server closed the connection"),
+        "{e}"
+    );
     assert!(!conn.is_usable());
 }
 
