@@ -134,6 +134,8 @@ impl SmtpClient {
         let security = match cfg.tls {
             Tls::None => Security::None,
             Tls::Starttls => {
+                // lettre checks the name only when it upgrades; fail at start instead.
+                tls_name(&host)?;
                 let mut params = TlsParameters::builder(host.clone())
                     .certificate_store(CertificateStore::WebpkiRoots);
                 for der in extra_roots(cfg.ca_file.as_deref())? {
@@ -147,12 +149,7 @@ impl SmtpClient {
                 Security::Starttls(params)
             }
             Tls::Tls => {
-                let name = ServerName::try_from(host.clone()).map_err(|_| {
-                    anyhow::anyhow!(
-                        "`smtp.host` `{host}` is neither a DNS name nor an IP address, so its \
-                         TLS certificate cannot be checked"
-                    )
-                })?;
+                let name = tls_name(&host)?;
                 let mut roots = RootCertStore {
                     roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
                 };
@@ -298,6 +295,16 @@ impl SmtpClient {
             Err(_) => Err(classify(&self.server, step, Failed::Timeout(self.timeout))),
         }
     }
+}
+
+/// The name the server's certificate must match.
+fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        anyhow::anyhow!(
+            "`smtp.host` `{host}` is neither a DNS name nor an IP address, so its TLS \
+             certificate cannot be checked"
+        )
+    })
 }
 
 /// Parses `helo_name` into what EHLO sends: a domain, or an address literal for an IP.
