@@ -183,6 +183,7 @@ enum ServerTls {
 pub struct SmtpServerBuilder {
     tls: ServerTls,
     auth: Option<(String, String)>,
+    mechanisms: Option<String>,
 }
 
 impl SmtpServerBuilder {
@@ -205,6 +206,12 @@ impl SmtpServerBuilder {
         self
     }
 
+    /// Offers only these AUTH mechanisms (e.g. "LOGIN"); default "PLAIN LOGIN".
+    pub fn auth_mechanisms(mut self, mechanisms: &str) -> Self {
+        self.mechanisms = Some(mechanisms.to_ascii_uppercase());
+        self
+    }
+
     /// Binds 127.0.0.1 on a free port and starts accepting connections.
     pub async fn start(self) -> SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -214,6 +221,7 @@ impl SmtpServerBuilder {
         let shared = Arc::new(Shared {
             tls: self.tls,
             auth: self.auth,
+            mechanisms: self.mechanisms.unwrap_or_else(|| "PLAIN LOGIN".to_string()),
             state: Mutex::new(State::default()),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -308,6 +316,8 @@ impl SmtpServer {
 struct Shared {
     tls: ServerTls,
     auth: Option<(String, String)>,
+    /// The AUTH mechanisms offered, space-separated.
+    mechanisms: String,
     state: Mutex<State>,
 }
 
@@ -341,6 +351,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut sessions = JoinSet::new();
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
+            // Out of file descriptors or the like: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         // Reap finished sessions so a long test does not pile them up.
@@ -525,7 +537,7 @@ impl Session {
         }
         // Like most submission servers, AUTH is offered only once the session is encrypted.
         if self.shared.auth.is_some() && (self.tls || !starttls) {
-            lines.push("AUTH PLAIN LOGIN".to_string());
+            lines.push(format!("AUTH {}", self.shared.mechanisms));
         }
         lines.push("ENHANCEDSTATUSCODES".to_string());
         let last = lines.len() - 1;
@@ -649,7 +661,13 @@ impl Session {
         let mut words = arg.split_whitespace();
         let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
         let initial = words.next().map(str::to_string);
+        let offered = self.shared.mechanisms.split(' ').any(|m| m == mechanism);
         let given = match mechanism.as_str() {
+            _ if !offered => {
+                self.send("504 5.5.4 unrecognized authentication type")
+                    .await?;
+                return Ok(true);
+            }
             "PLAIN" => {
                 let Some(payload) = self.response(initial, "").await? else {
                     return Ok(true);
