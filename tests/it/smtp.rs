@@ -619,3 +619,97 @@ async fn an_unreadable_ca_file_is_named() {
         "{no_cert:#}"
     );
 }
+
+#[tokio::test]
+async fn auth_login_when_plain_is_not_offered() {
+    let server = SmtpServer::builder()
+        .auth("newsletter", "correct horse")
+        .auth_mechanisms("LOGIN")
+        .start()
+        .await;
+    let mut c = cfg(&server);
+    c.username = Some("newsletter".into());
+    c.password = Some(Secret::new("correct horse".into()));
+    let mut conn = SmtpClient::new(&c)
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+
+    send(&mut conn, "a@example.net").await.expect("sent");
+
+    assert!(server.commands().contains(&"AUTH LOGIN ***".to_string()));
+    assert_eq!(
+        server.auth_attempts(),
+        vec![("newsletter".to_string(), "correct horse".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_a_usable_auth_mechanism_is_refused() {
+    let server = SmtpServer::builder()
+        .auth("newsletter", "correct horse")
+        .auth_mechanisms("CRAM-MD5")
+        .start()
+        .await;
+    let mut c = cfg(&server);
+    c.username = Some("newsletter".into());
+    c.password = Some(Secret::new("correct horse".into()));
+
+    let e = SmtpClient::new(&c).unwrap().connect().await.unwrap_err();
+
+    assert!(
+        e.to_string()
+            .contains("offers no AUTH mechanism brief can use"),
+        "{e}"
+    );
+    assert!(server.auth_attempts().is_empty());
+}
+
+#[tokio::test]
+async fn a_reply_out_of_sequence_ends_the_connection() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::command("RCPT").reply("354 go ahead"));
+    let mut conn = connect(&server).await;
+
+    let e = send(&mut conn, "a@example.net").await.unwrap_err();
+
+    assert!(
+        matches!(e, SendFailure::Temporary { code: None, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("unexpected 354"), "{e}");
+    assert!(!conn.is_usable());
+    assert_eq!(server.accepted(), 0);
+}
+
+#[tokio::test]
+async fn settings_that_cannot_work_fail_at_start() {
+    let server = SmtpServer::start().await;
+    let mut no_password = cfg(&server);
+    no_password.username = Some("newsletter".into());
+    let mut bad_name = cfg(&server);
+    bad_name.host = "smtp example org".into();
+    bad_name.tls = Tls::Starttls;
+    let mut bad_helo = cfg(&server);
+    bad_helo.helo_name = Some("two words".into());
+
+    let no_password = SmtpClient::new(&no_password).unwrap_err();
+    let bad_name = SmtpClient::new(&bad_name).unwrap_err();
+    let bad_helo = SmtpClient::new(&bad_helo).unwrap_err();
+
+    assert!(
+        no_password.to_string().contains("set `smtp.password_env`"),
+        "{no_password}"
+    );
+    assert!(
+        bad_name
+            .to_string()
+            .contains("neither a DNS name nor an IP address"),
+        "{bad_name}"
+    );
+    assert!(
+        format!("{bad_helo:#}").contains("must be one word"),
+        "{bad_helo:#}"
+    );
+}
