@@ -131,6 +131,14 @@ impl SmtpClient {
                  `smtp.password_env` to the environment variable that holds it"
             ),
         };
+        if credentials.is_some() && cfg.tls == Tls::None && !is_loopback(&host) {
+            // Allowed, since the operator chose it, but the password crosses the network in
+            // the clear (AUTH PLAIN is only base64).
+            tracing::warn!(
+                server = %server,
+                "smtp.tls = \"none\" with AUTH: the password is sent unencrypted"
+            );
+        }
         let security = match cfg.tls {
             Tls::None => Security::None,
             Tls::Starttls => {
@@ -239,10 +247,10 @@ impl SmtpClient {
             Security::None | Security::Starttls(_) => Box::new(tcp),
         };
 
-        let step = Step::Greeting;
+        // lettre reads the greeting and says EHLO in one call, so both share one timeout.
         let mut conn = self
             .setup(
-                step,
+                Step::Greeting,
                 AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
             )
             .await?;
@@ -295,6 +303,11 @@ impl SmtpClient {
             Err(_) => Err(classify(&self.server, step, Failed::Timeout(self.timeout))),
         }
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The name the server's certificate must match.
