@@ -36,7 +36,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
@@ -448,6 +448,26 @@ impl SmtpConnection {
     /// connection must be dropped and a new one opened.
     pub fn is_usable(&self) -> bool {
         !self.broken && !self.conn.has_broken()
+    }
+
+    /// Asks the server with NOOP whether the session is still open; false (and unusable from
+    /// then on) when it is not.
+    ///
+    /// Servers close sessions idle for a few minutes (RFC 5321 4.5.3.2.7), and a send on such a
+    /// connection fails as `Temporary` at MAIL FROM. Checking a connection that sat idle (behind
+    /// the rate limit or a retry delay) costs a reconnect instead of a delivery attempt.
+    pub async fn check(&mut self) -> bool {
+        if !self.is_usable() {
+            return false;
+        }
+        let ok = matches!(
+            tokio::time::timeout(self.timeout, self.conn.command(Noop)).await,
+            Ok(Ok(r)) if code_of(&r) / 100 == 2
+        );
+        if !ok {
+            self.broken = true;
+        }
+        ok
     }
 
     /// Says QUIT (bounded by the timeout) and closes the connection; a broken one is just closed.

@@ -713,3 +713,22 @@ async fn settings_that_cannot_work_fail_at_start() {
         "{bad_helo:#}"
     );
 }
+
+#[tokio::test]
+async fn check_tells_an_open_session_from_a_closed_one() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::command("NOOP").hang_up().times(1));
+    let client = SmtpClient::new(&cfg(&server)).unwrap();
+    let mut closed = client.connect().await.unwrap();
+    let mut open = client.connect().await.unwrap();
+
+    let closed_answers = closed.check().await;
+    let open_answers = open.check().await;
+
+    assert!(!closed_answers);
+    assert!(!closed.is_usable());
+    assert!(open_answers);
+    send(&mut open, "a@example.net")
+        .await
+        .expect("sent after NOOP");
+}
