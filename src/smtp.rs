@@ -1,53 +1,862 @@
-//! SMTP delivery (placeholder until the delivery-engine work lands: `transport = "smtp"` is refused).
+//! One SMTP connection per send worker, and the classified outcome of every message sent on it.
+//!
+//! [`SmtpClient`] is built once from `[smtp]` (TLS trust, EHLO name, credentials); each worker
+//! calls [`SmtpClient::connect`] and then [`SmtpConnection::send`] once per recipient.
+//!
+//! Why not lettre's `AsyncSmtpTransport`: it opens its own sockets without `TCP_NODELAY` (lettre
+//! writes the final dot on its own, and Nagle plus delayed ACK then costs about 40 ms a message),
+//! its pool bounds idle connections rather than concurrency, and its `send` hides which step
+//! failed. Here the socket is ours, and MAIL, RCPT, DATA and the message are driven one by one, so
+//! each failure says whether the server can have accepted the message:
+//!
+//! - a 4xx reply at any step, or a lost connection or timeout before the message was handed over,
+//!   is [`SendFailure::Temporary`]: the message was certainly not accepted;
+//! - a 5xx reply is [`SendFailure::Permanent`];
+//! - a lost connection or timeout while the message is written or its reply awaited is
+//!   [`SendFailure::Ambiguous`]. lettre reports a failed write of the message and a lost reply to
+//!   the final dot as the same kind of error, so both count as ambiguous: the server may have
+//!   accepted the message, and the `[delivery] ambiguous` policy decides.
+//!
+//! Every network step, from the TCP connect to the reply to the final dot, is bounded by
+//! `[smtp] timeout`.
 
-use crate::config::Smtp;
-use crate::transport::{Reply, SendFailure};
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-/// An SMTP relay.
+use anyhow::{bail, Context as _};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
+use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
+use lettre::Address;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::config::{self, Tls};
+
+/// The AUTH mechanisms brief offers, best first (LOGIN only for servers without PLAIN).
+const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
+
+/// Everything needed to open connections to the configured relay; built once, cheap to clone.
+#[derive(Clone)]
 pub struct SmtpClient {
-    addr: String,
+    host: String,
+    port: u16,
+    /// `host:port`, as every error names it.
+    server: Arc<str>,
+    security: Security,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    timeout: Duration,
 }
 
-/// One SMTP connection.
-pub struct SmtpConnection;
+/// How the connection is protected, with the TLS settings it needs.
+#[derive(Clone)]
+enum Security {
+    None,
+    /// lettre's STARTTLS upgrade takes its own `TlsParameters`, built on the same roots.
+    Starttls(TlsParameters),
+    /// TLS from the first byte: we do the handshake before lettre sees the stream.
+    Implicit {
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    },
+}
+
+impl fmt::Debug for SmtpClient {
+    // Hand-written so that the credentials can never end up in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tls = match self.security {
+            Security::None => "none",
+            Security::Starttls(_) => "starttls",
+            Security::Implicit { .. } => "tls",
+        };
+        f.debug_struct("SmtpClient")
+            .field("server", &self.server)
+            .field("tls", &tls)
+            .field("hello", &self.hello)
+            .field("auth", &self.credentials.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
 
 impl SmtpClient {
-    pub fn new(cfg: &Smtp) -> anyhow::Result<SmtpClient> {
-        anyhow::bail!(
-            "`smtp.transport = \"smtp\"` ({}:{}) is not available in this build yet: use \"outbox\"",
-            cfg.host,
-            cfg.port
-        )
-    }
-
-    pub fn describe(&self) -> String {
-        self.addr.clone()
-    }
-
-    pub async fn connect(&self) -> Result<SmtpConnection, SendFailure> {
-        Err(SendFailure::Temporary {
-            code: None,
-            text: "smtp is not available".into(),
+    /// Checks `[smtp]` and prepares TLS: the Mozilla roots (webpki-roots), the system's roots and
+    /// the certificates of `ca_file`.
+    ///
+    /// Fails when `ca_file` cannot be read or holds no usable certificate, when the host cannot
+    /// be a TLS server name, when `helo_name` is not a single word, or when `username` is set
+    /// without a password.
+    pub fn new(cfg: &config::Smtp) -> anyhow::Result<SmtpClient> {
+        let host = cfg.host.trim().to_string();
+        if host.is_empty() {
+            bail!("`smtp.host` is empty: name the relay, e.g. \"smtp.example.org\"");
+        }
+        let server: Arc<str> = if host.contains(':') {
+            format!("[{host}]:{}", cfg.port).into()
+        } else {
+            format!("{host}:{}", cfg.port).into()
+        };
+        if cfg.timeout.is_zero() {
+            bail!("`smtp.timeout` for {server} is zero: every SMTP step would time out");
+        }
+        let hello = match &cfg.helo_name {
+            None => ClientId::default(),
+            Some(name) => hello_name(name)
+                .with_context(|| format!("invalid `smtp.helo_name` for {server}"))?,
+        };
+        let credentials = match (&cfg.username, &cfg.password) {
+            (None, _) => None,
+            (Some(user), Some(password)) => Some(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            )),
+            (Some(_), None) => bail!(
+                "`smtp.username` is set for {server} but there is no password: set \
+                 `smtp.password_env` to the environment variable that holds it"
+            ),
+        };
+        if credentials.is_some() && cfg.tls == Tls::None && !is_loopback(&host) {
+            // Allowed, since the operator chose it, but the password crosses the network in
+            // the clear (AUTH PLAIN is only base64).
+            tracing::warn!(
+                server = %server,
+                "smtp.tls = \"none\" with AUTH: the password is sent unencrypted"
+            );
+        }
+        let security = match cfg.tls {
+            Tls::None => Security::None,
+            Tls::Starttls => {
+                // lettre checks the name only when it upgrades; fail at start instead.
+                tls_name(&host)?;
+                let mut params = TlsParameters::builder(host.clone())
+                    .certificate_store(CertificateStore::WebpkiRoots);
+                for der in extra_roots(cfg.ca_file.as_deref())? {
+                    let cert = Certificate::from_der(der.to_vec())
+                        .map_err(|e| anyhow::anyhow!("cannot use a trusted certificate: {e}"))?;
+                    params = params.add_root_certificate(cert);
+                }
+                let params = params
+                    .build_rustls()
+                    .map_err(|e| anyhow::anyhow!("cannot set up TLS for {server}: {e}"))?;
+                Security::Starttls(params)
+            }
+            Tls::Tls => {
+                let name = tls_name(&host)?;
+                let mut roots = RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                for der in extra_roots(cfg.ca_file.as_deref())? {
+                    roots.add(der).context("cannot use a trusted certificate")?;
+                }
+                // The provider is named here rather than taken from a process default, so this
+                // works whether or not `main` installed one.
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .with_context(|| format!("cannot set up TLS for {server}"))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Security::Implicit {
+                    config: Arc::new(config),
+                    name,
+                }
+            }
+        };
+        Ok(SmtpClient {
+            host,
+            port: cfg.port,
+            server,
+            security,
+            hello,
+            credentials,
+            timeout: cfg.timeout,
         })
+    }
+
+    /// The relay as `host:port`, for log lines.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Opens one ready-to-send connection: TCP with `TCP_NODELAY`, TLS from the first byte for
+    /// `tls = "tls"`, the greeting and EHLO, STARTTLS for `tls = "starttls"` (a server that does
+    /// not offer it is an error, never a fall back to plain text), then AUTH when a username is
+    /// set.
+    ///
+    /// The failure is about the relay, not about any recipient: a caller should wait and
+    /// reconnect rather than charge it to a delivery, even when it is `Permanent` (535 for bad
+    /// credentials, 554 at the greeting).
+    pub async fn connect(&self) -> Result<SmtpConnection, SendFailure> {
+        let server = &self.server;
+        let t = humantime::format_duration(self.timeout);
+        let tcp = match tokio::time::timeout(
+            self.timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(temporary(format!(
+                    "cannot connect to {server}: no answer within {t}"
+                )))
+            }
+            Ok(Err(e)) => return Err(temporary(format!("cannot connect to {server}: {e}"))),
+            Ok(Ok(tcp)) => tcp,
+        };
+        // lettre writes the final dot in a write of its own; with Nagle's algorithm on, that
+        // write waits for the delayed ACK of the previous one, about 40 ms per message.
+        tcp.set_nodelay(true).map_err(|e| {
+            temporary(format!(
+                "cannot set TCP_NODELAY on the connection to {server}: {e}"
+            ))
+        })?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit { config, name } => {
+                let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+                match tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp)).await
+                {
+                    Err(_) => {
+                        return Err(temporary(format!(
+                            "TLS handshake with {server} timed out after {t}"
+                        )))
+                    }
+                    Ok(Err(e)) => {
+                        return Err(temporary(format!(
+                            "TLS handshake with {server} failed: {e}"
+                        )))
+                    }
+                    Ok(Ok(tls)) => Box::new(ImplicitTls(tls)),
+                }
+            }
+            Security::None | Security::Starttls(_) => Box::new(tcp),
+        };
+
+        // lettre reads the greeting and says EHLO in one call, so both share one timeout.
+        let mut conn = self
+            .setup(
+                Step::Greeting,
+                AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
+            )
+            .await?;
+
+        if let Security::Starttls(params) = &self.security {
+            if !conn.can_starttls() {
+                // Be polite: the server did nothing wrong, we just will not talk in plain text.
+                let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+                return Err(temporary(format!(
+                    "{server} does not offer STARTTLS, which `smtp.tls = \"starttls\"` requires: \
+                     brief never falls back to plain text (use `tls = \"tls\"` for implicit TLS, \
+                     usually port 465)"
+                )));
+            }
+            self.setup(Step::Starttls, conn.starttls(params.clone(), &self.hello))
+                .await?;
+        }
+
+        if let Some(credentials) = &self.credentials {
+            if conn.server_info().get_auth_mechanism(MECHANISMS).is_none() {
+                let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+                return Err(temporary(format!(
+                    "{server} offers no AUTH mechanism brief can use (PLAIN or LOGIN), but \
+                     `smtp.username` is set"
+                )));
+            }
+            self.setup(Step::Auth, conn.auth(MECHANISMS, credentials))
+                .await?;
+        }
+
+        tracing::debug!(server = %server, encrypted = conn.is_encrypted(), "smtp connected");
+        Ok(SmtpConnection {
+            conn,
+            server: Arc::clone(&self.server),
+            timeout: self.timeout,
+            broken: false,
+        })
+    }
+
+    /// Runs one connection setup step under the timeout; any failure ends the connection, which
+    /// the caller drops.
+    async fn setup<T>(
+        &self,
+        step: Step<'_>,
+        fut: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
+    ) -> Result<T, SendFailure> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(&self.server, step, Failed::from(e))),
+            Err(_) => Err(classify(&self.server, step, Failed::Timeout(self.timeout))),
+        }
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The name the server's certificate must match.
+fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_string()).map_err(|_| {
+        anyhow::anyhow!(
+            "`smtp.host` `{host}` is neither a DNS name nor an IP address, so its TLS \
+             certificate cannot be checked"
+        )
+    })
+}
+
+/// Parses `helo_name` into what EHLO sends: a domain, or an address literal for an IP.
+fn hello_name(name: &str) -> anyhow::Result<ClientId> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!(
+            "`{}` must be one word, like \"mail.example.org\"",
+            name.escape_debug()
+        );
+    }
+    Ok(match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ClientId::Ipv4(ip),
+        Ok(IpAddr::V6(ip)) => ClientId::Ipv6(ip),
+        Err(_) => ClientId::Domain(name.to_string()),
+    })
+}
+
+/// The trusted roots beyond the Mozilla set: the system's, and those of `ca_file`.
+fn extra_roots(ca_file: Option<&Path>) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let mut out = Vec::new();
+    // A system store may hold certificates that rustls cannot use as anchors; skip those the way
+    // rustls' own `add_parsable_certificates` does, instead of failing the whole start.
+    let mut probe = RootCertStore::empty();
+    for der in rustls_native_certs::load_native_certs().certs {
+        if probe.add(der.clone()).is_ok() {
+            out.push(der);
+        }
+    }
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read `smtp.ca_file` {}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("`smtp.ca_file` {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            bail!(
+                "`smtp.ca_file` {} holds no certificate: expected PEM blocks starting with \
+                 `-----BEGIN CERTIFICATE-----`",
+                path.display()
+            );
+        }
+        for (i, der) in certs.into_iter().enumerate() {
+            probe.add(der.clone()).with_context(|| {
+                format!(
+                    "`smtp.ca_file` {}: certificate {} cannot be a trust anchor",
+                    path.display(),
+                    i + 1
+                )
+            })?;
+            out.push(der);
+        }
+    }
+    Ok(out)
+}
+
+/// One open SMTP session. Send as many messages on it as you like while [`Self::is_usable`].
+pub struct SmtpConnection {
+    conn: AsyncSmtpConnection,
+    server: Arc<str>,
+    timeout: Duration,
+    /// Set after a timeout, an I/O error, a 421 or a reply out of sequence: the session's state
+    /// is unknown, so it must not carry another message.
+    broken: bool,
+}
+
+impl fmt::Debug for SmtpConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConnection")
+            .field("server", &self.server)
+            .field("usable", &self.is_usable())
+            .finish()
     }
 }
 
 impl SmtpConnection {
+    /// Sends one message to one recipient: MAIL FROM `from`, RCPT TO `to`, DATA, then `raw` (a
+    /// complete RFC 5322 message with CRLF line ends; a bare CR or LF is sent as CRLF, so that no
+    /// server reads a line end that another would not).
+    ///
+    /// Returns the server's reply to the final dot. After a 4xx or 5xx reply to MAIL, RCPT or
+    /// DATA the transaction is reset with RSET and the connection stays usable; after a timeout
+    /// or a lost connection it is not (see [`Self::is_usable`]).
     pub async fn send(
         &mut self,
-        _from: &lettre::Address,
-        _to: &lettre::Address,
-        _raw: &[u8],
+        from: &Address,
+        to: &Address,
+        raw: &[u8],
     ) -> Result<Reply, SendFailure> {
-        Err(SendFailure::Temporary {
-            code: None,
-            text: "smtp is not available".into(),
-        })
+        if !self.is_usable() {
+            return Err(temporary(format!(
+                "the connection to {} is no longer usable: connect again",
+                self.server
+            )));
+        }
+        let body = wire_body(raw);
+        let info = self.conn.server_info();
+        let mut params = Vec::new();
+        if !body.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(temporary(format!(
+                    "the message to {to} has 8-bit bytes but {} does not offer 8BITMIME: encode \
+                     it as quoted-printable or base64",
+                    self.server
+                )));
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        if !AsRef::<str>::as_ref(from).is_ascii() || !AsRef::<str>::as_ref(to).is_ascii() {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(temporary(format!(
+                    "the envelope {from} -> {to} is not ASCII but {} does not offer SMTPUTF8",
+                    self.server
+                )));
+            }
+            params.push(MailParameter::SmtpUtfEight);
+        }
+
+        self.command(Step::Mail, Mail::new(Some(from.clone()), params), 2)
+            .await?;
+        self.command(Step::Rcpt(to), Rcpt::new(to.clone(), Vec::new()), 2)
+            .await?;
+        self.command(Step::Data, Data, 3).await?;
+        self.message(&body).await
     }
 
+    /// False once the connection failed at the transport level or the server said 421; such a
+    /// connection must be dropped and a new one opened.
     pub fn is_usable(&self) -> bool {
-        false
+        !self.broken && !self.conn.has_broken()
     }
 
-    pub async fn quit(self) {}
+    /// Asks the server with NOOP whether the session is still open; false (and unusable from
+    /// then on) when it is not.
+    ///
+    /// Servers close sessions idle for a few minutes (RFC 5321 4.5.3.2.7), and a send on such a
+    /// connection fails as `Temporary` at MAIL FROM. Checking a connection that sat idle (behind
+    /// the rate limit or a retry delay) costs a reconnect instead of a delivery attempt.
+    pub async fn check(&mut self) -> bool {
+        if !self.is_usable() {
+            return false;
+        }
+        let ok = matches!(
+            tokio::time::timeout(self.timeout, self.conn.command(Noop)).await,
+            Ok(Ok(r)) if code_of(&r) / 100 == 2
+        );
+        if !ok {
+            self.broken = true;
+        }
+        ok
+    }
+
+    /// Says QUIT (bounded by the timeout) and closes the connection; a broken one is just closed.
+    pub async fn quit(mut self) {
+        if self.is_usable() {
+            let _ = tokio::time::timeout(self.timeout, self.conn.quit()).await;
+        }
+    }
+
+    /// Sends one command of the transaction and checks its reply's class (`2` or `3`).
+    async fn command(
+        &mut self,
+        step: Step<'_>,
+        cmd: impl fmt::Display,
+        class: u16,
+    ) -> Result<Response, SendFailure> {
+        let outcome = tokio::time::timeout(self.timeout, self.conn.command(cmd)).await;
+        let failed = match outcome {
+            Ok(Ok(r)) if code_of(&r) / 100 == class => return Ok(r),
+            Ok(Ok(r)) => Failed::Unexpected(code_of(&r), reply_text(&r)),
+            Ok(Err(e)) => Failed::from(e),
+            Err(_) => Failed::Timeout(self.timeout),
+        };
+        let failure = classify(&self.server, step, failed.clone());
+        match failed {
+            // RFC 5321 3.3: a rejected MAIL, RCPT or DATA leaves a transaction half open; RSET
+            // closes it so the next message starts clean on the same connection.
+            Failed::Reply(code, _) if code != 421 => self.reset().await,
+            _ => self.broken = true,
+        }
+        Err(failure)
+    }
+
+    /// Writes the message and the final dot, and reads the reply that says whether it was taken.
+    async fn message(&mut self, body: &[u8]) -> Result<Reply, SendFailure> {
+        let outcome = tokio::time::timeout(self.timeout, self.conn.message(body)).await;
+        let failed = match outcome {
+            Ok(Ok(r)) if code_of(&r) / 100 == 2 => {
+                return Ok(Reply {
+                    code: code_of(&r),
+                    text: reply_text(&r),
+                })
+            }
+            Ok(Ok(r)) => Failed::Unexpected(code_of(&r), reply_text(&r)),
+            Ok(Err(e)) => Failed::from(e),
+            Err(_) => Failed::Timeout(self.timeout),
+        };
+        // After the final dot the transaction is over whatever the reply, so no RSET; anything
+        // but a plain 4xx/5xx leaves the session in an unknown state.
+        if !matches!(failed, Failed::Reply(code, _) if code != 421) {
+            self.broken = true;
+        }
+        Err(classify(&self.server, Step::Message, failed))
+    }
+
+    async fn reset(&mut self) {
+        let ok = matches!(
+            tokio::time::timeout(self.timeout, self.conn.command(Rset)).await,
+            Ok(Ok(_))
+        );
+        if !ok {
+            self.broken = true;
+        }
+    }
+}
+
+/// The server's reply to a message it accepted (usually `250 2.0.0 Ok: queued as ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The reply code, e.g. 250.
+    pub code: u16,
+    /// The reply's text, lines joined with spaces.
+    pub text: String,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// Why a message was not (certainly) delivered. The text names the server and the step, and
+/// quotes the server's reply when there was one; it never holds the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendFailure {
+    /// Not accepted, try again later: a 4xx reply at any step, or the connection lost or timed
+    /// out before the message was handed over.
+    #[error("{text}")]
+    Temporary {
+        /// The reply code when the server said 4xx; none for a lost connection or a timeout.
+        code: Option<u16>,
+        text: String,
+    },
+    /// Refused for good (5xx): never retry this message to this recipient.
+    #[error("{text}")]
+    Permanent { code: u16, text: String },
+    /// The message was handed over but its reply never came (the connection was lost or timed
+    /// out while writing it or waiting after the final dot): the server may have accepted it.
+    #[error("{text}")]
+    Ambiguous { text: String },
+}
+
+impl SendFailure {
+    /// The SMTP reply code, when the server gave one.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            SendFailure::Temporary { code, .. } => *code,
+            SendFailure::Permanent { code, .. } => Some(*code),
+            SendFailure::Ambiguous { .. } => None,
+        }
+    }
+
+    /// The failure's text, as `Display` shows it.
+    pub fn text(&self) -> &str {
+        match self {
+            SendFailure::Temporary { text, .. }
+            | SendFailure::Permanent { text, .. }
+            | SendFailure::Ambiguous { text } => text,
+        }
+    }
+
+    /// True for a permanent failure whose enhanced status code (RFC 3463) is 5.1.x, "bad
+    /// destination address" (e.g. `550 5.1.1 user unknown`): the address should be suppressed.
+    ///
+    /// 5.1.7 and 5.1.8 are about the sender's address, not the recipient's, so they do not count;
+    /// neither does a reply without an enhanced status code.
+    pub fn suppresses_address(&self) -> bool {
+        let SendFailure::Permanent { code, text } = self else {
+            return false;
+        };
+        matches!(enhanced_status(*code, text), Some((5, 1, detail)) if detail != 7 && detail != 8)
+    }
+}
+
+/// The enhanced status code (class, subject, detail) that follows the reply code in `text`, or
+/// that `text` starts with, if its class agrees with `code`.
+fn enhanced_status(code: u16, text: &str) -> Option<(u16, u16, u16)> {
+    let parse = |word: &str| -> Option<(u16, u16, u16)> {
+        let mut parts = word.split('.');
+        let class = parts.next()?;
+        let subject = parts.next()?;
+        let detail = parts.next()?;
+        let number = |s: &str, max: usize| -> Option<u16> {
+            (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        let status = (number(class, 1)?, number(subject, 3)?, number(detail, 3)?);
+        (parts.next().is_none() && status.0 == code / 100).then_some(status)
+    };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let code = code.to_string();
+    words
+        .windows(2)
+        .find(|w| w[0] == code)
+        .and_then(|w| parse(w[1]))
+        .or_else(|| words.first().and_then(|w| parse(w)))
+}
+
+/// The SMTP step a failure happened at, for the failure's text.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Greeting,
+    Starttls,
+    Auth,
+    Mail,
+    Rcpt(&'a Address),
+    Data,
+    Message,
+}
+
+impl fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Greeting => f.write_str("the greeting or EHLO"),
+            Step::Starttls => f.write_str("STARTTLS"),
+            Step::Auth => f.write_str("AUTH"),
+            Step::Mail => f.write_str("MAIL FROM"),
+            Step::Rcpt(to) => write!(f, "RCPT TO <{to}>"),
+            Step::Data => f.write_str("DATA"),
+            Step::Message => f.write_str("the final dot"),
+        }
+    }
+}
+
+/// What went wrong at a step, before it is classified.
+#[derive(Clone)]
+enum Failed {
+    /// A 4xx or 5xx reply.
+    Reply(u16, String),
+    /// A positive reply of the wrong class: the session is out of step.
+    Unexpected(u16, String),
+    /// An I/O, TLS or protocol error: no usable reply.
+    Transport(String),
+    Timeout(Duration),
+}
+
+impl From<lettre::transport::smtp::Error> for Failed {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        match e.status() {
+            // lettre keeps the reply's text as the error's source.
+            Some(code) => Failed::Reply(code.into(), source.unwrap_or_default()),
+            // What lettre calls an incomplete response is the server closing the connection.
+            None if e.is_response() && source.as_deref() == Some("incomplete response") => {
+                Failed::Transport("the server closed the connection".into())
+            }
+            None => Failed::Transport(e.to_string()),
+        }
+    }
+}
+
+fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
+    let handed_over = matches!(step, Step::Message);
+    match failed {
+        Failed::Reply(code, text) => {
+            let text = format!("{server} answered {step} with {code} {text}");
+            if code >= 500 {
+                SendFailure::Permanent { code, text }
+            } else {
+                SendFailure::Temporary {
+                    code: Some(code),
+                    text,
+                }
+            }
+        }
+        Failed::Unexpected(code, text) if handed_over => SendFailure::Ambiguous {
+            text: format!(
+                "{server} answered {step} with an unexpected {code} {text}: the message may have \
+                 been accepted"
+            ),
+        },
+        Failed::Unexpected(code, text) => temporary(format!(
+            "{server} answered {step} with an unexpected {code} {text}"
+        )),
+        Failed::Transport(e) if handed_over => SendFailure::Ambiguous {
+            text: format!(
+                "connection to {server} lost after the message was handed over, before the reply \
+                 to {step} ({e}): the message may have been accepted"
+            ),
+        },
+        Failed::Transport(e) => temporary(format!("connection to {server} lost at {step}: {e}")),
+        Failed::Timeout(t) if handed_over => SendFailure::Ambiguous {
+            text: format!(
+                "no reply from {server} to {step} within {}: the message may have been accepted",
+                humantime::format_duration(t)
+            ),
+        },
+        Failed::Timeout(t) => temporary(format!(
+            "no reply from {server} to {step} within {}",
+            humantime::format_duration(t)
+        )),
+    }
+}
+
+fn temporary(text: String) -> SendFailure {
+    SendFailure::Temporary { code: None, text }
+}
+
+fn code_of(r: &Response) -> u16 {
+    r.code().into()
+}
+
+fn reply_text(r: &Response) -> String {
+    r.message().collect::<Vec<_>>().join(" ")
+}
+
+/// The message as it goes on the wire: CRLF line ends only, and without the last line's CRLF,
+/// which lettre's end-of-data marker (`\r\n.\r\n`) supplies; the server then stores exactly
+/// the message we rendered.
+fn wire_body(raw: &[u8]) -> Cow<'_, [u8]> {
+    let bare = raw.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' => i == 0 || raw[i - 1] != b'\r',
+        b'\r' => raw.get(i + 1) != Some(&b'\n'),
+        _ => false,
+    });
+    let mut body: Cow<'_, [u8]> = if bare {
+        let mut out = Vec::with_capacity(raw.len() + 64);
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'\r' if raw.get(i + 1) == Some(&b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    i += 1;
+                }
+                b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    if body.ends_with(b"\r\n") {
+        match &mut body {
+            Cow::Borrowed(b) => *b = &b[..b.len() - 2],
+            Cow::Owned(v) => v.truncate(v.len() - 2),
+        }
+    }
+    body
+}
+
+/// A TLS stream lettre can use as its transport: lettre only accepts its own stream types or
+/// an `AsyncTokioStream`, and implicit TLS must be up before the greeting is read.
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_body_drops_the_last_crlf_and_fixes_bare_line_ends() {
+        assert_eq!(&*wire_body(b"A: b\r\n\r\nhi\r\n"), b"A: b\r\n\r\nhi");
+        assert!(matches!(wire_body(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        assert_eq!(&*wire_body(b"a\nb\rc\r\n.\n"), b"a\r\nb\r\nc\r\n.");
+        assert_eq!(&*wire_body(b"no end"), b"no end");
+        assert_eq!(&*wire_body(b""), b"");
+    }
+
+    fn permanent(code: u16, text: &str) -> SendFailure {
+        SendFailure::Permanent {
+            code,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn only_permanent_bad_destination_codes_suppress() {
+        let ours = "mx:25 answered RCPT TO <a@x.org> with 550 5.1.1 <a@x.org>: user unknown";
+        assert!(permanent(550, ours).suppresses_address());
+        assert!(permanent(550, "5.1.10 null MX").suppresses_address());
+        assert!(!permanent(550, "5.7.1 relaying denied").suppresses_address());
+        assert!(!permanent(553, "5.1.8 bad sender domain").suppresses_address());
+        assert!(!permanent(550, "no such user").suppresses_address());
+        // The class of the enhanced code must agree with the reply code.
+        assert!(!permanent(550, "4.1.1 odd").suppresses_address());
+        let temp = SendFailure::Temporary {
+            code: Some(450),
+            text: "4.1.1 try later".into(),
+        };
+        assert!(!temp.suppresses_address());
+        // An IPv4 host in our text is not an enhanced code.
+        assert!(!permanent(550, "5.1.1.9:25 answered DATA with 550 5.7.1 no").suppresses_address());
+    }
+
+    #[test]
+    fn helo_name_must_be_one_word() {
+        assert!(matches!(
+            hello_name("mail.example.org"),
+            Ok(ClientId::Domain(_))
+        ));
+        assert!(matches!(hello_name("192.0.2.1"), Ok(ClientId::Ipv4(_))));
+        let e = hello_name("a\r\nRCPT TO:<x@y>").unwrap_err().to_string();
+        assert!(e.contains("must be one word"), "{e}");
+    }
 }

@@ -10,57 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Smtp, TransportKind};
 
-/// The server's final reply to an accepted message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
-}
-
-/// Why a message was not accepted, classified for the delivery state machine.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SendFailure {
-    /// A 4xx reply, or a connection lost or timed out before the end of DATA: retry later.
-    #[error("temporary failure: {}{text}", code.map(|c| format!("{c} ")).unwrap_or_default())]
-    Temporary { code: Option<u16>, text: String },
-    /// A 5xx reply: never retried.
-    #[error("permanent failure: {code} {text}")]
-    Permanent { code: u16, text: String },
-    /// The message was handed over but its reply never came: it may or may not have been taken.
-    #[error("no reply after the message was sent (possible duplicate): {text}")]
-    Ambiguous { text: String },
-}
-
-impl SendFailure {
-    /// A 5.1.x reply ("no such user"): the address should not be mailed again.
-    pub fn suppresses_address(&self) -> bool {
-        match self {
-            SendFailure::Permanent { text, .. } => {
-                let t = text.trim_start();
-                t.starts_with("5.1.") || t.contains(" 5.1.")
-            }
-            _ => false,
-        }
-    }
-
-    /// The SMTP reply code, when there was one.
-    pub fn code(&self) -> Option<u16> {
-        match self {
-            SendFailure::Temporary { code, .. } => *code,
-            SendFailure::Permanent { code, .. } => Some(*code),
-            SendFailure::Ambiguous { .. } => None,
-        }
-    }
-
-    /// The reply or error text.
-    pub fn text(&self) -> &str {
-        match self {
-            SendFailure::Temporary { text, .. }
-            | SendFailure::Permanent { text, .. }
-            | SendFailure::Ambiguous { text } => text,
-        }
-    }
-}
+pub use crate::smtp::{Reply, SendFailure};
 
 /// Where messages go.
 pub enum Transport {
@@ -91,7 +41,7 @@ impl Transport {
     pub fn describe(&self) -> String {
         match self {
             Transport::Outbox { dir } => format!("the outbox {}", dir.display()),
-            Transport::Smtp(c) => format!("smtp {}", c.describe()),
+            Transport::Smtp(c) => format!("smtp {}", c.server()),
         }
     }
 

@@ -5,5 +5,6 @@ mod content;
 mod feeds;
 mod mime;
 mod render;
+mod smtp;
 mod support;
 mod tidy;

@@ -1,10 +1,14 @@
-//! The test harness: an isolated world per test (temp content, config, subscribers and ledger).
+//! The test harness: an isolated world per test (temp content, config, subscribers and ledger),
+//! an in-process SMTP server with scripted faults, and a throwaway certificate authority.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
+
+pub mod pki;
+pub mod smtp_server;
 
 /// The repository's root (the shipped config, content and templates live there).
 pub fn repo() -> PathBuf {
