@@ -166,9 +166,9 @@ impl DkimSigner {
             ("s", self.selector.clone()),
             ("t", now_unix.to_string()),
         ];
-        // The header is hashed with an empty `b=` and then emitted with the signature in it. Both
-        // come out of one folding pass, so they differ only after `b=`, which the verifier
-        // deletes before hashing.
+        // The header is hashed with an empty `b=` and then emitted with the signature in it.
+        // `b=` comes last and folding up to it does not depend on its value, so the two differ
+        // only in what the verifier deletes before hashing.
         let unsigned = fold(&tags, &names, &body_hash, "");
         let value = &unsigned["DKIM-Signature:".len()..unsigned.len() - 2];
         let mut sig_line = relaxed_header(b"DKIM-Signature", value.as_bytes());
