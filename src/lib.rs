@@ -13,11 +13,14 @@
 //! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
+//! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
 //! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code).
 //! - [`smtp`] speaks SMTP to a relay: one connection per worker, outcomes classified.
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
+//! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
+//! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
@@ -27,11 +30,14 @@ pub mod clock;
 pub mod config;
 pub mod content;
 pub mod deliver;
+pub mod dkim;
 pub mod feed;
 pub mod issue;
 pub mod ledger;
 pub mod message;
+pub mod metrics;
 pub mod render;
+pub mod schedule;
 pub mod smtp;
 pub mod subscribers;
 pub mod templates;
