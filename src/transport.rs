@@ -23,7 +23,7 @@ pub enum Transport {
 /// One open channel of a transport; each send worker owns one.
 pub enum Connection {
     Outbox { dir: PathBuf },
-    Smtp(crate::smtp::SmtpConnection),
+    Smtp(Box<crate::smtp::SmtpConnection>),
 }
 
 impl Transport {
@@ -57,7 +57,7 @@ impl Transport {
                     })?;
                 Ok(Connection::Outbox { dir: dir.clone() })
             }
-            Transport::Smtp(c) => Ok(Connection::Smtp(c.connect().await?)),
+            Transport::Smtp(c) => Ok(Connection::Smtp(Box::new(c.connect().await?))),
         }
     }
 }
