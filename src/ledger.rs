@@ -613,10 +613,13 @@ impl Ledger {
         )? as u64)
     }
 
-    /// The keys of every feed item already included in a campaign.
-    pub fn sent_feed_items(&self) -> anyhow::Result<HashSet<String>> {
-        let mut st = self.conn.prepare("SELECT item_key FROM feed_items")?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    /// The keys of every feed item already included in the campaign of another issue than
+    /// `issue` (a resumed campaign keeps its own items).
+    pub fn sent_feed_items_except(&self, issue: IssueId) -> anyhow::Result<HashSet<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT f.item_key FROM feed_items f JOIN campaigns c ON c.id = f.campaign_id WHERE c.issue != ?1",
+        )?;
+        let rows = st.query_map([issue.to_string()], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -3,6 +3,7 @@
 mod cli;
 mod content;
 mod dkim;
+mod feed_issue;
 mod feeds;
 mod mime;
 mod render;
