@@ -118,6 +118,14 @@ impl App {
     pub async fn collect_issue(&self, id: IssueId, policy: FetchPolicy) -> Result<Issue, Problems> {
         let feeds = &self.config.content.feeds;
         let folder = self.config.content.dir.join(id.to_string());
+        // An issue that feeds alone may fill: no folder, or a folder with only issue.toml.
+        let empty = || Issue {
+            id,
+            date: id.first_day(),
+            subject: None,
+            intro: None,
+            entries: Vec::new(),
+        };
         let mut issue = if feeds.is_empty() || folder.is_dir() {
             match content::load_issue(&self.config.content.dir, id) {
                 Ok(i) => i,
@@ -128,24 +136,12 @@ impl App {
                             .iter()
                             .all(|p| p.message.starts_with("the issue has no entries")) =>
                 {
-                    Issue {
-                        id,
-                        date: id.first_day(),
-                        subject: None,
-                        intro: None,
-                        entries: Vec::new(),
-                    }
+                    empty()
                 }
                 Err(p) => return Err(p),
             }
         } else {
-            Issue {
-                id,
-                date: id.first_day(),
-                subject: None,
-                intro: None,
-                entries: Vec::new(),
-            }
+            empty()
         };
         if feeds.is_empty() {
             return Ok(issue);
