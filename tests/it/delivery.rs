@@ -398,7 +398,7 @@ async fn a_stall_past_the_timeout_defers_and_the_retry_delivers() {
     let server = SmtpServer::start().await;
     server.rule(Rule::rcpt(&rcpt(0)).stall().times(1));
 
-    let (_m, out, report) = campaign(&server, 3, FAST, "timeout = \"400ms\"").await;
+    let (_m, out, report) = campaign(&server, 3, FAST, "timeout = \"1s\"").await;
 
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let row = &report[&rcpt(0)];
