@@ -455,6 +455,23 @@ impl Ledger {
         Ok(())
     }
 
+    /// Puts claimed deliveries that were not attempted (no connection could be opened, or the
+    /// run is stopping) back to `pending`, their attempts unchanged.
+    pub fn release(&mut self, campaign: i64, addresses: &[String]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "UPDATE deliveries SET state = 'pending'
+                 WHERE campaign_id = ?1 AND address_key = ?2 AND state = 'sending'",
+            )?;
+            for a in addresses {
+                st.execute(params![campaign, a.to_ascii_lowercase()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// When the next deferred delivery of the campaign is due, if any.
     pub fn next_retry_at(&self, campaign: i64) -> anyhow::Result<Option<i64>> {
         Ok(self.conn.query_row(

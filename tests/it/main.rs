@@ -2,6 +2,7 @@
 
 mod cli;
 mod content;
+mod delivery;
 mod dkim;
 mod feed_issue;
 mod feeds;
