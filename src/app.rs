@@ -60,6 +60,14 @@ impl App {
         if let Some(s) = &self.config.server.secret {
             return Ok(TokenKey::new(s.clone()));
         }
+        if let Some(var) = &self.config.server.secret_env {
+            // Falling back to the generated key would silently break every link already sent.
+            bail!(
+                "environment variable {var} (named by `server.secret_env` in {}) is not set: \
+                 unsubscribe links cannot be signed without it",
+                self.config.source.display()
+            );
+        }
         let path = self.data_dir().join("token.key");
         match std::fs::read_to_string(&path) {
             Ok(k) if k.trim().len() >= 32 => return Ok(TokenKey::new(Secret::new(k.trim().to_string()))),

@@ -654,18 +654,20 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// Reads a secret from the environment variable the config names. A variable that is not set
+/// leaves the secret unset: commands that need it (SMTP AUTH, the daemon's admin endpoint) say so
+/// when they start, while `status` or `report` keep working without it.
 fn read_secret(var: Option<&str>, path: &Path) -> anyhow::Result<Option<Secret>> {
     let Some(var) = var else { return Ok(None) };
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(Secret(v))),
-        Ok(_) => bail!(
-            "{}: environment variable {var} (named by the config) is empty",
-            path.display()
-        ),
-        Err(std::env::VarError::NotPresent) => bail!(
-            "{}: environment variable {var} (named by the config) is not set",
-            path.display()
-        ),
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            tracing::debug!(
+                "environment variable {var} (named by {}) is not set",
+                path.display()
+            );
+            Ok(None)
+        }
         Err(std::env::VarError::NotUnicode(_)) => bail!(
             "{}: environment variable {var} (named by the config) is not UTF-8",
             path.display()

@@ -127,8 +127,12 @@ impl SmtpClient {
                 password.expose().to_string(),
             )),
             (Some(_), None) => bail!(
-                "`smtp.username` is set for {server} but there is no password: set \
-                 `smtp.password_env` to the environment variable that holds it"
+                "`smtp.username` is set for {server} but there is no password: set the \
+                 environment variable named by `smtp.password_env`{}",
+                cfg.password_env
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default()
             ),
         };
         if credentials.is_some() && cfg.tls == Tls::None && !is_loopback(&host) {

@@ -699,7 +699,9 @@ async fn settings_that_cannot_work_fail_at_start() {
     let bad_helo = SmtpClient::new(&bad_helo).unwrap_err();
 
     assert!(
-        no_password.to_string().contains("set `smtp.password_env`"),
+        no_password
+            .to_string()
+            .contains("named by `smtp.password_env`"),
         "{no_password}"
     );
     assert!(
