@@ -17,6 +17,7 @@ use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat};
 use crate::deliver::{Progress, Run, Settings, Summary};
+use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Ledger, Reason};
 use crate::message::Kind;
@@ -148,8 +149,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::new(config, clock).map_err(UsageError)?;
     match cli.command {
-        Command::Check { issue } => check(&app, issue),
-        Command::Preview { issue, out } => preview(&app, issue, &out),
+        Command::Check { issue } => check(&app, issue).await,
+        Command::Preview { issue, out } => preview(&app, issue, &out).await,
         Command::Send {
             issue,
             yes,
@@ -176,6 +177,8 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or journald.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -183,10 +186,10 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     let mut problems = Vec::new();
-    let issue = match app.load_issue(id) {
+    let issue = match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
         Err(p) => {
             problems.extend(p.0);
@@ -222,9 +225,9 @@ fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads an issue, printing its problems; `None` when it has any.
-fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
-    match app.load_issue(id) {
+/// Loads an issue (with its feed items), printing its problems; `None` when it has any.
+async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
+    match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
         Err(problems) => {
             for p in &problems.0 {
@@ -239,9 +242,9 @@ fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
     }
 }
 
-fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
+async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
@@ -290,7 +293,7 @@ fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
 
 async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let mut ledger = app.open_ledger()?;
@@ -473,7 +476,7 @@ async fn test_send(app: &App, issue: Option<IssueId>, to: &[String]) -> anyhow::
             subscribers::parse_address(a).map_err(|m| UsageError(anyhow::anyhow!("--to: {m}")))?,
         );
     }
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
