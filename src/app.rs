@@ -12,6 +12,7 @@ use lettre::Address;
 use crate::clock::Clock;
 use crate::config::{Config, Secret};
 use crate::content::{self, Problem};
+use crate::dkim::DkimSigner;
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
 use crate::message::{Kind, MessageTemplate, Recipient};
@@ -19,6 +20,7 @@ use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
 use crate::templates::Templates;
 use crate::token::TokenKey;
+use crate::transport::{Connection, Transport};
 
 /// Loaded configuration and what follows from it.
 pub struct App {
@@ -89,6 +91,20 @@ impl App {
 
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         Ledger::open(&self.config.delivery.database)
+    }
+
+    /// The DKIM signer of `[dkim]`, or `None` when the table is absent. Errors name the key
+    /// file and say which key formats are accepted.
+    pub fn dkim_signer(&self) -> anyhow::Result<Option<DkimSigner>> {
+        self.config.dkim.as_ref().map(DkimSigner::load).transpose()
+    }
+
+    /// Where the messages of one issue (or of `test` sends) go: the configured transport, with
+    /// the outbox folder narrowed to `outbox_dir/sub` so each issue's files stay apart.
+    pub fn transport(&self, sub: &str) -> anyhow::Result<Transport> {
+        let mut smtp = self.config.smtp.clone();
+        smtp.outbox_dir = smtp.outbox_dir.join(sub);
+        Transport::from_config(&smtp)
     }
 
     /// The issue a command acts on: the one named, else the newest folder in `content/`.
@@ -232,6 +248,68 @@ impl App {
         })
     }
 
+    /// Sends the `[TEST]` message of `issue` to each address in `to`, over one connection of
+    /// the `test` transport, signed when `dkim` is set. Calls `on_reply` as each reply comes in
+    /// and returns them all; a failure to one address does not stop the others. Nothing is
+    /// recorded here: the caller keeps the replies in the ledger (`record_test_send`).
+    pub async fn test_send(
+        &self,
+        issue: &Issue,
+        key: &TokenKey,
+        dkim: Option<&DkimSigner>,
+        to: &[Address],
+        mut on_reply: impl FnMut(&TestReply),
+    ) -> anyhow::Result<Vec<TestReply>> {
+        let nonce = self.clock.now_ms() as u64;
+        let (_, template) = self.prepare(issue, key, Kind::Test { nonce });
+        let transport = self.transport("test")?;
+        let from = &self.config.newsletter.from.email;
+        let mut replies = Vec::with_capacity(to.len());
+        let mut conn: Option<Connection> = None;
+        for address in to {
+            let result = async {
+                if conn.is_none() {
+                    conn = Some(transport.connect().await?);
+                }
+                let mut raw = template.to_bytes(Recipient {
+                    address,
+                    name: None,
+                });
+                if let Some(d) = dkim {
+                    d.sign_in_place(&mut raw, self.clock.now().timestamp());
+                }
+                conn.as_mut()
+                    .expect("connected")
+                    .send(from, address, &raw)
+                    .await
+            }
+            .await;
+            let reply = match result {
+                Ok(r) => TestReply {
+                    address: address.clone(),
+                    code: Some(r.code),
+                    text: r.text,
+                    accepted: true,
+                },
+                Err(f) => {
+                    conn = None;
+                    TestReply {
+                        address: address.clone(),
+                        code: f.code(),
+                        text: f.to_string(),
+                        accepted: false,
+                    }
+                }
+            };
+            on_reply(&reply);
+            replies.push(reply);
+        }
+        if let Some(c) = conn {
+            c.close().await;
+        }
+        Ok(replies)
+    }
+
     /// A sample recipient for previews.
     pub fn sample_recipient() -> (Address, &'static str) {
         (
@@ -248,6 +326,17 @@ impl App {
             name: Some(name),
         })
     }
+}
+
+/// The server's answer to one test-send message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestReply {
+    pub address: Address,
+    /// The SMTP reply code; `None` when the connection failed before a reply.
+    pub code: Option<u16>,
+    pub text: String,
+    /// Whether the server took the message (2xx).
+    pub accepted: bool,
 }
 
 /// Writes a file readable only by its owner.

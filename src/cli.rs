@@ -17,7 +17,6 @@ use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat};
 use crate::deliver::{Progress, Run, Settings, Summary};
-use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Ledger, Reason};
 use crate::message::Kind;
@@ -149,8 +148,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::new(config, clock).map_err(UsageError)?;
     match cli.command {
-        Command::Check { issue } => check(&app, issue).await,
-        Command::Preview { issue, out } => preview(&app, issue, &out).await,
+        Command::Check { issue } => check(&app, issue),
+        Command::Preview { issue, out } => preview(&app, issue, &out),
         Command::Send {
             issue,
             yes,
@@ -186,16 +185,28 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     let mut problems = Vec::new();
-    let issue = match app.collect_issue(id, FetchPolicy::Once).await {
+    let issue = match app.load_issue(id) {
         Ok(i) => Some(i),
         Err(p) => {
             problems.extend(p.0);
             None
         }
     };
+    match app.dkim_signer() {
+        Ok(Some(d)) => println!(
+            "dkim: publish this TXT record at {}:\n  {}",
+            d.dns_name(),
+            d.dns_txt()
+        ),
+        Ok(None) => {}
+        Err(e) => problems.push(crate::content::Problem::whole(
+            &app.config.source,
+            format!("[dkim]: {e:#}"),
+        )),
+    }
     let ledger = app.open_ledger()?;
     let stored = ledger.stored_subscribers()?;
     let mut readers = 0u64;
@@ -225,9 +236,9 @@ async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads an issue (with its feed items), printing its problems; `None` when it has any.
-async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
-    match app.collect_issue(id, FetchPolicy::Once).await {
+/// Loads an issue, printing its problems; `None` when it has any.
+fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
+    match app.load_issue(id) {
         Ok(i) => Some(i),
         Err(problems) => {
             for p in &problems.0 {
@@ -242,13 +253,18 @@ async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
     }
 }
 
-async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
+fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id).await else {
+    let Some(issue) = load_or_report(app, id) else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let mut eml = App::sample_message(&template);
+    if let Some(d) = &dkim {
+        d.sign_in_place(&mut eml, app.clock.now().timestamp());
+    }
     let (sample, _) = App::sample_recipient();
     let url = template.unsubscribe_url(&sample);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -261,7 +277,7 @@ async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Resul
             "txt",
             crate::render::Rendered::fill(&rendered.text, &url).into_bytes(),
         ),
-        ("eml", App::sample_message(&template)),
+        ("eml", eml),
     ];
     for (ext, bytes) in files {
         let p = out.join(format!("{id}.{ext}"));
@@ -286,14 +302,12 @@ fn confirm(prompt: &str) -> anyhow::Result<bool> {
 }
 
 fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
-    let mut smtp = app.config.smtp.clone();
-    smtp.outbox_dir = smtp.outbox_dir.join(sub);
-    Transport::from_config(&smtp).map_err(|e| UsageError(e).into())
+    app.transport(sub).map_err(|e| UsageError(e).into())
 }
 
 async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id).await else {
+    let Some(issue) = load_or_report(app, id) else {
         return Ok(ExitCode::from(1));
     };
     let mut ledger = app.open_ledger()?;
@@ -308,6 +322,7 @@ async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<Ex
         }
     }
     let transport = campaign_transport(app, &id.to_string())?;
+    let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.token_key()?;
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let existing = ledger.campaign(id)?;
@@ -347,7 +362,7 @@ async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<Ex
         transport = %transport.describe(),
         "campaign {}", if new { "started" } else { "resumed" }
     );
-    let summary = run_campaign(app, ledger, campaign, template, transport).await?;
+    let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
     print_summary(id, &summary);
     Ok(if summary.interrupted || !summary.finished {
         ExitCode::from(1)
@@ -363,6 +378,7 @@ async fn run_campaign(
     campaign: crate::ledger::Campaign,
     template: crate::message::MessageTemplate,
     transport: Transport,
+    dkim: Option<Arc<crate::dkim::DkimSigner>>,
 ) -> anyhow::Result<Summary> {
     let id = campaign.issue;
     let counts = ledger.counts(campaign.id)?;
@@ -380,6 +396,7 @@ async fn run_campaign(
         settings: Settings::from(&app.config.delivery),
         clock: app.clock.clone(),
         progress,
+        dkim,
     };
     let summary = run.execute(stop).await;
     if let Some((bar, ticker)) = bar {
@@ -476,55 +493,33 @@ async fn test_send(app: &App, issue: Option<IssueId>, to: &[String]) -> anyhow::
             subscribers::parse_address(a).map_err(|m| UsageError(anyhow::anyhow!("--to: {m}")))?,
         );
     }
-    let Some(issue) = load_or_report(app, id).await else {
+    let Some(issue) = load_or_report(app, id) else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
-    let nonce = app.clock.now_ms() as u64;
-    let (_, template) = app.prepare(&issue, &key, Kind::Test { nonce });
-    let transport = campaign_transport(app, "test")?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
+    // Fails here, with exit 2, when the transport is misconfigured.
+    campaign_transport(app, "test")?;
+    let replies = app
+        .test_send(&issue, &key, dkim.as_ref(), &addresses, |r| {
+            println!(
+                "{}: {}{}",
+                r.address,
+                r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+                r.text
+            );
+        })
+        .await?;
     let mut ledger = app.open_ledger()?;
-    let from = app.config.newsletter.from.email.clone();
-    let mut failed = 0;
-    let mut conn = None;
-    for address in &addresses {
-        let result = async {
-            if conn.is_none() {
-                conn = Some(transport.connect().await?);
-            }
-            let raw = template.to_bytes(crate::message::Recipient {
-                address,
-                name: None,
-            });
-            conn.as_mut()
-                .expect("connected")
-                .send(&from, address, &raw)
-                .await
-        }
-        .await;
-        let (code, text) = match &result {
-            Ok(r) => (Some(r.code), r.text.clone()),
-            Err(f) => {
-                failed += 1;
-                conn = None;
-                (f.code(), f.to_string())
-            }
-        };
-        println!(
-            "{address}: {}{text}",
-            code.map(|c| format!("{c} ")).unwrap_or_default()
-        );
-        ledger.record_test_send(id, address.as_ref(), code, &text, app.clock.now_ms())?;
+    for r in &replies {
+        ledger.record_test_send(id, r.address.as_ref(), r.code, &r.text, app.clock.now_ms())?;
     }
-    if let Some(c) = conn {
-        c.close().await;
-    }
+    let accepted = replies.iter().filter(|r| r.accepted).count();
     println!(
-        "test send of issue {id}: {} of {} accepted",
-        addresses.len() - failed,
-        addresses.len()
+        "test send of issue {id}: {accepted} of {} accepted",
+        replies.len()
     );
-    Ok(if failed == 0 {
+    Ok(if accepted == replies.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

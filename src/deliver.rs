@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Ambiguous, Delivery};
+use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, Counts, Due, Ledger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::transport::{Connection, Reply, SendFailure, Transport};
@@ -176,6 +177,8 @@ pub struct Run {
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub progress: Arc<Progress>,
+    /// Signs every message with DKIM when set (`[dkim]`).
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 async fn with_ledger<T: Send + 'static>(
@@ -223,6 +226,7 @@ impl Run {
                 self.clock.clone(),
                 limiter.clone(),
                 self.progress.clone(),
+                self.dkim.clone(),
             )));
         }
         drop(done_tx);
@@ -306,6 +310,7 @@ async fn worker(
     clock: Arc<dyn Clock>,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     progress: Arc<Progress>,
+    dkim: Option<Arc<DkimSigner>>,
 ) {
     let mut conn: Option<Connection> = None;
     let mut buf = Vec::new();
@@ -317,7 +322,11 @@ async fn worker(
         if let Some(l) = &limiter {
             l.until_ready().await;
         }
-        let result = send_one(&mut conn, &transport, &template, &from, &due, &mut buf).await;
+        let sign = dkim.as_deref().map(|d| (d, clock.now().timestamp()));
+        let result = send_one(
+            &mut conn, &transport, &template, &from, &due, &mut buf, sign,
+        )
+        .await;
         let attempt = classify(
             &due.address,
             due.attempts,
@@ -357,6 +366,7 @@ async fn send_one(
     from: &Address,
     due: &Due,
     buf: &mut Vec<u8>,
+    sign: Option<(&DkimSigner, i64)>,
 ) -> Result<Reply, SendFailure> {
     let to: Address = due.address.parse().map_err(|e| SendFailure::Permanent {
         code: 553,
@@ -375,6 +385,9 @@ async fn send_one(
         },
         buf,
     );
+    if let Some((dkim, now_unix)) = sign {
+        dkim.sign_in_place(buf, now_unix);
+    }
     let c = conn.as_mut().expect("connected above");
     c.send(from, &to, buf).await
 }
