@@ -82,7 +82,11 @@ pub enum Command {
         format: ReportFormat,
     },
     /// The daemon: schedule, HTTP endpoints, resume of interrupted campaigns.
-    Run,
+    Run {
+        /// Listen here instead of `[server] listen` (e.g. `0.0.0.0:8080` in a container).
+        #[arg(long, env = "BRIEF_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
@@ -162,9 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send { issue, yes, .. } => send(&app, issue, yes).await,
         Command::Status { issue } => status(&app, issue),
         Command::Report { issue, format } => report(&app, issue, format),
-        Command::Run => Err(anyhow::anyhow!(
-            "`brief run` (the daemon) is not built yet: use `brief send` for now"
-        )),
+        Command::Run { listen } => crate::daemon::run(app, listen).await,
         Command::Subscribers { action } => subscribers_cmd(&app, action),
     }
 }
