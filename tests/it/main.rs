@@ -2,8 +2,10 @@
 
 mod cli;
 mod content;
+mod daemon;
 mod dkim;
 mod feeds;
+mod http;
 mod mime;
 mod render;
 mod smtp;
