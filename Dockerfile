@@ -1,31 +1,32 @@
-# brief's daemon in a container: `docker build -t brief .`, then see docs/daemon.md ("Container").
-# The image holds the shipped config, content and templates; mount your own over /app/config,
-# /app/content and /app/templates, and keep /app/data (ledger, token key, outbox) on a volume.
-
-FROM rust:1-bookworm AS build
+# brief in a container: a multi-stage build, a slim runtime, a non-root user, the ledger on /data.
+# Build: docker build -t brief .   Run: docker run -v brief-data:/data -p 8080:8080 brief
+FROM rust:1-slim-bookworm AS build
 WORKDIR /src
+# Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && cargo build --release --locked || true
 COPY src src
-# The built-in look is compiled into the binary.
 COPY templates templates
-RUN cargo build --release --locked --bin brief
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin brief
 
 FROM debian:bookworm-slim
-# Root certificates for SMTP over TLS.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home-dir /app --shell /usr/sbin/nologin brief
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates tzdata \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin brief
 WORKDIR /app
 COPY --from=build /src/target/release/brief /usr/local/bin/brief
 COPY config config
 COPY content content
 COPY templates templates
-RUN mkdir data && chown brief:brief data
+# The shipped config keeps its data in ../data (relative to config/): that is the /data volume.
+RUN mkdir -p /data && chown brief:brief /data && ln -s /data /app/data
+VOLUME ["/data"]
 USER brief
-VOLUME ["/app/data"]
-# The shipped config listens on loopback, which is unreachable from outside a container:
-# BRIEF_LISTEN (the same as `brief run --listen`) overrides `[server] listen` here only.
+ENV BRIEF_CONFIG=/app/config/brief.toml
+# The shipped config listens on 127.0.0.1:8080, which cannot be reached from outside a container:
+# BRIEF_LISTEN (the same as `brief run --listen`) overrides `[server] listen` in the image only,
+# so the shipped config keeps its loopback default for runs on a host.
 ENV BRIEF_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 # `docker stop` sends SIGTERM and waits 10 s: brief lets messages in flight finish within that.

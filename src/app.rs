@@ -10,9 +10,11 @@ use anyhow::{bail, Context};
 use lettre::Address;
 
 use crate::clock::Clock;
-use crate::config::{Config, Secret};
+use crate::config::{Config, FeedWindow, Secret};
+use crate::content::Problems;
 use crate::content::{self, Problem};
 use crate::dkim::DkimSigner;
+use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
 use crate::message::{Kind, MessageTemplate, Recipient};
@@ -127,14 +129,129 @@ impl App {
 
     /// Loads an issue with everything that joins it: the content folder's entries and, when
     /// feeds are configured, their new items (fetched with `policy`). This is what `check`,
-    /// `preview`, `send` and the daemon use.
-    pub async fn collect_issue(
+    /// `preview`, `send` and the daemon use. A feed that fails is a problem located at its
+    /// `url` line in the config; an issue with any problem is never returned.
+    pub async fn collect_issue(&self, id: IssueId, policy: FetchPolicy) -> Result<Issue, Problems> {
+        let feeds = &self.config.content.feeds;
+        let folder = self.config.content.dir.join(id.to_string());
+        // An issue that feeds alone may fill: no folder, or a folder with only issue.toml.
+        let empty = || Issue {
+            id,
+            date: id.first_day(),
+            subject: None,
+            intro: None,
+            entries: Vec::new(),
+        };
+        let mut issue = if feeds.is_empty() || folder.is_dir() {
+            match content::load_issue(&self.config.content.dir, id) {
+                Ok(i) => i,
+                // A folder holding only issue.toml is fine when feeds may fill it.
+                Err(p)
+                    if !feeds.is_empty()
+                        && p.0
+                            .iter()
+                            .all(|p| p.message.starts_with("the issue has no entries")) =>
+                {
+                    empty()
+                }
+                Err(p) => return Err(p),
+            }
+        } else {
+            empty()
+        };
+        if feeds.is_empty() {
+            return Ok(issue);
+        }
+        let config_problem = |m: String| Problem::whole(&self.config.source, m);
+        let (window, sent) = match self.feed_window(&issue) {
+            Ok(x) => x,
+            Err(e) => return Err(Problems(vec![config_problem(format!("{e:#}"))])),
+        };
+        let cache = self.data_dir().join("feeds");
+        match feed::collect(&self.config.content, &cache, window, &sent, policy).await {
+            Ok(collected) => {
+                for f in &collected.skipped {
+                    tracing::warn!(url = %f.url, "optional feed left out: {f}");
+                }
+                let folder_dated = !issue.entries.is_empty();
+                content::merge_entries(&mut issue, collected.entries);
+                if !folder_dated {
+                    if let Some(d) = issue.entries.iter().map(|e| e.date).max() {
+                        issue.date = d;
+                    }
+                }
+            }
+            Err(e) => {
+                let problems = match e.downcast_ref::<feed::FeedErrors>() {
+                    Some(errs) => errs
+                        .0
+                        .iter()
+                        .map(|f| self.feed_problem(&f.url, f.to_string()))
+                        .collect(),
+                    None => vec![config_problem(format!("{e:#}"))],
+                };
+                return Err(Problems(problems));
+            }
+        }
+        if issue.entries.is_empty() {
+            return Err(Problems(vec![Problem::whole(
+                &folder,
+                format!(
+                    "the issue has no entries: no file in the folder and no new feed item in {}",
+                    describe_window(&issue)
+                ),
+            )]));
+        }
+        Ok(issue)
+    }
+
+    /// The window feed items are taken from, and the keys of items already sent in other issues.
+    fn feed_window(
         &self,
-        id: IssueId,
-        policy: crate::feed::FetchPolicy,
-    ) -> Result<Issue, content::Problems> {
-        let _ = policy;
-        self.load_issue(id)
+        issue: &Issue,
+    ) -> anyhow::Result<(feed::Window, std::collections::HashSet<String>)> {
+        let ledger = self.open_ledger()?;
+        let sent = ledger.sent_feed_items_except(issue.id)?;
+        let window = match self.config.content.window {
+            FeedWindow::CalendarMonth => feed::Window::calendar_month(issue.id),
+            FeedWindow::SinceLastIssue => {
+                let previous = ledger
+                    .campaigns()?
+                    .into_iter()
+                    .filter(|c| c.issue < issue.id)
+                    .map(|c| c.created_at)
+                    .max();
+                let today = self.clock.now().date_naive();
+                let end = issue.date.max(today).succ_opt().unwrap_or(today);
+                match previous.and_then(chrono::DateTime::from_timestamp_millis) {
+                    Some(t) => feed::Window {
+                        start: t.date_naive(),
+                        end,
+                    },
+                    // The first issue takes its calendar month.
+                    None => feed::Window::calendar_month(issue.id),
+                }
+            }
+        };
+        Ok((window, sent))
+    }
+
+    /// A feed failure as a problem at the feed's `url` line in the config.
+    fn feed_problem(&self, url: &url::Url, message: String) -> Problem {
+        let text = std::fs::read_to_string(&self.config.source).unwrap_or_default();
+        let line = text
+            .lines()
+            .position(|l| {
+                l.split_once('=').is_some_and(|(k, v)| {
+                    k.trim() == "url"
+                        && url::Url::parse(v.trim().trim_matches('"')).is_ok_and(|u| &u == url)
+                })
+            })
+            .map(|i| i + 1);
+        match line {
+            Some(l) => Problem::at(&self.config.source, l, message),
+            None => Problem::whole(&self.config.source, message),
+        }
     }
 
     /// Loads an issue from the content folder only.
@@ -236,6 +353,19 @@ impl App {
                 |p| problems.push(p),
             )
         })?;
+        if new {
+            let items: Vec<(&str, &str)> = issue
+                .entries
+                .iter()
+                .filter_map(|e| match &e.source {
+                    crate::issue::EntrySource::Feed {
+                        feed_url, item_key, ..
+                    } => Some((item_key.as_str(), feed_url.as_str())),
+                    _ => None,
+                })
+                .collect();
+            ledger.record_feed_items(c.id, items.into_iter())?;
+        }
         Ok((c, new, problems))
     }
 
@@ -267,8 +397,13 @@ impl App {
         let mut replies = Vec::with_capacity(to.len());
         let mut conn: Option<Connection> = None;
         for address in to {
+            // A connection that failed is replaced; a test send has no retries, so each reply
+            // (or connect error) is reported as it is.
             let result = async {
-                if conn.is_none() {
+                if !conn.as_ref().is_some_and(|c| c.is_usable()) {
+                    if let Some(old) = conn.take() {
+                        old.close().await;
+                    }
                     conn = Some(transport.connect().await?);
                 }
                 let mut raw = template.to_bytes(Recipient {
@@ -292,7 +427,7 @@ impl App {
                     accepted: true,
                 },
                 Err(f) => {
-                    conn = None;
+                    tracing::warn!(recipient = %address, code = f.code(), reply = %f, "test send failed");
                     TestReply {
                         address: address.clone(),
                         code: f.code(),
@@ -337,6 +472,10 @@ pub struct TestReply {
     pub text: String,
     /// Whether the server took the message (2xx).
     pub accepted: bool,
+}
+
+fn describe_window(issue: &Issue) -> String {
+    format!("the window of issue {}", issue.id)
 }
 
 /// Writes a file readable only by its owner.

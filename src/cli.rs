@@ -5,7 +5,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat};
 use crate::deliver::{Progress, Run, Settings, Summary};
+use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Ledger, Reason};
 use crate::message::Kind;
@@ -152,8 +152,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::new(config, clock).map_err(UsageError)?;
     match cli.command {
-        Command::Check { issue } => check(&app, issue),
-        Command::Preview { issue, out } => preview(&app, issue, &out),
+        Command::Check { issue } => check(&app, issue).await,
+        Command::Preview { issue, out } => preview(&app, issue, &out).await,
         Command::Send {
             issue,
             yes,
@@ -187,10 +187,10 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     let mut problems = Vec::new();
-    let issue = match app.load_issue(id) {
+    let issue = match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
         Err(p) => {
             problems.extend(p.0);
@@ -238,9 +238,9 @@ fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads an issue, printing its problems; `None` when it has any.
-fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
-    match app.load_issue(id) {
+/// Loads an issue (with its feed items), printing its problems; `None` when it has any.
+async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
+    match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
         Err(problems) => {
             for p in &problems.0 {
@@ -255,9 +255,9 @@ fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
     }
 }
 
-fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
+async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
@@ -309,7 +309,7 @@ fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
 
 async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let mut ledger = app.open_ledger()?;
@@ -350,22 +350,20 @@ async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<Ex
             return Ok(ExitCode::from(1));
         }
     }
-    let (campaign, new, problems) =
+    let (campaign, _new, problems) =
         app.start_campaign(&mut ledger, &issue, &template, &rendered.subject, "cli")?;
     for p in &problems {
         tracing::warn!("skipped subscriber: {p}");
     }
-    let counts = ledger.counts(campaign.id)?;
-    tracing::info!(
-        issue = %id,
-        recipients = counts.total(),
-        suppressed = counts.suppressed,
-        new,
-        transport = %transport.describe(),
-        "campaign {}", if new { "started" } else { "resumed" }
-    );
     let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
     print_summary(id, &summary);
+    if let Some(e) = &summary.relay_error {
+        let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
+        bail!(
+            "{e}: no connection to the relay could be opened, so {left} deliveries are left \
+             untouched (no attempt was counted); run `brief send` again once the relay is back"
+        );
+    }
     Ok(if summary.interrupted || !summary.finished {
         ExitCode::from(1)
     } else {
@@ -382,13 +380,9 @@ async fn run_campaign(
     transport: Transport,
     dkim: Option<Arc<crate::dkim::DkimSigner>>,
 ) -> anyhow::Result<Summary> {
-    let id = campaign.issue;
-    let counts = ledger.counts(campaign.id)?;
-    let todo = counts.pending + counts.sending + counts.deferred;
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
-    let progress = Arc::new(Progress::default());
-    let bar = progress_bar(todo, progress.clone());
+    let bar = ProgressBar::start(&app.config.delivery.database, campaign.id);
     let run = Run {
         ledger: Arc::new(Mutex::new(ledger)),
         campaign,
@@ -397,73 +391,109 @@ async fn run_campaign(
         envelope_from: app.config.newsletter.from.email.clone(),
         settings: Settings::from(&app.config.delivery),
         clock: app.clock.clone(),
-        progress,
+        progress: Arc::new(Progress::default()),
         dkim,
     };
     let summary = run.execute(stop).await;
-    if let Some((bar, ticker)) = bar {
-        ticker.abort();
-        bar.finish_and_clear();
+    if let Some(bar) = bar {
+        bar.finish();
     }
-    let summary = summary?;
-    tracing::info!(
-        issue = %id,
-        sent = summary.counts.sent,
-        failed = summary.counts.failed,
-        deferred = summary.counts.deferred,
-        finished = summary.finished,
-        "campaign {}", if summary.finished { "finished" } else { "stopped" }
-    );
-    Ok(summary)
+    summary
 }
 
+/// Cancels `stop` on the first SIGINT or SIGTERM; a second one exits at once (what is in flight
+/// then counts towards the crash bound, like `kill -9`).
 fn spawn_signal_handler(stop: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let mut term = match signal(SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            let Ok(mut int) = signal(SignalKind::interrupt()) else {
+                return;
             };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!(
+                "stopping: no new messages; those in flight finish and are recorded (signal \
+                 again to quit at once)"
+            );
+            stop.cancel();
+            tokio::select! {
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::warn!("stopping: letting messages in flight finish and be recorded");
-        stop.cancel();
+        {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            tracing::warn!("stopping: no new messages; those in flight finish and are recorded");
+            stop.cancel();
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("stopped at once: messages in flight may go out again when `brief send` resumes");
+        std::process::exit(130);
     });
 }
 
-fn progress_bar(
-    total: u64,
-    progress: Arc<Progress>,
-) -> Option<(indicatif::ProgressBar, tokio::task::JoinHandle<()>)> {
-    if !std::io::stderr().is_terminal() || total == 0 {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let b = bar.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            let sent = progress.sent.load(Ordering::Relaxed);
-            let failed = progress.failed.load(Ordering::Relaxed);
-            let deferred = progress.deferred.load(Ordering::Relaxed);
-            b.set_position(sent + failed);
-            b.set_message(format!(
-                "sent {sent} / deferred {deferred} / failed {failed}"
-            ));
-            tokio::time::sleep(Duration::from_millis(200)).await;
+/// The progress bar of `brief send` on a terminal: sent / deferred / failed, rate and ETA, read
+/// from the ledger (a second, read-only use of the WAL database) a few times a second.
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProgressBar {
+    fn start(database: &Path, campaign: i64) -> Option<ProgressBar> {
+        if !std::io::stderr().is_terminal() {
+            return None;
         }
-    });
-    Some((bar, ticker))
+        let ledger = Ledger::open(database).ok()?;
+        let counts = ledger.counts(campaign).ok()?;
+        let done = |c: &crate::ledger::Counts| c.sent + c.failed + c.suppressed;
+        let first = done(&counts);
+        let bar = indicatif::ProgressBar::new(counts.total()).with_position(first);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.reset_eta();
+        // Updates are drawn at most every so often; a steady tick redraws the latest of both.
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let b = bar.clone();
+        let thread = std::thread::spawn(move || {
+            let began = std::time::Instant::now();
+            loop {
+                if let Ok(c) = ledger.counts(campaign) {
+                    let rate = (done(&c) - first) as f64 / began.elapsed().as_secs_f64().max(0.001);
+                    b.set_message(format!(
+                        "sent {} · deferred {} · failed {}  {rate:.0}/s",
+                        c.sent, c.deferred, c.failed
+                    ));
+                    b.set_position(done(&c));
+                }
+                match stopped.recv_timeout(Duration::from_millis(250)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+        });
+        Some(ProgressBar { bar, stop, thread })
+    }
+
+    fn finish(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+        self.bar.finish_and_clear();
+    }
 }
 
 fn print_summary(id: IssueId, s: &Summary) {
@@ -472,6 +502,8 @@ fn print_summary(id: IssueId, s: &Summary) {
         "finished".to_string()
     } else if s.interrupted {
         "interrupted: run `brief send` again to resume".to_string()
+    } else if s.relay_error.is_some() {
+        "stopped: the relay could not be reached".to_string()
     } else {
         "not finished".to_string()
     };
@@ -495,7 +527,7 @@ async fn test_send(app: &App, issue: Option<IssueId>, to: &[String]) -> anyhow::
             subscribers::parse_address(a).map_err(|m| UsageError(anyhow::anyhow!("--to: {m}")))?,
         );
     }
-    let Some(issue) = load_or_report(app, id) else {
+    let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;

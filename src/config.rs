@@ -117,8 +117,8 @@ pub struct Content {
     /// The folder with one sub-folder per issue (`content/2021-07/`).
     #[serde(default = "default_content_dir")]
     pub dir: PathBuf,
-    /// Which feed items belong to an issue: `calendar-month` (the issue's month) or
-    /// `since-last-issue` (after the previous sent issue's date).
+    /// Which feed items belong to an issue: `since-last-issue` (default: from the previous
+    /// campaign's start, so no item falls between two issues) or `calendar-month`.
     #[serde(default)]
     pub window: FeedWindow,
     /// The total time one feed fetch may take.
@@ -158,10 +158,12 @@ fn default_feed_max_bytes() -> u64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FeedWindow {
-    /// Items dated in the issue's calendar month.
-    #[default]
+    /// Items dated in the issue's calendar month: items published after a month's send but
+    /// before the month ends are never sent.
     CalendarMonth,
-    /// Items dated after the previous issue's date, up to this issue's date.
+    /// Items dated from the day the previous campaign started up to this issue (or today): no
+    /// gap between consecutive issues. The first issue takes its calendar month.
+    #[default]
     SinceLastIssue,
 }
 
@@ -532,6 +534,23 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             "{} must not be longer than `delivery.retry_max`",
             at("delivery", "retry_min")
         );
+    }
+    if c.content.feed_timeout.is_zero() {
+        bail!("{} must be longer than 0s", at("content", "feed_timeout"));
+    }
+    for f in &c.content.feeds {
+        if f.url.scheme() != "https" && f.url.scheme() != "http" {
+            let line = text
+                .lines()
+                .position(|l| l.contains(f.url.as_str().trim_end_matches('/')))
+                .map(|i| i + 1)
+                .unwrap_or(1);
+            bail!(
+                "{}:{line}: feed `{}` must be an http or https URL",
+                path.display(),
+                f.url
+            );
+        }
     }
     if c.content.feed_max_bytes == 0 {
         bail!("{} must be at least 1", at("content", "feed_max_bytes"));

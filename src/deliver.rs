@@ -1,21 +1,50 @@
 //! The send engine: runs a campaign until every delivery is final, one message per recipient.
 //!
-//! A dispatcher claims due deliveries from the ledger in batches and hands them to `concurrency`
-//! workers; each worker owns one connection, waits for the shared rate limiter, personalises the
-//! pre-encoded message and sends it. Outcomes go to a recorder that commits them in groups.
-//! A worker takes one of `2 x concurrency` in-flight permits before sending and the permit is
-//! released only after the outcome is committed: after a crash at most that many messages can
-//! have been sent without being recorded, which bounds the duplicates of a resume.
+//! # How a run goes
+//! A dispatcher claims due deliveries from the ledger (marking them `sending`) and hands them to
+//! `concurrency` workers. Each worker owns one connection, waits for the run's one shared
+//! [`Pacer`] (`rate_per_second` over all workers, not per worker), makes sure its connection is
+//! usable (after any failure it is replaced; after sitting idle for [`IDLE_CHECK`] it is probed
+//! with NOOP first), personalises the pre-encoded message and sends it. [`classify`] turns the
+//! result into the delivery's next state, and a recorder commits outcomes in groups: whatever
+//! arrived while the previous commit ran goes into the next one, so "sent" is durable within
+//! about one commit of the server's reply.
+//!
+//! # What a crash can cost
+//! The dispatcher claims a delivery only while holding one of `2 x concurrency` in-flight
+//! permits, and a permit is released only after the delivery's outcome is committed. So at any
+//! moment at most `2 x concurrency` deliveries are `sending`, and only those can have reached
+//! the server without being recorded. After `kill -9` (or a power cut), the next run puts them
+//! back to `pending` and sends them again: **nobody is skipped, and at most `2 x concurrency`
+//! readers get a second copy.** A campaign is marked finished only when every delivery is final
+//! (sent, failed or suppressed).
+//!
+//! # Whom a failure is charged to
+//! - A failed *connect* (refused, timed out, 421 at the greeting, TLS or AUTH refused) is about
+//!   the relay, not a reader: the worker puts its delivery back untouched (no attempt counted) and
+//!   backs off like a retry (`retry_min`, doubling up to `retry_max`). A worker whose connects fail
+//!   `max_attempts` times in a row, or once with a 5xx (e.g. 535 bad credentials), stops; when
+//!   every worker has stopped the run ends with that error and the deliveries left for the next
+//!   run. So a relay down for a moment costs time, not attempts, and one that stays down ends the
+//!   run instead of spinning.
+//! - Once connected, the state machine of DESIGN "Delivery semantics" applies (see
+//!   [`classify`]).
+//!
+//! A graceful stop (the `stop` token) takes no new deliveries; those being sent finish and are
+//! recorded, and those claimed but not started go back to `pending`.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use lettre::Address;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -25,10 +54,11 @@ use crate::ledger::{Attempt, Campaign, Counts, Due, Ledger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::transport::{Connection, Reply, SendFailure, Transport};
 
-/// How many deliveries the dispatcher claims per ledger transaction.
-const CLAIM_BATCH: usize = 256;
-/// The longest the recorder holds outcomes before committing them.
-const GROUP_COMMIT: Duration = Duration::from_millis(20);
+/// The most outcomes committed in one ledger transaction.
+const COMMIT_BATCH: usize = 512;
+/// A connection idle for this long is probed with NOOP before it carries a message: servers close
+/// idle sessions, and a message sent into a closed one would cost its reader an attempt.
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The engine's settings (from `[delivery]`).
 #[derive(Clone, Debug)]
@@ -39,6 +69,9 @@ pub struct Settings {
     pub retry_min: Duration,
     pub retry_max: Duration,
     pub ambiguous: Ambiguous,
+    /// Probe a connection with NOOP before reusing it after this much idle time
+    /// (default [`IDLE_CHECK`]).
+    pub idle_check: Duration,
 }
 
 impl From<&Delivery> for Settings {
@@ -50,6 +83,7 @@ impl From<&Delivery> for Settings {
             retry_min: d.retry_min,
             retry_max: d.retry_max,
             ambiguous: d.ambiguous,
+            idle_check: IDLE_CHECK,
         }
     }
 }
@@ -67,19 +101,26 @@ impl Settings {
             .min(self.retry_max)
     }
 
-    /// The most messages that can be sent but not yet recorded at any moment.
+    /// The most messages that can be sent but not yet recorded at any moment, hence the most
+    /// duplicates a crash can cause.
     pub fn in_flight_bound(&self) -> usize {
-        2 * self.concurrency as usize
+        2 * self.concurrency.max(1) as usize
     }
 }
 
-/// Live counters of a running campaign, for the progress bar and the metrics.
+/// Live counters of a running campaign (events of this run, for the metrics).
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Messages the server accepted (including lost replies counted as sent by `skip`).
     pub sent: AtomicU64,
+    /// Attempts that ended deferred (one delivery can be deferred several times).
     pub deferred: AtomicU64,
+    /// Deliveries that failed for good.
     pub failed: AtomicU64,
+    /// Replies lost after the final dot.
     pub possible_duplicates: AtomicU64,
+    /// Connections that could not be opened (charged to the relay, not to a delivery).
+    pub connect_failures: AtomicU64,
 }
 
 /// How a run ended.
@@ -93,10 +134,20 @@ pub struct Summary {
     pub finished: bool,
     /// Stopped early by a signal.
     pub interrupted: bool,
+    /// Stopped because no connection to the relay could be opened: the last connect error.
+    pub relay_error: Option<String>,
 }
 
 /// Decides the state of a delivery from one attempt's result (the state machine of DESIGN
 /// "Delivery semantics"). `attempts` counts earlier attempts.
+///
+/// - 2xx: sent.
+/// - [`SendFailure::Temporary`] (4xx, or the connection lost or timed out before the end of
+///   DATA): deferred until `now + backoff`, or failed once this was attempt `max_attempts`.
+/// - [`SendFailure::Permanent`] (5xx): failed, never retried; a 5.1.x reply also suppresses the
+///   address for later campaigns.
+/// - [`SendFailure::Ambiguous`] (the reply after the final dot was lost): flagged as a possible
+///   duplicate; `retry` treats it like a temporary failure, `skip` counts it as sent.
 pub fn classify(
     address: &str,
     attempts: u32,
@@ -129,10 +180,9 @@ pub fn classify(
             a.code = Some(r.code);
             a.text = r.text.clone();
         }
-        Err(f @ SendFailure::Temporary { code, text }) => {
+        Err(SendFailure::Temporary { code, text }) => {
             a.code = *code;
             a.text = text.clone();
-            let _ = f;
             retry(&mut a);
         }
         Err(f @ SendFailure::Permanent { code, text }) => {
@@ -157,14 +207,111 @@ pub fn classify(
     a
 }
 
+/// The one rate limit of a run, shared by every worker: one message every
+/// `1 / rate_per_second`, without bursts, so no second carries more than `rate_per_second + 1`.
+///
+/// It runs on tokio's clock, so tests can drive it with paused time.
+pub struct Pacer {
+    limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>,
+    clock: TokioClock,
+}
+
+/// governor's view of tokio's clock: the time since the pacer was made.
+#[derive(Clone, Debug)]
+struct TokioClock {
+    start: Instant,
+}
+
+impl governor::clock::Clock for TokioClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+impl Pacer {
+    /// A pacer for `rate_per_second` messages per second; none for 0 (no limit).
+    pub fn new(rate_per_second: u32) -> Option<Pacer> {
+        let rate = NonZeroU32::new(rate_per_second)?;
+        let clock = TokioClock {
+            start: Instant::now(),
+        };
+        let quota = Quota::per_second(rate).allow_burst(NonZeroU32::MIN);
+        Some(Pacer {
+            limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
+            clock,
+        })
+    }
+
+    /// Waits for the next free slot and takes it.
+    pub async fn until_ready(&self) {
+        loop {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(later) => {
+                    let wait = later.wait_time_from(governor::clock::Clock::now(&self.clock));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
 struct Job {
     due: Due,
     permit: OwnedSemaphorePermit,
 }
 
+/// What a worker did with a job.
+enum Outcome {
+    /// One attempt was made; record it.
+    Attempted(Attempt),
+    /// Not attempted (no connection, or stopping): back to `pending`, no attempt counted.
+    Released(String),
+}
+
 struct Done {
-    attempt: Attempt,
-    _permit: OwnedSemaphorePermit,
+    outcome: Outcome,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The workers still running, and why the last one that gave up did.
+struct Crew {
+    alive: AtomicUsize,
+    /// Cancelled when no worker is left.
+    gone: CancellationToken,
+    reason: Mutex<Option<String>>,
+}
+
+impl Crew {
+    fn new(workers: usize) -> Crew {
+        Crew {
+            alive: AtomicUsize::new(workers),
+            gone: CancellationToken::new(),
+            reason: Mutex::new(None),
+        }
+    }
+
+    /// A worker stops early, for `reason`.
+    fn leave(&self, reason: String) {
+        *self.reason.lock().expect("crew lock") = Some(reason);
+        if self.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.gone.cancel();
+        }
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.reason.lock().expect("crew lock").clone()
+    }
+}
+
+/// How the dispatcher stopped.
+enum End {
+    Finished,
+    Interrupted,
+    /// Every worker gave up.
+    NoWorkers,
 }
 
 /// Everything a campaign run needs.
@@ -192,69 +339,162 @@ async fn with_ledger<T: Send + 'static>(
 }
 
 impl Run {
-    /// Sends until every delivery is final or `stop` is cancelled. In-flight messages always
-    /// finish and are recorded before this returns.
+    /// Sends until every delivery is final, `stop` is cancelled, or no connection to the relay
+    /// can be opened (see the module doc). In-flight messages always finish and are recorded
+    /// before this returns.
+    ///
+    /// Errors only when the ledger fails; the end of a run, whatever it is, is a [`Summary`].
     #[tracing::instrument(skip_all, fields(issue = %self.campaign.issue))]
     pub async fn execute(self, stop: CancellationToken) -> anyhow::Result<Summary> {
         let cid = self.campaign.id;
+        let bound = self.settings.in_flight_bound();
         let reset = with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
         if reset > 0 {
             tracing::warn!(
                 count = reset,
-                "resuming: {reset} deliveries were in flight when the last run stopped; they are sent again (possible duplicates)"
+                "resuming: {reset} deliveries were in flight when the last run stopped; they are \
+                 sent again, so up to {reset} readers may get a second copy"
             );
         }
+        let start = with_ledger(&self.ledger, move |l| l.counts(cid)).await?;
+        tracing::info!(
+            recipients = start.total(),
+            to_send = start.pending + start.deferred,
+            sent = start.sent,
+            failed = start.failed,
+            suppressed = start.suppressed,
+            transport = %self.transport.describe(),
+            concurrency = self.settings.concurrency,
+            rate_per_second = self.settings.rate_per_second,
+            "campaign {}",
+            if start.total() == start.pending + start.suppressed && reset == 0 {
+                "started"
+            } else {
+                "resumed"
+            }
+        );
+
         let c = self.settings.concurrency.max(1) as usize;
-        let permits = Arc::new(Semaphore::new(self.settings.in_flight_bound()));
+        let permits = Arc::new(Semaphore::new(bound));
         let (job_tx, job_rx) = mpsc::channel::<Job>(c);
         let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
-        let limiter = NonZeroU32::new(self.settings.rate_per_second)
-            .map(|r| Arc::new(RateLimiter::direct(Quota::per_second(r))));
+        let pacer = Pacer::new(self.settings.rate_per_second).map(Arc::new);
+        let crew = Arc::new(Crew::new(c));
+        // Workers stop taking jobs once this is cancelled: on `stop`, or when the dispatcher ends.
+        let halt = stop.child_token();
         let sent_before = self.progress.sent.load(Ordering::Relaxed);
 
         let recorder = tokio::spawn(record(self.ledger.clone(), cid, done_rx));
         let mut workers = Vec::with_capacity(c);
         for _ in 0..c {
-            workers.push(tokio::spawn(worker(
-                job_rx.clone(),
-                done_tx.clone(),
-                self.template.clone(),
-                self.transport.clone(),
-                self.envelope_from.clone(),
-                self.settings.clone(),
-                self.clock.clone(),
-                limiter.clone(),
-                self.progress.clone(),
-                self.dkim.clone(),
-            )));
+            let w = Worker {
+                jobs: job_rx.clone(),
+                done: done_tx.clone(),
+                template: self.template.clone(),
+                transport: self.transport.clone(),
+                from: self.envelope_from.clone(),
+                settings: self.settings.clone(),
+                clock: self.clock.clone(),
+                pacer: pacer.clone(),
+                progress: self.progress.clone(),
+                halt: halt.clone(),
+                crew: crew.clone(),
+                dkim: self.dkim.clone(),
+            };
+            workers.push(tokio::spawn(w.run()));
         }
-        drop(done_tx);
+        drop((done_tx, job_rx));
 
-        let mut interrupted = false;
-        let mut finished = false;
-        'dispatch: loop {
-            if stop.is_cancelled() {
-                interrupted = true;
-                break;
+        let end = self.dispatch(&permits, &job_tx, &stop, &crew).await;
+        halt.cancel();
+        drop(job_tx);
+        for w in workers {
+            w.await.context("send worker panicked")?;
+        }
+        recorder.await.context("ledger recorder panicked")??;
+        let end = end?;
+
+        // Claimed but never attempted: back to pending for the next run.
+        with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
+        let now = self.clock.now_ms();
+        let finished = with_ledger(&self.ledger, move |l| l.finish_if_done(cid, now)).await?;
+        let counts = with_ledger(&self.ledger, move |l| l.counts(cid)).await?;
+        let relay_error = match end {
+            End::NoWorkers if !finished => Some(
+                crew.reason()
+                    .unwrap_or_else(|| "every send worker stopped".to_string()),
+            ),
+            _ => None,
+        };
+        let summary = Summary {
+            counts,
+            sent_now: self.progress.sent.load(Ordering::Relaxed) - sent_before,
+            finished,
+            interrupted: matches!(end, End::Interrupted) && !finished,
+            relay_error,
+        };
+        let left = counts.pending + counts.sending + counts.deferred;
+        if let Some(e) = &summary.relay_error {
+            tracing::error!(
+                error.message = %e, left,
+                "campaign stopped: no connection to the relay could be opened"
+            );
+        } else {
+            tracing::info!(
+                sent = counts.sent,
+                failed = counts.failed,
+                suppressed = counts.suppressed,
+                deferred = counts.deferred,
+                left,
+                sent_now = summary.sent_now,
+                possible_duplicates = self.progress.possible_duplicates.load(Ordering::Relaxed),
+                "campaign {}",
+                if finished { "finished" } else { "stopped" }
+            );
+        }
+        Ok(summary)
+    }
+
+    /// Claims due deliveries and hands them to the workers until the campaign is done, `stop`
+    /// is cancelled, or no worker is left.
+    async fn dispatch(
+        &self,
+        permits: &Arc<Semaphore>,
+        jobs: &mpsc::Sender<Job>,
+        stop: &CancellationToken,
+        crew: &Crew,
+    ) -> anyhow::Result<End> {
+        let cid = self.campaign.id;
+        let bound = self.settings.in_flight_bound() as u32;
+        loop {
+            // Every claimed delivery holds a permit, so no more than `bound` are ever `sending`.
+            let first = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(End::Interrupted),
+                _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
+                p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+            };
+            let mut held = vec![first];
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                held.push(p);
             }
             let now = self.clock.now_ms();
-            let batch =
-                with_ledger(&self.ledger, move |l| l.claim_due(cid, now, CLAIM_BATCH)).await?;
+            let limit = held.len();
+            let batch = with_ledger(&self.ledger, move |l| l.claim_due(cid, now, limit)).await?;
             if batch.is_empty() {
-                // Wait for what is in flight to be recorded before deciding anything.
-                let all = permits
-                    .clone()
-                    .acquire_many_owned(self.settings.in_flight_bound() as u32);
+                drop(held);
+                // Wait for everything in flight to be recorded before deciding anything.
                 let all = tokio::select! {
-                    p = all => p.expect("semaphore open"),
-                    _ = stop.cancelled() => { interrupted = true; break 'dispatch; }
+                    biased;
+                    _ = stop.cancelled() => return Ok(End::Interrupted),
+                    _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
+                    p = permits.clone().acquire_many_owned(bound) => p.expect("semaphore never closed"),
                 };
                 drop(all);
                 let now = self.clock.now_ms();
                 if with_ledger(&self.ledger, move |l| l.finish_if_done(cid, now)).await? {
-                    finished = true;
-                    break;
+                    return Ok(End::Finished);
                 }
                 let next = with_ledger(&self.ledger, move |l| l.next_retry_at(cid)).await?;
                 let wait = next
@@ -263,44 +503,36 @@ impl Run {
                     .clamp(Duration::from_millis(5), Duration::from_secs(5));
                 tracing::debug!(?wait, "waiting for deferred deliveries");
                 tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return Ok(End::Interrupted),
+                    _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.cancelled() => { interrupted = true; break 'dispatch; }
                 }
                 continue;
             }
-            for due in batch {
-                let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => p.expect("semaphore open"),
-                    _ = stop.cancelled() => { interrupted = true; break 'dispatch; }
-                };
-                if job_tx.send(Job { due, permit }).await.is_err() {
-                    break 'dispatch;
+            for (due, permit) in batch.into_iter().zip(held) {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return Ok(End::Interrupted),
+                    sent = jobs.send(Job { due, permit }) => {
+                        if sent.is_err() {
+                            return Ok(End::NoWorkers);
+                        }
+                    }
                 }
             }
         }
-        drop(job_tx);
-        for w in workers {
-            w.await.context("send worker panicked")?;
-        }
-        recorder.await.context("ledger recorder panicked")??;
-        // Claimed but never handed to a worker: back to pending for the next run.
-        with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
-        let now = self.clock.now_ms();
-        if !finished {
-            finished = with_ledger(&self.ledger, move |l| l.finish_if_done(cid, now)).await?;
-        }
-        let counts = with_ledger(&self.ledger, move |l| l.counts(cid)).await?;
-        Ok(Summary {
-            counts,
-            sent_now: self.progress.sent.load(Ordering::Relaxed) - sent_before,
-            finished,
-            interrupted,
-        })
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn worker(
+/// A connection and when it last carried a message.
+struct Live {
+    conn: Connection,
+    last_used: Instant,
+}
+
+/// One send worker: owns one connection, takes jobs until the channel closes or it is halted.
+struct Worker {
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     done: mpsc::UnboundedSender<Done>,
     template: Arc<MessageTemplate>,
@@ -308,152 +540,240 @@ async fn worker(
     from: Address,
     settings: Settings,
     clock: Arc<dyn Clock>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pacer: Option<Arc<Pacer>>,
     progress: Arc<Progress>,
+    halt: CancellationToken,
+    crew: Arc<Crew>,
     dkim: Option<Arc<DkimSigner>>,
-) {
-    let mut conn: Option<Connection> = None;
-    let mut buf = Vec::new();
-    loop {
-        let job = { jobs.lock().await.recv().await };
-        let Some(Job { due, permit }) = job else {
-            break;
-        };
-        if let Some(l) = &limiter {
-            l.until_ready().await;
+}
+
+/// What one step of a worker came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Ready for the next job.
+    Next,
+    /// The worker must stop (it gave up on the relay, or the recorder is gone).
+    Stop,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut conn: Option<Live> = None;
+        let mut buf = Vec::new();
+        let mut refused = 0u32;
+        loop {
+            let job = { self.jobs.lock().await.recv().await };
+            let Some(job) = job else { break };
+            if self.step(job, &mut conn, &mut buf, &mut refused).await == Step::Stop {
+                break;
+            }
         }
-        let sign = dkim.as_deref().map(|d| (d, clock.now().timestamp()));
-        let result = send_one(
-            &mut conn, &transport, &template, &from, &due, &mut buf, sign,
-        )
-        .await;
-        let attempt = classify(
-            &due.address,
-            due.attempts,
-            &result,
-            &settings,
-            clock.now_ms(),
+        if let Some(live) = conn {
+            live.conn.close().await;
+        }
+    }
+
+    /// Handles one job: sends it and reports the attempt, or puts it back.
+    async fn step(
+        &self,
+        job: Job,
+        conn: &mut Option<Live>,
+        buf: &mut Vec<u8>,
+        refused: &mut u32,
+    ) -> Step {
+        if self.halt.is_cancelled() {
+            return self.release(job);
+        }
+        let to: Address = match job.due.address.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                let result = Err(SendFailure::Permanent {
+                    code: 553,
+                    text: format!("invalid address {}: {e}", job.due.address),
+                });
+                return self.report(job, &result);
+            }
+        };
+        if let Some(p) = &self.pacer {
+            tokio::select! {
+                _ = p.until_ready() => {}
+                _ = self.halt.cancelled() => return self.release(job),
+            }
+        }
+        if let Err(failure) = self.connection(conn).await {
+            *refused += 1;
+            self.progress
+                .connect_failures
+                .fetch_add(1, Ordering::Relaxed);
+            if self.release(job) == Step::Stop {
+                return Step::Stop;
+            }
+            let permanent = matches!(failure, SendFailure::Permanent { .. });
+            if permanent || *refused >= self.settings.max_attempts {
+                tracing::error!(
+                    error.message = %failure, failures = *refused,
+                    "cannot open a connection: this worker stops"
+                );
+                self.crew.leave(failure.to_string());
+                return Step::Stop;
+            }
+            let wait = self.settings.backoff(*refused);
+            tracing::warn!(
+                error.message = %failure, failures = *refused, retry_in = ?wait,
+                "cannot open a connection: the delivery is put back, no attempt counted"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.halt.cancelled() => {}
+            }
+            return Step::Next;
+        }
+        *refused = 0;
+        let live = conn.as_mut().expect("connected above");
+        let result = self.send(&mut live.conn, &job.due, &to, buf).await;
+        live.last_used = Instant::now();
+        self.report(job, &result)
+    }
+
+    /// Makes sure `slot` holds a usable connection: replaces a broken one, probes one that sat
+    /// idle, opens one when there is none.
+    async fn connection(&self, slot: &mut Option<Live>) -> Result<(), SendFailure> {
+        if let Some(live) = slot {
+            let usable = live.conn.is_usable()
+                && (live.last_used.elapsed() < self.settings.idle_check || live.conn.check().await);
+            if usable {
+                return Ok(());
+            }
+            tracing::debug!("the connection is no longer usable: opening a new one");
+            if let Some(old) = slot.take() {
+                old.conn.close().await;
+            }
+        }
+        let conn = self.transport.connect().await?;
+        *slot = Some(Live {
+            conn,
+            last_used: Instant::now(),
+        });
+        Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(recipient = %due.address))]
+    async fn send(
+        &self,
+        conn: &mut Connection,
+        due: &Due,
+        to: &Address,
+        buf: &mut Vec<u8>,
+    ) -> Result<Reply, SendFailure> {
+        self.template.write(
+            Recipient {
+                address: to,
+                name: due.name.as_deref(),
+            },
+            buf,
         );
-        log_outcome(&attempt, &result);
+        if let Some(dkim) = &self.dkim {
+            dkim.sign_in_place(buf, self.clock.now().timestamp());
+        }
+        conn.send(&self.from, to, buf).await
+    }
+
+    /// Classifies an attempt, logs and counts it, and hands it to the recorder.
+    fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
+        let attempt = classify(
+            &job.due.address,
+            job.due.attempts,
+            result,
+            &self.settings,
+            self.clock.now_ms(),
+        );
+        log_outcome(&attempt, job.due.attempts + 1, result);
         let counter = match attempt.state {
-            State::Sent => &progress.sent,
-            State::Deferred => &progress.deferred,
-            _ => &progress.failed,
+            State::Sent => &self.progress.sent,
+            State::Deferred => &self.progress.deferred,
+            _ => &self.progress.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if attempt.possible_duplicate {
-            progress.possible_duplicates.fetch_add(1, Ordering::Relaxed);
+            self.progress
+                .possible_duplicates
+                .fetch_add(1, Ordering::Relaxed);
         }
-        if done
-            .send(Done {
-                attempt,
-                _permit: permit,
-            })
-            .is_err()
-        {
-            break;
-        }
+        self.hand_over(Outcome::Attempted(attempt), job.permit)
     }
-    if let Some(c) = conn {
-        c.close().await;
+
+    /// Puts a job back without an attempt.
+    fn release(&self, job: Job) -> Step {
+        self.hand_over(Outcome::Released(job.due.address), job.permit)
+    }
+
+    fn hand_over(&self, outcome: Outcome, permit: OwnedSemaphorePermit) -> Step {
+        if self.done.send(Done { outcome, permit }).is_err() {
+            // The recorder is gone (its error ends the run); nothing more can be recorded.
+            self.crew.leave("the ledger recorder stopped".to_string());
+            return Step::Stop;
+        }
+        Step::Next
     }
 }
 
-async fn send_one(
-    conn: &mut Option<Connection>,
-    transport: &Transport,
-    template: &MessageTemplate,
-    from: &Address,
-    due: &Due,
-    buf: &mut Vec<u8>,
-    sign: Option<(&DkimSigner, i64)>,
-) -> Result<Reply, SendFailure> {
-    let to: Address = due.address.parse().map_err(|e| SendFailure::Permanent {
-        code: 553,
-        text: format!("invalid address {}: {e}", due.address),
-    })?;
-    if !conn.as_ref().is_some_and(Connection::is_usable) {
-        if let Some(old) = conn.take() {
-            old.close().await;
-        }
-        *conn = Some(transport.connect().await?);
-    }
-    template.write(
-        Recipient {
-            address: &to,
-            name: due.name.as_deref(),
-        },
-        buf,
-    );
-    if let Some((dkim, now_unix)) = sign {
-        dkim.sign_in_place(buf, now_unix);
-    }
-    let c = conn.as_mut().expect("connected above");
-    c.send(from, &to, buf).await
-}
-
-fn log_outcome(a: &Attempt, result: &Result<Reply, SendFailure>) {
+fn log_outcome(a: &Attempt, attempt: u32, result: &Result<Reply, SendFailure>) {
     match (a.state, result) {
         (State::Sent, Ok(_)) => {
-            tracing::debug!(recipient = %a.address, code = a.code, "sent")
+            tracing::debug!(recipient = %a.address, attempt, code = a.code, reply = %a.text, "sent")
         }
         (_, Err(SendFailure::Ambiguous { .. })) => tracing::warn!(
-            recipient = %a.address, state = a.state.as_str(), reply = %a.text,
+            recipient = %a.address, attempt, state = a.state.as_str(), reply = %a.text,
             "possible duplicate: the reply to the final dot was lost"
         ),
         (State::Deferred, _) => tracing::info!(
-            recipient = %a.address, code = a.code, reply = %a.text, "deferred"
+            recipient = %a.address, attempt, code = a.code, reply = %a.text, "deferred"
         ),
         _ => tracing::warn!(
-            recipient = %a.address, code = a.code, reply = %a.text, suppressed = a.suppress, "failed"
+            recipient = %a.address, attempt, code = a.code, reply = %a.text,
+            suppressed = a.suppress, "failed"
         ),
     }
 }
 
-/// Commits outcomes in groups: when `GROUP_COMMIT` has passed since the first uncommitted one,
-/// or when the channel runs dry. Permits are released only after their outcome is committed.
+/// Commits outcomes in groups: each commit takes everything that arrived while the previous one
+/// ran (up to [`COMMIT_BATCH`]), so nothing waits on a timer. Permits are released only after
+/// their outcome is committed.
 async fn record(
     ledger: Arc<Mutex<Ledger>>,
     campaign: i64,
     mut rx: mpsc::UnboundedReceiver<Done>,
 ) -> anyhow::Result<()> {
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut pending = vec![first];
-        let deadline = tokio::time::sleep(GROUP_COMMIT);
-        tokio::pin!(deadline);
-        let mut closed = false;
-        loop {
-            while let Ok(d) = rx.try_recv() {
-                pending.push(d);
-            }
-            if pending.len() >= 512 {
-                break;
-            }
-            tokio::select! {
-                d = rx.recv() => match d {
-                    Some(d) => pending.push(d),
-                    None => { closed = true; break; }
-                },
-                _ = &mut deadline => break,
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < COMMIT_BATCH {
+            match rx.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
             }
         }
-        let batch = pending;
         let ledger = ledger.clone();
         tokio::task::spawn_blocking(move || {
-            let attempts: Vec<Attempt> = batch.iter().map(|d| d.attempt.clone()).collect();
-            let r = ledger
-                .lock()
-                .expect("ledger lock")
-                .record(campaign, &attempts);
-            drop(batch); // releases the permits, now that the outcomes are durable
-            r
+            let mut attempts = Vec::with_capacity(batch.len());
+            let mut released = Vec::new();
+            let mut permits = Vec::with_capacity(batch.len());
+            for d in batch {
+                match d.outcome {
+                    Outcome::Attempted(a) => attempts.push(a),
+                    Outcome::Released(address) => released.push(address),
+                }
+                permits.push(d.permit);
+            }
+            let mut l = ledger.lock().expect("ledger lock");
+            l.record(campaign, &attempts)?;
+            if !released.is_empty() {
+                l.release(campaign, &released)?;
+            }
+            drop(permits); // the outcomes are durable: these deliveries are no longer in flight
+            anyhow::Ok(())
         })
         .await
         .context("ledger task panicked")??;
-        if closed {
-            break;
-        }
     }
     Ok(())
 }
@@ -470,7 +790,50 @@ mod tests {
             retry_min: Duration::from_secs(60),
             retry_max: Duration::from_secs(300),
             ambiguous: Ambiguous::Retry,
+            idle_check: IDLE_CHECK,
         }
+    }
+
+    /// Four workers share one pacer: 21 messages at 10 per second take 2 s of (paused, virtual)
+    /// time in all, not a quarter of it as four separate limits would allow.
+    #[tokio::test(start_paused = true)]
+    async fn one_pace_for_all_workers() {
+        let pacer = Arc::new(Pacer::new(10).expect("a limit"));
+        let begin = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let pacer = pacer.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut slots = Vec::new();
+                for _ in 0..(if w == 0 { 6 } else { 5 }) {
+                    pacer.until_ready().await;
+                    slots.push(begin.elapsed());
+                }
+                slots
+            }));
+        }
+        let mut slots = Vec::new();
+        for t in tasks {
+            slots.extend(t.await.unwrap());
+        }
+        slots.sort();
+        assert_eq!(slots.len(), 21);
+        assert_eq!(slots[0], Duration::ZERO);
+        assert_eq!(*slots.last().unwrap(), Duration::from_secs(2));
+        for pair in slots.windows(2) {
+            assert!(pair[1] - pair[0] >= Duration::from_millis(99), "{slots:?}");
+        }
+        assert!(Pacer::new(0).is_none(), "0 means no limit");
+    }
+
+    #[test]
+    fn the_crash_bound_is_twice_the_workers() {
+        assert_eq!(settings().in_flight_bound(), 8);
+        let one = Settings {
+            concurrency: 0,
+            ..settings()
+        };
+        assert_eq!(one.in_flight_bound(), 2);
     }
 
     #[test]

@@ -455,6 +455,23 @@ impl Ledger {
         Ok(())
     }
 
+    /// Puts claimed deliveries that were not attempted (no connection could be opened, or the
+    /// run is stopping) back to `pending`, their attempts unchanged.
+    pub fn release(&mut self, campaign: i64, addresses: &[String]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "UPDATE deliveries SET state = 'pending'
+                 WHERE campaign_id = ?1 AND address_key = ?2 AND state = 'sending'",
+            )?;
+            for a in addresses {
+                st.execute(params![campaign, a.to_ascii_lowercase()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// When the next deferred delivery of the campaign is due, if any.
     pub fn next_retry_at(&self, campaign: i64) -> anyhow::Result<Option<i64>> {
         Ok(self.conn.query_row(
@@ -613,10 +630,13 @@ impl Ledger {
         )? as u64)
     }
 
-    /// The keys of every feed item already included in a campaign.
-    pub fn sent_feed_items(&self) -> anyhow::Result<HashSet<String>> {
-        let mut st = self.conn.prepare("SELECT item_key FROM feed_items")?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+    /// The keys of every feed item already included in the campaign of another issue than
+    /// `issue` (a resumed campaign keeps its own items).
+    pub fn sent_feed_items_except(&self, issue: IssueId) -> anyhow::Result<HashSet<String>> {
+        let mut st = self.conn.prepare(
+            "SELECT f.item_key FROM feed_items f JOIN campaigns c ON c.id = f.campaign_id WHERE c.issue != ?1",
+        )?;
+        let rows = st.query_map([issue.to_string()], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -93,6 +93,15 @@ impl Connection {
         }
     }
 
+    /// Asks the server whether the session is still open (SMTP NOOP); false when the connection
+    /// must be replaced. The outbox is always open.
+    pub async fn check(&mut self) -> bool {
+        match self {
+            Connection::Outbox { .. } => true,
+            Connection::Smtp(c) => c.check().await,
+        }
+    }
+
     /// False once the connection must be replaced.
     pub fn is_usable(&self) -> bool {
         match self {

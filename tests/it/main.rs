@@ -3,7 +3,9 @@
 mod cli;
 mod content;
 mod daemon;
+mod delivery;
 mod dkim;
+mod feed_issue;
 mod feeds;
 mod http;
 mod mime;

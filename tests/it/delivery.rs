@@ -1,0 +1,947 @@
+//! The send engine over real SMTP conversations on loopback: the `brief` binary against the
+//! fault-injecting test server, Postfix's `smtp-sink`, TLS, `kill -9` and SIGTERM mid-campaign.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brief::app::App;
+use brief::clock::{Clock, SystemClock};
+use brief::deliver::{Progress, Run, Settings, Summary};
+use brief::message::Kind;
+use brief::transport::Transport;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::pki::TestPki;
+use crate::support::smtp_server::{Received, Rule, SmtpServer};
+use crate::support::World;
+
+/// The envelope sender of every campaign message (the world's `newsletter.from`).
+const FROM: &str = "brief@news.example.org";
+const HELO: &str = "news.example.org";
+
+/// Fast retries so a whole campaign with deferrals runs in seconds.
+const FAST: &str =
+    "concurrency = 4\nmax_attempts = 5\nretry_min = \"50ms\"\nretry_max = \"200ms\"\n";
+
+fn rcpt(i: usize) -> String {
+    format!("r{i:04}@example.org")
+}
+
+/// A world whose subscribers are `r0000@example.org` .. and whose mail goes over SMTP.
+struct Mailer {
+    world: World,
+    /// The world's config without its `[delivery]` and `[smtp]` sections.
+    base: String,
+    /// Environment variables for every command.
+    env: Vec<(String, String)>,
+}
+
+impl Mailer {
+    fn new(subscribers: usize) -> Mailer {
+        let world = World::new();
+        let text = std::fs::read_to_string(world.config_path()).unwrap();
+        let mut base = text.clone();
+        for section in [
+            "[delivery]\ndatabase = \"data/brief.db\"\n",
+            "[smtp]\ntransport = \"outbox\"\noutbox_dir = \"outbox\"\n",
+        ] {
+            assert!(base.contains(section), "the world's config changed: {text}");
+            base = base.replace(section, "");
+        }
+        let mut csv = String::from("email,name\n");
+        for i in 0..subscribers {
+            csv.push_str(&format!("{},Reader {i}\n", rcpt(i)));
+        }
+        world.write("subscribers.csv", &csv);
+        Mailer {
+            world,
+            base,
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable for every command of this world.
+    fn env(mut self, key: &str, value: &str) -> Mailer {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Points the world at `port` with these `[delivery]` and `[smtp]` lines (a 5 s timeout
+    /// unless `smtp` sets one).
+    fn configure(&self, port: u16, delivery: &str, smtp: &str) {
+        let timeout = if smtp.contains("timeout") {
+            ""
+        } else {
+            "timeout = \"5s\"\n"
+        };
+        self.world.write(
+            "brief.toml",
+            &format!(
+                "{}\n[delivery]\ndatabase = \"data/brief.db\"\n{delivery}\n\n[smtp]\n\
+                 transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+                 helo_name = \"{HELO}\"\n{timeout}{smtp}\n",
+                self.base
+            ),
+        );
+    }
+
+    /// Runs `brief ARGS` to its end off the async runtime, so the test server keeps serving.
+    async fn brief(&self, args: &[&str]) -> Output {
+        let mut cmd = self.world.brief();
+        cmd.args(args).envs(self.env.iter().cloned());
+        tokio::task::spawn_blocking(move || cmd.output().expect("run brief"))
+            .await
+            .expect("brief runner")
+    }
+
+    /// `brief send --yes` in the background, its output going to files in the world.
+    fn spawn_send(&self, tag: &str) -> Child {
+        let file = |ext: &str| std::fs::File::create(self.world.path(&format!("{tag}.{ext}")));
+        Command::new(env!("CARGO_BIN_EXE_brief"))
+            .current_dir(&self.world.root)
+            .env_remove("BRIEF_CONFIG")
+            .env_remove("RUST_LOG")
+            .arg("--config")
+            .arg(self.world.config_path())
+            .args(["send", "--yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file("out").unwrap()))
+            .stderr(Stdio::from(file("err").unwrap()))
+            .spawn()
+            .expect("spawn brief send")
+    }
+
+    fn output_of(&self, tag: &str, ext: &str) -> String {
+        std::fs::read_to_string(self.world.path(&format!("{tag}.{ext}"))).unwrap_or_default()
+    }
+
+    /// `brief report --format jsonl` of an issue, by address.
+    async fn report(&self, issue: &str) -> HashMap<String, Value> {
+        let out = self
+            .brief(&["report", "--issue", issue, "--format", "jsonl"])
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).expect("a JSON line");
+                (v["address"].as_str().unwrap().to_string(), v)
+            })
+            .collect()
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Copies received per recipient (lowercased).
+fn copies(messages: &[Received]) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for m in messages {
+        for r in &m.rcpt_to {
+            *n.entry(r.to_ascii_lowercase()).or_insert(0) += 1;
+        }
+    }
+    n
+}
+
+fn parsed(m: &Received) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(&m.data)
+        .expect("a parsable message")
+}
+
+fn attempts(row: &Value) -> u64 {
+    row["attempts"].as_u64().unwrap()
+}
+
+/// Waits (bounded) until `cond` holds; false when it never did.
+async fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..1200 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+/// Waits (bounded) for a child to exit; kills it and fails if it does not.
+async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..1200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("brief did not exit within a minute");
+}
+
+/// The issue's "Done when": 1,045 readers through a server that answers 451 to one in ten on
+/// their first try, greylists 20, rejects 20 with 550 5.1.1 and drops the reply after the final
+/// dot for 5. Every deliverable reader gets exactly one copy (the 5 at least one), the rejected
+/// none; a second send sends nothing; a test send arrives with [TEST] and stays out of the
+/// report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_of_1045_through_every_fault_reaches_each_reader_once() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(1045);
+    m.configure(server.port(), FAST, "");
+    let once_451: Vec<usize> = (0..1000).filter(|i| i % 10 == 0).collect();
+    let rejected: Vec<usize> = (1000..1020).collect();
+    let greylisted: Vec<usize> = (1020..1040).collect();
+    let lost: Vec<usize> = (1040..1045).collect();
+    for &i in &once_451 {
+        server.rule(
+            Rule::rcpt(&rcpt(i))
+                .reply("451 4.3.0 try again later")
+                .times(1),
+        );
+    }
+    for &i in &rejected {
+        server.rule(Rule::rcpt(&rcpt(i)).reply("550 5.1.1 no such user here"));
+    }
+    for &i in &greylisted {
+        server.rule(
+            Rule::rcpt(&rcpt(i))
+                .reply("451 4.7.1 greylisted, come back later")
+                .times(2),
+        );
+    }
+    for &i in &lost {
+        server.rule(Rule::end_of_data_for(&rcpt(i)).hang_up().times(1));
+    }
+
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("issue 2021-07: 1025 sent now; 1025 sent, 20 failed, 0 suppressed, 0 deferred, 0 pending of 1045 (finished)"),
+        "{stdout}"
+    );
+    let got = server.messages();
+    let n = copies(&got);
+    for i in 0..1045 {
+        let c = n.get(&rcpt(i)).copied().unwrap_or(0);
+        if rejected.contains(&i) {
+            assert_eq!(c, 0, "{} was rejected", rcpt(i));
+        } else if lost.contains(&i) {
+            assert!(c >= 1, "{} lost its reply but must get a copy", rcpt(i));
+        } else {
+            assert_eq!(c, 1, "{} gets exactly one copy", rcpt(i));
+        }
+    }
+    assert!(got
+        .iter()
+        .all(|r| r.mail_from == FROM && r.rcpt_to.len() == 1));
+    let ehlos: Vec<String> = server
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("EHLO"))
+        .collect();
+    assert!(!ehlos.is_empty() && ehlos.iter().all(|c| *c == format!("EHLO {HELO}")));
+
+    let report = m.report("2021-07").await;
+    assert_eq!(report.len(), 1045);
+    for &i in &rejected {
+        let row = &report[&rcpt(i)];
+        assert_eq!(row["state"], "failed", "{row}");
+        assert_eq!(row["last_code"], 550, "{row}");
+        assert!(
+            row["last_text"].as_str().unwrap().contains("5.1.1"),
+            "{row}"
+        );
+        assert_eq!(attempts(row), 1, "a 5xx is never retried: {row}");
+    }
+    for &i in &greylisted {
+        let row = &report[&rcpt(i)];
+        assert_eq!(
+            (row["state"].as_str(), attempts(row)),
+            (Some("sent"), 3),
+            "{row}"
+        );
+    }
+    for &i in &once_451 {
+        let row = &report[&rcpt(i)];
+        assert_eq!(
+            (row["state"].as_str(), attempts(row)),
+            (Some("sent"), 2),
+            "{row}"
+        );
+    }
+    for &i in &lost {
+        let row = &report[&rcpt(i)];
+        assert_eq!(row["state"], "sent", "{row}");
+        assert_eq!(row["possible_duplicate"], true, "{row}");
+        // The retry is the same message: same Message-ID, same envelope sender.
+        let ids: Vec<String> = got
+            .iter()
+            .filter(|r| r.rcpt_to[0] == rcpt(i))
+            .map(|r| parsed(r).message_id().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 2, "ambiguous = retry sends it again");
+        assert!(
+            ids.iter().all(|id| *id == row["message_id"]),
+            "{ids:?} {row}"
+        );
+    }
+    assert!(
+        stderr.contains("possible duplicate"),
+        "lost replies are logged: {stderr}"
+    );
+
+    let again = m.brief(&["send", "--yes"]).await;
+    let (stdout, _) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert!(stdout.contains("already sent"), "{stdout}");
+    assert_eq!(server.accepted(), got.len(), "a second send sends nothing");
+
+    let test = m
+        .brief(&["send", "--test", "--to", "editor@example.org"])
+        .await;
+    let (stdout, stderr) = text(&test);
+    assert_eq!(test.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("editor@example.org: 250 2.0.0 Ok: queued as"),
+        "the server's reply is printed: {stdout}"
+    );
+    let last = server.messages().pop().unwrap();
+    assert_eq!(last.rcpt_to, ["editor@example.org"]);
+    assert!(parsed(&last).subject().unwrap().starts_with("[TEST] "));
+    let report = m.report("2021-07").await;
+    assert_eq!(report.len(), 1045);
+    assert!(!report.contains_key("editor@example.org"));
+    assert_eq!(
+        m.world
+            .ledger()
+            .test_send_count("2021-07".parse().unwrap())
+            .unwrap(),
+        1
+    );
+}
+
+/// Runs one campaign of `n` readers against `server` with `delivery` settings and returns the
+/// output and the report.
+async fn campaign(
+    server: &SmtpServer,
+    n: usize,
+    delivery: &str,
+    smtp: &str,
+) -> (Mailer, Output, HashMap<String, Value>) {
+    let m = Mailer::new(n);
+    m.configure(server.port(), delivery, smtp);
+    let out = m.brief(&["send", "--yes"]).await;
+    let report = m.report("2021-07").await;
+    (m, out, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_421_mid_session_defers_that_reader_and_the_engine_reconnects() {
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::rcpt(&rcpt(1))
+            .reply_and_hang_up("421 4.3.2 service shutting down")
+            .times(1),
+    );
+    let delivery = FAST.replace("concurrency = 4", "concurrency = 1");
+
+    let (_m, out, report) = campaign(&server, 3, &delivery, "").await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(attempts(&report[&rcpt(1)]), 2);
+    assert_eq!(attempts(&report[&rcpt(0)]), 1);
+    assert_eq!(attempts(&report[&rcpt(2)]), 1);
+    assert!(report.values().all(|r| r["state"] == "sent"));
+    assert_eq!(server.accepted(), 3);
+    assert_eq!(
+        server.connections(),
+        2,
+        "one connection replaced the closed one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_452_defers_and_the_retry_delivers() {
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::rcpt(&rcpt(0))
+            .reply("452 4.2.2 mailbox full")
+            .times(1),
+    );
+
+    let (_m, out, report) = campaign(&server, 3, FAST, "").await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let row = &report[&rcpt(0)];
+    assert_eq!(
+        (row["state"].as_str(), attempts(row)),
+        (Some("sent"), 2),
+        "{row}"
+    );
+    assert_eq!(copies(&server.messages())[&rcpt(0)], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_past_the_timeout_defers_and_the_retry_delivers() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::rcpt(&rcpt(0)).stall().times(1));
+
+    let (_m, out, report) = campaign(&server, 3, FAST, "timeout = \"1s\"").await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let row = &report[&rcpt(0)];
+    assert_eq!(
+        (row["state"].as_str(), attempts(row)),
+        (Some("sent"), 2),
+        "{row}"
+    );
+    assert_eq!(server.accepted(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_deferred_max_attempts_times_fails_and_the_campaign_still_finishes() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::rcpt(&rcpt(1)).reply("451 4.3.0 try again later"));
+    let delivery = FAST.replace("max_attempts = 5", "max_attempts = 3");
+
+    let (m, out, report) = campaign(&server, 3, &delivery, "").await;
+
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("2 sent, 1 failed"), "{stdout}");
+    let row = &report[&rcpt(1)];
+    assert_eq!(row["state"], "failed", "{row}");
+    assert_eq!(attempts(row), 3);
+    assert_eq!(row["last_code"], 451);
+    assert!(
+        row["last_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 3 attempts"),
+        "{row}"
+    );
+    let rcpts = server
+        .commands()
+        .iter()
+        .filter(|c| c.contains(&rcpt(1)))
+        .count();
+    assert_eq!(rcpts, 3, "tried exactly max_attempts times");
+    assert!(
+        m.world
+            .ledger()
+            .campaign("2021-07".parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .finished
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ambiguous_skip_counts_a_lost_reply_as_sent_and_never_sends_twice() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::end_of_data_for(&rcpt(0)).hang_up().times(1));
+    let delivery = format!("{FAST}ambiguous = \"skip\"\n");
+
+    let (_m, out, report) = campaign(&server, 3, &delivery, "").await;
+
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let row = &report[&rcpt(0)];
+    assert_eq!(row["state"], "sent", "{row}");
+    assert_eq!(row["possible_duplicate"], true, "{row}");
+    assert_eq!(attempts(row), 1);
+    assert!(row["last_text"]
+        .as_str()
+        .unwrap()
+        .contains("counted as sent"));
+    assert_eq!(copies(&server.messages())[&rcpt(0)], 1);
+    assert!(stderr.contains("possible duplicate"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_is_suppressed_for_the_next_issue_but_a_policy_rejection_is_not() {
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::rcpt(&rcpt(0))
+            .reply("550 5.1.1 user unknown")
+            .times(1),
+    );
+    server.rule(
+        Rule::rcpt(&rcpt(1))
+            .reply("550 5.7.1 message refused")
+            .times(1),
+    );
+    let m = Mailer::new(3);
+    m.world.copy_issue("2021-08");
+    m.configure(server.port(), FAST, "");
+
+    let first = m.brief(&["send", "--yes", "--issue", "2021-07"]).await;
+    let second = m.brief(&["send", "--yes", "--issue", "2021-08"]).await;
+
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    assert_eq!(second.status.code(), Some(0), "{second:?}");
+    let n = copies(&server.messages());
+    assert_eq!(n.get(&rcpt(0)), None, "never got either issue");
+    assert_eq!(n[&rcpt(1)], 1, "a policy rejection does not unsubscribe");
+    assert_eq!(n[&rcpt(2)], 2);
+    let report = m.report("2021-08").await;
+    assert_eq!(report[&rcpt(0)]["state"], "suppressed");
+    assert_eq!(attempts(&report[&rcpt(0)]), 0);
+    assert_eq!(report[&rcpt(1)]["state"], "sent");
+    let list = m.brief(&["subscribers", "list"]).await;
+    let (stdout, _) = text(&list);
+    assert!(
+        stdout.contains(&format!("{}\tbounced", rcpt(0))),
+        "{stdout}"
+    );
+}
+
+/// A relay that turns connections away at the greeting for a moment costs time, not attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_busy_at_the_greeting_costs_no_attempts() {
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::greeting()
+            .reply_and_hang_up("421 4.3.2 too many connections")
+            .times(3),
+    );
+
+    let (_m, out, report) = campaign(&server, 6, FAST, "").await;
+
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        report
+            .values()
+            .all(|r| r["state"] == "sent" && attempts(r) == 1),
+        "{report:?}"
+    );
+    assert_eq!(server.accepted(), 6);
+    assert!(stderr.contains("no attempt counted"), "{stderr}");
+}
+
+/// A relay that stays down ends the run with its error; nobody is charged an attempt, and the
+/// next run, once the relay is back, delivers everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_stays_down_ends_the_run_and_the_next_run_delivers() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let m = Mailer::new(5);
+    let delivery = FAST.replace("max_attempts = 5", "max_attempts = 3");
+    m.configure(port, &delivery, "");
+
+    let down = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&down);
+    assert_eq!(down.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("0 sent now"), "a summary line: {stdout}");
+    assert!(
+        stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("run `brief send` again"), "{stderr}");
+    let report = m.report("2021-07").await;
+    assert!(
+        report
+            .values()
+            .all(|r| r["state"] == "pending" && attempts(r) == 0),
+        "{report:?}"
+    );
+
+    let server = SmtpServer::start().await;
+    m.configure(server.port(), &delivery, "");
+    let up = m.brief(&["send", "--yes"]).await;
+
+    assert_eq!(up.status.code(), Some(0), "{up:?}");
+    let report = m.report("2021-07").await;
+    assert!(report
+        .values()
+        .all(|r| r["state"] == "sent" && attempts(r) == 1));
+    assert_eq!(server.accepted(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_end_the_run_at_once_without_charging_anyone() {
+    let server = SmtpServer::builder().auth("brief", "right").start().await;
+    let m = Mailer::new(4).env("BRIEF_TEST_SMTP_PASSWORD", "wrong");
+    m.configure(
+        server.port(),
+        FAST,
+        "username = \"brief\"\npassword_env = \"BRIEF_TEST_SMTP_PASSWORD\"",
+    );
+
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("535"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong"),
+        "the password is never shown: {stderr}"
+    );
+    // A 5xx at connect is not retried: one AUTH per worker at most.
+    assert!(server.auth_attempts().len() <= 4);
+    let report = m.report("2021-07").await;
+    assert!(report
+        .values()
+        .all(|r| r["state"] == "pending" && attempts(r) == 0));
+}
+
+/// Drives the engine in-process (as the daemon does) with a chosen idle-check threshold.
+async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = App::new(m.world.config(), clock.clone()).expect("app");
+    let issue = app
+        .load_issue("2021-07".parse().unwrap())
+        .map_err(|p| p.to_string())
+        .expect("issue");
+    let key = app.token_key().unwrap();
+    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let mut ledger = app.open_ledger().unwrap();
+    let (campaign, _, _) = app
+        .start_campaign(&mut ledger, &issue, &template, &rendered.subject, "test")
+        .unwrap();
+    let mut settings = Settings::from(&app.config.delivery);
+    settings.idle_check = idle_check;
+    Run {
+        ledger: Arc::new(Mutex::new(ledger)),
+        campaign,
+        template: Arc::new(template),
+        transport: Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
+        envelope_from: app.config.newsletter.from.email.clone(),
+        settings,
+        clock,
+        progress: Arc::new(Progress::default()),
+        dkim: None,
+    }
+    .execute(CancellationToken::new())
+    .await
+    .expect("run")
+}
+
+/// A server that closes a connection after each message: probing an idle connection with NOOP
+/// turns that into a reconnect; without the probe each next reader would pay an attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_the_server_closed_costs_a_reconnect_not_an_attempt() {
+    let delivery = FAST.replace("concurrency = 4", "concurrency = 1");
+    let closing = || Rule::end_of_data().reply_and_hang_up("250 2.0.0 Ok: queued, bye");
+
+    let probed = SmtpServer::start().await;
+    probed.rule(closing());
+    let m = Mailer::new(3);
+    m.configure(probed.port(), &delivery, "");
+    let s = run_engine(&m, Duration::ZERO).await;
+
+    assert!(s.finished);
+    let report = m.report("2021-07").await;
+    assert!(
+        report
+            .values()
+            .all(|r| r["state"] == "sent" && attempts(r) == 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        probed.connections(),
+        3,
+        "each closed connection was replaced"
+    );
+
+    let open = SmtpServer::start().await;
+    let m = Mailer::new(3);
+    m.configure(open.port(), &delivery, "");
+    run_engine(&m, Duration::ZERO).await;
+
+    let commands = open.commands();
+    assert_eq!(
+        commands.iter().filter(|c| *c == "NOOP").count(),
+        2,
+        "an open connection is probed before it is reused: {commands:?}"
+    );
+    assert_eq!(open.connections(), 1);
+
+    let unprobed = SmtpServer::start().await;
+    unprobed.rule(closing());
+    let m = Mailer::new(3);
+    m.configure(unprobed.port(), &delivery, "");
+    let s = run_engine(&m, Duration::from_secs(3600)).await;
+
+    assert!(s.finished);
+    let report = m.report("2021-07").await;
+    assert!(
+        report.values().any(|r| attempts(r) > 1),
+        "without the probe a reader pays for the closed connection: {report:?}"
+    );
+}
+
+/// `kill -9` in the middle of 3,000 readers, then `brief send` again: everyone gets the issue,
+/// and no more than 2 x concurrency readers get it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_campaign_then_resume_delivers_all_with_bounded_duplicates() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(3000);
+    // Throttled so that the kill lands mid-campaign, yet fast enough to have messages in flight.
+    m.configure(
+        server.port(),
+        &format!("{FAST}rate_per_second = 1000\n"),
+        "",
+    );
+
+    let mut child = m.spawn_send("first");
+    let started = wait_for(|| server.accepted() >= 300).await;
+    let early_exit = child.try_wait().unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        started && early_exit.is_none(),
+        "brief should still be sending: {early_exit:?}\n{}",
+        m.output_of("first", "err")
+    );
+    let before = server.accepted();
+    assert!(before < 3000, "killed mid-campaign");
+
+    m.configure(server.port(), FAST, "");
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let n = copies(&server.messages());
+    for i in 0..3000 {
+        assert!(n.contains_key(&rcpt(i)), "{} was skipped", rcpt(i));
+    }
+    let duplicates = server.accepted() - 3000;
+    assert!(
+        duplicates <= 8,
+        "{duplicates} duplicates, more than 2 x concurrency"
+    );
+    // The resume names what was in flight; every duplicate is one of those.
+    let in_flight: usize = stderr
+        .split("resuming: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map_or(0, |n| n.parse().expect("a count"));
+    assert!(in_flight <= 8, "{stderr}");
+    assert!(
+        duplicates <= in_flight,
+        "{duplicates} > {in_flight}: {stderr}"
+    );
+    assert!(stdout.contains("(finished)"), "{stdout}");
+    let report = m.report("2021-07").await;
+    assert!(report.values().all(|r| r["state"] == "sent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_sending_records_what_was_in_flight_and_a_later_run_finishes() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(2000);
+    m.configure(server.port(), &format!("{FAST}rate_per_second = 100\n"), "");
+
+    let mut child = m.spawn_send("first");
+    assert!(
+        wait_for(|| server.accepted() >= 50).await,
+        "sending started"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let status = wait_exit(&mut child).await;
+
+    let stdout = m.output_of("first", "out");
+    let stderr = m.output_of("first", "err");
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted"), "a summary line: {stdout}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let counts = m
+        .world
+        .ledger()
+        .counts(
+            m.world
+                .ledger()
+                .campaign("2021-07".parse().unwrap())
+                .unwrap()
+                .unwrap()
+                .id,
+        )
+        .unwrap();
+    assert_eq!(counts.sending, 0, "nothing left in flight");
+    assert_eq!(
+        counts.sent as usize,
+        server.accepted(),
+        "every message the server took is recorded"
+    );
+    assert!(counts.pending > 0, "stopped mid-campaign");
+
+    m.configure(server.port(), FAST, "");
+    let out = m.brief(&["send", "--yes"]).await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        server.accepted(),
+        2000,
+        "no duplicates after a graceful stop"
+    );
+    assert!(copies(&server.messages()).values().all(|&c| c == 1));
+}
+
+/// While a graceful stop waits for a message stuck at the server, a second signal quits at once;
+/// the resume then still reaches everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_quits_at_once_and_the_resume_still_reaches_everyone() {
+    let server = SmtpServer::start().await;
+    server.rule(Rule::rcpt(&rcpt(5)).stall().times(1));
+    let m = Mailer::new(20);
+    let delivery = FAST.replace("concurrency = 4", "concurrency = 1");
+    m.configure(server.port(), &delivery, "timeout = \"30s\"");
+
+    let mut child = m.spawn_send("first");
+    let stuck = format!("RCPT TO:<{}>", rcpt(5));
+    assert!(wait_for(|| server.commands().contains(&stuck)).await);
+    let signal = |pid: u32| {
+        let kill = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        assert!(kill.expect("kill -TERM").success());
+    };
+    signal(child.id());
+    assert!(wait_for(|| m.output_of("first", "err").contains("stopping")).await);
+    signal(child.id());
+    let status = wait_exit(&mut child).await;
+
+    let stderr = m.output_of("first", "err");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    let out = m.brief(&["send", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let n = copies(&server.messages());
+    assert!((0..20).all(|i| n.contains_key(&rcpt(i))));
+    assert!(server.accepted() - 20 <= 2);
+}
+
+/// Where Postfix's `smtp-sink` is (installed by `scripts/test.sh`).
+const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
+
+/// The last message count in smtp-sink's `-c` output (`sess=.. quit=.. mesg=N` lines).
+fn sink_count(output: &Path) -> usize {
+    let text = std::fs::read_to_string(output).unwrap_or_default();
+    text.split(['\r', '\n', ' '])
+        .rev()
+        .find_map(|w| w.strip_prefix("mesg=").and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_readers_into_postfix_smtp_sink() {
+    assert!(
+        Path::new(SMTP_SINK).exists(),
+        "{SMTP_SINK} is missing: install Postfix's tools with `scripts/test.sh`, or \
+         `echo \"postfix postfix/main_mailer_type select No configuration\" | \
+         debconf-set-selections; apt-get install -y --no-install-recommends postfix`"
+    );
+    let sink_dir = tempfile::tempdir().unwrap();
+    let dumps = sink_dir.path().join("dump");
+    std::fs::create_dir(&dumps).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let counter = sink_dir.path().join("count.out");
+    let mut sink = Command::new(SMTP_SINK);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if root {
+        // smtp-sink refuses to run as root; the dump folder must then be open to `nobody`.
+        use std::os::unix::fs::PermissionsExt;
+        for d in [sink_dir.path(), dumps.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        sink.args(["-u", "nobody"]);
+    }
+    let mut sink = sink
+        .arg("-c")
+        .arg("-d")
+        .arg(format!("{}/%M.", dumps.display()))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("256")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&counter).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start smtp-sink");
+    let listening = wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+
+    let m = Mailer::new(1000);
+    m.configure(port, FAST, "");
+    let out = if listening {
+        Some(m.brief(&["send", "--yes"]).await)
+    } else {
+        None
+    };
+    let all_counted = wait_for(|| sink_count(&counter) >= 1000).await;
+    let _ = sink.kill();
+    let _ = sink.wait();
+
+    let out = out.expect("smtp-sink never listened");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1000 sent, 0 failed"), "{stdout}");
+    assert!(all_counted, "smtp-sink counted {}", sink_count(&counter));
+    assert_eq!(sink_count(&counter), 1000);
+    let dumped: Vec<_> = std::fs::read_dir(&dumps).unwrap().collect();
+    assert!(!dumped.is_empty());
+    let one = std::fs::read_to_string(dumped[0].as_ref().unwrap().path()).unwrap();
+    assert!(one.contains(&format!("X-Mail-Args: <{FROM}>")), "{one}");
+    assert!(one.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+}
+
+async fn tls_campaign(server: SmtpServer, pki: &TestPki, tls: &str) {
+    let m = Mailer::new(3);
+    let ca = pki.write_ca(&m.world.root);
+    m.configure(
+        server.port(),
+        FAST,
+        &format!("tls = \"{tls}\"\nca_file = \"{}\"", ca.display()),
+    );
+
+    let out = m.brief(&["send", "--yes"]).await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = server.messages();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.tls), "every message went encrypted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_end_to_end_with_the_test_ca() {
+    let pki = TestPki::new();
+    let server = SmtpServer::builder()
+        .starttls(pki.server_config())
+        .start()
+        .await;
+    tls_campaign(server, &pki, "starttls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_end_to_end_with_the_test_ca() {
+    let pki = TestPki::new();
+    let server = SmtpServer::builder()
+        .implicit_tls(pki.server_config())
+        .start()
+        .await;
+    tls_campaign(server, &pki, "tls").await;
+}
