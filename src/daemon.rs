@@ -48,6 +48,10 @@ const SLEEP_SLICE: Duration = Duration::from_secs(60);
 /// How often a running campaign's counters are copied into the metrics.
 const METRICS_TICK: Duration = Duration::from_secs(1);
 
+/// How long a campaign waits after a run that could not reach the relay before it runs again
+/// (at most `[delivery] retry_max`).
+const RELAY_RETRY: Duration = Duration::from_secs(15 * 60);
+
 /// What one schedule fire did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fire {
@@ -264,12 +268,11 @@ impl Daemon {
             .and_then(|r| r);
             match opened {
                 Ok((ledger, counts, c)) => {
-                    tracing::info!(
+                    tracing::debug!(
                         issue = %id,
                         trigger = %c.trigger,
                         left = counts.pending + counts.sending + counts.deferred,
-                        sent = counts.sent,
-                        "campaign resumed"
+                        "resuming an unfinished campaign"
                     );
                     self.metrics.campaign("resumed");
                     self.launch(c, template, ledger);
@@ -394,6 +397,19 @@ impl Daemon {
                 return Fire::Empty(id);
             }
             Ok(i) => i,
+            Err(problems)
+                if problems
+                    .0
+                    .iter()
+                    .all(|p| p.message.starts_with("the issue has no entries")) =>
+            {
+                self.report(
+                    id,
+                    false,
+                    format!("issue {id} has no entries: the scheduled send is skipped this month"),
+                );
+                return Fire::Empty(id);
+            }
             Err(problems) => {
                 self.report(
                     id,
@@ -441,7 +457,7 @@ impl Daemon {
             recipients = counts.total(),
             suppressed = counts.suppressed,
             trigger = "schedule",
-            "campaign started"
+            "campaign created by the schedule"
         );
         self.metrics.campaign("created");
         self.launch(campaign, template, ledger);
@@ -482,59 +498,69 @@ impl Daemon {
     ) {
         let id = campaign.issue;
         let transport = match self.app.transport(&id.to_string()) {
-            Ok(t) => t,
+            Ok(t) => Arc::new(t),
             Err(e) => {
                 tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
                 return;
             }
         };
-        tracing::debug!(issue = %id, transport = %transport.describe(), "campaign running");
-        let progress = Arc::new(crate::deliver::Progress::default());
-        let run = crate::deliver::Run {
-            ledger: Arc::new(Mutex::new(ledger)),
-            campaign,
-            template: Arc::new(template),
-            transport: Arc::new(transport),
-            envelope_from: self.app.config.newsletter.from.email.clone(),
-            settings: crate::deliver::Settings::from(&self.app.config.delivery),
-            clock: self.app.clock.clone(),
-            progress: progress.clone(),
-            dkim: self.dkim.clone(),
-        };
-        let done = CancellationToken::new();
-        let mirror = tokio::spawn(mirror_progress(
-            progress,
-            self.metrics.clone(),
-            self.app.clock.clone(),
-            done.clone(),
-        ));
-        let result = run.execute(self.stop.clone()).await;
-        done.cancel();
-        let _ = mirror.await;
-        match result {
-            Ok(s) if s.finished => {
-                self.metrics.campaign("finished");
-                tracing::info!(
-                    issue = %id,
-                    sent = s.counts.sent,
-                    failed = s.counts.failed,
-                    suppressed = s.counts.suppressed,
-                    sent_now = s.sent_now,
-                    "campaign finished"
-                );
+        let ledger = Arc::new(Mutex::new(ledger));
+        let template = Arc::new(template);
+        // The engine logs the start and the end of each run; the daemon adds the metrics and,
+        // when the relay could not be reached, runs again later instead of waiting for staff.
+        loop {
+            let progress = Arc::new(crate::deliver::Progress::default());
+            let run = crate::deliver::Run {
+                ledger: ledger.clone(),
+                campaign: campaign.clone(),
+                template: template.clone(),
+                transport: transport.clone(),
+                envelope_from: self.app.config.newsletter.from.email.clone(),
+                settings: crate::deliver::Settings::from(&self.app.config.delivery),
+                clock: self.app.clock.clone(),
+                progress: progress.clone(),
+                dkim: self.dkim.clone(),
+            };
+            let done = CancellationToken::new();
+            let mirror = tokio::spawn(mirror_progress(
+                progress,
+                self.metrics.clone(),
+                self.app.clock.clone(),
+                done.clone(),
+            ));
+            let result = run.execute(self.stop.clone()).await;
+            done.cancel();
+            let _ = mirror.await;
+            match result {
+                Ok(s) if s.finished => {
+                    self.metrics.campaign("finished");
+                    return;
+                }
+                Ok(s) if s.relay_error.is_some() && !self.stop.is_cancelled() => {
+                    let wait = RELAY_RETRY.min(self.app.config.delivery.retry_max);
+                    tracing::warn!(
+                        issue = %id,
+                        retry_in = %humantime::format_duration(wait),
+                        "the relay could not be reached: the campaign runs again later"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                Ok(_) => {
+                    tracing::debug!(issue = %id, "campaign run stopped: it resumes at the next start");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        issue = %id,
+                        error.message = %e,
+                        "campaign run failed, it resumes when the daemon starts again: {e:#}"
+                    );
+                    return;
+                }
             }
-            Ok(s) => tracing::info!(
-                issue = %id,
-                sent = s.counts.sent,
-                failed = s.counts.failed,
-                left = s.counts.pending + s.counts.sending + s.counts.deferred,
-                "campaign stopped: it resumes when the daemon starts again"
-            ),
-            Err(e) => tracing::error!(
-                issue = %id,
-                error.message = %e,
-                "campaign run failed, it resumes when the daemon starts again: {e:#}"
-            ),
         }
     }
 
@@ -570,16 +596,17 @@ fn has_entry_files(folder: &Path) -> bool {
 }
 
 /// Copies a run's live counters into the metrics every [`METRICS_TICK`] and once more at the
-/// end. The engine counts deferred (4xx, connection loss, a lost reply under the `retry`
-/// policy), failed (5xx, or given up) and possibly duplicated messages; they are exported as
-/// the `transient`, `permanent` and `ambiguous` kinds of `brief_send_errors_total`.
+/// end. The engine counts deferred attempts (4xx, connection loss, a lost reply under the
+/// `retry` policy), failed deliveries (5xx, or given up), possibly duplicated messages and
+/// connections that could not be opened; they are exported as the `transient`, `permanent`,
+/// `ambiguous` and `connection` kinds of `brief_send_errors_total`.
 async fn mirror_progress(
     progress: Arc<crate::deliver::Progress>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn crate::clock::Clock>,
     done: CancellationToken,
 ) {
-    let mut seen = [0u64; 4];
+    let mut seen = [0u64; 5];
     loop {
         let last = tokio::select! {
             _ = tokio::time::sleep(METRICS_TICK) => false,
@@ -590,12 +617,18 @@ async fn mirror_progress(
             progress.deferred.load(Ordering::Relaxed),
             progress.failed.load(Ordering::Relaxed),
             progress.possible_duplicates.load(Ordering::Relaxed),
+            progress.connect_failures.load(Ordering::Relaxed),
         ];
         let now_unix = clock.now().timestamp();
         for _ in seen[0]..now[0] {
             metrics.message_sent(now_unix);
         }
-        for (i, kind) in [(1, "transient"), (2, "permanent"), (3, "ambiguous")] {
+        for (i, kind) in [
+            (1, "transient"),
+            (2, "permanent"),
+            (3, "ambiguous"),
+            (4, "connection"),
+        ] {
             for _ in seen[i]..now[i] {
                 metrics.send_error(kind);
             }

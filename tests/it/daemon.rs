@@ -265,7 +265,11 @@ struct SlowSmtp {
 
 impl SlowSmtp {
     fn start(delay: Duration) -> SlowSmtp {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        SlowSmtp::start_on("127.0.0.1:0".parse().unwrap(), delay)
+    }
+
+    fn start_on(addr: SocketAddr, delay: Duration) -> SlowSmtp {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let (tx, dots) = mpsc::channel();
@@ -400,6 +404,61 @@ fn sigterm_lets_the_message_in_flight_finish_and_be_recorded() {
         got,
         ["ana@example.org", "bob@example.org", "carla@example.org"]
     );
+}
+
+#[test]
+fn a_relay_that_is_down_at_the_fire_gets_the_campaign_once_it_is_back() {
+    // A free port with nobody listening yet.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let w = World::with_config("[schedule]\ncron = \"*/4 * * * * *\"\ntimezone = \"UTC\"\n");
+    use_smtp(
+        &w,
+        &format!(
+            "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            addr.port()
+        ),
+    );
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    w.write(
+        "brief.toml",
+        &text.replace(
+            "database = \"data/brief.db\"",
+            "database = \"data/brief.db\"\nconcurrency = 1\nmax_attempts = 1\n\
+             retry_min = \"1s\"\nretry_max = \"2s\"",
+        ),
+    );
+    let id = current_issue(&w);
+    let d = Running::start(&w, &[]);
+    d.wait_for_metric(
+        r#"brief_send_errors_total{kind="connection"}"#,
+        1.0,
+        Duration::from_secs(30),
+    );
+    wait_until(
+        "the daemon to plan another run",
+        Duration::from_secs(30),
+        || d.stderr().contains("runs again later"),
+    );
+    let n = w
+        .ledger()
+        .counts(w.ledger().campaign(id).unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(
+        (n.pending, n.sent, n.failed),
+        (3, 0, 0),
+        "no attempt was counted"
+    );
+
+    let smtp = SlowSmtp::start_on(addr, Duration::ZERO);
+    wait_until("the campaign to finish", Duration::from_secs(30), || {
+        w.ledger().campaign(id).unwrap().unwrap().finished
+    });
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert_eq!(smtp.accepted.lock().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
