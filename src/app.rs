@@ -365,8 +365,30 @@ impl App {
                 })
                 .collect();
             ledger.record_feed_items(c.id, items.into_iter())?;
+            // The archive shows what was sent; a failure here must not stop the send.
+            if let Err(e) = self.save_web_version(issue) {
+                tracing::warn!(issue = %issue.id, "cannot save the web version: {e:#}");
+            }
         }
         Ok((c, new, problems))
+    }
+
+    /// Where the web version of a sent issue is kept (`DATA/archive/ID.html`).
+    pub fn web_version_path(&self, id: IssueId) -> PathBuf {
+        self.data_dir().join("archive").join(format!("{id}.html"))
+    }
+
+    /// Renders the web version of `issue` into [`App::web_version_path`], written whole or not
+    /// at all. Done when its campaign starts, so the archive keeps the feed entries that were
+    /// sent and does not change when the content folder does.
+    pub fn save_web_version(&self, issue: &Issue) -> anyhow::Result<()> {
+        let path = self.web_version_path(issue.id);
+        let dir = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join(format!(".{}.tmp", issue.id));
+        std::fs::write(&tmp, render::render_web(issue, self.render_context()))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The state of an address for `brief subscribers list`.

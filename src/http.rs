@@ -149,8 +149,8 @@ async fn archive_index(State(d): Shared) -> Response {
     page(&d, StatusCode::OK, "Archive", body)
 }
 
-/// The web version of a sent issue: the newsletter's layout without personal data. Issues that
-/// were never sent are not published (they may be drafts).
+/// The web version of a sent issue, as it was when its campaign started: the newsletter's layout
+/// without personal data. Issues that were never sent are not published (they may be drafts).
 async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return not_found(State(d)).await;
@@ -162,8 +162,13 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
     }
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
-        app.load_issue(id)
-            .map(|issue| crate::render::render_web(&issue, app.render_context()))
+        // Saved when the campaign started; rendered from the folder for older campaigns.
+        match std::fs::read_to_string(app.web_version_path(id)) {
+            Ok(html) => Ok(html),
+            Err(_) => app
+                .load_issue(id)
+                .map(|issue| crate::render::render_web(&issue, app.render_context())),
+        }
     })
     .await;
     match rendered {

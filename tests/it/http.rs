@@ -169,6 +169,12 @@ fn archive_health_metrics_and_not_found() {
     let w = World::new();
     w.copy_issue("2021-08");
     send(&w, "2021-07");
+    // Edited after sending: the archive keeps what was sent.
+    let entry = "content/2021-07/01-mayorkas-visit.md";
+    let text = std::fs::read_to_string(w.path(entry)).unwrap();
+    let edited = text.replacen("title = \"", "title = \"Edited after sending: ", 1);
+    assert_ne!(edited, text);
+    w.write(entry, &edited);
     let d = Running::start(&w, &[]);
 
     let health = d.get("/healthz");
@@ -196,6 +202,7 @@ fn archive_health_metrics_and_not_found() {
         let title = maud::html! { (e.title) }.into_string();
         assert!(web.body.contains(&title), "{title} missing");
     }
+    assert!(!web.body.contains("Edited after sending"));
     for personal in ["ana@example.org", "bob@example.org", "unsubscribe/"] {
         assert!(
             !web.body.contains(personal),
