@@ -348,6 +348,9 @@ impl Run {
     pub async fn execute(self, stop: CancellationToken) -> anyhow::Result<Summary> {
         let cid = self.campaign.id;
         let bound = self.settings.in_flight_bound();
+        let campaign = self.campaign.clone();
+        // Before anything else: another process's deliveries in flight are not ours to reset.
+        let _lock = with_ledger(&self.ledger, move |l| l.lock_campaign(&campaign)).await?;
         let reset = with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
         if reset > 0 {
             tracing::warn!(

@@ -271,6 +271,14 @@ const MIGRATIONS: &[&str] = &[
 /// An open ledger.
 pub struct Ledger {
     conn: Connection,
+    path: std::path::PathBuf,
+}
+
+/// Held while a process sends a campaign; the operating system releases it when the process
+/// ends, however it ends.
+#[derive(Debug)]
+pub struct CampaignLock {
+    _file: std::fs::File,
 }
 
 impl Ledger {
@@ -282,7 +290,10 @@ impl Ledger {
         }
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-        let mut ledger = Ledger { conn };
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_path_buf(),
+        };
         ledger
             .setup()
             .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
@@ -318,6 +329,38 @@ impl Ledger {
             tx.commit()?;
         }
         Ok(())
+    }
+
+    /// Takes the campaign's send lock (a file lock beside the database), so that two processes
+    /// (staff running `brief send` while the daemon resumes, say) never send one campaign at
+    /// once. Fails at once, naming the campaign, when another process holds it.
+    pub fn lock_campaign(&self, campaign: &Campaign) -> anyhow::Result<CampaignLock> {
+        let name = format!(
+            "{}.{}.lock",
+            self.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("brief.db"),
+            campaign.issue
+        );
+        let path = self.path.with_file_name(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open the send lock {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(CampaignLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "issue {} is being sent by another brief process (lock {}): let it finish, or stop it first",
+                campaign.issue,
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
     }
 
     /// The campaign of `issue`, if there is one.
@@ -759,6 +802,25 @@ mod tests {
         .unwrap();
         assert!(l.finish_if_done(c.id, 13).unwrap());
         assert!(l.campaign(id).unwrap().unwrap().finished);
+    }
+
+    #[test]
+    fn one_process_at_a_time_sends_a_campaign() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brief.db");
+        let mut a = Ledger::open(&p).unwrap();
+        let b = Ledger::open(&p).unwrap();
+        let (c, _) = a
+            .create_campaign("2021-07".parse().unwrap(), "s", "cli", 1, |_| Ok(()))
+            .unwrap();
+        let held = a.lock_campaign(&c).unwrap();
+        let e = b.lock_campaign(&c).unwrap_err().to_string();
+        assert!(
+            e.starts_with("issue 2021-07 is being sent by another brief process"),
+            "{e}"
+        );
+        drop(held);
+        b.lock_campaign(&c).unwrap();
     }
 
     #[test]
