@@ -24,7 +24,11 @@ RUN mkdir -p /data && chown brief:brief /data && ln -s /data /app/data
 VOLUME ["/data"]
 USER brief
 ENV BRIEF_CONFIG=/app/config/brief.toml
+# The shipped config listens on 127.0.0.1:8080, which cannot be reached from outside a container:
+# BRIEF_LISTEN (the same as `brief run --listen`) overrides `[server] listen` in the image only,
+# so the shipped config keeps its loopback default for runs on a host.
+ENV BRIEF_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-# The shipped config listens on 127.0.0.1:8080; in a container set `[server] listen = "0.0.0.0:8080"`
-# (mount your own config over /app/config) so the port can be published.
+# `docker stop` sends SIGTERM and waits 10 s: brief lets messages in flight finish within that.
+STOPSIGNAL SIGTERM
 CMD ["brief", "run"]

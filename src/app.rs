@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{Config, FeedWindow, Secret};
 use crate::content::Problems;
 use crate::content::{self, Problem};
+use crate::dkim::DkimSigner;
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
@@ -21,6 +22,7 @@ use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
 use crate::templates::Templates;
 use crate::token::TokenKey;
+use crate::transport::{Connection, Transport};
 
 /// Loaded configuration and what follows from it.
 pub struct App {
@@ -99,6 +101,20 @@ impl App {
 
     pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
         Ledger::open(&self.config.delivery.database)
+    }
+
+    /// The DKIM signer of `[dkim]`, or `None` when the table is absent. Errors name the key
+    /// file and say which key formats are accepted.
+    pub fn dkim_signer(&self) -> anyhow::Result<Option<DkimSigner>> {
+        self.config.dkim.as_ref().map(DkimSigner::load).transpose()
+    }
+
+    /// Where the messages of one issue (or of `test` sends) go: the configured transport, with
+    /// the outbox folder narrowed to `outbox_dir/sub` so each issue's files stay apart.
+    pub fn transport(&self, sub: &str) -> anyhow::Result<Transport> {
+        let mut smtp = self.config.smtp.clone();
+        smtp.outbox_dir = smtp.outbox_dir.join(sub);
+        Transport::from_config(&smtp)
     }
 
     /// The issue a command acts on: the one named, else the newest folder in `content/`.
@@ -357,8 +373,30 @@ impl App {
                 })
                 .collect();
             ledger.record_feed_items(c.id, items.into_iter())?;
+            // The archive shows what was sent; a failure here must not stop the send.
+            if let Err(e) = self.save_web_version(issue) {
+                tracing::warn!(issue = %issue.id, "cannot save the web version: {e:#}");
+            }
         }
         Ok((c, new, problems))
+    }
+
+    /// Where the web version of a sent issue is kept (`DATA/archive/ID.html`).
+    pub fn web_version_path(&self, id: IssueId) -> PathBuf {
+        self.data_dir().join("archive").join(format!("{id}.html"))
+    }
+
+    /// Renders the web version of `issue` into [`App::web_version_path`], written whole or not
+    /// at all. Done when its campaign starts, so the archive keeps the feed entries that were
+    /// sent and does not change when the content folder does.
+    pub fn save_web_version(&self, issue: &Issue) -> anyhow::Result<()> {
+        let path = self.web_version_path(issue.id);
+        let dir = path.parent().expect("a file in a folder");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join(format!(".{}.tmp", issue.id));
+        std::fs::write(&tmp, render::render_web(issue, self.render_context()))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// The state of an address for `brief subscribers list`.
@@ -368,6 +406,73 @@ impl App {
             Some(Reason::Unsubscribed) => "unsubscribed",
             Some(Reason::Bounced) => "bounced",
         })
+    }
+
+    /// Sends the `[TEST]` message of `issue` to each address in `to`, over one connection of
+    /// the `test` transport, signed when `dkim` is set. Calls `on_reply` as each reply comes in
+    /// and returns them all; a failure to one address does not stop the others. Nothing is
+    /// recorded here: the caller keeps the replies in the ledger (`record_test_send`).
+    pub async fn test_send(
+        &self,
+        issue: &Issue,
+        key: &TokenKey,
+        dkim: Option<&DkimSigner>,
+        to: &[Address],
+        mut on_reply: impl FnMut(&TestReply),
+    ) -> anyhow::Result<Vec<TestReply>> {
+        let nonce = self.clock.now_ms() as u64;
+        let (_, template) = self.prepare(issue, key, Kind::Test { nonce });
+        let transport = self.transport("test")?;
+        let from = &self.config.newsletter.from.email;
+        let mut replies = Vec::with_capacity(to.len());
+        let mut conn: Option<Connection> = None;
+        for address in to {
+            // A connection that failed is replaced; a test send has no retries, so each reply
+            // (or connect error) is reported as it is.
+            let result = async {
+                if !conn.as_ref().is_some_and(|c| c.is_usable()) {
+                    if let Some(old) = conn.take() {
+                        old.close().await;
+                    }
+                    conn = Some(transport.connect().await?);
+                }
+                let mut raw = template.to_bytes(Recipient {
+                    address,
+                    name: None,
+                });
+                if let Some(d) = dkim {
+                    d.sign_in_place(&mut raw, self.clock.now().timestamp());
+                }
+                conn.as_mut()
+                    .expect("connected")
+                    .send(from, address, &raw)
+                    .await
+            }
+            .await;
+            let reply = match result {
+                Ok(r) => TestReply {
+                    address: address.clone(),
+                    code: Some(r.code),
+                    text: r.text,
+                    accepted: true,
+                },
+                Err(f) => {
+                    tracing::warn!(recipient = %address, code = f.code(), reply = %f, "test send failed");
+                    TestReply {
+                        address: address.clone(),
+                        code: f.code(),
+                        text: f.to_string(),
+                        accepted: false,
+                    }
+                }
+            };
+            on_reply(&reply);
+            replies.push(reply);
+        }
+        if let Some(c) = conn {
+            c.close().await;
+        }
+        Ok(replies)
     }
 
     /// A sample recipient for previews.
@@ -386,6 +491,17 @@ impl App {
             name: Some(name),
         })
     }
+}
+
+/// The server's answer to one test-send message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestReply {
+    pub address: Address,
+    /// The SMTP reply code; `None` when the connection failed before a reply.
+    pub code: Option<u16>,
+    pub text: String,
+    /// Whether the server took the message (2xx).
+    pub accepted: bool,
 }
 
 fn describe_window(issue: &Issue) -> String {

@@ -82,7 +82,11 @@ pub enum Command {
         format: ReportFormat,
     },
     /// The daemon: schedule, HTTP endpoints, resume of interrupted campaigns.
-    Run,
+    Run {
+        /// Listen here instead of `[server] listen` (e.g. `0.0.0.0:8080` in a container).
+        #[arg(long, env = "BRIEF_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
@@ -162,9 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send { issue, yes, .. } => send(&app, issue, yes).await,
         Command::Status { issue } => status(&app, issue),
         Command::Report { issue, format } => report(&app, issue, format),
-        Command::Run => Err(anyhow::anyhow!(
-            "`brief run` (the daemon) is not built yet: use `brief send` for now"
-        )),
+        Command::Run { listen } => crate::daemon::run(app, listen).await,
         Command::Subscribers { action } => subscribers_cmd(&app, action),
     }
 }
@@ -176,6 +178,7 @@ fn init_logging(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or journald.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
@@ -194,6 +197,18 @@ async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
             None
         }
     };
+    match app.dkim_signer() {
+        Ok(Some(d)) => println!(
+            "dkim: publish this TXT record at {}:\n  {}",
+            d.dns_name(),
+            d.dns_txt()
+        ),
+        Ok(None) => {}
+        Err(e) => problems.push(crate::content::Problem::whole(
+            &app.config.source,
+            format!("[dkim]: {e:#}"),
+        )),
+    }
     let ledger = app.open_ledger()?;
     let stored = ledger.stored_subscribers()?;
     let mut readers = 0u64;
@@ -246,7 +261,12 @@ async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Resul
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let mut eml = App::sample_message(&template);
+    if let Some(d) = &dkim {
+        d.sign_in_place(&mut eml, app.clock.now().timestamp());
+    }
     let (sample, _) = App::sample_recipient();
     let url = template.unsubscribe_url(&sample);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -259,7 +279,7 @@ async fn preview(app: &App, issue: Option<IssueId>, out: &Path) -> anyhow::Resul
             "txt",
             crate::render::Rendered::fill(&rendered.text, &url).into_bytes(),
         ),
-        ("eml", App::sample_message(&template)),
+        ("eml", eml),
     ];
     for (ext, bytes) in files {
         let p = out.join(format!("{id}.{ext}"));
@@ -284,9 +304,7 @@ fn confirm(prompt: &str) -> anyhow::Result<bool> {
 }
 
 fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
-    let mut smtp = app.config.smtp.clone();
-    smtp.outbox_dir = smtp.outbox_dir.join(sub);
-    Transport::from_config(&smtp).map_err(|e| UsageError(e).into())
+    app.transport(sub).map_err(|e| UsageError(e).into())
 }
 
 async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
@@ -306,6 +324,7 @@ async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<Ex
         }
     }
     let transport = campaign_transport(app, &id.to_string())?;
+    let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.token_key()?;
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let existing = ledger.campaign(id)?;
@@ -336,7 +355,7 @@ async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<Ex
     for p in &problems {
         tracing::warn!("skipped subscriber: {p}");
     }
-    let summary = run_campaign(app, ledger, campaign, template, transport).await?;
+    let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
     print_summary(id, &summary);
     if let Some(e) = &summary.relay_error {
         let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
@@ -359,6 +378,7 @@ async fn run_campaign(
     campaign: crate::ledger::Campaign,
     template: crate::message::MessageTemplate,
     transport: Transport,
+    dkim: Option<Arc<crate::dkim::DkimSigner>>,
 ) -> anyhow::Result<Summary> {
     let stop = CancellationToken::new();
     spawn_signal_handler(stop.clone());
@@ -372,6 +392,7 @@ async fn run_campaign(
         settings: Settings::from(&app.config.delivery),
         clock: app.clock.clone(),
         progress: Arc::new(Progress::default()),
+        dkim,
     };
     let summary = run.execute(stop).await;
     if let Some(bar) = bar {
@@ -510,54 +531,29 @@ async fn test_send(app: &App, issue: Option<IssueId>, to: &[String]) -> anyhow::
         return Ok(ExitCode::from(1));
     };
     let key = app.token_key()?;
-    let nonce = app.clock.now_ms() as u64;
-    let (_, template) = app.prepare(&issue, &key, Kind::Test { nonce });
-    let transport = campaign_transport(app, "test")?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
+    // Fails here, with exit 2, when the transport is misconfigured.
+    campaign_transport(app, "test")?;
+    let replies = app
+        .test_send(&issue, &key, dkim.as_ref(), &addresses, |r| {
+            println!(
+                "{}: {}{}",
+                r.address,
+                r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+                r.text
+            );
+        })
+        .await?;
     let mut ledger = app.open_ledger()?;
-    let from = app.config.newsletter.from.email.clone();
-    let mut failed = 0;
-    let mut conn: Option<crate::transport::Connection> = None;
-    for address in &addresses {
-        let raw = template.to_bytes(crate::message::Recipient {
-            address,
-            name: None,
-        });
-        // A connection that failed is replaced; a test send has no retries, so each reply (or
-        // connect error) is printed as it is.
-        let result = async {
-            if !conn.as_ref().is_some_and(|c| c.is_usable()) {
-                if let Some(old) = conn.take() {
-                    old.close().await;
-                }
-                conn = Some(transport.connect().await?);
-            }
-            let c = conn.as_mut().expect("connected above");
-            c.send(&from, address, &raw).await
-        }
-        .await;
-        let (code, text) = match &result {
-            Ok(r) => (Some(r.code), r.text.clone()),
-            Err(f) => {
-                failed += 1;
-                tracing::warn!(recipient = %address, code = f.code(), reply = %f, "test send failed");
-                (f.code(), f.to_string())
-            }
-        };
-        println!(
-            "{address}: {}{text}",
-            code.map(|c| format!("{c} ")).unwrap_or_default()
-        );
-        ledger.record_test_send(id, address.as_ref(), code, &text, app.clock.now_ms())?;
+    for r in &replies {
+        ledger.record_test_send(id, r.address.as_ref(), r.code, &r.text, app.clock.now_ms())?;
     }
-    if let Some(c) = conn {
-        c.close().await;
-    }
+    let accepted = replies.iter().filter(|r| r.accepted).count();
     println!(
-        "test send of issue {id}: {} of {} accepted",
-        addresses.len() - failed,
-        addresses.len()
+        "test send of issue {id}: {accepted} of {} accepted",
+        replies.len()
     );
-    Ok(if failed == 0 {
+    Ok(if accepted == replies.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

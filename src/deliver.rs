@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Ambiguous, Delivery};
+use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, Counts, Due, Ledger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::transport::{Connection, Reply, SendFailure, Transport};
@@ -323,6 +324,8 @@ pub struct Run {
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     pub progress: Arc<Progress>,
+    /// Signs every message with DKIM when set (`[dkim]`).
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 async fn with_ledger<T: Send + 'static>(
@@ -400,6 +403,7 @@ impl Run {
                 progress: self.progress.clone(),
                 halt: halt.clone(),
                 crew: crew.clone(),
+                dkim: self.dkim.clone(),
             };
             workers.push(tokio::spawn(w.run()));
         }
@@ -543,6 +547,7 @@ struct Worker {
     progress: Arc<Progress>,
     halt: CancellationToken,
     crew: Arc<Crew>,
+    dkim: Option<Arc<DkimSigner>>,
 }
 
 /// What one step of a worker came to.
@@ -670,6 +675,9 @@ impl Worker {
             },
             buf,
         );
+        if let Some(dkim) = &self.dkim {
+            dkim.sign_in_place(buf, self.clock.now().timestamp());
+        }
         conn.send(&self.from, to, buf).await
     }
 

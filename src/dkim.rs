@@ -185,6 +185,13 @@ impl DkimSigner {
         };
         fold(&tags, &names, &body_hash, &BASE64.encode(signature))
     }
+
+    /// Signs `raw` as [`DkimSigner::sign`] does and puts the `DKIM-Signature` header in front
+    /// of it: the form every sending path uses, so none can forget to prepend.
+    pub fn sign_in_place(&self, raw: &mut Vec<u8>, now_unix: i64) {
+        let header = self.sign(raw, now_unix);
+        raw.splice(0..0, header.into_bytes());
+    }
 }
 
 /// Checks a DKIM domain or selector: they end up in a header and in a DNS name, so only plain

@@ -22,6 +22,8 @@
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
+//! - [`daemon`] is `brief run`: the schedule, resumed campaigns and a graceful stop.
+//! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, test sends.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
 pub mod app;
@@ -29,9 +31,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod content;
+pub mod daemon;
 pub mod deliver;
 pub mod dkim;
 pub mod feed;
+pub mod http;
 pub mod issue;
 pub mod ledger;
 pub mod message;

@@ -625,6 +625,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         settings,
         clock,
         progress: Arc::new(Progress::default()),
+        dkim: None,
     }
     .execute(CancellationToken::new())
     .await

@@ -14,8 +14,8 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::RsaPrivateKey;
 
-const DOMAIN: &str = "example.org";
-const SELECTOR: &str = "brief2026";
+pub(crate) const DOMAIN: &str = "example.org";
+pub(crate) const SELECTOR: &str = "brief2026";
 const T: i64 = 1_700_000_000;
 
 /// A message shaped like the ones brief sends: the list headers, a folded header, a
@@ -69,20 +69,20 @@ impl rsa::rand_core::RngCore for Rng {
 impl rsa::rand_core::CryptoRng for Rng {}
 
 /// One RSA 2048 key for all tests: generating it is the slow part.
-fn rsa_key() -> &'static RsaPrivateKey {
+pub(crate) fn rsa_key() -> &'static RsaPrivateKey {
     static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
     KEY.get_or_init(|| RsaPrivateKey::new(&mut Rng, 2048).expect("rsa key generation"))
 }
 
 /// The TXT record of an RSA key, built with the rsa crate rather than by the signer.
-fn rsa_txt(key: &RsaPrivateKey) -> String {
+pub(crate) fn rsa_txt(key: &RsaPrivateKey) -> String {
     let spki = key.to_public_key().to_public_key_der().unwrap();
     format!("v=DKIM1; k=rsa; p={}", BASE64.encode(spki.as_bytes()))
 }
 
 /// A fresh Ed25519 seed, its PKCS#8 PEM (as `openssl genpkey -algorithm ed25519` writes it) and
 /// its TXT record (RFC 8463 §4: the raw 32-byte public key).
-fn ed25519_key() -> ([u8; 32], String, String) {
+pub(crate) fn ed25519_key() -> ([u8; 32], String, String) {
     let seed: [u8; 32] = rand::random();
     // RFC 8410 §7: the fixed DER prefix of a PKCS#8 Ed25519 key, then the seed.
     let mut der = vec![
@@ -107,7 +107,7 @@ fn dns_name() -> String {
 
 /// Runs dkimpy on `message`: `Ok` when the signature verifies, `Err(reasons)` when it does not.
 /// Anything else (no python, no dkimpy, a usage error) panics with the reason.
-fn dkimpy(message: &[u8], txt: &str) -> Result<(), String> {
+pub(crate) fn dkimpy(message: &[u8], txt: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("signed.eml");
     std::fs::write(&file, message).unwrap();
@@ -224,5 +224,75 @@ fn tampered_body_or_unsubscribe_link_fails_for_both_algorithms() {
             .expect_err("a changed List-Unsubscribe must not verify");
         // The body is intact, so it is the header signature that fails.
         assert!(!why.contains("body hash mismatch"), "{why}");
+    }
+}
+
+/// The `h=` tag of the DKIM-Signature at the top of `raw`, unfolded.
+fn signed_headers(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.starts_with("DKIM-Signature: "), "not signed:\n{text}");
+    let end = text.find("\r\n").unwrap();
+    let mut header = text[..end].to_string();
+    for line in text[end + 2..].split("\r\n") {
+        if !line.starts_with([' ', '\t']) {
+            break;
+        }
+        header.push_str(line);
+    }
+    let unfolded: String = header.split_whitespace().collect();
+    let h = unfolded
+        .split(';')
+        .find_map(|t| t.strip_prefix("h="))
+        .unwrap();
+    h.split(':').map(str::to_string).collect()
+}
+
+#[test]
+fn messages_brief_sends_tests_and_previews_are_signed_and_verify() {
+    let (_, pem, txt) = ed25519_key();
+    let w = crate::support::World::with_config(&format!(
+        "[dkim]\ndomain = \"{DOMAIN}\"\nselector = \"{SELECTOR}\"\nprivate_key_file = \"dkim.pem\"\n"
+    ));
+    w.write("dkim.pem", &pem);
+    let run = |args: &[&str]| {
+        let out = w.brief().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+    };
+    run(&["send", "--yes"]);
+    run(&["send", "--test", "--to", "editor@example.org"]);
+    run(&["preview", "--out", "preview"]);
+    // `brief check` tells staff what to publish.
+    let check = w.brief().arg("check").output().unwrap();
+    let stdout = String::from_utf8(check.stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("TXT record at {}:\n  {txt}\n", dns_name())),
+        "{stdout}"
+    );
+    let mut files = w.outbox("2021-07");
+    assert_eq!(files.len(), 3);
+    files.extend(w.outbox("test"));
+    files.push(w.path("preview/2021-07.eml"));
+    for f in &files {
+        let raw = std::fs::read(f).unwrap();
+        let h = signed_headers(&raw);
+        for name in [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "list-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert!(
+                h.iter().any(|x| x == name),
+                "{name} unsigned in {}",
+                f.display()
+            );
+        }
+        if let Err(why) = dkimpy(&raw, &txt) {
+            panic!("{} does not verify: {why}", f.display());
+        }
     }
 }

@@ -2,10 +2,12 @@
 
 mod cli;
 mod content;
+mod daemon;
 mod delivery;
 mod dkim;
 mod feed_issue;
 mod feeds;
+mod http;
 mod mime;
 mod render;
 mod smtp;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+pub mod daemon;
 pub mod pki;
 pub mod smtp_server;
 
@@ -47,6 +48,8 @@ transport = "outbox"
 outbox_dir = "outbox"
 
 [server]
+# `brief run` binds a free port and prints it (see `support::daemon`).
+listen = "127.0.0.1:0"
 public_url = "https://news.example.org/"
 "#;
 

@@ -1,0 +1,729 @@
+//! The daemon (`brief run`): the monthly schedule, the HTTP side, resumed campaigns, a graceful stop.
+//!
+//! [`run`] checks what it can at start, binds the HTTP listener, resumes every unfinished
+//! campaign, catches up a fire missed within `catch_up`, then sleeps until each fire of
+//! `[schedule] cron`. Every task it starts is tracked by one [`TaskTracker`] and watches one
+//! [`CancellationToken`]: on SIGTERM or SIGINT the scheduler stops, the server stops accepting,
+//! running campaigns let their in-flight messages finish and be recorded, and the process waits
+//! for all of that (at most [`GRACE`]) before it exits.
+//!
+//! A fire creates the campaign of the month it falls in, on the plan's wall clock. The ledger's
+//! unique key per issue makes that at most once: a later fire in the month, the second pass of a
+//! DST fall-back, a restart or a second daemon on the same database finds the campaign and does
+//! nothing. [`Daemon::fire`] is one step that returns a [`Fire`] outcome, so tests drive the
+//! schedule with fixed instants instead of timers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+use crate::cli::UsageError;
+use crate::dkim::DkimSigner;
+use crate::feed::FetchPolicy;
+use crate::issue::IssueId;
+use crate::ledger::{Campaign, Ledger};
+use crate::message::{Kind, MessageTemplate};
+use crate::metrics::Metrics;
+use crate::schedule::{Decision, Plan};
+use crate::token::TokenKey;
+
+/// How long a stop waits for in-flight messages to be recorded before the process exits
+/// anyway; below the 10 s that service managers commonly allow before they kill.
+pub const GRACE: Duration = Duration::from_secs(8);
+
+/// The longest single sleep of the scheduler: it re-reads the clock at least this often, so a
+/// wall-clock change or a suspended machine delays a fire by at most this much.
+const SLEEP_SLICE: Duration = Duration::from_secs(60);
+
+/// How often a running campaign's counters are copied into the metrics.
+const METRICS_TICK: Duration = Duration::from_secs(1);
+
+/// How long a campaign waits after a run that could not reach the relay before it runs again
+/// (at most `[delivery] retry_max`).
+const RELAY_RETRY: Duration = Duration::from_secs(15 * 60);
+
+/// What one schedule fire did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fire {
+    /// The campaign was created, and its run started.
+    Created { issue: IssueId, recipients: u64 },
+    /// The issue has a campaign already (an earlier fire, a restart, another daemon, staff).
+    Exists(IssueId),
+    /// The month has no issue folder or no entries: skipped with a warning.
+    Empty(IssueId),
+    /// At start: the latest fire is older than `catch_up` and its issue has no campaign. It is
+    /// logged and left to staff.
+    Missed {
+        issue: IssueId,
+        fired_at: DateTime<Utc>,
+    },
+    /// The issue has problems, or the ledger failed: logged, nothing sent.
+    Failed(IssueId),
+    /// The daemon began stopping during the fire: nothing was created.
+    Stopped,
+}
+
+impl Fire {
+    /// The `brief_schedule_fires_total` outcome label.
+    fn outcome(&self) -> Option<&'static str> {
+        Some(match self {
+            Fire::Created { .. } => "created",
+            Fire::Exists(_) => "exists",
+            Fire::Empty(_) => "empty",
+            Fire::Missed { .. } => "missed",
+            Fire::Failed(_) => "failed",
+            Fire::Stopped => return None,
+        })
+    }
+}
+
+/// The daemon's state, shared by the scheduler, the campaign runs and the HTTP handlers.
+pub struct Daemon {
+    pub app: Arc<App>,
+    pub key: TokenKey,
+    pub dkim: Option<Arc<DkimSigner>>,
+    /// The connection that HTTP handlers and the scheduler share; each campaign run opens its
+    /// own, so its group commits never wait behind a request.
+    pub ledger: Arc<Mutex<Ledger>>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled once, when the daemon stops.
+    pub stop: CancellationToken,
+    tracker: TaskTracker,
+    plan: Option<Plan>,
+    /// The last problem logged per issue: a frequent cron logs a problem once, not every fire.
+    reported: Mutex<HashMap<IssueId, String>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("key", &self.key)
+            .field("dkim", &self.dkim)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Loads the token key, the DKIM key and the ledger. A bad DKIM key is a usage error.
+    pub fn new(app: App, stop: CancellationToken) -> anyhow::Result<Arc<Daemon>> {
+        let key = app.token_key()?;
+        let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
+        let ledger = app.open_ledger()?;
+        let plan = Plan::new(&app.config.schedule);
+        Ok(Arc::new(Daemon {
+            app: Arc::new(app),
+            key,
+            dkim,
+            ledger: Arc::new(Mutex::new(ledger)),
+            metrics: Arc::new(Metrics::new()),
+            stop,
+            tracker: TaskTracker::new(),
+            plan,
+            reported: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Runs `f` on the shared ledger connection, off the async threads.
+    pub async fn with_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let ledger = self.ledger.clone();
+        tokio::task::spawn_blocking(move || {
+            f(&mut ledger.lock().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await
+        .context("ledger task panicked")?
+    }
+
+    /// Checks at start what would otherwise fail at the first fire: the transport settings, the
+    /// content folder and the subscriber list (a usage error if any is wrong). Issues still to be sent are
+    /// loaded and their problems logged; they do not stop the daemon, because unsubscribe links
+    /// must keep working while staff fix an issue.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let cfg = &self.app.config;
+        // The SMTP settings (TLS name, CA file) are checked now, not at the first fire.
+        self.app.transport("").map_err(UsageError)?;
+        let ids = match crate::content::list_issues(&cfg.content.dir) {
+            Ok(ids) => ids,
+            Err(_) if !cfg.content.feeds.is_empty() && !cfg.content.dir.exists() => Vec::new(),
+            Err(e) => return Err(UsageError(e).into()),
+        };
+        let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let stored = ledger.stored_subscribers()?;
+        let mut readers = 0u64;
+        self.app
+            .each_subscriber(
+                &stored,
+                |_| {
+                    readers += 1;
+                    Ok(())
+                },
+                |p| tracing::warn!("subscriber list: {p}"),
+            )
+            .map_err(UsageError)?;
+        let current = self.current_issue();
+        for id in ids.into_iter().filter(|id| *id >= current) {
+            if ledger.campaign(id)?.is_some() {
+                continue;
+            }
+            match self.app.load_issue(id) {
+                Ok(issue) => {
+                    tracing::info!(issue = %id, entries = issue.entries.len(), "issue ready")
+                }
+                Err(problems) => {
+                    for p in &problems.0 {
+                        tracing::error!("{p}");
+                    }
+                    tracing::error!(
+                        issue = %id,
+                        problems = problems.0.len(),
+                        "issue has problems: the schedule will not send it until they are fixed (see `brief check --issue {id}`)"
+                    );
+                }
+            }
+        }
+        tracing::info!(subscribers = readers, "subscriber list read");
+        Ok(())
+    }
+
+    /// The issue of the current month on the plan's wall clock (UTC without a plan).
+    fn current_issue(&self) -> IssueId {
+        let now = self.app.clock.now();
+        match &self.plan {
+            Some(p) => p.issue_for(now),
+            None => IssueId::of_date(now.date_naive()),
+        }
+    }
+
+    /// The start-up work, as one tracked task: resume unfinished campaigns, catch up a missed
+    /// fire, then run the schedule until the daemon stops.
+    pub fn start(self: &Arc<Self>) {
+        let d = self.clone();
+        self.tracker.spawn(async move {
+            d.resume_unfinished().await;
+            if d.stop.is_cancelled() {
+                return;
+            }
+            match &d.plan {
+                Some(plan) => {
+                    d.catch_up().await;
+                    d.schedule(plan.clone()).await;
+                }
+                None => tracing::info!("no `[schedule] cron`: the daemon sends nothing by itself"),
+            }
+        });
+    }
+
+    /// Starts a run for every campaign that is not finished; returns how many were started.
+    /// A campaign whose issue cannot be loaded any more is logged and left as it is.
+    pub async fn resume_unfinished(self: &Arc<Self>) -> usize {
+        let campaigns = match self.with_ledger(|l| l.campaigns()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot list campaigns to resume: {e:#}");
+                return 0;
+            }
+        };
+        let mut resumed = 0;
+        for c in campaigns.into_iter().filter(|c| !c.finished) {
+            let id = c.issue;
+            let issue = tokio::select! {
+                r = self.app.collect_issue(id, FetchPolicy::SCHEDULED) => r,
+                _ = self.stop.cancelled() => return resumed,
+            };
+            let issue = match issue {
+                Ok(i) => i,
+                Err(problems) => {
+                    for p in &problems.0 {
+                        tracing::error!("{p}");
+                    }
+                    tracing::error!(
+                        issue = %id,
+                        "cannot resume the unfinished campaign: its issue has problems; fix them and restart, or run `brief send --issue {id}`"
+                    );
+                    continue;
+                }
+            };
+            let (_, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
+            let app = self.app.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                let ledger = app.open_ledger()?;
+                let counts = ledger.counts(c.id)?;
+                Ok::<_, anyhow::Error>((ledger, counts, c))
+            })
+            .await
+            .context("ledger task panicked")
+            .and_then(|r| r);
+            match opened {
+                Ok((ledger, counts, c)) => {
+                    tracing::debug!(
+                        issue = %id,
+                        trigger = %c.trigger,
+                        left = counts.pending + counts.sending + counts.deferred,
+                        "resuming an unfinished campaign"
+                    );
+                    self.metrics.campaign("resumed");
+                    self.launch(c, template, ledger);
+                    resumed += 1;
+                }
+                Err(e) => tracing::error!(issue = %id, error.message = %e, "cannot resume: {e:#}"),
+            }
+        }
+        resumed
+    }
+
+    /// At start: makes up the latest fire when it lies within `catch_up`, or reports it as
+    /// missed when it is older and its issue has no campaign. `None` without a plan or a fire.
+    pub async fn catch_up(self: &Arc<Self>) -> Option<Fire> {
+        let plan = self.plan.as_ref()?;
+        match plan.on_start(self.app.clock.now())? {
+            Decision::Send { fired_at, issue } => {
+                tracing::debug!(issue = %issue, %fired_at, "catching up the latest fire");
+                Some(self.fire(fired_at).await)
+            }
+            Decision::Missed { issue, fired_at } => {
+                match self.with_ledger(move |l| l.campaign(issue)).await {
+                    Ok(Some(_)) => return Some(Fire::Exists(issue)),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error.message = %e, "cannot read the ledger: {e:#}"),
+                }
+                tracing::warn!(
+                    issue = %issue,
+                    %fired_at,
+                    catch_up = %humantime::format_duration(self.app.config.schedule.catch_up),
+                    "the scheduled send was missed while the daemon was down, longer ago than `catch_up`: nothing sent; send it with `brief send --issue {issue}` if it should still go out"
+                );
+                let fire = Fire::Missed { issue, fired_at };
+                self.count(&fire);
+                Some(fire)
+            }
+        }
+    }
+
+    /// Sleeps until each fire of `plan` and fires, until the daemon stops.
+    async fn schedule(self: &Arc<Self>, plan: Plan) {
+        let mut after = self.app.clock.now();
+        loop {
+            let Some(next) = plan.next_fire(after) else {
+                tracing::info!("the `[schedule] cron` expression fires no more: scheduling ends");
+                return;
+            };
+            tracing::debug!(%next, issue = %plan.issue_for(next), "next scheduled fire");
+            loop {
+                let now = self.app.clock.now();
+                if now >= next {
+                    break;
+                }
+                let wait = (next - now).to_std().unwrap_or_default().min(SLEEP_SLICE);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.stop.cancelled() => return,
+                }
+            }
+            if self.fire(next).await == Fire::Stopped {
+                return;
+            }
+            // Fires that passed while this one worked are not made up: they belong to the
+            // same month, or the next fire covers theirs.
+            after = next.max(self.app.clock.now());
+        }
+    }
+
+    /// One schedule fire at `fired_at`: creates the campaign of that month's issue unless it
+    /// exists, and starts its run.
+    pub async fn fire(self: &Arc<Self>, fired_at: DateTime<Utc>) -> Fire {
+        let issue = match &self.plan {
+            Some(p) => p.issue_for(fired_at),
+            None => IssueId::of_date(fired_at.date_naive()),
+        };
+        let fire = self.fire_issue(issue).await;
+        self.count(&fire);
+        fire
+    }
+
+    fn count(&self, fire: &Fire) {
+        if let Some(outcome) = fire.outcome() {
+            self.metrics.schedule_fire(outcome);
+        }
+    }
+
+    async fn fire_issue(self: &Arc<Self>, id: IssueId) -> Fire {
+        // The cheap check first: every later fire of the month ends here, without touching
+        // the content folder or the feeds.
+        match self.with_ledger(move |l| l.campaign(id)).await {
+            Ok(Some(_)) => return Fire::Exists(id),
+            Ok(None) => {}
+            Err(e) => {
+                self.report(id, true, format!("cannot read the ledger: {e:#}"));
+                return Fire::Failed(id);
+            }
+        }
+        let cfg = &self.app.config.content;
+        let folder = cfg.dir.join(id.to_string());
+        if cfg.feeds.is_empty() && !has_entry_files(&folder) {
+            self.report(
+                id,
+                false,
+                format!(
+                    "no entries for issue {id} in {}: the scheduled send is skipped this month",
+                    folder.display()
+                ),
+            );
+            return Fire::Empty(id);
+        }
+        let loaded = tokio::select! {
+            r = self.app.collect_issue(id, FetchPolicy::SCHEDULED) => r,
+            _ = self.stop.cancelled() => return Fire::Stopped,
+        };
+        let issue = match loaded {
+            Ok(i) if i.entries.is_empty() => {
+                self.report(
+                    id,
+                    false,
+                    format!("issue {id} has no entries: the scheduled send is skipped this month"),
+                );
+                return Fire::Empty(id);
+            }
+            Ok(i) => i,
+            Err(problems)
+                if problems
+                    .0
+                    .iter()
+                    .all(|p| p.message.starts_with("the issue has no entries")) =>
+            {
+                self.report(
+                    id,
+                    false,
+                    format!("issue {id} has no entries: the scheduled send is skipped this month"),
+                );
+                return Fire::Empty(id);
+            }
+            Err(problems) => {
+                self.report(
+                    id,
+                    true,
+                    format!(
+                        "issue {id} has problems, so the scheduled send is not made (run `brief check --issue {id}`):\n{problems}"
+                    ),
+                );
+                return Fire::Failed(id);
+            }
+        };
+        let (rendered, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
+        let app = self.app.clone();
+        let created = tokio::task::spawn_blocking(move || {
+            let mut ledger = app.open_ledger()?;
+            let (campaign, new, problems) = app.start_campaign(
+                &mut ledger,
+                &issue,
+                &template,
+                &rendered.subject,
+                "schedule",
+            )?;
+            let counts = ledger.counts(campaign.id)?;
+            Ok::<_, anyhow::Error>((ledger, template, campaign, new, problems, counts))
+        })
+        .await
+        .context("ledger task panicked")
+        .and_then(|r| r);
+        let (ledger, template, campaign, new, problems, counts) = match created {
+            Ok(c) => c,
+            Err(e) => {
+                self.report(id, true, format!("cannot create the campaign: {e:#}"));
+                return Fire::Failed(id);
+            }
+        };
+        if !new {
+            // Another daemon on the same database, or staff, got there first.
+            return Fire::Exists(id);
+        }
+        for p in &problems {
+            tracing::warn!("skipped subscriber: {p}");
+        }
+        tracing::info!(
+            issue = %id,
+            recipients = counts.total(),
+            suppressed = counts.suppressed,
+            trigger = "schedule",
+            "campaign created by the schedule"
+        );
+        self.metrics.campaign("created");
+        self.launch(campaign, template, ledger);
+        Fire::Created {
+            issue: id,
+            recipients: counts.total(),
+        }
+    }
+
+    /// Logs a problem of `issue`'s fire: as a warning or error the first time, at debug level
+    /// while it stays the same.
+    fn report(&self, issue: IssueId, error: bool, message: String) {
+        let mut seen = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.get(&issue) == Some(&message) {
+            tracing::debug!(issue = %issue, "{message}");
+            return;
+        }
+        if error {
+            tracing::error!(issue = %issue, "{message}");
+        } else {
+            tracing::warn!(issue = %issue, "{message}");
+        }
+        seen.insert(issue, message);
+    }
+
+    /// Runs a campaign in a tracked task until it is finished or the daemon stops.
+    fn launch(self: &Arc<Self>, campaign: Campaign, template: MessageTemplate, ledger: Ledger) {
+        let d = self.clone();
+        self.tracker
+            .spawn(async move { d.run_campaign(campaign, template, ledger).await });
+    }
+
+    async fn run_campaign(
+        self: Arc<Self>,
+        campaign: Campaign,
+        template: MessageTemplate,
+        ledger: Ledger,
+    ) {
+        let id = campaign.issue;
+        let transport = match self.app.transport(&id.to_string()) {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
+                return;
+            }
+        };
+        let ledger = Arc::new(Mutex::new(ledger));
+        let template = Arc::new(template);
+        // The engine logs the start and the end of each run; the daemon adds the metrics and,
+        // when the relay could not be reached, runs again later instead of waiting for staff.
+        loop {
+            let progress = Arc::new(crate::deliver::Progress::default());
+            let run = crate::deliver::Run {
+                ledger: ledger.clone(),
+                campaign: campaign.clone(),
+                template: template.clone(),
+                transport: transport.clone(),
+                envelope_from: self.app.config.newsletter.from.email.clone(),
+                settings: crate::deliver::Settings::from(&self.app.config.delivery),
+                clock: self.app.clock.clone(),
+                progress: progress.clone(),
+                dkim: self.dkim.clone(),
+            };
+            let done = CancellationToken::new();
+            let mirror = tokio::spawn(mirror_progress(
+                progress,
+                self.metrics.clone(),
+                self.app.clock.clone(),
+                done.clone(),
+            ));
+            let result = run.execute(self.stop.clone()).await;
+            done.cancel();
+            let _ = mirror.await;
+            match result {
+                Ok(s) if s.finished => {
+                    self.metrics.campaign("finished");
+                    return;
+                }
+                Ok(s) if s.relay_error.is_some() && !self.stop.is_cancelled() => {
+                    let wait = RELAY_RETRY.min(self.app.config.delivery.retry_max);
+                    tracing::warn!(
+                        issue = %id,
+                        retry_in = %humantime::format_duration(wait),
+                        "the relay could not be reached: the campaign runs again later"
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                Ok(_) => {
+                    tracing::debug!(issue = %id, "campaign run stopped: it resumes at the next start");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        issue = %id,
+                        error.message = %e,
+                        "campaign run failed, it resumes when the daemon starts again: {e:#}"
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Tracks `task` with the daemon's other tasks, so a stop waits for it.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(task);
+    }
+
+    /// Stops the daemon: cancels every task and waits up to `grace` for them to end. Returns
+    /// false when some did not end in time (their in-flight deliveries resume at next start).
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.metrics.set_up(false);
+        self.stop.cancel();
+        self.tracker.close();
+        tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+    }
+}
+
+/// Whether an issue folder holds at least one entry file.
+fn has_entry_files(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|read| {
+        read.filter_map(Result::ok).any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".md") && !name.starts_with('.')
+        })
+    })
+}
+
+/// Copies a run's live counters into the metrics every [`METRICS_TICK`] and once more at the
+/// end. The engine counts deferred attempts (4xx, connection loss, a lost reply under the
+/// `retry` policy), failed deliveries (5xx, or given up), possibly duplicated messages and
+/// connections that could not be opened; they are exported as the `transient`, `permanent`,
+/// `ambiguous` and `connection` kinds of `brief_send_errors_total`.
+async fn mirror_progress(
+    progress: Arc<crate::deliver::Progress>,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn crate::clock::Clock>,
+    done: CancellationToken,
+) {
+    let mut seen = [0u64; 5];
+    loop {
+        let last = tokio::select! {
+            _ = tokio::time::sleep(METRICS_TICK) => false,
+            _ = done.cancelled() => true,
+        };
+        let now = [
+            progress.sent.load(Ordering::Relaxed),
+            progress.deferred.load(Ordering::Relaxed),
+            progress.failed.load(Ordering::Relaxed),
+            progress.possible_duplicates.load(Ordering::Relaxed),
+            progress.connect_failures.load(Ordering::Relaxed),
+        ];
+        let now_unix = clock.now().timestamp();
+        for _ in seen[0]..now[0] {
+            metrics.message_sent(now_unix);
+        }
+        for (i, kind) in [
+            (1, "transient"),
+            (2, "permanent"),
+            (3, "ambiguous"),
+            (4, "connection"),
+        ] {
+            for _ in seen[i]..now[i] {
+                metrics.send_error(kind);
+            }
+        }
+        seen = now;
+        if last {
+            return;
+        }
+    }
+}
+
+/// `brief run`: the daemon, until SIGTERM or SIGINT. Exit 0 after a clean stop.
+pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    let signals = Signals::new()?;
+    let addr = listen.unwrap_or(app.config.server.listen);
+    let daemon = Daemon::new(app, stop.clone())?;
+    daemon.validate()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (`[server] listen` or --listen)"))?;
+    let local = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    // The real address (the port may have been 0), on stdout for scripts and tests.
+    println!("listening on http://{local}");
+    tracing::info!(
+        address = %local,
+        public_url = %daemon.app.config.server.public_url,
+        dkim = daemon.dkim.as_ref().map(|d| d.dns_name()),
+        admin = daemon.app.config.server.admin_token.is_some(),
+        "brief daemon started"
+    );
+    daemon.spawn(crate::http::serve(
+        listener,
+        crate::http::router(daemon.clone()),
+        stop.clone(),
+    ));
+    daemon.start();
+    signals.watch(stop.clone());
+    stop.cancelled().await;
+    tracing::info!("stopping: no new work; letting messages in flight finish and be recorded");
+    if daemon.shutdown(GRACE).await {
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        tracing::error!(
+            "stopped after {}s with work still running: deliveries in flight resume at the next start (possible duplicates)",
+            GRACE.as_secs()
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// SIGTERM and SIGINT, registered before the daemon starts work so that none is lost.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+
+    /// The first signal cancels `stop`; a second one exits at once, for an operator who will
+    /// not wait for messages in flight.
+    fn watch(mut self, stop: CancellationToken) {
+        tokio::spawn(async move {
+            self.next().await;
+            stop.cancel();
+            self.next().await;
+            tracing::warn!("second signal: exiting without waiting for messages in flight");
+            std::process::exit(130);
+        });
+    }
+}

@@ -1,0 +1,479 @@
+//! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, admin test sends.
+//!
+//! Routes (DESIGN "HTTP"): `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
+//! `GET` and `POST /unsubscribe/{token}`, and `POST /admin/test-send` when an admin token is
+//! configured. Pages share the newsletter's stylesheet and go through maud's escaping.
+//!
+//! Unsubscribing answers the same page, with the same status, whatever the token: a tampered
+//! token changes nothing and cannot be told apart from a genuine token of an address that is not
+//! on the list. A `GET` never changes anything (link scanners follow links); only a `POST` does.
+//! Request bodies are limited to [`BODY_LIMIT`] bytes (413 beyond). Tokens, addresses in URLs
+//! and the admin token are never logged.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup, DOCTYPE};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::daemon::Daemon;
+use crate::feed::FetchPolicy;
+use crate::issue::IssueId;
+use crate::ledger::{Reason, State as DeliveryState};
+
+/// The largest request body accepted: one-click bodies and test-send requests are tiny.
+pub const BODY_LIMIT: usize = 4 * 1024;
+
+type Shared = State<Arc<Daemon>>;
+
+/// The router of every endpoint, over the daemon's shared state.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let mut r = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/archive", get(archive_index))
+        .route("/archive/", get(archive_index))
+        .route("/archive/{id}", get(archive_issue))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        );
+    // No admin token configured: the endpoint does not exist (404), rather than refusing
+    // every caller.
+    if daemon.app.config.server.admin_token.is_some() {
+        r = r.route("/admin/test-send", post(test_send));
+    }
+    r.fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::map_response(common_headers))
+        .with_state(daemon)
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets requests in progress end.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: CancellationToken) {
+    let server = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+    if let Err(e) = server.await {
+        tracing::error!(error.message = %e, "the HTTP server failed: {e}");
+    }
+}
+
+/// Headers on every answer: no sniffing, no framing (the unsubscribe button), no Referer
+/// (unsubscribe URLs hold tokens), and a policy that allows only inline styles and our own
+/// forms.
+async fn common_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}
+
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+/// Prometheus text; deliveries by state are read from the ledger at each scrape.
+async fn metrics(State(d): Shared) -> Response {
+    let counts = d
+        .with_ledger(|l| {
+            let mut total = [0u64; DeliveryState::ALL.len()];
+            for c in l.campaigns()? {
+                let n = l.counts(c.id)?;
+                for (i, s) in DeliveryState::ALL.iter().enumerate() {
+                    total[i] += n.get(*s);
+                }
+            }
+            Ok(total)
+        })
+        .await;
+    match counts {
+        Ok(total) => d.metrics.set_deliveries(
+            DeliveryState::ALL
+                .iter()
+                .zip(total)
+                .map(|(s, n)| (s.as_str(), n)),
+        ),
+        Err(e) => tracing::error!(error.message = %e, "metrics: cannot read the ledger: {e:#}"),
+    }
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        d.metrics.render(d.app.clock.now().timestamp()),
+    )
+        .into_response()
+}
+
+/// The issues that were sent (or are being sent), newest first, linking to their web versions.
+async fn archive_index(State(d): Shared) -> Response {
+    let campaigns = match d.with_ledger(|l| l.campaigns()).await {
+        Ok(c) => c,
+        Err(e) => return server_error(&d, e),
+    };
+    let base = &d.app.config.server.public_url;
+    let body = html! {
+        h2 style=(d.app.templates.style("entry-title")) { "Archive" }
+        @if campaigns.is_empty() {
+            p style=(d.app.templates.style("paragraph")) { "No issue has been sent yet." }
+        } @else {
+            ul style=(d.app.templates.style("list")) {
+                @for c in &campaigns {
+                    @let url = base.join(&format!("archive/{}", c.issue)).expect("public_url is a base URL");
+                    li {
+                        a style=(d.app.templates.style("link")) href=(url.as_str()) { (c.subject) }
+                        " (" (c.issue) ")"
+                    }
+                }
+            }
+        }
+    };
+    page(&d, StatusCode::OK, "Archive", body)
+}
+
+/// The web version of a sent issue, as it was when its campaign started: the newsletter's layout
+/// without personal data. Issues that were never sent are not published (they may be drafts).
+async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
+    let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
+        return not_found(State(d)).await;
+    };
+    match d.with_ledger(move |l| l.campaign(id)).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return not_found(State(d)).await,
+        Err(e) => return server_error(&d, e),
+    }
+    let app = d.app.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        // Saved when the campaign started; rendered from the folder for older campaigns.
+        match std::fs::read_to_string(app.web_version_path(id)) {
+            Ok(html) => Ok(html),
+            Err(_) => app
+                .load_issue(id)
+                .map(|issue| crate::render::render_web(&issue, app.render_context())),
+        }
+    })
+    .await;
+    match rendered {
+        Ok(Ok(html)) => {
+            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+        }
+        Ok(Err(problems)) => {
+            tracing::warn!(issue = %id, "the web version cannot be rendered: {problems}");
+            not_found(State(d)).await
+        }
+        Err(e) => server_error(&d, anyhow::anyhow!("render task failed: {e}")),
+    }
+}
+
+/// The confirmation page. It is the same for every token and changes nothing.
+async fn unsubscribe_page(State(d): Shared) -> Response {
+    let t = &d.app.templates;
+    let n = &d.app.config.newsletter;
+    let body = html! {
+        h2 style=(t.style("entry-title")) { "Unsubscribe from " (n.kicker) "?" }
+        p style=(t.style("paragraph")) {
+            "Press the button to stop receiving " (n.kicker) ", the monthly newsletter of the "
+            (n.organization) ". Nothing changes until you do."
+        }
+        // No action: the form posts to this very URL, token included. The field makes the
+        // body the same as a mail client's RFC 8058 one-click request.
+        form method="post" {
+            input type="hidden" name="List-Unsubscribe" value="One-Click";
+            button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
+        }
+    };
+    no_store(page(&d, StatusCode::OK, "Unsubscribe", body))
+}
+
+/// One-click unsubscribe (RFC 8058) and the confirmation page's button: puts the token's
+/// address on the suppression list and answers 200 with a page, never a redirect. Any body up
+/// to the limit is accepted: mail clients send `List-Unsubscribe=One-Click`, the page's form
+/// the same, and no link scanner posts.
+async fn unsubscribe(
+    State(d): Shared,
+    token: Result<Path<String>, PathRejection>,
+    _body: Bytes,
+) -> Response {
+    let address = token.ok().and_then(|Path(t)| d.key.verify(&t));
+    if let Some(address) = address {
+        let now = d.app.clock.now_ms();
+        let a = address.clone();
+        let done = d
+            .with_ledger(move |l| {
+                l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now)
+            })
+            .await;
+        match done {
+            Ok(true) => tracing::info!(recipient = %address, "unsubscribed"),
+            Ok(false) => tracing::debug!(recipient = %address, "already suppressed"),
+            Err(e) => return server_error(&d, e),
+        }
+    } else {
+        tracing::debug!("unsubscribe with a token that does not verify: nothing changed");
+    }
+    let t = &d.app.templates;
+    let n = &d.app.config.newsletter;
+    let contact = n.reply_to.as_ref().unwrap_or(&n.from);
+    let body = html! {
+        h2 style=(t.style("entry-title")) { "You are unsubscribed" }
+        p style=(t.style("paragraph")) {
+            "This address will receive no more " (n.kicker) ". If that was a mistake, write to "
+            a style=(t.style("link")) href=(format!("mailto:{}", contact.email)) { (contact.email) }
+            "."
+        }
+    };
+    no_store(page(&d, StatusCode::OK, "Unsubscribed", body))
+}
+
+/// `POST /admin/test-send` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestSendRequest {
+    /// Staff addresses (from `[server] staff`).
+    to: Vec<String>,
+    /// The issue; default: the newest issue folder, as `brief send --test` picks it.
+    #[serde(default)]
+    issue: Option<String>,
+}
+
+/// A test send to staff addresses, for staff who cannot run the CLI on the server.
+async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(expected) = &d.app.config.server.admin_token else {
+        return not_found(State(d)).await;
+    };
+    if !bearer_matches(&headers, expected.expose()) {
+        tracing::warn!("admin test send refused: missing or wrong bearer token");
+        let mut res = json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"brief admin\""),
+        );
+        return res;
+    }
+    let req: TestSendRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body must be JSON like {{\"to\": [\"editor@example.org\"], \"issue\": \"2021-07\"}}: {e}"),
+            )
+        }
+    };
+    if req.to.is_empty() {
+        return json_error(StatusCode::BAD_REQUEST, "`to` names no address");
+    }
+    let staff = &d.app.config.server.staff;
+    let mut to = Vec::with_capacity(req.to.len());
+    for a in &req.to {
+        let address = match crate::subscribers::parse_address(a) {
+            Ok(a) => a,
+            Err(m) => return json_error(StatusCode::BAD_REQUEST, &m),
+        };
+        let key = crate::subscribers::key(&address);
+        if !staff
+            .iter()
+            .any(|m| crate::subscribers::key(&m.email) == key)
+        {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "{address} is not listed in `[server] staff`: test sends go only to staff"
+                ),
+            );
+        }
+        to.push(address);
+    }
+    let named = match req.issue.as_deref().map(str::parse::<IssueId>).transpose() {
+        Ok(i) => i,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let id = match d.app.resolve_issue(named) {
+        Ok(id) => id,
+        Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{e:#}")),
+    };
+    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
+        Ok(i) => i,
+        Err(problems) => {
+            let list: Vec<String> = problems.0.iter().map(|p| p.to_string()).collect();
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum_json(&serde_json::json!({
+                    "error": format!("issue {id} has problems: nothing was sent"),
+                    "problems": list,
+                })),
+            )
+                .into_response();
+        }
+    };
+    tracing::info!(issue = %id, to = ?to.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "admin test send");
+    let replies = match d
+        .app
+        .test_send(&issue, &d.key, d.dkim.as_deref(), &to, |r| {
+            tracing::info!(
+                issue = %id,
+                recipient = %r.address,
+                code = r.code,
+                reply = %r.text,
+                "test send reply"
+            )
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return server_error(&d, e),
+    };
+    let now = d.app.clock.now_ms();
+    let record = replies.clone();
+    if let Err(e) = d
+        .with_ledger(move |l| {
+            for r in &record {
+                l.record_test_send(id, r.address.as_ref(), r.code, &r.text, now)?;
+            }
+            Ok(())
+        })
+        .await
+    {
+        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
+    }
+    let all = replies.iter().all(|r| r.accepted);
+    let results: Vec<_> = replies
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "to": r.address.to_string(),
+                "accepted": r.accepted,
+                "code": r.code,
+                "reply": r.text,
+            })
+        })
+        .collect();
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    (
+        status,
+        axum_json(&serde_json::json!({ "issue": id.to_string(), "results": results })),
+    )
+        .into_response()
+}
+
+/// Whether `Authorization: Bearer T` carries the expected token. Both sides are hashed first,
+/// so the constant-time comparison runs over equal lengths and leaks not even the length.
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        return false;
+    };
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    given.ct_eq(&expected).into()
+}
+
+fn axum_json(value: &serde_json::Value) -> ([(header::HeaderName, &'static str); 1], String) {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{value}\n"),
+    )
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    (status, axum_json(&serde_json::json!({ "error": message }))).into_response()
+}
+
+async fn not_found(State(d): Shared) -> Response {
+    let body = html! {
+        h2 style=(d.app.templates.style("entry-title")) { "Not found" }
+        p style=(d.app.templates.style("paragraph")) {
+            "There is nothing here. Sent issues are listed in the "
+            a style=(d.app.templates.style("link"))
+                href=(d.app.config.server.public_url.join("archive/").expect("base URL").as_str()) { "archive" }
+            "."
+        }
+    };
+    page(&d, StatusCode::NOT_FOUND, "Not found", body)
+}
+
+fn server_error(d: &Daemon, e: anyhow::Error) -> Response {
+    tracing::error!(error.message = %e, "request failed: {e:#}");
+    let body = html! {
+        h2 style=(d.app.templates.style("entry-title")) { "Something went wrong" }
+        p style=(d.app.templates.style("paragraph")) { "Please try again in a few minutes." }
+    };
+    page(d, StatusCode::INTERNAL_SERVER_ERROR, "Error", body)
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// A page in the newsletter's look: masthead, `body`, footer.
+fn page(d: &Daemon, status: StatusCode, title: &str, body: Markup) -> Response {
+    let t = &d.app.templates;
+    let n = &d.app.config.newsletter;
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) " \u{2013} " (n.kicker) }
+            }
+            body style=(t.style("body")) {
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                    tr { td align="center" {
+                        table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
+                            tr { td style=(t.style("masthead")) {
+                                p style=(t.style("kicker")) { (n.kicker) }
+                                p style=(t.style("title")) { (n.name) }
+                            } }
+                            tr { td style=(t.style("entry")) { (body) } }
+                            tr { td style=(t.style("footer")) {
+                                p style=(t.style("footer-org")) { (n.organization) }
+                                p style=(t.style("footer-text")) {
+                                    @for (i, l) in n.postal_address.lines().enumerate() {
+                                        @if i > 0 { br; }
+                                        (l)
+                                    }
+                                }
+                            } }
+                        }
+                    } }
+                }
+            }
+        }
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html.into_string(),
+    )
+        .into_response()
+}

@@ -1,0 +1,436 @@
+//! The daemon's HTTP endpoints over real loopback HTTP: one-click unsubscribe from a sent
+//! message, the archive, health and metrics, body limits, the admin test send, and logs.
+
+use brief::config::Secret;
+use brief::token::TokenKey;
+
+use crate::support::daemon::{metric, Running};
+use crate::support::World;
+
+const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+/// Sends issue 2021-07 to the world's three readers with the CLI.
+fn send(w: &World, issue: &str) -> String {
+    let out = w
+        .brief()
+        .args(["send", "--issue", issue, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The path of the List-Unsubscribe URL in the message sent to `address`.
+fn unsubscribe_path(w: &World, issue: &str, address: &str) -> String {
+    let file = w
+        .outbox(issue)
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(address)
+        })
+        .unwrap_or_else(|| panic!("no message to {address}"));
+    let raw = std::fs::read(file).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let header = m
+        .header_raw("List-Unsubscribe")
+        .expect("List-Unsubscribe header");
+    let https = header
+        .split(['<', '>'])
+        .find(|p| p.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {header}"));
+    let url = url::Url::parse(https).unwrap();
+    assert_eq!(url.host_str(), Some("news.example.org"));
+    url.path().to_string()
+}
+
+/// `brief subscribers list` as (address, state) pairs.
+fn states(w: &World) -> Vec<(String, String)> {
+    let out = w.brief().args(["subscribers", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t');
+            (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn state_of(w: &World, address: &str) -> String {
+    states(w)
+        .into_iter()
+        .find(|(a, _)| a == address)
+        .map(|(_, s)| s)
+        .unwrap_or_else(|| panic!("{address} is not listed"))
+}
+
+/// The token of the world's key (made by the first send) for `address`.
+fn token_for(w: &World, address: &str) -> String {
+    let key = std::fs::read_to_string(w.path("data/token.key")).unwrap();
+    TokenKey::new(Secret::new(key.trim().to_string())).token(address)
+}
+
+fn tamper(path: &str) -> String {
+    let mut b = path.as_bytes().to_vec();
+    let last = b.len() - 1;
+    b[last] = if b[last] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(b).unwrap()
+}
+
+#[test]
+fn one_click_unsubscribe_from_a_sent_message() {
+    let w = World::new();
+    // Markup in the config shows up escaped on every page.
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    w.write(
+        "brief.toml",
+        &text.replace(
+            "organization = \"Center for Binational Institutions\"",
+            "organization = \"Center <b>for</b> & Institutions\"",
+        ),
+    );
+    send(&w, "2021-07");
+    let path = unsubscribe_path(&w, "2021-07", "ana@example.org");
+    let d = Running::start(&w, &[]);
+
+    // GET shows a confirmation page with a button, and changes nothing.
+    let page = d.get(&path);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body.contains("<form method=\"post\">"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<button type=\"submit\""),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("Center &lt;b&gt;for&lt;/b&gt; &amp; Institutions"));
+    assert!(!page.body.contains("<b>for</b>"));
+    assert!(page.body.contains("#7a1f2b"), "the stylesheet's look");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(state_of(&w, "ana@example.org"), "active");
+    // The page is the same for any token: it tells nothing about the token.
+    assert_eq!(d.get(&tamper(&path)).body, page.body);
+
+    // A tampered token changes nothing and gets the answer a genuine token of an address that
+    // is not on the list gets.
+    let tampered = d.post(&tamper(&path), &[FORM], ONE_CLICK);
+    let unknown = d.post(
+        &format!("/unsubscribe/{}", token_for(&w, "nobody@example.org")),
+        &[FORM],
+        ONE_CLICK,
+    );
+    assert_eq!(
+        (tampered.status, &tampered.body),
+        (unknown.status, &unknown.body)
+    );
+    assert_eq!(tampered.status, 200);
+    assert_eq!(state_of(&w, "ana@example.org"), "active");
+
+    // RFC 8058 one-click: 200, no redirect, and the reader is unsubscribed. Again: the same.
+    let done = d.post(&path, &[FORM], ONE_CLICK);
+    assert_eq!(done.status, 200, "{done:?}");
+    assert_eq!(done.header("location"), None);
+    assert_eq!(done.body, unknown.body);
+    assert_eq!(state_of(&w, "ana@example.org"), "unsubscribed");
+    assert_eq!(state_of(&w, "bob@example.org"), "active");
+    let again = d.post(&path, &[FORM], ONE_CLICK);
+    assert_eq!((again.status, &again.body), (200, &done.body));
+    assert_eq!(state_of(&w, "ana@example.org"), "unsubscribed");
+    assert_eq!(d.stop().status.code(), Some(0));
+
+    // The next issue goes to the CSV's other readers only: the ledger's suppression wins.
+    w.copy_issue("2021-08");
+    let stdout = send(&w, "2021-08");
+    assert!(
+        stdout.contains("2 sent, 0 failed, 1 suppressed"),
+        "{stdout}"
+    );
+    let files = w.outbox("2021-08");
+    assert_eq!(files.len(), 2);
+    assert!(files
+        .iter()
+        .all(|f| !f.to_str().unwrap().contains("ana@example.org")));
+}
+
+#[test]
+fn archive_health_metrics_and_not_found() {
+    let w = World::new();
+    w.copy_issue("2021-08");
+    send(&w, "2021-07");
+    // Edited after sending: the archive keeps what was sent.
+    let entry = "content/2021-07/01-mayorkas-visit.md";
+    let text = std::fs::read_to_string(w.path(entry)).unwrap();
+    let edited = text.replacen("title = \"", "title = \"Edited after sending: ", 1);
+    assert_ne!(edited, text);
+    w.write(entry, &edited);
+    let d = Running::start(&w, &[]);
+
+    let health = d.get("/healthz");
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+
+    let index = d.get("/archive/");
+    assert_eq!(index.status, 200);
+    assert!(
+        index
+            .body
+            .contains("href=\"https://news.example.org/archive/2021-07\""),
+        "{}",
+        index.body
+    );
+    assert!(
+        !index.body.contains("2021-08"),
+        "an unsent issue is not listed"
+    );
+
+    let web = d.get("/archive/2021-07");
+    assert_eq!(web.status, 200);
+    assert_eq!(web.header("content-type"), Some("text/html; charset=utf-8"));
+    let (_, issue, _, _) = crate::render::example();
+    for e in &issue.entries {
+        let title = maud::html! { (e.title) }.into_string();
+        assert!(web.body.contains(&title), "{title} missing");
+    }
+    assert!(!web.body.contains("Edited after sending"));
+    for personal in ["ana@example.org", "bob@example.org", "unsubscribe/"] {
+        assert!(
+            !web.body.contains(personal),
+            "{personal} in the web version"
+        );
+    }
+
+    for missing in [
+        "/archive/2021-08",
+        "/archive/1999-13",
+        "/archive/x",
+        "/nope",
+    ] {
+        let r = d.get(missing);
+        assert_eq!(r.status, 404, "{missing}");
+        assert!(r.body.contains("Not found"), "{missing}: {}", r.body);
+    }
+    // No admin token configured: the endpoint does not exist.
+    let admin = d.post(
+        "/admin/test-send",
+        &[("Authorization", "Bearer anything")],
+        b"{}",
+    );
+    assert_eq!(admin.status, 404);
+
+    let m = d.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let samples: Vec<&str> = m.body.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(samples.len() > 10, "{}", m.body);
+    assert!(
+        samples.iter().all(|l| l.starts_with("brief_")),
+        "{}",
+        m.body
+    );
+    assert_eq!(
+        metric(&m.body, "brief_deliveries{state=\"sent\"}"),
+        Some(3.0)
+    );
+    assert_eq!(metric(&m.body, "brief_up"), Some(1.0));
+    assert_eq!(d.stop().status.code(), Some(0));
+}
+
+#[test]
+fn request_bodies_over_4_kib_are_refused() {
+    let w = World::new();
+    send(&w, "2021-07");
+    let path = unsubscribe_path(&w, "2021-07", "ana@example.org");
+    let d = Running::start(&w, &[]);
+
+    // Declared too long: refused before the body is read.
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5000\r\n\r\n"
+    );
+    assert_eq!(d.exchange(head.as_bytes()).status, 413);
+
+    // Chunked, so the length shows only while reading.
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        4097
+    )
+    .into_bytes();
+    raw.extend(std::iter::repeat_n(b'a', 4097));
+    raw.extend_from_slice(b"\r\n");
+    assert_eq!(d.exchange(&raw).status, 413);
+
+    assert_eq!(state_of(&w, "ana@example.org"), "active");
+    let small = d.post(&path, &[FORM], ONE_CLICK);
+    assert_eq!(small.status, 200);
+    assert_eq!(state_of(&w, "ana@example.org"), "unsubscribed");
+    assert_eq!(d.stop().status.code(), Some(0));
+}
+
+const ADMIN: &str = "adm1n-T0ken-that-never-shows-4242";
+const SECRET: &str = "s3cret-signing-key-that-never-shows-0123456789";
+
+#[test]
+fn admin_test_send_takes_the_bearer_token_and_only_staff_and_secrets_stay_out_of_logs() {
+    let key = crate::dkim::rsa_key();
+    let pem = {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
+    };
+    let w = World::with_config(&format!(
+        "[log]\nformat = \"json\"\n\n\
+         [dkim]\ndomain = \"{}\"\nselector = \"{}\"\nprivate_key_file = \"dkim.pem\"\n",
+        crate::dkim::DOMAIN,
+        crate::dkim::SELECTOR
+    ));
+    w.write("dkim.pem", &pem);
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let old = "public_url = \"https://news.example.org/\"";
+    w.write(
+        "brief.toml",
+        &text.replace(
+            old,
+            &format!(
+                "{old}\nsecret_env = \"BRIEF_TEST_SECRET\"\nadmin_token_env = \"BRIEF_TEST_ADMIN\"\n\
+                 staff = [\"Editor <editor@example.org>\"]"
+            ),
+        ),
+    );
+    let env = [("BRIEF_TEST_SECRET", SECRET), ("BRIEF_TEST_ADMIN", ADMIN)];
+    let d = Running::start(&w, &env);
+    let bearer = format!("Bearer {ADMIN}");
+    let json = ("Content-Type", "application/json");
+    let body = br#"{"to": ["EDITOR@example.org"], "issue": "2021-07"}"#;
+
+    let none = d.post("/admin/test-send", &[json], body);
+    assert_eq!(none.status, 401);
+    assert!(none
+        .header("www-authenticate")
+        .is_some_and(|h| h.starts_with("Bearer")));
+    let wrong = d.post(
+        "/admin/test-send",
+        &[json, ("Authorization", &format!("Bearer {ADMIN}x"))],
+        body,
+    );
+    assert_eq!(wrong.status, 401);
+    let stranger = d.post(
+        "/admin/test-send",
+        &[json, ("Authorization", &bearer)],
+        br#"{"to": ["editor@example.org", "stranger@example.org"]}"#,
+    );
+    assert_eq!(stranger.status, 403, "{stranger:?}");
+    assert!(stranger.body.contains("stranger@example.org"));
+    let garbled = d.post(
+        "/admin/test-send",
+        &[json, ("Authorization", &bearer)],
+        b"{to:",
+    );
+    assert_eq!(garbled.status, 400);
+    assert!(w.outbox("test").is_empty(), "refused requests send nothing");
+
+    let ok = d.post(
+        "/admin/test-send",
+        &[json, ("Authorization", &bearer)],
+        body,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let reply: serde_json::Value = serde_json::from_str(&ok.body).unwrap();
+    assert_eq!(reply["issue"], "2021-07");
+    assert_eq!(reply["results"][0]["accepted"], true);
+    assert_eq!(reply["results"][0]["code"], 250);
+    let files = w.outbox("test");
+    assert_eq!(files.len(), 1);
+    let raw = std::fs::read(&files[0]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(m.subject().unwrap().starts_with("[TEST] "));
+    if let Err(why) = crate::dkim::dkimpy(&raw, &crate::dkim::rsa_txt(key)) {
+        panic!("the test send does not verify: {why}");
+    }
+    assert_eq!(
+        w.ledger()
+            .test_send_count("2021-07".parse().unwrap())
+            .unwrap(),
+        1
+    );
+    // Its unsubscribe link is signed with the key from `secret_env`.
+    let token = TokenKey::new(Secret::new(SECRET.into())).token("editor@example.org");
+    let posted = d.post(&format!("/unsubscribe/{token}"), &[FORM], ONE_CLICK);
+    assert_eq!(posted.status, 200);
+    assert_eq!(
+        state_of_with(&w, &env, "editor@example.org"),
+        "unsubscribed"
+    );
+
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    for line in stopped.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
+    assert!(
+        stopped.stderr.contains("admin test send"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        stopped.stderr.contains("unsubscribed"),
+        "{}",
+        stopped.stderr
+    );
+    for secret in [ADMIN, SECRET, token.as_str()] {
+        assert!(!stopped.stderr.contains(secret), "a secret in the log");
+        assert!(!stopped.stdout.contains(secret), "a secret on stdout");
+    }
+}
+
+/// `state_of` for a world whose config names secret variables.
+fn state_of_with(w: &World, env: &[(&str, &str)], address: &str) -> String {
+    let mut cmd = w.brief();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.args(["subscribers", "list"]).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(address))
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap_or_else(|| panic!("{address} is not listed"))
+        .to_string()
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let w = World::new();
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let mut c = brief::config::parse(&text, &w.config_path()).unwrap();
+    c.server.secret = Some(Secret::new(SECRET.into()));
+    c.server.admin_token = Some(Secret::new(ADMIN.into()));
+    c.smtp.password = Some(Secret::new("smtp-password-9876".into()));
+    c.delivery.database = w.path("data/brief.db");
+    c.content.dir = w.path("content");
+    c.subscribers.file = w.path("subscribers.csv");
+    c.newsletter.templates = Some(w.path("templates"));
+    let shown = format!("{c:?}");
+    let app = brief::app::App::new(c, std::sync::Arc::new(brief::clock::SystemClock)).unwrap();
+    let daemon =
+        brief::daemon::Daemon::new(app, tokio_util::sync::CancellationToken::new()).unwrap();
+    let shown = format!("{shown}\n{daemon:?}\n{:?}", daemon.key);
+    for secret in [ADMIN, SECRET, "smtp-password-9876"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(shown.contains("redacted"), "{shown}");
+}
