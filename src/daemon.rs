@@ -411,6 +411,16 @@ impl Daemon {
                 return Fire::Empty(id);
             }
             Err(problems) => {
+                // A feed that still fails after the retries: counted per URL, and no partial issue.
+                for p in &problems.0 {
+                    if let Some((url, _)) = p
+                        .message
+                        .strip_prefix("feed ")
+                        .and_then(|m| m.split_once(": "))
+                    {
+                        self.metrics.feed_failure(url);
+                    }
+                }
                 self.report(
                     id,
                     true,

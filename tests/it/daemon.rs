@@ -590,3 +590,38 @@ fn a_bad_dkim_key_stops_the_daemon_at_start_with_a_usage_error() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8(out.stdout).unwrap().contains("[dkim]"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_feed_stops_the_scheduled_send_loudly_instead_of_sending_part_of_the_issue() {
+    // A feed that answers 404: not transient, so the scheduled policy gives up at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/feed.json", listener.local_addr().unwrap());
+    let app = axum::Router::new();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let config = format!("[schedule]\ncron = \"0 0 9 23 * *\"\ntimezone = \"UTC\"\n");
+    let w = World::with_config(&config);
+    let text = std::fs::read_to_string(w.config_path()).unwrap().replace(
+        "[content]\ndir = \"content\"\n",
+        &format!("[content]\ndir = \"content\"\n\n[[content.feeds]]\nurl = \"{url}\"\n"),
+    );
+    w.write("brief.toml", &text);
+    let id: IssueId = "2026-07".parse().unwrap();
+    write_issue(&w, id);
+    let (d, _) = daemon_at(&w, "2026-07-23T09:00:00Z");
+    assert_eq!(d.fire(utc("2026-07-23T09:00:00Z")).await, Fire::Failed(id));
+    assert!(
+        w.ledger().campaign(id).unwrap().is_none(),
+        "no partial issue is sent"
+    );
+    assert!(w.outbox("2026-07").is_empty());
+    let metrics = d.metrics.render(0);
+    assert!(
+        metrics.contains(&format!("brief_feed_failures_total{{url=\"{url}\"}} 1\n")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("brief_schedule_fires_total{outcome=\"failed\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(d.shutdown(Duration::from_secs(10)).await);
+}
