@@ -599,7 +599,7 @@ async fn a_failing_feed_stops_the_scheduled_send_loudly_instead_of_sending_part_
     let app = axum::Router::new();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let config = "[schedule]\ncron = \"0 0 9 23 * *\"\ntimezone = \"UTC\"\n";
-    let w = World::with_config(&config);
+    let w = World::with_config(config);
     let text = std::fs::read_to_string(w.config_path()).unwrap().replace(
         "[content]\ndir = \"content\"\n",
         &format!("[content]\ndir = \"content\"\n\n[[content.feeds]]\nurl = \"{url}\"\n"),
