@@ -279,7 +279,7 @@ fn rsa_key(key: RsaPrivateKey) -> anyhow::Result<Key> {
 /// Randomness for RSA blinding, from the thread's CSPRNG. The rsa crate speaks `rand_core` 0.6
 /// and brief's `rand` is 0.9, hence this bridge. Blinding hides the private exponent's timing
 /// better than a bare signature (the crate is still not constant-time: RUSTSEC-2023-0071).
-struct BlindingRng;
+pub struct BlindingRng;
 
 impl rsa::rand_core::RngCore for BlindingRng {
     fn next_u32(&mut self) -> u32 {

@@ -36,22 +36,9 @@ fn preview_writes_html_text_and_eml_with_every_entry() {
 fn shipped() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for sub in ["config", "content", "templates"] {
-        copy_dir(&repo().join(sub), &dir.path().join(sub));
+        crate::support::copy_dir(&repo().join(sub), &dir.path().join(sub));
     }
     dir
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 fn eml_count(dir: &std::path::Path) -> usize {

@@ -536,7 +536,7 @@ fn shipped_config_runs_as_the_container_command_does() {
 
     let dir = tempfile::tempdir().unwrap();
     for sub in ["config", "content", "templates"] {
-        copy_dir(&crate::support::repo().join(sub), &dir.path().join(sub));
+        crate::support::copy_dir(&crate::support::repo().join(sub), &dir.path().join(sub));
     }
     // As in the image: the working directory holds config/brief.toml, and BRIEF_LISTEN moves
     // the listener (here to a free loopback port instead of 0.0.0.0:8080).
@@ -551,19 +551,6 @@ fn shipped_config_runs_as_the_container_command_does() {
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 #[test]

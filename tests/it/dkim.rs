@@ -47,26 +47,8 @@ Content-Type: text/html; charset=utf-8\r\n\
 \r\n\
 \r\n";
 
-/// rand 0.9's generator for the rsa crate, which speaks rand_core 0.6.
-struct Rng;
-
-impl rsa::rand_core::RngCore for Rng {
-    fn next_u32(&mut self) -> u32 {
-        rand::RngCore::next_u32(&mut rand::rng())
-    }
-    fn next_u64(&mut self) -> u64 {
-        rand::RngCore::next_u64(&mut rand::rng())
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        rand::RngCore::fill_bytes(&mut rand::rng(), dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rsa::rand_core::CryptoRng for Rng {}
+/// rand 0.9's generator for the rsa crate, which speaks rand_core 0.6 (brief's own bridge).
+use brief::dkim::BlindingRng as Rng;
 
 /// One RSA 2048 key for all tests: generating it is the slow part.
 pub(crate) fn rsa_key() -> &'static RsaPrivateKey {
