@@ -507,7 +507,15 @@ impl SmtpConnection {
 
     /// Writes the message and the final dot, and reads the reply that says whether it was taken.
     async fn message(&mut self, body: &[u8]) -> Result<Reply, SendFailure> {
-        let outcome = tokio::time::timeout(self.timeout, self.conn.message(body)).await;
+        // lettre's `message` dot-stuffs one byte at a time and writes the final dot on its own,
+        // which was a third of brief's CPU per message. A body that is text goes out through
+        // `command` instead: stuffed with a substring search and ended by the dot, one write.
+        let outcome = match std::str::from_utf8(body) {
+            Ok(text) => {
+                tokio::time::timeout(self.timeout, self.conn.command(DataLines(text))).await
+            }
+            Err(_) => tokio::time::timeout(self.timeout, self.conn.message(body)).await,
+        };
         let failed = match outcome {
             Ok(Ok(r)) if code_of(&r) / 100 == 2 => {
                 return Ok(Reply {
@@ -743,10 +751,10 @@ fn reply_text(r: &Response) -> String {
 /// which lettre's end-of-data marker (`\r\n.\r\n`) supplies; the server then stores exactly
 /// the message we rendered.
 fn wire_body(raw: &[u8]) -> Cow<'_, [u8]> {
-    let bare = raw.iter().enumerate().any(|(i, &b)| match b {
+    // Only the line ends are looked at (memchr skips the rest a word at a time).
+    let bare = memchr::memchr2_iter(b'\r', b'\n', raw).any(|i| match raw[i] {
         b'\n' => i == 0 || raw[i - 1] != b'\r',
-        b'\r' => raw.get(i + 1) != Some(&b'\n'),
-        _ => false,
+        _ => raw.get(i + 1) != Some(&b'\n'),
     });
     let mut body: Cow<'_, [u8]> = if bare {
         let mut out = Vec::with_capacity(raw.len() + 64);
@@ -773,6 +781,28 @@ fn wire_body(raw: &[u8]) -> Cow<'_, [u8]> {
         }
     }
     body
+}
+
+/// The DATA section as lettre's `command` writes it: `wire_body`'s text with every line that
+/// starts with a dot given one more (RFC 5321 4.5.2), then CRLF, the final dot and CRLF.
+struct DataLines<'a>(&'a str);
+
+impl fmt::Display for DataLines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0;
+        if text.starts_with('.') {
+            f.write_str(".")?;
+        }
+        let mut from = 0;
+        for i in memchr::memmem::find_iter(text.as_bytes(), b"\n.") {
+            // `\n` is ASCII, so `i + 1` is a character boundary.
+            f.write_str(&text[from..=i])?;
+            f.write_str(".")?;
+            from = i + 1;
+        }
+        f.write_str(&text[from..])?;
+        f.write_str("\r\n.\r\n")
+    }
 }
 
 /// A TLS stream lettre can use as its transport: lettre only accepts its own stream types or
@@ -817,6 +847,15 @@ impl AsyncWrite for ImplicitTls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_lines_stuff_leading_dots_and_end_with_the_final_dot() {
+        let d = |s: &str| DataLines(s).to_string();
+        assert_eq!(d(".a\r\nb.\r\n..c"), "..a\r\nb.\r\n...c\r\n.\r\n");
+        assert_eq!(d("plain"), "plain\r\n.\r\n");
+        assert_eq!(d(""), "\r\n.\r\n");
+        assert_eq!(d("é\r\n.é"), "é\r\n..é\r\n.\r\n");
+    }
 
     #[test]
     fn wire_body_drops_the_last_crlf_and_fixes_bare_line_ends() {
