@@ -751,12 +751,7 @@ fn reply_text(r: &Response) -> String {
 /// which lettre's end-of-data marker (`\r\n.\r\n`) supplies; the server then stores exactly
 /// the message we rendered.
 fn wire_body(raw: &[u8]) -> Cow<'_, [u8]> {
-    // Only the line ends are looked at (memchr skips the rest a word at a time).
-    let bare = memchr::memchr2_iter(b'\r', b'\n', raw).any(|i| match raw[i] {
-        b'\n' => i == 0 || raw[i - 1] != b'\r',
-        _ => raw.get(i + 1) != Some(&b'\n'),
-    });
-    let mut body: Cow<'_, [u8]> = if bare {
+    let mut body: Cow<'_, [u8]> = if has_bare_line_end(raw) {
         let mut out = Vec::with_capacity(raw.len() + 64);
         let mut i = 0;
         while i < raw.len() {
@@ -781,6 +776,23 @@ fn wire_body(raw: &[u8]) -> Cow<'_, [u8]> {
         }
     }
     body
+}
+
+/// Whether `raw` has a CR that no LF follows or an LF that no CR precedes.
+fn has_bare_line_end(raw: &[u8]) -> bool {
+    if raw.first() == Some(&b'\n') || raw.last() == Some(&b'\r') {
+        return true;
+    }
+    // Every byte against the next, without branches, so the compiler vectorizes the loop (a
+    // message is tens of kilobytes): in a CRLF pair both tests hold, elsewhere neither does.
+    let Some(next) = raw.get(1..) else {
+        return false;
+    };
+    let mut odd = false;
+    for (a, b) in raw.iter().zip(next) {
+        odd |= (*a == b'\r') != (*b == b'\n');
+    }
+    odd
 }
 
 /// The DATA section as lettre's `command` writes it: `wire_body`'s text with every line that
@@ -864,6 +876,20 @@ mod tests {
         assert_eq!(&*wire_body(b"a\nb\rc\r\n.\n"), b"a\r\nb\r\nc\r\n.");
         assert_eq!(&*wire_body(b"no end"), b"no end");
         assert_eq!(&*wire_body(b""), b"");
+        for (text, bare) in [
+            (&b"\r"[..], true),
+            (b"\n", true),
+            (b"a\rb", true),
+            (b"a\nb", true),
+            (b"a\r\r\n", true),
+            (b"a\r\n\n", true),
+            (b"a\r\nb\r\n", false),
+            (b"\r\n", false),
+            (b"ab", false),
+            (b"", false),
+        ] {
+            assert_eq!(has_bare_line_end(text), bare, "{:?}", text.escape_ascii());
+        }
     }
 
     fn permanent(code: u16, text: &str) -> SendFailure {
