@@ -61,7 +61,8 @@ pub struct MessageTemplate {
     issue: IssueId,
     kind: Kind,
     domain: String,
-    unsubscribe_base: Url,
+    /// The unsubscribe URL up to the token.
+    unsubscribe_base: String,
     key: TokenKey,
 }
 
@@ -142,7 +143,10 @@ impl MessageTemplate {
             issue,
             kind,
             domain: newsletter.from.email.domain().to_string(),
-            unsubscribe_base: public_url.join("unsubscribe/").expect("base URL"),
+            unsubscribe_base: public_url
+                .join("unsubscribe/")
+                .expect("base URL")
+                .to_string(),
             key: key.clone(),
         }
     }
@@ -153,7 +157,13 @@ impl MessageTemplate {
         let mut h = Sha256::new();
         h.update(self.issue.to_string());
         h.update([0]);
-        h.update(address.to_string().to_ascii_lowercase());
+        for chunk in AsRef::<str>::as_ref(address).as_bytes().chunks(64) {
+            let mut lower = [0u8; 64];
+            let lower = &mut lower[..chunk.len()];
+            lower.copy_from_slice(chunk);
+            lower.make_ascii_lowercase();
+            h.update(lower);
+        }
         if let Kind::Test { nonce } = self.kind {
             h.update(nonce.to_le_bytes());
         }
@@ -165,15 +175,16 @@ impl MessageTemplate {
         format!(
             "brief.{tag}{}.{}@{}",
             self.issue,
-            &hex(&h.finalize())[..32],
+            hex(&h.finalize()[..16]),
             self.domain
         )
     }
 
     /// The one-click unsubscribe URL of `address`.
     pub fn unsubscribe_url(&self, address: &Address) -> String {
-        let mut u = self.unsubscribe_base.to_string();
-        u.push_str(&self.key.token(address.as_ref() as &str));
+        let mut u = String::with_capacity(self.unsubscribe_base.len() + 128);
+        u.push_str(&self.unsubscribe_base);
+        self.key.push_token(address.as_ref(), &mut u);
         u
     }
 
@@ -250,9 +261,11 @@ fn push_fixed(body: &mut Vec<Piece>, bytes: Vec<u8>) {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
     }
     s
 }

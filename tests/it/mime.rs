@@ -87,6 +87,12 @@ fn message_structure_and_headers() {
     assert!(id.ends_with("@news.example.org"), "{id}");
     let again = t.message_id(&"ana@example.org".parse().unwrap());
     assert_eq!(id, again);
+    // The ledger stores the ids of a campaign's messages when it starts, so a resume with a later
+    // brief must compute the same ones: sha-256 of "ISSUE\0address", lowercased, in hex.
+    assert_eq!(
+        id,
+        "brief.2021-07.8cc7a320773f33b44b454c3b9c340d81@news.example.org"
+    );
     let unsub = t.unsubscribe_url(&addr);
     assert!(
         unsub.starts_with("https://news.example.org/unsubscribe/"),
