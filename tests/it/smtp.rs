@@ -129,7 +129,74 @@ async fn temporary_rcpt_replies_are_temporary_and_keep_the_connection() {
         .iter()
         .position(|c| c == "RCPT TO:<a@example.net>")
         .expect("RCPT sent");
+    // The server offers PIPELINING, so DATA went out with RCPT (and was refused for want of a
+    // recipient); then the transaction is reset.
+    assert_eq!(
+        commands[rcpt + 1..rcpt + 3],
+        ["DATA", "RSET"],
+        "{commands:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_pipelining_commands_go_one_by_one() {
+    let server = SmtpServer::start().await;
+    server
+        .rule(Rule::command("EHLO").reply("250 smtp.test says hello"))
+        .rule(Rule::rcpt("a@example.net").reply("450 4.2.0 mailbox busy"));
+    let mut conn = connect(&server).await;
+
+    let e = send(&mut conn, "a@example.net").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SendFailure::Temporary {
+                code: Some(450),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    send(&mut conn, "b@example.net")
+        .await
+        .expect("sent after the rejection");
+
+    assert_eq!(server.accepted(), 1);
+    let commands = server.commands();
+    let rcpt = commands
+        .iter()
+        .position(|c| c == "RCPT TO:<a@example.net>")
+        .expect("RCPT sent");
     assert_eq!(commands[rcpt + 1], "RSET", "{commands:?}");
+}
+
+#[tokio::test]
+async fn a_pipelined_refusal_of_mail_is_reported_at_mail() {
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::command("MAIL")
+            .reply("451 4.3.2 try again later")
+            .times(1),
+    );
+    let mut conn = connect(&server).await;
+
+    let e = send(&mut conn, "a@example.net").await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            SendFailure::Temporary {
+                code: Some(451),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("MAIL FROM"), "{e}");
+    assert!(conn.is_usable());
+    send(&mut conn, "a@example.net")
+        .await
+        .expect("sent on the same connection");
+    assert_eq!((server.connections(), server.accepted()), (1, 1));
 }
 
 #[tokio::test]
