@@ -12,34 +12,13 @@ use base64::Engine;
 use brief::app::App;
 use brief::clock::FixedClock;
 use brief::config::Secret;
-use brief::dkim::DkimSigner;
+use brief::dkim::{BlindingRng, DkimSigner};
 use brief::message::Kind;
 use brief::token::TokenKey;
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::LineEnding;
-
-/// rand 0.9's generator for the rsa crate, which speaks rand_core 0.6.
-struct Rng;
-
-impl rsa::rand_core::RngCore for Rng {
-    fn next_u32(&mut self) -> u32 {
-        rand::RngCore::next_u32(&mut rand::rng())
-    }
-    fn next_u64(&mut self) -> u64 {
-        rand::RngCore::next_u64(&mut rand::rng())
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        rand::RngCore::fill_bytes(&mut rand::rng(), dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rsa::rand_core::CryptoRng for Rng {}
 
 /// brief's message for the example issue, as one reader gets it.
 fn message() -> Vec<u8> {
@@ -57,7 +36,7 @@ fn message() -> Vec<u8> {
 
 fn benches(c: &mut Criterion) {
     let raw = message();
-    let rsa_pem = rsa::RsaPrivateKey::new(&mut Rng, 2048)
+    let rsa_pem = rsa::RsaPrivateKey::new(&mut BlindingRng, 2048)
         .expect("rsa key generation")
         .to_pkcs1_pem(LineEnding::LF)
         .expect("pkcs1 pem")
