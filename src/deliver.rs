@@ -6,9 +6,9 @@
 //! [`Pacer`] (`rate_per_second` over all workers, not per worker), makes sure its connection is
 //! usable (after any failure it is replaced; after sitting idle for [`IDLE_CHECK`] it is probed
 //! with NOOP first), personalises the pre-encoded message and sends it. [`classify`] turns the
-//! result into the delivery's next state, and a recorder commits outcomes in groups: whatever
-//! arrived while the previous commit ran goes into the next one, so "sent" is durable within
-//! about one commit of the server's reply.
+//! result into the delivery's next state, and a recorder commits outcomes in groups of
+//! `concurrency` (half the in-flight bound below), so "sent" is durable within that many
+//! replies, or 20 ms at most, of the server's reply.
 //!
 //! # What a crash can cost
 //! The dispatcher claims a delivery only while holding one of `2 x concurrency` in-flight
@@ -56,6 +56,8 @@ use crate::transport::{Connection, Reply, SendFailure, Transport};
 
 /// The most outcomes committed in one ledger transaction.
 const COMMIT_BATCH: usize = 512;
+/// The longest an outcome waits for its group to fill before it is committed anyway.
+const GROUP_WAIT: Duration = Duration::from_millis(20);
 /// A connection idle for this long is probed with NOOP before it carries a message: servers close
 /// idle sessions, and a message sent into a closed one would cost its reader an attempt.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -388,7 +390,7 @@ impl Run {
         let halt = stop.child_token();
         let sent_before = self.progress.sent.load(Ordering::Relaxed);
 
-        let recorder = tokio::spawn(record(self.ledger.clone(), cid, done_rx));
+        let recorder = tokio::spawn(record(self.ledger.clone(), cid, bound / 2, done_rx));
         let mut workers = Vec::with_capacity(c);
         for _ in 0..c {
             let w = Worker {
@@ -739,21 +741,33 @@ fn log_outcome(a: &Attempt, attempt: u32, result: &Result<Reply, SendFailure>) {
     }
 }
 
-/// Commits outcomes in groups: each commit takes everything that arrived while the previous one
-/// ran (up to [`COMMIT_BATCH`]), so nothing waits on a timer. Permits are released only after
-/// their outcome is committed.
+/// Commits outcomes in groups of `group` (half the in-flight bound, at most [`COMMIT_BATCH`]),
+/// or fewer once the first has waited [`GROUP_WAIT`] or the workers are done. Permits are
+/// released only after their outcome is committed.
+///
+/// Why groups: the dispatcher claims as many deliveries as there are free permits, so commits of
+/// one or two outcomes meant claims of one or two deliveries, and two ledger transactions per
+/// message cost more CPU than the SMTP conversation. Half the bound fills before the workers can
+/// run out of permits; a slow trickle (a rate limit, a slow relay) waits at most `GROUP_WAIT`.
 async fn record(
     ledger: Arc<Mutex<Ledger>>,
     campaign: i64,
+    group: usize,
     mut rx: mpsc::UnboundedReceiver<Done>,
 ) -> anyhow::Result<()> {
+    let group = group.clamp(1, COMMIT_BATCH);
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < COMMIT_BATCH {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
+        let deadline = tokio::time::sleep(GROUP_WAIT);
+        tokio::pin!(deadline);
+        while batch.len() < group {
+            let next = tokio::select! {
+                biased;
+                d = rx.recv() => d,
+                _ = &mut deadline => None,
+            };
+            let Some(d) = next else { break };
+            batch.push(d);
         }
         let ledger = ledger.clone();
         tokio::task::spawn_blocking(move || {
