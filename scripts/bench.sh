@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks `brief send` against Postfix's smtp-source, both into one smtp-sink on 127.0.0.1.
 #
-# Interleaved, BENCH_RUNS times each: smtp-source (-d -s 16, brief's own message as its message,
-# so the sizes match) then `brief send --yes` (16 connections, a fresh data folder and ledger each
-# run). Then brief on one connection, and brief with the large list for peak memory. Prints
+# The issue is content/2021-07 with its entries twice (a message of about 28 KB, the size of a
+# real monthly issue). Interleaved, BENCH_RUNS times each: smtp-source (-d -s 16, brief's own
+# message for that issue as its message, so the sizes match) then `brief send --yes` (16
+# connections, a fresh data folder and ledger each run). Then brief on one connection, and brief with the large list for peak memory. Prints
 # messages/s, the ratio, CPU microseconds per message (user + sys of the sender, from
 # /usr/bin/time) and peak RSS, as medians. Everything stays on loopback; the sink is stopped on
 # exit. Knobs: BENCH_RECIPIENTS (20000), BENCH_RECIPIENTS_BIG (100000), BENCH_CONCURRENCY (16),
