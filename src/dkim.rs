@@ -402,32 +402,19 @@ pub(crate) fn relaxed_header(name: &[u8], value: &[u8]) -> Vec<u8> {
 /// Relaxed body canonicalization (RFC 6376 §3.4.4): whitespace runs in a line become one space,
 /// whitespace at line ends goes, empty lines at the end go, and a non-empty body ends in CRLF.
 pub(crate) fn relaxed_body(body: &[u8]) -> Vec<u8> {
-    let mut lines: Vec<&[u8]> = Vec::new();
-    let mut rest = body;
-    while let Some(i) = find_crlf(rest) {
-        lines.push(&rest[..i]);
-        rest = &rest[i + 2..];
-    }
-    if !rest.is_empty() {
-        lines.push(rest);
-    }
+    // Words are copied whole between whitespace runs rather than byte by byte: a message is tens
+    // of kilobytes and this runs for every reader.
+    let crlf = memchr::memmem::Finder::new(b"\r\n");
     let mut out = Vec::with_capacity(body.len() + 2);
     let mut empty_run = 0usize;
-    for line in lines {
-        let mut canon = Vec::with_capacity(line.len());
-        let mut pending_space = false;
-        for &b in line {
-            if is_wsp(b) {
-                pending_space = true;
-            } else {
-                if pending_space {
-                    canon.push(b' ');
-                }
-                pending_space = false;
-                canon.push(b);
-            }
-        }
-        if canon.is_empty() {
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (line, next) = match crlf.find(rest) {
+            Some(i) => (&rest[..i], &rest[i + 2..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        if line.iter().all(|&b| is_wsp(b)) {
             // Held back until a non-empty line shows these were not the body's trailing lines.
             empty_run += 1;
             continue;
@@ -436,7 +423,19 @@ pub(crate) fn relaxed_body(body: &[u8]) -> Vec<u8> {
             out.extend_from_slice(b"\r\n");
         }
         empty_run = 0;
-        out.extend_from_slice(&canon);
+        // Empty words mark whitespace: one space before the next word, none after the last.
+        let mut space = false;
+        for word in line.split(|&b| is_wsp(b)) {
+            if word.is_empty() {
+                space = true;
+                continue;
+            }
+            if space {
+                out.push(b' ');
+            }
+            out.extend_from_slice(word);
+            space = true;
+        }
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -521,6 +520,10 @@ mod tests {
         // A missing final CRLF is added; inner empty lines stay.
         assert_eq!(relaxed_body(b"a\r\n\r\nb"), b"a\r\n\r\nb\r\n");
         assert_eq!(relaxed_body(b"a  \t\r\n"), b"a\r\n");
+        // Runs inside a line and at its start become one space; a bare CR or LF is text.
+        assert_eq!(relaxed_body(b"\t a\t\tb c\r\n"), b" a b c\r\n");
+        assert_eq!(relaxed_body(b"a\rb \n c"), b"a\rb \n c\r\n");
+        assert_eq!(relaxed_body(b"\r\n \r\nx\r\n\r\n"), b"\r\n\r\nx\r\n");
     }
 
     #[test]
