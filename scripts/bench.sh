@@ -11,6 +11,8 @@
 # BENCH_RUNS (3), BENCH_PORT (2530), BENCH_SKIP_BUILD (unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 ROOT=$(pwd)
 
 N=${BENCH_RECIPIENTS:-20000}
@@ -24,16 +26,7 @@ export PATH="$PATH:/usr/sbin"
 need=()
 command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
 [ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  # "No configuration": Postfix's tools without a mail service.
-  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+install_debs "${need[@]}"
 
 if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
   echo "building brief (release)..."

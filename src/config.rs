@@ -795,11 +795,9 @@ fn de_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
     Ok(url)
 }
 
+/// The smallest valid config, for unit tests across the crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIN: &str = r#"
+pub(crate) const MINIMAL_FOR_TESTS: &str = r#"
 [newsletter]
 name = "Life"
 kicker = "BRIEF"
@@ -808,6 +806,12 @@ intro = "Hello"
 from = "Center <brief@example.org>"
 postal_address = "1 Main St"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = MINIMAL_FOR_TESTS;
 
     #[test]
     fn minimal_config_gets_working_defaults() {

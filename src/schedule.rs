@@ -388,15 +388,7 @@ mod tests {
         assert_eq!(p.next_fire(at), Some(utc("2026-07-06T09:00:00Z")));
     }
 
-    const NEWSLETTER: &str = r#"
-[newsletter]
-name = "Life"
-kicker = "BRIEF"
-organization = "Center"
-intro = "Hello"
-from = "Center <brief@example.org>"
-postal_address = "1 Main St"
-"#;
+    const NEWSLETTER: &str = config::MINIMAL_FOR_TESTS;
 
     #[test]
     fn config_without_cron_has_no_plan_and_five_fields_get_a_hint() {
