@@ -151,7 +151,7 @@ impl App {
             entries: Vec::new(),
         };
         let mut issue = if feeds.is_empty() || folder.is_dir() {
-            match content::load_issue(&self.config.content.dir, id) {
+            match self.load_issue(id) {
                 Ok(i) => i,
                 // A folder holding only issue.toml is fine when feeds may fill it.
                 Err(p)
@@ -205,8 +205,8 @@ impl App {
             return Err(Problems(vec![Problem::whole(
                 &folder,
                 format!(
-                    "the issue has no entries: no file in the folder and no new feed item in {}",
-                    describe_window(&issue)
+                    "the issue has no entries: no file in the folder and no new feed item dated {} to {} (exclusive)",
+                    window.start, window.end
                 ),
             )]));
         }
@@ -502,10 +502,6 @@ pub struct TestReply {
     pub text: String,
     /// Whether the server took the message (2xx).
     pub accepted: bool,
-}
-
-fn describe_window(issue: &Issue) -> String {
-    format!("the window of issue {}", issue.id)
 }
 
 /// Writes a file readable only by its owner.

@@ -154,15 +154,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { issue } => check(&app, issue).await,
         Command::Preview { issue, out } => preview(&app, issue, &out).await,
+        // --yes asks nothing of a test send: it only reaches the addresses given.
         Command::Send {
             issue,
-            yes,
             test: true,
             to,
-        } => {
-            let _ = yes;
-            test_send(&app, issue, &to).await
-        }
+            ..
+        } => test_send(&app, issue, &to).await,
         Command::Send { issue, yes, .. } => send(&app, issue, yes).await,
         Command::Status { issue } => status(&app, issue),
         Command::Report { issue, format } => report(&app, issue, format),

@@ -83,7 +83,6 @@ impl Connection {
                     code: None,
                     text: format!("cannot write {}: {e}", path.display()),
                 })?;
-                let _ = from;
                 Ok(Reply {
                     code: 250,
                     text: format!("written to {}", path.display()),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::issue::{one_line, Entry, EntrySource, Issue, IssueId};
+use crate::issue::{one_line, Entry, Issue, IssueId};
 
 /// One thing wrong with the content, at a place in a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,16 +267,6 @@ fn toml_problem(path: &Path, text: &str, line_offset: usize, e: &toml::de::Error
         .map(|s| crate::config::line_of(text, s.start))
         .unwrap_or(1);
     Problem::at(path, line + line_offset, e.message().trim_end().to_string())
-}
-
-impl Entry {
-    /// The entry's file, for messages (feed entries name their feed).
-    pub fn origin(&self) -> String {
-        match &self.source {
-            EntrySource::File(p) => p.display().to_string(),
-            EntrySource::Feed { feed_url, .. } => feed_url.to_string(),
-        }
-    }
 }
 
 /// Parses a date written as a TOML date or a `YYYY-MM-DD` string.
