@@ -37,7 +37,12 @@ fn message(to: &str) -> Vec<u8> {
 }
 
 async fn connect(server: &SmtpServer) -> SmtpConnection {
-    let client = SmtpClient::new(&cfg(server)).expect("client");
+    connect_with(&cfg(server)).await
+}
+
+/// A connection with settings of the test's own (TLS, AUTH, timeouts).
+async fn connect_with(c: &config::Smtp) -> SmtpConnection {
+    let client = SmtpClient::new(c).expect("client");
     client.connect().await.expect("connect")
 }
 
@@ -523,11 +528,7 @@ async fn starttls_with_the_test_ca() {
     let mut c = cfg(&server);
     c.tls = Tls::Starttls;
     c.ca_file = Some(pki.write_ca(dir.path()));
-    let mut conn = SmtpClient::new(&c)
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn = connect_with(&c).await;
 
     send(&mut conn, "a@example.net").await.expect("sent");
 
@@ -550,11 +551,7 @@ async fn implicit_tls_with_the_test_ca() {
     let mut c = cfg(&server);
     c.tls = Tls::Tls;
     c.ca_file = Some(pki.write_ca(dir.path()));
-    let mut conn = SmtpClient::new(&c)
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn = connect_with(&c).await;
 
     send(&mut conn, "a@example.net").await.expect("sent");
 
@@ -594,11 +591,7 @@ async fn auth_plain_sends_the_configured_credentials() {
     let mut c = cfg(&server);
     c.username = Some("newsletter".into());
     c.password = Some(Secret::new("correct horse".into()));
-    let mut conn = SmtpClient::new(&c)
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn = connect_with(&c).await;
 
     send(&mut conn, "a@example.net").await.expect("sent");
 
@@ -623,11 +616,7 @@ async fn auth_after_starttls() {
     c.ca_file = Some(pki.write_ca(dir.path()));
     c.username = Some("newsletter".into());
     c.password = Some(Secret::new("correct horse".into()));
-    let mut conn = SmtpClient::new(&c)
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn = connect_with(&c).await;
 
     send(&mut conn, "a@example.net").await.expect("sent");
 
@@ -697,11 +686,7 @@ async fn auth_login_when_plain_is_not_offered() {
     let mut c = cfg(&server);
     c.username = Some("newsletter".into());
     c.password = Some(Secret::new("correct horse".into()));
-    let mut conn = SmtpClient::new(&c)
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
+    let mut conn = connect_with(&c).await;
 
     send(&mut conn, "a@example.net").await.expect("sent");
 
