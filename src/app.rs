@@ -11,9 +11,9 @@ use lettre::Address;
 
 use crate::clock::Clock;
 use crate::config::{Config, FeedWindow, Secret};
-use crate::content::Problems;
-use crate::content::{self, Problem};
+use crate::content;
 use crate::dkim::DkimSigner;
+use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
@@ -154,14 +154,7 @@ impl App {
             match self.load_issue(id) {
                 Ok(i) => i,
                 // A folder holding only issue.toml is fine when feeds may fill it.
-                Err(p)
-                    if !feeds.is_empty()
-                        && p.0
-                            .iter()
-                            .all(|p| p.message.starts_with("the issue has no entries")) =>
-                {
-                    empty()
-                }
+                Err(p) if !feeds.is_empty() && p.all(|k| *k == ProblemKind::NoEntries) => empty(),
                 Err(p) => return Err(p),
             }
         } else {
@@ -170,7 +163,8 @@ impl App {
         if feeds.is_empty() {
             return Ok(issue);
         }
-        let config_problem = |m: String| Problem::whole(&self.config.source, m);
+        let config_problem =
+            |m: String| Problem::whole(&self.config.source, m).kind(ProblemKind::Config);
         let (window, sent) = match self.feed_window(&issue) {
             Ok(x) => x,
             Err(e) => return Err(Problems(vec![config_problem(format!("{e:#}"))])),
@@ -189,16 +183,13 @@ impl App {
                     }
                 }
             }
-            Err(e) => {
-                let problems = match e.downcast_ref::<feed::FeedErrors>() {
-                    Some(errs) => errs
-                        .0
-                        .iter()
-                        .map(|f| self.feed_problem(&f.url, f.to_string()))
-                        .collect(),
-                    None => vec![config_problem(format!("{e:#}"))],
-                };
-                return Err(Problems(problems));
+            Err(feed::CollectError::Feeds(errs)) => {
+                return Err(Problems(
+                    errs.0.iter().map(|f| self.feed_problem(f)).collect(),
+                ));
+            }
+            Err(e @ feed::CollectError::Setup(_)) => {
+                return Err(Problems(vec![config_problem(e.to_string())]))
             }
         }
         if issue.entries.is_empty() {
@@ -208,7 +199,8 @@ impl App {
                     "the issue has no entries: no file in the folder and no new feed item dated {} to {} (exclusive)",
                     window.start, window.end
                 ),
-            )]));
+            )
+            .kind(ProblemKind::NoEntries)]));
         }
         Ok(issue)
     }
@@ -245,25 +237,21 @@ impl App {
     }
 
     /// A feed failure as a problem at the feed's `url` line in the config.
-    fn feed_problem(&self, url: &url::Url, message: String) -> Problem {
-        let text = std::fs::read_to_string(&self.config.source).unwrap_or_default();
-        let line = text
-            .lines()
-            .position(|l| {
-                l.split_once('=').is_some_and(|(k, v)| {
-                    k.trim() == "url"
-                        && url::Url::parse(v.trim().trim_matches('"')).is_ok_and(|u| &u == url)
-                })
-            })
-            .map(|i| i + 1);
-        match line {
-            Some(l) => Problem::at(&self.config.source, l, message),
-            None => Problem::whole(&self.config.source, message),
-        }
+    fn feed_problem(&self, failure: &feed::FeedFailure) -> Problem {
+        let line = self
+            .config
+            .content
+            .feeds
+            .iter()
+            .find(|f| f.url == failure.url)
+            .map_or(1, |f| f.line);
+        Problem::at(&self.config.source, line, failure.to_string()).kind(ProblemKind::Feed {
+            url: Box::new(failure.url.clone()),
+        })
     }
 
     /// Loads an issue from the content folder only.
-    pub fn load_issue(&self, id: IssueId) -> Result<Issue, content::Problems> {
+    pub fn load_issue(&self, id: IssueId) -> Result<Issue, Problems> {
         content::load_issue(&self.config.content.dir, id)
     }
 
@@ -324,7 +312,8 @@ impl App {
                     address,
                     name: s.name.clone(),
                 })?,
-                Err(m) => bad(Problem::whole(Path::new("ledger subscribers"), m)),
+                Err(m) => bad(Problem::whole(Path::new("ledger subscribers"), m)
+                    .kind(ProblemKind::Subscriber)),
             }
         }
         Ok(())

@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat};
 use crate::deliver::{Progress, Run, Settings, Summary};
+use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Ledger, Reason};
@@ -116,11 +117,6 @@ pub enum SubscribersCommand {
     Import { file: PathBuf },
 }
 
-/// An error that means the command was called wrongly or the config is wrong (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("{0:#}")]
-pub struct UsageError(pub anyhow::Error);
-
 /// Parses the arguments and runs; the binary's whole `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -137,9 +133,8 @@ pub fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some();
             eprintln!("error: {e:#}");
-            ExitCode::from(if usage { 2 } else { 1 })
+            ExitCode::from(crate::error::exit_code(&e))
         }
     }
 }
@@ -202,10 +197,9 @@ async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
             d.dns_txt()
         ),
         Ok(None) => {}
-        Err(e) => problems.push(crate::content::Problem::whole(
-            &app.config.source,
-            format!("[dkim]: {e:#}"),
-        )),
+        Err(e) => problems.push(
+            Problem::whole(&app.config.source, format!("[dkim]: {e:#}")).kind(ProblemKind::Config),
+        ),
     }
     let ledger = app.open_ledger()?;
     let stored = ledger.stored_subscribers()?;

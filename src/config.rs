@@ -179,6 +179,9 @@ pub struct Feed {
     /// When true, a failing fetch leaves the feed out instead of stopping the send.
     #[serde(default)]
     pub optional: bool,
+    /// The line of the config file that sets `url` (for problems about this feed).
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// `[subscribers]`: the list.
@@ -508,6 +511,9 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
     })?;
     config.source = path.to_path_buf();
+    for (i, f) in config.content.feeds.iter_mut().enumerate() {
+        f.line = key_line(text, &["content", "feeds", &i.to_string(), "url"]);
+    }
     validate(&config, text, path)?;
     Ok(config)
 }
@@ -517,7 +523,7 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
         format!(
             "{}:{}: `{table}.{key}`",
             path.display(),
-            locate(text, table, key)
+            key_line(text, &[table, key])
         )
     };
     if c.delivery.concurrency == 0 || c.delivery.concurrency > 256 {
@@ -540,14 +546,10 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     for f in &c.content.feeds {
         if f.url.scheme() != "https" && f.url.scheme() != "http" {
-            let line = text
-                .lines()
-                .position(|l| l.contains(f.url.as_str().trim_end_matches('/')))
-                .map(|i| i + 1)
-                .unwrap_or(1);
             bail!(
-                "{}:{line}: feed `{}` must be an http or https URL",
+                "{}:{}: feed `{}` must be an http or https URL",
                 path.display(),
+                f.line,
                 f.url
             );
         }
@@ -596,28 +598,33 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The line where `key` is set inside `[table]`, or the table's header line, or 1.
-fn locate(text: &str, table: &str, key: &str) -> usize {
-    let mut in_table = false;
-    let mut table_line = None;
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            in_table = t.trim_matches(|c| c == '[' || c == ']').trim() == table;
-            if in_table {
-                table_line = Some(i + 1);
-            }
-            continue;
-        }
-        if in_table {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim() == key {
-                    return i + 1;
-                }
-            }
-        }
+/// The 1-based line where the key at `keys` is set in the TOML `text`, read from the parser's
+/// spans: `["delivery", "concurrency"]`, or `["content", "feeds", "2", "url"]` (a number indexes
+/// an array). When the key is absent, the line of the nearest table on the way that exists; 1
+/// when there is none or the text does not parse.
+pub fn key_line(text: &str, keys: &[&str]) -> usize {
+    use toml::de::{DeTable, DeValue};
+    let Ok(root) = DeTable::parse(text) else {
+        return 1;
+    };
+    let root = DeValue::Table(root.into_inner());
+    let mut value = &root;
+    let mut line = 1;
+    for key in keys {
+        let next = match value {
+            DeValue::Table(t) => t.get_key_value(*key).map(|(k, v)| (k.span().start, v)),
+            DeValue::Array(a) => key
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| a.get(i))
+                .map(|v| (v.span().start, v)),
+            _ => None,
+        };
+        let Some((start, v)) = next else { break };
+        line = line_of(text, start);
+        value = v.get_ref();
     }
-    table_line.unwrap_or(1)
+    line
 }
 
 /// Reads and parses the config file, resolves relative paths against its folder and reads the

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::cli::UsageError;
 use crate::dkim::DkimSigner;
+use crate::error::{ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Campaign, Ledger};
@@ -397,12 +397,7 @@ impl Daemon {
                 return Fire::Empty(id);
             }
             Ok(i) => i,
-            Err(problems)
-                if problems
-                    .0
-                    .iter()
-                    .all(|p| p.message.starts_with("the issue has no entries")) =>
-            {
+            Err(problems) if problems.all(|k| *k == ProblemKind::NoEntries) => {
                 self.report(
                     id,
                     false,
@@ -412,14 +407,8 @@ impl Daemon {
             }
             Err(problems) => {
                 // A feed that still fails after the retries: counted per URL, and no partial issue.
-                for p in &problems.0 {
-                    if let Some((url, _)) = p
-                        .message
-                        .strip_prefix("feed ")
-                        .and_then(|m| m.split_once(": "))
-                    {
-                        self.metrics.feed_failure(url);
-                    }
+                for url in problems.feed_urls() {
+                    self.metrics.feed_failure(url.as_str());
                 }
                 self.report(
                     id,

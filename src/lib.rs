@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`config`] reads `brief.toml` into typed values, with secrets only from the environment.
 //! - [`clock`] is the one place that reads the wall clock.
+//! - [`error`] holds the errors callers branch on: typed problems and the usage error (exit 2).
 //! - [`issue`] is the domain model of one edition: its id, entries and labelled sections.
 //! - [`content`] reads an issue folder (Markdown with TOML front matter) and reports every problem.
 //! - [`templates`] loads the stylesheet and the words around the content that staff may change.
@@ -34,6 +35,7 @@ pub mod content;
 pub mod daemon;
 pub mod deliver;
 pub mod dkim;
+pub mod error;
 pub mod feed;
 pub mod http;
 pub mod issue;

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use lettre::Address;
 
-use crate::content::Problem;
+use crate::error::{Problem, ProblemKind};
 use crate::issue::one_line;
 
 /// One reader from the list.
@@ -82,8 +82,8 @@ pub fn read(
                             address,
                             name: n.map(one_line).filter(|n| !n.is_empty()),
                         })
-                        .map_err(|m| Problem::at(path, line, m)),
-                    _ => Err(Problem::at(
+                        .map_err(|m| bad_row(path, line, m)),
+                    _ => Err(bad_row(
                         path,
                         line,
                         "not valid UTF-8: save the list as UTF-8",
@@ -93,11 +93,15 @@ pub fn read(
             }
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(line);
-                row(Err(Problem::at(path, line, format!("unreadable row: {e}"))))?;
+                row(Err(bad_row(path, line, format!("unreadable row: {e}"))))?;
             }
         }
     }
     Ok(())
+}
+
+fn bad_row(path: &Path, line: usize, message: impl Into<String>) -> Problem {
+    Problem::at(path, line, message).kind(ProblemKind::Subscriber)
 }
 
 #[cfg(test)]

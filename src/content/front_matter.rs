@@ -7,7 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
-use super::{markdown, toml_problem, Problem};
+use super::{markdown, toml_problem};
+use crate::error::Problem;
 use crate::issue::{one_line, Entry, EntrySource};
 
 /// The front matter of an entry. Fields are optional here so that every missing one is reported.
@@ -84,14 +85,6 @@ fn split<'a>(path: &Path, text: &'a str) -> Result<Split<'a>, Problem> {
     ))
 }
 
-/// The line in `text` where front matter key `key` is set, or 1.
-pub(super) fn key_line(text: &str, key: &str) -> usize {
-    text.lines()
-        .position(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
-        .map(|i| i + 1)
-        .unwrap_or(1)
-}
-
 /// A date field: a TOML date (`2021-06-15`) or a string in that form.
 pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, String> {
     match v {
@@ -110,8 +103,18 @@ pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, String> {
     }
 }
 
-/// Parses one entry file. `number` is the optional ordering number from the front matter.
-pub(super) fn parse_entry(path: &Path, text: &str) -> Result<(Option<u32>, Entry), Vec<Problem>> {
+/// An entry's ordering number from the front matter, with the line that sets it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Number {
+    pub value: u32,
+    pub line: usize,
+}
+
+/// Parses one entry file, with its optional ordering number.
+pub(super) fn parse_entry(
+    path: &Path,
+    text: &str,
+) -> Result<(Option<Number>, Entry), Vec<Problem>> {
     let split = split(path, text).map_err(|p| vec![p])?;
     let fm: FrontMatter = toml::from_str(split.toml)
         .map_err(|e| vec![toml_problem(path, split.toml, split.open_line, &e)])?;
@@ -188,7 +191,10 @@ pub(super) fn parse_entry(path: &Path, text: &str) -> Result<(Option<u32>, Entry
             ));
             None
         }
-        Some(n) => Some(*n.get_ref() as u32),
+        Some(n) => Some(Number {
+            value: *n.get_ref() as u32,
+            line: line(n.span()),
+        }),
         None => None,
     };
     let sections = match markdown::sections(path, split.body, split.body_line) {

@@ -9,7 +9,7 @@ use std::path::Path;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use url::Url;
 
-use super::Problem;
+use crate::error::Problem;
 use crate::issue::{one_line, Block, Body, Inline, Section};
 
 /// Parses `body` (which starts at line `first_line` of `path`) into sections.

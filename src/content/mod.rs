@@ -9,70 +9,13 @@ mod front_matter;
 mod markdown;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use crate::error::{Problem, ProblemKind, Problems};
 use crate::issue::{one_line, Entry, Issue, IssueId};
-
-/// One thing wrong with the content, at a place in a file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub path: PathBuf,
-    /// 1-based; `None` when the problem is about the whole file or folder.
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn at(path: &Path, line: usize, message: impl Into<String>) -> Problem {
-        Problem {
-            path: path.to_path_buf(),
-            line: Some(line),
-            message: message.into(),
-        }
-    }
-
-    pub fn whole(path: &Path, message: impl Into<String>) -> Problem {
-        Problem {
-            path: path.to_path_buf(),
-            line: None,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-/// Every problem found in an issue; the error of [`load_issue`].
-#[derive(Debug)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.len();
-        write!(
-            f,
-            "{n} problem{} in the content",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.0 {
-            write!(f, "\n  {p}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Problems {}
 
 /// The issue folders in `dir`, oldest first. Folders whose names are not `YYYY-MM` are ignored.
 pub fn list_issues(dir: &Path) -> anyhow::Result<Vec<IssueId>> {
@@ -176,27 +119,34 @@ pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
         match front_matter::parse_entry(path, &text) {
             Ok((number, entry)) => {
                 if let Some(n) = number {
-                    if let Some(first) = numbers.get(&n) {
+                    if let Some(first) = numbers.get(&n.value) {
                         problems.push(Problem::at(
                             path,
-                            front_matter::key_line(&text, "number"),
-                            format!("duplicate number {n}: {} has it too", first.display()),
+                            n.line,
+                            format!(
+                                "duplicate number {}: {} has it too",
+                                n.value,
+                                first.display()
+                            ),
                         ));
                     } else {
-                        numbers.insert(n, path.clone());
+                        numbers.insert(n.value, path.clone());
                     }
                 }
-                entries.push((number, entry));
+                entries.push((number.map(|n| n.value), entry));
             }
             Err(mut ps) => problems.append(&mut ps),
         }
     }
 
     if entries.is_empty() && problems.is_empty() {
-        problems.push(Problem::whole(
-            &folder,
-            "the issue has no entries: add one Markdown file per entry",
-        ));
+        problems.push(
+            Problem::whole(
+                &folder,
+                "the issue has no entries: add one Markdown file per entry",
+            )
+            .kind(ProblemKind::NoEntries),
+        );
     }
     if !problems.is_empty() {
         return Err(Problems(problems));

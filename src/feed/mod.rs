@@ -186,6 +186,17 @@ impl fmt::Display for FeedErrors {
 
 impl std::error::Error for FeedErrors {}
 
+/// Why [`collect`] returned no entries.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Required feeds failed (after the retries of the policy).
+    #[error(transparent)]
+    Feeds(#[from] FeedErrors),
+    /// The HTTP client or the cache folder could not be set up.
+    #[error("cannot prepare the feed client: {0:#}")]
+    Setup(anyhow::Error),
+}
+
 /// Fetches every configured feed concurrently and returns the items dated inside `window` whose
 /// key is not in `already_sent`, as entries (number 0) sorted by date; items with the same key
 /// in two feeds are kept once.
@@ -194,8 +205,9 @@ impl std::error::Error for FeedErrors {}
 /// the server answers 304 to a conditional GET.
 ///
 /// # Errors
-/// [`FeedErrors`] when a feed that is not `optional` fails (after the retries of `policy`),
-/// naming each such feed's URL and reason; an error when the HTTP client cannot be built.
+/// [`CollectError::Feeds`] when a feed that is not `optional` fails (after the retries of
+/// `policy`), naming each such feed's URL and reason; [`CollectError::Setup`] when the HTTP
+/// client cannot be built.
 #[tracing::instrument(skip_all, fields(feeds = content.feeds.len()))]
 pub async fn collect(
     content: &config::Content,
@@ -203,11 +215,12 @@ pub async fn collect(
     window: Window,
     already_sent: &HashSet<String>,
     policy: FetchPolicy,
-) -> anyhow::Result<Collected> {
+) -> Result<Collected, CollectError> {
     if content.feeds.is_empty() {
         return Ok(Collected::default());
     }
-    let fetcher = fetch::Fetcher::new(content.feed_timeout, content.feed_max_bytes, cache_dir)?;
+    let fetcher = fetch::Fetcher::new(content.feed_timeout, content.feed_max_bytes, cache_dir)
+        .map_err(CollectError::Setup)?;
     let results = futures_util::future::join_all(
         content
             .feeds

@@ -11,6 +11,7 @@ fn feed(url: &str, label: Option<&str>) -> config::Feed {
         url: Url::parse(url).unwrap(),
         label: label.map(str::to_string),
         optional: false,
+        line: 1,
     }
 }
 

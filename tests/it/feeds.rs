@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use brief::config::{Content, Feed};
-use brief::feed::{self, Collected, FailureKind, FeedErrors, FetchPolicy, Window};
+use brief::feed::{self, CollectError, Collected, FailureKind, FeedErrors, FetchPolicy, Window};
 use brief::issue::{Body as SectionBody, Entry, EntrySource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -239,6 +239,7 @@ fn feed(url: &str, label: Option<&str>, optional: bool) -> Feed {
         url: Url::parse(url).unwrap(),
         label: label.map(str::to_string),
         optional,
+        line: 1,
     }
 }
 
@@ -260,19 +261,21 @@ async fn collect_with(
     cache: &Path,
     sent: &HashSet<String>,
     policy: FetchPolicy,
-) -> anyhow::Result<Collected> {
+) -> Result<Collected, CollectError> {
     tokio::time::timeout(GUARD, feed::collect(content, cache, july(), sent, policy))
         .await
         .expect("collect finished within the guard")
 }
 
-async fn collect(content: &Content, cache: &Path) -> anyhow::Result<Collected> {
+async fn collect(content: &Content, cache: &Path) -> Result<Collected, CollectError> {
     collect_with(content, cache, &HashSet::new(), FetchPolicy::Once).await
 }
 
 /// The single failure of a failed collect.
-fn failure(e: anyhow::Error) -> brief::feed::FeedFailure {
-    let mut errors = e.downcast::<FeedErrors>().expect("a FeedErrors").0;
+fn failure(e: CollectError) -> brief::feed::FeedFailure {
+    let CollectError::Feeds(FeedErrors(mut errors)) = e else {
+        panic!("expected failed feeds, got {e}");
+    };
     assert_eq!(errors.len(), 1, "{errors:?}");
     errors.remove(0)
 }
