@@ -9,14 +9,16 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use lettre::Address;
 
+use crate::address::{parse_address, AddressKey};
 use crate::clock::Clock;
 use crate::config::{Config, FeedWindow, Secret};
 use crate::content;
+use crate::deliver::{Progress, Run, Settings};
 use crate::dkim::DkimSigner;
 use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
-use crate::ledger::{Campaign, Ledger, Reason, StoredSubscriber};
+use crate::ledger::{Campaign, Ledger, SharedLedger, StoredSubscriber, Trigger};
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
@@ -307,7 +309,7 @@ impl App {
             );
         }
         for s in stored {
-            match subscribers::parse_address(&s.address) {
+            match parse_address(&s.address) {
                 Ok(address) => f(Subscriber {
                     address,
                     name: s.name.clone(),
@@ -328,7 +330,7 @@ impl App {
         issue: &Issue,
         template: &MessageTemplate,
         subject: &str,
-        trigger: &str,
+        trigger: Trigger,
     ) -> anyhow::Result<(Campaign, bool, Vec<Problem>)> {
         let mut problems = Vec::new();
         if let Some(c) = ledger.campaign(issue.id)? {
@@ -341,7 +343,7 @@ impl App {
                 &stored,
                 |s| {
                     sink.add(
-                        s.address.as_ref(),
+                        &s.address,
                         s.name.as_deref(),
                         &template.message_id(&s.address),
                     )?;
@@ -389,12 +391,89 @@ impl App {
     }
 
     /// The state of an address for `brief subscribers list`.
-    pub fn subscriber_state(ledger: &Ledger, address: &Address) -> anyhow::Result<&'static str> {
-        Ok(match ledger.suppression(address.as_ref())? {
+    pub fn subscriber_state(ledger: &Ledger, key: &AddressKey) -> anyhow::Result<&'static str> {
+        Ok(match ledger.suppression(key)? {
             None => "active",
-            Some(Reason::Unsubscribed) => "unsubscribed",
-            Some(Reason::Bounced) => "bounced",
+            Some(r) => r.as_str(),
         })
+    }
+
+    /// How many readers a campaign started now would mail: the distinct addresses of the list
+    /// (file and database) that are not suppressed.
+    pub fn reachable_readers(&self, ledger: &Ledger) -> anyhow::Result<u64> {
+        let stored = ledger.stored_subscribers()?;
+        let mut seen = std::collections::HashSet::new();
+        let mut readers = 0;
+        self.each_subscriber(
+            &stored,
+            |s| {
+                let key = AddressKey::of(&s.address);
+                if ledger.suppression(&key)?.is_none() && seen.insert(key) {
+                    readers += 1;
+                }
+                Ok(())
+            },
+            |_| {},
+        )?;
+        Ok(readers)
+    }
+
+    /// The send engine's run of `campaign`: the one place a run is put together, for
+    /// `brief send` and the daemon alike. `ledger` is the run's own connection.
+    pub fn campaign_run(
+        &self,
+        ledger: SharedLedger,
+        campaign: Campaign,
+        template: Arc<MessageTemplate>,
+        transport: Arc<Transport>,
+        dkim: Option<Arc<DkimSigner>>,
+    ) -> Run {
+        Run {
+            ledger,
+            campaign,
+            template,
+            transport,
+            envelope_from: self.config.newsletter.from.email.clone(),
+            settings: Settings::from(&self.config.delivery),
+            clock: self.clock.clone(),
+            progress: Arc::new(Progress::default()),
+            dkim,
+        }
+    }
+
+    /// Adds the rows of the `email,name` CSV at `file` to the list held in the database. The
+    /// import policy: a suppressed address (unsubscribed, bounced) is never re-subscribed, an
+    /// address already on the list is left as it is, and a bad row is reported with its line
+    /// (through `bad`) and skipped.
+    pub fn import_subscribers(
+        &self,
+        ledger: &mut Ledger,
+        file: &Path,
+        mut bad: impl FnMut(Problem),
+    ) -> anyhow::Result<Imported> {
+        let mut rows = Vec::new();
+        let mut n = Imported::default();
+        subscribers::read(file, |row| {
+            match row {
+                Ok(s) => rows.push(s),
+                Err(p) => {
+                    n.bad += 1;
+                    bad(p);
+                }
+            }
+            Ok(())
+        })?;
+        let now = self.clock.now_ms();
+        for s in rows {
+            if ledger.suppression(&AddressKey::of(&s.address))?.is_some() {
+                n.suppressed += 1;
+            } else if ledger.add_subscriber(&s.address, s.name.as_deref(), now)? {
+                n.added += 1;
+            } else {
+                n.known += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Sends the `[TEST]` message of `issue` to each address in `to`, over one connection of
@@ -480,6 +559,17 @@ impl App {
             name: Some(name),
         })
     }
+}
+
+/// What [`App::import_subscribers`] did, row by row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub added: u64,
+    /// Already on the list.
+    pub known: u64,
+    /// Unsubscribed or bounced: not re-subscribed.
+    pub suppressed: u64,
+    pub bad: u64,
 }
 
 /// The server's answer to one test-send message.

@@ -30,11 +30,13 @@ use crate::app::App;
 use crate::dkim::DkimSigner;
 use crate::error::{ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
+use crate::http::Site;
 use crate::issue::IssueId;
-use crate::ledger::{Campaign, Ledger};
+use crate::ledger::{Campaign, Ledger, SharedLedger, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::metrics::Metrics;
 use crate::schedule::{Decision, Plan};
+use crate::shutdown::Signals;
 use crate::token::TokenKey;
 
 /// How long a stop waits for in-flight messages to be recorded before the process exits
@@ -94,7 +96,7 @@ pub struct Daemon {
     pub dkim: Option<Arc<DkimSigner>>,
     /// The connection that HTTP handlers and the scheduler share; each campaign run opens its
     /// own, so its group commits never wait behind a request.
-    pub ledger: Arc<Mutex<Ledger>>,
+    pub ledger: SharedLedger,
     pub metrics: Arc<Metrics>,
     /// Cancelled once, when the daemon stops.
     pub stop: CancellationToken,
@@ -125,7 +127,7 @@ impl Daemon {
             app: Arc::new(app),
             key,
             dkim,
-            ledger: Arc::new(Mutex::new(ledger)),
+            ledger: SharedLedger::new(ledger),
             metrics: Arc::new(Metrics::new()),
             stop,
             tracker: TaskTracker::new(),
@@ -134,17 +136,15 @@ impl Daemon {
         }))
     }
 
-    /// Runs `f` on the shared ledger connection, off the async threads.
-    pub async fn with_ledger<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || {
-            f(&mut ledger.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The HTTP side's state: the daemon's app, keys, ledger connection and metrics.
+    pub fn site(&self) -> Arc<Site> {
+        Arc::new(Site {
+            app: self.app.clone(),
+            key: self.key.clone(),
+            dkim: self.dkim.clone(),
+            ledger: self.ledger.clone(),
+            metrics: self.metrics.clone(),
         })
-        .await
-        .context("ledger task panicked")?
     }
 
     /// Checks at start what would otherwise fail at the first fire: the transport settings, the
@@ -160,7 +160,7 @@ impl Daemon {
             Err(_) if !cfg.content.feeds.is_empty() && !cfg.content.dir.exists() => Vec::new(),
             Err(e) => return Err(UsageError(e).into()),
         };
-        let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let ledger = self.ledger.lock();
         let stored = ledger.stored_subscribers()?;
         let mut readers = 0u64;
         self.app
@@ -229,7 +229,7 @@ impl Daemon {
     /// Starts a run for every campaign that is not finished; returns how many were started.
     /// A campaign whose issue cannot be loaded any more is logged and left as it is.
     pub async fn resume_unfinished(self: &Arc<Self>) -> usize {
-        let campaigns = match self.with_ledger(|l| l.campaigns()).await {
+        let campaigns = match self.ledger.with(|l| l.campaigns()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error.message = %e, "cannot list campaigns to resume: {e:#}");
@@ -294,7 +294,7 @@ impl Daemon {
                 Some(self.fire(fired_at).await)
             }
             Decision::Missed { issue, fired_at } => {
-                match self.with_ledger(move |l| l.campaign(issue)).await {
+                match self.ledger.with(move |l| l.campaign(issue)).await {
                     Ok(Some(_)) => return Some(Fire::Exists(issue)),
                     Ok(None) => {}
                     Err(e) => tracing::error!(error.message = %e, "cannot read the ledger: {e:#}"),
@@ -362,7 +362,7 @@ impl Daemon {
     async fn fire_issue(self: &Arc<Self>, id: IssueId) -> Fire {
         // The cheap check first: every later fire of the month ends here, without touching
         // the content folder or the feeds.
-        match self.with_ledger(move |l| l.campaign(id)).await {
+        match self.ledger.with(move |l| l.campaign(id)).await {
             Ok(Some(_)) => return Fire::Exists(id),
             Ok(None) => {}
             Err(e) => {
@@ -429,7 +429,7 @@ impl Daemon {
                 &issue,
                 &template,
                 &rendered.subject,
-                "schedule",
+                Trigger::Schedule,
             )?;
             let counts = ledger.counts(campaign.id)?;
             Ok::<_, anyhow::Error>((ledger, template, campaign, new, problems, counts))
@@ -503,23 +503,19 @@ impl Daemon {
                 return;
             }
         };
-        let ledger = Arc::new(Mutex::new(ledger));
+        let ledger = SharedLedger::new(ledger);
         let template = Arc::new(template);
         // The engine logs the start and the end of each run; the daemon adds the metrics and,
         // when the relay could not be reached, runs again later instead of waiting for staff.
         loop {
-            let progress = Arc::new(crate::deliver::Progress::default());
-            let run = crate::deliver::Run {
-                ledger: ledger.clone(),
-                campaign: campaign.clone(),
-                template: template.clone(),
-                transport: transport.clone(),
-                envelope_from: self.app.config.newsletter.from.email.clone(),
-                settings: crate::deliver::Settings::from(&self.app.config.delivery),
-                clock: self.app.clock.clone(),
-                progress: progress.clone(),
-                dkim: self.dkim.clone(),
-            };
+            let run = self.app.campaign_run(
+                ledger.clone(),
+                campaign.clone(),
+                template.clone(),
+                transport.clone(),
+                self.dkim.clone(),
+            );
+            let progress = run.progress.clone();
             let done = CancellationToken::new();
             let mirror = tokio::spawn(mirror_progress(
                 progress,
@@ -663,7 +659,7 @@ pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
     );
     daemon.spawn(crate::http::serve(
         listener,
-        crate::http::router(daemon.clone()),
+        crate::http::router(daemon.site()),
         stop.clone(),
     ));
     daemon.start();
@@ -679,50 +675,5 @@ pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
             GRACE.as_secs()
         );
         Ok(ExitCode::from(1))
-    }
-}
-
-/// SIGTERM and SIGINT, registered before the daemon starts work so that none is lost.
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> anyhow::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(Signals {
-                term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
-                int: signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
-
-    /// The first signal cancels `stop`; a second one exits at once, for an operator who will
-    /// not wait for messages in flight.
-    fn watch(mut self, stop: CancellationToken) {
-        tokio::spawn(async move {
-            self.next().await;
-            stop.cancel();
-            self.next().await;
-            tracing::warn!("second signal: exiting without waiting for messages in flight");
-            std::process::exit(130);
-        });
     }
 }

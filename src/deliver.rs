@@ -27,8 +27,7 @@
 //!   every worker has stopped the run ends with that error and the deliveries left for the next
 //!   run. So a relay down for a moment costs time, not attempts, and one that stays down ends the
 //!   run instead of spinning.
-//! - Once connected, the state machine of DESIGN "Delivery semantics" applies (see
-//!   [`classify`]).
+//! - Once connected, the delivery state machine applies (see [`classify`]).
 //!
 //! A graceful stop (the `stop` token) takes no new deliveries; those being sent finish and are
 //! recorded, and those claimed but not started go back to `pending`.
@@ -47,10 +46,11 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::address::AddressKey;
 use crate::clock::Clock;
 use crate::config::{Ambiguous, Delivery};
 use crate::dkim::DkimSigner;
-use crate::ledger::{Attempt, Campaign, Counts, Due, Ledger, State};
+use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::transport::{Connection, Reply, SendFailure, Transport};
 
@@ -140,8 +140,8 @@ pub struct Summary {
     pub relay_error: Option<String>,
 }
 
-/// Decides the state of a delivery from one attempt's result (the state machine of DESIGN
-/// "Delivery semantics"). `attempts` counts earlier attempts.
+/// Decides the state of a delivery from one attempt's result (the delivery state machine the
+/// README's "Delivery" section describes); `due.attempts` counts earlier attempts.
 ///
 /// - 2xx: sent.
 /// - [`SendFailure::Temporary`] (4xx, or the connection lost or timed out before the end of
@@ -151,14 +151,14 @@ pub struct Summary {
 /// - [`SendFailure::Ambiguous`] (the reply after the final dot was lost): flagged as a possible
 ///   duplicate; `retry` treats it like a temporary failure, `skip` counts it as sent.
 pub fn classify(
-    address: &str,
-    attempts: u32,
+    due: &Due,
     result: &Result<Reply, SendFailure>,
     settings: &Settings,
     now_ms: i64,
 ) -> Attempt {
     let mut a = Attempt {
-        address: address.to_string(),
+        address: due.address.clone(),
+        key: due.key.clone(),
         state: State::Sent,
         code: None,
         text: String::new(),
@@ -167,7 +167,7 @@ pub fn classify(
         suppress: false,
         at: now_ms,
     };
-    let made = attempts + 1;
+    let made = due.attempts + 1;
     let retry = |a: &mut Attempt| {
         if made >= settings.max_attempts {
             a.state = State::Failed;
@@ -270,7 +270,7 @@ enum Outcome {
     /// One attempt was made; record it.
     Attempted(Attempt),
     /// Not attempted (no connection, or stopping): back to `pending`, no attempt counted.
-    Released(String),
+    Released(AddressKey),
 }
 
 struct Done {
@@ -318,7 +318,7 @@ enum End {
 
 /// Everything a campaign run needs.
 pub struct Run {
-    pub ledger: Arc<Mutex<Ledger>>,
+    pub ledger: SharedLedger,
     pub campaign: Campaign,
     pub template: Arc<MessageTemplate>,
     pub transport: Arc<Transport>,
@@ -328,16 +328,6 @@ pub struct Run {
     pub progress: Arc<Progress>,
     /// Signs every message with DKIM when set (`[dkim]`).
     pub dkim: Option<Arc<DkimSigner>>,
-}
-
-async fn with_ledger<T: Send + 'static>(
-    ledger: &Arc<Mutex<Ledger>>,
-    f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    let ledger = ledger.clone();
-    tokio::task::spawn_blocking(move || f(&mut ledger.lock().expect("ledger lock")))
-        .await
-        .context("ledger task panicked")?
 }
 
 impl Run {
@@ -352,8 +342,11 @@ impl Run {
         let bound = self.settings.in_flight_bound();
         let campaign = self.campaign.clone();
         // Before anything else: another process's deliveries in flight are not ours to reset.
-        let _lock = with_ledger(&self.ledger, move |l| l.lock_campaign(&campaign)).await?;
-        let reset = with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
+        let _lock = self
+            .ledger
+            .with(move |l| l.lock_campaign(&campaign))
+            .await?;
+        let reset = self.ledger.with(move |l| l.reset_in_flight(cid)).await?;
         if reset > 0 {
             tracing::warn!(
                 count = reset,
@@ -361,7 +354,7 @@ impl Run {
                  sent again, so up to {reset} readers may get a second copy"
             );
         }
-        let start = with_ledger(&self.ledger, move |l| l.counts(cid)).await?;
+        let start = self.ledger.with(move |l| l.counts(cid)).await?;
         tracing::info!(
             recipients = start.total(),
             to_send = start.pending + start.deferred,
@@ -421,10 +414,13 @@ impl Run {
         let end = end?;
 
         // Claimed but never attempted: back to pending for the next run.
-        with_ledger(&self.ledger, move |l| l.reset_in_flight(cid)).await?;
+        self.ledger.with(move |l| l.reset_in_flight(cid)).await?;
         let now = self.clock.now_ms();
-        let finished = with_ledger(&self.ledger, move |l| l.finish_if_done(cid, now)).await?;
-        let counts = with_ledger(&self.ledger, move |l| l.counts(cid)).await?;
+        let finished = self
+            .ledger
+            .with(move |l| l.finish_if_done(cid, now))
+            .await?;
+        let counts = self.ledger.with(move |l| l.counts(cid)).await?;
         let relay_error = match end {
             End::NoWorkers if !finished => Some(
                 crew.reason()
@@ -486,7 +482,10 @@ impl Run {
             }
             let now = self.clock.now_ms();
             let limit = held.len();
-            let batch = with_ledger(&self.ledger, move |l| l.claim_due(cid, now, limit)).await?;
+            let batch = self
+                .ledger
+                .with(move |l| l.claim_due(cid, now, limit))
+                .await?;
             if batch.is_empty() {
                 drop(held);
                 // Wait for everything in flight to be recorded before deciding anything.
@@ -498,10 +497,14 @@ impl Run {
                 };
                 drop(all);
                 let now = self.clock.now_ms();
-                if with_ledger(&self.ledger, move |l| l.finish_if_done(cid, now)).await? {
+                if self
+                    .ledger
+                    .with(move |l| l.finish_if_done(cid, now))
+                    .await?
+                {
                     return Ok(End::Finished);
                 }
-                let next = with_ledger(&self.ledger, move |l| l.next_retry_at(cid)).await?;
+                let next = self.ledger.with(move |l| l.next_retry_at(cid)).await?;
                 let wait = next
                     .map(|t| Duration::from_millis((t - self.clock.now_ms()).max(0) as u64))
                     .unwrap_or(Duration::from_millis(100))
@@ -685,13 +688,7 @@ impl Worker {
 
     /// Classifies an attempt, logs and counts it, and hands it to the recorder.
     fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
-        let attempt = classify(
-            &job.due.address,
-            job.due.attempts,
-            result,
-            &self.settings,
-            self.clock.now_ms(),
-        );
+        let attempt = classify(&job.due, result, &self.settings, self.clock.now_ms());
         log_outcome(&attempt, job.due.attempts + 1, result);
         let counter = match attempt.state {
             State::Sent => &self.progress.sent,
@@ -709,7 +706,7 @@ impl Worker {
 
     /// Puts a job back without an attempt.
     fn release(&self, job: Job) -> Step {
-        self.hand_over(Outcome::Released(job.due.address), job.permit)
+        self.hand_over(Outcome::Released(job.due.key), job.permit)
     }
 
     fn hand_over(&self, outcome: Outcome, permit: OwnedSemaphorePermit) -> Step {
@@ -750,8 +747,8 @@ fn log_outcome(a: &Attempt, attempt: u32, result: &Result<Reply, SendFailure>) {
 /// message cost more CPU than the SMTP conversation. Half the bound fills before the workers can
 /// run out of permits; a slow trickle (a rate limit, a slow relay) waits at most `GROUP_WAIT`.
 async fn record(
-    ledger: Arc<Mutex<Ledger>>,
-    campaign: i64,
+    ledger: SharedLedger,
+    campaign: CampaignId,
     group: usize,
     mut rx: mpsc::UnboundedReceiver<Done>,
 ) -> anyhow::Result<()> {
@@ -769,28 +766,26 @@ async fn record(
             let Some(d) = next else { break };
             batch.push(d);
         }
-        let ledger = ledger.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut attempts = Vec::with_capacity(batch.len());
-            let mut released = Vec::new();
-            let mut permits = Vec::with_capacity(batch.len());
-            for d in batch {
-                match d.outcome {
-                    Outcome::Attempted(a) => attempts.push(a),
-                    Outcome::Released(address) => released.push(address),
+        ledger
+            .with(move |l| {
+                let mut attempts = Vec::with_capacity(batch.len());
+                let mut released = Vec::new();
+                let mut permits = Vec::with_capacity(batch.len());
+                for d in batch {
+                    match d.outcome {
+                        Outcome::Attempted(a) => attempts.push(a),
+                        Outcome::Released(address) => released.push(address),
+                    }
+                    permits.push(d.permit);
                 }
-                permits.push(d.permit);
-            }
-            let mut l = ledger.lock().expect("ledger lock");
-            l.record(campaign, &attempts)?;
-            if !released.is_empty() {
-                l.release(campaign, &released)?;
-            }
-            drop(permits); // the outcomes are durable: these deliveries are no longer in flight
-            anyhow::Ok(())
-        })
-        .await
-        .context("ledger task panicked")??;
+                l.record(campaign, &attempts)?;
+                if !released.is_empty() {
+                    l.release(campaign, &released)?;
+                }
+                drop(permits); // the outcomes are durable: these deliveries are no longer in flight
+                Ok(())
+            })
+            .await?;
     }
     Ok(())
 }
@@ -866,7 +861,22 @@ mod tests {
     #[test]
     fn replies_map_to_states() {
         let s = settings();
-        let t = |r| classify("a@x.org", 0, &r, &s, 1000);
+        let due = |attempts| Due {
+            address: "A@x.org".into(),
+            key: AddressKey::from_text("A@x.org"),
+            name: None,
+            attempts,
+        };
+        let t = |r| classify(&due(0), &r, &s, 1000);
+        assert_eq!(
+            t(Ok(Reply {
+                code: 250,
+                text: "ok".into()
+            }))
+            .key
+            .as_str(),
+            "a@x.org"
+        );
         assert_eq!(
             t(Ok(Reply {
                 code: 250,
@@ -893,8 +903,7 @@ mod tests {
         let a = t(Err(SendFailure::Ambiguous { text: "eof".into() }));
         assert_eq!((a.state, a.possible_duplicate), (State::Deferred, true));
         let last = classify(
-            "a@x.org",
-            2,
+            &due(2),
             &Err(SendFailure::Temporary {
                 code: Some(451),
                 text: "busy".into(),
@@ -909,8 +918,7 @@ mod tests {
             ..s
         };
         let a = classify(
-            "a@x.org",
-            0,
+            &due(0),
             &Err(SendFailure::Ambiguous { text: "eof".into() }),
             &skip,
             0,

@@ -1,6 +1,6 @@
 //! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, admin test sends.
 //!
-//! Routes (DESIGN "HTTP"): `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
+//! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
 //! `GET` and `POST /unsubscribe/{token}`, and `POST /admin/test-send` when an admin token is
 //! configured. Pages share the newsletter's stylesheet and go through maud's escaping.
 //!
@@ -25,18 +25,32 @@ use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::daemon::Daemon;
+use crate::address::AddressKey;
+use crate::app::App;
+use crate::dkim::DkimSigner;
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
-use crate::ledger::{Reason, State as DeliveryState};
+use crate::ledger::{Reason, SharedLedger, State as DeliveryState};
+use crate::metrics::Metrics;
+use crate::token::TokenKey;
 
 /// The largest request body accepted: one-click bodies and test-send requests are tiny.
 pub const BODY_LIMIT: usize = 4 * 1024;
 
-type Shared = State<Arc<Daemon>>;
+/// What the handlers share: built by whoever serves the router (the daemon, a test).
+pub struct Site {
+    pub app: Arc<App>,
+    pub key: TokenKey,
+    pub dkim: Option<Arc<DkimSigner>>,
+    /// The connection the handlers share (calls run off the async threads).
+    pub ledger: SharedLedger,
+    pub metrics: Arc<Metrics>,
+}
 
-/// The router of every endpoint, over the daemon's shared state.
-pub fn router(daemon: Arc<Daemon>) -> Router {
+type Shared = State<Arc<Site>>;
+
+/// The router of every endpoint, over `site`.
+pub fn router(site: Arc<Site>) -> Router {
     let mut r = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -49,13 +63,13 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         );
     // No admin token configured: the endpoint does not exist (404), rather than refusing
     // every caller.
-    if daemon.app.config.server.admin_token.is_some() {
+    if site.app.config.server.admin_token.is_some() {
         r = r.route("/admin/test-send", post(test_send));
     }
     r.fallback(not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(common_headers))
-        .with_state(daemon)
+        .with_state(site)
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then lets requests in progress end.
@@ -96,7 +110,8 @@ async fn healthz() -> Response {
 /// Prometheus text; deliveries by state are read from the ledger at each scrape.
 async fn metrics(State(d): Shared) -> Response {
     let counts = d
-        .with_ledger(|l| {
+        .ledger
+        .with(|l| {
             let mut total = [0u64; DeliveryState::ALL.len()];
             for c in l.campaigns()? {
                 let n = l.counts(c.id)?;
@@ -125,7 +140,7 @@ async fn metrics(State(d): Shared) -> Response {
 
 /// The issues that were sent (or are being sent), newest first, linking to their web versions.
 async fn archive_index(State(d): Shared) -> Response {
-    let campaigns = match d.with_ledger(|l| l.campaigns()).await {
+    let campaigns = match d.ledger.with(|l| l.campaigns()).await {
         Ok(c) => c,
         Err(e) => return server_error(&d, e),
     };
@@ -155,7 +170,7 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return not_found(State(d)).await;
     };
-    match d.with_ledger(move |l| l.campaign(id)).await {
+    match d.ledger.with(move |l| l.campaign(id)).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found(State(d)).await,
         Err(e) => return server_error(&d, e),
@@ -212,14 +227,18 @@ async fn unsubscribe(
     token: Result<Path<String>, PathRejection>,
     _body: Bytes,
 ) -> Response {
-    let address = token.ok().and_then(|Path(t)| d.key.verify(&t));
+    // A token is signed only for an address that parsed, so one that no longer parses is as
+    // good as a forged one.
+    let address = token
+        .ok()
+        .and_then(|Path(t)| d.key.verify(&t))
+        .and_then(|a| a.parse::<lettre::Address>().ok());
     if let Some(address) = address {
         let now = d.app.clock.now_ms();
         let a = address.clone();
         let done = d
-            .with_ledger(move |l| {
-                l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now)
-            })
+            .ledger
+            .with(move |l| l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now))
             .await;
         match done {
             Ok(true) => tracing::info!(recipient = %address, "unsubscribed"),
@@ -283,15 +302,12 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
     let staff = &d.app.config.server.staff;
     let mut to = Vec::with_capacity(req.to.len());
     for a in &req.to {
-        let address = match crate::subscribers::parse_address(a) {
+        let address = match crate::address::parse_address(a) {
             Ok(a) => a,
             Err(m) => return json_error(StatusCode::BAD_REQUEST, &m),
         };
-        let key = crate::subscribers::key(&address);
-        if !staff
-            .iter()
-            .any(|m| crate::subscribers::key(&m.email) == key)
-        {
+        let key = AddressKey::of(&address);
+        if !staff.iter().any(|m| AddressKey::of(&m.email) == key) {
             return json_error(
                 StatusCode::FORBIDDEN,
                 &format!(
@@ -343,9 +359,10 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
     let now = d.app.clock.now_ms();
     let record = replies.clone();
     if let Err(e) = d
-        .with_ledger(move |l| {
+        .ledger
+        .with(move |l| {
             for r in &record {
-                l.record_test_send(id, r.address.as_ref(), r.code, &r.text, now)?;
+                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
             }
             Ok(())
         })
@@ -418,7 +435,7 @@ async fn not_found(State(d): Shared) -> Response {
     page(&d, StatusCode::NOT_FOUND, "Not found", body)
 }
 
-fn server_error(d: &Daemon, e: anyhow::Error) -> Response {
+fn server_error(d: &Site, e: anyhow::Error) -> Response {
     tracing::error!(error.message = %e, "request failed: {e:#}");
     let body = html! {
         h2 style=(d.app.templates.style("entry-title")) { "Something went wrong" }
@@ -434,7 +451,7 @@ fn no_store(mut res: Response) -> Response {
 }
 
 /// A page in the newsletter's look: masthead, `body`, footer.
-fn page(d: &Daemon, status: StatusCode, title: &str, body: Markup) -> Response {
+fn page(d: &Site, status: StatusCode, title: &str, body: Markup) -> Response {
     let t = &d.app.templates;
     let n = &d.app.config.newsletter;
     let html = html! {

@@ -6,14 +6,83 @@
 //! passed in by the caller: the ledger never reads the clock.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use anyhow::{bail, Context};
+use lettre::Address;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use crate::address::AddressKey;
 use crate::issue::IssueId;
 
-/// The state of one delivery (DESIGN "Delivery semantics").
+/// A campaign's row id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CampaignId(i64);
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ToSql for CampaignId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl FromSql for CampaignId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(CampaignId)
+    }
+}
+
+/// A value the ledger stores as one of a fixed set of words.
+trait Word: Sized + Copy + 'static {
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
+/// Reads a [`Word`] back, refusing any text this brief does not know.
+fn word_from_sql<W: Word>(value: ValueRef<'_>) -> FromSqlResult<W> {
+    let text = value.as_str()?;
+    W::ALL
+        .iter()
+        .copied()
+        .find(|w| w.as_str() == text)
+        .ok_or_else(|| FromSqlError::Other(format!("unknown value `{text}` in the ledger").into()))
+}
+
+/// Implements the SQL and serde conversions of a [`Word`] type.
+macro_rules! word_conversions {
+    ($t:ty) => {
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                word_from_sql(value)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// The state of one delivery: `pending -> sending -> sent | deferred | failed`, or `suppressed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum State {
     Pending,
@@ -35,6 +104,14 @@ impl State {
     ];
 
     pub fn as_str(self) -> &'static str {
+        <State as Word>::as_str(self)
+    }
+}
+
+impl Word for State {
+    const ALL: &'static [State] = &State::ALL;
+
+    fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Sending => "sending",
@@ -44,21 +121,8 @@ impl State {
             State::Suppressed => "suppressed",
         }
     }
-
-    fn parse(s: &str) -> rusqlite::Result<State> {
-        State::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                rusqlite::Error::InvalidColumnType(0, s.into(), rusqlite::types::Type::Text)
-            })
-    }
-
-    /// Sent, failed and suppressed deliveries are final: nothing more happens to them.
-    pub fn is_final(self) -> bool {
-        matches!(self, State::Sent | State::Failed | State::Suppressed)
-    }
 }
+word_conversions!(State);
 
 /// Why an address is on the suppression list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,32 +133,53 @@ pub enum Reason {
 
 impl Reason {
     pub fn as_str(self) -> &'static str {
+        <Reason as Word>::as_str(self)
+    }
+}
+
+impl Word for Reason {
+    const ALL: &'static [Reason] = &[Reason::Unsubscribed, Reason::Bounced];
+
+    fn as_str(self) -> &'static str {
         match self {
             Reason::Unsubscribed => "unsubscribed",
             Reason::Bounced => "bounced",
         }
     }
+}
+word_conversions!(Reason);
 
-    fn parse(s: &str) -> Reason {
-        if s == "bounced" {
-            Reason::Bounced
-        } else {
-            Reason::Unsubscribed
+/// What started a campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Staff, with `brief send`.
+    Cli,
+    /// The daemon's monthly schedule.
+    Schedule,
+}
+
+impl Word for Trigger {
+    const ALL: &'static [Trigger] = &[Trigger::Cli, Trigger::Schedule];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Schedule => "schedule",
         }
     }
 }
+word_conversions!(Trigger);
 
 /// One campaign: the sending of one issue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Campaign {
-    pub id: i64,
+    pub id: CampaignId,
     pub issue: IssueId,
     pub subject: String,
     pub finished: bool,
     pub created_at: i64,
     pub finished_at: Option<i64>,
-    /// `cli` or `schedule`.
-    pub trigger: String,
+    pub trigger: Trigger,
 }
 
 /// Deliveries of a campaign by state.
@@ -139,7 +224,9 @@ impl Counts {
 /// A delivery claimed for sending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Due {
+    /// The address as the list spelled it.
     pub address: String,
+    pub key: AddressKey,
     pub name: Option<String>,
     /// Attempts made before this one.
     pub attempts: u32,
@@ -150,6 +237,7 @@ pub struct Due {
 pub struct Attempt {
     /// The address as claimed (any case).
     pub address: String,
+    pub key: AddressKey,
     /// `Sent`, `Deferred` or `Failed`.
     pub state: State,
     pub code: Option<u16>,
@@ -168,7 +256,7 @@ pub struct Attempt {
 pub struct DeliveryRow {
     pub address: String,
     pub name: Option<String>,
-    pub state: &'static str,
+    pub state: State,
     pub attempts: u32,
     pub last_code: Option<u16>,
     pub last_text: Option<String>,
@@ -182,7 +270,7 @@ pub struct DeliveryRow {
 /// Adds recipients to a campaign being created (see [`Ledger::create_campaign`]).
 pub struct RecipientSink<'t> {
     st: rusqlite::Statement<'t>,
-    campaign: i64,
+    campaign: CampaignId,
 }
 
 impl RecipientSink<'_> {
@@ -190,14 +278,14 @@ impl RecipientSink<'_> {
     /// A suppressed address is recorded as suppressed.
     pub fn add(
         &mut self,
-        address: &str,
+        address: &Address,
         name: Option<&str>,
         message_id: &str,
     ) -> anyhow::Result<bool> {
         Ok(self.st.execute(params![
             self.campaign,
-            address,
-            address.to_ascii_lowercase(),
+            address.as_ref() as &str,
+            AddressKey::of(address).as_str(),
             name,
             message_id
         ])? == 1)
@@ -271,11 +359,11 @@ const MIGRATIONS: &[&str] = &[
 /// What [`Ledger::claim_due`] reads: due pending deliveries (`?1` campaign, `?2` limit), then
 /// due deferred ones (`?3` now), each with whether its address is suppressed.
 const CLAIM_QUERIES: [&str; 2] = [
-    "SELECT d.id, d.address, d.name, d.attempts, s.address_key IS NOT NULL
+    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL
      FROM deliveries d LEFT JOIN suppressions s ON s.address_key = d.address_key
      WHERE d.campaign_id = ?1 AND d.state = 'pending'
      ORDER BY d.next_attempt_at, d.id LIMIT ?2",
-    "SELECT d.id, d.address, d.name, d.attempts, s.address_key IS NOT NULL
+    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL
      FROM deliveries d LEFT JOIN suppressions s ON s.address_key = d.address_key
      WHERE d.campaign_id = ?1 AND d.state = 'deferred' AND d.next_attempt_at <= ?3
      ORDER BY d.next_attempt_at, d.id LIMIT ?2",
@@ -285,6 +373,37 @@ const CLAIM_QUERIES: [&str; 2] = [
 pub struct Ledger {
     conn: Connection,
     path: std::path::PathBuf,
+}
+
+/// One ledger connection shared by tasks (the daemon's scheduler and HTTP handlers, a send
+/// run's dispatcher and recorder). Calls run off the async threads, one at a time.
+///
+/// One policy for a poisoned lock: go on. A panic inside a call cannot leave the database half
+/// written, since an unfinished transaction rolls back when it is dropped, so the connection
+/// is as good as before; refusing every later call would only turn one bug into an outage.
+#[derive(Clone)]
+pub struct SharedLedger(Arc<Mutex<Ledger>>);
+
+impl SharedLedger {
+    pub fn new(ledger: Ledger) -> SharedLedger {
+        SharedLedger(Arc::new(Mutex::new(ledger)))
+    }
+
+    /// The connection, for code that already runs off the async threads.
+    pub fn lock(&self) -> MutexGuard<'_, Ledger> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the connection in tokio's blocking pool.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Ledger) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut shared.lock()))
+            .await
+            .context("a ledger task panicked")?
+    }
 }
 
 /// Held while a process sends a campaign; the operating system releases it when the process
@@ -405,7 +524,7 @@ impl Ledger {
         &mut self,
         issue: IssueId,
         subject: &str,
-        trigger: &str,
+        trigger: Trigger,
         now: i64,
         fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(Campaign, bool)> {
@@ -417,7 +536,7 @@ impl Ledger {
             params![issue.to_string(), subject, trigger, now],
         )?;
         if n == 1 {
-            let campaign = tx.last_insert_rowid();
+            let campaign = CampaignId(tx.last_insert_rowid());
             let mut sink = RecipientSink {
                 st: tx.prepare(
                     "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id)
@@ -435,16 +554,13 @@ impl Ledger {
     }
 
     /// Deliveries of a campaign by state.
-    pub fn counts(&self, campaign: i64) -> anyhow::Result<Counts> {
+    pub fn counts(&self, campaign: CampaignId) -> anyhow::Result<Counts> {
         let mut st = self.conn.prepare_cached(
             "SELECT state, count(*) FROM deliveries WHERE campaign_id = ?1 GROUP BY state",
         )?;
         let mut counts = Counts::default();
         let rows = st.query_map([campaign], |r| {
-            Ok((
-                State::parse(&r.get::<_, String>(0)?)?,
-                r.get::<_, i64>(1)? as u64,
-            ))
+            Ok((r.get::<_, State>(0)?, r.get::<_, i64>(1)? as u64))
         })?;
         for row in rows {
             let (s, n) = row?;
@@ -456,7 +572,7 @@ impl Ledger {
     /// Puts deliveries left `sending` by a stopped run back to `pending`; returns how many. They
     /// may or may not have reached the server: this is where the at-most-in-flight duplicates of
     /// a crash come from.
-    pub fn reset_in_flight(&mut self, campaign: i64) -> anyhow::Result<u64> {
+    pub fn reset_in_flight(&mut self, campaign: CampaignId) -> anyhow::Result<u64> {
         Ok(self.conn.execute(
             "UPDATE deliveries SET state = 'pending' WHERE campaign_id = ?1 AND state = 'sending'",
             [campaign],
@@ -471,7 +587,12 @@ impl Ledger {
     /// Both queries read the `(campaign_id, state, next_attempt_at)` index in its own order
     /// (pending rows all have a NULL `next_attempt_at`), and the suppression check is one key
     /// lookup per row: a claim costs what it returns, whatever the length of the list.
-    pub fn claim_due(&mut self, campaign: i64, now: i64, limit: usize) -> anyhow::Result<Vec<Due>> {
+    pub fn claim_due(
+        &mut self,
+        campaign: CampaignId,
+        now: i64,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Due>> {
         let tx = self.conn.transaction()?;
         let mut due = Vec::with_capacity(limit);
         {
@@ -488,10 +609,11 @@ impl Ledger {
                             r.get::<_, i64>(0)?,
                             Due {
                                 address: r.get(1)?,
-                                name: r.get(2)?,
-                                attempts: r.get(3)?,
+                                key: AddressKey::from_text(&r.get::<_, String>(2)?),
+                                name: r.get(3)?,
+                                attempts: r.get(4)?,
                             },
-                            r.get::<_, bool>(4)?,
+                            r.get::<_, bool>(5)?,
                         ))
                     };
                     let rows = if pass == 0 {
@@ -504,9 +626,9 @@ impl Ledger {
                     let got = rows.len();
                     for (id, d, suppressed) in rows {
                         if suppressed {
-                            mark.execute(params![id, State::Suppressed.as_str()])?;
+                            mark.execute(params![id, State::Suppressed])?;
                         } else {
-                            mark.execute(params![id, State::Sending.as_str()])?;
+                            mark.execute(params![id, State::Sending])?;
                             due.push(d);
                         }
                     }
@@ -521,7 +643,7 @@ impl Ledger {
     }
 
     /// Records outcomes in one transaction (the group commit of the send engine).
-    pub fn record(&mut self, campaign: i64, attempts: &[Attempt]) -> anyhow::Result<()> {
+    pub fn record(&mut self, campaign: CampaignId, attempts: &[Attempt]) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         record_in(&tx, campaign, attempts)?;
         tx.commit()?;
@@ -530,15 +652,15 @@ impl Ledger {
 
     /// Puts claimed deliveries that were not attempted (no connection could be opened, or the
     /// run is stopping) back to `pending`, their attempts unchanged.
-    pub fn release(&mut self, campaign: i64, addresses: &[String]) -> anyhow::Result<()> {
+    pub fn release(&mut self, campaign: CampaignId, keys: &[AddressKey]) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut st = tx.prepare_cached(
                 "UPDATE deliveries SET state = 'pending'
                  WHERE campaign_id = ?1 AND address_key = ?2 AND state = 'sending'",
             )?;
-            for a in addresses {
-                st.execute(params![campaign, a.to_ascii_lowercase()])?;
+            for key in keys {
+                st.execute(params![campaign, key.as_str()])?;
             }
         }
         tx.commit()?;
@@ -546,7 +668,7 @@ impl Ledger {
     }
 
     /// When the next deferred delivery of the campaign is due, if any.
-    pub fn next_retry_at(&self, campaign: i64) -> anyhow::Result<Option<i64>> {
+    pub fn next_retry_at(&self, campaign: CampaignId) -> anyhow::Result<Option<i64>> {
         Ok(self.conn.query_row(
             "SELECT min(next_attempt_at) FROM deliveries WHERE campaign_id = ?1 AND state = 'deferred'",
             [campaign],
@@ -555,7 +677,7 @@ impl Ledger {
     }
 
     /// Marks the campaign finished when every delivery is final; returns whether it is finished.
-    pub fn finish_if_done(&mut self, campaign: i64, now: i64) -> anyhow::Result<bool> {
+    pub fn finish_if_done(&mut self, campaign: CampaignId, now: i64) -> anyhow::Result<bool> {
         let open: i64 = self.conn.query_row(
             "SELECT count(*) FROM deliveries WHERE campaign_id = ?1 AND state IN ('pending', 'sending', 'deferred')",
             [campaign],
@@ -574,7 +696,7 @@ impl Ledger {
     /// Calls `f` for each delivery of a campaign, in list order (streams: constant memory).
     pub fn each_delivery(
         &self,
-        campaign: i64,
+        campaign: CampaignId,
         mut f: impl FnMut(DeliveryRow) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut st = self.conn.prepare(
@@ -587,7 +709,7 @@ impl Ledger {
             f(DeliveryRow {
                 address: r.get(0)?,
                 name: r.get(1)?,
-                state: State::parse(&r.get::<_, String>(2)?)?.as_str(),
+                state: r.get(2)?,
                 attempts: r.get(3)?,
                 last_code: r.get(4)?,
                 last_text: r.get(5)?,
@@ -604,50 +726,53 @@ impl Ledger {
     /// Puts `address` on the suppression list; returns false when it already was.
     pub fn suppress(
         &mut self,
-        address: &str,
+        address: &Address,
         reason: Reason,
         detail: &str,
         now: i64,
     ) -> anyhow::Result<bool> {
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![address.to_ascii_lowercase(), address, reason.as_str(), detail, now],
+            params![AddressKey::of(address).as_str(), address.as_ref() as &str, reason, detail, now],
         )? == 1)
     }
 
-    /// Why `address` is suppressed, if it is.
-    pub fn suppression(&self, address: &str) -> anyhow::Result<Option<Reason>> {
+    /// Why the address of `key` is suppressed, if it is.
+    pub fn suppression(&self, key: &AddressKey) -> anyhow::Result<Option<Reason>> {
         Ok(self
             .conn
             .query_row(
                 "SELECT reason FROM suppressions WHERE address_key = ?1",
-                [address.to_ascii_lowercase()],
-                |r| r.get::<_, String>(0),
+                [key.as_str()],
+                |r| r.get(0),
             )
-            .optional()?
-            .map(|s| Reason::parse(&s)))
-    }
-
-    /// Takes `address` off the suppression list (staff re-subscribing a reader who asked);
-    /// returns whether it was on it.
-    pub fn unsuppress(&mut self, address: &str) -> anyhow::Result<bool> {
-        Ok(self.conn.execute(
-            "DELETE FROM suppressions WHERE address_key = ?1",
-            [address.to_ascii_lowercase()],
-        )? == 1)
+            .optional()?)
     }
 
     /// Adds a subscriber held in the database; returns false when the address was there.
     pub fn add_subscriber(
         &mut self,
-        address: &str,
+        address: &Address,
         name: Option<&str>,
         now: i64,
     ) -> anyhow::Result<bool> {
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at) VALUES (?1, ?2, ?3, ?4)",
-            params![address.to_ascii_lowercase(), address, name, now],
+            params![AddressKey::of(address).as_str(), address.as_ref() as &str, name, now],
         )? == 1)
+    }
+
+    /// Whether `key` is a subscriber held in the database.
+    pub fn is_stored_subscriber(&self, key: &AddressKey) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM subscribers WHERE address_key = ?1",
+                [key.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// The subscribers held in the database, in the order they were added.
@@ -664,16 +789,13 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every suppressed address (lowercased) with its reason.
-    pub fn suppressions(&self) -> anyhow::Result<Vec<(String, Reason)>> {
+    /// Every suppressed address (by its key) with its reason.
+    pub fn suppressions(&self) -> anyhow::Result<Vec<(AddressKey, Reason)>> {
         let mut st = self
             .conn
             .prepare("SELECT address_key, reason FROM suppressions ORDER BY address_key")?;
         let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Reason::parse(&r.get::<_, String>(1)?),
-            ))
+            Ok((AddressKey::from_text(&r.get::<_, String>(0)?), r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -682,14 +804,14 @@ impl Ledger {
     pub fn record_test_send(
         &mut self,
         issue: IssueId,
-        address: &str,
+        address: &Address,
         code: Option<u16>,
         text: &str,
         now: i64,
     ) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT INTO test_sends (issue, address, code, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![issue.to_string(), address, code, text, now],
+            params![issue.to_string(), address.as_ref() as &str, code, text, now],
         )?;
         Ok(())
     }
@@ -716,7 +838,7 @@ impl Ledger {
     /// Records that these feed items went out with `campaign`.
     pub fn record_feed_items<'a>(
         &mut self,
-        campaign: i64,
+        campaign: CampaignId,
         items: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
@@ -733,7 +855,11 @@ impl Ledger {
     }
 }
 
-fn record_in(tx: &Transaction<'_>, campaign: i64, attempts: &[Attempt]) -> anyhow::Result<()> {
+fn record_in(
+    tx: &Transaction<'_>,
+    campaign: CampaignId,
+    attempts: &[Attempt],
+) -> anyhow::Result<()> {
     let mut up = tx.prepare_cached(
         "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_code = ?4, last_text = ?5,
                 first_attempt_at = coalesce(first_attempt_at, ?6), last_attempt_at = ?6,
@@ -744,11 +870,11 @@ fn record_in(tx: &Transaction<'_>, campaign: i64, attempts: &[Attempt]) -> anyho
         "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, 'bounced', ?3, ?4)",
     )?;
     for a in attempts {
-        let key = a.address.to_ascii_lowercase();
+        let key = a.key.as_str();
         let n = up.execute(params![
             campaign,
             key,
-            a.state.as_str(),
+            a.state,
             a.code,
             a.text,
             a.at,
@@ -787,24 +913,28 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
 mod tests {
     use super::*;
 
+    fn addr(s: &str) -> Address {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn campaign_is_unique_per_issue_and_delivery_per_address() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("d/brief.db")).unwrap();
         let id: IssueId = "2021-07".parse().unwrap();
-        l.suppress("gone@example.org", Reason::Unsubscribed, "", 1)
+        l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, "s", "cli", 1, |sink| {
-                assert!(sink.add("a@example.org", None, "m1")?);
-                assert!(!sink.add("A@Example.org", None, "m2")?);
-                assert!(sink.add("Gone@example.org", None, "m3")?);
+            .create_campaign(id, "s", Trigger::Cli, 1, |sink| {
+                assert!(sink.add(&addr("a@example.org"), None, "m1")?);
+                assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
+                assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
                 Ok(())
             })
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, "s", "cli", 2, |_| {
+            .create_campaign(id, "s", Trigger::Cli, 2, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -820,6 +950,7 @@ mod tests {
             c.id,
             &[Attempt {
                 address: "A@EXAMPLE.ORG".into(),
+                key: AddressKey::from_text("A@EXAMPLE.ORG"),
                 state: State::Sent,
                 code: Some(250),
                 text: "ok".into(),
@@ -841,7 +972,7 @@ mod tests {
         let mut a = Ledger::open(&p).unwrap();
         let b = Ledger::open(&p).unwrap();
         let (c, _) = a
-            .create_campaign("2021-07".parse().unwrap(), "s", "cli", 1, |_| Ok(()))
+            .create_campaign("2021-07".parse().unwrap(), "s", Trigger::Cli, 1, |_| Ok(()))
             .unwrap();
         let held = a.lock_campaign(&c).unwrap();
         let e = b.lock_campaign(&c).unwrap_err().to_string();
@@ -854,17 +985,38 @@ mod tests {
     }
 
     #[test]
+    fn unknown_words_in_the_ledger_are_refused_not_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        l.conn
+            .execute_batch(
+                "PRAGMA ignore_check_constraints = ON;
+                 INSERT INTO suppressions (address_key, address, reason, at)
+                 VALUES ('x@example.org', 'x@example.org', 'complained', 1);",
+            )
+            .unwrap();
+        let e = l
+            .suppression(&AddressKey::from_text("x@example.org"))
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown value `complained` in the ledger"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
     fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("brief.db");
         {
             let mut l = Ledger::open(&p).unwrap();
-            l.suppress("x@example.org", Reason::Bounced, "550", 1)
+            l.suppress(&addr("x@example.org"), Reason::Bounced, "550", 1)
                 .unwrap();
         }
         let l = Ledger::open(&p).unwrap();
         assert_eq!(
-            l.suppression("X@example.org").unwrap(),
+            l.suppression(&AddressKey::from_text("X@example.org"))
+                .unwrap(),
             Some(Reason::Bounced)
         );
     }
@@ -875,14 +1027,15 @@ mod tests {
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
         let id: IssueId = "2021-07".parse().unwrap();
         let (c, _) = l
-            .create_campaign(id, "s", "cli", 1, |sink| {
+            .create_campaign(id, "s", Trigger::Cli, 1, |sink| {
                 for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
-                    sink.add(a, None, a)?;
+                    sink.add(&addr(a), None, a)?;
                 }
                 Ok(())
             })
             .unwrap();
-        l.suppress("B@x.org", Reason::Unsubscribed, "", 2).unwrap();
+        l.suppress(&addr("B@x.org"), Reason::Unsubscribed, "", 2)
+            .unwrap();
         let addresses = |due: Vec<Due>| due.into_iter().map(|d| d.address).collect::<Vec<_>>();
         assert_eq!(
             addresses(l.claim_due(c.id, 3, 2).unwrap()),
@@ -891,6 +1044,7 @@ mod tests {
         assert_eq!(l.counts(c.id).unwrap().suppressed, 1);
         let deferred = |address: &str, next_at| Attempt {
             address: address.into(),
+            key: AddressKey::from_text(address),
             state: State::Deferred,
             code: Some(451),
             text: "later".into(),

@@ -4,6 +4,8 @@
 //! (`src/main.rs`) only calls [`cli::main`].
 //!
 //! # Layout
+//! - [`address`] parses addresses at the edge and lowercases them once, into the key brief
+//!   compares them by.
 //! - [`config`] reads `brief.toml` into typed values, with secrets only from the environment.
 //! - [`clock`] is the one place that reads the wall clock.
 //! - [`error`] holds the errors callers branch on: typed problems and the usage error (exit 2).
@@ -21,12 +23,14 @@
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
+//! - [`shutdown`] turns SIGTERM and SIGINT into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
 //! - [`daemon`] is `brief run`: the schedule, resumed campaigns and a graceful stop.
 //! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, test sends.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
+pub mod address;
 pub mod app;
 pub mod cli;
 pub mod clock;
@@ -44,6 +48,7 @@ pub mod message;
 pub mod metrics;
 pub mod render;
 pub mod schedule;
+pub mod shutdown;
 pub mod smtp;
 pub mod subscribers;
 pub mod templates;

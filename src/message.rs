@@ -16,6 +16,7 @@ use lettre::Address;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::address::lowercase_chunks;
 use crate::config::Newsletter;
 use crate::issue::{one_line, IssueId};
 use crate::render::Rendered;
@@ -157,13 +158,7 @@ impl MessageTemplate {
         let mut h = Sha256::new();
         h.update(self.issue.to_string());
         h.update([0]);
-        for chunk in AsRef::<str>::as_ref(address).as_bytes().chunks(64) {
-            let mut lower = [0u8; 64];
-            let lower = &mut lower[..chunk.len()];
-            lower.copy_from_slice(chunk);
-            lower.make_ascii_lowercase();
-            h.update(lower);
-        }
+        lowercase_chunks(address.as_ref(), |c| h.update(c));
         if let Kind::Test { nonce } = self.kind {
             h.update(nonce.to_le_bytes());
         }

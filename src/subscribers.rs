@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use lettre::Address;
 
+use crate::address::parse_address;
 use crate::error::{Problem, ProblemKind};
 use crate::issue::one_line;
 
@@ -16,26 +17,6 @@ use crate::issue::one_line;
 pub struct Subscriber {
     pub address: Address,
     pub name: Option<String>,
-}
-
-/// The lowercased address: the key under which brief compares addresses.
-pub fn key(address: &Address) -> String {
-    AsRef::<str>::as_ref(address).to_ascii_lowercase()
-}
-
-/// Parses one address as the list and the CLI accept it.
-pub fn parse_address(s: &str) -> Result<Address, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty address".into());
-    }
-    if !s.is_ascii() {
-        return Err(format!(
-            "`{s}` has non-ASCII characters: internationalised addresses are not supported yet"
-        ));
-    }
-    s.parse::<Address>()
-        .map_err(|e| format!("`{s}` is not a valid email address ({e})"))
 }
 
 /// Calls `row` for each subscriber of the CSV file at `path`, in file order: `Ok` for a good row,
@@ -128,7 +109,10 @@ mod tests {
         .unwrap();
         assert_eq!(good.len(), 2);
         assert_eq!(good[1].name.as_deref(), Some("Carl"));
-        assert_eq!(key(&good[1].address), "carl@example.org");
+        assert_eq!(
+            crate::address::AddressKey::of(&good[1].address).as_str(),
+            "carl@example.org"
+        );
         assert_eq!(bad.len(), 1);
         assert!(
             bad[0].ends_with(

@@ -8,6 +8,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::address::lowercase_chunks;
 use crate::config::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -36,13 +37,7 @@ impl TokenKey {
 
     fn mac(&self, address: &str) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        for chunk in address.as_bytes().chunks(64) {
-            let mut lower = [0u8; 64];
-            let lower = &mut lower[..chunk.len()];
-            lower.copy_from_slice(chunk);
-            lower.make_ascii_lowercase();
-            mac.update(lower);
-        }
+        lowercase_chunks(address, |c| mac.update(c));
         mac
     }
 

@@ -195,7 +195,10 @@ async fn a_month_is_created_once_across_a_dst_repeat_and_two_daemons() {
     assert_eq!(w.outbox("2026-11").len(), 3);
     let l = w.ledger();
     assert_eq!(l.campaigns().unwrap().len(), 1);
-    assert_eq!(l.campaign(id).unwrap().unwrap().trigger, "schedule");
+    assert_eq!(
+        l.campaign(id).unwrap().unwrap().trigger,
+        brief::ledger::Trigger::Schedule
+    );
     let text = a.metrics.render(0) + &b.metrics.render(0);
     assert_eq!(text.matches(&format!("{CREATED} 1\n")).count(), 1, "{text}");
     assert_eq!(text.matches(&format!("{EXISTS} 2\n")).count(), 1, "{text}");

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use brief::app::App;
 use brief::clock::{Clock, SystemClock};
-use brief::deliver::{Progress, Run, Settings, Summary};
+use brief::deliver::Summary;
+use brief::ledger::SharedLedger;
 use brief::message::Kind;
 use brief::transport::Transport;
 use serde_json::Value;
@@ -612,24 +613,23 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (campaign, _, _) = app
-        .start_campaign(&mut ledger, &issue, &template, &rendered.subject, "test")
+        .start_campaign(
+            &mut ledger,
+            &issue,
+            &template,
+            &rendered.subject,
+            brief::ledger::Trigger::Cli,
+        )
         .unwrap();
-    let mut settings = Settings::from(&app.config.delivery);
-    settings.idle_check = idle_check;
-    Run {
-        ledger: Arc::new(Mutex::new(ledger)),
+    let mut run = app.campaign_run(
+        SharedLedger::new(ledger),
         campaign,
-        template: Arc::new(template),
-        transport: Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
-        envelope_from: app.config.newsletter.from.email.clone(),
-        settings,
-        clock,
-        progress: Arc::new(Progress::default()),
-        dkim: None,
-    }
-    .execute(CancellationToken::new())
-    .await
-    .expect("run")
+        Arc::new(template),
+        Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
+        None,
+    );
+    run.settings.idle_check = idle_check;
+    run.execute(CancellationToken::new()).await.expect("run")
 }
 
 /// A server that closes a connection after each message: probing an idle connection with NOOP

@@ -195,7 +195,13 @@ async fn sent_items_are_recorded_and_never_repeated() {
     let (rendered, template) = app.prepare(&july, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (_, new, _) = app
-        .start_campaign(&mut ledger, &july, &template, &rendered.subject, "cli")
+        .start_campaign(
+            &mut ledger,
+            &july,
+            &template,
+            &rendered.subject,
+            brief::ledger::Trigger::Cli,
+        )
         .unwrap();
     assert!(new);
     drop(ledger);

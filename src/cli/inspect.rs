@@ -1,0 +1,206 @@
+//! `brief check`, `preview`, `status` and `report`: commands that read and change nothing.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use super::{load_or_report, ReportFormat};
+use crate::app::App;
+use crate::error::{Problem, ProblemKind, UsageError};
+use crate::feed::FetchPolicy;
+use crate::issue::IssueId;
+use crate::ledger::{DeliveryRow, State};
+use crate::message::Kind;
+
+pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let mut problems = Vec::new();
+    let issue = match app.collect_issue(id, FetchPolicy::Once).await {
+        Ok(i) => Some(i),
+        Err(p) => {
+            problems.extend(p.0);
+            None
+        }
+    };
+    match app.dkim_signer() {
+        Ok(Some(d)) => println!(
+            "dkim: publish this TXT record at {}:\n  {}",
+            d.dns_name(),
+            d.dns_txt()
+        ),
+        Ok(None) => {}
+        Err(e) => problems.push(
+            Problem::whole(&app.config.source, format!("[dkim]: {e:#}")).kind(ProblemKind::Config),
+        ),
+    }
+    let ledger = app.open_ledger()?;
+    let stored = ledger.stored_subscribers()?;
+    let mut readers = 0u64;
+    app.each_subscriber(
+        &stored,
+        |_| {
+            readers += 1;
+            Ok(())
+        },
+        |p| problems.push(p),
+    )?;
+    for p in &problems {
+        println!("{p}");
+    }
+    match (&issue, problems.is_empty()) {
+        (Some(i), true) => {
+            println!(
+                "ok: issue {id}, {} entries, {readers} subscribers",
+                i.entries.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            println!("{} problem(s) found in issue {id}", problems.len());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+pub(super) async fn preview(
+    app: &App,
+    issue: Option<IssueId>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let Some(issue) = load_or_report(app, id).await else {
+        return Ok(ExitCode::from(1));
+    };
+    let key = app.token_key()?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
+    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let mut eml = App::sample_message(&template);
+    if let Some(d) = &dkim {
+        d.sign_in_place(&mut eml, app.clock.now().timestamp());
+    }
+    let (sample, _) = App::sample_recipient();
+    let url = template.unsubscribe_url(&sample);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = [
+        (
+            "html",
+            crate::render::Rendered::fill(&rendered.html, &url).into_bytes(),
+        ),
+        (
+            "txt",
+            crate::render::Rendered::fill(&rendered.text, &url).into_bytes(),
+        ),
+        ("eml", eml),
+    ];
+    for (ext, bytes) in files {
+        let p = out.join(format!("{id}.{ext}"));
+        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fmt_ms(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+    let ledger = app.open_ledger()?;
+    let campaigns = match issue {
+        Some(id) => match ledger.campaign(id)? {
+            Some(c) => vec![c],
+            None => {
+                println!("issue {id}: no campaign yet");
+                return Ok(ExitCode::SUCCESS);
+            }
+        },
+        None => ledger.campaigns()?,
+    };
+    if campaigns.is_empty() {
+        println!("no campaigns yet");
+    }
+    for c in campaigns {
+        let n = ledger.counts(c.id)?;
+        println!(
+            "{}  {:<9} started {}  sent {}  failed {}  suppressed {}  deferred {}  pending {}  sending {}  total {}  \"{}\"",
+            c.issue,
+            if c.finished { "finished" } else { "sending" },
+            fmt_ms(Some(c.created_at)),
+            n.sent,
+            n.failed,
+            n.suppressed,
+            n.deferred,
+            n.pending,
+            n.sending,
+            n.total(),
+            c.subject
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct ReportRow<'a> {
+    address: &'a str,
+    name: &'a str,
+    state: State,
+    attempts: u32,
+    last_code: Option<u16>,
+    last_text: &'a str,
+    message_id: &'a str,
+    first_attempt_at: String,
+    last_attempt_at: String,
+    next_attempt_at: String,
+    possible_duplicate: bool,
+}
+
+impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
+    fn from(d: &'a DeliveryRow) -> Self {
+        ReportRow {
+            address: &d.address,
+            name: d.name.as_deref().unwrap_or(""),
+            state: d.state,
+            attempts: d.attempts,
+            last_code: d.last_code,
+            last_text: d.last_text.as_deref().unwrap_or(""),
+            message_id: &d.message_id,
+            first_attempt_at: fmt_ms(d.first_attempt_at),
+            last_attempt_at: fmt_ms(d.last_attempt_at),
+            next_attempt_at: fmt_ms(d.next_attempt_at),
+            possible_duplicate: d.possible_duplicate,
+        }
+    }
+}
+
+pub(super) fn report(
+    app: &App,
+    issue: Option<IssueId>,
+    format: ReportFormat,
+) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let ledger = app.open_ledger()?;
+    let Some(c) = ledger.campaign(id)? else {
+        bail!("issue {id} has no campaign yet: nothing to report");
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match format {
+        ReportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            ledger.each_delivery(c.id, |d| Ok(w.serialize(ReportRow::from(&d))?))?;
+            w.flush()?;
+        }
+        ReportFormat::Jsonl => {
+            ledger.each_delivery(c.id, |d| {
+                serde_json::to_writer(&mut out, &ReportRow::from(&d))?;
+                Ok(out.write_all(b"\n")?)
+            })?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

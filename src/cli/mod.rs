@@ -1,0 +1,185 @@
+//! The command line: parses arguments, runs one command, maps the outcome to an exit code.
+//!
+//! Exit codes: 0 success, 1 the work failed or problems were found, 2 a usage or config error
+//! (an [`UsageError`] anywhere in the error's chain). Each group of commands has a file:
+//! `inspect` (check, preview, status, report), `send` (campaigns and test sends),
+//! `subscribers`, and `progress` (the bar of `brief send`, and log lines printed above it).
+
+mod inspect;
+mod progress;
+mod send;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::App;
+use crate::clock::{Clock, SystemClock};
+use crate::config;
+use crate::error::UsageError;
+use crate::issue::IssueId;
+
+/// brief publishes a monthly email newsletter from reviewable files.
+#[derive(Debug, Parser)]
+#[command(name = "brief", version, about, long_about = None)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "BRIEF_CONFIG",
+        default_value = "config/brief.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The help text of every `--issue`.
+const ISSUE_HELP: &str =
+    "The issue, as YYYY-MM; default: the newest issue folder in the content folder";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config, the subscriber list and an issue's content.
+    Check {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
+    },
+    /// Render an issue without sending: ID.html, ID.txt and ID.eml.
+    Preview {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
+        /// Where to write the files.
+        #[arg(long, default_value = "out/preview")]
+        out: PathBuf,
+    },
+    /// Send an issue to every active subscriber (or, with --test, to a few addresses).
+    Send {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// A test send: subject prefixed [TEST], never recorded as the campaign; to --to, or
+        /// else to every address of `[server] staff`.
+        #[arg(long)]
+        test: bool,
+        /// The test-send addresses, comma-separated.
+        #[arg(long, value_delimiter = ',', requires = "test")]
+        to: Vec<String>,
+    },
+    /// Campaign states and counts per delivery state.
+    Status {
+        /// The issue, as YYYY-MM; default: every campaign.
+        #[arg(long)]
+        issue: Option<IssueId>,
+    },
+    /// The per-recipient delivery log of a campaign.
+    Report {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+        format: ReportFormat,
+    },
+    /// The daemon: schedule, HTTP endpoints, resume of interrupted campaigns.
+    Run {
+        /// Listen here instead of `[server] listen` (e.g. `0.0.0.0:8080` in a container).
+        #[arg(long, env = "BRIEF_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage the subscriber list.
+    Subscribers {
+        #[command(subcommand)]
+        action: SubscribersCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Every address with its state (active, unsubscribed, bounced).
+    List,
+    /// Add an address to the list held in the database.
+    Add {
+        address: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Unsubscribe an address that is on the list (it stays on the suppression list).
+    Remove { address: String },
+    /// Add the rows of an `email,name` CSV file; suppressed addresses are not re-subscribed.
+    Import { file: PathBuf },
+}
+
+/// Parses the arguments and runs; the binary's whole `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(crate::error::exit_code(&e))
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = config::load(&cli.config).map_err(UsageError)?;
+    progress::init_logging(config.log.format);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let app = App::new(config, clock).map_err(UsageError)?;
+    match cli.command {
+        Command::Check { issue } => inspect::check(&app, issue).await,
+        Command::Preview { issue, out } => inspect::preview(&app, issue, &out).await,
+        // --yes asks nothing of a test send: it only reaches the addresses given.
+        Command::Send {
+            issue,
+            test: true,
+            to,
+            ..
+        } => send::test_send(&app, issue, &to).await,
+        Command::Send { issue, yes, .. } => send::send(&app, issue, yes).await,
+        Command::Status { issue } => inspect::status(&app, issue),
+        Command::Report { issue, format } => inspect::report(&app, issue, format),
+        Command::Run { listen } => crate::daemon::run(app, listen).await,
+        Command::Subscribers { action } => subscribers::run(&app, action),
+    }
+}
+
+/// Loads an issue (with its feed items), printing its problems; `None` when it has any.
+async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issue::Issue> {
+    match app.collect_issue(id, crate::feed::FetchPolicy::Once).await {
+        Ok(i) => Some(i),
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "error: issue {id} has {} problem(s): nothing was sent or written",
+                problems.0.len()
+            );
+            None
+        }
+    }
+}

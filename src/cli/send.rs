@@ -1,0 +1,220 @@
+//! `brief send`: a campaign with a confirmation, a progress bar and a clean stop; or a test send.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+
+use super::load_or_report;
+use super::progress::ProgressBar;
+use crate::address::{parse_address, AddressKey};
+use crate::app::App;
+use crate::deliver::Summary;
+use crate::error::UsageError;
+use crate::issue::IssueId;
+use crate::ledger::{Ledger, SharedLedger, Trigger};
+use crate::message::{Kind, MessageTemplate};
+use crate::shutdown::Signals;
+use crate::transport::Transport;
+
+fn confirm(prompt: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError::msg(
+            "refusing to send without confirmation: standard input is not a terminal, so pass --yes",
+        )
+        .into());
+    }
+    eprint!("{prompt} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
+    app.transport(sub).map_err(|e| UsageError(e).into())
+}
+
+pub(super) async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let Some(issue) = load_or_report(app, id).await else {
+        return Ok(ExitCode::from(1));
+    };
+    let mut ledger = app.open_ledger()?;
+    if let Some(c) = ledger.campaign(id)? {
+        if c.finished {
+            let counts = ledger.counts(c.id)?;
+            println!(
+                "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
+                counts.sent, counts.failed
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let transport = campaign_transport(app, &id.to_string())?;
+    let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
+    let key = app.token_key()?;
+    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let existing = ledger.campaign(id)?;
+    if !yes {
+        let what = match &existing {
+            Some(c) => {
+                let n = ledger.counts(c.id)?;
+                format!(
+                    "Resume issue {id} (\"{}\"): {} deliveries left, via {}?",
+                    rendered.subject,
+                    n.pending + n.sending + n.deferred,
+                    transport.describe()
+                )
+            }
+            None => {
+                let readers = app.reachable_readers(&ledger)?;
+                format!(
+                    "Send issue {id} (\"{}\") to {readers} reader{} via {}?",
+                    rendered.subject,
+                    if readers == 1 { "" } else { "s" },
+                    transport.describe()
+                )
+            }
+        };
+        if !confirm(&what)? {
+            println!("not sent");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let (campaign, _new, problems) = app.start_campaign(
+        &mut ledger,
+        &issue,
+        &template,
+        &rendered.subject,
+        Trigger::Cli,
+    )?;
+    for p in &problems {
+        tracing::warn!("skipped subscriber: {p}");
+    }
+    let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
+    print_summary(id, &summary);
+    if let Some(e) = &summary.relay_error {
+        let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
+        bail!(
+            "{e}: no connection to the relay could be opened, so {left} deliveries are left \
+             untouched (no attempt was counted); run `brief send` again once the relay is back"
+        );
+    }
+    Ok(if summary.interrupted || !summary.finished {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs a campaign to its end with a progress bar on a terminal, stopping cleanly on a signal.
+async fn run_campaign(
+    app: &App,
+    ledger: Ledger,
+    campaign: crate::ledger::Campaign,
+    template: MessageTemplate,
+    transport: Transport,
+    dkim: Option<Arc<crate::dkim::DkimSigner>>,
+) -> anyhow::Result<Summary> {
+    let stop = CancellationToken::new();
+    Signals::new()?.watch(stop.clone());
+    let bar = ProgressBar::start(&app.config.delivery.database, campaign.id);
+    let run = app.campaign_run(
+        SharedLedger::new(ledger),
+        campaign,
+        Arc::new(template),
+        Arc::new(transport),
+        dkim,
+    );
+    let summary = run.execute(stop).await;
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    summary
+}
+
+fn print_summary(id: IssueId, s: &Summary) {
+    let c = &s.counts;
+    let state = if s.finished {
+        "finished".to_string()
+    } else if s.interrupted {
+        "interrupted: run `brief send` again to resume".to_string()
+    } else if s.relay_error.is_some() {
+        "stopped: the relay could not be reached".to_string()
+    } else {
+        "not finished".to_string()
+    };
+    println!(
+        "issue {id}: {} sent now; {} sent, {} failed, {} suppressed, {} deferred, {} pending of {} ({state})",
+        s.sent_now,
+        c.sent,
+        c.failed,
+        c.suppressed,
+        c.deferred,
+        c.pending + c.sending,
+        c.total()
+    );
+}
+
+/// A test send to `to`, or, when it names nobody, to every address of `[server] staff`.
+pub(super) async fn test_send(
+    app: &App,
+    issue: Option<IssueId>,
+    to: &[String],
+) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let addresses = if to.is_empty() {
+        let staff = &app.config.server.staff;
+        if staff.is_empty() {
+            return Err(UsageError::msg(format!(
+                "a test send needs --to ADDRESS, or staff addresses in `[server] staff` of {}",
+                app.config.source.display()
+            ))
+            .into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        staff
+            .iter()
+            .filter(|m| seen.insert(AddressKey::of(&m.email)))
+            .map(|m| m.email.clone())
+            .collect::<Vec<_>>()
+    } else {
+        to.iter()
+            .map(|a| parse_address(a).map_err(|m| UsageError::msg(format!("--to: {m}"))))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let Some(issue) = load_or_report(app, id).await else {
+        return Ok(ExitCode::from(1));
+    };
+    let key = app.token_key()?;
+    let dkim = app.dkim_signer().map_err(UsageError)?;
+    // Fails here, with exit 2, when the transport is misconfigured.
+    campaign_transport(app, "test")?;
+    let replies = app
+        .test_send(&issue, &key, dkim.as_ref(), &addresses, |r| {
+            println!(
+                "{}: {}{}",
+                r.address,
+                r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+                r.text
+            );
+        })
+        .await?;
+    let mut ledger = app.open_ledger()?;
+    for r in &replies {
+        ledger.record_test_send(id, &r.address, r.code, &r.text, app.clock.now_ms())?;
+    }
+    let accepted = replies.iter().filter(|r| r.accepted).count();
+    println!(
+        "test send of issue {id}: {accepted} of {} accepted",
+        replies.len()
+    );
+    Ok(if accepted == replies.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
