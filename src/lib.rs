@@ -30,6 +30,8 @@
 //! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, test sends.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
+#![forbid(unsafe_code)]
+
 pub mod address;
 pub mod app;
 pub mod cli;

@@ -1,4 +1,10 @@
-//! House rules checked on the source tree: every Rust file says what it is for on its first line.
+//! House rules and architecture invariants, checked by reading the source tree as text.
+//!
+//! In the spirit of rust-analyzer's `xtask/src/tidy.rs`: each test names the file and line that
+//! broke its rule. Comments and string literals are told apart from code by [`lex`], so prose
+//! ("update the ledger") or a doc link never counts as code, and SQL is looked for only in strings.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::support::repo;
 
@@ -50,4 +56,453 @@ fn lib_layout_names_every_module() {
             "src/lib.rs `# Layout` does not describe `{name}`"
         );
     }
+}
+
+/// One Rust file under `src/`, split by [`lex`].
+struct Source {
+    /// Relative to the repository, with `/` separators: `src/render/mod.rs`.
+    path: String,
+    /// The text with comments and the contents of string and char literals blanked out (newlines
+    /// kept, so offsets still give the right line).
+    code: String,
+    /// Every string literal: the line it starts on and its contents (escapes left as written).
+    strings: Vec<(usize, String)>,
+}
+
+impl Source {
+    fn line_at(&self, offset: usize) -> usize {
+        self.code[..offset].matches('\n').count() + 1
+    }
+}
+
+/// The Rust files under `src/{sub}`, sorted, each split into code and string literals.
+fn sources(sub: &str) -> Vec<Source> {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src").join(sub), &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no Rust files under src/{sub}");
+    files
+        .iter()
+        .map(|p| {
+            let rel = p.strip_prefix(repo()).unwrap();
+            let path = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>();
+            let (code, strings) = lex(&std::fs::read_to_string(p).unwrap());
+            Source {
+                path: path.join("/"),
+                code,
+                strings,
+            }
+        })
+        .collect()
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Splits Rust source into code (comments and literal contents replaced, newlines kept) and its
+/// string literals, with the line each starts on. Handles `//`, nested `/* */`, `"..."`, `b"..."`,
+/// raw strings (`r#"..."#`), char literals (`'"'`, `'\''`) and lifetimes. Not a full lexer: enough
+/// for a source tree that compiles.
+fn lex(text: &str) -> (String, Vec<(usize, String)>) {
+    let c: Vec<char> = text.chars().collect();
+    let at = |i: usize| c.get(i).copied().unwrap_or('\0');
+    let (mut code, mut strings, mut line, mut i) = (String::new(), Vec::new(), 1, 0);
+    // Keeps the newlines of skipped text so that lines in `code` stay where they were.
+    let skip = |code: &mut String, line: &mut usize, from: usize, to: usize| {
+        for &ch in &c[from..to.min(c.len())] {
+            if ch == '\n' {
+                code.push('\n');
+                *line += 1;
+            }
+        }
+    };
+    while i < c.len() {
+        let raw_start = at(i) == 'r'
+            && (i == 0
+                || !is_ident(c[i - 1])
+                || (c[i - 1] == 'b' && (i < 2 || !is_ident(c[i - 2]))));
+        let hashes = if raw_start {
+            c[i + 1..].iter().take_while(|&&h| h == '#').count()
+        } else {
+            0
+        };
+        if at(i) == '/' && at(i + 1) == '/' {
+            while i < c.len() && c[i] != '\n' {
+                i += 1;
+            }
+        } else if at(i) == '/' && at(i + 1) == '*' {
+            let (start, mut depth) = (i, 0);
+            while i < c.len() {
+                if at(i) == '/' && at(i + 1) == '*' {
+                    depth += 1;
+                    i += 2;
+                } else if at(i) == '*' && at(i + 1) == '/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            skip(&mut code, &mut line, start, i);
+        } else if at(i) == '"' || (raw_start && at(i + 1 + hashes) == '"') {
+            let raw = at(i) != '"';
+            let open = if raw { i + 1 + hashes } else { i };
+            let mut end = open + 1;
+            while end < c.len() {
+                if !raw && c[end] == '\\' {
+                    end += 2;
+                } else if c[end] == '"' && (1..=hashes).all(|h| at(end + h) == '#') {
+                    break;
+                } else {
+                    end += 1;
+                }
+            }
+            let end = end.min(c.len());
+            strings.push((line, c[open + 1..end].iter().collect()));
+            code.push('"');
+            skip(&mut code, &mut line, open + 1, end);
+            code.push('"');
+            i = end + 1 + if raw { hashes } else { 0 };
+        } else if at(i) == '\'' && (at(i + 1) == '\\' || at(i + 2) == '\'') {
+            // A char literal; otherwise `'` starts a lifetime or label and is kept as code.
+            let mut end = if at(i + 1) == '\\' { i + 3 } else { i + 2 };
+            while end < c.len() && c[end] != '\'' {
+                end += 1;
+            }
+            code.push_str("' '");
+            i = end + 1;
+        } else {
+            code.push(c[i]);
+            if c[i] == '\n' {
+                line += 1;
+            }
+            i += 1;
+        }
+    }
+    (code, strings)
+}
+
+/// Fails with one line per violation, under a sentence saying which rule they break.
+fn assert_none(rule: &str, found: &[String]) {
+    assert!(found.is_empty(), "{rule}:\n  {}", found.join("\n  "));
+}
+
+/// `path:line: code line` for every place `needle` occurs in the code (not comments or strings).
+fn find_in_code(src: &Source, needle: &str) -> Vec<String> {
+    src.code
+        .match_indices(needle)
+        .map(|(at, _)| {
+            let line = src.line_at(at);
+            let text = src.code.lines().nth(line - 1).unwrap_or("").trim();
+            format!("{}:{line}: `{needle}` in `{text}`", src.path)
+        })
+        .collect()
+}
+
+/// What makes a string literal SQL: an upper-case keyword as a whole word, then (if given) a second
+/// word somewhere after it. `UPDATE` alone could be a label; `UPDATE ... SET` is a statement.
+const SQL: &[(&str, &str)] = &[
+    ("SELECT ", ""),
+    ("INSERT ", " INTO "),
+    ("REPLACE INTO ", ""),
+    ("UPDATE ", " SET "),
+    ("DELETE FROM ", ""),
+    ("CREATE ", " TABLE "),
+    ("CREATE ", " INDEX "),
+    ("ALTER TABLE ", ""),
+    ("DROP TABLE ", ""),
+    ("PRAGMA ", ""),
+];
+
+fn looks_like_sql(s: &str) -> Option<&'static str> {
+    SQL.iter().find_map(|&(first, then)| {
+        s.match_indices(first)
+            .filter(|&(at, _)| !s[..at].ends_with(is_ident))
+            .any(|(at, _)| s[at + first.len()..].contains(then))
+            .then_some(first.trim())
+    })
+}
+
+/// `path:line: ...` for every string literal of `src` that looks like SQL.
+fn sql_strings(src: &Source) -> Vec<String> {
+    src.strings
+        .iter()
+        .filter_map(|(line, s)| {
+            let keyword = looks_like_sql(s)?;
+            let first = s.lines().next().unwrap_or("").trim();
+            Some(format!(
+                "{}:{line}: SQL (`{keyword}`) in the string \"{first}\"",
+                src.path
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_ledger_runs_sql() {
+    let all = sources("");
+    let (ledger, others): (Vec<_>, Vec<_>) = all.iter().partition(|s| s.path == "src/ledger.rs");
+    // The check itself must see the ledger's SQL, or it would pass by finding nothing anywhere.
+    assert!(
+        ledger.iter().map(|l| sql_strings(l).len()).sum::<usize>() > 10,
+        "the SQL check finds no SQL in src/ledger.rs: has the database code moved?"
+    );
+    let found: Vec<_> = others
+        .iter()
+        .flat_map(|s| [find_in_code(s, "rusqlite"), sql_strings(s)].concat())
+        .collect();
+    assert_none(
+        "only src/ledger.rs may use rusqlite or hold SQL (ARCHITECTURE.md: only `ledger` runs SQL)",
+        &found,
+    );
+}
+
+/// What `render` may not name: file or network I/O, or a clock.
+const IMPURE: &[&str] = &[
+    "std::fs",
+    "fs::",
+    "File::",
+    "tokio::fs",
+    "std::net",
+    "net::",
+    "reqwest",
+    "Utc::now",
+    "Local::now",
+    "SystemTime",
+    "Instant::now",
+    "crate::clock",
+    "Clock",
+];
+
+#[test]
+fn render_does_no_io_and_reads_no_clock() {
+    let found: Vec<_> = sources("render")
+        .iter()
+        .flat_map(|src| {
+            IMPURE
+                .iter()
+                .flat_map(move |needle| find_in_code(src, needle))
+        })
+        .collect();
+    assert_none(
+        "src/render/ must stay pure: no file or network I/O, no clock (ARCHITECTURE.md invariants)",
+        &found,
+    );
+}
+
+/// The top-level module a file belongs to (`src/render/html.rs` -> `render`); `None` for the crate
+/// root files `src/lib.rs` and `src/main.rs`.
+fn module_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("src/")?;
+    let first = rest.split('/').next()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (name != "lib" && name != "main").then_some(name)
+}
+
+/// The leading identifier of `s` (after whitespace), with its offset in `s`.
+fn leading_ident(s: &str) -> (usize, &str) {
+    let start = s.len() - s.trim_start().len();
+    let len = s[start..]
+        .find(|c: char| !is_ident(c))
+        .unwrap_or(s.len() - start);
+    (start, &s[start..start + len])
+}
+
+/// Every `crate::X` a file names (`use crate::X`, `crate::X::f()`, `use crate::{X, Y::Z}`), with
+/// the offset of `X`. `super::` never leaves a top-level module, so it is not an edge.
+fn crate_refs(code: &str) -> Vec<(usize, &str)> {
+    let mut refs = Vec::new();
+    for (at, m) in code.match_indices("crate::") {
+        if code[..at].ends_with(is_ident) {
+            continue;
+        }
+        let after = at + m.len();
+        let rest = &code[after..];
+        if rest.trim_start().starts_with('{') {
+            // A group: split at the commas outside nested braces, take each item's first name.
+            let open = after + rest.find('{').unwrap() + 1;
+            let (mut depth, mut item) = (0, open);
+            for (i, ch) in code[open..].char_indices() {
+                let i = open + i;
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth > 0 => depth -= 1,
+                    ',' | '}' if depth == 0 => {
+                        let (off, name) = leading_ident(&code[item..i]);
+                        refs.push((item + off, name));
+                        item = i + 1;
+                        if ch == '}' {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            let (off, name) = leading_ident(rest);
+            refs.push((after + off, name));
+        }
+    }
+    refs
+}
+
+/// The import graph between top-level modules: `from -> to -> ["src/file.rs:line", ...]`.
+type Graph = BTreeMap<String, BTreeMap<String, Vec<String>>>;
+
+fn module_graph(all: &[Source]) -> Graph {
+    let modules: BTreeSet<&str> = all.iter().filter_map(|s| module_of(&s.path)).collect();
+    let mut graph = Graph::new();
+    for src in all {
+        let Some(from) = module_of(&src.path) else {
+            continue;
+        };
+        for (at, to) in crate_refs(&src.code) {
+            if to != from && modules.contains(to) {
+                let place = format!("{}:{}", src.path, src.line_at(at));
+                let edges = graph.entry(from.to_string()).or_default();
+                edges.entry(to.to_string()).or_default().push(place);
+            }
+        }
+    }
+    graph
+}
+
+/// For every module on a cycle, the shortest cycle through it, each cycle once: `[a, b, ..., a]`.
+fn cycles(graph: &Graph) -> BTreeSet<Vec<String>> {
+    let mut found = BTreeSet::new();
+    for a in graph.keys().map(String::as_str) {
+        // Breadth first from `a` until the search comes back to it; `back` leads home.
+        let mut back: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = VecDeque::from([a]);
+        'search: while let Some(n) = queue.pop_front() {
+            for m in graph.get(n).into_iter().flat_map(|e| e.keys()) {
+                if !back.contains_key(m.as_str()) {
+                    back.insert(m, n);
+                    if m == a {
+                        break 'search;
+                    }
+                    queue.push_back(m);
+                }
+            }
+        }
+        let Some(mut n) = back.get(a).copied() else {
+            continue;
+        };
+        let mut cycle = vec![a];
+        while n != a {
+            cycle.push(n);
+            n = back[n];
+        }
+        cycle.reverse(); // now in import order; start at the smallest name so each is found once
+        let min = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap();
+        cycle.rotate_left(min);
+        cycle.push(cycle[0]);
+        found.insert(cycle.iter().map(|s| s.to_string()).collect());
+    }
+    found
+}
+
+#[test]
+fn modules_import_each_other_without_cycles() {
+    let graph = module_graph(&sources(""));
+    // The graph must hold the edges we know of, or an empty graph would pass.
+    assert!(
+        graph.get("cli").is_some_and(|e| e.contains_key("daemon")),
+        "the module graph misses `cli -> daemon` (src/cli.rs calls crate::daemon::run)"
+    );
+    let found: Vec<_> = cycles(&graph)
+        .iter()
+        .map(|cycle| {
+            let edges: Vec<_> = cycle
+                .windows(2)
+                .map(|w| format!("{} -> {}: {}", w[0], w[1], graph[&w[0]][&w[1]].join(", ")))
+                .collect();
+            format!("{}\n    {}", cycle.join(" -> "), edges.join("\n    "))
+        })
+        .collect();
+    assert_none(
+        "top-level modules of src/ import each other in a cycle (break it so data flows one way)",
+        &found,
+    );
+}
+
+#[test]
+fn code_map_names_every_module() {
+    let doc = std::fs::read_to_string(repo().join("ARCHITECTURE.md")).unwrap();
+    let map: Vec<&str> = doc
+        .lines()
+        .skip_while(|l| l.trim() != "## Code map")
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|l| l.strip_prefix("- `")?.split('`').next())
+        .collect();
+    assert!(
+        map.len() > 10,
+        "ARCHITECTURE.md has no `## Code map` list of `- `name`: ...` bullets"
+    );
+    let lib = std::fs::read_to_string(repo().join("src/lib.rs")).unwrap();
+    let missing: Vec<_> = lib
+        .lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let words: Vec<_> = l.trim().strip_suffix(';')?.split_whitespace().collect();
+            let name = *words.last()?;
+            (words.len() >= 2 && words[words.len() - 2] == "mod" && !map.contains(&name)).then(
+                || {
+                    format!(
+                        "src/lib.rs:{}: module `{name}` has no \"- `{name}`: ...\" bullet",
+                        i + 1
+                    )
+                },
+            )
+        })
+        .collect();
+    assert_none(
+        "ARCHITECTURE.md `## Code map` must describe every module of src/lib.rs",
+        &missing,
+    );
+}
+
+#[test]
+fn crate_roots_forbid_unsafe_code() {
+    let missing: Vec<_> = ["src/lib.rs", "src/main.rs"]
+        .into_iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(repo().join(f)).unwrap();
+            !text.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]")
+        })
+        .map(|f| format!("{f}: no `#![forbid(unsafe_code)]` line"))
+        .collect();
+    assert_none("every crate root must forbid unsafe code", &missing);
+}
+
+#[test]
+fn tidy_lexer_tells_code_from_comments_and_strings() {
+    let text = "let q = '\"'; // std::fs in a comment\n/* /* nested */ crate::clock */ let a = '\\'';\n\
+                let s = r#\"SELECT \"x\" FROM t\"#; fn f<'a>(x: &'a str) { b\"PRAGMA \\\" x\"; crate::app::f() }\n";
+    let (code, strings) = lex(text);
+    assert_eq!(code.lines().count(), 3, "{code}");
+    assert!(
+        !code.contains("std::fs") && !code.contains("clock") && !code.contains("SELECT"),
+        "{code}"
+    );
+    assert!(
+        code.contains("fn f<'a>(x: &'a str)") && code.contains("crate::app::f()"),
+        "{code}"
+    );
+    let strings: Vec<_> = strings.iter().map(|(l, s)| (*l, s.as_str())).collect();
+    assert_eq!(strings, [(3, "SELECT \"x\" FROM t"), (3, "PRAGMA \\\" x")]);
+    assert_eq!(looks_like_sql(strings[0].1), Some("SELECT"));
+    assert_eq!(looks_like_sql("Update the ledger, then SET it"), None);
+    assert_eq!(
+        crate_refs("use crate::{app::{self, X}, render};\n"),
+        [(12, "app"), (28, "render")]
+    );
 }
