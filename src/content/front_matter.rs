@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
-use super::{markdown, toml_problem};
+use super::{markdown, toml_problem, with_https};
 use crate::error::Problem;
 use crate::issue::{one_line, Entry, EntrySource};
 
@@ -110,15 +110,70 @@ pub(super) struct Number {
     pub line: usize,
 }
 
+/// The checked fields of the front matter; `None` where a problem was reported.
+#[derive(Default)]
+struct Fields {
+    title: Option<String>,
+    date: Option<NaiveDate>,
+    link: Option<Url>,
+    number: Option<Number>,
+}
+
 /// Parses one entry file, with its optional ordering number.
+///
+/// Past the `+++` lines, every problem is reported at once: a front matter that does not parse
+/// is one problem, and the body is still read for its own.
 pub(super) fn parse_entry(
     path: &Path,
     text: &str,
 ) -> Result<(Option<Number>, Entry), Vec<Problem>> {
     let split = split(path, text).map_err(|p| vec![p])?;
-    let fm: FrontMatter = toml::from_str(split.toml)
-        .map_err(|e| vec![toml_problem(path, split.toml, split.open_line, &e)])?;
     let mut problems = Vec::new();
+    let fields = match toml::from_str::<FrontMatter>(split.toml) {
+        Ok(fm) => fields(path, &split, &fm, &mut problems),
+        Err(e) => {
+            problems.push(toml_problem(path, split.toml, split.open_line, &e));
+            Fields::default()
+        }
+    };
+    let sections = match markdown::sections(path, split.body, split.body_line) {
+        Ok(s) if s.is_empty() => {
+            problems.push(Problem::at(
+                path,
+                split.body_line,
+                "the entry has no text: add `## Institutional context` and a paragraph",
+            ));
+            None
+        }
+        Ok(s) => Some(s),
+        Err(mut ps) => {
+            problems.append(&mut ps);
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(title), Some(date), Some(link), Some(sections)) =
+        (fields.title, fields.date, fields.link, sections)
+    else {
+        unreachable!("every missing part was reported as a problem")
+    };
+    Ok((
+        fields.number,
+        Entry {
+            number: 0,
+            title,
+            date,
+            link,
+            sections,
+            source: EntrySource::File(path.to_path_buf()),
+        },
+    ))
+}
+
+/// Checks the fields of a front matter that parsed, adding what is wrong to `problems`.
+fn fields(path: &Path, split: &Split, fm: &FrontMatter, problems: &mut Vec<Problem>) -> Fields {
     let line = |span: std::ops::Range<usize>| {
         split.open_line + crate::config::line_of(split.toml, span.start)
     };
@@ -158,25 +213,38 @@ pub(super) fn parse_entry(
         }
     };
     let link = match &fm.link {
-        Some(l) => match Url::parse(l.get_ref().trim()) {
-            Ok(u) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
-            Ok(u) => {
-                problems.push(Problem::at(
-                    path,
-                    line(l.span()),
-                    format!("`link` must be an http or https URL, not {}:", u.scheme()),
-                ));
-                None
+        Some(l) => {
+            let text = l.get_ref().trim();
+            let problem = |m: String| Problem::at(path, line(l.span()), m);
+            match (Url::parse(text), with_https(text)) {
+                (_, Some(fixed)) => {
+                    problems.push(problem(format!(
+                        "`link`: `{text}` has no scheme: did you mean `{fixed}`?"
+                    )));
+                    None
+                }
+                (Ok(u), None) if u.scheme() == "https" || u.scheme() == "http" => Some(u),
+                (Ok(u), None) => {
+                    problems.push(problem(format!(
+                        "`link` must be an http or https URL, not {}:",
+                        u.scheme()
+                    )));
+                    None
+                }
+                (Err(url::ParseError::RelativeUrlWithoutBase), None) => {
+                    problems.push(problem(format!(
+                        "`link`: invalid URL `{text}`: write the full address, starting with https://"
+                    )));
+                    None
+                }
+                (Err(e), None) => {
+                    problems.push(problem(format!(
+                        "`link`: invalid URL `{text}` ({e}): write the full address, starting with https://"
+                    )));
+                    None
+                }
             }
-            Err(e) => {
-                problems.push(Problem::at(
-                    path,
-                    line(l.span()),
-                    format!("`link`: invalid URL `{}` ({e})", l.get_ref()),
-                ));
-                None
-            }
-        },
+        }
         None => {
             problems.push(missing("link", "link = \"https://example.org/news\""));
             None
@@ -197,36 +265,10 @@ pub(super) fn parse_entry(
         }),
         None => None,
     };
-    let sections = match markdown::sections(path, split.body, split.body_line) {
-        Ok(s) => Some(s),
-        Err(mut ps) => {
-            problems.append(&mut ps);
-            None
-        }
-    };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let (Some(title), Some(date), Some(link), Some(sections)) = (title, date, link, sections)
-    else {
-        unreachable!("every missing part was reported as a problem")
-    };
-    if sections.is_empty() {
-        return Err(vec![Problem::at(
-            path,
-            split.body_line,
-            "the entry has no text: add `## Institutional context` and a paragraph",
-        )]);
-    }
-    Ok((
+    Fields {
+        title,
+        date,
+        link,
         number,
-        Entry {
-            number: 0,
-            title,
-            date,
-            link,
-            sections,
-            source: EntrySource::File(path.to_path_buf()),
-        },
-    ))
+    }
 }

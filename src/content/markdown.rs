@@ -9,6 +9,7 @@ use std::path::Path;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use url::Url;
 
+use super::with_https;
 use crate::error::Problem;
 use crate::issue::{one_line, Block, Body, Inline, Section};
 
@@ -28,6 +29,9 @@ pub(super) fn sections(
     let mut list: Option<Vec<Vec<Inline>>> = None;
     let mut in_heading = false;
     let mut heading_text = String::new();
+    let mut in_html_block = false;
+    // The line of the last inline HTML, the index of its problem and the tags found on that line.
+    let mut html_run: Option<(usize, usize, Vec<String>)> = None;
 
     let flush =
         |label: &mut Option<String>, blocks: &mut Vec<Block>, sections: &mut Vec<Section>| {
@@ -106,9 +110,19 @@ pub(super) fn sections(
                 stack.push((Some(tag), Vec::new()))
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
-                let url = match Url::parse(&dest_url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https" | "mailto") => Some(u),
-                    Ok(u) => {
+                // The missing scheme is checked first: `example.org:8080` parses, with the
+                // scheme `example.org`.
+                let url = match (with_https(&dest_url), Url::parse(&dest_url)) {
+                    (Some(fixed), _) => {
+                        problems.push(Problem::at(
+                            path,
+                            line,
+                            format!("link `{dest_url}` has no scheme: did you mean `{fixed}`?"),
+                        ));
+                        None
+                    }
+                    (None, Ok(u)) if matches!(u.scheme(), "http" | "https" | "mailto") => Some(u),
+                    (None, Ok(u)) => {
                         problems.push(Problem::at(
                             path,
                             line,
@@ -116,7 +130,15 @@ pub(super) fn sections(
                         ));
                         None
                     }
-                    Err(e) => {
+                    (None, Err(url::ParseError::RelativeUrlWithoutBase)) => {
+                        problems.push(Problem::at(
+                            path,
+                            line,
+                            format!("link `{dest_url}` is relative, which cannot work in an email: write the full address, starting with https://"),
+                        ));
+                        None
+                    }
+                    (None, Err(e)) => {
                         problems.push(Problem::at(
                             path,
                             line,
@@ -158,11 +180,31 @@ pub(super) fn sections(
             Event::Code(t) => push(&mut stack, Inline::Code(t.to_string())),
             Event::SoftBreak => push(&mut stack, Inline::Text(" ".into())),
             Event::HardBreak => push(&mut stack, Inline::LineBreak),
-            Event::Html(_) | Event::InlineHtml(_) => problems.push(Problem::at(
-                path,
-                line,
-                "raw HTML is not allowed in an entry: write Markdown, brief escapes everything",
-            )),
+            // One problem per place: an HTML block comes as one event per line, inline HTML as
+            // one event per tag, so a block is reported at its first line and the tags of one
+            // line are gathered into one problem.
+            Event::Start(Tag::HtmlBlock) => {
+                in_html_block = true;
+                problems.push(html_block_problem(
+                    path,
+                    &body[range.clone()],
+                    line,
+                    line_at(range.end.saturating_sub(1).max(range.start)),
+                ));
+            }
+            Event::End(TagEnd::HtmlBlock) => in_html_block = false,
+            Event::Html(_) if in_html_block => {}
+            Event::Html(html) | Event::InlineHtml(html) => match &mut html_run {
+                Some((run_line, index, tags)) if *run_line == line => {
+                    tags.push(html.trim().to_string());
+                    problems[*index] = inline_html_problem(path, line, tags);
+                }
+                run => {
+                    let tags = vec![html.trim().to_string()];
+                    problems.push(inline_html_problem(path, line, &tags));
+                    *run = Some((line, problems.len() - 1, tags));
+                }
+            },
             Event::Start(Tag::Image { .. }) => problems.push(Problem::at(
                 path,
                 line,
@@ -229,4 +271,145 @@ fn trim(mut inlines: Vec<Inline>) -> Vec<Inline> {
     }
     inlines.retain(|i| !matches!(i, Inline::Text(t) if t.is_empty()));
     inlines
+}
+
+/// The problem for an HTML block from `first` to `last` line, naming its first tag.
+fn html_block_problem(path: &Path, html: &str, first: usize, last: usize) -> Problem {
+    let tag = first_tag(html);
+    let lines = if last > first {
+        format!(" (lines {first}-{last})")
+    } else {
+        String::new()
+    };
+    if tag.starts_with("<!--") {
+        return Problem::at(
+            path,
+            first,
+            format!("an HTML comment{lines} is not allowed in an entry: remove it, or it would be printed as text"),
+        );
+    }
+    Problem::at(
+        path,
+        first,
+        format!(
+            "raw HTML block `{tag}`{lines} is not allowed in an entry: {}",
+            html_fix(&[tag.as_str()])
+        ),
+    )
+}
+
+/// The problem for the inline HTML `tags` found on one line.
+fn inline_html_problem(path: &Path, line: usize, tags: &[String]) -> Problem {
+    let shown: Vec<String> = tags.iter().map(|t| format!("`{}`", shorten(t))).collect();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    Problem::at(
+        path,
+        line,
+        format!(
+            "raw HTML {} is not allowed in an entry: {}",
+            shown.join(", "),
+            html_fix(&tags)
+        ),
+    )
+}
+
+/// The first tag (or comment opening) of an HTML text, shortened for a message.
+fn first_tag(html: &str) -> String {
+    let html = html.trim_start();
+    let tag = if html.starts_with("<!--") {
+        "<!--"
+    } else {
+        match html.find('>') {
+            Some(end) => &html[..=end],
+            None => html.lines().next().unwrap_or(""),
+        }
+    };
+    shorten(tag)
+}
+
+/// `s` on one line, cut to a length that fits in a message.
+fn shorten(s: &str) -> String {
+    let s = one_line(s);
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    }
+}
+
+/// How to write in Markdown what the HTML `tags` meant, as the fix of a problem.
+fn html_fix(tags: &[&str]) -> String {
+    let mut fixes: Vec<&str> = Vec::new();
+    for tag in tags {
+        let name: String = tag
+            .trim_start_matches(['<', '/'])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '!' || *c == '-')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let fix = match name.as_str() {
+            "b" | "strong" => "write **bold** instead",
+            "i" | "em" => "write *emphasis* instead",
+            "a" => "write a link as [text](https://example.org/page) instead",
+            "br" => "end the line with a backslash `\\` for a line break instead",
+            "p" | "div" => "write the text as Markdown, with a blank line between paragraphs",
+            "ul" | "ol" | "li" => "write a list with one `- ` line per item instead",
+            "img" => "link to the picture instead",
+            "!--" => "remove the comment, or it would be printed as text",
+            _ => "write it in Markdown instead (brief escapes everything)",
+        };
+        if !fixes.contains(&fix) {
+            fixes.push(fix);
+        }
+    }
+    fixes.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The problems of `body` (starting at line 1), as `line: message`.
+    fn problems(body: &str) -> Vec<String> {
+        match super::sections(Path::new("e.md"), body, 1) {
+            Ok(_) => Vec::new(),
+            Err(ps) => ps
+                .iter()
+                .map(|p| format!("{}: {}", p.line.unwrap_or(0), p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn content_inline_html_is_one_problem_per_line() {
+        assert_eq!(
+            problems("## A\n\nOne <b>two</b> <i>three</i>\nfour <em>five\nsix</em> seven<br>\n"),
+            [
+                "3: raw HTML `<b>`, `</b>`, `<i>`, `</i>` is not allowed in an entry: write **bold** instead; write *emphasis* instead",
+                "4: raw HTML `<em>` is not allowed in an entry: write *emphasis* instead",
+                "5: raw HTML `</em>`, `<br>` is not allowed in an entry: write *emphasis* instead; end the line with a backslash `\\` for a line break instead",
+            ]
+        );
+    }
+
+    #[test]
+    fn content_html_blocks_are_one_problem_each() {
+        assert_eq!(
+            problems("## A\n\n<!-- a note\nfor reviewers -->\n\nText.\n\n<table><tr><td>x</td></tr></table>\n"),
+            [
+                "3: an HTML comment (lines 3-4) is not allowed in an entry: remove it, or it would be printed as text",
+                "8: raw HTML block `<table>` is not allowed in an entry: write it in Markdown instead (brief escapes everything)",
+            ]
+        );
+    }
+
+    #[test]
+    fn content_body_links_need_a_scheme() {
+        assert_eq!(
+            problems("## A\n\n[a](https://example.org/) [b](mailto:a@example.org)\n[c](example.org:8080/x) [d](#top)\n"),
+            [
+                "4: link `example.org:8080/x` has no scheme: did you mean `https://example.org:8080/x`?",
+                "4: link `#top` is relative, which cannot work in an email: write the full address, starting with https://",
+            ]
+        );
+    }
 }

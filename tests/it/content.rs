@@ -177,7 +177,86 @@ fn raw_html_in_markdown_is_refused() {
         "99-bad.md",
         b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nHello <script>alert(1)</script>\n",
     );
-    expect_line(&out, "99-bad.md", 9, "raw HTML is not allowed in an entry");
+    expect_line(
+        &out,
+        "99-bad.md",
+        9,
+        "raw HTML `<script>`, `</script>` is not allowed in an entry",
+    );
+}
+
+/// The problems `check` printed for `file`, in order, without the path prefix up to `file:`.
+fn problems_of(stdout: &str, file: &str) -> Vec<String> {
+    let marker = format!("{file}:");
+    stdout
+        .lines()
+        .filter_map(|l| l.find(&marker).map(|i| l[i + marker.len()..].to_string()))
+        .collect()
+}
+
+#[test]
+fn invalid_toml_does_not_hide_the_body_problems() {
+    // Line 3 opens a string that is never closed; line 9 has raw HTML, line 11 a link without
+    // a scheme.
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = \"2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nHello <b>bold</b>\n\nSee [the site](www.example.org).\n",
+    );
+    let problems = problems_of(&out, "99-bad.md");
+    assert_eq!(problems.len(), 3, "{out}");
+    assert!(problems[0].starts_with("3: "), "{out}");
+    assert_eq!(
+        problems[1],
+        "9: raw HTML `<b>`, `</b>` is not allowed in an entry: write **bold** instead"
+    );
+    assert_eq!(
+        problems[2],
+        "11: link `www.example.org` has no scheme: did you mean `https://www.example.org`?"
+    );
+
+    // A body with no text at all is reported along with the front matter, too.
+    let (_w, out) = check_with("99-bad.md", b"+++\ntitle = = \"T\"\n+++\n\n\n");
+    let problems = problems_of(&out, "99-bad.md");
+    assert_eq!(problems.len(), 2, "{out}");
+    assert!(problems[0].starts_with("2: "), "{out}");
+    assert_eq!(
+        problems[1],
+        "4: the entry has no text: add `## Institutional context` and a paragraph"
+    );
+}
+
+#[test]
+fn raw_html_is_reported_once_per_place() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nHello <b>bold</b> world\n\n<div>\n<p>Hi</p>\n</div>\n\nText.\n",
+    );
+    assert_eq!(
+        problems_of(&out, "99-bad.md"),
+        [
+            "9: raw HTML `<b>`, `</b>` is not allowed in an entry: write **bold** instead",
+            "11: raw HTML block `<div>` (lines 11-13) is not allowed in an entry: write the text as Markdown, with a blank line between paragraphs",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("2 problem(s) found in issue 2021-07"), "{out}");
+}
+
+#[test]
+fn link_without_scheme_suggests_https() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"www.example.org/page\"\n+++\n\n## A\n\nSee [x](www.example.org) and [our page](/about).\n",
+    );
+    assert_eq!(
+        problems_of(&out, "99-bad.md"),
+        [
+            "4: `link`: `www.example.org/page` has no scheme: did you mean `https://www.example.org/page`?",
+            "9: link `www.example.org` has no scheme: did you mean `https://www.example.org`?",
+            "9: link `/about` is relative, which cannot work in an email: write the full address, starting with https://",
+        ],
+        "{out}"
+    );
 }
 
 #[test]
