@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, LogFormat};
-use crate::deliver::{Progress, Run, Settings, Summary};
+use crate::deliver::{Run, Settings, Summary};
 use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
@@ -383,7 +383,8 @@ async fn run_campaign(
         envelope_from: app.config.newsletter.from.email.clone(),
         settings: Settings::from(&app.config.delivery),
         clock: app.clock.clone(),
-        progress: Arc::new(Progress::default()),
+        // `brief send` serves no metrics; the engine counts into a registry of its own.
+        metrics: Arc::new(crate::metrics::Metrics::new()),
         dkim,
     };
     let summary = run.execute(stop).await;

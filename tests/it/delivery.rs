@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use brief::app::App;
 use brief::clock::{Clock, SystemClock};
-use brief::deliver::{Progress, Run, Settings, Summary};
+use brief::deliver::{Run, Settings, Summary};
 use brief::message::Kind;
 use brief::transport::Transport;
 use serde_json::Value;
@@ -624,7 +624,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         envelope_from: app.config.newsletter.from.email.clone(),
         settings,
         clock,
-        progress: Arc::new(Progress::default()),
+        metrics: Arc::new(brief::metrics::Metrics::new()),
         dkim: None,
     }
     .execute(CancellationToken::new())
