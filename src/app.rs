@@ -13,13 +13,14 @@ use crate::address::{parse_address, AddressKey};
 use crate::clock::Clock;
 use crate::config::{Config, FeedWindow, Secret};
 use crate::content;
-use crate::deliver::{Progress, Run, Settings};
+use crate::deliver::{Run, Settings};
 use crate::dkim::DkimSigner;
 use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Ledger, SharedLedger, StoredSubscriber, Trigger};
 use crate::message::{Kind, MessageTemplate, Recipient};
+use crate::metrics::Metrics;
 use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
 use crate::templates::Templates;
@@ -427,6 +428,7 @@ impl App {
         template: Arc<MessageTemplate>,
         transport: Arc<Transport>,
         dkim: Option<Arc<DkimSigner>>,
+        metrics: Arc<Metrics>,
     ) -> Run {
         Run {
             ledger,
@@ -436,7 +438,7 @@ impl App {
             envelope_from: self.config.newsletter.from.email.clone(),
             settings: Settings::from(&self.config.delivery),
             clock: self.clock.clone(),
-            progress: Arc::new(Progress::default()),
+            metrics,
             dkim,
         }
     }

@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use crate::http::Site;
 use crate::issue::IssueId;
 use crate::ledger::{Campaign, Ledger, SharedLedger, Trigger};
 use crate::message::{Kind, MessageTemplate};
-use crate::metrics::Metrics;
+use crate::metrics::{CampaignState, FireOutcome, Metrics};
 use crate::schedule::{Decision, Plan};
 use crate::shutdown::Signals;
 use crate::token::TokenKey;
@@ -46,9 +45,6 @@ pub const GRACE: Duration = Duration::from_secs(8);
 /// The longest single sleep of the scheduler: it re-reads the clock at least this often, so a
 /// wall-clock change or a suspended machine delays a fire by at most this much.
 const SLEEP_SLICE: Duration = Duration::from_secs(60);
-
-/// How often a running campaign's counters are copied into the metrics.
-const METRICS_TICK: Duration = Duration::from_secs(1);
 
 /// How long a campaign waits after a run that could not reach the relay before it runs again
 /// (at most `[delivery] retry_max`).
@@ -77,13 +73,13 @@ pub enum Fire {
 
 impl Fire {
     /// The `brief_schedule_fires_total` outcome label.
-    fn outcome(&self) -> Option<&'static str> {
+    fn outcome(&self) -> Option<FireOutcome> {
         Some(match self {
-            Fire::Created { .. } => "created",
-            Fire::Exists(_) => "exists",
-            Fire::Empty(_) => "empty",
-            Fire::Missed { .. } => "missed",
-            Fire::Failed(_) => "failed",
+            Fire::Created { .. } => FireOutcome::created,
+            Fire::Exists(_) => FireOutcome::exists,
+            Fire::Empty(_) => FireOutcome::empty,
+            Fire::Missed { .. } => FireOutcome::missed,
+            Fire::Failed(_) => FireOutcome::failed,
             Fire::Stopped => return None,
         })
     }
@@ -274,7 +270,7 @@ impl Daemon {
                         left = counts.pending + counts.sending + counts.deferred,
                         "resuming an unfinished campaign"
                     );
-                    self.metrics.campaign("resumed");
+                    self.metrics.campaign(CampaignState::resumed);
                     self.launch(c, template, ledger);
                     resumed += 1;
                 }
@@ -458,7 +454,7 @@ impl Daemon {
             trigger = "schedule",
             "campaign created by the schedule"
         );
-        self.metrics.campaign("created");
+        self.metrics.campaign(CampaignState::created);
         self.launch(campaign, template, ledger);
         Fire::Created {
             issue: id,
@@ -514,21 +510,12 @@ impl Daemon {
                 template.clone(),
                 transport.clone(),
                 self.dkim.clone(),
-            );
-            let progress = run.progress.clone();
-            let done = CancellationToken::new();
-            let mirror = tokio::spawn(mirror_progress(
-                progress,
                 self.metrics.clone(),
-                self.app.clock.clone(),
-                done.clone(),
-            ));
+            );
             let result = run.execute(self.stop.clone()).await;
-            done.cancel();
-            let _ = mirror.await;
             match result {
                 Ok(s) if s.finished => {
-                    self.metrics.campaign("finished");
+                    self.metrics.campaign(CampaignState::finished);
                     return;
                 }
                 Ok(s) if s.relay_error.is_some() && !self.stop.is_cancelled() => {
@@ -588,51 +575,6 @@ fn has_entry_files(folder: &Path) -> bool {
             name.ends_with(".md") && !name.starts_with('.')
         })
     })
-}
-
-/// Copies a run's live counters into the metrics every [`METRICS_TICK`] and once more at the
-/// end. The engine counts deferred attempts (4xx, connection loss, a lost reply under the
-/// `retry` policy), failed deliveries (5xx, or given up), possibly duplicated messages and
-/// connections that could not be opened; they are exported as the `transient`, `permanent`,
-/// `ambiguous` and `connection` kinds of `brief_send_errors_total`.
-async fn mirror_progress(
-    progress: Arc<crate::deliver::Progress>,
-    metrics: Arc<Metrics>,
-    clock: Arc<dyn crate::clock::Clock>,
-    done: CancellationToken,
-) {
-    let mut seen = [0u64; 5];
-    loop {
-        let last = tokio::select! {
-            _ = tokio::time::sleep(METRICS_TICK) => false,
-            _ = done.cancelled() => true,
-        };
-        let now = [
-            progress.sent.load(Ordering::Relaxed),
-            progress.deferred.load(Ordering::Relaxed),
-            progress.failed.load(Ordering::Relaxed),
-            progress.possible_duplicates.load(Ordering::Relaxed),
-            progress.connect_failures.load(Ordering::Relaxed),
-        ];
-        let now_unix = clock.now().timestamp();
-        for _ in seen[0]..now[0] {
-            metrics.message_sent(now_unix);
-        }
-        for (i, kind) in [
-            (1, "transient"),
-            (2, "permanent"),
-            (3, "ambiguous"),
-            (4, "connection"),
-        ] {
-            for _ in seen[i]..now[i] {
-                metrics.send_error(kind);
-            }
-        }
-        seen = now;
-        if last {
-            return;
-        }
-    }
 }
 
 /// `brief run`: the daemon, until SIGTERM or SIGINT. Exit 0 after a clean stop.

@@ -52,6 +52,7 @@ use crate::config::{Ambiguous, Delivery};
 use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
+use crate::metrics::{Metrics, SendErrorKind};
 use crate::transport::{Connection, Reply, SendFailure, Transport};
 
 /// The most outcomes committed in one ledger transaction.
@@ -110,19 +111,13 @@ impl Settings {
     }
 }
 
-/// Live counters of a running campaign (events of this run, for the metrics).
+/// Counters of one run, for its [`Summary`] and its last log line.
 #[derive(Debug, Default)]
-pub struct Progress {
+struct Progress {
     /// Messages the server accepted (including lost replies counted as sent by `skip`).
-    pub sent: AtomicU64,
-    /// Attempts that ended deferred (one delivery can be deferred several times).
-    pub deferred: AtomicU64,
-    /// Deliveries that failed for good.
-    pub failed: AtomicU64,
+    sent: AtomicU64,
     /// Replies lost after the final dot.
-    pub possible_duplicates: AtomicU64,
-    /// Connections that could not be opened (charged to the relay, not to a delivery).
-    pub connect_failures: AtomicU64,
+    possible_duplicates: AtomicU64,
 }
 
 /// How a run ended.
@@ -325,7 +320,9 @@ pub struct Run {
     pub envelope_from: Address,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
-    pub progress: Arc<Progress>,
+    /// Counts each attempt where it is classified (`brief_messages_sent_total`,
+    /// `brief_send_errors_total`).
+    pub metrics: Arc<Metrics>,
     /// Signs every message with DKIM when set (`[dkim]`).
     pub dkim: Option<Arc<DkimSigner>>,
 }
@@ -381,7 +378,7 @@ impl Run {
         let crew = Arc::new(Crew::new(c));
         // Workers stop taking jobs once this is cancelled: on `stop`, or when the dispatcher ends.
         let halt = stop.child_token();
-        let sent_before = self.progress.sent.load(Ordering::Relaxed);
+        let progress = Arc::new(Progress::default());
 
         let recorder = tokio::spawn(record(self.ledger.clone(), cid, bound / 2, done_rx));
         let mut workers = Vec::with_capacity(c);
@@ -395,7 +392,8 @@ impl Run {
                 settings: self.settings.clone(),
                 clock: self.clock.clone(),
                 pacer: pacer.clone(),
-                progress: self.progress.clone(),
+                progress: progress.clone(),
+                metrics: self.metrics.clone(),
                 halt: halt.clone(),
                 crew: crew.clone(),
                 dkim: self.dkim.clone(),
@@ -430,7 +428,7 @@ impl Run {
         };
         let summary = Summary {
             counts,
-            sent_now: self.progress.sent.load(Ordering::Relaxed) - sent_before,
+            sent_now: progress.sent.load(Ordering::Relaxed),
             finished,
             interrupted: matches!(end, End::Interrupted) && !finished,
             relay_error,
@@ -449,7 +447,7 @@ impl Run {
                 deferred = counts.deferred,
                 left,
                 sent_now = summary.sent_now,
-                possible_duplicates = self.progress.possible_duplicates.load(Ordering::Relaxed),
+                possible_duplicates = progress.possible_duplicates.load(Ordering::Relaxed),
                 "campaign {}",
                 if finished { "finished" } else { "stopped" }
             );
@@ -550,6 +548,7 @@ struct Worker {
     clock: Arc<dyn Clock>,
     pacer: Option<Arc<Pacer>>,
     progress: Arc<Progress>,
+    metrics: Arc<Metrics>,
     halt: CancellationToken,
     crew: Arc<Crew>,
     dkim: Option<Arc<DkimSigner>>,
@@ -610,9 +609,7 @@ impl Worker {
         }
         if let Err(failure) = self.connection(conn).await {
             *refused += 1;
-            self.progress
-                .connect_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.send_error(SendErrorKind::connection);
             if self.release(job) == Step::Stop {
                 return Step::Stop;
             }
@@ -690,12 +687,13 @@ impl Worker {
     fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
         let attempt = classify(&job.due, result, &self.settings, self.clock.now_ms());
         log_outcome(&attempt, job.due.attempts + 1, result);
-        let counter = match attempt.state {
-            State::Sent => &self.progress.sent,
-            State::Deferred => &self.progress.deferred,
-            _ => &self.progress.failed,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if attempt.state == State::Sent {
+            self.progress.sent.fetch_add(1, Ordering::Relaxed);
+            self.metrics.message_sent();
+        }
+        if let Err(failure) = result {
+            self.metrics.send_error(error_kind(failure));
+        }
         if attempt.possible_duplicate {
             self.progress
                 .possible_duplicates
@@ -716,6 +714,17 @@ impl Worker {
             return Step::Stop;
         }
         Step::Next
+    }
+}
+
+/// The `brief_send_errors_total` kind of a failed attempt: by what the server said, whatever
+/// the delivery's state became (a 4xx that used the last attempt is still `transient`).
+fn error_kind(failure: &SendFailure) -> SendErrorKind {
+    match failure {
+        SendFailure::Temporary { code: Some(_), .. } => SendErrorKind::transient,
+        SendFailure::Temporary { code: None, .. } => SendErrorKind::connection,
+        SendFailure::Permanent { .. } => SendErrorKind::permanent,
+        SendFailure::Ambiguous { .. } => SendErrorKind::ambiguous,
     }
 }
 

@@ -107,7 +107,7 @@ async fn healthz() -> Response {
         .into_response()
 }
 
-/// Prometheus text; deliveries by state are read from the ledger at each scrape.
+/// OpenMetrics text; deliveries by state are read from the ledger at each scrape.
 async fn metrics(State(d): Shared) -> Response {
     let counts = d
         .ledger
@@ -127,13 +127,13 @@ async fn metrics(State(d): Shared) -> Response {
             DeliveryState::ALL
                 .iter()
                 .zip(total)
-                .map(|(s, n)| (s.as_str(), n)),
+                .map(|(state, n)| (*state, n)),
         ),
         Err(e) => tracing::error!(error.message = %e, "metrics: cannot read the ledger: {e:#}"),
     }
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        d.metrics.render(d.app.clock.now().timestamp()),
+        d.metrics.render(),
     )
         .into_response()
 }

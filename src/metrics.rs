@@ -1,56 +1,152 @@
-//! The daemon's Prometheus metrics: a small registry of counters and gauges, rendered as text.
+//! The daemon's Prometheus metrics, through `prometheus-client`: typed label sets, one registry,
+//! OpenMetrics text for `GET /metrics`.
 //!
 //! One [`Metrics`] value (shared in an `Arc`) holds every series brief exports; updates are
-//! atomic adds, so send workers record without contention worth measuring. [`Metrics::render`]
-//! writes the Prometheus text exposition format 0.0.4 for `GET /metrics`. Time comes from the
-//! caller (`now_unix`), as everywhere outside the clock module: the send rate is computed from
-//! it, which keeps this module testable with fixed instants.
+//! atomic adds, so send workers count each attempt where it is classified without contention
+//! worth measuring. Label values are enums (the ledger's [`State`] for deliveries), so a typo
+//! cannot start a new series; every known value is exported at 0 from the start, because
+//! operators alert on them. The only free-form label, the feed URL, is bounded.
+//!
+//! A send rate is not exported: `rate(brief_messages_sent_total[5m])` computes it in PromQL.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::ledger::State;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Delivery states (DESIGN "Delivery semantics"), exported at 0 until the ledger says otherwise.
-pub const DELIVERY_STATES: &[&str] = &[
-    "pending",
-    "sending",
-    "sent",
-    "deferred",
-    "failed",
-    "suppressed",
-];
-/// Campaign events counted by `brief_campaigns_total{state}`.
-pub const CAMPAIGN_STATES: &[&str] = &["created", "resumed", "finished"];
-/// Kinds of send error: `transient` (4xx), `permanent` (5xx), `connection` (network, TLS,
-/// timeout: no reply code), `ambiguous` (the reply to the final dot was lost).
-pub const SEND_ERROR_KINDS: &[&str] = &["transient", "permanent", "connection", "ambiguous"];
-/// Outcomes of a schedule fire: a campaign `created`, one that `exists` already, a month with
-/// no entries (`empty`), a fire `missed` past the catch-up window, or `failed`.
-pub const FIRE_OUTCOMES: &[&str] = &["created", "exists", "empty", "missed", "failed"];
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Distinct label values one metric keeps; more fold into `LABEL_OVERFLOW`, so a bug feeding
-/// unbounded values (addresses, error texts) cannot grow the registry without end.
+/// unbounded values cannot grow the registry without end.
 const MAX_LABEL_VALUES: usize = 256;
 const LABEL_OVERFLOW: &str = "_other";
 
-/// The length of the send-rate window, in seconds.
-const RATE_WINDOW: u32 = 60;
+// The variants of the label enums below are spelled exactly as they are exported (the derive
+// writes the variant's name): dashboards and alerts match these strings, so renaming a variant
+// changes the series. `fresh_registry_exports_every_known_label_value_at_zero` pins them.
 
-/// Every series of the daemon.
+/// Campaign events counted by `brief_campaigns_total{state}`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum CampaignState {
+    /// A schedule fire created the campaign.
+    created,
+    /// The daemon resumed an unfinished campaign at start.
+    resumed,
+    /// Every delivery of the campaign is final.
+    finished,
+}
+
+impl CampaignState {
+    pub const ALL: [CampaignState; 3] = [
+        CampaignState::created,
+        CampaignState::resumed,
+        CampaignState::finished,
+    ];
+}
+
+/// Kinds of failed send attempt, counted by `brief_send_errors_total{kind}`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum SendErrorKind {
+    /// A 4xx reply.
+    transient,
+    /// A 5xx reply (or an address that cannot be sent to at all).
+    permanent,
+    /// No reply code: the connection could not be opened, or was lost or timed out before the
+    /// message was handed over (network, TLS, timeout).
+    connection,
+    /// The reply to the final dot was lost: the message may have been accepted.
+    ambiguous,
+}
+
+impl SendErrorKind {
+    pub const ALL: [SendErrorKind; 4] = [
+        SendErrorKind::transient,
+        SendErrorKind::permanent,
+        SendErrorKind::connection,
+        SendErrorKind::ambiguous,
+    ];
+}
+
+/// Outcomes of a schedule fire, counted by `brief_schedule_fires_total{outcome}`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum FireOutcome {
+    /// The month's campaign was created.
+    created,
+    /// The month's campaign exists already.
+    exists,
+    /// The month has no entries.
+    empty,
+    /// The fire lies past the catch-up window.
+    missed,
+    /// The fire could not create the campaign.
+    failed,
+}
+
+impl FireOutcome {
+    pub const ALL: [FireOutcome; 5] = [
+        FireOutcome::created,
+        FireOutcome::exists,
+        FireOutcome::empty,
+        FireOutcome::missed,
+        FireOutcome::failed,
+    ];
+}
+
+/// Delivery states are exported as the ledger spells them.
+impl EncodeLabelValue for State {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CampaignLabels {
+    state: CampaignState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeliveryLabels {
+    state: State,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SendErrorLabels {
+    kind: SendErrorKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FeedLabels {
+    url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FireLabels {
+    outcome: FireOutcome,
+}
+
+/// Every series of the daemon, and the registry that encodes them.
 #[derive(Debug)]
 pub struct Metrics {
-    campaigns: Family<AtomicU64>,
-    deliveries: Family<AtomicI64>,
-    messages_sent: AtomicU64,
-    send_rate: RateWindow,
-    send_errors: Family<AtomicU64>,
-    feed_failures: Family<AtomicU64>,
-    schedule_fires: Family<AtomicU64>,
-    up: AtomicI64,
+    registry: Registry,
+    campaigns: Family<CampaignLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Gauge>,
+    messages_sent: Counter,
+    send_errors: Family<SendErrorLabels, Counter>,
+    feed_failures: Family<FeedLabels, Counter>,
+    /// How many series `feed_failures` holds; its lock is held while one is added, so the
+    /// bound check and the insert are one step.
+    feed_series: Mutex<usize>,
+    schedule_fires: Family<FireLabels, Counter>,
+    up: Gauge,
 }
 
 impl Default for Metrics {
@@ -62,283 +158,157 @@ impl Default for Metrics {
 impl Metrics {
     /// A registry with every known label value at zero and `brief_up` at 1.
     pub fn new() -> Metrics {
-        Metrics {
-            campaigns: Family::new("state", CAMPAIGN_STATES),
-            deliveries: Family::new("state", DELIVERY_STATES),
-            messages_sent: AtomicU64::new(0),
-            send_rate: RateWindow::default(),
-            send_errors: Family::new("kind", SEND_ERROR_KINDS),
-            feed_failures: Family::new("url", &[]),
-            schedule_fires: Family::new("outcome", FIRE_OUTCOMES),
-            up: AtomicI64::new(1),
+        let m = Metrics {
+            registry: Registry::with_prefix("brief"),
+            campaigns: Family::default(),
+            deliveries: Family::default(),
+            messages_sent: Counter::default(),
+            send_errors: Family::default(),
+            feed_failures: Family::default(),
+            feed_series: Mutex::new(0),
+            schedule_fires: Family::default(),
+            up: Gauge::default(),
+        };
+        m.register()
+    }
+
+    /// Pre-touches every known label value and registers clones of the handles (they share
+    /// their values). The encoder appends each help text's final period and counters' `_total`.
+    fn register(mut self) -> Metrics {
+        for state in CampaignState::ALL {
+            let _ = self.campaigns.get_or_create(&CampaignLabels { state });
         }
+        for state in State::ALL {
+            let _ = self.deliveries.get_or_create(&DeliveryLabels { state });
+        }
+        for kind in SendErrorKind::ALL {
+            let _ = self.send_errors.get_or_create(&SendErrorLabels { kind });
+        }
+        for outcome in FireOutcome::ALL {
+            let _ = self.schedule_fires.get_or_create(&FireLabels { outcome });
+        }
+        self.up.set(1);
+
+        let r = &mut self.registry;
+        r.register(
+            "campaigns",
+            "Campaigns that reached a state since the daemon started",
+            self.campaigns.clone(),
+        );
+        r.register(
+            "deliveries",
+            "Deliveries in the ledger by state, read at scrape time",
+            self.deliveries.clone(),
+        );
+        r.register(
+            "messages_sent",
+            "Messages the relay accepted since the daemon started",
+            self.messages_sent.clone(),
+        );
+        r.register(
+            "send_errors",
+            "Failed send attempts by kind",
+            self.send_errors.clone(),
+        );
+        r.register(
+            "feed_failures",
+            "Failed feed fetches by feed URL",
+            self.feed_failures.clone(),
+        );
+        r.register(
+            "schedule_fires",
+            "Schedule fires by outcome",
+            self.schedule_fires.clone(),
+        );
+        r.register(
+            "up",
+            "1 while the daemon serves, 0 once it is stopping",
+            self.up.clone(),
+        );
+        self
     }
 
-    /// Counts a campaign reaching `state` (see [`CAMPAIGN_STATES`]).
-    pub fn campaign(&self, state: &str) {
-        self.campaigns.with(state, inc);
+    /// Counts a campaign reaching `state`.
+    pub fn campaign(&self, state: CampaignState) {
+        self.campaigns
+            .get_or_create(&CampaignLabels { state })
+            .inc();
     }
 
-    /// Sets `brief_deliveries` from the ledger's counts per state; a known state missing from
+    /// Sets `brief_deliveries` from the ledger's counts per state; a state missing from
     /// `counts` reads 0, so a scrape never shows a stale count.
-    pub fn set_deliveries<'a>(&self, counts: impl IntoIterator<Item = (&'a str, u64)>) {
-        let counts: BTreeMap<&str, u64> = counts.into_iter().collect();
-        for state in self.deliveries.values() {
-            if !counts.contains_key(state.as_str()) {
-                self.deliveries
-                    .with(&state, |g| g.store(0, Ordering::Relaxed));
+    pub fn set_deliveries(&self, counts: impl IntoIterator<Item = (State, u64)>) {
+        let mut values = [0i64; State::ALL.len()];
+        for (state, n) in counts {
+            if let Some(i) = State::ALL.iter().position(|s| *s == state) {
+                values[i] = i64::try_from(n).unwrap_or(i64::MAX);
             }
         }
-        for (state, n) in counts {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
+        for (state, n) in State::ALL.into_iter().zip(values) {
             self.deliveries
-                .with(state, |g| g.store(n, Ordering::Relaxed));
+                .get_or_create(&DeliveryLabels { state })
+                .set(n);
         }
     }
 
-    /// Counts one message accepted by the relay (2xx) at `now_unix`.
-    pub fn message_sent(&self, now_unix: i64) {
-        self.messages_sent.fetch_add(1, Ordering::Relaxed);
-        self.send_rate.record(now_unix);
+    /// Counts one message accepted by the relay (2xx, or a lost reply counted as sent).
+    pub fn message_sent(&self) {
+        self.messages_sent.inc();
     }
 
-    /// Counts one failed send attempt of `kind` (see [`SEND_ERROR_KINDS`]).
-    pub fn send_error(&self, kind: &str) {
-        self.send_errors.with(kind, inc);
+    /// Counts one failed send attempt of `kind`.
+    pub fn send_error(&self, kind: SendErrorKind) {
+        self.send_errors
+            .get_or_create(&SendErrorLabels { kind })
+            .inc();
     }
 
-    /// Counts one failed fetch of the feed at `url`.
+    /// Counts one failed fetch of the feed at `url`; past [`MAX_LABEL_VALUES`] distinct URLs,
+    /// new ones are counted under `_other`.
     pub fn feed_failure(&self, url: &str) {
-        self.feed_failures.with(url, inc);
+        let labels = FeedLabels {
+            url: url.to_string(),
+        };
+        if let Some(counter) = self.feed_failures.get(&labels) {
+            counter.inc();
+            return;
+        }
+        let mut series = self
+            .feed_series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let labels = if self.feed_failures.get(&labels).is_some() || *series < MAX_LABEL_VALUES {
+            labels
+        } else {
+            FeedLabels {
+                url: LABEL_OVERFLOW.to_string(),
+            }
+        };
+        if self.feed_failures.get(&labels).is_none() {
+            *series += 1;
+        }
+        self.feed_failures.get_or_create(&labels).inc();
     }
 
-    /// Counts one schedule fire with its `outcome` (see [`FIRE_OUTCOMES`]).
-    pub fn schedule_fire(&self, outcome: &str) {
-        self.schedule_fires.with(outcome, inc);
+    /// Counts one schedule fire with its `outcome`.
+    pub fn schedule_fire(&self, outcome: FireOutcome) {
+        self.schedule_fires
+            .get_or_create(&FireLabels { outcome })
+            .inc();
     }
 
     /// Sets `brief_up`: 1 while the daemon serves, 0 once it is stopping.
     pub fn set_up(&self, up: bool) {
-        self.up.store(i64::from(up), Ordering::Relaxed);
+        self.up.set(i64::from(up));
     }
 
-    /// The exposition text at `now_unix` (which the send rate is computed at).
-    pub fn render(&self, now_unix: i64) -> String {
-        let mut out = String::with_capacity(2048);
-        self.campaigns.render(
-            &mut out,
-            "brief_campaigns_total",
-            "counter",
-            "Campaigns that reached a state since the daemon started.",
-        );
-        self.deliveries.render(
-            &mut out,
-            "brief_deliveries",
-            "gauge",
-            "Deliveries in the ledger by state, read at scrape time.",
-        );
-        scalar(
-            &mut out,
-            "brief_messages_sent_total",
-            "counter",
-            "Messages the relay accepted since the daemon started.",
-            &self.messages_sent.load(Ordering::Relaxed).to_string(),
-        );
-        self.send_errors.render(
-            &mut out,
-            "brief_send_errors_total",
-            "counter",
-            "Failed send attempts by kind.",
-        );
-        scalar(
-            &mut out,
-            "brief_send_rate",
-            "gauge",
-            "Messages accepted per second over the last minute.",
-            &float(self.send_rate.per_second(now_unix)),
-        );
-        self.feed_failures.render(
-            &mut out,
-            "brief_feed_failures_total",
-            "counter",
-            "Failed feed fetches by feed URL.",
-        );
-        self.schedule_fires.render(
-            &mut out,
-            "brief_schedule_fires_total",
-            "counter",
-            "Schedule fires by outcome.",
-        );
-        scalar(
-            &mut out,
-            "brief_up",
-            "gauge",
-            "1 while the daemon serves, 0 once it is stopping.",
-            &self.up.load(Ordering::Relaxed).to_string(),
-        );
+    /// The OpenMetrics text exposition (ending with `# EOF`), served as [`CONTENT_TYPE`].
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Only a failing label encoder can make this fail, and ours write plain strings.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding metrics into a String cannot fail");
         out
-    }
-}
-
-fn inc(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// A value an exported series can hold.
-trait Sample: Default {
-    fn text(&self) -> String;
-}
-
-impl Sample for AtomicU64 {
-    fn text(&self) -> String {
-        self.load(Ordering::Relaxed).to_string()
-    }
-}
-
-impl Sample for AtomicI64 {
-    fn text(&self) -> String {
-        self.load(Ordering::Relaxed).to_string()
-    }
-}
-
-/// One metric with one label: a value per label value.
-#[derive(Debug)]
-struct Family<T> {
-    label: &'static str,
-    values: RwLock<BTreeMap<String, T>>,
-}
-
-impl<T: Sample> Family<T> {
-    fn new(label: &'static str, known: &[&str]) -> Family<T> {
-        let values = known
-            .iter()
-            .map(|v| (v.to_string(), T::default()))
-            .collect();
-        Family {
-            label,
-            values: RwLock::new(values),
-        }
-    }
-
-    /// Runs `f` on the value for `label_value`, creating it at zero on first use. The common
-    /// case takes only the read lock; the atomics inside make the update itself.
-    fn with<R>(&self, label_value: &str, f: impl FnOnce(&T) -> R) -> R {
-        {
-            let map = self.values.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(v) = map.get(label_value) {
-                return f(v);
-            }
-        }
-        let mut map = self.values.write().unwrap_or_else(PoisonError::into_inner);
-        let key = if map.len() >= MAX_LABEL_VALUES && !map.contains_key(label_value) {
-            LABEL_OVERFLOW
-        } else {
-            label_value
-        };
-        f(map.entry(key.to_string()).or_default())
-    }
-
-    fn values(&self) -> Vec<String> {
-        let map = self.values.read().unwrap_or_else(PoisonError::into_inner);
-        map.keys().cloned().collect()
-    }
-
-    fn render(&self, out: &mut String, name: &str, kind: &str, help: &str) {
-        header(out, name, kind, help);
-        let map = self.values.read().unwrap_or_else(PoisonError::into_inner);
-        for (value, sample) in map.iter() {
-            let _ = writeln!(
-                out,
-                "{name}{{{}=\"{}\"}} {}",
-                self.label,
-                escape_label(value),
-                sample.text()
-            );
-        }
-    }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: &str) {
-    header(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape_label(s: &str) -> String {
-    s.replace('\\', r"\\")
-        .replace('"', r#"\""#)
-        .replace('\n', r"\n")
-}
-
-/// HELP text escapes backslash and line feed.
-fn escape_help(s: &str) -> String {
-    s.replace('\\', r"\\").replace('\n', r"\n")
-}
-
-/// A float as Prometheus reads it (Rust writes infinity as `inf`).
-fn float(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        v.to_string()
-    }
-}
-
-/// Messages per second over the last [`RATE_WINDOW`] seconds: one slot per second of the
-/// window, each one atomic word holding the second it counts (low 32 bits of the unix time)
-/// and its count, so a worker starting a new second resets the slot and counts in one step.
-#[derive(Debug)]
-struct RateWindow {
-    slots: [AtomicU64; RATE_WINDOW as usize],
-}
-
-impl Default for RateWindow {
-    fn default() -> Self {
-        RateWindow {
-            slots: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl RateWindow {
-    fn slot(&self, now_unix: i64) -> &AtomicU64 {
-        &self.slots[now_unix.rem_euclid(i64::from(RATE_WINDOW)) as usize]
-    }
-
-    fn record(&self, now_unix: i64) {
-        let second = now_unix as u32;
-        let slot = self.slot(now_unix);
-        let mut current = slot.load(Ordering::Relaxed);
-        loop {
-            let next = if (current >> 32) as u32 == second {
-                current + 1
-            } else {
-                (u64::from(second) << 32) | 1
-            };
-            match slot.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
-        }
-    }
-
-    fn per_second(&self, now_unix: i64) -> f64 {
-        let now = now_unix as u32;
-        let total: u64 = self
-            .slots
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            // Counted within (now - 60 s, now]; a slot stamped in the future (the clock went
-            // back) wraps to a large age and is left out.
-            .filter(|&w| now.wrapping_sub((w >> 32) as u32) < RATE_WINDOW)
-            .map(|w| w & 0xffff_ffff)
-            .sum();
-        total as f64 / f64::from(RATE_WINDOW)
     }
 }
 
@@ -346,57 +316,89 @@ impl RateWindow {
 mod tests {
     use super::*;
 
+    /// The sample lines of `text`, sorted (a family's series come in no fixed order).
+    fn samples(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        lines.sort_unstable();
+        lines
+    }
+
     #[test]
-    fn fresh_registry_renders_every_series() {
-        let text = Metrics::new().render(1_000);
-        let expected = "\
-# HELP brief_campaigns_total Campaigns that reached a state since the daemon started.
-# TYPE brief_campaigns_total counter
-brief_campaigns_total{state=\"created\"} 0
-brief_campaigns_total{state=\"finished\"} 0
-brief_campaigns_total{state=\"resumed\"} 0
-# HELP brief_deliveries Deliveries in the ledger by state, read at scrape time.
-# TYPE brief_deliveries gauge
-brief_deliveries{state=\"deferred\"} 0
-brief_deliveries{state=\"failed\"} 0
-brief_deliveries{state=\"pending\"} 0
-brief_deliveries{state=\"sending\"} 0
-brief_deliveries{state=\"sent\"} 0
-brief_deliveries{state=\"suppressed\"} 0
-# HELP brief_messages_sent_total Messages the relay accepted since the daemon started.
-# TYPE brief_messages_sent_total counter
-brief_messages_sent_total 0
-# HELP brief_send_errors_total Failed send attempts by kind.
-# TYPE brief_send_errors_total counter
-brief_send_errors_total{kind=\"ambiguous\"} 0
-brief_send_errors_total{kind=\"connection\"} 0
-brief_send_errors_total{kind=\"permanent\"} 0
-brief_send_errors_total{kind=\"transient\"} 0
-# HELP brief_send_rate Messages accepted per second over the last minute.
-# TYPE brief_send_rate gauge
-brief_send_rate 0
-# HELP brief_feed_failures_total Failed feed fetches by feed URL.
-# TYPE brief_feed_failures_total counter
-# HELP brief_schedule_fires_total Schedule fires by outcome.
-# TYPE brief_schedule_fires_total counter
-brief_schedule_fires_total{outcome=\"created\"} 0
-brief_schedule_fires_total{outcome=\"empty\"} 0
-brief_schedule_fires_total{outcome=\"exists\"} 0
-brief_schedule_fires_total{outcome=\"failed\"} 0
-brief_schedule_fires_total{outcome=\"missed\"} 0
-# HELP brief_up 1 while the daemon serves, 0 once it is stopping.
-# TYPE brief_up gauge
-brief_up 1
-";
-        assert_eq!(text, expected);
+    fn fresh_registry_exports_every_known_label_value_at_zero() {
+        let text = Metrics::new().render();
+        let mut expected = vec![
+            "brief_campaigns_total{state=\"created\"} 0",
+            "brief_campaigns_total{state=\"resumed\"} 0",
+            "brief_campaigns_total{state=\"finished\"} 0",
+            "brief_deliveries{state=\"pending\"} 0",
+            "brief_deliveries{state=\"sending\"} 0",
+            "brief_deliveries{state=\"sent\"} 0",
+            "brief_deliveries{state=\"deferred\"} 0",
+            "brief_deliveries{state=\"failed\"} 0",
+            "brief_deliveries{state=\"suppressed\"} 0",
+            "brief_messages_sent_total 0",
+            "brief_send_errors_total{kind=\"transient\"} 0",
+            "brief_send_errors_total{kind=\"permanent\"} 0",
+            "brief_send_errors_total{kind=\"connection\"} 0",
+            "brief_send_errors_total{kind=\"ambiguous\"} 0",
+            "brief_schedule_fires_total{outcome=\"created\"} 0",
+            "brief_schedule_fires_total{outcome=\"exists\"} 0",
+            "brief_schedule_fires_total{outcome=\"empty\"} 0",
+            "brief_schedule_fires_total{outcome=\"missed\"} 0",
+            "brief_schedule_fires_total{outcome=\"failed\"} 0",
+            "brief_up 1",
+        ];
+        expected.sort_unstable();
+        assert_eq!(samples(&text), expected, "{text}");
+        for (name, kind, help) in [
+            (
+                "brief_campaigns",
+                "counter",
+                "Campaigns that reached a state since the daemon started.",
+            ),
+            (
+                "brief_deliveries",
+                "gauge",
+                "Deliveries in the ledger by state, read at scrape time.",
+            ),
+            (
+                "brief_messages_sent",
+                "counter",
+                "Messages the relay accepted since the daemon started.",
+            ),
+            (
+                "brief_send_errors",
+                "counter",
+                "Failed send attempts by kind.",
+            ),
+            (
+                "brief_schedule_fires",
+                "counter",
+                "Schedule fires by outcome.",
+            ),
+            (
+                "brief_up",
+                "gauge",
+                "1 while the daemon serves, 0 once it is stopping.",
+            ),
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")),
+                "{name} in\n{text}"
+            );
+        }
+        // No URL is known before a fetch fails, and the encoder leaves out a family without series.
+        assert!(!text.contains("brief_feed_failures"), "{text}");
+        assert!(!text.contains("send_rate"), "{text}");
+        assert!(text.ends_with("\n# EOF\n"), "{text}");
     }
 
     #[test]
     fn every_sample_line_is_well_formed_and_prefixed() {
         let m = Metrics::new();
         m.feed_failure("https://example.org/feed.json");
-        let text = m.render(0);
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let text = m.render();
+        for line in samples(&text) {
             let (series, value) = line.rsplit_once(' ').unwrap();
             assert!(series.starts_with("brief_"), "{line}");
             let name = series.split('{').next().unwrap();
@@ -411,16 +413,18 @@ brief_up 1
     #[test]
     fn updates_show_in_the_right_series() {
         let m = Metrics::new();
-        m.campaign("created");
-        m.send_error("transient");
-        m.send_error("transient");
-        m.schedule_fire("exists");
-        m.message_sent(1_000);
+        m.campaign(CampaignState::created);
+        m.send_error(SendErrorKind::transient);
+        m.send_error(SendErrorKind::transient);
+        m.schedule_fire(FireOutcome::exists);
+        m.message_sent();
         m.set_up(false);
-        let text = m.render(1_000);
+        let text = m.render();
         for line in [
             "brief_campaigns_total{state=\"created\"} 1\n",
+            "brief_campaigns_total{state=\"finished\"} 0\n",
             "brief_send_errors_total{kind=\"transient\"} 2\n",
+            "brief_send_errors_total{kind=\"permanent\"} 0\n",
             "brief_schedule_fires_total{outcome=\"exists\"} 1\n",
             "brief_messages_sent_total 1\n",
             "brief_up 0\n",
@@ -433,22 +437,28 @@ brief_up 1
     fn label_values_are_escaped() {
         let m = Metrics::new();
         m.feed_failure("https://example.org/a\"b\\c\nd");
-        let text = m.render(0);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "# HELP brief_feed_failures Failed feed fetches by feed URL.\n\
+                 # TYPE brief_feed_failures counter\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "brief_feed_failures_total{url=\"https://example.org/a\\\"b\\\\c\\nd\"} 1\n"
             ),
             "{text}"
         );
-        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
     }
 
     #[test]
     fn deliveries_are_replaced_at_each_scrape() {
         let m = Metrics::new();
-        m.set_deliveries([("sent", 3), ("pending", 2)]);
-        m.set_deliveries([("sent", 5)]);
-        let text = m.render(0);
+        m.set_deliveries([(State::Sent, 3), (State::Pending, 2)]);
+        m.set_deliveries([(State::Sent, 5)]);
+        let text = m.render();
         assert!(
             text.contains("brief_deliveries{state=\"sent\"} 5\n"),
             "{text}"
@@ -460,61 +470,69 @@ brief_up 1
     }
 
     #[test]
-    fn send_rate_covers_the_last_minute_only() {
-        let m = Metrics::new();
-        for _ in 0..90 {
-            m.message_sent(1_000);
-        }
-        for _ in 0..30 {
-            m.message_sent(1_030);
-        }
-        let rate = |now| m.send_rate.per_second(now);
-        assert_eq!(rate(1_030), 2.0);
-        assert_eq!(rate(1_059), 2.0);
-        assert_eq!(rate(1_060), 0.5, "the second 1000 left the window");
-        assert_eq!(rate(1_090), 0.0);
-        // A clock that went back does not count the future.
-        assert_eq!(rate(999), 0.0);
-        // The slot of second 1000 is reused by second 1060.
-        m.message_sent(1_060);
-        assert_eq!(rate(1_060), 31.0 / 60.0);
-        assert!(m
-            .render(1_060)
-            .contains("brief_send_rate 0.5166666666666667\n"));
-    }
-
-    #[test]
     fn concurrent_updates_are_all_counted() {
         let m = Metrics::new();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..5_000 {
-                        m.message_sent(7_000);
-                        m.send_error("connection");
+                        m.message_sent();
+                        m.send_error(SendErrorKind::connection);
                     }
                 });
             }
         });
-        let text = m.render(7_000);
+        let text = m.render();
         assert!(text.contains("brief_messages_sent_total 20000\n"), "{text}");
         assert!(text.contains("brief_send_errors_total{kind=\"connection\"} 20000\n"));
-        assert!(text.contains(&format!("brief_send_rate {}\n", 20_000.0 / 60.0)));
     }
 
     #[test]
-    fn unbounded_label_values_fold_into_other() {
+    fn label_values_past_the_bound_fold_into_other() {
         let m = Metrics::new();
         for i in 0..MAX_LABEL_VALUES + 10 {
             m.feed_failure(&format!("https://example.org/{i}"));
         }
-        let text = m.render(0);
+        // A URL seen before the bound keeps its own series.
+        m.feed_failure("https://example.org/0");
+        let text = m.render();
         let series = text
             .lines()
             .filter(|l| l.starts_with("brief_feed_failures_total{"))
             .count();
-        assert_eq!(series, MAX_LABEL_VALUES + 1);
+        assert_eq!(series, MAX_LABEL_VALUES + 1, "{text}");
         assert!(text.contains("brief_feed_failures_total{url=\"_other\"} 10\n"));
-        assert_eq!(float(f64::INFINITY), "+Inf");
+        assert!(text.contains("brief_feed_failures_total{url=\"https://example.org/0\"} 2\n"));
+        assert!(!text.contains(&format!("url=\"https://example.org/{MAX_LABEL_VALUES}\"")));
+    }
+
+    #[test]
+    fn concurrent_new_label_values_stay_within_the_bound() {
+        let m = Metrics::new();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let m = &m;
+                s.spawn(move || {
+                    for i in 0..MAX_LABEL_VALUES {
+                        m.feed_failure(&format!("https://example.org/{t}/{i}"));
+                    }
+                });
+            }
+        });
+        let text = m.render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("brief_feed_failures_total{"))
+            .collect();
+        assert_eq!(lines.len(), MAX_LABEL_VALUES + 1);
+        let total: u64 = lines
+            .iter()
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(
+            total,
+            4 * MAX_LABEL_VALUES as u64,
+            "every failure is counted"
+        );
     }
 }

@@ -128,6 +128,8 @@ async fn run_campaign(
         Arc::new(template),
         Arc::new(transport),
         dkim,
+        // The CLI serves no /metrics: the engine counts into a registry nobody reads.
+        Arc::new(crate::metrics::Metrics::new()),
     );
     let summary = run.execute(stop).await;
     if let Some(bar) = bar {

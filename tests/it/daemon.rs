@@ -199,7 +199,7 @@ async fn a_month_is_created_once_across_a_dst_repeat_and_two_daemons() {
         l.campaign(id).unwrap().unwrap().trigger,
         brief::ledger::Trigger::Schedule
     );
-    let text = a.metrics.render(0) + &b.metrics.render(0);
+    let text = a.metrics.render() + &b.metrics.render();
     assert_eq!(text.matches(&format!("{CREATED} 1\n")).count(), 1, "{text}");
     assert_eq!(text.matches(&format!("{EXISTS} 2\n")).count(), 1, "{text}");
 }
@@ -235,7 +235,7 @@ async fn start_catches_up_inside_the_window_and_leaves_older_fires_to_staff() {
         })
     );
     assert!(w.ledger().campaign(id).unwrap().is_none());
-    assert!(d.metrics.render(0).contains("outcome=\"missed\"} 1\n"));
+    assert!(d.metrics.render().contains("outcome=\"missed\"} 1\n"));
 
     // A month without a folder, or with a folder but no entries, is skipped.
     assert_eq!(
@@ -604,7 +604,7 @@ async fn a_failing_feed_stops_the_scheduled_send_loudly_instead_of_sending_part_
         "no partial issue is sent"
     );
     assert!(w.outbox("2026-07").is_empty());
-    let metrics = d.metrics.render(0);
+    let metrics = d.metrics.render();
     assert!(
         metrics.contains(&format!("brief_feed_failures_total{{url=\"{url}\"}} 1\n")),
         "{metrics}"

@@ -627,6 +627,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         Arc::new(template),
         Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
         None,
+        Arc::new(brief::metrics::Metrics::new()),
     );
     run.settings.idle_check = idle_check;
     run.execute(CancellationToken::new()).await.expect("run")

@@ -232,7 +232,12 @@ fn archive_health_metrics_and_not_found() {
     assert_eq!(m.status, 200);
     assert_eq!(
         m.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(
+        m.body.ends_with("\n# EOF\n"),
+        "OpenMetrics ends with EOF: {}",
+        m.body
     );
     let samples: Vec<&str> = m.body.lines().filter(|l| !l.starts_with('#')).collect();
     assert!(samples.len() > 10, "{}", m.body);
