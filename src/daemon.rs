@@ -295,13 +295,38 @@ impl Daemon {
                     Ok(None) => {}
                     Err(e) => tracing::error!(error.message = %e, "cannot read the ledger: {e:#}"),
                 }
-                tracing::warn!(
-                    issue = %issue,
-                    %fired_at,
-                    catch_up = %humantime::format_duration(self.app.config.schedule.catch_up),
-                    "the scheduled send was missed while the daemon was down, longer ago than `catch_up`: nothing sent; send it with `brief send --issue {issue}` if it should still go out"
-                );
                 let fire = Fire::Missed { issue, fired_at };
+                // Said once per missed fire: staff who read it and chose to skip the month are
+                // not told again at every start.
+                let now = self.app.clock.now_ms();
+                let at = fired_at.timestamp_millis();
+                let first = self
+                    .ledger
+                    .with(move |l| l.note_missed_fire(issue, at, now))
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");
+                        true
+                    });
+                if !first {
+                    tracing::debug!(issue = %issue, %fired_at, "missed fire already reported");
+                    return Some(fire);
+                }
+                let catch_up = humantime::format_duration(self.app.config.schedule.catch_up);
+                let cfg = &self.app.config.content;
+                let folder = cfg.dir.join(issue.to_string());
+                if cfg.feeds.is_empty() && !has_entry_files(&folder) {
+                    tracing::warn!(
+                        issue = %issue, %fired_at, %catch_up,
+                        "the scheduled send was missed while the daemon was down, longer ago than `catch_up`; it had nothing to send anyway ({} holds no entries), so no issue was lost",
+                        folder.display()
+                    );
+                } else {
+                    tracing::warn!(
+                        issue = %issue, %fired_at, %catch_up,
+                        "the scheduled send was missed while the daemon was down, longer ago than `catch_up`: nothing sent; send it with `brief send --issue {issue}` if it should still go out"
+                    );
+                }
                 self.count(&fire);
                 Some(fire)
             }

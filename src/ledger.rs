@@ -354,6 +354,12 @@ const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 2: schedule fires missed while the daemon was down, so each is reported once.
+    "CREATE TABLE missed_fires (
+        issue TEXT PRIMARY KEY,
+        fired_at INTEGER NOT NULL,
+        reported_at INTEGER NOT NULL
+    );",
 ];
 
 /// What [`Ledger::claim_due`] reads: due pending deliveries (`?1` campaign, `?2` limit), then
@@ -454,10 +460,17 @@ impl Ledger {
             );
         }
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(m)
-                .with_context(|| format!("migration {} failed", i + 1))?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            // Write-locked before the version is read again: of two processes opening a fresh
+            // ledger at once, the second waits, then finds the migration done.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let now = tx.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+            if now <= i {
+                tx.execute_batch(m)
+                    .with_context(|| format!("migration {} failed", i + 1))?;
+                tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            }
             tx.commit()?;
         }
         Ok(())
@@ -823,6 +836,20 @@ impl Ledger {
             [issue.to_string()],
             |r| r.get::<_, i64>(0),
         )? as u64)
+    }
+
+    /// Notes that the schedule's fire at `fired_at` for `issue` was missed and reported at
+    /// `now`; returns false when it was noted before (by an earlier start).
+    pub fn note_missed_fire(
+        &mut self,
+        issue: IssueId,
+        fired_at: i64,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO missed_fires (issue, fired_at, reported_at) VALUES (?1, ?2, ?3)",
+            params![issue.to_string(), fired_at, now],
+        )? == 1)
     }
 
     /// The keys of every feed item already included in the campaign of another issue than

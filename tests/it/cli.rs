@@ -240,3 +240,172 @@ fn subscribers_commands_manage_the_list() {
     assert_eq!(code, Some(1));
     assert!(err.contains("does not re-subscribe"), "{err}");
 }
+
+/// Runs `brief ARGS` on a pseudo-terminal (util-linux `script`), as a person at a shell would,
+/// typing `input`; returns the exit code and everything the terminal showed.
+fn on_a_terminal(w: &World, args: &str, input: &str) -> (Option<i32>, String) {
+    let command = format!(
+        "{} --config {} {args}",
+        assert_cmd::cargo::cargo_bin("brief").display(),
+        w.config_path().display()
+    );
+    let out = assert_cmd::Command::new("timeout")
+        .current_dir(&w.root)
+        .env_remove("BRIEF_CONFIG")
+        .env_remove("RUST_LOG")
+        .args(["60", "script", "-qec", &command, "/dev/null"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_confirmation_prompt_says_how_many_readers_get_the_issue() {
+    let w = World::new();
+    // Three on the list, one of them unsubscribed: two readers would get it.
+    let out = w
+        .brief()
+        .args(["subscribers", "remove", "bob@example.org"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let (code, screen) = on_a_terminal(&w, "send --issue 2021-07", "n\n");
+
+    assert!(
+        screen.contains("Send issue 2021-07 (") && screen.contains(") to 2 readers via "),
+        "{screen}"
+    );
+    assert!(screen.contains("not sent"), "{screen}");
+    assert_eq!(code, Some(1), "{screen}");
+    assert!(w.outbox("2021-07").is_empty());
+}
+
+#[test]
+fn every_issue_flag_has_help_text() {
+    let w = World::new();
+    for command in ["check", "preview", "send", "status", "report"] {
+        let out = w.brief().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with("--issue"))
+            .unwrap_or_else(|| panic!("`{command} --help` has no --issue: {help}"));
+        let text = line
+            .trim_start()
+            .trim_start_matches("--issue <ISSUE>")
+            .trim();
+        assert!(
+            text.contains("YYYY-MM"),
+            "`{command} --help`: --issue has no help text: {line:?}"
+        );
+    }
+}
+
+#[test]
+fn report_without_issue_acts_on_the_newest_issue() {
+    let w = World::new();
+    let out = w.brief().args(["send", "--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let out = w
+        .brief()
+        .args(["report", "--format", "jsonl"])
+        .output()
+        .unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r["state"] == "sent"), "{rows:?}");
+}
+
+#[test]
+fn test_send_without_to_goes_to_the_staff() {
+    let w = World::new();
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let old = "public_url = \"https://news.example.org/\"";
+    w.write(
+        "brief.toml",
+        &text.replace(
+            old,
+            &format!(
+                "{old}\nstaff = [\"Editor <editor@example.org>\", \"copy@example.org\", \"EDITOR@example.org\"]"
+            ),
+        ),
+    );
+
+    let out = w.brief().args(["send", "--test"]).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("editor@example.org: 250"), "{stdout}");
+    assert!(stdout.contains("copy@example.org: 250"), "{stdout}");
+    assert!(
+        stdout.contains("2 of 2 accepted"),
+        "one copy per address: {stdout}"
+    );
+    assert_eq!(w.outbox("test").len(), 2);
+}
+
+#[test]
+fn test_send_without_to_and_without_staff_says_what_to_do() {
+    let w = World::new();
+    let out = w.brief().args(["send", "--test"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("a test send needs --to ADDRESS, or staff addresses in `[server] staff`"),
+        "{err}"
+    );
+    assert!(w.outbox("test").is_empty());
+}
+
+#[test]
+fn removing_an_address_that_was_never_on_the_list_changes_nothing() {
+    let w = World::new();
+    let run = |args: &[&str]| w.brief().args(args).output().unwrap();
+
+    // A typo of bob@example.org.
+    let out = run(&["subscribers", "remove", "bbo@example.org"]);
+
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("bbo@example.org is not on the list") && err.contains("nothing changed"),
+        "{err}"
+    );
+    let l = w.ledger();
+    assert!(l.suppressions().unwrap().is_empty(), "nothing suppressed");
+
+    // The address meant is removed, whatever its case; removing it again says so.
+    let out = run(&["subscribers", "remove", "BOB@example.org"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = run(&["subscribers", "remove", "bob@example.org"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("bob@example.org is already unsubscribed"),);
+    // An address added to the database (not in the file) can be removed too.
+    assert_eq!(
+        run(&["subscribers", "add", "dee@example.org"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["subscribers", "remove", "dee@example.org"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(l.suppressions().unwrap().len(), 2);
+}

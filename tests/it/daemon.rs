@@ -615,3 +615,53 @@ async fn a_failing_feed_stops_the_scheduled_send_loudly_instead_of_sending_part_
     );
     assert!(d.shutdown(Duration::from_secs(10)).await);
 }
+
+/// A daily fire (at midnight UTC) already past a 1 s `catch_up` when the daemon starts: the
+/// warning names no folder to send when that month has none, and a later start does not repeat
+/// it.
+#[test]
+fn a_missed_fire_is_reported_once_and_suggests_only_what_exists() {
+    let config = "[schedule]\ncron = \"0 0 0 * * *\"\ntimezone = \"UTC\"\ncatch_up = \"1s\"\n";
+    let debug = [("RUST_LOG", "brief=debug")];
+    let start = |w: &World| {
+        let d = Running::start(w, &debug);
+        wait_until(
+            "the missed fire is handled",
+            Duration::from_secs(20),
+            || d.stderr().contains("missed"),
+        );
+        let stopped = d.stop();
+        assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+        stopped.stderr
+    };
+    // The fire at the last midnight belongs to this month.
+    let missed = SystemClock.now().format("%Y-%m").to_string();
+
+    // No folder for the month: nothing to send, so no `brief send` advice.
+    let w = World::with_config(config);
+    let first = start(&w);
+    assert!(
+        first.contains("it had nothing to send anyway") && first.contains("no issue was lost"),
+        "{first}"
+    );
+    assert!(!first.contains("brief send --issue"), "{first}");
+    let again = start(&w);
+    assert!(
+        !again.contains("was missed"),
+        "said once, not at every start: {again}"
+    );
+    assert!(again.contains("missed fire already reported"), "{again}");
+
+    // A folder with entries for the month: the advice to send it stands, once.
+    let w = World::with_config(config);
+    crate::support::copy_dir(
+        &w.path("content/2021-07"),
+        &w.path(&format!("content/{missed}")),
+    );
+    let first = start(&w);
+    assert!(
+        first.contains(&format!("send it with `brief send --issue {missed}`")),
+        "{first}"
+    );
+    assert!(!start(&w).contains("was missed"));
+}
