@@ -18,7 +18,9 @@ use crate::dkim::DkimSigner;
 use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
-use crate::ledger::{Campaign, Ledger, SharedLedger, StoredSubscriber, Trigger};
+use crate::ledger::{
+    Campaign, CampaignId, CampaignMessage, Ledger, SharedLedger, StoredSubscriber, Trigger,
+};
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::metrics::Metrics;
 use crate::render::{self, Context as RenderContext, Rendered};
@@ -324,7 +326,9 @@ impl App {
 
     /// Creates the campaign of `issue` with every subscriber, unless it exists. Returns the
     /// campaign, whether it is new, and the bad subscriber rows that were skipped. The list is
-    /// streamed into the campaign's transaction: memory does not grow with its length.
+    /// streamed into the campaign's transaction: memory does not grow with its length. What
+    /// the campaign sends (`template`, `subject` and the web version) is stored with it in the
+    /// same transaction: every delivery of the campaign, resumed or not, is that message.
     pub fn start_campaign(
         &self,
         ledger: &mut Ledger,
@@ -338,8 +342,9 @@ impl App {
             return Ok((c, false, problems));
         }
         let stored = ledger.stored_subscribers()?;
+        let message = self.campaign_message(issue, template, subject);
         let now = self.clock.now_ms();
-        let (c, new) = ledger.create_campaign(issue.id, subject, trigger, now, |sink| {
+        let (c, new) = ledger.create_campaign(issue.id, &message, trigger, now, |sink| {
             self.each_subscriber(
                 &stored,
                 |s| {
@@ -354,41 +359,88 @@ impl App {
             )
         })?;
         if new {
-            let items: Vec<(&str, &str)> = issue
-                .entries
-                .iter()
-                .filter_map(|e| match &e.source {
-                    crate::issue::EntrySource::Feed {
-                        feed_url, item_key, ..
-                    } => Some((item_key.as_str(), feed_url.as_str())),
-                    _ => None,
-                })
-                .collect();
-            ledger.record_feed_items(c.id, items.into_iter())?;
-            // The archive shows what was sent; a failure here must not stop the send.
-            if let Err(e) = self.save_web_version(issue) {
-                tracing::warn!(issue = %issue.id, "cannot save the web version: {e:#}");
-            }
+            self.record_feed_items(ledger, c.id, issue)?;
         }
         Ok((c, new, problems))
     }
 
-    /// Where the web version of a sent issue is kept (`DATA/archive/ID.html`).
-    pub fn web_version_path(&self, id: IssueId) -> PathBuf {
-        self.data_dir().join("archive").join(format!("{id}.html"))
+    /// What a campaign of `issue` stores: its frozen message, subject, web version and the
+    /// fingerprint of the folder they came from.
+    fn campaign_message(
+        &self,
+        issue: &Issue,
+        template: &MessageTemplate,
+        subject: &str,
+    ) -> CampaignMessage {
+        CampaignMessage {
+            revision: 1,
+            subject: subject.to_string(),
+            template: template.freeze(),
+            web: render::render_web(issue, self.render_context()),
+            folder_hash: content::fingerprint(&self.config.content.dir, issue.id),
+            unsent: 0,
+            at: self.clock.now_ms(),
+        }
     }
 
-    /// Renders the web version of `issue` into [`App::web_version_path`], written whole or not
-    /// at all. Done when its campaign starts, so the archive keeps the feed entries that were
-    /// sent and does not change when the content folder does.
-    pub fn save_web_version(&self, issue: &Issue) -> anyhow::Result<()> {
-        let path = self.web_version_path(issue.id);
-        let dir = path.parent().expect("a file in a folder");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join(format!(".{}.tmp", issue.id));
-        std::fs::write(&tmp, render::render_web(issue, self.render_context()))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))
+    /// Notes the feed items of `issue` as sent with `campaign`, so no later issue repeats them.
+    fn record_feed_items(
+        &self,
+        ledger: &mut Ledger,
+        campaign: CampaignId,
+        issue: &Issue,
+    ) -> anyhow::Result<()> {
+        let items = issue.entries.iter().filter_map(|e| match &e.source {
+            crate::issue::EntrySource::Feed {
+                feed_url, item_key, ..
+            } => Some((item_key.as_str(), feed_url.as_str())),
+            _ => None,
+        });
+        ledger.record_feed_items(campaign, items)
+    }
+
+    /// The message `campaign` sends, as stored when it started (or last revised), ready to
+    /// send with `key`. `None` for a campaign that an older brief started without storing it.
+    pub fn stored_template(
+        &self,
+        ledger: &Ledger,
+        campaign: &Campaign,
+        key: &TokenKey,
+    ) -> anyhow::Result<Option<(MessageTemplate, CampaignMessage)>> {
+        let Some(m) = ledger.campaign_message(campaign.id)? else {
+            return Ok(None);
+        };
+        let template = MessageTemplate::thaw(&m.template, campaign.issue, key)?;
+        Ok(Some((template, m)))
+    }
+
+    /// Whether the issue folder differs from the one `sent` was rendered from.
+    pub fn folder_changed(&self, id: IssueId, sent: &CampaignMessage) -> bool {
+        content::fingerprint(&self.config.content.dir, id) != sent.folder_hash
+    }
+
+    /// Makes the corrected `issue` what its running campaign sends to the readers not yet sent
+    /// (`brief send --restart-unsent`): a new revision, recorded in the ledger. Holds the
+    /// campaign's send lock while it does, so no run sends meanwhile.
+    pub fn revise_campaign(
+        &self,
+        ledger: &mut Ledger,
+        campaign: &Campaign,
+        issue: &Issue,
+        template: &MessageTemplate,
+        subject: &str,
+    ) -> anyhow::Result<u32> {
+        let _lock = ledger.lock_campaign(campaign)?;
+        let message = self.campaign_message(issue, template, subject);
+        let revision = ledger.revise_campaign(campaign.id, &message)?;
+        self.record_feed_items(ledger, campaign.id, issue)?;
+        Ok(revision)
+    }
+
+    /// Where an older brief kept the web version of a sent issue (`DATA/archive/ID.html`); the
+    /// ledger holds it for campaigns started since.
+    pub fn legacy_web_version_path(&self, id: IssueId) -> PathBuf {
+        self.data_dir().join("archive").join(format!("{id}.html"))
     }
 
     /// The state of an address for `brief subscribers list`.

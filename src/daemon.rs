@@ -234,25 +234,13 @@ impl Daemon {
         };
         let mut resumed = 0;
         for c in campaigns.into_iter().filter(|c| !c.finished) {
+            if self.stop.is_cancelled() {
+                break;
+            }
             let id = c.issue;
-            let issue = tokio::select! {
-                r = self.app.collect_issue(id, FetchPolicy::SCHEDULED) => r,
-                _ = self.stop.cancelled() => return resumed,
+            let Some(template) = self.template_to_resume(&c).await else {
+                continue;
             };
-            let issue = match issue {
-                Ok(i) => i,
-                Err(problems) => {
-                    for p in &problems.0 {
-                        tracing::error!("{p}");
-                    }
-                    tracing::error!(
-                        issue = %id,
-                        "cannot resume the unfinished campaign: its issue has problems; fix them and restart, or run `brief send --issue {id}`"
-                    );
-                    continue;
-                }
-            };
-            let (_, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
             let app = self.app.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 let ledger = app.open_ledger()?;
@@ -278,6 +266,53 @@ impl Daemon {
             }
         }
         resumed
+    }
+
+    /// The message an unfinished campaign goes on with: the one stored when it started,
+    /// whatever the folder says now (feeds are not fetched again). A campaign an older brief
+    /// started without storing it is rendered from the folder, as that brief did. `None`
+    /// (logged) when neither works, or when the daemon stops meanwhile.
+    async fn template_to_resume(&self, c: &Campaign) -> Option<MessageTemplate> {
+        let id = c.issue;
+        let (app, key, campaign) = (self.app.clone(), self.key.clone(), c.clone());
+        let stored = self
+            .ledger
+            .with(move |l| app.stored_template(l, &campaign, &key))
+            .await;
+        match stored {
+            Ok(Some((template, sent))) => {
+                if self.app.folder_changed(id, &sent) {
+                    tracing::warn!(
+                        issue = %id,
+                        "the content folder changed since the campaign started: the readers not yet sent get the issue as it was (revision {}); `brief send --issue {id} --restart-unsent` sends the corrected one",
+                        sent.revision
+                    );
+                }
+                return Some(template);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(issue = %id, error.message = %e, "cannot resume: {e:#}");
+                return None;
+            }
+        }
+        let issue = tokio::select! {
+            r = self.app.collect_issue(id, FetchPolicy::SCHEDULED) => r,
+            _ = self.stop.cancelled() => return None,
+        };
+        match issue {
+            Ok(issue) => Some(self.app.prepare(&issue, &self.key, Kind::Campaign).1),
+            Err(problems) => {
+                for p in &problems.0 {
+                    tracing::error!("{p}");
+                }
+                tracing::error!(
+                    issue = %id,
+                    "cannot resume the unfinished campaign: its issue has problems; fix them and restart, or run `brief send --issue {id}`"
+                );
+                None
+            }
+        }
     }
 
     /// At start: makes up the latest fire when it lies within `catch_up`, or reports it as

@@ -164,26 +164,35 @@ async fn archive_index(State(d): Shared) -> Response {
     page(&d, StatusCode::OK, "Archive", body)
 }
 
-/// The web version of a sent issue, as it was when its campaign started: the newsletter's layout
-/// without personal data. Issues that were never sent are not published (they may be drafts).
+/// The web version of a sent issue, as its campaign sends it (stored when it started, or last
+/// revised): the newsletter's layout without personal data. Issues that were never sent are
+/// not published (they may be drafts).
 async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return not_found(State(d)).await;
     };
-    match d.ledger.with(move |l| l.campaign(id)).await {
-        Ok(Some(_)) => {}
+    let stored = d
+        .ledger
+        .with(move |l| match l.campaign(id)? {
+            Some(c) => Ok(Some(l.campaign_message(c.id)?.map(|m| m.web))),
+            None => Ok(None),
+        })
+        .await;
+    let web = match stored {
+        Ok(Some(web)) => web,
         Ok(None) => return not_found(State(d)).await,
         Err(e) => return server_error(&d, e),
-    }
+    };
     let app = d.app.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        // Saved when the campaign started; rendered from the folder for older campaigns.
-        match std::fs::read_to_string(app.web_version_path(id)) {
+    let rendered = tokio::task::spawn_blocking(move || match web {
+        Some(html) => Ok(html),
+        // A campaign started by an older brief: the file it saved, else the folder.
+        None => match std::fs::read_to_string(app.legacy_web_version_path(id)) {
             Ok(html) => Ok(html),
             Err(_) => app
                 .load_issue(id)
                 .map(|issue| crate::render::render_web(&issue, app.render_context())),
-        }
+        },
     })
     .await;
     match rendered {

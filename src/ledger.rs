@@ -265,6 +265,26 @@ pub struct DeliveryRow {
     pub last_attempt_at: Option<i64>,
     pub next_attempt_at: Option<i64>,
     pub possible_duplicate: bool,
+    /// The revision of the campaign's message it was last attempted with (see
+    /// [`CampaignMessage::revision`]); `None` before any attempt.
+    pub revision: Option<u32>,
+}
+
+/// What a campaign sends: its message, fixed when the campaign starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CampaignMessage {
+    /// 1 for the message the campaign started with; one more for each `--restart-unsent`.
+    pub revision: u32,
+    pub subject: String,
+    /// The pre-encoded message (`MessageTemplate::freeze`).
+    pub template: String,
+    /// The web version shown in the archive.
+    pub web: String,
+    /// The fingerprint of the issue folder this was rendered from (`None`: no folder).
+    pub folder_hash: Option<String>,
+    /// How many deliveries were still to send when this revision took over.
+    pub unsent: u64,
+    pub at: i64,
 }
 
 /// Adds recipients to a campaign being created (see [`Ledger::create_campaign`]).
@@ -360,6 +380,20 @@ const MIGRATIONS: &[&str] = &[
         fired_at INTEGER NOT NULL,
         reported_at INTEGER NOT NULL
     );",
+    // 3: what a campaign sends, fixed when it starts (revision 1) and changed only on purpose
+    // (`--restart-unsent`: revision 2, ...); the revision each delivery was sent.
+    "CREATE TABLE campaign_messages (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+        revision INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        template TEXT NOT NULL,
+        web TEXT NOT NULL,
+        folder_hash TEXT,
+        unsent INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, revision)
+    );
+    ALTER TABLE deliveries ADD COLUMN revision INTEGER;",
 ];
 
 /// What [`Ledger::claim_due`] reads: due pending deliveries (`?1` campaign, `?2` limit), then
@@ -530,13 +564,14 @@ impl Ledger {
     }
 
     /// Creates the campaign of `issue` unless it exists; returns it and whether it is new. A new
-    /// campaign's recipients are added by `fill` in the same transaction, so a campaign never
-    /// exists without its list. Two processes racing here get the same campaign: the issue is a
-    /// unique key.
+    /// campaign's message (revision 1 of `message`) is stored and its recipients are added by
+    /// `fill` in the same transaction, so a campaign never exists without its list or without
+    /// what it sends. Two processes racing here get the same campaign: the issue is a unique
+    /// key.
     pub fn create_campaign(
         &mut self,
         issue: IssueId,
-        subject: &str,
+        message: &CampaignMessage,
         trigger: Trigger,
         now: i64,
         fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
@@ -546,7 +581,7 @@ impl Ledger {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "INSERT OR IGNORE INTO campaigns (issue, subject, state, trigger, created_at) VALUES (?1, ?2, 'sending', ?3, ?4)",
-            params![issue.to_string(), subject, trigger, now],
+            params![issue.to_string(), message.subject, trigger, now],
         )?;
         if n == 1 {
             let campaign = CampaignId(tx.last_insert_rowid());
@@ -560,10 +595,92 @@ impl Ledger {
                 campaign,
             };
             fill(&mut sink)?;
+            drop(sink);
+            let unsent: i64 = tx.query_row(
+                "SELECT count(*) FROM deliveries WHERE campaign_id = ?1 AND state = 'pending'",
+                [campaign],
+                |r| r.get(0),
+            )?;
+            insert_message(
+                &tx,
+                campaign,
+                &CampaignMessage {
+                    revision: 1,
+                    unsent: unsent as u64,
+                    ..message.clone()
+                },
+            )?;
         }
         tx.commit()?;
         let c = self.campaign(issue)?.expect("just inserted");
         Ok((c, n == 1))
+    }
+
+    /// The message `campaign` sends now (its latest revision); `None` for a campaign started by
+    /// a brief that did not store it.
+    pub fn campaign_message(
+        &self,
+        campaign: CampaignId,
+    ) -> anyhow::Result<Option<CampaignMessage>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT revision, subject, template, web, folder_hash, unsent, at
+                 FROM campaign_messages WHERE campaign_id = ?1 ORDER BY revision DESC LIMIT 1",
+                [campaign],
+                |r| {
+                    Ok(CampaignMessage {
+                        revision: r.get(0)?,
+                        subject: r.get(1)?,
+                        template: r.get(2)?,
+                        web: r.get(3)?,
+                        folder_hash: r.get(4)?,
+                        unsent: r.get::<_, i64>(5)? as u64,
+                        at: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Makes `message` what `campaign` sends from now on, as its next revision, for the
+    /// deliveries not yet sent (staff correcting an issue mid-campaign, on purpose). Returns
+    /// the new revision. Call it holding the campaign's send lock.
+    pub fn revise_campaign(
+        &mut self,
+        campaign: CampaignId,
+        message: &CampaignMessage,
+    ) -> anyhow::Result<u32> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let last: Option<u32> = tx.query_row(
+            "SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        let unsent: i64 = tx.query_row(
+            "SELECT count(*) FROM deliveries
+             WHERE campaign_id = ?1 AND state IN ('pending', 'sending', 'deferred')",
+            [campaign],
+            |r| r.get(0),
+        )?;
+        let revision = last.unwrap_or(1) + 1;
+        insert_message(
+            &tx,
+            campaign,
+            &CampaignMessage {
+                revision,
+                unsent: unsent as u64,
+                ..message.clone()
+            },
+        )?;
+        tx.execute(
+            "UPDATE campaigns SET subject = ?2 WHERE id = ?1",
+            params![campaign, message.subject],
+        )?;
+        tx.commit()?;
+        Ok(revision)
     }
 
     /// Deliveries of a campaign by state.
@@ -714,7 +831,7 @@ impl Ledger {
     ) -> anyhow::Result<()> {
         let mut st = self.conn.prepare(
             "SELECT address, name, state, attempts, last_code, last_text, message_id,
-                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate
+                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision
              FROM deliveries WHERE campaign_id = ?1 ORDER BY id",
         )?;
         let mut rows = st.query([campaign])?;
@@ -731,6 +848,7 @@ impl Ledger {
                 last_attempt_at: r.get(8)?,
                 next_attempt_at: r.get(9)?,
                 possible_duplicate: r.get(10)?,
+                revision: r.get(11)?,
             })?;
         }
         Ok(())
@@ -882,15 +1000,44 @@ impl Ledger {
     }
 }
 
+fn insert_message(
+    tx: &Transaction<'_>,
+    campaign: CampaignId,
+    m: &CampaignMessage,
+) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO campaign_messages
+         (campaign_id, revision, subject, template, web, folder_hash, unsent, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            campaign,
+            m.revision,
+            m.subject,
+            m.template,
+            m.web,
+            m.folder_hash,
+            m.unsent as i64,
+            m.at
+        ],
+    )?;
+    Ok(())
+}
+
 fn record_in(
     tx: &Transaction<'_>,
     campaign: CampaignId,
     attempts: &[Attempt],
 ) -> anyhow::Result<()> {
+    // The revision a delivery was sent is the campaign's latest: a revision is made only under
+    // the campaign's send lock, so it cannot change while a run records.
+    let revision: Option<u32> = tx
+        .prepare_cached("SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1")?
+        .query_row([campaign], |r| r.get(0))?;
     let mut up = tx.prepare_cached(
         "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_code = ?4, last_text = ?5,
                 first_attempt_at = coalesce(first_attempt_at, ?6), last_attempt_at = ?6,
-                next_attempt_at = ?7, possible_duplicate = possible_duplicate OR ?8
+                next_attempt_at = ?7, possible_duplicate = possible_duplicate OR ?8,
+                revision = ?9
          WHERE campaign_id = ?1 AND address_key = ?2",
     )?;
     let mut sup = tx.prepare_cached(
@@ -906,7 +1053,8 @@ fn record_in(
             a.text,
             a.at,
             a.next_at,
-            a.possible_duplicate
+            a.possible_duplicate,
+            revision
         ])?;
         if n != 1 {
             bail!(
@@ -944,6 +1092,18 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn message(subject: &str) -> CampaignMessage {
+        CampaignMessage {
+            revision: 1,
+            subject: subject.into(),
+            template: format!("template of {subject}"),
+            web: format!("<p>{subject}</p>"),
+            folder_hash: Some(format!("hash of {subject}")),
+            unsent: 0,
+            at: 1,
+        }
+    }
+
     #[test]
     fn campaign_is_unique_per_issue_and_delivery_per_address() {
         let dir = tempfile::tempdir().unwrap();
@@ -952,7 +1112,7 @@ mod tests {
         l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, "s", Trigger::Cli, 1, |sink| {
+            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
                 assert!(sink.add(&addr("a@example.org"), None, "m1")?);
                 assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
                 assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
@@ -961,7 +1121,7 @@ mod tests {
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, "s", Trigger::Cli, 2, |_| {
+            .create_campaign(id, &message("s"), Trigger::Cli, 2, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -993,13 +1153,72 @@ mod tests {
     }
 
     #[test]
+    fn a_campaign_keeps_its_message_and_records_which_revision_each_reader_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let id: IssueId = "2021-07".parse().unwrap();
+        let (c, _) = l
+            .create_campaign(id, &message("first"), Trigger::Cli, 1, |sink| {
+                sink.add(&addr("a@x.org"), None, "m1")?;
+                sink.add(&addr("b@x.org"), None, "m2")?;
+                Ok(())
+            })
+            .unwrap();
+        let stored = l.campaign_message(c.id).unwrap().unwrap();
+        assert_eq!((stored.revision, stored.unsent), (1, 2));
+        assert_eq!(stored.template, "template of first");
+        let sent = |key: &str| Attempt {
+            address: key.into(),
+            key: AddressKey::from_text(key),
+            state: State::Sent,
+            code: Some(250),
+            text: "ok".into(),
+            next_at: None,
+            possible_duplicate: false,
+            suppress: false,
+            at: 2,
+        };
+        l.claim_due(c.id, 2, 1).unwrap();
+        l.record(c.id, &[sent("a@x.org")]).unwrap();
+
+        let revision = l.revise_campaign(c.id, &message("second")).unwrap();
+
+        assert_eq!(revision, 2);
+        let now = l.campaign_message(c.id).unwrap().unwrap();
+        assert_eq!((now.revision, now.unsent), (2, 1));
+        assert_eq!(now.template, "template of second");
+        assert_eq!(l.campaign(id).unwrap().unwrap().subject, "second");
+        l.claim_due(c.id, 3, 1).unwrap();
+        l.record(c.id, &[sent("b@x.org")]).unwrap();
+        let mut got = Vec::new();
+        l.each_delivery(c.id, |d| {
+            got.push((d.address, d.revision));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("a@x.org".to_string(), Some(1)),
+                ("b@x.org".to_string(), Some(2))
+            ]
+        );
+    }
+
+    #[test]
     fn one_process_at_a_time_sends_a_campaign() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("brief.db");
         let mut a = Ledger::open(&p).unwrap();
         let b = Ledger::open(&p).unwrap();
         let (c, _) = a
-            .create_campaign("2021-07".parse().unwrap(), "s", Trigger::Cli, 1, |_| Ok(()))
+            .create_campaign(
+                "2021-07".parse().unwrap(),
+                &message("s"),
+                Trigger::Cli,
+                1,
+                |_| Ok(()),
+            )
             .unwrap();
         let held = a.lock_campaign(&c).unwrap();
         let e = b.lock_campaign(&c).unwrap_err().to_string();
@@ -1054,7 +1273,7 @@ mod tests {
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
         let id: IssueId = "2021-07".parse().unwrap();
         let (c, _) = l
-            .create_campaign(id, "s", Trigger::Cli, 1, |sink| {
+            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
                 for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
                     sink.add(&addr(a), None, a)?;
                 }

@@ -231,6 +231,63 @@ impl MessageTemplate {
         v
     }
 
+    /// The template as it is stored with its campaign: every pre-encoded byte (all 7-bit ASCII:
+    /// headers are RFC 2047-encoded, parts quoted-printable), never the token key. Only a
+    /// campaign's template is stored; a test send's is made anew each time.
+    pub fn freeze(&self) -> String {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let frozen = Frozen {
+            version: FROZEN_VERSION,
+            head: text(&self.head),
+            subject: text(&self.subject),
+            list: text(&self.list),
+            tail: text(&self.tail),
+            body: self
+                .body
+                .iter()
+                .map(|p| match p {
+                    Piece::Fixed(b) => FrozenPiece::Fixed(text(b)),
+                    Piece::Hole { col } => FrozenPiece::Hole(*col),
+                })
+                .collect(),
+            domain: self.domain.clone(),
+            unsubscribe_base: self.unsubscribe_base.clone(),
+        };
+        serde_json::to_string(&frozen).expect("a frozen template serializes")
+    }
+
+    /// The campaign template of `issue` that [`MessageTemplate::freeze`] stored, with `key` to
+    /// sign the unsubscribe tokens.
+    pub fn thaw(stored: &str, issue: IssueId, key: &TokenKey) -> anyhow::Result<MessageTemplate> {
+        let f: Frozen = serde_json::from_str(stored)
+            .map_err(|e| anyhow::anyhow!("the stored message of issue {issue} is damaged: {e}"))?;
+        if f.version != FROZEN_VERSION {
+            anyhow::bail!(
+                "the stored message of issue {issue} has format {}, which this brief does not read",
+                f.version
+            );
+        }
+        Ok(MessageTemplate {
+            head: f.head.into_bytes(),
+            subject: f.subject.into_bytes(),
+            list: f.list.into_bytes(),
+            tail: f.tail.into_bytes(),
+            body: f
+                .body
+                .into_iter()
+                .map(|p| match p {
+                    FrozenPiece::Fixed(s) => Piece::Fixed(s.into_bytes()),
+                    FrozenPiece::Hole(col) => Piece::Hole { col },
+                })
+                .collect(),
+            issue,
+            kind: Kind::Campaign,
+            domain: f.domain,
+            unsubscribe_base: f.unsubscribe_base,
+            key: key.clone(),
+        })
+    }
+
     fn size_hint(&self) -> usize {
         self.head.len()
             + self.subject.len()
@@ -245,6 +302,28 @@ impl MessageTemplate {
                 })
                 .sum::<usize>()
     }
+}
+
+/// The stored form's version: bump it when the layout of [`Frozen`] changes.
+const FROZEN_VERSION: u32 = 1;
+
+/// A [`MessageTemplate`] at rest (see [`MessageTemplate::freeze`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Frozen {
+    version: u32,
+    head: String,
+    subject: String,
+    list: String,
+    tail: String,
+    body: Vec<FrozenPiece>,
+    domain: String,
+    unsubscribe_base: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum FrozenPiece {
+    Fixed(String),
+    Hole(usize),
 }
 
 fn push_fixed(body: &mut Vec<Piece>, bytes: Vec<u8>) {
@@ -421,6 +500,51 @@ mod tests {
         let long = qp(&"x".repeat(200));
         assert!(long.split("\r\n").all(|l| l.len() <= 76), "{long}");
         assert_eq!(long.replace("=\r\n", ""), "x".repeat(200));
+    }
+
+    #[test]
+    fn a_thawed_template_writes_the_same_bytes_and_a_damaged_one_is_refused() {
+        let c = crate::config::parse(
+            crate::config::MINIMAL_FOR_TESTS,
+            std::path::Path::new("b.toml"),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Issue ñ of July".into(),
+            preheader: String::new(),
+            html: vec!["<p>hello é</p><a href=\"".into(), "\">leave</a>".into()],
+            text: vec!["hello é\n\nleave: ".into(), "\n".into()],
+        };
+        let key = TokenKey::new(crate::config::Secret::new("k".repeat(32)));
+        let issue: IssueId = "2021-07".parse().unwrap();
+        let t = MessageTemplate::new(
+            &rendered,
+            &c.newsletter,
+            issue,
+            DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            &c.server.public_url,
+            &key,
+            Kind::Campaign,
+        );
+        let ana: Address = "Ana@example.org".parse().unwrap();
+        let reader = Recipient {
+            address: &ana,
+            name: Some("Ana"),
+        };
+        let stored = t.freeze();
+        assert!(!stored.contains(&"k".repeat(32)), "no key at rest");
+
+        let back = MessageTemplate::thaw(&stored, issue, &key).unwrap();
+
+        assert_eq!(back.to_bytes(reader), t.to_bytes(reader));
+        let Err(e) = MessageTemplate::thaw(&stored[..stored.len() / 2], issue, &key) else {
+            panic!("half a stored message was accepted");
+        };
+        assert!(
+            e.to_string()
+                .starts_with("the stored message of issue 2021-07 is damaged"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -139,6 +139,20 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
             n.total(),
             c.subject
         );
+        if let Some(m) = ledger.campaign_message(c.id)? {
+            if m.revision > 1 {
+                println!(
+                    "  message revision {} (by --restart-unsent) went to the {} readers then not yet sent",
+                    m.revision, m.unsent
+                );
+            }
+            if !c.finished && app.folder_changed(c.issue, &m) {
+                println!(
+                    "  {}",
+                    super::send::folder_changed_note(c.issue, m.revision)
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -156,6 +170,8 @@ struct ReportRow<'a> {
     last_attempt_at: String,
     next_attempt_at: String,
     possible_duplicate: bool,
+    /// The revision of the campaign's message this reader was sent (empty before an attempt).
+    revision: Option<u32>,
 }
 
 impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
@@ -172,6 +188,7 @@ impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
             last_attempt_at: fmt_ms(d.last_attempt_at),
             next_attempt_at: fmt_ms(d.next_attempt_at),
             possible_duplicate: d.possible_duplicate,
+            revision: d.revision,
         }
     }
 }

@@ -71,6 +71,11 @@ pub enum Command {
         /// The test-send addresses, comma-separated.
         #[arg(long, value_delimiter = ',', requires = "test")]
         to: Vec<String>,
+        /// For a campaign already under way: render the issue folder again and send that to
+        /// the readers not yet sent (recorded as a new revision). Without it, a campaign always
+        /// sends the message it started with.
+        #[arg(long, conflicts_with = "test")]
+        restart_unsent: bool,
     },
     /// Campaign states and counts per delivery state.
     Status {
@@ -159,7 +164,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to,
             ..
         } => send::test_send(&app, issue, &to).await,
-        Command::Send { issue, yes, .. } => send::send(&app, issue, yes).await,
+        Command::Send {
+            issue,
+            yes,
+            restart_unsent,
+            ..
+        } => {
+            let resume = if restart_unsent {
+                send::Resume::RestartUnsent
+            } else {
+                send::Resume::AsStarted
+            };
+            send::send(&app, issue, yes, resume).await
+        }
         Command::Status { issue } => inspect::status(&app, issue),
         Command::Report { issue, format } => inspect::report(&app, issue, format),
         Command::Run { listen } => crate::daemon::run(app, listen).await,

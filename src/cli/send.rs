@@ -37,45 +37,85 @@ fn campaign_transport(app: &App, sub: &str) -> anyhow::Result<Transport> {
     app.transport(sub).map_err(|e| UsageError(e).into())
 }
 
-pub(super) async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow::Result<ExitCode> {
+/// How `brief send` treats a campaign that exists and is not finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resume {
+    /// Send the message the campaign started with (the default).
+    AsStarted,
+    /// Render the issue again and send that to the readers not yet sent (`--restart-unsent`).
+    RestartUnsent,
+}
+
+pub(super) async fn send(
+    app: &App,
+    issue: Option<IssueId>,
+    yes: bool,
+    resume: Resume,
+) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id).await else {
-        return Ok(ExitCode::from(1));
-    };
     let mut ledger = app.open_ledger()?;
-    if let Some(c) = ledger.campaign(id)? {
-        if c.finished {
-            let counts = ledger.counts(c.id)?;
-            println!(
-                "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
-                counts.sent, counts.failed
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
+    let existing = ledger.campaign(id)?;
+    if let Some(c) = existing.as_ref().filter(|c| c.finished) {
+        let counts = ledger.counts(c.id)?;
+        println!(
+            "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
+            counts.sent, counts.failed
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if existing.is_none() && resume == Resume::RestartUnsent {
+        return Err(UsageError::msg(format!(
+            "issue {id} has no campaign to restart: `brief send --issue {id}` starts one"
+        ))
+        .into());
     }
     let transport = campaign_transport(app, &id.to_string())?;
     let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.token_key()?;
-    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
-    let existing = ledger.campaign(id)?;
+    let stored = match (&existing, resume) {
+        (Some(c), Resume::AsStarted) => app.stored_template(&ledger, c, &key)?,
+        _ => None,
+    };
+    // A running campaign sends what it started with, whatever the folder says now; otherwise
+    // (a new campaign, a restart, or a campaign an older brief started) the folder is rendered.
+    let (template, subject, issue) = match stored {
+        Some((template, sent)) => {
+            if app.folder_changed(id, &sent) {
+                eprintln!("{}", folder_changed_note(id, sent.revision));
+            }
+            (template, sent.subject, None)
+        }
+        None => {
+            let Some(issue) = load_or_report(app, id).await else {
+                return Ok(ExitCode::from(1));
+            };
+            let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+            (template, rendered.subject, Some(issue))
+        }
+    };
     if !yes {
-        let what = match &existing {
-            Some(c) => {
+        let via = transport.describe();
+        let what = match (&existing, resume) {
+            (Some(c), Resume::AsStarted) => {
                 let n = ledger.counts(c.id)?;
                 format!(
-                    "Resume issue {id} (\"{}\"): {} deliveries left, via {}?",
-                    rendered.subject,
+                    "Resume issue {id} (\"{subject}\"): {} deliveries left, via {via}?",
                     n.pending + n.sending + n.deferred,
-                    transport.describe()
                 )
             }
-            None => {
+            (Some(c), Resume::RestartUnsent) => {
+                let n = ledger.counts(c.id)?;
+                format!(
+                    "Send the issue {id} as it is now (\"{subject}\") to the {} readers not yet \
+                     sent, via {via}? Those already sent keep the first version.",
+                    n.pending + n.sending + n.deferred,
+                )
+            }
+            (None, _) => {
                 let readers = app.reachable_readers(&ledger)?;
                 format!(
-                    "Send issue {id} (\"{}\") to {readers} reader{} via {}?",
-                    rendered.subject,
+                    "Send issue {id} (\"{subject}\") to {readers} reader{} via {via}?",
                     if readers == 1 { "" } else { "s" },
-                    transport.describe()
                 )
             }
         };
@@ -84,16 +124,25 @@ pub(super) async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow
             return Ok(ExitCode::from(1));
         }
     }
-    let (campaign, _new, problems) = app.start_campaign(
-        &mut ledger,
-        &issue,
-        &template,
-        &rendered.subject,
-        Trigger::Cli,
-    )?;
-    for p in &problems {
-        tracing::warn!("skipped subscriber: {p}");
-    }
+    let campaign = match (existing, issue) {
+        (Some(c), None) => c,
+        (Some(c), Some(issue)) if resume == Resume::RestartUnsent => {
+            let revision = app.revise_campaign(&mut ledger, &c, &issue, &template, &subject)?;
+            println!(
+                "issue {id}: revision {revision} of the message goes to the readers not yet sent"
+            );
+            c
+        }
+        (_, Some(issue)) => {
+            let (campaign, _new, problems) =
+                app.start_campaign(&mut ledger, &issue, &template, &subject, Trigger::Cli)?;
+            for p in &problems {
+                tracing::warn!("skipped subscriber: {p}");
+            }
+            campaign
+        }
+        (None, None) => unreachable!("a new campaign always renders the folder"),
+    };
     let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
     print_summary(id, &summary);
     if let Some(e) = &summary.relay_error {
@@ -108,6 +157,15 @@ pub(super) async fn send(app: &App, issue: Option<IssueId>, yes: bool) -> anyhow
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `send` and `status` say when the folder of a running campaign was edited.
+pub(super) fn folder_changed_note(id: IssueId, revision: u32) -> String {
+    format!(
+        "note: the content folder of issue {id} changed since its campaign started (message \
+         revision {revision}); the readers not yet sent still get the issue as it was. To send \
+         them the corrected issue instead: `brief send --issue {id} --restart-unsent`"
+    )
 }
 
 /// Runs a campaign to its end with a progress bar on a terminal, stopping cleanly on a signal.

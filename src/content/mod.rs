@@ -177,6 +177,35 @@ pub fn renumber(entries: &mut [Entry]) {
 
 /// Adds feed entries to an issue: they join the folder's entries by date (the folder's own order
 /// is kept), and everything is numbered again.
+/// A fingerprint of the issue folder `dir/ID/` as it is on disk: a SHA-256 over the name and
+/// bytes of every file in it, in name order. `None` when the folder cannot be read (no folder:
+/// an issue that feeds alone fill). Two reads give the same fingerprint exactly when no file
+/// was added, removed, renamed or edited in between.
+pub fn fingerprint(dir: &Path, id: IssueId) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let folder = dir.join(id.to_string());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(&f).ok()?;
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Some(format!("{:x}", h.finalize()))
+}
+
 pub fn merge_entries(issue: &mut Issue, mut extra: Vec<Entry>) {
     if extra.is_empty() {
         return;

@@ -946,3 +946,156 @@ async fn implicit_tls_end_to_end_with_the_test_ca() {
         .await;
     tls_campaign(server, &pki, "tls").await;
 }
+
+const TITLE: &str = "DHS Secretary Mayorkas' visit to Mexico";
+const CORRECTED: &str = "DHS Secretary Mayorkas' second visit to Mexico";
+
+/// Starts a send of 300 readers and kills it (`kill -9`) once 40 have the issue; then staff
+/// correct an entry's title in the folder. Returns the number of messages accepted before.
+async fn kill_mid_campaign_then_edit(m: &Mailer, server: &SmtpServer) -> usize {
+    m.configure(server.port(), &format!("{FAST}rate_per_second = 200\n"), "");
+    let mut child = m.spawn_send("first");
+    let started = wait_for(|| server.accepted() >= 40).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "{}", m.output_of("first", "err"));
+    let before = server.accepted();
+    assert!(before < 300, "killed mid-campaign");
+    let entry = m.world.path("content/2021-07/01-mayorkas-visit.md");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains(TITLE));
+    std::fs::write(&entry, text.replace(TITLE, CORRECTED)).unwrap();
+    m.configure(server.port(), FAST, "");
+    before
+}
+
+/// The title each received message carries, in its text part.
+fn titles_sent(server: &SmtpServer) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for msg in server.messages() {
+        let text = parsed(&msg).body_text(0).expect("a text part").into_owned();
+        let title = if text.contains(CORRECTED) {
+            CORRECTED
+        } else if text.contains(TITLE) {
+            TITLE
+        } else {
+            "neither"
+        };
+        *n.entry(title.to_string()).or_insert(0) += 1;
+    }
+    n
+}
+
+/// The issue's first "Done when": killed mid-way, edited, resumed with `brief send`: every
+/// reader gets the issue as it was when the campaign started, and `status` says the folder
+/// differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_campaign_sends_the_issue_as_it_was_at_its_start() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(300);
+    kill_mid_campaign_then_edit(&m, &server).await;
+
+    let status = m.brief(&["status", "--issue", "2021-07"]).await;
+    let (stdout, _) = text(&status);
+    assert!(
+        stdout.contains("the content folder of issue 2021-07 changed since its campaign started"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("--restart-unsent"), "{stdout}");
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("changed since its campaign started"),
+        "{stderr}"
+    );
+    let n = copies(&server.messages());
+    assert!((0..300).all(|i| n.contains_key(&rcpt(i))), "nobody skipped");
+    let titles = titles_sent(&server);
+    assert_eq!(titles.get(CORRECTED), None, "{titles:?}");
+    assert_eq!(
+        titles.get(TITLE).copied(),
+        Some(server.accepted()),
+        "{titles:?}"
+    );
+    let subjects: std::collections::HashSet<String> = server
+        .messages()
+        .iter()
+        .map(|msg| parsed(msg).subject().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+}
+
+/// The same through `brief run`: the daemon resumes the killed campaign with its stored message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_resumes_a_campaign_with_the_message_it_started_with() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(300);
+    kill_mid_campaign_then_edit(&m, &server).await;
+
+    let d = crate::support::daemon::Running::start(&m.world, &[]);
+    let done = wait_for(|| copies(&server.messages()).len() == 300).await;
+    let stopped = d.stop();
+
+    assert!(done, "{}", stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .contains("the content folder changed since the campaign started"),
+        "{}",
+        stopped.stderr
+    );
+    let titles = titles_sent(&server);
+    assert_eq!(titles.get(CORRECTED), None, "{titles:?}");
+    assert_eq!(
+        titles.get(TITLE).copied(),
+        Some(server.accepted()),
+        "{titles:?}"
+    );
+}
+
+/// Staff who mean to send the correction say so: `--restart-unsent` renders the folder again for
+/// the readers not yet sent, and the report says which revision each reader got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_unsent_sends_the_corrected_issue_to_the_rest_and_records_it() {
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(300);
+    kill_mid_campaign_then_edit(&m, &server).await;
+    let first = server.accepted();
+
+    let out = m.brief(&["send", "--yes", "--restart-unsent"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("revision 2 of the message"), "{stdout}");
+    let titles = titles_sent(&server);
+    let old = titles.get(TITLE).copied().unwrap_or(0);
+    let new = titles.get(CORRECTED).copied().unwrap_or(0);
+    assert_eq!(old + new, server.accepted(), "{titles:?}");
+    assert!(
+        old >= first && new >= 300 - first - 8,
+        "{titles:?} after {first}"
+    );
+    let report = m.report("2021-07").await;
+    assert!(report.values().all(|r| r["state"] == "sent"));
+    let revision = |n: u64| report.values().filter(|r| r["revision"] == n).count();
+    assert_eq!(revision(1) + revision(2), 300);
+    assert!(revision(2) >= 300 - first - 8, "{report:?}");
+    let status = m.brief(&["status", "--issue", "2021-07"]).await;
+    assert!(
+        text(&status)
+            .0
+            .contains("message revision 2 (by --restart-unsent)"),
+        "{}",
+        text(&status).0
+    );
+    // Nothing to restart once everyone has it.
+    let again = m.brief(&["send", "--yes", "--restart-unsent"]).await;
+    assert!(
+        text(&again).0.contains("already sent"),
+        "{:?}",
+        text(&again)
+    );
+}
