@@ -56,9 +56,27 @@ fn word_from_sql<W: Word>(value: ValueRef<'_>) -> FromSqlResult<W> {
         .ok_or_else(|| FromSqlError::Other(format!("unknown value `{text}` in the ledger").into()))
 }
 
-/// Implements the SQL and serde conversions of a [`Word`] type.
-macro_rules! word_conversions {
-    ($t:ty) => {
+/// Makes an enum a [`Word`]: `words!(State { Pending => "pending", ... })` gives it `ALL`,
+/// `as_str`, and its SQL, serde and `Display` conversions, from that one list.
+macro_rules! words {
+    ($t:ident { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            /// Every value, in declaration order.
+            pub const ALL: [$t; [$($s),+].len()] = [$($t::$v),+];
+
+            /// The word stored in the ledger and printed in reports.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($t::$v => $s),+
+                }
+            }
+        }
+        impl Word for $t {
+            const ALL: &'static [$t] = &$t::ALL;
+            fn as_str(self) -> &'static str {
+                $t::as_str(self)
+            }
+        }
         impl ToSql for $t {
             fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
                 Ok(ToSqlOutput::from(self.as_str()))
@@ -93,36 +111,14 @@ pub enum State {
     Suppressed,
 }
 
-impl State {
-    pub const ALL: [State; 6] = [
-        State::Pending,
-        State::Sending,
-        State::Sent,
-        State::Deferred,
-        State::Failed,
-        State::Suppressed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        <State as Word>::as_str(self)
-    }
-}
-
-impl Word for State {
-    const ALL: &'static [State] = &State::ALL;
-
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Sending => "sending",
-            State::Sent => "sent",
-            State::Deferred => "deferred",
-            State::Failed => "failed",
-            State::Suppressed => "suppressed",
-        }
-    }
-}
-word_conversions!(State);
+words!(State {
+    Pending => "pending",
+    Sending => "sending",
+    Sent => "sent",
+    Deferred => "deferred",
+    Failed => "failed",
+    Suppressed => "suppressed",
+});
 
 /// Why an address is on the suppression list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,23 +127,10 @@ pub enum Reason {
     Bounced,
 }
 
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        <Reason as Word>::as_str(self)
-    }
-}
-
-impl Word for Reason {
-    const ALL: &'static [Reason] = &[Reason::Unsubscribed, Reason::Bounced];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Reason::Unsubscribed => "unsubscribed",
-            Reason::Bounced => "bounced",
-        }
-    }
-}
-word_conversions!(Reason);
+words!(Reason {
+    Unsubscribed => "unsubscribed",
+    Bounced => "bounced",
+});
 
 /// What started a campaign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,17 +141,10 @@ pub enum Trigger {
     Schedule,
 }
 
-impl Word for Trigger {
-    const ALL: &'static [Trigger] = &[Trigger::Cli, Trigger::Schedule];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Cli => "cli",
-            Trigger::Schedule => "schedule",
-        }
-    }
-}
-word_conversions!(Trigger);
+words!(Trigger {
+    Cli => "cli",
+    Schedule => "schedule",
+});
 
 /// One campaign: the sending of one issue.
 #[derive(Clone, Debug, PartialEq)]

@@ -331,16 +331,8 @@ fn report_without_issue_acts_on_the_newest_issue() {
 #[test]
 fn test_send_without_to_goes_to_the_staff() {
     let w = World::new();
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let old = "public_url = \"https://news.example.org/\"";
-    w.write(
-        "brief.toml",
-        &text.replace(
-            old,
-            &format!(
-                "{old}\nstaff = [\"Editor <editor@example.org>\", \"copy@example.org\", \"EDITOR@example.org\"]"
-            ),
-        ),
+    w.add_server_keys(
+        "staff = [\"Editor <editor@example.org>\", \"copy@example.org\", \"EDITOR@example.org\"]",
     );
 
     let out = w.brief().args(["send", "--test"]).output().unwrap();

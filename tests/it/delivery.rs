@@ -986,6 +986,16 @@ fn titles_sent(server: &SmtpServer) -> HashMap<String, usize> {
     n
 }
 
+fn assert_every_message_is_the_first_version(server: &SmtpServer) {
+    let titles = titles_sent(server);
+    assert_eq!(titles.get(CORRECTED), None, "{titles:?}");
+    assert_eq!(
+        titles.get(TITLE).copied(),
+        Some(server.accepted()),
+        "{titles:?}"
+    );
+}
+
 /// The issue's first "Done when": killed mid-way, edited, resumed with `brief send`: every
 /// reader gets the issue as it was when the campaign started, and `status` says the folder
 /// differs.
@@ -1012,13 +1022,7 @@ async fn a_resumed_campaign_sends_the_issue_as_it_was_at_its_start() {
     );
     let n = copies(&server.messages());
     assert!((0..300).all(|i| n.contains_key(&rcpt(i))), "nobody skipped");
-    let titles = titles_sent(&server);
-    assert_eq!(titles.get(CORRECTED), None, "{titles:?}");
-    assert_eq!(
-        titles.get(TITLE).copied(),
-        Some(server.accepted()),
-        "{titles:?}"
-    );
+    assert_every_message_is_the_first_version(&server);
     let subjects: std::collections::HashSet<String> = server
         .messages()
         .iter()
@@ -1047,13 +1051,7 @@ async fn the_daemon_resumes_a_campaign_with_the_message_it_started_with() {
         "{}",
         stopped.stderr
     );
-    let titles = titles_sent(&server);
-    assert_eq!(titles.get(CORRECTED), None, "{titles:?}");
-    assert_eq!(
-        titles.get(TITLE).copied(),
-        Some(server.accepted()),
-        "{titles:?}"
-    );
+    assert_every_message_is_the_first_version(&server);
 }
 
 /// Staff who mean to send the correction say so: `--restart-unsent` renders the folder again for

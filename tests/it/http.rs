@@ -301,17 +301,9 @@ fn admin_test_send_takes_the_bearer_token_and_only_staff_and_secrets_stay_out_of
         crate::dkim::SELECTOR
     ));
     w.write("dkim.pem", &pem);
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let old = "public_url = \"https://news.example.org/\"";
-    w.write(
-        "brief.toml",
-        &text.replace(
-            old,
-            &format!(
-                "{old}\nsecret_env = \"BRIEF_TEST_SECRET\"\nadmin_token_env = \"BRIEF_TEST_ADMIN\"\n\
-                 staff = [\"Editor <editor@example.org>\"]"
-            ),
-        ),
+    w.add_server_keys(
+        "secret_env = \"BRIEF_TEST_SECRET\"\nadmin_token_env = \"BRIEF_TEST_ADMIN\"\n\
+         staff = [\"Editor <editor@example.org>\"]",
     );
     let env = [("BRIEF_TEST_SECRET", SECRET), ("BRIEF_TEST_ADMIN", ADMIN)];
     let d = Running::start(&w, &env);

@@ -116,6 +116,17 @@ impl World {
         self.write_bytes(rel, &std::fs::read(from).unwrap());
     }
 
+    /// Adds `lines` (TOML keys) to the `[server]` table of this world's config.
+    pub fn add_server_keys(&self, lines: &str) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let old = "public_url = \"https://news.example.org/\"";
+        assert!(
+            text.contains(old),
+            "the world's [server] table changed: {text}"
+        );
+        self.write("brief.toml", &text.replace(old, &format!("{old}\n{lines}")));
+    }
+
     /// The `brief` binary, configured for this world, without a terminal on stdin.
     pub fn brief(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("brief").expect("brief binary");
