@@ -94,7 +94,7 @@ impl App {
         let key: String = {
             use rand::Rng;
             let bytes: [u8; 32] = rand::rng().random();
-            crate::message::hex(&bytes)
+            crate::token::hex(&bytes)
         };
         write_private(&path, &key)?;
         tracing::info!(

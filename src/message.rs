@@ -20,7 +20,7 @@ use crate::address::lowercase_chunks;
 use crate::config::Newsletter;
 use crate::issue::{one_line, IssueId};
 use crate::render::Rendered;
-use crate::token::TokenKey;
+use crate::token::{hex, TokenKey};
 
 /// One reader of one message.
 #[derive(Clone, Copy, Debug)]
@@ -332,16 +332,6 @@ fn push_fixed(body: &mut Vec<Piece>, bytes: Vec<u8>) {
     } else {
         body.push(Piece::Fixed(bytes));
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 /// Quoted-printable (RFC 2045 6.7) with `\n` in the input becoming CRLF hard breaks.

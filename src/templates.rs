@@ -43,6 +43,32 @@ pub struct Snippets {
     pub preheader: String,
     /// What the web version says in place of the unsubscribe link.
     pub archive_note: String,
+    /// The consent sentence of the sign-up form.
+    #[serde(default = "default_consent")]
+    pub consent: String,
+    /// The subject of the message that asks a new reader to confirm.
+    #[serde(default = "default_confirm_subject")]
+    pub confirm_subject: String,
+    /// Its text, above the confirmation button.
+    #[serde(default = "default_confirm_text")]
+    pub confirm_text: String,
+}
+
+fn default_consent() -> String {
+    "I agree to receive {kicker}, the monthly newsletter of the {organization}, by email. I can \
+     leave at any time with the link in every message."
+        .into()
+}
+
+fn default_confirm_subject() -> String {
+    "Confirm your subscription to {kicker}".into()
+}
+
+fn default_confirm_text() -> String {
+    "Someone, probably you, asked to receive {kicker}, the monthly newsletter of the \
+     {organization}, at this address. Confirm with the button below. If it was not you, ignore \
+     this message: nothing will be sent."
+        .into()
 }
 
 impl Templates {
@@ -105,6 +131,9 @@ impl Templates {
             &mut s.unsubscribe_note,
             &mut s.preheader,
             &mut s.archive_note,
+            &mut s.consent,
+            &mut s.confirm_subject,
+            &mut s.confirm_text,
         ] {
             *field = field
                 .replace("{name}", &newsletter.name)

@@ -1,7 +1,12 @@
-//! Unsubscribe tokens: the address and an HMAC-SHA256 of it under the server's secret key.
+//! Signed links: unsubscribe tokens, expiring tokens for emailed links, and keyed hashes.
 //!
-//! A token is `base64url(address) . base64url(hmac)`, so the daemon learns the address from the
-//! token itself and needs no lookup table; verification is constant-time.
+//! An unsubscribe token is `base64url(address) . base64url(hmac)`, so the daemon learns the
+//! address from the token itself and needs no lookup table; verification is constant-time. An
+//! expiring token ([`TokenKey::sign`], for a sign-up's confirmation link and the like) carries a
+//! few fields and an expiry the same way. Every kind of token is signed under a domain of its
+//! own ([`Purpose`]), so a token made for one purpose never passes for another. Keyed hashes
+//! name an address without revealing it: in logs ([`TokenKey::tag`]) and for people who asked
+//! to be forgotten ([`TokenKey::forget_hash`]).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,12 +18,39 @@ use crate::config::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Signs and checks unsubscribe tokens with one key.
+/// Signs and checks tokens with one key.
 #[derive(Clone)]
 pub struct TokenKey {
-    /// The HMAC keyed and fed the domain prefix once: each token clones it instead of hashing
-    /// the key again.
+    /// The HMAC keyed once: each use clones it instead of hashing the key again.
+    base: HmacSha256,
+    /// The same, fed the unsubscribe domain prefix too (the send path's hot use).
     keyed: HmacSha256,
+}
+
+/// What an expiring token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A reader's link to confirm a subscription (the address and the name).
+    Confirm,
+}
+
+impl Purpose {
+    fn domain(self) -> &'static [u8] {
+        match self {
+            Purpose::Confirm => b"brief-confirm-v1\0",
+        }
+    }
+}
+
+/// Why an expiring token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not made with this key and purpose, or altered.
+    #[error("the link is not valid")]
+    Invalid,
+    /// Genuine, but past its expiry.
+    #[error("the link has expired")]
+    Expired,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -29,10 +61,77 @@ impl std::fmt::Debug for TokenKey {
 
 impl TokenKey {
     pub fn new(key: Secret) -> Self {
-        let mut keyed =
-            HmacSha256::new_from_slice(key.expose().as_bytes()).expect("hmac takes any key");
+        let base = HmacSha256::new_from_slice(key.expose().as_bytes()).expect("hmac takes any key");
+        let mut keyed = base.clone();
         keyed.update(b"brief-unsubscribe-v1\0");
-        TokenKey { keyed }
+        TokenKey { base, keyed }
+    }
+
+    /// A token for `purpose` carrying `fields` (none may hold a line break) until
+    /// `expires_unix`.
+    pub fn sign(&self, purpose: Purpose, fields: &[&str], expires_unix: i64) -> String {
+        let mut payload = expires_unix.to_string();
+        for f in fields {
+            debug_assert!(!f.contains('\n'), "a token field holds a line break");
+            payload.push('\n');
+            payload.push_str(f);
+        }
+        let mut mac = self.base.clone();
+        mac.update(purpose.domain());
+        mac.update(payload.as_bytes());
+        let mut out = URL_SAFE_NO_PAD.encode(payload.as_bytes());
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut out);
+        out
+    }
+
+    /// The fields of a token [`TokenKey::sign`] made for `purpose`, if it is genuine and not
+    /// expired at `now_unix`. The signature is checked (in constant time) before anything else.
+    pub fn open(
+        &self,
+        purpose: Purpose,
+        token: &str,
+        now_unix: i64,
+    ) -> Result<Vec<String>, TokenError> {
+        let (payload, tag) = token.split_once('.').ok_or(TokenError::Invalid)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Invalid)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        let mut mac = self.base.clone();
+        mac.update(purpose.domain());
+        mac.update(&payload);
+        mac.verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
+        let payload = String::from_utf8(payload).map_err(|_| TokenError::Invalid)?;
+        let mut parts = payload.split('\n');
+        let expires: i64 = parts
+            .next()
+            .and_then(|e| e.parse().ok())
+            .ok_or(TokenError::Invalid)?;
+        if now_unix >= expires {
+            return Err(TokenError::Expired);
+        }
+        Ok(parts.map(str::to_string).collect())
+    }
+
+    /// A short keyed hash of `address` (any casing) for logs: the same address gives the same
+    /// tag, so its lines can be followed, and the tag reveals nothing without the key.
+    pub fn tag(&self, address: &str) -> String {
+        let mut mac = self.base.clone();
+        mac.update(b"brief-log-v1\0");
+        lowercase_chunks(address, |c| mac.update(c));
+        hex(&mac.finalize().into_bytes()[..5])
+    }
+
+    /// The keyed hash an address is remembered by once its owner asked to be forgotten: it
+    /// keeps the address suppressed without keeping the address.
+    pub fn forget_hash(&self, address: &str) -> String {
+        let mut mac = self.base.clone();
+        mac.update(b"brief-forget-v1\0");
+        lowercase_chunks(address, |c| mac.update(c));
+        hex(&mac.finalize().into_bytes())
     }
 
     fn mac(&self, address: &str) -> HmacSha256 {
@@ -67,6 +166,17 @@ impl TokenKey {
     }
 }
 
+/// Lowercase hexadecimal of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +197,59 @@ mod tests {
         let other = TokenKey::new(Secret::new("x".repeat(32)));
         assert_eq!(other.verify(&t), None);
         assert_eq!(k.verify("nonsense"), None);
+    }
+
+    #[test]
+    fn expiring_tokens_carry_their_fields_until_they_expire() {
+        let k = key();
+        let t = k.sign(Purpose::Confirm, &["ana@example.org", "Ana García"], 1_000);
+        assert_eq!(
+            k.open(Purpose::Confirm, &t, 999),
+            Ok(vec![
+                "ana@example.org".to_string(),
+                "Ana García".to_string()
+            ])
+        );
+        assert_eq!(
+            k.open(Purpose::Confirm, &t, 1_000),
+            Err(TokenError::Expired)
+        );
+        // An unsubscribe token is no confirmation token, and the reverse.
+        let unsubscribe = k.token("ana@example.org");
+        assert_eq!(
+            k.open(Purpose::Confirm, &unsubscribe, 0),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(k.verify(&t), None);
+        // A longer expiry cannot be written in: the signature covers it.
+        let (_, tag) = t.split_once('.').unwrap();
+        let forged = format!(
+            "{}.{tag}",
+            URL_SAFE_NO_PAD.encode("9999999999\nana@example.org\nAna García")
+        );
+        assert_eq!(
+            k.open(Purpose::Confirm, &forged, 999),
+            Err(TokenError::Invalid)
+        );
+        let other = TokenKey::new(Secret::new("x".repeat(32)));
+        assert_eq!(
+            other.open(Purpose::Confirm, &t, 999),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn keyed_hashes_ignore_case_and_depend_on_the_key() {
+        let k = key();
+        assert_eq!(k.tag("Ana@Example.org"), k.tag("ana@example.org"));
+        assert_eq!(k.tag("ana@example.org").len(), 10);
+        assert_ne!(k.tag("ana@example.org"), k.tag("bob@example.org"));
+        let other = TokenKey::new(Secret::new("x".repeat(32)));
+        assert_ne!(
+            other.forget_hash("ana@example.org"),
+            k.forget_hash("ana@example.org")
+        );
+        assert!(!k.forget_hash("ana@example.org").contains("ana"));
     }
 
     #[test]

@@ -131,6 +131,6 @@ fn outbox_name(to: &Address, raw: &[u8]) -> String {
             }
         })
         .collect();
-    let hash = crate::message::hex(&Sha256::digest(raw));
+    let hash = crate::token::hex(&Sha256::digest(raw));
     format!("{who}-{}.eml", &hash[..12])
 }

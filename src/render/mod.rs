@@ -5,6 +5,7 @@
 //! message is splicing, not rendering (see `message`). Both parts are built from the same model,
 //! the text part never from the HTML.
 
+mod forms;
 mod html;
 mod text;
 
@@ -14,6 +15,7 @@ use crate::config::Newsletter;
 use crate::issue::Issue;
 use crate::templates::Templates;
 
+pub use forms::{confirmation, signup_form, HONEYPOT};
 pub use text::wrap;
 
 /// Marks where a recipient's unsubscribe URL goes. It holds NUL characters, which no escaped

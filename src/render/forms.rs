@@ -1,0 +1,101 @@
+//! The sign-up form and the message that asks a new reader to confirm, in the newsletter's look.
+//!
+//! The form is one piece of markup for the daemon's `GET /subscribe` page and for the snippet
+//! `brief subscribe-form` prints for the center's website: plain HTML that posts without
+//! JavaScript. Its honeypot field is hidden from people (and from screen readers) but not from
+//! the bots that fill in every field.
+
+use maud::{html, Markup};
+use url::Url;
+
+use super::Context;
+
+/// The name of the honeypot field: a person never sees it, so a value in it means a bot.
+pub const HONEYPOT: &str = "website";
+
+/// The sign-up form posting to `action`, with `error` shown above it and the fields filled with
+/// what the reader typed.
+pub fn signup_form(
+    ctx: Context<'_>,
+    action: &Url,
+    error: Option<&str>,
+    email: &str,
+    name: &str,
+) -> Markup {
+    let t = ctx.templates;
+    html! {
+        form method="post" action=(action.as_str()) accept-charset="utf-8" {
+            @if let Some(e) = error {
+                p style=(t.style("form-error")) role="alert" { (e) }
+            }
+            label style=(t.style("field-label")) for="brief-email" { "Email address" }
+            input style=(t.style("field")) id="brief-email" type="email" name="email"
+                value=(email) required autocomplete="email" maxlength="254";
+            label style=(t.style("field-label")) for="brief-name" { "Name (optional)" }
+            input style=(t.style("field")) id="brief-name" type="text" name="name"
+                value=(name) autocomplete="name" maxlength="200";
+            div style="position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden;" aria-hidden="true" {
+                label for="brief-website" { "Leave this field empty" }
+                input id="brief-website" type="text" name=(HONEYPOT) tabindex="-1" autocomplete="off";
+            }
+            p style=(t.style("consent")) { (t.snippets.consent) }
+            button type="submit" style=(t.style("page-button")) { "Subscribe" }
+        }
+    }
+}
+
+/// The HTML and text parts of the message asking to confirm at `link`.
+pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
+    let t = ctx.templates;
+    let n = ctx.newsletter;
+    let s = &t.snippets;
+    let html = html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light";
+                title { (s.confirm_subject) }
+            }
+            body style=(t.style("body")) {
+                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                    tr { td align="center" {
+                        table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
+                            tr { td style=(t.style("masthead")) {
+                                p style=(t.style("kicker")) { (n.kicker) }
+                                h1 style=(t.style("title")) { (n.name) }
+                            } }
+                            tr { td style=(t.style("entry")) {
+                                p style=(t.style("paragraph")) { (s.confirm_text) }
+                                p { a style=(t.style("page-button")) href=(link.as_str()) { "Confirm subscription" } }
+                                p style=(t.style("paragraph")) {
+                                    "Or open this address: "
+                                    a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
+                                }
+                            } }
+                            tr { td style=(t.style("footer")) {
+                                p style=(t.style("footer-org")) { (n.organization) }
+                                p style=(t.style("footer-text")) {
+                                    @for (i, l) in n.postal_address.lines().enumerate() {
+                                        @if i > 0 { br; }
+                                        (l)
+                                    }
+                                }
+                            } }
+                        }
+                    } }
+                }
+            }
+        }
+    };
+    let text = format!(
+        "{kicker} | {name}\n\n{body}\n\nConfirm your subscription:\n{link}\n\n-- \n{org}\n{address}\n",
+        kicker = n.kicker,
+        name = n.name,
+        body = super::wrap(&s.confirm_text, 72, ""),
+        org = n.organization,
+        address = n.postal_address,
+    );
+    (html.into_string(), text)
+}
