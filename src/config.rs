@@ -420,6 +420,10 @@ pub struct Server {
     /// The staff addresses that `POST /admin/test-send` may send to.
     #[serde(default, deserialize_with = "de_mailboxes")]
     pub staff: Vec<Mailbox>,
+    /// How long an HTTP client may take to send a request's header, and how long a keep-alive
+    /// connection may wait idle for its next request, before the daemon closes it.
+    #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
+    pub header_timeout: Duration,
     /// The token-signing key, read from `secret_env` at load (not a key of the file).
     #[serde(skip)]
     pub secret: Option<Secret>,
@@ -436,6 +440,7 @@ impl Default for Server {
             secret_env: None,
             admin_token_env: None,
             staff: Vec::new(),
+            header_timeout: default_header_timeout(),
             secret: None,
             admin_token: None,
         }
@@ -447,6 +452,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_public_url() -> Url {
     Url::parse("http://localhost:8080/").expect("literal url")
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `[dkim]`: optional DKIM signing.
@@ -543,6 +551,9 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     if c.content.feed_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("content", "feed_timeout"));
+    }
+    if c.server.header_timeout.is_zero() {
+        bail!("{} must be longer than 0s", at("server", "header_timeout"));
     }
     for f in &c.content.feeds {
         if f.url.scheme() != "https" && f.url.scheme() != "http" {
@@ -827,6 +838,7 @@ mod tests {
         assert_eq!(c.delivery.concurrency, 4);
         assert_eq!(c.newsletter.list_id(), "brief.example.org");
         assert_eq!(c.server.public_url.as_str(), "http://localhost:8080/");
+        assert_eq!(c.server.header_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -859,6 +871,16 @@ mod tests {
         assert_eq!(
             e,
             "b.toml:11: `delivery.concurrency` must be between 1 and 256"
+        );
+    }
+
+    #[test]
+    fn a_zero_header_timeout_is_refused() {
+        let text = format!("{MIN}\n[server]\nheader_timeout = \"0s\"\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:11: `server.header_timeout` must be longer than 0s"
         );
     }
 

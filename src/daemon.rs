@@ -2,10 +2,11 @@
 //!
 //! [`run`] checks what it can at start, binds the HTTP listener, resumes every unfinished
 //! campaign, catches up a fire missed within `catch_up`, then sleeps until each fire of
-//! `[schedule] cron`. Every task it starts is tracked by one [`TaskTracker`] and watches one
-//! [`CancellationToken`]: on SIGTERM or SIGINT the scheduler stops, the server stops accepting,
+//! `[schedule] cron`. Every task it starts watches one [`CancellationToken`], and all but the
+//! HTTP server are tracked by one [`TaskTracker`]: on SIGTERM or SIGINT the scheduler stops,
 //! running campaigns let their in-flight messages finish and be recorded, and the process waits
-//! for all of that (at most [`GRACE`]) before it exits.
+//! for that (at most [`GRACE`]) before it exits. The server stops accepting and bounds its own
+//! stop (`http::STOP_GRACE`): a slow HTTP client never holds the stop or makes it fail.
 //!
 //! A fire creates the campaign of the month it falls in, on the plan's wall clock. The ledger's
 //! unique key per issue makes that at most once: a later fire in the month, the second pass of a
@@ -659,21 +660,35 @@ pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
         admin = daemon.app.config.server.admin_token.is_some(),
         "brief daemon started"
     );
-    daemon.spawn(crate::http::serve(
+    // Not one of the daemon's tasks: the server bounds its own stop (`http::STOP_GRACE`), so a
+    // slow client never holds the stop of the campaign runs, nor is taken for one.
+    let http = tokio::spawn(crate::http::serve(
         listener,
         crate::http::router(daemon.site()),
+        daemon.app.config.server.header_timeout,
         stop.clone(),
     ));
     daemon.start();
     signals.watch(stop.clone());
     stop.cancelled().await;
     tracing::info!("stopping: no new work; letting messages in flight finish and be recorded");
-    if daemon.shutdown(GRACE).await {
+    let (finished, http) = tokio::join!(daemon.shutdown(GRACE), http);
+    match http {
+        Ok(s) if s.dropped > 0 => tracing::info!(
+            connections = s.dropped,
+            "closed {} HTTP connection(s) still open {}s after the stop (a request not finished, or a client that never finished sending one)",
+            s.dropped,
+            crate::http::STOP_GRACE.as_secs()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error.message = %e, "the HTTP server task failed: {e}"),
+    }
+    if finished {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     } else {
         tracing::error!(
-            "stopped after {}s with work still running: deliveries in flight resume at the next start (possible duplicates)",
+            "stopped after {}s with campaign runs still running: deliveries in flight resume at the next start (possible duplicates)",
             GRACE.as_secs()
         );
         Ok(ExitCode::from(1))

@@ -9,8 +9,14 @@
 //! on the list. A `GET` never changes anything (link scanners follow links); only a `POST` does.
 //! Request bodies are limited to [`BODY_LIMIT`] bytes (413 beyond). Tokens, addresses in URLs
 //! and the admin token are never logged.
+//!
+//! [`serve`] holds no slow client for long: a request header must arrive within
+//! `[server] header_timeout` (also the idle limit of a keep-alive connection), at most
+//! [`MAX_CONNECTIONS`] are served at once, and a stop waits [`STOP_GRACE`] for requests in
+//! progress, then drops their connections.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
@@ -19,10 +25,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use maud::{html, Markup, DOCTYPE};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::address::AddressKey;
@@ -36,6 +46,14 @@ use crate::token::TokenKey;
 
 /// The largest request body accepted: one-click bodies and test-send requests are tiny.
 pub const BODY_LIMIT: usize = 4 * 1024;
+
+/// The most HTTP connections served at once. Further clients wait, unaccepted, in the listen
+/// backlog: slow clients cannot use up the process's file descriptors (512 leaves room under
+/// the common limit of 1024 for the ledger, SMTP and feeds) or its memory.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// How long a stop lets HTTP requests in progress finish before their connections are dropped.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// What the handlers share: built by whoever serves the router (the daemon, a test).
 pub struct Site {
@@ -72,12 +90,98 @@ pub fn router(site: Arc<Site>) -> Router {
         .with_state(site)
 }
 
-/// Serves `router` on `listener` until `stop` is cancelled, then lets requests in progress end.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, stop: CancellationToken) {
-    let server = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
-    if let Err(e) = server.await {
-        tracing::error!(error.message = %e, "the HTTP server failed: {e}");
+/// Serves `router` on `listener` until `stop` is cancelled, then gives requests in progress
+/// [`STOP_GRACE`] to end and drops the connections still open. Returns how many were dropped.
+///
+/// Each connection is served by hyper's HTTP/1 connection (axum's `serve` offers no header
+/// timeout): one that has not sent a whole request header within `header_timeout`, or that
+/// waits idle longer than that for its next request, is closed. At most [`MAX_CONNECTIONS`] are
+/// served at once; beyond that, new ones are not accepted and wait in the listen backlog until a
+/// connection ends (at the latest, `header_timeout` after its last request).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) -> Stopped {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let conns = TaskTracker::new();
+    let drop_now = CancellationToken::new();
+    loop {
+        let (slot, accepted) = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            a = async {
+                let slot = slots.clone().acquire_owned().await.expect("never closed");
+                (slot, listener.accept().await)
+            } => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) if is_connection_error(&e) => continue,
+            // Out of file descriptors, most likely: wait for connections to end.
+            Err(e) => {
+                tracing::warn!(error.message = %e, "cannot accept an HTTP connection: {e}");
+                drop(slot);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let (stop, drop_now) = (stop.clone(), drop_now.clone());
+        conns.spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    // Closes an idle connection now; one in a request closes after its answer.
+                    conn.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = drop_now.cancelled() => return,
+                    }
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!(error.message = %e, "HTTP connection ended: {e}");
+            }
+        });
     }
+    drop(listener);
+    conns.close();
+    if tokio::time::timeout(STOP_GRACE, conns.wait()).await.is_ok() {
+        return Stopped { dropped: 0 };
+    }
+    let dropped = conns.len();
+    drop_now.cancel();
+    conns.wait().await;
+    Stopped { dropped }
+}
+
+/// How [`serve`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Connections still open [`STOP_GRACE`] after the stop, and dropped then (a request
+    /// unfinished, or a client that never finished sending one).
+    pub dropped: usize,
+}
+
+/// Errors of one incoming connection (it went away before it was accepted), not of the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }
 
 /// Headers on every answer: no sniffing, no framing (the unsubscribe button), no Referer

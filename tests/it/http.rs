@@ -1,6 +1,10 @@
 //! The daemon's HTTP endpoints over real loopback HTTP: one-click unsubscribe from a sent
 //! message, the archive, health and metrics, body limits, the admin test send, and logs.
 
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
 use brief::config::Secret;
 use brief::token::TokenKey;
 
@@ -430,4 +434,149 @@ fn secrets_never_show_in_debug_output() {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(shown.contains("redacted"), "{shown}");
+}
+
+/// Half a request header: no blank line, so the server is still reading it.
+const HALF_SENT: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n";
+
+/// The world's config with `[server] header_timeout` set.
+fn with_header_timeout(w: &World, timeout: &str) {
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let listen = "listen = \"127.0.0.1:0\"\n";
+    assert!(text.contains(listen));
+    w.write(
+        "brief.toml",
+        &text.replace(listen, &format!("{listen}header_timeout = \"{timeout}\"\n")),
+    );
+}
+
+/// Reads until the server closes `s` (end of stream or a reset); panics on a read timeout.
+/// Returns what was read.
+fn read_until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("the server kept the connection open: {e}")
+            }
+            Err(_) => return got,
+        }
+    }
+}
+
+#[test]
+fn a_half_sent_request_does_not_hold_the_stop() {
+    let w = World::new();
+    let d = Running::start(&w, &[]);
+    let mut slow = d.connect();
+    slow.write_all(HALF_SENT).unwrap();
+    // The server has accepted and read it once it answers a request made after it.
+    assert_eq!(d.get("/healthz").status, 200);
+    let started = Instant::now();
+    let stopped = d.stop();
+    let took = started.elapsed();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(took < Duration::from_secs(2), "the stop took {took:?}");
+    assert!(
+        stopped.stderr.contains("closed 1 HTTP connection(s)"),
+        "{}",
+        stopped.stderr
+    );
+    assert!(
+        !stopped.stderr.contains("possible duplicates"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+#[test]
+fn a_header_not_finished_in_time_and_an_idle_keep_alive_are_closed() {
+    let w = World::new();
+    with_header_timeout(&w, "1s");
+    let d = Running::start(&w, &[]);
+
+    let mut slow = d.connect();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(HALF_SENT).unwrap();
+    let started = Instant::now();
+    let got = read_until_closed(&mut slow);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    // hyper may answer 408 before closing; it never serves the half request.
+    assert!(!String::from_utf8_lossy(&got).contains("ok\n"), "{got:?}");
+
+    // A keep-alive connection after its answer: closed once idle for the same time.
+    let mut idle = d.connect();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let got = String::from_utf8(read_until_closed(&mut idle)).unwrap();
+    let took = started.elapsed();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.ends_with("ok\n"), "{got}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+
+    assert_eq!(d.get("/healthz").status, 200);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
+
+#[test]
+fn connections_beyond_the_limit_wait_until_one_ends() {
+    let w = World::new();
+    let d = Running::start(&w, &[]);
+    let mut held: Vec<TcpStream> = (0..brief::http::MAX_CONNECTIONS)
+        .map(|_| {
+            let mut s = d.connect();
+            s.write_all(HALF_SENT).unwrap();
+            s
+        })
+        .collect();
+    // Give the server time to accept them all.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut next = d.connect();
+    next.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let err = next
+        .read(&mut buf)
+        .expect_err("not served while the limit is reached");
+    assert!(
+        matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{err}"
+    );
+    // One slow client goes away: the waiting connection is accepted and served.
+    drop(held.pop());
+    next.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let got = String::from_utf8(read_until_closed(&mut next)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+
+    let started = Instant::now();
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stopped.stderr.contains(&format!(
+            "closed {} HTTP connection(s)",
+            brief::http::MAX_CONNECTIONS - 1
+        )),
+        "{}",
+        stopped.stderr
+    );
+    drop(held);
 }
