@@ -451,6 +451,27 @@ impl App {
         })
     }
 
+    /// Whether `key` is on the list: held in the database or a good row of the CSV file
+    /// (suppressed or not).
+    pub fn on_the_list(&self, ledger: &Ledger, key: &AddressKey) -> anyhow::Result<bool> {
+        if ledger.is_stored_subscriber(key)? {
+            return Ok(true);
+        }
+        if !self.config.subscribers.file.exists() {
+            return Ok(false);
+        }
+        let mut found = false;
+        self.each_subscriber(
+            &[],
+            |s| {
+                found |= AddressKey::of(&s.address) == *key;
+                Ok(())
+            },
+            |_| {},
+        )?;
+        Ok(found)
+    }
+
     /// How many readers a campaign started now would mail: the distinct addresses of the list
     /// (file and database) that are not suppressed.
     pub fn reachable_readers(&self, ledger: &Ledger) -> anyhow::Result<u64> {
@@ -544,7 +565,23 @@ impl App {
     ) -> anyhow::Result<Vec<TestReply>> {
         let nonce = self.clock.now_ms() as u64;
         let (_, template) = self.prepare(issue, key, Kind::Test { nonce });
-        let transport = self.transport("test")?;
+        self.send_each(&template, "test", dkim, to, &mut on_reply)
+            .await
+    }
+
+    /// Sends `template` to each address in `to` over one connection of the `sub` transport
+    /// (the outbox folder `outbox_dir/sub`), signed when `dkim` is set; no retries. Calls
+    /// `on_reply` as each reply comes in and returns them all; a failure to one address does not
+    /// stop the others. What test sends and confirmation messages go through.
+    pub async fn send_each(
+        &self,
+        template: &MessageTemplate,
+        sub: &str,
+        dkim: Option<&DkimSigner>,
+        to: &[Address],
+        on_reply: &mut impl FnMut(&TestReply),
+    ) -> anyhow::Result<Vec<TestReply>> {
+        let transport = self.transport(sub)?;
         let from = &self.config.newsletter.from.email;
         let mut replies = Vec::with_capacity(to.len());
         let mut conn: Option<Connection> = None;
@@ -579,7 +616,7 @@ impl App {
                     accepted: true,
                 },
                 Err(f) => {
-                    tracing::warn!(recipient = %address, code = f.code(), reply = %f, "test send failed");
+                    tracing::warn!(code = f.code(), reply = %f, "sending to one address failed");
                     TestReply {
                         address: address.clone(),
                         code: f.code(),

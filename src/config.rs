@@ -424,6 +424,16 @@ pub struct Server {
     /// connection may wait idle for its next request, before the daemon closes it.
     #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
     pub header_timeout: Duration,
+    /// How long a sign-up's confirmation link stays valid.
+    #[serde(default = "default_confirm_ttl", deserialize_with = "de_duration")]
+    pub confirm_ttl: Duration,
+    /// How many sign-up requests (`POST /subscribe`) one client IP may make per hour.
+    #[serde(default = "default_signups_per_hour")]
+    pub signups_per_hour: u32,
+    /// Reverse proxies in front of the daemon: only a request coming from one of these has its
+    /// client IP taken from `X-Forwarded-For` (for the sign-up limit).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The token-signing key, read from `secret_env` at load (not a key of the file).
     #[serde(skip)]
     pub secret: Option<Secret>,
@@ -441,6 +451,9 @@ impl Default for Server {
             admin_token_env: None,
             staff: Vec::new(),
             header_timeout: default_header_timeout(),
+            confirm_ttl: default_confirm_ttl(),
+            signups_per_hour: default_signups_per_hour(),
+            trusted_proxies: Vec::new(),
             secret: None,
             admin_token: None,
         }
@@ -455,6 +468,12 @@ fn default_public_url() -> Url {
 }
 fn default_header_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_confirm_ttl() -> Duration {
+    Duration::from_secs(48 * 3600)
+}
+fn default_signups_per_hour() -> u32 {
+    20
 }
 
 /// `[dkim]`: optional DKIM signing.
@@ -551,6 +570,15 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     if c.content.feed_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("content", "feed_timeout"));
+    }
+    if c.server.confirm_ttl.is_zero() {
+        bail!("{} must be longer than 0s", at("server", "confirm_ttl"));
+    }
+    if c.server.signups_per_hour == 0 {
+        bail!(
+            "{} must be at least 1 (sign-ups are refused only past it)",
+            at("server", "signups_per_hour")
+        );
     }
     if c.server.header_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("server", "header_timeout"));

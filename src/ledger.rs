@@ -370,7 +370,54 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (campaign_id, revision)
     );
     ALTER TABLE deliveries ADD COLUMN revision INTEGER;",
+    // 4: readers who join by themselves: requests waiting for confirmation, the consent of
+    // those who confirmed, and the confirmation messages sent.
+    "CREATE TABLE signups (
+        address_key TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        name TEXT,
+        requested_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        mailed_at INTEGER
+    );
+    ALTER TABLE subscribers ADD COLUMN source TEXT NOT NULL DEFAULT 'staff';
+    ALTER TABLE subscribers ADD COLUMN requested_at INTEGER;
+    ALTER TABLE subscribers ADD COLUMN confirmed_at INTEGER;
+    CREATE TABLE confirmation_sends (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL,
+        code INTEGER,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );",
 ];
+
+/// What became of a sign-up request (see [`Ledger::request_signup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignupRequest {
+    /// Noted: mail the confirmation now.
+    Mail,
+    /// A confirmation went to this address less than the minimum gap ago: none now.
+    TooSoon,
+}
+
+/// A sign-up waiting for its confirmation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signup {
+    pub address: String,
+    pub name: Option<String>,
+    pub requested_at: i64,
+    pub expires_at: i64,
+}
+
+/// How a subscriber held in the database came to be there, and their consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    /// `staff` (`subscribers add` or `import`) or `form` (confirmed by the reader).
+    pub source: String,
+    pub requested_at: Option<i64>,
+    pub confirmed_at: Option<i64>,
+}
 
 /// What [`Ledger::claim_due`] reads: due pending deliveries (`?1` campaign, `?2` limit), then
 /// due deferred ones (`?3` now), each with whether its address is suppressed.
@@ -894,6 +941,157 @@ impl Ledger {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Notes that `address` asked to subscribe at `now` (a request that expires at
+    /// `expires_at`), unless a confirmation went to it less than `min_gap` ms ago. A new
+    /// request replaces an older one of the same address.
+    pub fn request_signup(
+        &mut self,
+        address: &Address,
+        name: Option<&str>,
+        now: i64,
+        expires_at: i64,
+        min_gap: i64,
+    ) -> anyhow::Result<SignupRequest> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let key = AddressKey::of(address);
+        let mailed: Option<Option<i64>> = tx
+            .query_row(
+                "SELECT mailed_at FROM signups WHERE address_key = ?1",
+                [key.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(Some(at)) = mailed {
+            if now - at < min_gap {
+                return Ok(SignupRequest::TooSoon);
+            }
+        }
+        tx.execute(
+            "INSERT INTO signups (address_key, address, name, requested_at, expires_at, mailed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?4)
+             ON CONFLICT (address_key) DO UPDATE SET address = ?2, name = ?3, requested_at = ?4,
+                 expires_at = ?5, mailed_at = ?4",
+            params![
+                key.as_str(),
+                address.as_ref() as &str,
+                name,
+                now,
+                expires_at
+            ],
+        )?;
+        tx.commit()?;
+        Ok(SignupRequest::Mail)
+    }
+
+    /// Makes the address of a confirmed request an active subscriber held in the database,
+    /// with its consent: the time of the request, of the confirmation, and the source `form`.
+    /// A confirmed request lifts a suppression (unsubscribed, bounced): its owner asked again.
+    /// Returns false when nothing changed (a second confirmation of an active subscriber).
+    pub fn confirm_signup(
+        &mut self,
+        address: &Address,
+        name: Option<&str>,
+        requested_at: i64,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let key = AddressKey::of(address);
+        let lifted = tx.execute(
+            "DELETE FROM suppressions WHERE address_key = ?1",
+            [key.as_str()],
+        )?;
+        tx.execute("DELETE FROM signups WHERE address_key = ?1", [key.as_str()])?;
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO subscribers
+             (address_key, address, name, added_at, source, requested_at, confirmed_at)
+             VALUES (?1, ?2, ?3, ?4, 'form', ?5, ?4)",
+            params![
+                key.as_str(),
+                address.as_ref() as &str,
+                name,
+                now,
+                requested_at
+            ],
+        )?;
+        // Held already (added by staff, or confirmed before a leave): the consent is new.
+        let consented = tx.execute(
+            "UPDATE subscribers SET source = 'form', requested_at = ?2, confirmed_at = ?3
+             WHERE address_key = ?1 AND confirmed_at IS NULL",
+            params![key.as_str(), requested_at, now],
+        )?;
+        tx.commit()?;
+        Ok(lifted + added + consented > 0)
+    }
+
+    /// Deletes the sign-up requests that expired by `now`; returns how many.
+    pub fn purge_expired_signups(&mut self, now: i64) -> anyhow::Result<u64> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM signups WHERE expires_at <= ?1", [now])? as u64)
+    }
+
+    /// The sign-up requests waiting for their confirmation, oldest first.
+    pub fn signups(&self) -> anyhow::Result<Vec<Signup>> {
+        let mut st = self.conn.prepare(
+            "SELECT address, name, requested_at, expires_at FROM signups ORDER BY requested_at, rowid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(Signup {
+                address: r.get(0)?,
+                name: r.get(1)?,
+                requested_at: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The consent of a subscriber held in the database, if it is one.
+    pub fn consent(&self, key: &AddressKey) -> anyhow::Result<Option<Consent>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT source, requested_at, confirmed_at FROM subscribers WHERE address_key = ?1",
+                [key.as_str()],
+                |r| {
+                    Ok(Consent {
+                        source: r.get(0)?,
+                        requested_at: r.get(1)?,
+                        confirmed_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records one confirmation message's reply (kept apart from every campaign).
+    pub fn record_confirmation_send(
+        &mut self,
+        address: &Address,
+        code: Option<u16>,
+        text: &str,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO confirmation_sends (address, code, text, at) VALUES (?1, ?2, ?3, ?4)",
+            params![address.as_ref() as &str, code, text, now],
+        )?;
+        Ok(())
+    }
+
+    /// How many confirmation messages were recorded for `address`.
+    pub fn confirmation_send_count(&self, address: &Address) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM confirmation_sends WHERE lower(address) = lower(?1)",
+            [address.as_ref() as &str],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Every suppressed address (by its key) with its reason.

@@ -23,6 +23,7 @@
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
+//! - [`signup`] lets readers join: requests, the confirmation message and its queue.
 //! - [`shutdown`] turns SIGTERM and SIGINT into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
@@ -51,6 +52,7 @@ pub mod metrics;
 pub mod render;
 pub mod schedule;
 pub mod shutdown;
+pub mod signup;
 pub mod smtp;
 pub mod subscribers;
 pub mod templates;

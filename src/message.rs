@@ -38,6 +38,11 @@ pub enum Kind {
     Test {
         nonce: u64,
     },
+    /// A message to one person that is no issue (a sign-up's confirmation request): no list
+    /// headers, no unsubscribe link, a Message-ID of its own.
+    Notice {
+        nonce: u64,
+    },
 }
 
 enum Piece {
@@ -85,12 +90,13 @@ impl MessageTemplate {
             let _ = write!(head, "Reply-To: {}\r\n", mailbox(r));
         }
         let subject_text = match kind {
-            Kind::Campaign => rendered.subject.clone(),
+            Kind::Campaign | Kind::Notice { .. } => rendered.subject.clone(),
             Kind::Test { .. } => format!("[TEST] {}", rendered.subject),
         };
         let mut subject = String::new();
         unstructured(&mut subject, "Subject", &subject_text);
         subject.push_str("Message-ID: <");
+        let notice = matches!(kind, Kind::Notice { .. });
         let mut list = String::new();
         let list_name = format!("{} | {}", newsletter.kicker, newsletter.name);
         let _ = write!(
@@ -105,6 +111,11 @@ impl MessageTemplate {
             let _ = write!(tail, ",\r\n <mailto:{}?subject=unsubscribe>", m.email);
         }
         tail.push_str("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n");
+        if notice {
+            // Not a list message: `write` leaves the unsubscribe URL out along with these.
+            list.clear();
+            tail.clear();
+        }
         let boundary = format!("=_brief_{}", &hex(&Sha256::digest(issue.to_string()))[..24]);
         let _ = write!(
             tail,
@@ -159,13 +170,17 @@ impl MessageTemplate {
         h.update(self.issue.to_string());
         h.update([0]);
         lowercase_chunks(address.as_ref(), |c| h.update(c));
-        if let Kind::Test { nonce } = self.kind {
-            h.update(nonce.to_le_bytes());
-        }
-        let tag = if matches!(self.kind, Kind::Test { .. }) {
-            "test."
-        } else {
-            ""
+        let tag = match self.kind {
+            Kind::Campaign => "",
+            Kind::Test { nonce } => {
+                h.update(nonce.to_le_bytes());
+                "test."
+            }
+            Kind::Notice { nonce } => {
+                h.update(b"notice");
+                h.update(nonce.to_le_bytes());
+                "notice."
+            }
         };
         format!(
             "brief.{tag}{}.{}@{}",
@@ -205,8 +220,10 @@ impl MessageTemplate {
         out.extend_from_slice(&self.subject);
         out.extend_from_slice(self.message_id(r.address).as_bytes());
         out.extend_from_slice(b">\r\n");
-        out.extend_from_slice(&self.list);
-        out.extend_from_slice(url.as_bytes());
+        if !matches!(self.kind, Kind::Notice { .. }) {
+            out.extend_from_slice(&self.list);
+            out.extend_from_slice(url.as_bytes());
+        }
         out.extend_from_slice(&self.tail);
         for p in &self.body {
             match p {

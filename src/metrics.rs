@@ -101,6 +101,34 @@ impl FireOutcome {
     ];
 }
 
+/// What became of sign-ups, counted by `brief_subscriptions_total{event}`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum SubscriptionEvent {
+    /// A confirmation message was mailed.
+    requested,
+    /// A reader confirmed and became active.
+    confirmed,
+    /// An unconfirmed request expired and was deleted.
+    expired,
+    /// A request was refused: honeypot, rate limit, a full queue.
+    rejected,
+}
+
+impl SubscriptionEvent {
+    pub const ALL: [SubscriptionEvent; 4] = [
+        SubscriptionEvent::requested,
+        SubscriptionEvent::confirmed,
+        SubscriptionEvent::expired,
+        SubscriptionEvent::rejected,
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SubscriptionLabels {
+    event: SubscriptionEvent,
+}
+
 /// Delivery states are exported as the ledger spells them.
 impl EncodeLabelValue for State {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
@@ -146,6 +174,7 @@ pub struct Metrics {
     /// bound check and the insert are one step.
     feed_series: Mutex<usize>,
     schedule_fires: Family<FireLabels, Counter>,
+    subscriptions: Family<SubscriptionLabels, Counter>,
     up: Gauge,
 }
 
@@ -167,6 +196,7 @@ impl Metrics {
             feed_failures: Family::default(),
             feed_series: Mutex::new(0),
             schedule_fires: Family::default(),
+            subscriptions: Family::default(),
             up: Gauge::default(),
         };
         m.register()
@@ -186,6 +216,11 @@ impl Metrics {
         }
         for outcome in FireOutcome::ALL {
             let _ = self.schedule_fires.get_or_create(&FireLabels { outcome });
+        }
+        for event in SubscriptionEvent::ALL {
+            let _ = self
+                .subscriptions
+                .get_or_create(&SubscriptionLabels { event });
         }
         self.up.set(1);
 
@@ -221,6 +256,11 @@ impl Metrics {
             self.schedule_fires.clone(),
         );
         r.register(
+            "subscriptions",
+            "Sign-up requests and confirmations by event",
+            self.subscriptions.clone(),
+        );
+        r.register(
             "up",
             "1 while the daemon serves, 0 once it is stopping",
             self.up.clone(),
@@ -249,6 +289,13 @@ impl Metrics {
                 .get_or_create(&DeliveryLabels { state })
                 .set(n);
         }
+    }
+
+    /// Counts one sign-up `event`.
+    pub fn subscription(&self, event: SubscriptionEvent) {
+        self.subscriptions
+            .get_or_create(&SubscriptionLabels { event })
+            .inc();
     }
 
     /// Counts one message accepted by the relay (2xx, or a lost reply counted as sent).
@@ -346,6 +393,10 @@ mod tests {
             "brief_schedule_fires_total{outcome=\"empty\"} 0",
             "brief_schedule_fires_total{outcome=\"missed\"} 0",
             "brief_schedule_fires_total{outcome=\"failed\"} 0",
+            "brief_subscriptions_total{event=\"requested\"} 0",
+            "brief_subscriptions_total{event=\"confirmed\"} 0",
+            "brief_subscriptions_total{event=\"expired\"} 0",
+            "brief_subscriptions_total{event=\"rejected\"} 0",
             "brief_up 1",
         ];
         expected.sort_unstable();
@@ -375,6 +426,11 @@ mod tests {
                 "brief_schedule_fires",
                 "counter",
                 "Schedule fires by outcome.",
+            ),
+            (
+                "brief_subscriptions",
+                "counter",
+                "Sign-up requests and confirmations by event.",
             ),
             (
                 "brief_up",

@@ -41,7 +41,7 @@ pub(super) fn run(app: &App, action: SubscribersCommand) -> anyhow::Result<ExitC
             }
             // Suppressing an address nobody is subscribed with would hide a typo: the reader
             // meant stays subscribed while staff believe otherwise.
-            if !on_the_list(app, &ledger, &key)? {
+            if !app.on_the_list(&ledger, &key)? {
                 eprintln!(
                     "error: {address} is not on the list (neither in {} nor added with \
                      `brief subscribers add`): nothing changed; check the spelling",
@@ -110,21 +110,4 @@ fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
         eprintln!("{p}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether `key` is a subscriber: held in the database or a good row of the CSV file.
-fn on_the_list(app: &App, ledger: &Ledger, key: &AddressKey) -> anyhow::Result<bool> {
-    if ledger.is_stored_subscriber(key)? {
-        return Ok(true);
-    }
-    let mut found = false;
-    app.each_subscriber(
-        &[],
-        |s| {
-            found |= AddressKey::of(&s.address) == *key;
-            Ok(())
-        },
-        |_| {},
-    )?;
-    Ok(found)
 }

@@ -1,0 +1,247 @@
+//! Readers join by themselves: sign-up requests, the confirmation message, and its queue.
+//!
+//! A request (the form's `POST /subscribe`, or `brief subscribers add --confirm`) for an address
+//! that is not active is noted in the ledger and answered by a message in the newsletter's look
+//! with a link `public_url/confirm/TOKEN`: the token is signed and carries the address, the name,
+//! the time of the request and an expiry (`[server] confirm_ttl`). An address gets at most one
+//! such message per [`MIN_GAP`]. An active address gets nothing, and the person asking cannot
+//! tell the difference: the web answer is the same.
+//!
+//! The web side never waits on the ledger or the relay for a sign-up: it offers the request to a
+//! small bounded [`Queue`], and one [`Mailer`] task works through it. A flood of requests fills
+//! the queue (the overflow is refused and counted) instead of slowing the unsubscribe links or a
+//! running campaign. Addresses never appear in logs above debug level: a short keyed tag
+//! ([`crate::token::TokenKey::tag`]) stands in for them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::Address;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::address::AddressKey;
+use crate::app::{App, TestReply};
+use crate::dkim::DkimSigner;
+use crate::issue::one_line;
+use crate::ledger::{Ledger, SharedLedger, SignupRequest};
+use crate::message::{Kind, MessageTemplate};
+use crate::metrics::{Metrics, SubscriptionEvent};
+use crate::render::Rendered;
+use crate::token::{Purpose, TokenKey};
+
+/// The least time between two confirmation messages to one address.
+pub const MIN_GAP: Duration = Duration::from_secs(10 * 60);
+
+/// How many requests may wait for the mailer; more are refused.
+pub const QUEUE: usize = 64;
+
+/// How often expired requests are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// A reader's request to join.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub address: Address,
+    pub name: Option<String>,
+}
+
+/// What became of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The address is active already: nothing was sent.
+    Active,
+    /// A confirmation went to the address less than [`MIN_GAP`] ago: nothing was sent.
+    TooSoon,
+    /// The confirmation message was handed to the relay (or the outbox); its reply.
+    Mailed(TestReply),
+}
+
+/// The fields a confirmation token carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmation {
+    pub address: Address,
+    pub name: Option<String>,
+    /// When the reader asked (Unix milliseconds).
+    pub requested_at: i64,
+}
+
+/// The HTTP side's end of the queue.
+#[derive(Clone, Debug)]
+pub struct Queue(mpsc::Sender<Request>);
+
+impl Queue {
+    /// Hands `request` to the mailer without waiting; false when the queue is full.
+    pub fn offer(&self, request: Request) -> bool {
+        self.0.try_send(request).is_ok()
+    }
+}
+
+/// Sends confirmation messages: what both the queue's task and the CLI go through.
+pub struct Mailer {
+    pub app: Arc<App>,
+    pub key: TokenKey,
+    pub dkim: Option<Arc<DkimSigner>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Mailer {
+    /// The link that confirms `request`, valid for `[server] confirm_ttl` from now.
+    pub fn confirm_link(&self, request: &Request, now_ms: i64) -> url::Url {
+        let ttl = self.app.config.server.confirm_ttl.as_secs() as i64;
+        let name = request.name.as_deref().map(one_line).unwrap_or_default();
+        let token = self.key.sign(
+            Purpose::Confirm,
+            &[request.address.as_ref(), name.as_str(), &now_ms.to_string()],
+            now_ms / 1000 + ttl,
+        );
+        self.app
+            .config
+            .server
+            .public_url
+            .join(&format!("confirm/{token}"))
+            .expect("public_url is a base URL")
+    }
+
+    /// Reads a confirmation token; `Err` when it is forged, altered or expired at `now_ms`.
+    pub fn open(&self, token: &str, now_ms: i64) -> Result<Confirmation, crate::token::TokenError> {
+        let fields = self.key.open(Purpose::Confirm, token, now_ms / 1000)?;
+        let invalid = crate::token::TokenError::Invalid;
+        let [address, name, requested_at] = fields.as_slice() else {
+            return Err(invalid);
+        };
+        Ok(Confirmation {
+            address: address.parse().map_err(|_| invalid)?,
+            name: Some(name.clone()).filter(|n| !n.is_empty()),
+            requested_at: requested_at.parse().map_err(|_| invalid)?,
+        })
+    }
+
+    /// Handles one request: an active address gets nothing; otherwise the request is noted and,
+    /// unless one went out less than [`MIN_GAP`] ago, the confirmation message is sent and its
+    /// reply recorded. Blocking ledger work runs on `ledger`'s thread pool.
+    pub async fn handle(&self, ledger: &SharedLedger, request: Request) -> anyhow::Result<Outcome> {
+        let now = self.app.clock.now_ms();
+        let expires = now + self.app.config.server.confirm_ttl.as_millis() as i64;
+        let (app, r) = (self.app.clone(), request.clone());
+        let noted = ledger
+            .with(move |l| note(&app, l, &r, now, expires))
+            .await?;
+        let tag = self.key.tag(request.address.as_ref());
+        match noted {
+            None => {
+                tracing::debug!(reader = %tag, "sign-up of an active address: nothing sent");
+                return Ok(Outcome::Active);
+            }
+            Some(SignupRequest::TooSoon) => {
+                tracing::info!(reader = %tag, "sign-up repeated within 10 minutes: no second message");
+                return Ok(Outcome::TooSoon);
+            }
+            Some(SignupRequest::Mail) => {}
+        }
+        let reply = self.send(&request, now).await?;
+        let (address, code, text) = (reply.address.clone(), reply.code, reply.text.clone());
+        ledger
+            .with(move |l| l.record_confirmation_send(&address, code, &text, now))
+            .await?;
+        if reply.accepted {
+            self.metrics.subscription(SubscriptionEvent::requested);
+            tracing::info!(reader = %tag, "confirmation message sent");
+        } else {
+            tracing::warn!(reader = %tag, code = reply.code, reply = %reply.text, "confirmation message refused");
+        }
+        Ok(Outcome::Mailed(reply))
+    }
+
+    /// Renders and sends the confirmation message of `request`.
+    async fn send(&self, request: &Request, now: i64) -> anyhow::Result<TestReply> {
+        let ctx = self.app.render_context();
+        let link = self.confirm_link(request, now);
+        let (html, text) = crate::render::confirmation(ctx, &link);
+        let rendered = Rendered {
+            subject: self.app.templates.snippets.confirm_subject.clone(),
+            preheader: String::new(),
+            html: vec![html],
+            text: vec![text],
+        };
+        let template = MessageTemplate::new(
+            &rendered,
+            &self.app.config.newsletter,
+            crate::issue::IssueId::of_date(self.app.clock.now().date_naive()),
+            self.app.clock.now(),
+            &self.app.config.server.public_url,
+            &self.key,
+            Kind::Notice { nonce: now as u64 },
+        );
+        let to = [request.address.clone()];
+        let mut replies = self
+            .app
+            .send_each(&template, "signup", self.dkim.as_deref(), &to, &mut |_| {})
+            .await?;
+        Ok(replies.remove(0))
+    }
+
+    /// The queue and its task: requests offered to the queue are handled one at a time until
+    /// `stop` is cancelled; expired requests are deleted every so often.
+    pub fn start(
+        self,
+        ledger: SharedLedger,
+        stop: CancellationToken,
+    ) -> (Queue, impl std::future::Future<Output = ()> + Send) {
+        let (tx, mut rx) = mpsc::channel::<Request>(QUEUE);
+        let task = async move {
+            let mut purge = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = purge.tick() => self.purge(&ledger).await,
+                    r = rx.recv() => {
+                        let Some(request) = r else { return };
+                        if let Err(e) = self.handle(&ledger, request).await {
+                            tracing::error!(error.message = %e, "sign-up failed: {e:#}");
+                        }
+                    }
+                }
+            }
+        };
+        (Queue(tx), task)
+    }
+
+    async fn purge(&self, ledger: &SharedLedger) {
+        let now = self.app.clock.now_ms();
+        match ledger.with(move |l| l.purge_expired_signups(now)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                for _ in 0..n {
+                    self.metrics.subscription(SubscriptionEvent::expired);
+                }
+                tracing::info!(count = n, "deleted expired sign-up requests");
+            }
+            Err(e) => tracing::error!(error.message = %e, "cannot delete expired sign-ups: {e:#}"),
+        }
+    }
+}
+
+/// Notes a request unless its address is active: `None` for an active address.
+fn note(
+    app: &App,
+    ledger: &mut Ledger,
+    r: &Request,
+    now: i64,
+    expires: i64,
+) -> anyhow::Result<Option<SignupRequest>> {
+    let key = AddressKey::of(&r.address);
+    if ledger.suppression(&key)?.is_none() && app.on_the_list(ledger, &key)? {
+        return Ok(None);
+    }
+    let name = r.name.as_deref().map(one_line).filter(|n| !n.is_empty());
+    ledger
+        .request_signup(
+            &r.address,
+            name.as_deref(),
+            now,
+            expires,
+            MIN_GAP.as_millis() as i64,
+        )
+        .map(Some)
+}
