@@ -1251,6 +1251,38 @@ mod tests {
     }
 
     #[test]
+    fn processes_opening_a_fresh_ledger_at_once_all_migrate_it_once() {
+        // Two `brief` processes started together on a new data folder once failed with
+        // "migration 1 failed: table campaigns already exists".
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("data/brief.db");
+            let n = 8;
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+            let opened: Vec<_> = (0..n)
+                .map(|_| {
+                    let (p, barrier) = (p.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Ledger::open(&p).map_err(|e| format!("{e:#}"))
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            for l in &opened {
+                let l = l.as_ref().unwrap();
+                let version: i64 = l
+                    .conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(version as usize, MIGRATIONS.len());
+            }
+        }
+    }
+
+    #[test]
     fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("brief.db");
