@@ -632,7 +632,7 @@ fn has_entry_files(folder: &Path) -> bool {
         read.filter_map(Result::ok).any(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.ends_with(".md") && !name.starts_with('.')
+            crate::content::is_entry_file(&name)
         })
     })
 }

@@ -318,3 +318,53 @@ fn a_bad_config_is_a_usage_error_naming_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+fn md_in_any_case_and_markdown_files_are_entries_and_anything_else_is_named() {
+    let w = World::new();
+    w.write("content/2021-07/05-upper.MD", GOOD);
+    w.write("content/2021-07/06-long.markdown", GOOD);
+    w.write("content/2021-07/.DS_Store", "\0\0\0\x01Bud1");
+    w.write("content/2021-07/07-notes.txt", "not an entry");
+    w.write("content/2021-07/drafts/08-draft.md", GOOD);
+    let out = w
+        .brief()
+        .args(["check", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let folder = w.path("content/2021-07");
+    let problems: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("content/2021-07/"))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "{}: `07-notes.txt` is not an entry: an entry is a Markdown file ending in `.md` \
+                 (rename it to `07-notes.md`), and anything else belongs outside the issue folder",
+                folder.join("07-notes.txt").display()
+            ),
+            format!(
+                "{}: a folder inside an issue folder is not read: move its entries up into {}, or \
+                 the folder out of the content folder",
+                folder.join("drafts").display(),
+                folder.display()
+            ),
+        ],
+        "{out}"
+    );
+
+    w.remove("content/2021-07/07-notes.txt");
+    w.remove("content/2021-07/drafts");
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("ok: issue 2021-07, 6 entries"),
+        "the .MD and .markdown entries count"
+    );
+}
