@@ -368,3 +368,19 @@ fn md_in_any_case_and_markdown_files_are_entries_and_anything_else_is_named() {
         "the .MD and .markdown entries count"
     );
 }
+
+#[test]
+fn tables_and_strikethrough_are_refused_with_their_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nOffices ~3 km apart:\n\n| City | Office |\n| --- | --- |\n| El Paso | CBI |\n\nThe ~~old~~ new office.\n",
+    );
+    assert_eq!(
+        problems_of(&out, "99-bad.md"),
+        [
+            "11: tables are not supported in entries (an email would show the pipes): write one `- ` list item per row instead",
+            "15: strikethrough (`~~text~~`) is not supported in entries: delete the struck-out text, or write the tildes as `\\~\\~` to print them",
+        ],
+        "{out}"
+    );
+}
