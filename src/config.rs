@@ -557,6 +557,12 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     if c.content.feed_max_bytes == 0 {
         bail!("{} must be at least 1", at("content", "feed_max_bytes"));
     }
+    if c.smtp.port == 0 {
+        bail!(
+            "{} must be between 1 and 65535: 587 for STARTTLS submission, 465 for implicit TLS, 25 for relay",
+            at("smtp", "port")
+        );
+    }
     if c.smtp.password_env.is_some() && c.smtp.username.is_none() {
         bail!(
             "{} is set but `smtp.username` is not: AUTH needs both",
@@ -859,6 +865,16 @@ mod tests {
         assert_eq!(
             e,
             "b.toml:11: `delivery.concurrency` must be between 1 and 256"
+        );
+    }
+
+    #[test]
+    fn smtp_port_0_is_refused_at_its_line() {
+        let text = format!("{MIN}\n[smtp]\ntransport = \"smtp\"\nport = 0\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:12: `smtp.port` must be between 1 and 65535: 587 for STARTTLS submission, 465 for implicit TLS, 25 for relay"
         );
     }
 
