@@ -409,3 +409,22 @@ fn removing_an_address_that_was_never_on_the_list_changes_nothing() {
     );
     assert_eq!(l.suppressions().unwrap().len(), 2);
 }
+
+#[test]
+fn a_missing_subscriber_list_is_a_config_error_naming_the_key_and_the_path() {
+    let w = World::new();
+    w.remove("subscribers.csv");
+    for args in [&["check"][..], &["send", "--yes"]] {
+        let out = w.brief().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let want = format!(
+            "the subscriber list {} does not exist (`[subscribers] file` in {}): create it with \
+             the header line `email,name`, or set `file` to where the list is",
+            w.path("subscribers.csv").display(),
+            w.config_path().display()
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    assert!(w.outbox("2021-07").is_empty());
+}
