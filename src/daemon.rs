@@ -149,6 +149,9 @@ impl Daemon {
     /// must keep working while staff fix an issue.
     pub fn validate(&self) -> anyhow::Result<()> {
         let cfg = &self.app.config;
+        for warning in &cfg.unset_env {
+            tracing::warn!("{warning}");
+        }
         // The SMTP settings (TLS name, CA file) are checked now, not at the first fire.
         self.app.transport("").map_err(UsageError)?;
         let ids = match crate::content::list_issues(&cfg.content.dir) {

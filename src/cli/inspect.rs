@@ -16,6 +16,9 @@ use crate::message::Kind;
 
 pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
+    for warning in &app.config.unset_env {
+        println!("warning: {warning}");
+    }
     let mut problems = Vec::new();
     let issue = match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
