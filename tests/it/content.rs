@@ -239,7 +239,7 @@ fn raw_html_is_reported_once_per_place() {
         ],
         "{out}"
     );
-    assert!(out.contains("2 problem(s) found in issue 2021-07"), "{out}");
+    assert!(out.contains("2 problem(s) in issue 2021-07\n"), "{out}");
 }
 
 #[test]
@@ -284,7 +284,31 @@ fn every_problem_is_reported_at_once() {
         out.contains("subscribers.csv:3: `broken-address` is not a valid email address"),
         "{out}"
     );
-    assert!(out.contains("3 problem(s) found in issue 2021-07"), "{out}");
+    // The bad row is the subscriber list's problem, not the issue's.
+    assert!(
+        out.ends_with("2 problem(s) in issue 2021-07, 1 in the subscriber list\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_subscriber_row_alone_is_counted_as_the_lists_not_the_issues() {
+    let w = World::new();
+    w.write(
+        "subscribers.csv",
+        "email,name\r\nok@example.org,Ok\r\n\r\nbroken-address,Nope\r\n",
+    );
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "{}:4: `broken-address` is not a valid email address (Missing domain or user)\n\
+             0 problem(s) in issue 2021-07, 1 in the subscriber list\n",
+            w.path("subscribers.csv").display()
+        )
+    );
 }
 
 #[test]

@@ -671,9 +671,10 @@ fn a_missed_fire_is_reported_once_and_suggests_only_what_exists() {
 fn check_and_run_warn_about_an_env_key_naming_an_unset_variable() {
     let w = World::new();
     let var = "BRIEF_TEST_ADMIN_TOKEN_NOT_SET";
-    let cfg = std::fs::read_to_string(w.config_path())
-        .unwrap()
-        .replace("[server]\n", &format!("[server]\nadmin_token_env = \"{var}\"\n"));
+    let cfg = std::fs::read_to_string(w.config_path()).unwrap().replace(
+        "[server]\n",
+        &format!("[server]\nadmin_token_env = \"{var}\"\n"),
+    );
     w.write("brief.toml", &cfg);
     let line = cfg
         .lines()
@@ -687,7 +688,11 @@ fn check_and_run_warn_about_an_env_key_naming_an_unset_variable() {
     );
 
     let out = w.brief().env_remove(var).arg("check").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "a warning, not a problem: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning, not a problem: {out:?}"
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains(&format!("warning: {warning}")), "{stdout}");
 
