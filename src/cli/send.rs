@@ -242,9 +242,16 @@ pub(super) async fn test_send(
             .map(|m| m.email.clone())
             .collect::<Vec<_>>()
     } else {
-        to.iter()
-            .map(|a| parse_address(a).map_err(|m| UsageError::msg(format!("--to: {m}"))))
-            .collect::<Result<Vec<_>, _>>()?
+        // One copy per address, however often (and in whatever case) it was named.
+        let mut seen = std::collections::HashSet::new();
+        let mut addresses = Vec::with_capacity(to.len());
+        for a in to {
+            let address = parse_address(a).map_err(|m| UsageError::msg(format!("--to: {m}")))?;
+            if seen.insert(AddressKey::of(&address)) {
+                addresses.push(address);
+            }
+        }
+        addresses
     };
     let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));

@@ -357,6 +357,35 @@ fn test_send_without_to_goes_to_the_staff() {
 }
 
 #[test]
+fn a_test_send_to_one_address_named_150_times_sends_one_message() {
+    let w = World::new();
+    let to: Vec<&str> = [
+        "editor@example.org",
+        "EDITOR@example.org",
+        "Editor@Example.Org",
+    ]
+    .into_iter()
+    .cycle()
+    .take(150)
+    .collect();
+    let out = w
+        .brief()
+        .args(["send", "--test", "--to", &to.join(",")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("1 of 1 accepted"), "{stdout}");
+    assert_eq!(w.outbox("test").len(), 1);
+    assert_eq!(
+        w.ledger()
+            .test_send_count("2021-07".parse().unwrap())
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
 fn test_send_without_to_and_without_staff_says_what_to_do() {
     let w = World::new();
     let out = w.brief().args(["send", "--test"]).output().unwrap();
