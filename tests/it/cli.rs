@@ -457,3 +457,39 @@ fn a_missing_subscriber_list_is_a_config_error_naming_the_key_and_the_path() {
     }
     assert!(w.outbox("2021-07").is_empty());
 }
+
+/// A ledger that fails mid-run (a full disk): `brief send` still prints its summary line of what
+/// the ledger holds, then the error.
+#[test]
+fn a_send_that_ends_with_a_ledger_error_still_prints_its_summary_line() {
+    let w = World::new();
+    // One connection: outcomes are committed one at a time, so exactly one is recorded.
+    let cfg = std::fs::read_to_string(w.config_path())
+        .unwrap()
+        .replace("[delivery]\n", "[delivery]\nconcurrency = 1\n");
+    w.write("brief.toml", &cfg);
+    drop(w.ledger());
+    // Once one delivery is recorded as sent, every later change to a delivery fails, the way a
+    // full disk fails every write.
+    rusqlite::Connection::open(w.path("data/brief.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE UPDATE ON deliveries
+             WHEN (SELECT count(*) FROM deliveries WHERE state = 'sent') >= 1
+             BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+        )
+        .unwrap();
+
+    let out = w.brief().args(["send", "--yes"]).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stdout.ends_with(
+            "issue 2021-07: 1 sent now; 1 sent, 0 failed, 0 suppressed, 0 deferred, 2 pending of 3 (not finished)\n"
+        ),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("database or disk is full"), "{stderr}");
+}
