@@ -15,7 +15,7 @@ use crate::config::{Config, FeedWindow, Secret};
 use crate::content;
 use crate::deliver::{Run, Settings};
 use crate::dkim::DkimSigner;
-use crate::error::{Problem, ProblemKind, Problems};
+use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
@@ -306,10 +306,14 @@ impl App {
                 Ok(())
             })?;
         } else if stored.is_empty() {
-            bail!(
-                "the subscriber list {} does not exist: create it with an `email,name` header",
-                file.display()
-            );
+            // The config points at it: a config error (exit 2), not a failed send.
+            return Err(UsageError::msg(format!(
+                "the subscriber list {} does not exist (`[subscribers] file` in {}): create it \
+                 with the header line `email,name`, or set `file` to where the list is",
+                file.display(),
+                self.config.source.display()
+            ))
+            .into());
         }
         for s in stored {
             match parse_address(&s.address) {

@@ -47,6 +47,11 @@ pub struct Config {
     /// The config file this was loaded from (not a key of the file).
     #[serde(skip)]
     pub source: PathBuf,
+    /// One warning per `*_env` key naming a variable that is not set, as
+    /// `file:line: key names VAR, which is not set: what stops working`; filled by `load`, for
+    /// `brief check` to print and `brief run` to log (not a key of the file).
+    #[serde(skip)]
+    pub unset_env: Vec<String>,
 }
 
 /// `[newsletter]`: the masthead and the sender.
@@ -596,6 +601,12 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     if c.content.feed_max_bytes == 0 {
         bail!("{} must be at least 1", at("content", "feed_max_bytes"));
     }
+    if c.smtp.port == 0 {
+        bail!(
+            "{} must be between 1 and 65535: 587 for STARTTLS submission, 465 for implicit TLS, 25 for relay",
+            at("smtp", "port")
+        );
+    }
     if c.smtp.password_env.is_some() && c.smtp.username.is_none() {
         bail!(
             "{} is set but `smtp.username` is not: AUTH needs both",
@@ -697,7 +708,46 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     config.smtp.password = read_secret(config.smtp.password_env.as_deref(), path)?;
     config.server.secret = read_secret(config.server.secret_env.as_deref(), path)?;
     config.server.admin_token = read_secret(config.server.admin_token_env.as_deref(), path)?;
+    config.unset_env = unset_env(&config, &text);
     Ok(config)
+}
+
+/// The warnings for `*_env` keys whose variable is not set (or empty) in this environment.
+fn unset_env(c: &Config, text: &str) -> Vec<String> {
+    [
+        (
+            "smtp",
+            "password_env",
+            &c.smtp.password_env,
+            c.smtp.password.is_some(),
+            "brief cannot log in to the SMTP relay",
+        ),
+        (
+            "server",
+            "secret_env",
+            &c.server.secret_env,
+            c.server.secret.is_some(),
+            "unsubscribe links cannot be signed, so `brief send` and `brief run` stop",
+        ),
+        (
+            "server",
+            "admin_token_env",
+            &c.server.admin_token_env,
+            c.server.admin_token.is_some(),
+            "the admin API (`POST /admin/test-send`) is off",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(table, key, var, set, effect)| {
+        let var = var.as_ref().filter(|_| !set)?;
+        Some(format!(
+            "{}:{}: `{table}.{key}` names the environment variable {var}, which is not set: \
+             {effect}; set {var}, or remove the key",
+            c.source.display(),
+            key_line(text, &[table, key])
+        ))
+    })
+    .collect()
 }
 
 /// Reads a secret from the environment variable the config names. A variable that is not set
@@ -909,6 +959,37 @@ mod tests {
         assert_eq!(
             e,
             "b.toml:11: `server.header_timeout` must be longer than 0s"
+        );
+    }
+
+    #[test]
+    fn smtp_port_0_is_refused_at_its_line() {
+        let text = format!("{MIN}\n[smtp]\ntransport = \"smtp\"\nport = 0\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:12: `smtp.port` must be between 1 and 65535: 587 for STARTTLS submission, 465 for implicit TLS, 25 for relay"
+        );
+    }
+
+    #[test]
+    fn an_env_key_naming_an_unset_variable_is_a_warning_naming_key_and_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.toml");
+        let var = "BRIEF_UNIT_TEST_NEVER_SET_ADMIN_TOKEN";
+        std::fs::write(
+            &p,
+            format!("{MIN}\n[server]\nadmin_token_env = \"{var}\"\n"),
+        )
+        .unwrap();
+        let c = load(&p).unwrap();
+        assert_eq!(
+            c.unset_env,
+            [format!(
+                "{}:11: `server.admin_token_env` names the environment variable {var}, which is \
+                 not set: the admin API (`POST /admin/test-send`) is off; set {var}, or remove the key",
+                p.display()
+            )]
         );
     }
 

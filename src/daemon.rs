@@ -150,6 +150,9 @@ impl Daemon {
     /// must keep working while staff fix an issue.
     pub fn validate(&self) -> anyhow::Result<()> {
         let cfg = &self.app.config;
+        for warning in &cfg.unset_env {
+            tracing::warn!("{warning}");
+        }
         // The SMTP settings (TLS name, CA file) are checked now, not at the first fire.
         self.app.transport("").map_err(UsageError)?;
         let ids = match crate::content::list_issues(&cfg.content.dir) {
@@ -633,7 +636,7 @@ fn has_entry_files(folder: &Path) -> bool {
         read.filter_map(Result::ok).any(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.ends_with(".md") && !name.starts_with('.')
+            crate::content::is_entry_file(&name)
         })
     })
 }

@@ -412,7 +412,7 @@ impl Run {
         let end = end?;
 
         // Claimed but never attempted: back to pending for the next run.
-        self.ledger.with(move |l| l.reset_in_flight(cid)).await?;
+        self.ledger.with(move |l| l.unclaim(cid)).await?;
         let now = self.clock.now_ms();
         let finished = self
             .ledger

@@ -428,7 +428,10 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
                 ),
             );
         }
-        to.push(address);
+        // One copy per address, however often (and in whatever case) the body names it.
+        if !to.iter().any(|a| AddressKey::of(a) == key) {
+            to.push(address);
+        }
     }
     let named = match req.issue.as_deref().map(str::parse::<IssueId>).transpose() {
         Ok(i) => i,

@@ -722,10 +722,22 @@ impl Ledger {
         Ok(counts)
     }
 
-    /// Puts deliveries left `sending` by a stopped run back to `pending`; returns how many. They
-    /// may or may not have reached the server: this is where the at-most-in-flight duplicates of
-    /// a crash come from.
+    /// Puts deliveries left `sending` by a run that was killed back to `pending`, flagged
+    /// `possible_duplicate`; returns how many. They may or may not have reached the server: this
+    /// is where the at-most-in-flight duplicates of a crash come from, and the flag is how the
+    /// report names the readers who may have them.
     pub fn reset_in_flight(&mut self, campaign: CampaignId) -> anyhow::Result<u64> {
+        Ok(self.conn.execute(
+            "UPDATE deliveries SET state = 'pending', possible_duplicate = 1
+             WHERE campaign_id = ?1 AND state = 'sending'",
+            [campaign],
+        )? as u64)
+    }
+
+    /// Puts the deliveries a run claimed and never handed to the server (it was stopping) back
+    /// to `pending`, unflagged; returns how many. Only for the run's own claims, once every
+    /// outcome of it is recorded: anything else left `sending` is [`Ledger::reset_in_flight`]'s.
+    pub fn unclaim(&mut self, campaign: CampaignId) -> anyhow::Result<u64> {
         Ok(self.conn.execute(
             "UPDATE deliveries SET state = 'pending' WHERE campaign_id = ?1 AND state = 'sending'",
             [campaign],
@@ -1422,6 +1434,99 @@ mod tests {
             format!("{e:#}").contains("unknown value `complained` in the ledger"),
             "{e:#}"
         );
+    }
+
+    #[test]
+    fn deliveries_left_in_flight_by_a_killed_run_are_flagged_possible_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let (c, _) = l
+            .create_campaign(
+                "2021-07".parse().unwrap(),
+                &message("s"),
+                Trigger::Cli,
+                1,
+                |sink| {
+                    for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
+                        sink.add(&addr(a), None, a)?;
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let flags = |l: &Ledger| {
+            let mut v = Vec::new();
+            l.each_delivery(c.id, |d| {
+                v.push((d.address, d.state, d.possible_duplicate));
+                Ok(())
+            })
+            .unwrap();
+            v
+        };
+        // A run claims a and b, and is killed: the next run cannot know whether they went out.
+        l.claim_due(c.id, 2, 2).unwrap();
+        assert_eq!(l.reset_in_flight(c.id).unwrap(), 2);
+        // The next run sends a (which keeps its flag), claims b and c and stops before handing
+        // them to the server: c was never on the wire, so it is not flagged.
+        assert_eq!(l.claim_due(c.id, 3, 1).unwrap()[0].address, "a@x.org");
+        l.record(
+            c.id,
+            &[Attempt {
+                address: "a@x.org".into(),
+                key: AddressKey::from_text("a@x.org"),
+                state: State::Sent,
+                code: Some(250),
+                text: "ok".into(),
+                next_at: None,
+                possible_duplicate: false,
+                suppress: false,
+                at: 4,
+            }],
+        )
+        .unwrap();
+        l.claim_due(c.id, 5, 2).unwrap();
+        assert_eq!(l.unclaim(c.id).unwrap(), 2);
+        assert_eq!(
+            flags(&l),
+            [
+                ("a@x.org".to_string(), State::Sent, true),
+                ("b@x.org".to_string(), State::Pending, true),
+                ("c@x.org".to_string(), State::Pending, false),
+                ("d@x.org".to_string(), State::Pending, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn processes_opening_a_fresh_ledger_at_once_all_migrate_it_once() {
+        // Two `brief` processes started together on a new data folder once failed with
+        // "migration 1 failed: table campaigns already exists".
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("data/brief.db");
+            let n = 8;
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+            let opened: Vec<_> = (0..n)
+                .map(|_| {
+                    let (p, barrier) = (p.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Ledger::open(&p).map_err(|e| format!("{e:#}"))
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            for l in &opened {
+                let l = l.as_ref().unwrap();
+                let version: i64 = l
+                    .conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(version as usize, MIGRATIONS.len());
+            }
+        }
     }
 
     #[test]

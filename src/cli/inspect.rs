@@ -16,6 +16,9 @@ use crate::message::Kind;
 
 pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
+    for warning in &app.config.unset_env {
+        println!("warning: {warning}");
+    }
     let mut problems = Vec::new();
     let issue = match app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => Some(i),
@@ -58,7 +61,21 @@ pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            println!("{} problem(s) found in issue {id}", problems.len());
+            let count =
+                |kind: fn(&ProblemKind) -> bool| problems.iter().filter(|p| kind(&p.kind)).count();
+            let listed = count(|k| *k == ProblemKind::Subscriber);
+            let config = count(|k| *k == ProblemKind::Config);
+            let mut line = format!(
+                "{} problem(s) in issue {id}",
+                problems.len() - listed - config
+            );
+            if listed > 0 {
+                line.push_str(&format!(", {listed} in the subscriber list"));
+            }
+            if config > 0 {
+                line.push_str(&format!(", {config} in the config"));
+            }
+            println!("{line}");
             Ok(ExitCode::from(1))
         }
     }

@@ -143,7 +143,25 @@ pub(super) async fn send(
         }
         (None, None) => unreachable!("a new campaign always renders the folder"),
     };
-    let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
+    let (cid, sent_before) = (campaign.id, ledger.counts(campaign.id)?.sent);
+    let summary = match run_campaign(app, ledger, campaign, template, transport, dkim).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            // The run failed (the ledger itself, say, on a full disk): the summary of what the
+            // ledger holds still comes first, so staff know what went out before the error.
+            if let Ok(counts) = app.open_ledger().and_then(|l| l.counts(cid)) {
+                let summary = Summary {
+                    counts,
+                    sent_now: counts.sent.saturating_sub(sent_before),
+                    finished: false,
+                    interrupted: false,
+                    relay_error: None,
+                };
+                print_summary(id, &summary);
+            }
+            return Err(e);
+        }
+    };
     print_summary(id, &summary);
     if let Some(e) = &summary.relay_error {
         let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
@@ -242,9 +260,16 @@ pub(super) async fn test_send(
             .map(|m| m.email.clone())
             .collect::<Vec<_>>()
     } else {
-        to.iter()
-            .map(|a| parse_address(a).map_err(|m| UsageError::msg(format!("--to: {m}"))))
-            .collect::<Result<Vec<_>, _>>()?
+        // One copy per address, however often (and in whatever case) it was named.
+        let mut seen = std::collections::HashSet::new();
+        let mut addresses = Vec::with_capacity(to.len());
+        for a in to {
+            let address = parse_address(a).map_err(|m| UsageError::msg(format!("--to: {m}")))?;
+            if seen.insert(AddressKey::of(&address)) {
+                addresses.push(address);
+            }
+        }
+        addresses
     };
     let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));

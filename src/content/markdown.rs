@@ -1,8 +1,9 @@
 //! Turns an entry's Markdown body into labelled sections of paragraphs, lists and inline text.
 //!
 //! Only what an email can carry safely is accepted: `## Label` headings, paragraphs, lists, emphasis,
-//! inline code and links. Raw HTML, images, tables and other headings are reported as problems
-//! rather than dropped, so nothing a writer typed silently disappears.
+//! inline code and links. Raw HTML, images, tables, strikethrough and other headings are
+//! reported as problems rather than dropped or misprinted, so nothing a writer typed silently
+//! disappears or changes meaning.
 
 use std::path::Path;
 
@@ -43,7 +44,12 @@ pub(super) fn sections(
             }
         };
 
-    for (event, range) in Parser::new_ext(body, Options::ENABLE_STRIKETHROUGH).into_offset_iter() {
+    // Tables and `~~strikethrough~~` are parsed only to be refused (printed, they would be pipes
+    // and tildes); a single `~text~` parses as subscript only so that it stays text, tildes and
+    // all, rather than being taken for strikethrough.
+    let options =
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_SUBSCRIPT;
+    for (event, range) in Parser::new_ext(body, options).into_offset_iter() {
         let line = line_at(range.start);
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
@@ -106,8 +112,16 @@ pub(super) fn sections(
                     items.push(trim(inlines));
                 }
             }
-            Event::Start(tag @ (Tag::Strong | Tag::Emphasis | Tag::Strikethrough)) => {
+            Event::Start(tag @ (Tag::Strong | Tag::Emphasis | Tag::Subscript)) => {
                 stack.push((Some(tag), Vec::new()))
+            }
+            Event::Start(Tag::Strikethrough) => {
+                problems.push(Problem::at(
+                    path,
+                    line,
+                    "strikethrough (`~~text~~`) is not supported in entries: delete the struck-out text, or write the tildes as `\\~\\~` to print them",
+                ));
+                stack.push((None, Vec::new()));
             }
             Event::Start(Tag::Link { dest_url, .. }) => {
                 // The missing scheme is checked first: `example.org:8080` parses, with the
@@ -156,13 +170,23 @@ pub(super) fn sections(
                 stack.push((tag, Vec::new()));
             }
             Event::End(
-                TagEnd::Strong | TagEnd::Emphasis | TagEnd::Strikethrough | TagEnd::Link,
+                TagEnd::Strong
+                | TagEnd::Emphasis
+                | TagEnd::Strikethrough
+                | TagEnd::Subscript
+                | TagEnd::Link,
             ) => {
                 if let Some((tag, children)) = stack.pop() {
                     let inline = match tag {
                         Some(Tag::Strong) => Inline::Strong(children),
-                        Some(Tag::Emphasis) | Some(Tag::Strikethrough) => {
-                            Inline::Emphasis(children)
+                        Some(Tag::Emphasis) => Inline::Emphasis(children),
+                        // Not markup in an entry: the tildes print as they were typed.
+                        Some(Tag::Subscript) => {
+                            push(&mut stack, Inline::Text("~".into()));
+                            for c in children {
+                                push(&mut stack, c);
+                            }
+                            Inline::Text("~".into())
                         }
                         Some(Tag::Link { dest_url, .. }) => Inline::Link {
                             url: Url::parse(&dest_url).expect("checked above"),
@@ -223,7 +247,7 @@ pub(super) fn sections(
             Event::Start(Tag::Table(_)) => problems.push(Problem::at(
                 path,
                 line,
-                "tables are not supported in entries",
+                "tables are not supported in entries (an email would show the pipes): write one `- ` list item per row instead",
             )),
             Event::Rule => problems.push(Problem::at(
                 path,
@@ -399,6 +423,40 @@ mod tests {
                 "3: an HTML comment (lines 3-4) is not allowed in an entry: remove it, or it would be printed as text",
                 "8: raw HTML block `<table>` is not allowed in an entry: write it in Markdown instead (brief escapes everything)",
             ]
+        );
+    }
+
+    #[test]
+    fn content_tables_are_refused_at_their_first_line() {
+        assert_eq!(
+            problems("## A\n\nText.\n\n| Country | Office |\n| --- | --- |\n| Mexico | CDMX |\n"),
+            ["5: tables are not supported in entries (an email would show the pipes): write one `- ` list item per row instead"]
+        );
+        // Pipes without a delimiter row are just text.
+        assert!(problems("## A\n\nYes | no\n").is_empty());
+    }
+
+    #[test]
+    fn content_strikethrough_is_refused_and_single_tildes_stay_text() {
+        assert_eq!(
+            problems("## A\n\nText.\n\nThe ~~old~~ new office.\n"),
+            ["5: strikethrough (`~~text~~`) is not supported in entries: delete the struck-out text, or write the tildes as `\\~\\~` to print them"]
+        );
+        let sections = super::sections(
+            Path::new("e.md"),
+            "## A\n\nAbout ~5~ people, ~6 km and \\~\\~x\\~\\~.\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            crate::issue::Inline::plain(match &sections[0].body {
+                crate::issue::Body::Blocks(b) => match &b[0] {
+                    crate::issue::Block::Paragraph(p) => p,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            }),
+            "About ~5~ people, ~6 km and ~~x~~."
         );
     }
 

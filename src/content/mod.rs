@@ -54,11 +54,7 @@ pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
     let mut problems = Vec::new();
     let files = match std::fs::read_dir(&folder) {
         Ok(read) => {
-            let mut files: Vec<PathBuf> = read
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .collect();
+            let mut files: Vec<PathBuf> = read.filter_map(|e| e.ok()).map(|e| e.path()).collect();
             files.sort();
             files
         }
@@ -82,8 +78,18 @@ pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
         if name.starts_with('.') {
             continue;
         }
-        let is_md = name.ends_with(".md");
-        if name != "issue.toml" && !is_md {
+        if path.is_dir() {
+            problems.push(Problem::whole(
+                path,
+                format!(
+                    "a folder inside an issue folder is not read: move its entries up into {}, or the folder out of the content folder",
+                    folder.display()
+                ),
+            ));
+            continue;
+        }
+        if name != "issue.toml" && !is_entry_file(name) {
+            problems.push(Problem::whole(path, not_an_entry(name)));
             continue;
         }
         let text = match read_utf8(path) {
@@ -166,6 +172,29 @@ pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
         intro: issue_file.intro.map(|s| s.trim().to_string()),
         entries,
     })
+}
+
+/// Whether a file of an issue folder is an entry: a Markdown file, `.md` or `.markdown` in any
+/// case (`.DS_Store` and other hidden files are never entries).
+pub fn is_entry_file(name: &str) -> bool {
+    let ext = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && !name.starts_with('.') => ext,
+        _ => return false,
+    };
+    ext.eq_ignore_ascii_case("md") || ext.eq_ignore_ascii_case("markdown")
+}
+
+/// The problem of a file in an issue folder that is neither an entry nor `issue.toml`.
+fn not_an_entry(name: &str) -> String {
+    if name.eq_ignore_ascii_case("issue.toml") {
+        return "the issue's settings file must be called `issue.toml`, in lower case: rename it"
+            .to_string();
+    }
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    format!(
+        "`{name}` is not an entry: an entry is a Markdown file ending in `.md` (rename it to \
+         `{stem}.md`), and anything else belongs outside the issue folder"
+    )
 }
 
 /// Gives entries their printed numbers, 1 to n, in their current order.
@@ -292,7 +321,25 @@ fn with_https(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_https;
+    use super::{is_entry_file, with_https};
+
+    #[test]
+    fn content_entry_files_are_markdown_in_any_case_and_never_hidden() {
+        for name in ["01.md", "01-a.MD", "a.Md", "b.markdown", "c.MARKDOWN"] {
+            assert!(is_entry_file(name), "{name}");
+        }
+        for name in [
+            ".md",
+            ".hidden.md",
+            ".DS_Store",
+            "a.txt",
+            "a.md.bak",
+            "md",
+            "issue.toml",
+        ] {
+            assert!(!is_entry_file(name), "{name}");
+        }
+    }
 
     #[test]
     fn content_with_https_suggests_only_for_addresses_without_a_scheme() {

@@ -349,6 +349,35 @@ fn test_send_without_to_goes_to_the_staff() {
 }
 
 #[test]
+fn a_test_send_to_one_address_named_150_times_sends_one_message() {
+    let w = World::new();
+    let to: Vec<&str> = [
+        "editor@example.org",
+        "EDITOR@example.org",
+        "Editor@Example.Org",
+    ]
+    .into_iter()
+    .cycle()
+    .take(150)
+    .collect();
+    let out = w
+        .brief()
+        .args(["send", "--test", "--to", &to.join(",")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("1 of 1 accepted"), "{stdout}");
+    assert_eq!(w.outbox("test").len(), 1);
+    assert_eq!(
+        w.ledger()
+            .test_send_count("2021-07".parse().unwrap())
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
 fn test_send_without_to_and_without_staff_says_what_to_do() {
     let w = World::new();
     let out = w.brief().args(["send", "--test"]).output().unwrap();
@@ -400,4 +429,59 @@ fn removing_an_address_that_was_never_on_the_list_changes_nothing() {
         Some(0)
     );
     assert_eq!(l.suppressions().unwrap().len(), 2);
+}
+
+#[test]
+fn a_missing_subscriber_list_is_a_config_error_naming_the_key_and_the_path() {
+    let w = World::new();
+    w.remove("subscribers.csv");
+    for args in [&["check"][..], &["send", "--yes"]] {
+        let out = w.brief().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let want = format!(
+            "the subscriber list {} does not exist (`[subscribers] file` in {}): create it with \
+             the header line `email,name`, or set `file` to where the list is",
+            w.path("subscribers.csv").display(),
+            w.config_path().display()
+        );
+        assert!(err.contains(&want), "{args:?}: {err}");
+    }
+    assert!(w.outbox("2021-07").is_empty());
+}
+
+/// A ledger that fails mid-run (a full disk): `brief send` still prints its summary line of what
+/// the ledger holds, then the error.
+#[test]
+fn a_send_that_ends_with_a_ledger_error_still_prints_its_summary_line() {
+    let w = World::new();
+    // One connection: outcomes are committed one at a time, so exactly one is recorded.
+    let cfg = std::fs::read_to_string(w.config_path())
+        .unwrap()
+        .replace("[delivery]\n", "[delivery]\nconcurrency = 1\n");
+    w.write("brief.toml", &cfg);
+    drop(w.ledger());
+    // Once one delivery is recorded as sent, every later change to a delivery fails, the way a
+    // full disk fails every write.
+    rusqlite::Connection::open(w.path("data/brief.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE UPDATE ON deliveries
+             WHEN (SELECT count(*) FROM deliveries WHERE state = 'sent') >= 1
+             BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END;",
+        )
+        .unwrap();
+
+    let out = w.brief().args(["send", "--yes"]).output().unwrap();
+
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stdout.ends_with(
+            "issue 2021-07: 1 sent now; 1 sent, 0 failed, 0 suppressed, 0 deferred, 2 pending of 3 (not finished)\n"
+        ),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("database or disk is full"), "{stderr}");
 }

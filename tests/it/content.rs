@@ -239,7 +239,7 @@ fn raw_html_is_reported_once_per_place() {
         ],
         "{out}"
     );
-    assert!(out.contains("2 problem(s) found in issue 2021-07"), "{out}");
+    assert!(out.contains("2 problem(s) in issue 2021-07\n"), "{out}");
 }
 
 #[test]
@@ -284,7 +284,31 @@ fn every_problem_is_reported_at_once() {
         out.contains("subscribers.csv:3: `broken-address` is not a valid email address"),
         "{out}"
     );
-    assert!(out.contains("3 problem(s) found in issue 2021-07"), "{out}");
+    // The bad row is the subscriber list's problem, not the issue's.
+    assert!(
+        out.ends_with("2 problem(s) in issue 2021-07, 1 in the subscriber list\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_subscriber_row_alone_is_counted_as_the_lists_not_the_issues() {
+    let w = World::new();
+    w.write(
+        "subscribers.csv",
+        "email,name\r\nok@example.org,Ok\r\n\r\nbroken-address,Nope\r\n",
+    );
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "{}:4: `broken-address` is not a valid email address (Missing domain or user)\n\
+             0 problem(s) in issue 2021-07, 1 in the subscriber list\n",
+            w.path("subscribers.csv").display()
+        )
+    );
 }
 
 #[test]
@@ -316,5 +340,71 @@ fn a_bad_config_is_a_usage_error_naming_file_and_line() {
     assert!(
         err.contains(&format!("brief.toml:{line}: invalid type")),
         "{err}"
+    );
+}
+
+#[test]
+fn md_in_any_case_and_markdown_files_are_entries_and_anything_else_is_named() {
+    let w = World::new();
+    w.write("content/2021-07/05-upper.MD", GOOD);
+    w.write("content/2021-07/06-long.markdown", GOOD);
+    w.write("content/2021-07/.DS_Store", "\0\0\0\x01Bud1");
+    w.write("content/2021-07/07-notes.txt", "not an entry");
+    w.write("content/2021-07/drafts/08-draft.md", GOOD);
+    let out = w
+        .brief()
+        .args(["check", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = String::from_utf8(out.stdout).unwrap();
+    let folder = w.path("content/2021-07");
+    let problems: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("content/2021-07/"))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "{}: `07-notes.txt` is not an entry: an entry is a Markdown file ending in `.md` \
+                 (rename it to `07-notes.md`), and anything else belongs outside the issue folder",
+                folder.join("07-notes.txt").display()
+            ),
+            format!(
+                "{}: a folder inside an issue folder is not read: move its entries up into {}, or \
+                 the folder out of the content folder",
+                folder.join("drafts").display(),
+                folder.display()
+            ),
+        ],
+        "{out}"
+    );
+
+    w.remove("content/2021-07/07-notes.txt");
+    w.remove("content/2021-07/drafts");
+    let out = w.brief().args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("ok: issue 2021-07, 6 entries"),
+        "the .MD and .markdown entries count"
+    );
+}
+
+#[test]
+fn tables_and_strikethrough_are_refused_with_their_line() {
+    let (_w, out) = check_with(
+        "99-bad.md",
+        b"+++\ntitle = \"T\"\ndate = 2021-07-01\nlink = \"https://example.org/\"\n+++\n\n## A\n\nOffices ~3 km apart:\n\n| City | Office |\n| --- | --- |\n| El Paso | CBI |\n\nThe ~~old~~ new office.\n",
+    );
+    assert_eq!(
+        problems_of(&out, "99-bad.md"),
+        [
+            "11: tables are not supported in entries (an email would show the pipes): write one `- ` list item per row instead",
+            "15: strikethrough (`~~text~~`) is not supported in entries: delete the struck-out text, or write the tildes as `\\~\\~` to print them",
+        ],
+        "{out}"
     );
 }

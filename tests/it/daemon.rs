@@ -665,3 +665,44 @@ fn a_missed_fire_is_reported_once_and_suggests_only_what_exists() {
     );
     assert!(!start(&w).contains("was missed"));
 }
+
+/// An `admin_token_env` naming a variable that is not set turned the admin API off in silence.
+#[test]
+fn check_and_run_warn_about_an_env_key_naming_an_unset_variable() {
+    let w = World::new();
+    let var = "BRIEF_TEST_ADMIN_TOKEN_NOT_SET";
+    let cfg = std::fs::read_to_string(w.config_path()).unwrap().replace(
+        "[server]\n",
+        &format!("[server]\nadmin_token_env = \"{var}\"\n"),
+    );
+    w.write("brief.toml", &cfg);
+    let line = cfg
+        .lines()
+        .position(|l| l.starts_with("admin_token_env"))
+        .unwrap()
+        + 1;
+    let warning = format!(
+        "{}:{line}: `server.admin_token_env` names the environment variable {var}, which is not \
+         set: the admin API (`POST /admin/test-send`) is off; set {var}, or remove the key",
+        w.config_path().display()
+    );
+
+    let out = w.brief().env_remove(var).arg("check").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning, not a problem: {out:?}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("warning: {warning}")), "{stdout}");
+
+    let d = Running::start(&w, &[]);
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    let logged = stopped
+        .stderr
+        .lines()
+        .find(|l| l.contains(&warning))
+        .unwrap_or_else(|| panic!("no warning logged:\n{}", stopped.stderr));
+    assert!(logged.contains("WARN"), "{logged}");
+}

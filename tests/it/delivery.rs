@@ -741,6 +741,20 @@ async fn kill_9_mid_campaign_then_resume_delivers_all_with_bounded_duplicates() 
     assert!(stdout.contains("(finished)"), "{stdout}");
     let report = m.report("2021-07").await;
     assert!(report.values().all(|r| r["state"] == "sent"));
+    // The report names the readers who may have two copies: those that were in flight, which
+    // include everyone who did get two.
+    let flagged: Vec<&String> = report
+        .iter()
+        .filter(|(_, r)| r["possible_duplicate"] == true)
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(flagged.len(), in_flight, "{flagged:?}\n{stderr}");
+    for (address, copies) in n {
+        assert!(
+            copies == 1 || flagged.contains(&&address),
+            "{address} got {copies} copies and is not flagged possible_duplicate"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -313,7 +313,8 @@ fn admin_test_send_takes_the_bearer_token_and_only_staff_and_secrets_stay_out_of
     let d = Running::start(&w, &env);
     let bearer = format!("Bearer {ADMIN}");
     let json = ("Content-Type", "application/json");
-    let body = br#"{"to": ["EDITOR@example.org"], "issue": "2021-07"}"#;
+    // One address three times: one message.
+    let body = br#"{"to": ["EDITOR@example.org", "editor@example.org", "Editor@Example.ORG"], "issue": "2021-07"}"#;
 
     let none = d.post("/admin/test-send", &[json], body);
     assert_eq!(none.status, 401);
@@ -351,6 +352,7 @@ fn admin_test_send_takes_the_bearer_token_and_only_staff_and_secrets_stay_out_of
     assert_eq!(reply["issue"], "2021-07");
     assert_eq!(reply["results"][0]["accepted"], true);
     assert_eq!(reply["results"][0]["code"], 250);
+    assert_eq!(reply["results"].as_array().unwrap().len(), 1, "{reply}");
     let files = w.outbox("test");
     assert_eq!(files.len(), 1);
     let raw = std::fs::read(&files[0]).unwrap();
