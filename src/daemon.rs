@@ -133,6 +133,29 @@ impl Daemon {
         }))
     }
 
+    /// The sign-up pages' state, and the task (tracked with the others) that works through
+    /// their queue on a ledger connection of its own, so that a sign-up never holds the one the
+    /// unsubscribe links use.
+    fn join(&self) -> crate::http::Join {
+        let mailer = crate::signup::Mailer {
+            app: self.app.clone(),
+            key: self.key.clone(),
+            dkim: self.dkim.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let ledger = match self.app.open_ledger() {
+            Ok(l) => SharedLedger::new(l),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "sign-ups share the daemon's ledger connection: {e:#}");
+                self.ledger.clone()
+            }
+        };
+        let mailer = Arc::new(mailer);
+        let (queue, task) = crate::signup::Mailer::start(mailer.clone(), ledger, self.stop.clone());
+        self.tracker.spawn(task);
+        crate::http::Join::new(queue, mailer, self.app.config.server.signups_per_hour)
+    }
+
     /// The HTTP side's state: the daemon's app, keys, ledger connection and metrics.
     pub fn site(&self) -> Arc<Site> {
         Arc::new(Site {
@@ -141,6 +164,7 @@ impl Daemon {
             dkim: self.dkim.clone(),
             ledger: self.ledger.clone(),
             metrics: self.metrics.clone(),
+            join: Some(self.join()),
         })
     }
 

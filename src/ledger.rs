@@ -483,6 +483,22 @@ impl Ledger {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
         }
+        // Switching a new file to WAL answers "database is locked" at once, without waiting,
+        // to a second process doing the same: opening is serialized by a file lock beside it.
+        let lock_path = path.with_file_name(format!(
+            "{}.open.lock",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("brief.db")
+        ));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         let mut ledger = Ledger {
@@ -492,6 +508,7 @@ impl Ledger {
         ledger
             .setup()
             .with_context(|| format!("cannot prepare the ledger {}", path.display()))?;
+        drop(lock);
         Ok(ledger)
     }
 

@@ -184,7 +184,7 @@ impl Mailer {
     /// The queue and its task: requests offered to the queue are handled one at a time until
     /// `stop` is cancelled; expired requests are deleted every so often.
     pub fn start(
-        self,
+        self: Arc<Self>,
         ledger: SharedLedger,
         stop: CancellationToken,
     ) -> (Queue, impl std::future::Future<Output = ()> + Send) {

@@ -35,6 +35,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
 
+mod join;
+
+pub use join::Join;
+
 use crate::address::AddressKey;
 use crate::app::App;
 use crate::dkim::DkimSigner;
@@ -63,6 +67,8 @@ pub struct Site {
     /// The connection the handlers share (calls run off the async threads).
     pub ledger: SharedLedger,
     pub metrics: Arc<Metrics>,
+    /// The sign-up pages' queue and limits; `None`: no sign-up pages (404).
+    pub join: Option<join::Join>,
 }
 
 type Shared = State<Arc<Site>>;
@@ -84,7 +90,8 @@ pub fn router(site: Arc<Site>) -> Router {
     if site.app.config.server.admin_token.is_some() {
         r = r.route("/admin/test-send", post(test_send));
     }
-    r.fallback(not_found)
+    join::routes(r)
+        .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(site)
@@ -119,8 +126,8 @@ pub async fn serve(
                 (slot, listener.accept().await)
             } => a,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) if is_connection_error(&e) => continue,
             // Out of file descriptors, most likely: wait for connections to end.
             Err(e) => {
@@ -132,10 +139,16 @@ pub async fn serve(
                 }
             }
         };
-        let conn = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
+        // Handlers that need the client's address (the sign-up limit) read it from here.
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
         );
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let (stop, drop_now) = (stop.clone(), drop_now.clone());
         conns.spawn(async move {
             let _slot = slot;
