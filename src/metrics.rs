@@ -146,6 +146,7 @@ pub struct Metrics {
     /// bound check and the insert are one step.
     feed_series: Mutex<usize>,
     schedule_fires: Family<FireLabels, Counter>,
+    circuit_breaks: Counter,
     up: Gauge,
 }
 
@@ -167,6 +168,7 @@ impl Metrics {
             feed_failures: Family::default(),
             feed_series: Mutex::new(0),
             schedule_fires: Family::default(),
+            circuit_breaks: Counter::default(),
             up: Gauge::default(),
         };
         m.register()
@@ -219,6 +221,11 @@ impl Metrics {
             "schedule_fires",
             "Schedule fires by outcome",
             self.schedule_fires.clone(),
+        );
+        r.register(
+            "circuit_breaks",
+            "Campaign runs stopped by the circuit breaker: the same failure for many readers in a row",
+            self.circuit_breaks.clone(),
         );
         r.register(
             "up",
@@ -297,6 +304,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one campaign run stopped by the circuit breaker.
+    pub fn circuit_break(&self) {
+        self.circuit_breaks.inc();
+    }
+
     /// Sets `brief_up`: 1 while the daemon serves, 0 once it is stopping.
     pub fn set_up(&self, up: bool) {
         self.up.set(i64::from(up));
@@ -346,6 +358,7 @@ mod tests {
             "brief_schedule_fires_total{outcome=\"empty\"} 0",
             "brief_schedule_fires_total{outcome=\"missed\"} 0",
             "brief_schedule_fires_total{outcome=\"failed\"} 0",
+            "brief_circuit_breaks_total 0",
             "brief_up 1",
         ];
         expected.sort_unstable();
@@ -375,6 +388,11 @@ mod tests {
                 "brief_schedule_fires",
                 "counter",
                 "Schedule fires by outcome.",
+            ),
+            (
+                "brief_circuit_breaks",
+                "counter",
+                "Campaign runs stopped by the circuit breaker: the same failure for many readers in a row.",
             ),
             (
                 "brief_up",
@@ -418,6 +436,7 @@ mod tests {
         m.send_error(SendErrorKind::transient);
         m.schedule_fire(FireOutcome::exists);
         m.message_sent();
+        m.circuit_break();
         m.set_up(false);
         let text = m.render();
         for line in [
@@ -427,6 +446,7 @@ mod tests {
             "brief_send_errors_total{kind=\"permanent\"} 0\n",
             "brief_schedule_fires_total{outcome=\"exists\"} 1\n",
             "brief_messages_sent_total 1\n",
+            "brief_circuit_breaks_total 1\n",
             "brief_up 0\n",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
