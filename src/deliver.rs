@@ -53,7 +53,7 @@ use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::metrics::{Metrics, SendErrorKind};
-use crate::transport::{Connection, Reply, SendFailure, Transport};
+use crate::transport::{Connection, Reply, SendFailure, Stage, Transport};
 
 /// The most outcomes committed in one ledger transaction.
 const COMMIT_BATCH: usize = 512;
@@ -177,12 +177,12 @@ pub fn classify(
             a.code = Some(r.code);
             a.text = r.text.clone();
         }
-        Err(SendFailure::Temporary { code, text }) => {
+        Err(SendFailure::Temporary { code, text, .. }) => {
             a.code = *code;
             a.text = text.clone();
             retry(&mut a);
         }
-        Err(f @ SendFailure::Permanent { code, text }) => {
+        Err(f @ SendFailure::Permanent { code, text, .. }) => {
             a.code = Some(*code);
             a.text = text.clone();
             a.state = State::Failed;
@@ -597,6 +597,7 @@ impl Worker {
                 let result = Err(SendFailure::Permanent {
                     code: 553,
                     text: format!("invalid address {}: {e}", job.due.address),
+                    stage: Stage::Rcpt,
                 });
                 return self.report(job, &result);
             }
@@ -897,16 +898,19 @@ mod tests {
         let d = t(Err(SendFailure::Temporary {
             code: Some(451),
             text: "4.7.1 greylisted".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((d.state, d.next_at), (State::Deferred, Some(61_000)));
         let f = t(Err(SendFailure::Permanent {
             code: 550,
             text: "5.1.1 no such user".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((f.state, f.suppress), (State::Failed, true));
         let f = t(Err(SendFailure::Permanent {
             code: 550,
             text: "5.7.1 policy".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((f.state, f.suppress), (State::Failed, false));
         let a = t(Err(SendFailure::Ambiguous { text: "eof".into() }));
@@ -916,6 +920,7 @@ mod tests {
             &Err(SendFailure::Temporary {
                 code: Some(451),
                 text: "busy".into(),
+                stage: Stage::Rcpt,
             }),
             &s,
             0,
