@@ -11,7 +11,7 @@ use super::load_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
-use crate::deliver::Summary;
+use crate::deliver::{Stopped, Summary};
 use crate::error::UsageError;
 use crate::issue::IssueId;
 use crate::ledger::{Ledger, SharedLedger, Trigger};
@@ -145,12 +145,17 @@ pub(super) async fn send(
     };
     let summary = run_campaign(app, ledger, campaign, template, transport, dkim).await?;
     print_summary(id, &summary);
-    if let Some(e) = &summary.relay_error {
-        let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
-        bail!(
-            "{e}: no connection to the relay could be opened, so {left} deliveries are left \
-             untouched (no attempt was counted); run `brief send` again once the relay is back"
-        );
+    let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
+    match &summary.stopped {
+        Some(Stopped::Relay(e)) => bail!(
+            "{e}: the relay failed before any reader was named, so {left} deliveries are left \
+             untouched (no attempt was counted); run `brief send` again once the relay is fixed"
+        ),
+        Some(Stopped::Breaker(trip)) => bail!(
+            "{trip}; the run stopped and {left} deliveries are left with no attempt counted for \
+             it; run `brief send` again once the relay is fixed"
+        ),
+        None => {}
     }
     Ok(if summary.interrupted || !summary.finished {
         ExitCode::from(1)
@@ -202,8 +207,12 @@ fn print_summary(id: IssueId, s: &Summary) {
         "finished".to_string()
     } else if s.interrupted {
         "interrupted: run `brief send` again to resume".to_string()
-    } else if s.relay_error.is_some() {
-        "stopped: the relay could not be reached".to_string()
+    } else if let Some(stopped) = &s.stopped {
+        match stopped {
+            Stopped::Relay(_) => "stopped: the relay failed before any reader was named",
+            Stopped::Breaker(_) => "stopped by the circuit breaker",
+        }
+        .to_string()
     } else {
         "not finished".to_string()
     };
