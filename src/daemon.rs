@@ -577,6 +577,14 @@ impl Daemon {
             match result {
                 Ok(s) if s.finished => {
                     self.metrics.campaign(CampaignState::finished);
+                    if s.counts.sent == 0 && s.counts.failed > 0 {
+                        tracing::error!(
+                            issue = %id, failed = s.counts.failed,
+                            "every delivery of the campaign failed: see `brief report --issue \
+                             {id}`; once the cause is fixed, `brief send --issue {id} \
+                             --retry-failed` sends them again"
+                        );
+                    }
                     return;
                 }
                 Ok(Summary {

@@ -763,6 +763,105 @@ async fn unknown_users_stay_their_own_failures_even_many_in_a_row() {
     assert!(list.contains(&format!("{}\tbounced", rcpt(20))), "{list}");
 }
 
+/// A campaign that reached nobody never exits 0, neither when it ends nor when `send` runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_whose_every_delivery_failed_exits_1() {
+    let server = SmtpServer::start().await;
+    // Three readers: too few for the breaker, so each is failed as the replies say.
+    server.rule(Rule::command("RCPT").reply("550 5.7.1 message refused"));
+
+    let (m, out, report) = campaign(&server, 3, FAST, "").await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("0 sent, 3 failed"), "{stdout}");
+    assert!(
+        stderr.contains("every delivery of issue 2021-07 failed (3 failed, none sent)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--retry-failed"), "{stderr}");
+    assert!(report.values().all(|r| r["state"] == "failed"));
+
+    let again = m.brief(&["send", "--yes"]).await;
+    let (stdout, stderr) = text(&again);
+    assert_eq!(again.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("already sent"), "{stdout}");
+    assert!(
+        stderr.contains("every delivery of issue 2021-07 failed"),
+        "{stderr}"
+    );
+}
+
+/// Staff fixed what brief could not see (a policy rejection, a mailbox that kept answering 451):
+/// `--retry-failed` puts those failures back and sends them, on a finished campaign; a bounced
+/// address stays suppressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_failed_sends_the_failed_again_but_not_the_suppressed() {
+    let server = SmtpServer::start().await;
+    server
+        .rule(Rule::rcpt(&rcpt(1)).reply("550 5.7.1 message refused"))
+        .rule(Rule::rcpt(&rcpt(2)).reply("550 5.1.1 user unknown"))
+        .rule(Rule::rcpt(&rcpt(3)).reply("451 4.2.2 mailbox full"));
+    let m = Mailer::new(6);
+    m.configure(
+        server.port(),
+        &FAST.replace("max_attempts = 5", "max_attempts = 2"),
+        "",
+    );
+
+    let none = m.brief(&["send", "--yes", "--retry-failed"]).await;
+    assert_eq!(none.status.code(), Some(2), "no campaign yet: {none:?}");
+    assert!(text(&none).1.contains("has no campaign"), "{none:?}");
+    for flags in [
+        &["--retry-failed", "--restart-unsent"][..],
+        &["--retry-failed", "--test"][..],
+    ] {
+        let both = m.brief(&[&["send", "--yes"][..], flags].concat()).await;
+        assert_eq!(both.status.code(), Some(2), "{flags:?}: {both:?}");
+        assert!(text(&both).1.contains("cannot be used with"), "{both:?}");
+    }
+    let first = m.brief(&["send", "--yes"]).await;
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    assert!(text(&first).0.contains("3 sent, 3 failed"), "{first:?}");
+    let report = m.report("2021-07").await;
+    assert_eq!(attempts(&report[&rcpt(3)]), 2);
+
+    server.clear_rules();
+    let retry = m.brief(&["send", "--yes", "--retry-failed"]).await;
+
+    let (stdout, stderr) = text(&retry);
+    assert_eq!(retry.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("issue 2021-07: 2 failed deliveries put back to pending"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("5 sent, 1 failed"), "{stdout}");
+    assert!(stdout.contains("(finished)"), "{stdout}");
+    let n = copies(&server.messages());
+    assert_eq!((n.get(&rcpt(1)), n.get(&rcpt(3))), (Some(&1), Some(&1)));
+    assert_eq!(n.get(&rcpt(2)), None, "a bounced address stays suppressed");
+    assert!((0..6)
+        .filter(|i| ![1, 2, 3].contains(i))
+        .all(|i| n[&rcpt(i)] == 1));
+    let report = m.report("2021-07").await;
+    for i in [1, 3] {
+        let row = &report[&rcpt(i)];
+        assert_eq!(
+            (row["state"].as_str(), attempts(row)),
+            (Some("sent"), 1),
+            "{row}"
+        );
+    }
+    assert_eq!(report[&rcpt(2)]["state"], "failed");
+
+    let again = m.brief(&["send", "--yes", "--retry-failed"]).await;
+    let (stdout, _) = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert!(stdout.contains("already sent"), "{stdout}");
+    assert!(stdout.contains("no failed delivery to retry"), "{stdout}");
+    assert_eq!(server.accepted(), 5, "nothing sent twice");
+}
+
 /// Drives the engine in-process (as the daemon does) with a chosen idle-check threshold.
 async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
