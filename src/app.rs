@@ -441,6 +441,14 @@ impl App {
         Ok(revision)
     }
 
+    /// Puts the campaign's failed deliveries (not those of suppressed addresses) back to
+    /// `pending` for `brief send --retry-failed`, under the campaign's send lock so no other
+    /// process is sending it meanwhile; returns how many.
+    pub fn retry_failed(&self, ledger: &mut Ledger, campaign: &Campaign) -> anyhow::Result<u64> {
+        let _lock = ledger.lock_campaign(campaign)?;
+        ledger.retry_failed(campaign.id)
+    }
+
     /// Where an older brief kept the web version of a sent issue (`DATA/archive/ID.html`); the
     /// ledger holds it for campaigns started since.
     pub fn legacy_web_version_path(&self, id: IssueId) -> PathBuf {

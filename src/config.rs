@@ -236,6 +236,12 @@ pub struct Delivery {
     /// (may not send at all).
     #[serde(default)]
     pub ambiguous: Ambiguous,
+    /// The circuit breaker: a run stops when this many distinct readers in a row get the same
+    /// failure (same step, reply code and enhanced status, e.g. `451 4.3.0` at DATA), since that
+    /// is the relay's fault, not theirs; their attempts are not counted. A `5.1.x` rejection of
+    /// a recipient never counts. 0 turns the breaker off.
+    #[serde(default = "default_breaker")]
+    pub breaker: u32,
 }
 
 impl Default for Delivery {
@@ -248,6 +254,7 @@ impl Default for Delivery {
             retry_min: default_retry_min(),
             retry_max: default_retry_max(),
             ambiguous: Ambiguous::default(),
+            breaker: default_breaker(),
         }
     }
 }
@@ -260,6 +267,9 @@ fn default_concurrency() -> u32 {
 }
 fn default_max_attempts() -> u32 {
     5
+}
+fn default_breaker() -> u32 {
+    20
 }
 fn default_retry_min() -> Duration {
     Duration::from_secs(60)
@@ -566,6 +576,13 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     if c.delivery.max_attempts == 0 {
         bail!("{} must be at least 1", at("delivery", "max_attempts"));
+    }
+    if c.delivery.breaker == 1 {
+        // One failure says nothing about the relay: it would stop the run at any bad address.
+        bail!(
+            "{} must be 0 (off) or at least 2",
+            at("delivery", "breaker")
+        );
     }
     if c.delivery.retry_min > c.delivery.retry_max {
         bail!(
@@ -990,6 +1007,23 @@ mod tests {
                  not set: the admin API (`POST /admin/test-send`) is off; set {var}, or remove the key",
                 p.display()
             )]
+        );
+    }
+
+    #[test]
+    fn the_breaker_defaults_to_20_and_is_off_at_0_but_never_1() {
+        let c = parse(MIN, Path::new("b.toml")).unwrap();
+        assert_eq!(c.delivery.breaker, 20);
+        let text = format!("{MIN}\n[delivery]\nbreaker = 0\n");
+        assert_eq!(
+            parse(&text, Path::new("b.toml")).unwrap().delivery.breaker,
+            0
+        );
+        let text = format!("{MIN}\n[delivery]\nbreaker = 1\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:11: `delivery.breaker` must be 0 (off) or at least 2"
         );
     }
 

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
+use crate::deliver::{Stopped, Summary};
 use crate::dkim::DkimSigner;
 use crate::error::{ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
@@ -604,15 +605,37 @@ impl Daemon {
             match result {
                 Ok(s) if s.finished => {
                     self.metrics.campaign(CampaignState::finished);
+                    if s.counts.sent == 0 && s.counts.failed > 0 {
+                        tracing::error!(
+                            issue = %id, failed = s.counts.failed,
+                            "every delivery of the campaign failed: see `brief report --issue \
+                             {id}`; once the cause is fixed, `brief send --issue {id} \
+                             --retry-failed` sends them again"
+                        );
+                    }
                     return;
                 }
-                Ok(s) if s.relay_error.is_some() && !self.stop.is_cancelled() => {
+                Ok(Summary {
+                    stopped: Some(stopped),
+                    ..
+                }) if !self.stop.is_cancelled() => {
+                    // The relay's fault, not the readers' (none was charged): try again later,
+                    // as staff would once the relay is fixed.
                     let wait = RELAY_RETRY.min(self.app.config.delivery.retry_max);
-                    tracing::warn!(
-                        issue = %id,
-                        retry_in = %humantime::format_duration(wait),
-                        "the relay could not be reached: the campaign runs again later"
-                    );
+                    let retry_in = humantime::format_duration(wait);
+                    match stopped {
+                        Stopped::Relay(_) => tracing::warn!(
+                            issue = %id, %retry_in,
+                            "the relay could not be reached: the campaign runs again later"
+                        ),
+                        // The engine counted it (`brief_circuit_breaks_total`) where it tripped.
+                        Stopped::Breaker(trip) => tracing::error!(
+                            issue = %id, %retry_in, readers = trip.readers,
+                            error.message = %trip.last,
+                            "campaign stopped by the circuit breaker: {trip}; no reader was \
+                             charged, and the campaign runs again later"
+                        ),
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.stop.cancelled() => return,

@@ -20,18 +20,29 @@
 //! (sent, failed or suppressed).
 //!
 //! # Whom a failure is charged to
-//! - A failed *connect* (refused, timed out, 421 at the greeting, TLS or AUTH refused) is about
-//!   the relay, not a reader: the worker puts its delivery back untouched (no attempt counted) and
-//!   backs off like a retry (`retry_min`, doubling up to `retry_max`). A worker whose connects fail
-//!   `max_attempts` times in a row, or once with a 5xx (e.g. 535 bad credentials), stops; when
-//!   every worker has stopped the run ends with that error and the deliveries left for the next
-//!   run. So a relay down for a moment costs time, not attempts, and one that stays down ends the
-//!   run instead of spinning.
-//! - Once connected, the delivery state machine applies (see [`classify`]).
+//! - A failure *before RCPT TO* names the reader is about the relay, not a reader: a failed
+//!   connect (refused, timed out, 421 at the greeting, TLS or AUTH refused) or a refused MAIL FROM
+//!   (e.g. `550 5.7.1` sender not authorised, a configuration problem). The worker puts its
+//!   delivery back untouched (no attempt counted) and backs off like a retry (`retry_min`,
+//!   doubling up to `retry_max`). A worker whose relay fails it `max_attempts` times in a row, or
+//!   once with a 5xx (e.g. 535 bad credentials), stops; when every worker has stopped the run ends
+//!   with that error ([`Stopped::Relay`]) and the deliveries left for the next run. So a relay
+//!   down for a moment costs time, not attempts, and one that stays down ends the run instead of
+//!   spinning. One exception: a connection that already carried a message and is found closed at
+//!   MAIL FROM (the server ended an idle session, or its per-session limit) is replaced at once,
+//!   without backing off.
+//! - From RCPT TO on, the delivery state machine applies (see [`classify`]), watched by the
+//!   circuit breaker ([`Breaker`]): when `[delivery] breaker` distinct readers in a row get the
+//!   same failure (same step, reply code and enhanced status), the relay is to blame, not them.
+//!   The run stops ([`Stopped::Breaker`]) and every delivery of that streak goes back to `pending`
+//!   with the attempts it had before, as if never attempted. A `5.1.x` rejection of a recipient
+//!   never counts: a dead address is a reader's own, however many come in a row.
 //!
 //! A graceful stop (the `stop` token) takes no new deliveries; those being sent finish and are
 //! recorded, and those claimed but not started go back to `pending`.
 
+use std::collections::HashSet;
+use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,7 +64,7 @@ use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::metrics::{Metrics, SendErrorKind};
-use crate::transport::{Connection, Reply, SendFailure, Transport};
+use crate::transport::{Connection, Reply, SendFailure, Stage, Transport};
 
 /// The most outcomes committed in one ledger transaction.
 const COMMIT_BATCH: usize = 512;
@@ -75,6 +86,8 @@ pub struct Settings {
     /// Probe a connection with NOOP before reusing it after this much idle time
     /// (default [`IDLE_CHECK`]).
     pub idle_check: Duration,
+    /// Stop the run when this many distinct readers in a row get the same failure; 0: never.
+    pub breaker: u32,
 }
 
 impl From<&Delivery> for Settings {
@@ -87,6 +100,7 @@ impl From<&Delivery> for Settings {
             retry_max: d.retry_max,
             ambiguous: d.ambiguous,
             idle_check: IDLE_CHECK,
+            breaker: d.breaker,
         }
     }
 }
@@ -131,8 +145,192 @@ pub struct Summary {
     pub finished: bool,
     /// Stopped early by a signal.
     pub interrupted: bool,
-    /// Stopped because no connection to the relay could be opened: the last connect error.
-    pub relay_error: Option<String>,
+    /// Stopped early because of the relay (not finished, not interrupted).
+    pub stopped: Option<Stopped>,
+}
+
+/// Why a run stopped before the campaign was finished, when the relay is to blame. Either way
+/// no reader was charged for it: run again once the relay is fixed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every worker gave up on the relay before naming a reader (no connection could be opened,
+    /// or MAIL FROM was refused): the last error.
+    Relay(String),
+    /// The circuit breaker opened; the deliveries of its streak went back to `pending`.
+    Breaker(Trip),
+}
+
+/// What makes two failures "the same" for the circuit breaker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature {
+    pub stage: Stage,
+    /// The reply code; none when the connection was lost or timed out.
+    pub code: Option<u16>,
+    /// The enhanced status code (RFC 3463), e.g. `(4, 3, 0)`.
+    pub status: Option<(u16, u16, u16)>,
+}
+
+impl Signature {
+    /// The signature of a failure the breaker watches; none for a 5.1.x rejection of the
+    /// recipient ("no such user"), which is about one reader by nature: a list with many dead
+    /// addresses in a row must not stop a run.
+    pub fn of(failure: &SendFailure) -> Option<Signature> {
+        if failure.suppresses_address() {
+            return None;
+        }
+        Some(Signature {
+            stage: failure.stage(),
+            code: failure.code(),
+            status: failure.status(),
+        })
+    }
+}
+
+impl fmt::Display for Signature {
+    /// "`451 4.3.0` at DATA", "`554` at the final dot", "no reply at DATA".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.status) {
+            (Some(code), Some((c, s, d))) => write!(f, "`{code} {c}.{s}.{d}` at {}", self.stage),
+            (Some(code), None) => write!(f, "`{code}` at {}", self.stage),
+            (None, _) => write!(f, "no reply at {}", self.stage),
+        }
+    }
+}
+
+/// The circuit breaker's verdict: the same failure for `readers` distinct readers in a row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trip {
+    pub signature: Signature,
+    pub readers: usize,
+    /// The last failure of the streak, as the server said it (it names the server).
+    pub last: String,
+}
+
+impl fmt::Display for Trip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.signature.code.is_some() {
+            "answered"
+        } else {
+            "failed"
+        };
+        write!(
+            f,
+            "the relay {verb} {} readers in a row with {}: {}",
+            self.readers, self.signature, self.last
+        )
+    }
+}
+
+/// The circuit breaker: watches the outcome of every attempt, in the order they are made, for
+/// a streak of one failure across distinct readers.
+///
+/// Why distinct readers: one reader retried is not evidence about the relay. Why a streak and not
+/// a rate: any reader the relay takes proves it can deliver, so one success ends the streak.
+/// Failures the breaker does not watch (a 5.1.x rejection of a recipient) neither count nor end
+/// it, and neither do deliveries put back untouched (they were never attempted).
+#[derive(Debug, Default)]
+pub struct Breaker {
+    /// Distinct readers that trip it; 0: off.
+    limit: usize,
+    streak: Option<Streak>,
+    tripped: Option<Trip>,
+}
+
+#[derive(Debug)]
+struct Streak {
+    signature: Signature,
+    readers: HashSet<AddressKey>,
+    /// The deliveries to put back if it trips, with their attempts before the streak; not those
+    /// counted as sent (a lost reply under `ambiguous = "skip"`), which stay sent.
+    touched: Vec<(AddressKey, u32)>,
+    last: String,
+}
+
+impl Breaker {
+    /// A breaker that trips at `limit` distinct readers (never for 0).
+    pub fn new(limit: u32) -> Breaker {
+        Breaker {
+            limit: limit as usize,
+            ..Breaker::default()
+        }
+    }
+
+    /// Notes one attempt: `attempt` as classified from `result`, `before` the attempts made
+    /// before it. Returns the trip the moment the streak reaches the limit, once. After that,
+    /// further failures of the same signature (messages that were in flight) join the streak, so
+    /// they are put back too.
+    pub fn observe(
+        &mut self,
+        before: u32,
+        attempt: &Attempt,
+        result: &Result<Reply, SendFailure>,
+    ) -> Option<Trip> {
+        if self.limit == 0 {
+            return None;
+        }
+        let signature = match result {
+            Ok(_) => None,
+            Err(failure) => match Signature::of(failure) {
+                Some(s) => Some((s, failure)),
+                None => return None,
+            },
+        };
+        if let Some(trip) = &self.tripped {
+            if let (Some((s, _)), Some(streak)) = (signature, &mut self.streak) {
+                if s == trip.signature {
+                    streak.add(before, attempt);
+                }
+            }
+            return None;
+        }
+        let Some((signature, failure)) = signature else {
+            self.streak = None;
+            return None;
+        };
+        let streak = match &mut self.streak {
+            Some(streak) if streak.signature == signature => streak,
+            other => other.insert(Streak {
+                signature,
+                readers: HashSet::new(),
+                touched: Vec::new(),
+                last: String::new(),
+            }),
+        };
+        streak.add(before, attempt);
+        streak.last = failure.to_string();
+        if streak.readers.len() < self.limit {
+            return None;
+        }
+        let trip = Trip {
+            signature,
+            readers: streak.readers.len(),
+            last: streak.last.clone(),
+        };
+        self.tripped = Some(trip.clone());
+        Some(trip)
+    }
+
+    /// The trip, once the breaker has opened.
+    pub fn tripped(&self) -> Option<&Trip> {
+        self.tripped.as_ref()
+    }
+
+    /// Once it has tripped: the deliveries of the streak to put back, each with its attempts
+    /// before the streak. Empty before.
+    pub fn touched(&self) -> Vec<(AddressKey, u32)> {
+        match (&self.tripped, &self.streak) {
+            (Some(_), Some(streak)) => streak.touched.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Streak {
+    fn add(&mut self, before: u32, attempt: &Attempt) {
+        if self.readers.insert(attempt.key.clone()) && attempt.state != State::Sent {
+            self.touched.push((attempt.key.clone(), before));
+        }
+    }
 }
 
 /// Decides the state of a delivery from one attempt's result (the delivery state machine the
@@ -177,12 +375,12 @@ pub fn classify(
             a.code = Some(r.code);
             a.text = r.text.clone();
         }
-        Err(SendFailure::Temporary { code, text }) => {
+        Err(SendFailure::Temporary { code, text, .. }) => {
             a.code = *code;
             a.text = text.clone();
             retry(&mut a);
         }
-        Err(f @ SendFailure::Permanent { code, text }) => {
+        Err(f @ SendFailure::Permanent { code, text, .. }) => {
             a.code = Some(*code);
             a.text = text.clone();
             a.state = State::Failed;
@@ -303,12 +501,39 @@ impl Crew {
     }
 }
 
+/// The run's circuit breaker, shared by the workers: each attempt is observed where it is
+/// classified, so the breaker sees the attempts in the order they were made.
+struct Fuse {
+    breaker: Mutex<Breaker>,
+    /// Cancelled when the breaker trips: the dispatcher stops, and no worker starts a message.
+    blown: CancellationToken,
+}
+
+impl Fuse {
+    fn new(limit: u32) -> Fuse {
+        Fuse {
+            breaker: Mutex::new(Breaker::new(limit)),
+            blown: CancellationToken::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        // The breaker's state is a few collections updated in place: a panic elsewhere cannot
+        // leave it half changed, so go on.
+        self.breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// How the dispatcher stopped.
 enum End {
     Finished,
     Interrupted,
     /// Every worker gave up.
     NoWorkers,
+    /// The circuit breaker tripped.
+    Breaker,
 }
 
 /// Everything a campaign run needs.
@@ -376,6 +601,7 @@ impl Run {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
         let pacer = Pacer::new(self.settings.rate_per_second).map(Arc::new);
         let crew = Arc::new(Crew::new(c));
+        let fuse = Arc::new(Fuse::new(self.settings.breaker));
         // Workers stop taking jobs once this is cancelled: on `stop`, or when the dispatcher ends.
         let halt = stop.child_token();
         let progress = Arc::new(Progress::default());
@@ -396,13 +622,14 @@ impl Run {
                 metrics: self.metrics.clone(),
                 halt: halt.clone(),
                 crew: crew.clone(),
+                fuse: fuse.clone(),
                 dkim: self.dkim.clone(),
             };
             workers.push(tokio::spawn(w.run()));
         }
         drop((done_tx, job_rx));
 
-        let end = self.dispatch(&permits, &job_tx, &stop, &crew).await;
+        let end = self.dispatch(&permits, &job_tx, &stop, &crew, &fuse).await;
         halt.cancel();
         drop(job_tx);
         for w in workers {
@@ -411,33 +638,57 @@ impl Run {
         recorder.await.context("ledger recorder panicked")??;
         let end = end?;
 
+        // The streak was the relay's fault: its deliveries go back as if never attempted. This
+        // comes before anything can mark the campaign finished (the dispatcher checks the fuse
+        // first), and after every outcome is recorded, in-flight ones included.
+        let (trip, touched) = {
+            let breaker = fuse.lock();
+            (breaker.tripped().cloned(), breaker.touched())
+        };
+        if trip.is_some() {
+            let back = self
+                .ledger
+                .with(move |l| l.undo_attempts(cid, &touched))
+                .await?;
+            tracing::info!(
+                count = back,
+                "circuit breaker: {back} deliveries are back to pending, no attempt counted"
+            );
+        }
         // Claimed but never attempted: back to pending for the next run.
         self.ledger.with(move |l| l.unclaim(cid)).await?;
         let now = self.clock.now_ms();
-        let finished = self
-            .ledger
-            .with(move |l| l.finish_if_done(cid, now))
-            .await?;
+        let finished = trip.is_none()
+            && self
+                .ledger
+                .with(move |l| l.finish_if_done(cid, now))
+                .await?;
         let counts = self.ledger.with(move |l| l.counts(cid)).await?;
-        let relay_error = match end {
-            End::NoWorkers if !finished => Some(
+        let stopped = match (trip, &end) {
+            (Some(trip), _) => Some(Stopped::Breaker(trip)),
+            (None, End::NoWorkers) if !finished => Some(Stopped::Relay(
                 crew.reason()
                     .unwrap_or_else(|| "every send worker stopped".to_string()),
-            ),
+            )),
             _ => None,
         };
         let summary = Summary {
             counts,
             sent_now: progress.sent.load(Ordering::Relaxed),
             finished,
-            interrupted: matches!(end, End::Interrupted) && !finished,
-            relay_error,
+            interrupted: matches!(end, End::Interrupted) && !finished && stopped.is_none(),
+            stopped,
         };
         let left = counts.pending + counts.sending + counts.deferred;
-        if let Some(e) = &summary.relay_error {
+        if let Some(Stopped::Relay(e)) = &summary.stopped {
             tracing::error!(
                 error.message = %e, left,
-                "campaign stopped: no connection to the relay could be opened"
+                "campaign stopped: the relay failed before any reader was named"
+            );
+        } else if let Some(Stopped::Breaker(trip)) = &summary.stopped {
+            tracing::error!(
+                error.message = %trip.last, readers = trip.readers, left,
+                "campaign stopped by the circuit breaker: {trip}"
             );
         } else {
             tracing::info!(
@@ -463,6 +714,7 @@ impl Run {
         jobs: &mpsc::Sender<Job>,
         stop: &CancellationToken,
         crew: &Crew,
+        fuse: &Fuse,
     ) -> anyhow::Result<End> {
         let cid = self.campaign.id;
         let bound = self.settings.in_flight_bound() as u32;
@@ -471,6 +723,7 @@ impl Run {
             let first = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(End::Interrupted),
+                _ = fuse.blown.cancelled() => return Ok(End::Breaker),
                 _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
                 p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
             };
@@ -490,10 +743,16 @@ impl Run {
                 let all = tokio::select! {
                     biased;
                     _ = stop.cancelled() => return Ok(End::Interrupted),
+                    _ = fuse.blown.cancelled() => return Ok(End::Breaker),
                     _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
                     p = permits.clone().acquire_many_owned(bound) => p.expect("semaphore never closed"),
                 };
                 drop(all);
+                // A trip happens before its attempt's permit is released, so with every permit
+                // back it is known: a streak that failed everyone must not finish the campaign.
+                if fuse.blown.is_cancelled() {
+                    return Ok(End::Breaker);
+                }
                 let now = self.clock.now_ms();
                 if self
                     .ledger
@@ -511,6 +770,7 @@ impl Run {
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => return Ok(End::Interrupted),
+                    _ = fuse.blown.cancelled() => return Ok(End::Breaker),
                     _ = crew.gone.cancelled() => return Ok(End::NoWorkers),
                     _ = tokio::time::sleep(wait) => {}
                 }
@@ -520,6 +780,7 @@ impl Run {
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => return Ok(End::Interrupted),
+                    _ = fuse.blown.cancelled() => return Ok(End::Breaker),
                     sent = jobs.send(Job { due, permit }) => {
                         if sent.is_err() {
                             return Ok(End::NoWorkers);
@@ -531,10 +792,13 @@ impl Run {
     }
 }
 
-/// A connection and when it last carried a message.
+/// A connection, when it last carried a message, and whether it ever did.
 struct Live {
     conn: Connection,
     last_used: Instant,
+    /// It carried a message: a failure at MAIL FROM then more likely means the server ended the
+    /// session than that the relay is failing.
+    used: bool,
 }
 
 /// One send worker: owns one connection, takes jobs until the channel closes or it is halted.
@@ -551,6 +815,7 @@ struct Worker {
     metrics: Arc<Metrics>,
     halt: CancellationToken,
     crew: Arc<Crew>,
+    fuse: Arc<Fuse>,
     dkim: Option<Arc<DkimSigner>>,
 }
 
@@ -588,7 +853,7 @@ impl Worker {
         buf: &mut Vec<u8>,
         refused: &mut u32,
     ) -> Step {
-        if self.halt.is_cancelled() {
+        if self.halt.is_cancelled() || self.fuse.blown.is_cancelled() {
             return self.release(job);
         }
         let to: Address = match job.due.address.parse() {
@@ -597,6 +862,7 @@ impl Worker {
                 let result = Err(SendFailure::Permanent {
                     code: 553,
                     text: format!("invalid address {}: {e}", job.due.address),
+                    stage: Stage::Rcpt,
                 });
                 return self.report(job, &result);
             }
@@ -608,36 +874,75 @@ impl Worker {
             }
         }
         if let Err(failure) = self.connection(conn).await {
-            *refused += 1;
-            self.metrics.send_error(SendErrorKind::connection);
-            if self.release(job) == Step::Stop {
-                return Step::Stop;
-            }
-            let permanent = matches!(failure, SendFailure::Permanent { .. });
-            if permanent || *refused >= self.settings.max_attempts {
-                tracing::error!(
-                    error.message = %failure, failures = *refused,
-                    "cannot open a connection: this worker stops"
-                );
-                self.crew.leave(failure.to_string());
-                return Step::Stop;
-            }
-            let wait = self.settings.backoff(*refused);
-            tracing::warn!(
-                error.message = %failure, failures = *refused, retry_in = ?wait,
-                "cannot open a connection: the delivery is put back, no attempt counted"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.halt.cancelled() => {}
-            }
-            return Step::Next;
+            return self.relay_fault(job, failure, refused).await;
         }
-        *refused = 0;
         let live = conn.as_mut().expect("connected above");
+        let reused = live.used;
         let result = self.send(&mut live.conn, &job.due, &to, buf).await;
         live.last_used = Instant::now();
-        self.report(job, &result)
+        live.used = true;
+        match result {
+            Err(f) if f.precedes_recipient() => {
+                let closed = matches!(
+                    f,
+                    SendFailure::Temporary {
+                        code: None | Some(421),
+                        ..
+                    }
+                );
+                if reused && closed {
+                    // The server ended a session that had carried mail (idle, or its own limit of
+                    // messages per session): a new connection, at once, is the cure.
+                    tracing::debug!(error.message = %f, "the server closed the session: reconnecting");
+                    return self.release(job);
+                }
+                self.relay_fault(job, f, refused).await
+            }
+            result => {
+                *refused = 0;
+                self.report(job, &result)
+            }
+        }
+    }
+
+    /// A failure that named no reader (no connection, or MAIL FROM refused): the delivery goes
+    /// back untouched and the worker waits like a retry, or stops for good after a 5xx or
+    /// `max_attempts` such failures in a row.
+    async fn relay_fault(&self, job: Job, failure: SendFailure, refused: &mut u32) -> Step {
+        *refused += 1;
+        let connecting = failure.stage() == Stage::Connect;
+        self.metrics.send_error(if connecting {
+            SendErrorKind::connection
+        } else {
+            error_kind(&failure)
+        });
+        if self.release(job) == Step::Stop {
+            return Step::Stop;
+        }
+        let what = if connecting {
+            "cannot open a connection"
+        } else {
+            "the relay refused the message before any reader was named"
+        };
+        let permanent = matches!(failure, SendFailure::Permanent { .. });
+        if permanent || *refused >= self.settings.max_attempts {
+            tracing::error!(
+                error.message = %failure, failures = *refused,
+                "{what}: this worker stops"
+            );
+            self.crew.leave(failure.to_string());
+            return Step::Stop;
+        }
+        let wait = self.settings.backoff(*refused);
+        tracing::warn!(
+            error.message = %failure, failures = *refused, retry_in = ?wait,
+            "{what}: the delivery is put back, no attempt counted"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.halt.cancelled() => {}
+        }
+        Step::Next
     }
 
     /// Makes sure `slot` holds a usable connection: replaces a broken one, probes one that sat
@@ -658,6 +963,7 @@ impl Worker {
         *slot = Some(Live {
             conn,
             last_used: Instant::now(),
+            used: false,
         });
         Ok(())
     }
@@ -687,6 +993,17 @@ impl Worker {
     fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
         let attempt = classify(&job.due, result, &self.settings, self.clock.now_ms());
         log_outcome(&attempt, job.due.attempts + 1, result);
+        // Observed before the outcome is handed over, so a trip is known before its permit is
+        // released (the dispatcher relies on it).
+        let trip = self.fuse.lock().observe(job.due.attempts, &attempt, result);
+        if let Some(trip) = trip {
+            tracing::error!(
+                readers = trip.readers,
+                "circuit breaker: {trip}; the run stops and these deliveries go back to pending"
+            );
+            self.metrics.circuit_break();
+            self.fuse.blown.cancel();
+        }
         if attempt.state == State::Sent {
             self.progress.sent.fetch_add(1, Ordering::Relaxed);
             self.metrics.message_sent();
@@ -812,6 +1129,7 @@ mod tests {
             retry_max: Duration::from_secs(300),
             ambiguous: Ambiguous::Retry,
             idle_check: IDLE_CHECK,
+            breaker: 20,
         }
     }
 
@@ -897,16 +1215,19 @@ mod tests {
         let d = t(Err(SendFailure::Temporary {
             code: Some(451),
             text: "4.7.1 greylisted".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((d.state, d.next_at), (State::Deferred, Some(61_000)));
         let f = t(Err(SendFailure::Permanent {
             code: 550,
             text: "5.1.1 no such user".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((f.state, f.suppress), (State::Failed, true));
         let f = t(Err(SendFailure::Permanent {
             code: 550,
             text: "5.7.1 policy".into(),
+            stage: Stage::Rcpt,
         }));
         assert_eq!((f.state, f.suppress), (State::Failed, false));
         let a = t(Err(SendFailure::Ambiguous { text: "eof".into() }));
@@ -916,6 +1237,7 @@ mod tests {
             &Err(SendFailure::Temporary {
                 code: Some(451),
                 text: "busy".into(),
+                stage: Stage::Rcpt,
             }),
             &s,
             0,
@@ -933,5 +1255,197 @@ mod tests {
             0,
         );
         assert_eq!((a.state, a.possible_duplicate), (State::Sent, true));
+    }
+
+    /// One attempt of reader `n`, with `before` attempts made earlier, as the worker would
+    /// classify it; for the breaker.
+    fn seen(
+        b: &mut Breaker,
+        n: usize,
+        before: u32,
+        result: Result<Reply, SendFailure>,
+    ) -> Option<Trip> {
+        let s = Settings {
+            max_attempts: 2,
+            ..settings()
+        };
+        let address = format!("r{n}@x.org");
+        let due = Due {
+            key: AddressKey::from_text(&address),
+            address,
+            name: None,
+            attempts: before,
+        };
+        let attempt = classify(&due, &result, &s, 0);
+        b.observe(before, &attempt, &result)
+    }
+
+    fn ok() -> Result<Reply, SendFailure> {
+        Ok(Reply {
+            code: 250,
+            text: "2.0.0 ok".into(),
+        })
+    }
+
+    fn reply(code: u16, text: &str, stage: Stage) -> Result<Reply, SendFailure> {
+        let text = format!("mx:25 answered {stage} with {code} {text}");
+        Err(if code >= 500 {
+            SendFailure::Permanent { code, text, stage }
+        } else {
+            SendFailure::Temporary {
+                code: Some(code),
+                text,
+                stage,
+            }
+        })
+    }
+
+    fn keys(touched: &[(AddressKey, u32)]) -> Vec<(&str, u32)> {
+        touched.iter().map(|(k, a)| (k.as_str(), *a)).collect()
+    }
+
+    #[test]
+    fn the_breaker_trips_at_n_distinct_readers_with_the_same_failure() {
+        let mut b = Breaker::new(3);
+        let busy = || reply(451, "4.3.0 try later", Stage::Data);
+        assert_eq!(seen(&mut b, 0, 0, busy()), None);
+        assert_eq!(seen(&mut b, 1, 1, busy()), None);
+        assert!(b.touched().is_empty(), "nothing to put back before a trip");
+        let trip = seen(&mut b, 2, 0, busy()).expect("the third reader trips it");
+        assert_eq!(trip.readers, 3);
+        assert_eq!(
+            trip.signature,
+            Signature {
+                stage: Stage::Data,
+                code: Some(451),
+                status: Some((4, 3, 0)),
+            }
+        );
+        assert_eq!(
+            trip.to_string(),
+            "the relay answered 3 readers in a row with `451 4.3.0` at DATA: mx:25 answered \
+             DATA with 451 4.3.0 try later"
+        );
+        // Messages in flight when it tripped join the streak; it trips only once.
+        assert_eq!(seen(&mut b, 3, 4, busy()), None);
+        assert_eq!(seen(&mut b, 4, 0, ok()), None);
+        assert_eq!(
+            seen(&mut b, 5, 0, reply(451, "4.7.1 grey", Stage::Rcpt)),
+            None
+        );
+        assert_eq!(
+            keys(&b.touched()),
+            [
+                ("r0@x.org", 0),
+                ("r1@x.org", 1),
+                ("r2@x.org", 0),
+                ("r3@x.org", 4)
+            ],
+            "each with its attempts before the streak"
+        );
+        assert_eq!(b.tripped(), Some(&trip));
+    }
+
+    #[test]
+    fn a_success_or_another_failure_ends_the_streak() {
+        let mut b = Breaker::new(3);
+        let busy = || reply(451, "4.3.0 try later", Stage::Data);
+        seen(&mut b, 0, 0, busy());
+        seen(&mut b, 1, 0, busy());
+        seen(&mut b, 2, 0, ok());
+        seen(&mut b, 3, 0, busy());
+        seen(&mut b, 4, 0, busy());
+        // Same code, another enhanced status; then same reply at another step; then no reply.
+        seen(&mut b, 5, 0, reply(451, "4.3.2 shutting down", Stage::Data));
+        seen(&mut b, 6, 0, reply(451, "4.3.2 shutting down", Stage::Rcpt));
+        let lost = || {
+            Err(SendFailure::Temporary {
+                code: None,
+                text: "connection lost at DATA".into(),
+                stage: Stage::Data,
+            })
+        };
+        seen(&mut b, 7, 0, lost());
+        seen(&mut b, 8, 0, busy());
+        assert_eq!(seen(&mut b, 9, 0, busy()), None);
+        assert!(b.tripped().is_none());
+        // A failure without a reply code has a signature too: the relay hanging up on everyone.
+        let mut b = Breaker::new(2);
+        seen(&mut b, 0, 0, lost());
+        let trip = seen(&mut b, 1, 0, lost()).expect("tripped");
+        assert!(
+            trip.to_string()
+                .starts_with("the relay failed 2 readers in a row with no reply at DATA: "),
+            "{trip}"
+        );
+    }
+
+    #[test]
+    fn one_reader_failing_again_is_not_a_second_reader() {
+        let mut b = Breaker::new(3);
+        let busy = || reply(451, "4.3.0 try later", Stage::Rcpt);
+        for attempts in 0..5 {
+            assert_eq!(seen(&mut b, 0, attempts, busy()), None);
+            assert_eq!(seen(&mut b, 1, attempts, busy()), None);
+        }
+        assert!(b.tripped().is_none());
+        assert!(seen(&mut b, 2, 0, busy()).is_some());
+        assert_eq!(
+            keys(&b.touched()),
+            [("r0@x.org", 0), ("r1@x.org", 0), ("r2@x.org", 0)]
+        );
+    }
+
+    #[test]
+    fn dead_addresses_never_count_nor_end_a_streak() {
+        let mut b = Breaker::new(3);
+        let unknown = || reply(550, "5.1.1 no such user", Stage::Rcpt);
+        for n in 0..50 {
+            assert_eq!(seen(&mut b, n, 0, unknown()), None);
+        }
+        let policy = || reply(550, "5.7.1 relaying denied", Stage::Rcpt);
+        seen(&mut b, 50, 0, policy());
+        seen(&mut b, 51, 0, unknown());
+        seen(&mut b, 52, 0, policy());
+        assert!(
+            seen(&mut b, 53, 0, policy()).is_some(),
+            "5.7.1 is not 5.1.x"
+        );
+        assert_eq!(
+            keys(&b.touched()),
+            [("r50@x.org", 0), ("r52@x.org", 0), ("r53@x.org", 0)],
+            "the dead address stays failed"
+        );
+    }
+
+    #[test]
+    fn a_lost_reply_counted_as_sent_counts_but_stays_sent() {
+        let mut b = Breaker::new(2);
+        let lost = || Err(SendFailure::Ambiguous { text: "eof".into() });
+        // `seen` classifies with `retry`; a skip-policy attempt is sent.
+        let attempt = |n: usize, state| Attempt {
+            address: format!("r{n}@x.org"),
+            key: AddressKey::from_text(&format!("r{n}@x.org")),
+            state,
+            code: None,
+            text: "eof".into(),
+            next_at: None,
+            possible_duplicate: true,
+            suppress: false,
+            at: 0,
+        };
+        assert_eq!(b.observe(0, &attempt(0, State::Sent), &lost()), None);
+        let trip = b.observe(0, &attempt(1, State::Deferred), &lost());
+        assert_eq!(trip.map(|t| t.signature.stage), Some(Stage::Message));
+        assert_eq!(keys(&b.touched()), [("r1@x.org", 0)]);
+    }
+
+    #[test]
+    fn a_breaker_of_0_never_trips() {
+        let mut b = Breaker::new(0);
+        for n in 0..100 {
+            assert_eq!(seen(&mut b, n, 0, reply(451, "4.3.0 x", Stage::Data)), None);
+        }
+        assert!(b.tripped().is_none() && b.touched().is_empty());
     }
 }

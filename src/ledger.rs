@@ -849,6 +849,72 @@ impl Ledger {
         Ok(())
     }
 
+    /// Takes back attempts that were the relay's fault, not the readers' (the circuit breaker's
+    /// streak): each delivery goes back to `pending` with the attempts it had before (the
+    /// second element), as if never attempted. Its last reply stays, so the report says what
+    /// happened. A delivery sent meanwhile is left alone. Returns how many went back.
+    pub fn undo_attempts(
+        &mut self,
+        campaign: CampaignId,
+        deliveries: &[(AddressKey, u32)],
+    ) -> anyhow::Result<u64> {
+        let tx = self.conn.transaction()?;
+        let mut back = 0;
+        {
+            let mut st = tx.prepare_cached(
+                "UPDATE deliveries SET state = 'pending', attempts = ?3, next_attempt_at = NULL
+                 WHERE campaign_id = ?1 AND address_key = ?2
+                   AND state IN ('pending', 'sending', 'deferred', 'failed')",
+            )?;
+            for (key, attempts) in deliveries {
+                back += st.execute(params![campaign, key.as_str(), attempts])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(back)
+    }
+
+    /// How many `failed` deliveries of the campaign [`Self::retry_failed`] would put back: those
+    /// whose address is not suppressed.
+    pub fn retryable_failed(&self, campaign: CampaignId) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM deliveries d
+             WHERE d.campaign_id = ?1 AND d.state = 'failed'
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address_key = d.address_key)",
+            [campaign],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Puts the campaign's `failed` deliveries whose address is not suppressed back to
+    /// `pending` with no attempt counted, and marks the campaign unfinished again (staff fixed
+    /// a cause brief could not see). The last reply stays, noted as what the retry follows.
+    /// Returns how many went back. Call it holding the campaign's send lock.
+    pub fn retry_failed(&mut self, campaign: CampaignId) -> anyhow::Result<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let back = tx.execute(
+            "UPDATE deliveries
+             SET state = 'pending', attempts = 0, next_attempt_at = NULL,
+                 last_text = CASE WHEN last_text LIKE 'retried with --retry-failed after: %'
+                                  THEN last_text
+                                  ELSE 'retried with --retry-failed after: ' || coalesce(last_text, '')
+                             END
+             WHERE campaign_id = ?1 AND state = 'failed'
+               AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address_key = deliveries.address_key)",
+            [campaign],
+        )? as u64;
+        if back > 0 {
+            tx.execute(
+                "UPDATE campaigns SET state = 'sending', finished_at = NULL WHERE id = ?1",
+                [campaign],
+            )?;
+        }
+        tx.commit()?;
+        Ok(back)
+    }
+
     /// When the next deferred delivery of the campaign is due, if any.
     pub fn next_retry_at(&self, campaign: CampaignId) -> anyhow::Result<Option<i64>> {
         Ok(self.conn.query_row(
@@ -1604,6 +1670,101 @@ mod tests {
             ["c@x.org", "a@x.org"]
         );
         assert!(l.claim_due(c.id, 100, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn undone_attempts_and_retried_failures_go_back_to_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let id: IssueId = "2021-07".parse().unwrap();
+        let (c, _) = l
+            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
+                for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
+                    sink.add(&addr(a), None, a)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(l.claim_due(c.id, 1, 10).unwrap().len(), 4);
+        let attempt = |address: &str, state, code| Attempt {
+            address: address.into(),
+            key: AddressKey::from_text(address),
+            state,
+            code: Some(code),
+            text: format!("{code} reply"),
+            next_at: (state == State::Deferred).then_some(99),
+            possible_duplicate: false,
+            suppress: false,
+            at: 2,
+        };
+        l.record(
+            c.id,
+            &[
+                attempt("a@x.org", State::Deferred, 451),
+                attempt("b@x.org", State::Failed, 550),
+                attempt("c@x.org", State::Sent, 250),
+                attempt("d@x.org", State::Failed, 550),
+            ],
+        )
+        .unwrap();
+        let key = AddressKey::from_text;
+        // The streak: a and b were the relay's fault; c was sent meanwhile and stays sent.
+        let back = l
+            .undo_attempts(
+                c.id,
+                &[
+                    (key("a@x.org"), 0),
+                    (key("b@x.org"), 0),
+                    (key("c@x.org"), 0),
+                ],
+            )
+            .unwrap();
+        assert_eq!(back, 2);
+        let rows = |l: &Ledger| {
+            let mut rows = Vec::new();
+            l.each_delivery(c.id, |r| {
+                rows.push((r.address, r.state, r.attempts, r.last_text));
+                Ok(())
+            })
+            .unwrap();
+            rows
+        };
+        let got = rows(&l);
+        assert_eq!(
+            got.iter().map(|r| (r.1, r.2)).collect::<Vec<_>>(),
+            [
+                (State::Pending, 0),
+                (State::Pending, 0),
+                (State::Sent, 1),
+                (State::Failed, 1)
+            ]
+        );
+        assert_eq!(
+            got[1].3.as_deref(),
+            Some("550 reply"),
+            "the last reply stays"
+        );
+        assert!(l.next_retry_at(c.id).unwrap().is_none());
+
+        // d failed for a cause staff fixed; a suppressed failure stays failed.
+        l.record(c.id, &[attempt("b@x.org", State::Failed, 550)])
+            .unwrap();
+        l.suppress(&addr("b@x.org"), Reason::Bounced, "", 3)
+            .unwrap();
+        l.record(c.id, &[attempt("a@x.org", State::Sent, 250)])
+            .unwrap();
+        assert!(l.finish_if_done(c.id, 4).unwrap());
+        assert_eq!(l.retryable_failed(c.id).unwrap(), 1);
+        assert_eq!(l.retry_failed(c.id).unwrap(), 1);
+        assert!(!l.campaign(id).unwrap().unwrap().finished, "un-finished");
+        let got = rows(&l);
+        assert_eq!((got[1].1, got[1].2), (State::Failed, 1));
+        assert_eq!((got[3].1, got[3].2), (State::Pending, 0));
+        assert_eq!(
+            got[3].3.as_deref(),
+            Some("retried with --retry-failed after: 550 reply")
+        );
+        assert_eq!(l.retry_failed(c.id).unwrap(), 0);
     }
 
     #[test]

@@ -175,6 +175,7 @@ pub struct Metrics {
     feed_series: Mutex<usize>,
     schedule_fires: Family<FireLabels, Counter>,
     subscriptions: Family<SubscriptionLabels, Counter>,
+    circuit_breaks: Counter,
     up: Gauge,
 }
 
@@ -197,6 +198,7 @@ impl Metrics {
             feed_series: Mutex::new(0),
             schedule_fires: Family::default(),
             subscriptions: Family::default(),
+            circuit_breaks: Counter::default(),
             up: Gauge::default(),
         };
         m.register()
@@ -259,6 +261,11 @@ impl Metrics {
             "subscriptions",
             "Sign-up requests and confirmations by event",
             self.subscriptions.clone(),
+        );
+        r.register(
+            "circuit_breaks",
+            "Campaign runs stopped by the circuit breaker: the same failure for many readers in a row",
+            self.circuit_breaks.clone(),
         );
         r.register(
             "up",
@@ -344,6 +351,11 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one campaign run stopped by the circuit breaker.
+    pub fn circuit_break(&self) {
+        self.circuit_breaks.inc();
+    }
+
     /// Sets `brief_up`: 1 while the daemon serves, 0 once it is stopping.
     pub fn set_up(&self, up: bool) {
         self.up.set(i64::from(up));
@@ -397,6 +409,7 @@ mod tests {
             "brief_subscriptions_total{event=\"confirmed\"} 0",
             "brief_subscriptions_total{event=\"expired\"} 0",
             "brief_subscriptions_total{event=\"rejected\"} 0",
+            "brief_circuit_breaks_total 0",
             "brief_up 1",
         ];
         expected.sort_unstable();
@@ -431,6 +444,11 @@ mod tests {
                 "brief_subscriptions",
                 "counter",
                 "Sign-up requests and confirmations by event.",
+            ),
+            (
+                "brief_circuit_breaks",
+                "counter",
+                "Campaign runs stopped by the circuit breaker: the same failure for many readers in a row.",
             ),
             (
                 "brief_up",
@@ -474,6 +492,7 @@ mod tests {
         m.send_error(SendErrorKind::transient);
         m.schedule_fire(FireOutcome::exists);
         m.message_sent();
+        m.circuit_break();
         m.set_up(false);
         let text = m.render();
         for line in [
@@ -483,6 +502,7 @@ mod tests {
             "brief_send_errors_total{kind=\"permanent\"} 0\n",
             "brief_schedule_fires_total{outcome=\"exists\"} 1\n",
             "brief_messages_sent_total 1\n",
+            "brief_circuit_breaks_total 1\n",
             "brief_up 0\n",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");

@@ -19,6 +19,10 @@
 //!   the final dot as the same kind of error, so both count as ambiguous: the server may have
 //!   accepted the message, and the `[delivery] ambiguous` policy decides.
 //!
+//! Every failure also says at which [`Stage`] it happened. One before RCPT TO (opening the
+//! connection, MAIL FROM) cannot be about the recipient, so the send engine charges it to the
+//! relay instead of the reader.
+//!
 //! Every network step, from the TCP connect to the reply to the final dot, is bounded by
 //! `[smtp] timeout`.
 
@@ -218,19 +222,26 @@ impl SmtpClient {
         .await
         {
             Err(_) => {
-                return Err(temporary(format!(
-                    "cannot connect to {server}: no answer within {t}"
-                )))
+                return Err(temporary(
+                    Stage::Connect,
+                    format!("cannot connect to {server}: no answer within {t}"),
+                ))
             }
-            Ok(Err(e)) => return Err(temporary(format!("cannot connect to {server}: {e}"))),
+            Ok(Err(e)) => {
+                return Err(temporary(
+                    Stage::Connect,
+                    format!("cannot connect to {server}: {e}"),
+                ))
+            }
             Ok(Ok(tcp)) => tcp,
         };
         // lettre writes the final dot in a write of its own; with Nagle's algorithm on, that
         // write waits for the delayed ACK of the previous one, about 40 ms per message.
         tcp.set_nodelay(true).map_err(|e| {
-            temporary(format!(
-                "cannot set TCP_NODELAY on the connection to {server}: {e}"
-            ))
+            temporary(
+                Stage::Connect,
+                format!("cannot set TCP_NODELAY on the connection to {server}: {e}"),
+            )
         })?;
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Implicit { config, name } => {
@@ -238,14 +249,16 @@ impl SmtpClient {
                 match tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp)).await
                 {
                     Err(_) => {
-                        return Err(temporary(format!(
-                            "TLS handshake with {server} timed out after {t}"
-                        )))
+                        return Err(temporary(
+                            Stage::Connect,
+                            format!("TLS handshake with {server} timed out after {t}"),
+                        ))
                     }
                     Ok(Err(e)) => {
-                        return Err(temporary(format!(
-                            "TLS handshake with {server} failed: {e}"
-                        )))
+                        return Err(temporary(
+                            Stage::Connect,
+                            format!("TLS handshake with {server} failed: {e}"),
+                        ))
                     }
                     Ok(Ok(tls)) => Box::new(ImplicitTls(tls)),
                 }
@@ -265,11 +278,14 @@ impl SmtpClient {
             if !conn.can_starttls() {
                 // Be polite: the server did nothing wrong, we just will not talk in plain text.
                 let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
-                return Err(temporary(format!(
+                return Err(temporary(
+                    Stage::Connect,
+                    format!(
                     "{server} does not offer STARTTLS, which `smtp.tls = \"starttls\"` requires: \
                      brief never falls back to plain text (use `tls = \"tls\"` for implicit TLS, \
                      usually port 465)"
-                )));
+                ),
+                ));
             }
             self.setup(Step::Starttls, conn.starttls(params.clone(), &self.hello))
                 .await?;
@@ -289,10 +305,13 @@ impl SmtpClient {
         if let Some(credentials) = &self.credentials {
             if conn.server_info().get_auth_mechanism(MECHANISMS).is_none() {
                 let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
-                return Err(temporary(format!(
-                    "{server} offers no AUTH mechanism brief can use (PLAIN or LOGIN), but \
+                return Err(temporary(
+                    Stage::Connect,
+                    format!(
+                        "{server} offers no AUTH mechanism brief can use (PLAIN or LOGIN), but \
                      `smtp.username` is set"
-                )));
+                    ),
+                ));
             }
             self.setup(Step::Auth, conn.auth(MECHANISMS, credentials))
                 .await?;
@@ -428,30 +447,45 @@ impl SmtpConnection {
         raw: &[u8],
     ) -> Result<Reply, SendFailure> {
         if !self.is_usable() {
-            return Err(temporary(format!(
-                "the connection to {} is no longer usable: connect again",
-                self.server
-            )));
+            return Err(temporary(
+                Stage::Mail,
+                format!(
+                    "the connection to {} is no longer usable: connect again",
+                    self.server
+                ),
+            ));
         }
         let body = wire_body(raw);
         let info = self.conn.server_info();
         let mut params = Vec::new();
         if !body.is_ascii() {
             if !info.supports_feature(Extension::EightBitMime) {
-                return Err(temporary(format!(
+                return Err(temporary(
+                    Stage::Mail,
+                    format!(
                     "the message to {to} has 8-bit bytes but {} does not offer 8BITMIME: encode \
                      it as quoted-printable or base64",
                     self.server
-                )));
+                ),
+                ));
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
         if !AsRef::<str>::as_ref(from).is_ascii() || !AsRef::<str>::as_ref(to).is_ascii() {
             if !info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(temporary(format!(
-                    "the envelope {from} -> {to} is not ASCII but {} does not offer SMTPUTF8",
-                    self.server
-                )));
+                // Charged to the reader only when it is the reader's address that needs SMTPUTF8.
+                let stage = if AsRef::<str>::as_ref(from).is_ascii() {
+                    Stage::Rcpt
+                } else {
+                    Stage::Mail
+                };
+                return Err(temporary(
+                    stage,
+                    format!(
+                        "the envelope {from} -> {to} is not ASCII but {} does not offer SMTPUTF8",
+                        self.server
+                    ),
+                ));
             }
             params.push(MailParameter::SmtpUtfEight);
         }
@@ -637,10 +671,17 @@ pub enum SendFailure {
         /// The reply code when the server said 4xx; none for a lost connection or a timeout.
         code: Option<u16>,
         text: String,
+        /// Where in the conversation it happened.
+        stage: Stage,
     },
     /// Refused for good (5xx): never retry this message to this recipient.
     #[error("{text}")]
-    Permanent { code: u16, text: String },
+    Permanent {
+        code: u16,
+        text: String,
+        /// Where in the conversation it happened.
+        stage: Stage,
+    },
     /// The message was handed over but its reply never came (the connection was lost or timed
     /// out while writing it or waiting after the final dot): the server may have accepted it.
     #[error("{text}")]
@@ -655,6 +696,26 @@ impl SendFailure {
             SendFailure::Permanent { code, .. } => Some(*code),
             SendFailure::Ambiguous { .. } => None,
         }
+    }
+
+    /// Where in the conversation the failure happened; a lost reply is always at the final dot.
+    pub fn stage(&self) -> Stage {
+        match self {
+            SendFailure::Temporary { stage, .. } | SendFailure::Permanent { stage, .. } => *stage,
+            SendFailure::Ambiguous { .. } => Stage::Message,
+        }
+    }
+
+    /// True when the failure came before RCPT TO named the recipient (opening the connection,
+    /// MAIL FROM): whatever it says, it cannot be about the recipient, so it is the relay's.
+    pub fn precedes_recipient(&self) -> bool {
+        matches!(self.stage(), Stage::Connect | Stage::Mail)
+    }
+
+    /// The enhanced status code (RFC 3463) of the server's reply as (class, subject, detail),
+    /// e.g. `(4, 3, 0)` for `451 4.3.0`; none without a reply or without such a code.
+    pub fn status(&self) -> Option<(u16, u16, u16)> {
+        enhanced_status(self.code()?, self.text())
     }
 
     /// The failure's text, as `Display` shows it.
@@ -672,7 +733,7 @@ impl SendFailure {
     /// 5.1.7 and 5.1.8 are about the sender's address, not the recipient's, so they do not count;
     /// neither does a reply without an enhanced status code.
     pub fn suppresses_address(&self) -> bool {
-        let SendFailure::Permanent { code, text } = self else {
+        let SendFailure::Permanent { code, text, .. } = self else {
             return false;
         };
         matches!(enhanced_status(*code, text), Some((5, 1, detail)) if detail != 7 && detail != 8)
@@ -704,6 +765,34 @@ fn enhanced_status(code: u16, text: &str) -> Option<(u16, u16, u16)> {
         .or_else(|| words.first().and_then(|w| parse(w)))
 }
 
+/// Where in the conversation a failure happened, as far as it matters to whom the failure is
+/// charged: before RCPT it cannot be about the recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Opening the connection: TCP, TLS, the greeting, EHLO, STARTTLS, AUTH.
+    Connect,
+    /// MAIL FROM, or a check made before it (8BITMIME, an unusable connection).
+    Mail,
+    /// RCPT TO (or a check about the recipient's address).
+    Rcpt,
+    /// DATA.
+    Data,
+    /// The message and the reply to its final dot.
+    Message,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "connect",
+            Stage::Mail => "MAIL FROM",
+            Stage::Rcpt => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Message => "the final dot",
+        })
+    }
+}
+
 /// The SMTP step a failure happened at, for the failure's text.
 #[derive(Clone, Copy)]
 enum Step<'a> {
@@ -714,6 +803,18 @@ enum Step<'a> {
     Rcpt(&'a Address),
     Data,
     Message,
+}
+
+impl Step<'_> {
+    fn stage(self) -> Stage {
+        match self {
+            Step::Greeting | Step::Starttls | Step::Auth => Stage::Connect,
+            Step::Mail => Stage::Mail,
+            Step::Rcpt(_) => Stage::Rcpt,
+            Step::Data => Stage::Data,
+            Step::Message => Stage::Message,
+        }
+    }
 }
 
 impl fmt::Display for Step<'_> {
@@ -759,15 +860,17 @@ impl From<lettre::transport::smtp::Error> for Failed {
 
 fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
     let handed_over = matches!(step, Step::Message);
+    let stage = step.stage();
     match failed {
         Failed::Reply(code, text) => {
             let text = format!("{server} answered {step} with {code} {text}");
             if code >= 500 {
-                SendFailure::Permanent { code, text }
+                SendFailure::Permanent { code, text, stage }
             } else {
                 SendFailure::Temporary {
                     code: Some(code),
                     text,
+                    stage,
                 }
             }
         }
@@ -777,31 +880,41 @@ fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
                  been accepted"
             ),
         },
-        Failed::Unexpected(code, text) => temporary(format!(
-            "{server} answered {step} with an unexpected {code} {text}"
-        )),
+        Failed::Unexpected(code, text) => temporary(
+            stage,
+            format!("{server} answered {step} with an unexpected {code} {text}"),
+        ),
         Failed::Transport(e) if handed_over => SendFailure::Ambiguous {
             text: format!(
                 "connection to {server} lost after the message was handed over, before the reply \
                  to {step} ({e}): the message may have been accepted"
             ),
         },
-        Failed::Transport(e) => temporary(format!("connection to {server} lost at {step}: {e}")),
+        Failed::Transport(e) => {
+            temporary(stage, format!("connection to {server} lost at {step}: {e}"))
+        }
         Failed::Timeout(t) if handed_over => SendFailure::Ambiguous {
             text: format!(
                 "no reply from {server} to {step} within {}: the message may have been accepted",
                 humantime::format_duration(t)
             ),
         },
-        Failed::Timeout(t) => temporary(format!(
-            "no reply from {server} to {step} within {}",
-            humantime::format_duration(t)
-        )),
+        Failed::Timeout(t) => temporary(
+            stage,
+            format!(
+                "no reply from {server} to {step} within {}",
+                humantime::format_duration(t)
+            ),
+        ),
     }
 }
 
-fn temporary(text: String) -> SendFailure {
-    SendFailure::Temporary { code: None, text }
+fn temporary(stage: Stage, text: String) -> SendFailure {
+    SendFailure::Temporary {
+        code: None,
+        text,
+        stage,
+    }
 }
 
 fn code_of(r: &Response) -> u16 {
@@ -961,6 +1074,7 @@ mod tests {
         SendFailure::Permanent {
             code,
             text: text.into(),
+            stage: Stage::Rcpt,
         }
     }
 
@@ -977,6 +1091,7 @@ mod tests {
         let temp = SendFailure::Temporary {
             code: Some(450),
             text: "4.1.1 try later".into(),
+            stage: Stage::Rcpt,
         };
         assert!(!temp.suppresses_address());
         // An IPv4 host in our text is not an enhanced code.

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Smtp, TransportKind};
 
-pub use crate::smtp::{Reply, SendFailure};
+pub use crate::smtp::{Reply, SendFailure, Stage};
 
 /// Where messages go.
 pub enum Transport {
@@ -54,6 +54,7 @@ impl Transport {
                     .map_err(|e| SendFailure::Temporary {
                         code: None,
                         text: format!("cannot create the outbox {}: {e}", dir.display()),
+                        stage: Stage::Connect,
                     })?;
                 Ok(Connection::Outbox { dir: dir.clone() })
             }
@@ -79,9 +80,12 @@ impl Connection {
                     tokio::fs::write(&tmp, raw).await?;
                     tokio::fs::rename(&tmp, &path).await
                 };
+                // Not the reader's fault either, but a full disk fails every reader alike, which
+                // the engine's circuit breaker stops.
                 write.await.map_err(|e| SendFailure::Temporary {
                     code: None,
                     text: format!("cannot write {}: {e}", path.display()),
+                    stage: Stage::Message,
                 })?;
                 Ok(Reply {
                     code: 250,

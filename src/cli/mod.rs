@@ -76,6 +76,11 @@ pub enum Command {
         /// sends the message it started with.
         #[arg(long, conflicts_with = "test")]
         restart_unsent: bool,
+        /// Put the campaign's failed deliveries back to pending (attempts reset, suppressed
+        /// addresses excluded) and send them: for when a cause brief could not see was fixed.
+        /// Works on a finished campaign too.
+        #[arg(long, conflicts_with_all = ["test", "restart_unsent"])]
+        retry_failed: bool,
     },
     /// Campaign states and counts per delivery state.
     Status {
@@ -168,10 +173,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issue,
             yes,
             restart_unsent,
+            retry_failed,
             ..
         } => {
             let resume = if restart_unsent {
                 send::Resume::RestartUnsent
+            } else if retry_failed {
+                send::Resume::RetryFailed
             } else {
                 send::Resume::AsStarted
             };

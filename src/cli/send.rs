@@ -11,10 +11,10 @@ use super::load_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
-use crate::deliver::Summary;
+use crate::deliver::{Stopped, Summary};
 use crate::error::UsageError;
 use crate::issue::IssueId;
-use crate::ledger::{Ledger, SharedLedger, Trigger};
+use crate::ledger::{Counts, Ledger, SharedLedger, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::shutdown::Signals;
 use crate::transport::Transport;
@@ -44,6 +44,9 @@ pub(super) enum Resume {
     AsStarted,
     /// Render the issue again and send that to the readers not yet sent (`--restart-unsent`).
     RestartUnsent,
+    /// Put the failed deliveries back to pending, then send as started (`--retry-failed`); also
+    /// for a finished campaign.
+    RetryFailed,
 }
 
 pub(super) async fn send(
@@ -55,25 +58,52 @@ pub(super) async fn send(
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     let mut ledger = app.open_ledger()?;
     let existing = ledger.campaign(id)?;
+    let retryable = match &existing {
+        Some(c) => ledger.retryable_failed(c.id)?,
+        None => 0,
+    };
     if let Some(c) = existing.as_ref().filter(|c| c.finished) {
-        let counts = ledger.counts(c.id)?;
-        println!(
-            "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
-            counts.sent, counts.failed
-        );
-        return Ok(ExitCode::SUCCESS);
+        if resume != Resume::RetryFailed || retryable == 0 {
+            let counts = ledger.counts(c.id)?;
+            println!(
+                "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
+                counts.sent, counts.failed
+            );
+            if retryable > 0 {
+                println!(
+                    "{retryable} failed deliveries can be sent again once their cause is fixed: \
+                     `brief send --issue {id} --retry-failed`"
+                );
+            } else if resume == Resume::RetryFailed {
+                println!("no failed delivery to retry (a suppressed address stays suppressed)");
+            }
+            all_failed(id, &counts)?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
-    if existing.is_none() && resume == Resume::RestartUnsent {
-        return Err(UsageError::msg(format!(
-            "issue {id} has no campaign to restart: `brief send --issue {id}` starts one"
-        ))
-        .into());
+    match (&existing, resume) {
+        (None, Resume::RestartUnsent) => {
+            return Err(UsageError::msg(format!(
+                "issue {id} has no campaign to restart: `brief send --issue {id}` starts one"
+            ))
+            .into())
+        }
+        (None, Resume::RetryFailed) => {
+            return Err(UsageError::msg(format!(
+                "issue {id} has no campaign, so no failed delivery to retry: `brief send --issue \
+                 {id}` starts one"
+            ))
+            .into())
+        }
+        _ => {}
     }
     let transport = campaign_transport(app, &id.to_string())?;
     let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.token_key()?;
     let stored = match (&existing, resume) {
-        (Some(c), Resume::AsStarted) => app.stored_template(&ledger, c, &key)?,
+        (Some(c), Resume::AsStarted | Resume::RetryFailed) => {
+            app.stored_template(&ledger, c, &key)?
+        }
         _ => None,
     };
     // A running campaign sends what it started with, whatever the folder says now; otherwise
@@ -111,6 +141,19 @@ pub(super) async fn send(
                     n.pending + n.sending + n.deferred,
                 )
             }
+            (Some(c), Resume::RetryFailed) => {
+                let n = ledger.counts(c.id)?;
+                let left = n.pending + n.sending + n.deferred;
+                format!(
+                    "Send issue {id} (\"{subject}\") again to the {retryable} readers whose \
+                     delivery failed{}, via {via}?",
+                    if left > 0 {
+                        format!(", and to the {left} not yet sent")
+                    } else {
+                        String::new()
+                    }
+                )
+            }
             (None, _) => {
                 let readers = app.reachable_readers(&ledger)?;
                 format!(
@@ -125,6 +168,15 @@ pub(super) async fn send(
         }
     }
     let campaign = match (existing, issue) {
+        (Some(c), _) if resume == Resume::RetryFailed => {
+            let back = app.retry_failed(&mut ledger, &c)?;
+            println!(
+                "issue {id}: {back} failed deliveries put back to pending, their attempts reset \
+                 (suppressed addresses stay suppressed)"
+            );
+            // Re-read: the campaign may have been finished, and is not any more.
+            ledger.campaign(id)?.unwrap_or(c)
+        }
         (Some(c), None) => c,
         (Some(c), Some(issue)) if resume == Resume::RestartUnsent => {
             let revision = app.revise_campaign(&mut ledger, &c, &issue, &template, &subject)?;
@@ -155,7 +207,7 @@ pub(super) async fn send(
                     sent_now: counts.sent.saturating_sub(sent_before),
                     finished: false,
                     interrupted: false,
-                    relay_error: None,
+                    stopped: None,
                 };
                 print_summary(id, &summary);
             }
@@ -163,18 +215,39 @@ pub(super) async fn send(
         }
     };
     print_summary(id, &summary);
-    if let Some(e) = &summary.relay_error {
-        let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
-        bail!(
-            "{e}: no connection to the relay could be opened, so {left} deliveries are left \
-             untouched (no attempt was counted); run `brief send` again once the relay is back"
-        );
+    let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
+    match &summary.stopped {
+        Some(Stopped::Relay(e)) => bail!(
+            "{e}: the relay failed before any reader was named, so {left} deliveries are left \
+             untouched (no attempt was counted); run `brief send` again once the relay is fixed"
+        ),
+        Some(Stopped::Breaker(trip)) => bail!(
+            "{trip}; the run stopped and {left} deliveries are left with no attempt counted for \
+             it; run `brief send` again once the relay is fixed"
+        ),
+        None => {}
+    }
+    if summary.finished {
+        all_failed(id, &summary.counts)?;
     }
     Ok(if summary.interrupted || !summary.finished {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A finished campaign that reached nobody is a failure, whatever the reason: never exit 0.
+fn all_failed(id: IssueId, counts: &Counts) -> anyhow::Result<()> {
+    if counts.sent == 0 && counts.failed > 0 {
+        bail!(
+            "every delivery of issue {id} failed ({} failed, none sent): see `brief report --issue \
+             {id}`; once the cause is fixed, `brief send --issue {id} --retry-failed` sends them \
+             again",
+            counts.failed
+        );
+    }
+    Ok(())
 }
 
 /// What `send` and `status` say when the folder of a running campaign was edited.
@@ -220,8 +293,12 @@ fn print_summary(id: IssueId, s: &Summary) {
         "finished".to_string()
     } else if s.interrupted {
         "interrupted: run `brief send` again to resume".to_string()
-    } else if s.relay_error.is_some() {
-        "stopped: the relay could not be reached".to_string()
+    } else if let Some(stopped) = &s.stopped {
+        match stopped {
+            Stopped::Relay(_) => "stopped: the relay failed before any reader was named",
+            Stopped::Breaker(_) => "stopped by the circuit breaker",
+        }
+        .to_string()
     } else {
         "not finished".to_string()
     };

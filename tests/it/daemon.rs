@@ -464,6 +464,77 @@ fn a_relay_that_is_down_at_the_fire_gets_the_campaign_once_it_is_back() {
     assert_eq!(smtp.accepted.lock().unwrap().len(), 3);
 }
 
+/// A relay answering the same 451 to every reader trips the circuit breaker: the daemon logs it
+/// as an error, counts it, charges nobody, and runs the campaign again later, which finishes
+/// once the relay is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_break_is_logged_counted_and_the_campaign_runs_again_later() {
+    use crate::support::smtp_server::{Rule, SmtpServer};
+    let server = SmtpServer::start().await;
+    server.rule(Rule::command("RCPT").reply("451 4.3.0 try later"));
+    let w = World::with_config("[schedule]\ncron = \"*/4 * * * * *\"\ntimezone = \"UTC\"\n");
+    use_smtp(
+        &w,
+        &format!(
+            "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\n",
+            server.port()
+        ),
+    );
+    // Three readers: a breaker of 2 trips on them.
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    w.write(
+        "brief.toml",
+        &text.replace(
+            "database = \"data/brief.db\"",
+            "database = \"data/brief.db\"\nconcurrency = 1\nbreaker = 2\n\
+             retry_min = \"1s\"\nretry_max = \"2s\"",
+        ),
+    );
+    let id = current_issue(&w);
+    let d = Running::start(&w, &[]);
+    let d = tokio::task::spawn_blocking(move || {
+        d.wait_for_metric("brief_circuit_breaks_total", 1.0, Duration::from_secs(30));
+        wait_until(
+            "the daemon to plan another run",
+            Duration::from_secs(30),
+            || d.stderr().contains("runs again later"),
+        );
+        d
+    })
+    .await
+    .unwrap();
+    let log = d.stderr();
+    let error = log
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("campaign stopped by the circuit breaker"))
+        .unwrap_or_else(|| panic!("no error logged:\n{log}"));
+    assert!(
+        error.contains("the relay answered 2 readers in a row with `451 4.3.0` at RCPT TO"),
+        "{error}"
+    );
+    let n = w
+        .ledger()
+        .counts(w.ledger().campaign(id).unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!((n.sent, n.failed), (0, 0), "nobody charged: {n:?}");
+
+    server.clear_rules();
+    let started = Instant::now();
+    while !w.ledger().campaign(id).unwrap().is_some_and(|c| c.finished) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            d.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || d.stop()).await.unwrap();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    for reader in ["ana@example.org", "bob@example.org", "carla@example.org"] {
+        assert_eq!(server.copies(reader), 1, "{reader}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hard_bounce_is_logged_with_its_reply_and_suppresses_later_campaigns() {
     use crate::support::smtp_server::{Rule, SmtpServer};

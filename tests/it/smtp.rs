@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use brief::config::{self, Secret, Tls};
-use brief::smtp::{SendFailure, SmtpClient, SmtpConnection};
+use brief::smtp::{SendFailure, SmtpClient, SmtpConnection, Stage};
 use lettre::Address;
 
 use crate::support::pki::TestPki;
@@ -116,6 +116,8 @@ async fn temporary_rcpt_replies_are_temporary_and_keep_the_connection() {
             "{to}: {e:?}"
         );
         assert!(!e.suppresses_address());
+        assert_eq!(e.stage(), Stage::Rcpt, "{e}");
+        assert!(!e.precedes_recipient());
         assert!(
             e.to_string()
                 .contains(&format!("127.0.0.1:{}", server.port())),
@@ -197,6 +199,10 @@ async fn a_pipelined_refusal_of_mail_is_reported_at_mail() {
         "{e:?}"
     );
     assert!(e.to_string().contains("MAIL FROM"), "{e}");
+    // Before any recipient is named: the relay's failure, never a reader's.
+    assert_eq!(e.stage(), Stage::Mail);
+    assert!(e.precedes_recipient());
+    assert_eq!(e.status(), Some((4, 3, 2)));
     assert!(conn.is_usable());
     send(&mut conn, "a@example.net")
         .await

@@ -276,6 +276,12 @@ impl SmtpServer {
         self
     }
 
+    /// Drops every rule: from now on the server behaves (a relay fixed by its staff).
+    pub fn clear_rules(&self) -> &Self {
+        self.shared.state().rules.clear();
+        self
+    }
+
     /// Every message accepted so far, in order.
     pub fn messages(&self) -> Vec<Received> {
         self.shared.state().messages.clone()
