@@ -197,7 +197,12 @@ impl Mailer {
                     _ = purge.tick() => self.purge(&ledger).await,
                     r = rx.recv() => {
                         let Some(request) = r else { return };
-                        if let Err(e) = self.handle(&ledger, request).await {
+                        // A stop does not wait for a slow relay: the reader can ask again.
+                        let handled = tokio::select! {
+                            _ = stop.cancelled() => return,
+                            h = self.handle(&ledger, request) => h,
+                        };
+                        if let Err(e) = handled {
                             tracing::error!(error.message = %e, "sign-up failed: {e:#}");
                         }
                     }

@@ -367,7 +367,7 @@ async fn unsubscribe(
             .with(move |l| l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now))
             .await;
         match done {
-            Ok(true) => tracing::info!(recipient = %address, "unsubscribed"),
+            Ok(true) => tracing::info!(reader = %d.key.tag(address.as_ref()), "unsubscribed"),
             Ok(false) => tracing::debug!(recipient = %address, "already suppressed"),
             Err(e) => return server_error(&d, e),
         }
