@@ -1475,6 +1475,42 @@ mod tests {
     }
 
     #[test]
+    fn sign_ups_wait_ten_minutes_between_messages_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let a = addr("New@example.org");
+        let gap = 600_000;
+        assert_eq!(
+            l.request_signup(&a, Some("N"), 1_000, 50_000, gap).unwrap(),
+            SignupRequest::Mail
+        );
+        assert_eq!(
+            l.request_signup(&addr("new@example.org"), None, 1_000 + gap - 1, 60_000, gap)
+                .unwrap(),
+            SignupRequest::TooSoon
+        );
+        assert_eq!(l.signups().unwrap().len(), 1);
+        assert_eq!(l.purge_expired_signups(49_999).unwrap(), 0);
+        assert_eq!(l.purge_expired_signups(50_000).unwrap(), 1);
+        assert!(l.signups().unwrap().is_empty());
+        // After the gap, a new request mails again.
+        assert_eq!(
+            l.request_signup(&a, None, 1_000 + gap, 2_000_000, gap)
+                .unwrap(),
+            SignupRequest::Mail
+        );
+        // Confirming makes an active subscriber with consent, once.
+        assert!(l.confirm_signup(&a, Some("N"), 1_000, 5_000).unwrap());
+        assert!(!l.confirm_signup(&a, Some("N"), 1_000, 6_000).unwrap());
+        let c = l.consent(&AddressKey::of(&a)).unwrap().unwrap();
+        assert_eq!(
+            (c.source.as_str(), c.requested_at, c.confirmed_at),
+            ("form", Some(1_000), Some(5_000))
+        );
+        assert!(l.signups().unwrap().is_empty());
+    }
+
+    #[test]
     fn one_process_at_a_time_sends_a_campaign() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("brief.db");

@@ -93,7 +93,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn is_pending(w: &World, address: &str) -> bool {
     let l = w.ledger();
     l.signups().unwrap().iter().any(|s| s.address == address)
-        && l.consent(&AddressKey::from_text(address)).unwrap().is_none()
+        && l.consent(&AddressKey::from_text(address))
+            .unwrap()
+            .is_none()
 }
 
 fn state_of(w: &World, address: &str) -> String {
