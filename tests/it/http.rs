@@ -15,7 +15,7 @@ const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
 /// Sends issue 2021-07 to the world's three readers with the CLI.
-fn send(w: &World, issue: &str) -> String {
+pub(crate) fn send(w: &World, issue: &str) -> String {
     let out = w
         .brief()
         .args(["send", "--issue", issue, "--yes"])
@@ -26,7 +26,7 @@ fn send(w: &World, issue: &str) -> String {
 }
 
 /// The path of the List-Unsubscribe URL in the message sent to `address`.
-fn unsubscribe_path(w: &World, issue: &str, address: &str) -> String {
+pub(crate) fn unsubscribe_path(w: &World, issue: &str, address: &str) -> String {
     let file = w
         .outbox(issue)
         .into_iter()
@@ -66,7 +66,7 @@ fn states(w: &World) -> Vec<(String, String)> {
         .collect()
 }
 
-fn state_of(w: &World, address: &str) -> String {
+pub(crate) fn state_of(w: &World, address: &str) -> String {
     states(w)
         .into_iter()
         .find(|(a, _)| a == address)

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod daemon;
 pub mod pki;
 pub mod smtp_server;
