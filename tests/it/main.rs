@@ -10,6 +10,7 @@ mod feeds;
 mod http;
 mod mime;
 mod render;
+mod signup_cli;
 mod smtp;
 mod support;
 mod tidy;
