@@ -19,7 +19,8 @@ use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, CampaignId, CampaignMessage, Ledger, SharedLedger, StoredSubscriber, Trigger,
+    Campaign, CampaignId, CampaignMessage, Forgot, Ledger, Reason, SharedLedger, StoredSubscriber,
+    Trigger,
 };
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::metrics::Metrics;
@@ -346,12 +347,19 @@ impl App {
             return Ok((c, false, problems));
         }
         let stored = ledger.stored_subscribers()?;
+        let forgotten = self.forgotten(ledger)?;
         let message = self.campaign_message(issue, template, subject);
         let now = self.clock.now_ms();
         let (c, new) = ledger.create_campaign(issue.id, &message, trigger, now, |sink| {
             self.each_subscriber(
                 &stored,
                 |s| {
+                    // The list file may still hold a forgotten address: it comes out
+                    // suppressed, and only its hash is written.
+                    if let Some(hash) = forgotten.hash_of(&s.address) {
+                        sink.add_forgotten(&hash)?;
+                        return Ok(());
+                    }
                     sink.add(
                         &s.address,
                         s.name.as_deref(),
@@ -455,12 +463,131 @@ impl App {
         self.data_dir().join("archive").join(format!("{id}.html"))
     }
 
-    /// The state of an address for `brief subscribers list`.
-    pub fn subscriber_state(ledger: &Ledger, key: &AddressKey) -> anyhow::Result<&'static str> {
-        Ok(match ledger.suppression(key)? {
-            None => "active",
-            Some(r) => r.as_str(),
-        })
+    /// The forgotten addresses (see [`Ledger::forget`]), to test addresses against. The token
+    /// key is needed (and read) only when there are any.
+    pub fn forgotten(&self, ledger: &Ledger) -> anyhow::Result<Forgotten> {
+        let hashes = ledger.forgotten_hashes()?;
+        let key = if hashes.is_empty() {
+            None
+        } else {
+            Some(self.token_key()?)
+        };
+        Ok(Forgotten { key, hashes })
+    }
+
+    /// Every address brief knows with its state, for `brief subscribers list` and `export`:
+    /// the list (the file's rows, then the database's), then sign-ups waiting for their
+    /// confirmation, then suppressed addresses on no list. An address shows once; a file row
+    /// of a forgotten address shows as [`RosterState::Forgotten`].
+    pub fn roster(
+        &self,
+        ledger: &Ledger,
+        mut bad: impl FnMut(Problem),
+    ) -> anyhow::Result<Vec<RosterRow>> {
+        let stored = ledger.stored_subscribers()?;
+        let forgotten = self.forgotten(ledger)?;
+        let now = self.clock.now_ms();
+        let signups: std::collections::HashMap<AddressKey, crate::ledger::Signup> = ledger
+            .signups()?
+            .into_iter()
+            .filter(|s| s.expires_at > now)
+            .map(|s| (AddressKey::from_text(&s.address), s))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut rows = Vec::new();
+        let mut listed = Vec::new();
+        self.each_subscriber(
+            &stored,
+            |s| {
+                if seen.insert(AddressKey::of(&s.address)) {
+                    listed.push(s);
+                }
+                Ok(())
+            },
+            &mut bad,
+        )?;
+        for s in listed {
+            let key = AddressKey::of(&s.address);
+            let consent = ledger.consent(&key)?;
+            let mut row = RosterRow {
+                address: s.address.to_string(),
+                name: s.name,
+                state: RosterState::Active,
+                source: consent
+                    .as_ref()
+                    .map_or_else(|| "file".to_string(), |c| c.source.clone()),
+                requested_at: consent.as_ref().and_then(|c| c.requested_at),
+                confirmed_at: consent.as_ref().and_then(|c| c.confirmed_at),
+            };
+            if forgotten.hash_of(&s.address).is_some() {
+                row.state = RosterState::Forgotten;
+            } else if let Some(r) = ledger.suppression(&key)? {
+                // An unsubscribed reader who asked to join again waits for the confirmation.
+                match signups.get(&key) {
+                    Some(p) => {
+                        row.state = RosterState::Pending;
+                        row.requested_at = Some(p.requested_at);
+                        row.confirmed_at = None;
+                    }
+                    None => row.state = RosterState::Suppressed(r),
+                }
+            }
+            rows.push(row);
+        }
+        for p in ledger.signups()? {
+            let key = AddressKey::from_text(&p.address);
+            if p.expires_at > now && seen.insert(key) {
+                rows.push(RosterRow {
+                    address: p.address,
+                    name: p.name,
+                    state: RosterState::Pending,
+                    source: "form".to_string(),
+                    requested_at: Some(p.requested_at),
+                    confirmed_at: None,
+                });
+            }
+        }
+        for (address, reason) in ledger.suppressed_addresses()? {
+            if seen.insert(AddressKey::from_text(&address)) {
+                rows.push(RosterRow {
+                    address,
+                    name: None,
+                    state: RosterState::Suppressed(reason),
+                    source: String::new(),
+                    requested_at: None,
+                    confirmed_at: None,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Erases what brief holds about `address` at its owner's request ([`Ledger::forget`]),
+    /// holding the send lock of every unfinished campaign so no run is sending meanwhile.
+    /// Returns what was erased and whether the list file still holds the address (brief does
+    /// not edit that file: staff must remove the line).
+    pub fn forget(&self, ledger: &mut Ledger, address: &Address) -> anyhow::Result<(Forgot, bool)> {
+        let key = self.token_key()?;
+        let hash = key.forget_hash(address.as_ref());
+        let mut locks = Vec::new();
+        for c in ledger.campaigns()?.iter().filter(|c| !c.finished) {
+            locks.push(ledger.lock_campaign(c)?);
+        }
+        let address_key = AddressKey::of(address);
+        let forgot = ledger.forget(&address_key, &hash, self.clock.now_ms())?;
+        drop(locks);
+        let mut in_file = false;
+        if self.config.subscribers.file.exists() {
+            self.each_subscriber(
+                &[],
+                |s| {
+                    in_file |= AddressKey::of(&s.address) == address_key;
+                    Ok(())
+                },
+                |_| {},
+            )?;
+        }
+        Ok((forgot, in_file))
     }
 
     /// Whether `key` is on the list: held in the database or a good row of the CSV file
@@ -488,13 +615,17 @@ impl App {
     /// (file and database) that are not suppressed.
     pub fn reachable_readers(&self, ledger: &Ledger) -> anyhow::Result<u64> {
         let stored = ledger.stored_subscribers()?;
+        let forgotten = self.forgotten(ledger)?;
         let mut seen = std::collections::HashSet::new();
         let mut readers = 0;
         self.each_subscriber(
             &stored,
             |s| {
                 let key = AddressKey::of(&s.address);
-                if ledger.suppression(&key)?.is_none() && seen.insert(key) {
+                if ledger.suppression(&key)?.is_none()
+                    && forgotten.hash_of(&s.address).is_none()
+                    && seen.insert(key)
+                {
                     readers += 1;
                 }
                 Ok(())
@@ -531,7 +662,7 @@ impl App {
     /// Adds the rows of the `email,name` CSV at `file` to the list held in the database. The
     /// import policy: a suppressed address (unsubscribed, bounced) is never re-subscribed, an
     /// address already on the list is left as it is, and a bad row is reported with its line
-    /// (through `bad`) and skipped.
+    /// (through `bad`) and skipped. A forgotten address counts as suppressed.
     pub fn import_subscribers(
         &self,
         ledger: &mut Ledger,
@@ -551,8 +682,11 @@ impl App {
             Ok(())
         })?;
         let now = self.clock.now_ms();
+        let forgotten = self.forgotten(ledger)?;
         for s in rows {
-            if ledger.suppression(&AddressKey::of(&s.address))?.is_some() {
+            if ledger.suppression(&AddressKey::of(&s.address))?.is_some()
+                || forgotten.hash_of(&s.address).is_some()
+            {
                 n.suppressed += 1;
             } else if ledger.add_subscriber(&s.address, s.name.as_deref(), now)? {
                 n.added += 1;
@@ -670,9 +804,61 @@ pub struct Imported {
     pub added: u64,
     /// Already on the list.
     pub known: u64,
-    /// Unsubscribed or bounced: not re-subscribed.
+    /// Unsubscribed, bounced, complained or forgotten: not re-subscribed.
     pub suppressed: u64,
     pub bad: u64,
+}
+
+/// The addresses forgotten at their owners' request, as keyed hashes ([`App::forgotten`]).
+pub struct Forgotten {
+    key: Option<TokenKey>,
+    hashes: std::collections::HashSet<String>,
+}
+
+impl Forgotten {
+    /// The keyed hash of `address` when it was forgotten.
+    pub fn hash_of(&self, address: &Address) -> Option<String> {
+        let hash = self.key.as_ref()?.forget_hash(address.as_ref());
+        self.hashes.contains(&hash).then_some(hash)
+    }
+}
+
+/// The state of an address in `brief subscribers list` and `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RosterState {
+    /// On the list and not suppressed: gets the next issue.
+    Active,
+    /// Asked to join (a sign-up request), not confirmed yet.
+    Pending,
+    Suppressed(Reason),
+    /// Forgotten at its owner's request, yet still in the list file.
+    Forgotten,
+}
+
+impl RosterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RosterState::Active => "active",
+            RosterState::Pending => "pending",
+            RosterState::Suppressed(r) => r.as_str(),
+            RosterState::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// One address of [`App::roster`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterRow {
+    pub address: String,
+    pub name: Option<String>,
+    pub state: RosterState,
+    /// `file`, `staff` (`subscribers add`, `import`), `form` (the reader confirmed), or empty
+    /// (a suppressed address on no list).
+    pub source: String,
+    /// When the reader asked to join, when known (Unix milliseconds).
+    pub requested_at: Option<i64>,
+    /// When the reader confirmed, when known.
+    pub confirmed_at: Option<i64>,
 }
 
 /// The server's answer to one test-send message.

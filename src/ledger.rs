@@ -125,11 +125,14 @@ words!(State {
 pub enum Reason {
     Unsubscribed,
     Bounced,
+    /// The reader marked a message as spam.
+    Complained,
 }
 
 words!(Reason {
     Unsubscribed => "unsubscribed",
     Bounced => "bounced",
+    Complained => "complained",
 });
 
 /// What started a campaign.
@@ -266,6 +269,7 @@ pub struct CampaignMessage {
 /// Adds recipients to a campaign being created (see [`Ledger::create_campaign`]).
 pub struct RecipientSink<'t> {
     st: rusqlite::Statement<'t>,
+    forgotten: rusqlite::Statement<'t>,
     campaign: CampaignId,
 }
 
@@ -286,6 +290,34 @@ impl RecipientSink<'_> {
             message_id
         ])? == 1)
     }
+
+    /// Adds the reader whose address was forgotten (see [`Ledger::forget`]) by its keyed hash
+    /// `hash`, as suppressed, with neither address nor name; false when already there.
+    pub fn add_forgotten(&mut self, hash: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .forgotten
+            .execute(params![self.campaign, FORGOTTEN, hash])?
+            == 1)
+    }
+}
+
+/// What a forgotten reader's address, name and Message-ID become in past deliveries.
+pub const FORGOTTEN: &str = "forgotten";
+
+/// What [`Ledger::forget`] erased, in rows per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Forgot {
+    pub subscribers: u64,
+    pub signups: u64,
+    pub suppressions: u64,
+    pub test_sends: u64,
+    pub confirmation_sends: u64,
+    /// Deliveries of past campaigns made anonymous.
+    pub deliveries: u64,
+    /// The address had been forgotten before.
+    pub already: bool,
+    /// The file was rebuilt and the WAL emptied, so no copy of the erased rows is left on disk.
+    pub scrubbed: bool,
 }
 
 /// A subscriber held in the database (added with `brief subscribers add` or `import`).
@@ -390,6 +422,24 @@ const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 5: a third reason to suppress an address, `complained` (SQLite cannot alter a CHECK: the
+    // table is rebuilt), and the keyed hashes of the addresses whose owners asked to be
+    // forgotten, which keep them suppressed without keeping them.
+    "CREATE TABLE suppressions_new (
+        address_key TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        reason TEXT NOT NULL CHECK (reason IN ('unsubscribed', 'bounced', 'complained')),
+        detail TEXT,
+        at INTEGER NOT NULL
+    );
+    INSERT INTO suppressions_new (address_key, address, reason, detail, at)
+        SELECT address_key, address, reason, detail, at FROM suppressions;
+    DROP TABLE suppressions;
+    ALTER TABLE suppressions_new RENAME TO suppressions;
+    CREATE TABLE forgotten (
+        hash TEXT PRIMARY KEY,
+        at INTEGER NOT NULL
+    );",
 ];
 
 /// What became of a sign-up request (see [`Ledger::request_signup`]).
@@ -399,6 +449,19 @@ pub enum SignupRequest {
     Mail,
     /// A confirmation went to this address less than the minimum gap ago: none now.
     TooSoon,
+    /// The address was forgotten at its owner's request: nothing noted, nothing to send.
+    Forgotten,
+}
+
+/// What became of a confirmation (see [`Ledger::confirm_signup`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Confirmed {
+    /// The address is active now.
+    Subscribed,
+    /// It was active with its consent already: nothing changed.
+    Already,
+    /// The address was forgotten at its owner's request: nothing changed.
+    Forgotten,
 }
 
 /// A sign-up waiting for its confirmation.
@@ -631,6 +694,10 @@ impl Ledger {
                      VALUES (?1, ?2, ?3, ?4,
                              CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address_key = ?3) THEN 'suppressed' ELSE 'pending' END,
                              ?5)",
+                )?,
+                forgotten: tx.prepare(
+                    "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id)
+                     VALUES (?1, ?2, ?3, NULL, 'suppressed', ?2)",
                 )?,
                 campaign,
             };
@@ -1039,12 +1106,14 @@ impl Ledger {
     }
 
     /// Notes that `address` asked to subscribe at `now` (a request that expires at
-    /// `expires_at`), unless a confirmation went to it less than `min_gap` ms ago. A new
-    /// request replaces an older one of the same address.
+    /// `expires_at`), unless a confirmation went to it less than `min_gap` ms ago, or it was
+    /// forgotten (`forget_hash` is its keyed hash, [`crate::token::TokenKey::forget_hash`]). A
+    /// new request replaces an older one of the same address.
     pub fn request_signup(
         &mut self,
         address: &Address,
         name: Option<&str>,
+        forget_hash: &str,
         now: i64,
         expires_at: i64,
         min_gap: i64,
@@ -1052,6 +1121,9 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if forgotten_in(&tx, forget_hash)? {
+            return Ok(SignupRequest::Forgotten);
+        }
         let key = AddressKey::of(address);
         let mailed: Option<Option<i64>> = tx
             .query_row(
@@ -1085,17 +1157,22 @@ impl Ledger {
     /// Makes the address of a confirmed request an active subscriber held in the database,
     /// with its consent: the time of the request, of the confirmation, and the source `form`.
     /// A confirmed request lifts a suppression (unsubscribed, bounced): its owner asked again.
-    /// Returns false when nothing changed (a second confirmation of an active subscriber).
+    /// An address forgotten since the link was mailed (`forget_hash`, its keyed hash) stays
+    /// forgotten.
     pub fn confirm_signup(
         &mut self,
         address: &Address,
         name: Option<&str>,
+        forget_hash: &str,
         requested_at: i64,
         now: i64,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Confirmed> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if forgotten_in(&tx, forget_hash)? {
+            return Ok(Confirmed::Forgotten);
+        }
         let key = AddressKey::of(address);
         let lifted = tx.execute(
             "DELETE FROM suppressions WHERE address_key = ?1",
@@ -1121,7 +1198,11 @@ impl Ledger {
             params![key.as_str(), requested_at, now],
         )?;
         tx.commit()?;
-        Ok(lifted + added + consented > 0)
+        Ok(if lifted + added + consented > 0 {
+            Confirmed::Subscribed
+        } else {
+            Confirmed::Already
+        })
     }
 
     /// Deletes the sign-up requests that expired by `now`; returns how many.
@@ -1200,6 +1281,115 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every suppressed address as the ledger spelled it, with its reason.
+    pub fn suppressed_addresses(&self) -> anyhow::Result<Vec<(String, Reason)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT address, reason FROM suppressions ORDER BY at, address_key")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The keyed hashes of every forgotten address.
+    pub fn forgotten_hashes(&self) -> anyhow::Result<HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT hash FROM forgotten")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether the address of keyed hash `hash` was forgotten.
+    pub fn is_forgotten(&self, hash: &str) -> anyhow::Result<bool> {
+        forgotten_in(&self.conn, hash)
+    }
+
+    /// Erases what the ledger holds about the address of `key`, at its owner's request, in one
+    /// transaction: its rows in `subscribers`, `signups`, `suppressions`, `test_sends` and
+    /// `confirmation_sends` are deleted; in past campaigns' deliveries, the address, name and
+    /// Message-ID become [`FORGOTTEN`], the key becomes `hash` (its keyed hash, unique like the
+    /// key), a reply that named the address no longer does, and a delivery not yet sent or
+    /// failed becomes `suppressed`. Only `hash` is kept, in `forgotten`, so that the address
+    /// stays suppressed. Call it holding the send lock of every unfinished campaign.
+    pub fn forget(&mut self, key: &AddressKey, hash: &str, now: i64) -> anyhow::Result<Forgot> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let k = key.as_str();
+        let mut f = Forgot {
+            already: forgotten_in(&tx, hash)?,
+            ..Forgot::default()
+        };
+        f.subscribers = tx.execute("DELETE FROM subscribers WHERE address_key = ?1", [k])? as u64;
+        f.signups = tx.execute("DELETE FROM signups WHERE address_key = ?1", [k])? as u64;
+        f.suppressions = tx.execute("DELETE FROM suppressions WHERE address_key = ?1", [k])? as u64;
+        // These keep the address as typed: compared by key in Rust (SQLite's lower() is ASCII).
+        for table in ["test_sends", "confirmation_sends"] {
+            let ids = {
+                let mut st = tx.prepare(&format!("SELECT id, address FROM {table}"))?;
+                let rows =
+                    st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                let mut ids = Vec::new();
+                for row in rows {
+                    let (id, address) = row?;
+                    if AddressKey::from_text(&address) == *key {
+                        ids.push(id);
+                    }
+                }
+                ids
+            };
+            let mut del = tx.prepare(&format!("DELETE FROM {table} WHERE id = ?1"))?;
+            for id in &ids {
+                del.execute([id])?;
+            }
+            let n = ids.len() as u64;
+            match table {
+                "test_sends" => f.test_sends = n,
+                _ => f.confirmation_sends = n,
+            }
+        }
+        let rows = {
+            let mut st =
+                tx.prepare("SELECT id, last_text FROM deliveries WHERE address_key = ?1")?;
+            let rows = st.query_map([k], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        {
+            let mut up = tx.prepare(
+                "UPDATE deliveries SET address = ?2, address_key = ?3, message_id = ?2,
+                        name = CASE WHEN name IS NULL THEN NULL ELSE ?2 END, last_text = ?4,
+                        state = CASE WHEN state = 'sent' THEN 'sent' ELSE 'suppressed' END,
+                        next_attempt_at = NULL
+                 WHERE id = ?1",
+            )?;
+            for (id, text) in rows {
+                let text = text.map(|t| {
+                    let lower = t.to_lowercase();
+                    if lower.contains(k) {
+                        lower.replace(k, FORGOTTEN)
+                    } else {
+                        t
+                    }
+                });
+                up.execute(params![id, FORGOTTEN, hash, text])?;
+                f.deliveries += 1;
+            }
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO forgotten (hash, at) VALUES (?1, ?2)",
+            params![hash, now],
+        )?;
+        tx.commit()?;
+        // Deleted and rewritten rows linger in the file's free space and in the WAL until
+        // overwritten: rebuild the file and empty the WAL, so the address is gone from the
+        // disk too. Another connection busy for longer than the busy timeout leaves that undone.
+        f.scrubbed = self
+            .conn
+            .execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .is_ok();
+        Ok(f)
+    }
+
     /// Records one test-send reply (kept apart from every campaign).
     pub fn record_test_send(
         &mut self,
@@ -1267,6 +1457,18 @@ impl Ledger {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Whether `hash` is a forgotten address's keyed hash.
+fn forgotten_in(conn: &Connection, hash: &str) -> anyhow::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM forgotten WHERE hash = ?1",
+            [hash],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 fn insert_message(
@@ -1481,12 +1683,20 @@ mod tests {
         let a = addr("New@example.org");
         let gap = 600_000;
         assert_eq!(
-            l.request_signup(&a, Some("N"), 1_000, 50_000, gap).unwrap(),
+            l.request_signup(&a, Some("N"), "h1", 1_000, 50_000, gap)
+                .unwrap(),
             SignupRequest::Mail
         );
         assert_eq!(
-            l.request_signup(&addr("new@example.org"), None, 1_000 + gap - 1, 60_000, gap)
-                .unwrap(),
+            l.request_signup(
+                &addr("new@example.org"),
+                None,
+                "h1",
+                1_000 + gap - 1,
+                60_000,
+                gap
+            )
+            .unwrap(),
             SignupRequest::TooSoon
         );
         assert_eq!(l.signups().unwrap().len(), 1);
@@ -1495,13 +1705,19 @@ mod tests {
         assert!(l.signups().unwrap().is_empty());
         // After the gap, a new request mails again.
         assert_eq!(
-            l.request_signup(&a, None, 1_000 + gap, 2_000_000, gap)
+            l.request_signup(&a, None, "h1", 1_000 + gap, 2_000_000, gap)
                 .unwrap(),
             SignupRequest::Mail
         );
         // Confirming makes an active subscriber with consent, once.
-        assert!(l.confirm_signup(&a, Some("N"), 1_000, 5_000).unwrap());
-        assert!(!l.confirm_signup(&a, Some("N"), 1_000, 6_000).unwrap());
+        assert_eq!(
+            l.confirm_signup(&a, Some("N"), "h1", 1_000, 5_000).unwrap(),
+            Confirmed::Subscribed
+        );
+        assert_eq!(
+            l.confirm_signup(&a, Some("N"), "h1", 1_000, 6_000).unwrap(),
+            Confirmed::Already
+        );
         let c = l.consent(&AddressKey::of(&a)).unwrap().unwrap();
         assert_eq!(
             (c.source.as_str(), c.requested_at, c.confirmed_at),
@@ -1543,14 +1759,14 @@ mod tests {
             .execute_batch(
                 "PRAGMA ignore_check_constraints = ON;
                  INSERT INTO suppressions (address_key, address, reason, at)
-                 VALUES ('x@example.org', 'x@example.org', 'complained', 1);",
+                 VALUES ('x@example.org', 'x@example.org', 'spam', 1);",
             )
             .unwrap();
         let e = l
             .suppression(&AddressKey::from_text("x@example.org"))
             .unwrap_err();
         assert!(
-            format!("{e:#}").contains("unknown value `complained` in the ledger"),
+            format!("{e:#}").contains("unknown value `spam` in the ledger"),
             "{e:#}"
         );
     }
@@ -1646,6 +1862,45 @@ mod tests {
                 assert_eq!(version as usize, MIGRATIONS.len());
             }
         }
+    }
+
+    #[test]
+    fn migration_5_keeps_suppressions_and_allows_complaints() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brief.db");
+        {
+            // A ledger as brief left it at schema version 4.
+            let conn = Connection::open(&p).unwrap();
+            for m in &MIGRATIONS[..4] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 4;
+                 INSERT INTO suppressions (address_key, address, reason, detail, at)
+                 VALUES ('x@example.org', 'X@example.org', 'bounced', '550', 7);",
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(&p).unwrap();
+        assert_eq!(
+            l.suppressed_addresses().unwrap(),
+            [("X@example.org".to_string(), Reason::Bounced)]
+        );
+        l.suppress(&addr("y@example.org"), Reason::Complained, "spam", 8)
+            .unwrap();
+        assert_eq!(
+            l.suppression(&AddressKey::from_text("y@example.org"))
+                .unwrap(),
+            Some(Reason::Complained)
+        );
+        let e = l
+            .conn
+            .execute(
+                "INSERT INTO suppressions (address_key, address, reason, at) VALUES ('z', 'z', 'spam', 1)",
+                [],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("CHECK"), "{e}");
     }
 
     #[test]

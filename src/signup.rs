@@ -53,6 +53,9 @@ pub enum Outcome {
     Active,
     /// A confirmation went to the address less than [`MIN_GAP`] ago: nothing was sent.
     TooSoon,
+    /// The address was forgotten at its owner's request (`brief subscribers forget`): nothing
+    /// was noted or sent.
+    Forgotten,
     /// The confirmation message was handed to the relay (or the outbox); its reply.
     Mailed(TestReply),
 }
@@ -124,8 +127,9 @@ impl Mailer {
         let now = self.app.clock.now_ms();
         let expires = now + self.app.config.server.confirm_ttl.as_millis() as i64;
         let (app, r) = (self.app.clone(), request.clone());
+        let hash = self.key.forget_hash(request.address.as_ref());
         let noted = ledger
-            .with(move |l| note(&app, l, &r, now, expires))
+            .with(move |l| note(&app, l, &r, &hash, now, expires))
             .await?;
         let tag = self.key.tag(request.address.as_ref());
         match noted {
@@ -136,6 +140,10 @@ impl Mailer {
             Some(SignupRequest::TooSoon) => {
                 tracing::info!(reader = %tag, "sign-up repeated within 10 minutes: no second message");
                 return Ok(Outcome::TooSoon);
+            }
+            Some(SignupRequest::Forgotten) => {
+                tracing::info!(reader = %tag, "sign-up of a forgotten address: nothing noted or sent");
+                return Ok(Outcome::Forgotten);
             }
             Some(SignupRequest::Mail) => {}
         }
@@ -232,6 +240,7 @@ fn note(
     app: &App,
     ledger: &mut Ledger,
     r: &Request,
+    forget_hash: &str,
     now: i64,
     expires: i64,
 ) -> anyhow::Result<Option<SignupRequest>> {
@@ -244,6 +253,7 @@ fn note(
         .request_signup(
             &r.address,
             name.as_deref(),
+            forget_hash,
             now,
             expires,
             MIN_GAP.as_millis() as i64,

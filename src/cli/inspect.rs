@@ -119,7 +119,7 @@ pub(super) async fn preview(
     Ok(ExitCode::SUCCESS)
 }
 
-fn fmt_ms(ms: Option<i64>) -> String {
+pub(super) fn fmt_ms(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()

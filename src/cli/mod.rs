@@ -101,6 +101,9 @@ pub enum Command {
         #[arg(long, env = "BRIEF_LISTEN")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Print the sign-up form as an HTML snippet for the website (no JavaScript), posting to
+    /// `[server] public_url` + `subscribe`.
+    SubscribeForm,
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]
@@ -116,18 +119,29 @@ pub enum ReportFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum SubscribersCommand {
-    /// Every address with its state (active, unsubscribed, bounced).
+    /// Every address with its state (active, pending, unsubscribed, bounced, complained), then
+    /// the counts per state.
     List,
-    /// Add an address to the list held in the database.
+    /// Add an address to the list held in the database (never a suppressed one); with
+    /// --confirm, mail it a confirmation link instead.
     Add {
         address: String,
         #[arg(long)]
         name: Option<String>,
+        /// Mail the address a confirmation link instead of adding it: it joins when its owner
+        /// confirms (an unsubscribed reader too).
+        #[arg(long)]
+        confirm: bool,
     },
     /// Unsubscribe an address that is on the list (it stays on the suppression list).
     Remove { address: String },
     /// Add the rows of an `email,name` CSV file; suppressed addresses are not re-subscribed.
     Import { file: PathBuf },
+    /// Every address as CSV: email,name,state,source,requested_at,confirmed_at.
+    Export,
+    /// Erase a person's data from the ledger, keeping only a keyed hash so the address stays
+    /// suppressed.
+    Forget { address: String },
 }
 
 /// Parses the arguments and runs; the binary's whole `main`.
@@ -188,7 +202,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { issue } => inspect::status(&app, issue),
         Command::Report { issue, format } => inspect::report(&app, issue, format),
         Command::Run { listen } => crate::daemon::run(app, listen).await,
-        Command::Subscribers { action } => subscribers::run(&app, action),
+        Command::SubscribeForm => subscribers::form(&app),
+        Command::Subscribers { action } => subscribers::run(Arc::new(app), action).await,
     }
 }
 

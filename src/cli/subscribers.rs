@@ -1,26 +1,56 @@
-//! `brief subscribers`: list, add, remove and import, over the CSV file and the database.
+//! `brief subscribers`: list, add (or mail a confirmation link), remove, import, export and
+//! forget, over the CSV file and the database; and `brief subscribe-form`.
 
-use std::collections::HashSet;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::bail;
+use lettre::Address;
 
 use super::SubscribersCommand;
 use crate::address::{parse_address, AddressKey};
-use crate::app::App;
+use crate::app::{App, RosterState};
 use crate::error::UsageError;
-use crate::ledger::{Ledger, Reason};
+use crate::ledger::{Ledger, Reason, SharedLedger};
+use crate::signup::{Mailer, Outcome, Request};
 
-pub(super) fn run(app: &App, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
+/// `brief subscribe-form`: the daemon's sign-up form as a snippet for the center's website.
+pub(super) fn form(app: &App) -> anyhow::Result<ExitCode> {
+    let action = app
+        .config
+        .server
+        .public_url
+        .join("subscribe")
+        .expect("public_url is a base URL");
+    let form = crate::render::signup_form(app.render_context(), &action, None, "", "");
+    println!("{}", form.into_string());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Result<ExitCode> {
     let mut ledger = app.open_ledger()?;
     let parse = |a: &str| parse_address(a).map_err(UsageError::msg);
     match action {
-        SubscribersCommand::List => list(app, &ledger),
-        SubscribersCommand::Add { address, name } => {
+        SubscribersCommand::List => list(&app, &ledger),
+        SubscribersCommand::Export => export(&app, &ledger),
+        SubscribersCommand::Add {
+            address,
+            name,
+            confirm: true,
+        } => {
             let address = parse(&address)?;
+            refuse_forgotten(&app, &ledger, &address)?;
+            confirm(app, ledger, address, name).await
+        }
+        SubscribersCommand::Add { address, name, .. } => {
+            let address = parse(&address)?;
+            refuse_forgotten(&app, &ledger, &address)?;
             if let Some(r) = ledger.suppression(&AddressKey::of(&address))? {
                 bail!(
-                    "{address} is {}: brief does not re-subscribe a suppressed address",
+                    "{address} is {}: brief does not re-subscribe a suppressed address \
+                     (`brief subscribers add {address} --confirm` mails its owner a link to \
+                     join again)",
                     r.as_str()
                 );
             }
@@ -35,6 +65,10 @@ pub(super) fn run(app: &App, action: SubscribersCommand) -> anyhow::Result<ExitC
         SubscribersCommand::Remove { address } => {
             let address = parse(&address)?;
             let key = AddressKey::of(&address);
+            if app.forgotten(&ledger)?.hash_of(&address).is_some() {
+                println!("{address} was forgotten: it stays suppressed; nothing changed");
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(r) = ledger.suppression(&key)? {
                 println!("{address} is already {}: nothing changed", r.as_str());
                 return Ok(ExitCode::SUCCESS);
@@ -74,38 +108,211 @@ pub(super) fn run(app: &App, action: SubscribersCommand) -> anyhow::Result<ExitC
                 ExitCode::from(1)
             })
         }
+        SubscribersCommand::Forget { address } => {
+            let address = parse(&address)?;
+            let (f, in_file) = app.forget(&mut ledger, &address)?;
+            let erased = f.subscribers
+                + f.signups
+                + f.suppressions
+                + f.test_sends
+                + f.confirmation_sends
+                + f.deliveries;
+            if f.already && erased == 0 {
+                println!("{address} was forgotten already: nothing more to erase");
+            } else {
+                println!(
+                    "forgot {address}: {} subscriber, {} sign-up, {} suppression, {} test-send, \
+                     {} confirmation and {} delivery rows erased or made anonymous; only a keyed \
+                     hash is kept, so the address stays suppressed",
+                    f.subscribers,
+                    f.signups,
+                    f.suppressions,
+                    f.test_sends,
+                    f.confirmation_sends,
+                    f.deliveries
+                );
+            }
+            if !f.scrubbed {
+                eprintln!(
+                    "warning: the ledger is busy, so copies of the erased rows may remain in its \
+                     free space: run `brief subscribers forget {address}` again when nothing is \
+                     sending"
+                );
+            }
+            if in_file {
+                eprintln!(
+                    "warning: {address} is still in {}: brief cannot edit that file, so remove \
+                     its line there (until then brief does not mail it)",
+                    app.config.subscribers.file.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Fails, saying why, when `address` was forgotten.
+fn refuse_forgotten(app: &App, ledger: &Ledger, address: &Address) -> anyhow::Result<()> {
+    if app.forgotten(ledger)?.hash_of(address).is_some() {
+        bail!(
+            "{address} was forgotten at its owner's request (`brief subscribers forget`): \
+             brief does not add it again"
+        );
+    }
+    Ok(())
+}
+
+/// `subscribers add --confirm`: mails `address` a confirmation link, as the sign-up form does.
+async fn confirm(
+    app: Arc<App>,
+    ledger: Ledger,
+    address: Address,
+    name: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mailer = Mailer {
+        key: app.token_key()?,
+        dkim: app.dkim_signer()?.map(Arc::new),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        app: app.clone(),
+    };
+    let ledger = SharedLedger::new(ledger);
+    let name = name
+        .as_deref()
+        .map(crate::issue::one_line)
+        .filter(|n| !n.is_empty());
+    let outcome = mailer
+        .handle(
+            &ledger,
+            Request {
+                address: address.clone(),
+                name,
+            },
+        )
+        .await?;
+    match outcome {
+        Outcome::Mailed(reply) if reply.accepted => {
+            println!(
+                "mailed a confirmation link to {address} (valid for {}): it is pending until its \
+                 owner confirms",
+                humantime::format_duration(app.config.server.confirm_ttl)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Mailed(reply) => {
+            eprintln!(
+                "error: the confirmation message to {address} was refused: {}",
+                reply.text
+            );
+            Ok(ExitCode::from(1))
+        }
+        Outcome::Active => {
+            println!("{address} is already active: nothing sent");
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::TooSoon => {
+            println!(
+                "a confirmation went to {address} less than 10 minutes ago: nothing sent; \
+                 try again later"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Forgotten => {
+            bail!("{address} was forgotten at its owner's request: brief does not mail it")
+        }
     }
 }
 
 fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
-    let stored = ledger.stored_subscribers()?;
-    let mut seen = HashSet::new();
     let mut bad = Vec::new();
-    let mut rows = Vec::new();
-    app.each_subscriber(
-        &stored,
-        |s| {
-            if seen.insert(AddressKey::of(&s.address)) {
-                rows.push(s);
-            }
-            Ok(())
-        },
-        |p| bad.push(p),
-    )?;
-    for s in &rows {
-        println!(
+    let rows = app.roster(ledger, |p| bad.push(p))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for r in &rows {
+        writeln!(
+            out,
             "{}\t{}\t{}",
-            s.address,
-            App::subscriber_state(ledger, &AddressKey::of(&s.address))?,
-            s.name.as_deref().unwrap_or("")
+            r.address,
+            r.state.as_str(),
+            r.name.as_deref().unwrap_or("")
+        )?;
+    }
+    let count = |s: RosterState| rows.iter().filter(|r| r.state == s).count();
+    let mut counts = vec![
+        format!("{} active", count(RosterState::Active)),
+        format!("{} pending", count(RosterState::Pending)),
+    ];
+    counts.extend(
+        Reason::ALL
+            .iter()
+            .map(|r| format!("{} {r}", count(RosterState::Suppressed(*r)))),
+    );
+    let forgotten = count(RosterState::Forgotten);
+    if forgotten > 0 {
+        counts.push(format!("{forgotten} forgotten"));
+    }
+    writeln!(out, "{}", counts.join(", "))?;
+    out.flush()?;
+    for p in &bad {
+        eprintln!("{p}");
+    }
+    if forgotten > 0 {
+        eprintln!(
+            "warning: {} still holds {forgotten} forgotten address(es): brief does not mail \
+             them; remove their lines",
+            app.config.subscribers.file.display()
         );
     }
-    // Suppressed addresses that are on no list any more still show, so staff see them.
-    for (key, reason) in ledger.suppressions()? {
-        if !seen.contains(&key) {
-            println!("{key}\t{reason}\t");
-        }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row of `subscribers export`.
+#[derive(serde::Serialize)]
+struct ExportRow {
+    email: String,
+    name: String,
+    state: &'static str,
+    source: String,
+    requested_at: String,
+    confirmed_at: String,
+}
+
+/// A cell a spreadsheet would read as a formula gets a leading `'`: names come from a public
+/// form.
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
     }
+}
+
+fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
+    let mut bad = Vec::new();
+    let rows = app.roster(ledger, |p| bad.push(p))?;
+    let stdout = std::io::stdout();
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(std::io::BufWriter::new(stdout.lock()));
+    // The header even when there are no rows.
+    w.write_record([
+        "email",
+        "name",
+        "state",
+        "source",
+        "requested_at",
+        "confirmed_at",
+    ])?;
+    for r in rows {
+        w.serialize(ExportRow {
+            email: cell(&r.address),
+            name: cell(r.name.as_deref().unwrap_or("")),
+            state: r.state.as_str(),
+            source: r.source,
+            requested_at: super::inspect::fmt_ms(r.requested_at),
+            confirmed_at: super::inspect::fmt_ms(r.confirmed_at),
+        })?;
+    }
+    w.flush()?;
     for p in &bad {
         eprintln!("{p}");
     }

@@ -25,6 +25,7 @@ use maud::{html, Markup};
 use super::{no_store, page, Shared, Site};
 use crate::address::parse_address;
 use crate::issue::one_line;
+use crate::ledger::Confirmed;
 use crate::metrics::SubscriptionEvent;
 use crate::signup::{Mailer, Queue, Request};
 use crate::token::TokenError;
@@ -235,17 +236,23 @@ async fn confirm(State(d): Shared, token: Result<Path<String>, PathRejection>) -
         Err(e) => return bad_link(&d, e),
     };
     let tag = d.key.tag(c.address.as_ref());
+    let hash = d.key.forget_hash(c.address.as_ref());
     let confirmed = d
         .ledger
-        .with(move |l| l.confirm_signup(&c.address, c.name.as_deref(), c.requested_at, now))
+        .with(move |l| l.confirm_signup(&c.address, c.name.as_deref(), &hash, c.requested_at, now))
         .await;
     match confirmed {
-        Ok(true) => {
+        Ok(Confirmed::Subscribed) => {
             d.metrics.subscription(SubscriptionEvent::confirmed);
             tracing::info!(reader = %tag, "subscription confirmed");
         }
-        Ok(false) => {
+        Ok(Confirmed::Already) => {
             tracing::debug!(reader = %tag, "subscription confirmed again: nothing changed")
+        }
+        // A link mailed before its owner asked to be forgotten: it stays forgotten.
+        Ok(Confirmed::Forgotten) => {
+            tracing::info!(reader = %tag, "confirmation of a forgotten address: nothing changed");
+            return bad_link(&d, TokenError::Invalid);
         }
         Err(e) => return super::server_error(&d, e),
     }

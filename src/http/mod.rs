@@ -362,9 +362,17 @@ async fn unsubscribe(
     if let Some(address) = address {
         let now = d.app.clock.now_ms();
         let a = address.clone();
+        let hash = d.key.forget_hash(address.as_ref());
         let done = d
             .ledger
-            .with(move |l| l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now))
+            .with(move |l| {
+                // A forgotten address stays suppressed by its hash alone: writing it back
+                // would undo the erasure.
+                if l.is_forgotten(&hash)? {
+                    return Ok(false);
+                }
+                l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now)
+            })
             .await;
         match done {
             Ok(true) => tracing::info!(reader = %d.key.tag(address.as_ref()), "unsubscribed"),

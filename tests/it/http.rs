@@ -59,9 +59,10 @@ fn states(w: &World) -> Vec<(String, String)> {
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
+        // The last line, the counts per state, has no tab.
+        .filter_map(|l| {
             let mut f = l.split('\t');
-            (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+            Some((f.next()?.to_string(), f.next()?.to_string()))
         })
         .collect()
 }

@@ -12,6 +12,7 @@ mod http;
 mod mime;
 mod render;
 mod signup;
+mod signup_cli;
 mod smtp;
 mod support;
 mod tidy;

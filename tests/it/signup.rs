@@ -150,6 +150,7 @@ async fn a_reader_asks_confirms_and_gets_the_next_issue() {
     assert_eq!(got.status, 200);
     assert!(got.body.contains("Confirm subscription"), "{}", got.body);
     assert!(is_pending(&w, "new@example.org"));
+    assert_eq!(state_of(&w, "new@example.org"), "pending");
 
     let confirmed = {
         let (d, path) = (d.clone(), path.clone());
