@@ -71,3 +71,81 @@ fn the_browser_fills_fields_by_label_or_name() {
     assert_eq!(b.value("note"), "new");
     assert!(b.text().contains("Your email"));
 }
+
+/// A reader joins as a person would: fills in the form, opens the link from the confirmation
+/// message, and presses the button.
+#[test]
+fn a_reader_joins_with_the_form_and_the_link_in_the_message() {
+    let w = World::new();
+    // The form posts to `public_url`, so here that must be this very daemon.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let (listen, public) = (
+        "listen = \"127.0.0.1:0\"",
+        "public_url = \"https://news.example.org/\"",
+    );
+    assert!(text.contains(listen) && text.contains(public), "{text}");
+    w.write(
+        "brief.toml",
+        &text
+            .replace(listen, &format!("listen = \"127.0.0.1:{port}\""))
+            .replace(
+                public,
+                &format!("public_url = \"http://127.0.0.1:{port}/\""),
+            ),
+    );
+    let d = Running::start(&w, &[]);
+    let b = Browser::start();
+
+    b.open(&format!("http://127.0.0.1:{port}/subscribe"));
+    let form = b.wait_for_text("Subscribe to BRIEF");
+    assert!(form.contains("I agree to receive BRIEF"), "{form}");
+    assert!(
+        !form.contains("Leave this field empty"),
+        "the honeypot is hidden from people: {form}"
+    );
+    b.fill("Email address", "Reader@Example.org");
+    b.fill("Name (optional)", "Rea Der");
+    b.click("Subscribe");
+    b.wait_for_text("Check your inbox");
+
+    let mut mail = Vec::new();
+    crate::support::daemon::wait_until(
+        "the confirmation message",
+        std::time::Duration::from_secs(20),
+        || {
+            mail = w.outbox("signup");
+            !mail.is_empty()
+        },
+    );
+    let raw = std::fs::read(&mail[0]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let body = m.body_text(0).unwrap().into_owned();
+    let start = body
+        .find(&format!("http://127.0.0.1:{port}/confirm/"))
+        .unwrap_or_else(|| panic!("no link in {body}"));
+    let link: String = body[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(state_of(&w, "Reader@Example.org"), "pending");
+
+    b.open(&link);
+    b.wait_for_text("Confirm your subscription to BRIEF");
+    assert_eq!(
+        state_of(&w, "Reader@Example.org"),
+        "pending",
+        "a GET changes nothing"
+    );
+    b.click("Confirm subscription");
+    let done = b.wait_for_text("You're subscribed");
+    assert!(done.contains("archive"), "{done}");
+    assert_eq!(state_of(&w, "Reader@Example.org"), "active");
+
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
