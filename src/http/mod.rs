@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -589,41 +589,12 @@ fn no_store(mut res: Response) -> Response {
 
 /// A page in the newsletter's look: masthead, `body`, footer.
 fn page(d: &Site, status: StatusCode, title: &str, body: Markup) -> Response {
-    let t = &d.app.templates;
     let n = &d.app.config.newsletter;
-    let html = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="robots" content="noindex";
-                title { (title) " \u{2013} " (n.kicker) }
-            }
-            body style=(t.style("body")) {
-                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
-                    tr { td align="center" {
-                        table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
-                            tr { td style=(t.style("masthead")) {
-                                p style=(t.style("kicker")) { (n.kicker) }
-                                p style=(t.style("title")) { (n.name) }
-                            } }
-                            tr { td style=(t.style("entry")) { (body) } }
-                            tr { td style=(t.style("footer")) {
-                                p style=(t.style("footer-org")) { (n.organization) }
-                                p style=(t.style("footer-text")) {
-                                    @for (i, l) in n.postal_address.lines().enumerate() {
-                                        @if i > 0 { br; }
-                                        (l)
-                                    }
-                                }
-                            } }
-                        }
-                    } }
-                }
-            }
-        }
-    };
+    let html = crate::render::frame(
+        d.app.render_context(),
+        &format!("{title} \u{2013} {}", n.kicker),
+        body,
+    );
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],

@@ -44,19 +44,20 @@ pub fn signup_form(
     }
 }
 
-/// The HTML and text parts of the message asking to confirm at `link`.
-pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
+/// A page or a short message in the newsletter's look: masthead, `body`, footer with the
+/// organization and postal address. The daemon's pages and the confirmation message use it.
+pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
     let t = ctx.templates;
     let n = ctx.newsletter;
-    let s = &t.snippets;
-    let html = html! {
+    html! {
         (maud::DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light";
-                title { (s.confirm_subject) }
+                meta name="robots" content="noindex";
+                title { (title) }
             }
             body style=(t.style("body")) {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
@@ -64,16 +65,9 @@ pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
                         table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
                             tr { td style=(t.style("masthead")) {
                                 p style=(t.style("kicker")) { (n.kicker) }
-                                h1 style=(t.style("title")) { (n.name) }
+                                p style=(t.style("title")) { (n.name) }
                             } }
-                            tr { td style=(t.style("entry")) {
-                                p style=(t.style("paragraph")) { (s.confirm_text) }
-                                p { a style=(t.style("page-button")) href=(link.as_str()) { "Confirm subscription" } }
-                                p style=(t.style("paragraph")) {
-                                    "Or open this address: "
-                                    a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
-                                }
-                            } }
+                            tr { td style=(t.style("entry")) { (body) } }
                             tr { td style=(t.style("footer")) {
                                 p style=(t.style("footer-org")) { (n.organization) }
                                 p style=(t.style("footer-text")) {
@@ -88,7 +82,23 @@ pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
                 }
             }
         }
+    }
+}
+
+/// The HTML and text parts of the message asking to confirm at `link`.
+pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
+    let t = ctx.templates;
+    let n = ctx.newsletter;
+    let s = &t.snippets;
+    let body = html! {
+        p style=(t.style("paragraph")) { (s.confirm_text) }
+        p { a style=(t.style("page-button")) href=(link.as_str()) { "Confirm subscription" } }
+        p style=(t.style("paragraph")) {
+            "Or open this address: "
+            a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
+        }
     };
+    let html = frame(ctx, &s.confirm_subject, body);
     let text = format!(
         "{kicker} | {name}\n\n{body}\n\nConfirm your subscription:\n{link}\n\n-- \n{org}\n{address}\n",
         kicker = n.kicker,
