@@ -1563,6 +1563,26 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A fresh ledger in `dir` with the campaign of 2021-07 to a@, b@, c@ and d@x.org.
+    fn four_readers(dir: &tempfile::TempDir) -> (Ledger, Campaign) {
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let (c, _) = l
+            .create_campaign(
+                "2021-07".parse().unwrap(),
+                &message("s"),
+                Trigger::Cli,
+                1,
+                |sink| {
+                    for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
+                        sink.add(&addr(a), None, a)?;
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+        (l, c)
+    }
+
     fn message(subject: &str) -> CampaignMessage {
         CampaignMessage {
             revision: 1,
@@ -1774,21 +1794,7 @@ mod tests {
     #[test]
     fn deliveries_left_in_flight_by_a_killed_run_are_flagged_possible_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
-        let (c, _) = l
-            .create_campaign(
-                "2021-07".parse().unwrap(),
-                &message("s"),
-                Trigger::Cli,
-                1,
-                |sink| {
-                    for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
-                        sink.add(&addr(a), None, a)?;
-                    }
-                    Ok(())
-                },
-            )
-            .unwrap();
+        let (mut l, c) = four_readers(&dir);
         let flags = |l: &Ledger| {
             let mut v = Vec::new();
             l.each_delivery(c.id, |d| {
@@ -1923,16 +1929,7 @@ mod tests {
     #[test]
     fn claims_skip_addresses_suppressed_since_the_start_and_keep_list_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
-        let id: IssueId = "2021-07".parse().unwrap();
-        let (c, _) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
-                for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
-                    sink.add(&addr(a), None, a)?;
-                }
-                Ok(())
-            })
-            .unwrap();
+        let (mut l, c) = four_readers(&dir);
         l.suppress(&addr("B@x.org"), Reason::Unsubscribed, "", 2)
             .unwrap();
         let addresses = |due: Vec<Due>| due.into_iter().map(|d| d.address).collect::<Vec<_>>();
@@ -1966,16 +1963,7 @@ mod tests {
     #[test]
     fn undone_attempts_and_retried_failures_go_back_to_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
-        let id: IssueId = "2021-07".parse().unwrap();
-        let (c, _) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
-                for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
-                    sink.add(&addr(a), None, a)?;
-                }
-                Ok(())
-            })
-            .unwrap();
+        let (mut l, c) = four_readers(&dir);
         assert_eq!(l.claim_due(c.id, 1, 10).unwrap().len(), 4);
         let attempt = |address: &str, state, code| Attempt {
             address: address.into(),
@@ -2047,7 +2035,10 @@ mod tests {
         assert!(l.finish_if_done(c.id, 4).unwrap());
         assert_eq!(l.retryable_failed(c.id).unwrap(), 1);
         assert_eq!(l.retry_failed(c.id).unwrap(), 1);
-        assert!(!l.campaign(id).unwrap().unwrap().finished, "un-finished");
+        assert!(
+            !l.campaign(c.issue).unwrap().unwrap().finished,
+            "un-finished"
+        );
         let got = rows(&l);
         assert_eq!((got[1].1, got[1].2), (State::Failed, 1));
         assert_eq!((got[3].1, got[3].2), (State::Pending, 0));
