@@ -51,10 +51,7 @@ fn current_issue(w: &World) -> IssueId {
 
 /// Replaces the world's outbox transport with `smtp` settings.
 fn use_smtp(w: &World, settings: &str) {
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let old = "transport = \"outbox\"\noutbox_dir = \"outbox\"";
-    assert!(text.contains(old));
-    w.write("brief.toml", &text.replace(old, settings));
+    w.use_smtp(settings);
 }
 
 fn utc(s: &str) -> DateTime<Utc> {

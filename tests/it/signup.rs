@@ -15,19 +15,10 @@ const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded")
 /// A world whose mail goes to the test SMTP server on `port`, with `server` keys added.
 fn world(port: u16, server: &str) -> World {
     let w = World::new();
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let outbox = "[smtp]\ntransport = \"outbox\"\noutbox_dir = \"outbox\"\n";
-    assert!(text.contains(outbox), "the world's [smtp] changed: {text}");
-    w.write(
-        "brief.toml",
-        &text.replace(
-            outbox,
-            &format!(
-                "[smtp]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
-                 helo_name = \"news.example.org\"\ntimeout = \"5s\"\n"
-            ),
-        ),
-    );
+    w.use_smtp(&format!(
+        "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+         helo_name = \"news.example.org\"\ntimeout = \"5s\""
+    ));
     if !server.is_empty() {
         w.add_server_keys(server);
     }

@@ -117,6 +117,17 @@ impl World {
         self.write_bytes(rel, &std::fs::read(from).unwrap());
     }
 
+    /// Replaces the outbox transport of this world's `[smtp]` table with `settings`.
+    pub fn use_smtp(&self, settings: &str) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let old = "transport = \"outbox\"\noutbox_dir = \"outbox\"";
+        assert!(
+            text.contains(old),
+            "the world's [smtp] table changed: {text}"
+        );
+        self.write("brief.toml", &text.replace(old, settings));
+    }
+
     /// Adds `lines` (TOML keys) to the `[server]` table of this world's config.
     pub fn add_server_keys(&self, lines: &str) {
         let text = std::fs::read_to_string(self.config_path()).unwrap();
