@@ -47,11 +47,12 @@ pub struct Config {
     /// The config file this was loaded from (not a key of the file).
     #[serde(skip)]
     pub source: PathBuf,
-    /// One warning per `*_env` key naming a variable that is not set, as
-    /// `file:line: key names VAR, which is not set: what stops working`; filled by `load`, for
-    /// `brief check` to print and `brief run` to log (not a key of the file).
+    /// Settings that work but will hurt: a `*_env` key naming a variable that is not set, and,
+    /// with the SMTP transport, settings that break real delivery (see [`delivery_warnings`]).
+    /// Each is `file:line: what, and the fix`; filled by `parse` and `load`, for `brief check`
+    /// and `brief send` to print and `brief run` to log (not a key of the file).
     #[serde(skip)]
-    pub unset_env: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 /// `[newsletter]`: the masthead and the sender.
@@ -557,6 +558,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         f.line = key_line(text, &["content", "feeds", &i.to_string(), "url"]);
     }
     validate(&config, text, path)?;
+    config.warnings = delivery_warnings(&config, text);
     Ok(config)
 }
 
@@ -725,8 +727,86 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     config.smtp.password = read_secret(config.smtp.password_env.as_deref(), path)?;
     config.server.secret = read_secret(config.server.secret_env.as_deref(), path)?;
     config.server.admin_token = read_secret(config.server.admin_token_env.as_deref(), path)?;
-    config.unset_env = unset_env(&config, &text);
+    let delivery = std::mem::take(&mut config.warnings);
+    config.warnings = unset_env(&config, &text);
+    config.warnings.extend(delivery);
     Ok(config)
+}
+
+/// What a config that sends over SMTP gets wrong for real delivery, though it works: big
+/// receivers (Gmail, Yahoo) want an https one-click unsubscribe URL readers can reach and DKIM
+/// aligned with the From domain; `example.*` senders and AUTH over plain text are mistakes.
+/// Nothing for the outbox transport.
+pub fn delivery_warnings(c: &Config, text: &str) -> Vec<String> {
+    if c.smtp.transport != TransportKind::Smtp {
+        return Vec::new();
+    }
+    let at = |keys: &[&str]| format!("{}:{}", c.source.display(), key_line(text, keys));
+    let mut w = Vec::new();
+    let url = &c.server.public_url;
+    let local = match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    };
+    if url.scheme() != "https" || local {
+        w.push(format!(
+            "{}: `server.public_url` is {url}: the unsubscribe and \"View in browser\" links in \
+             every message start with it, and Gmail and Yahoo want an https address readers can \
+             reach; set it to the public https:// address of `brief run`",
+            at(&["server", "public_url"])
+        ));
+    }
+    let from = c.newsletter.from.email.domain().to_ascii_lowercase();
+    match &c.dkim {
+        None => w.push(format!(
+            "{}: no `[dkim]` table: unsigned bulk mail is refused or sent to spam by Gmail and \
+             Yahoo; add `[dkim] domain, selector, private_key_file` (see the README's DKIM part)",
+            c.source.display()
+        )),
+        Some(d) => {
+            let dkim = d.domain.to_ascii_lowercase();
+            let aligned = from == dkim
+                || from.ends_with(&format!(".{dkim}"))
+                || dkim.ends_with(&format!(".{from}"));
+            if !aligned {
+                w.push(format!(
+                    "{}: `dkim.domain` {dkim} is not aligned with the From domain {from}: DMARC \
+                     passes only when they share their domain; sign with {from} (or its parent)",
+                    at(&["dkim", "domain"])
+                ));
+            }
+        }
+    }
+    let example = |domain: &str| {
+        ["example.org", "example.com", "example.net"]
+            .iter()
+            .any(|e| domain == *e || domain.ends_with(&format!(".{e}")))
+    };
+    for (key, mailbox) in [
+        ("from", Some(&c.newsletter.from)),
+        ("reply_to", c.newsletter.reply_to.as_ref()),
+    ] {
+        if let Some(m) = mailbox.filter(|m| example(&m.email.domain().to_ascii_lowercase())) {
+            w.push(format!(
+                "{}: `newsletter.{key}` is {}, an example domain that cannot receive mail or \
+                 pass DKIM: use the center's own address",
+                at(&["newsletter", key]),
+                m.email
+            ));
+        }
+    }
+    if c.smtp.username.is_some() && c.smtp.tls == Tls::None {
+        w.push(format!(
+            "{}: `smtp.username` is set with `tls = \"none\"`: the password would cross the \
+             network in clear text; set `tls = \"starttls\"` (port 587) or `\"tls\"` (465)",
+            at(&["smtp", "tls"])
+        ));
+    }
+    w
 }
 
 /// The warnings for `*_env` keys whose variable is not set (or empty) in this environment.
@@ -970,6 +1050,46 @@ mod tests {
     }
 
     #[test]
+    fn smtp_settings_that_hurt_delivery_are_warnings_naming_their_line() {
+        let risky = "[newsletter]\nname = \"Life\"\nkicker = \"BRIEF\"\norganization = \"Center\"\n\
+            intro = \"Hello\"\nfrom = \"Center <brief@example.org>\"\npostal_address = \"1 Main St\"\n\
+            [smtp]\ntransport = \"smtp\"\nhost = \"relay.center.mx\"\nusername = \"brief\"\n\
+            [server]\npublic_url = \"http://localhost:8080/\"\n";
+        let c = parse(risky, Path::new("b.toml")).unwrap();
+        let w = c.warnings.join("\n");
+        assert_eq!(c.warnings.len(), 4, "{w}");
+        assert!(
+            w.contains("b.toml:13: `server.public_url` is http://localhost:8080/"),
+            "{w}"
+        );
+        assert!(w.contains("b.toml: no `[dkim]` table"), "{w}");
+        assert!(
+            w.contains("b.toml:6: `newsletter.from` is brief@example.org, an example domain"),
+            "{w}"
+        );
+        assert!(
+            w.contains("`smtp.username` is set with `tls = \"none\"`"),
+            "{w}"
+        );
+
+        let good = "[newsletter]\nname = \"Life\"\nkicker = \"BRIEF\"\norganization = \"Center\"\n\
+            intro = \"Hello\"\nfrom = \"Center <brief@news.center.mx>\"\npostal_address = \"1 Main St\"\n\
+            [smtp]\ntransport = \"smtp\"\nhost = \"relay.center.mx\"\nport = 587\ntls = \"starttls\"\n\
+            username = \"brief\"\n[server]\npublic_url = \"https://brief.center.mx/\"\n\
+            [dkim]\ndomain = \"center.mx\"\nselector = \"s1\"\nprivate_key_file = \"k.pem\"\n";
+        assert_eq!(
+            parse(good, Path::new("b.toml")).unwrap().warnings,
+            Vec::<String>::new()
+        );
+        let unaligned = good.replace("domain = \"center.mx\"", "domain = \"mailer.example.net\"");
+        let w = parse(&unaligned, Path::new("b.toml")).unwrap().warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`dkim.domain` mailer.example.net is not aligned with the From domain news.center.mx"), "{w:?}");
+        // The outbox sends nothing anywhere: nothing to warn about.
+        assert!(parse(MIN, Path::new("b.toml")).unwrap().warnings.is_empty());
+    }
+
+    #[test]
     fn a_zero_header_timeout_is_refused() {
         let text = format!("{MIN}\n[server]\nheader_timeout = \"0s\"\n");
         let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
@@ -1001,7 +1121,7 @@ mod tests {
         .unwrap();
         let c = load(&p).unwrap();
         assert_eq!(
-            c.unset_env,
+            c.warnings,
             [format!(
                 "{}:11: `server.admin_token_env` names the environment variable {var}, which is \
                  not set: the admin API (`POST /admin/test-send`) is off; set {var}, or remove the key",

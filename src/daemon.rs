@@ -175,7 +175,7 @@ impl Daemon {
     /// must keep working while staff fix an issue.
     pub fn validate(&self) -> anyhow::Result<()> {
         let cfg = &self.app.config;
-        for warning in &cfg.unset_env {
+        for warning in &cfg.warnings {
             tracing::warn!("{warning}");
         }
         // The SMTP settings (TLS name, CA file) are checked now, not at the first fire.

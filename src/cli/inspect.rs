@@ -16,7 +16,7 @@ use crate::message::Kind;
 
 pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    for warning in &app.config.unset_env {
+    for warning in &app.config.warnings {
         println!("warning: {warning}");
     }
     let mut problems = Vec::new();

@@ -56,6 +56,7 @@ pub(super) async fn send(
     resume: Resume,
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
+    print_warnings(app);
     let mut ledger = app.open_ledger()?;
     let existing = ledger.campaign(id)?;
     let retryable = match &existing {
@@ -250,6 +251,13 @@ fn all_failed(id: IssueId, counts: &Counts) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The config's warnings (settings that work but hurt delivery), on stderr.
+fn print_warnings(app: &App) {
+    for w in &app.config.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 /// What `send` and `status` say when the folder of a running campaign was edited.
 pub(super) fn folder_changed_note(id: IssueId, revision: u32) -> String {
     format!(
@@ -321,6 +329,7 @@ pub(super) async fn test_send(
     to: &[String],
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
+    print_warnings(app);
     let addresses = if to.is_empty() {
         let staff = &app.config.server.staff;
         if staff.is_empty() {

@@ -774,3 +774,50 @@ fn check_and_run_warn_about_an_env_key_naming_an_unset_variable() {
         .unwrap_or_else(|| panic!("no warning logged:\n{}", stopped.stderr));
     assert!(logged.contains("WARN"), "{logged}");
 }
+
+/// A config that sends over SMTP without DKIM, from an example domain: `check`, `send` and
+/// `run` all say so, naming the key, and the warnings alone do not fail `check`.
+#[test]
+fn check_send_and_run_warn_about_settings_that_break_real_delivery() {
+    let w = World::new();
+    // A closed port: nothing here connects before the warnings are out.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    w.use_smtp(&format!(
+        "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntimeout = \"2s\""
+    ));
+    let dkim = format!("{}: no `[dkim]` table", w.config_path().display());
+    let example = "`newsletter.from` is brief@news.example.org, an example domain";
+
+    let out = w.brief().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "warnings only: {out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains(&format!("warning: {dkim}")), "{stdout}");
+    assert!(stdout.contains(example), "{stdout}");
+    assert!(
+        !stdout.contains("public_url"),
+        "an https public_url is fine: {stdout}"
+    );
+
+    let out = w
+        .brief()
+        .args(["send", "--test", "--to", "editor@example.org"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains(&format!("warning: {dkim}")), "{stderr}");
+
+    let stopped = Running::start(&w, &[]).stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains(&dkim)),
+        "{}",
+        stopped.stderr
+    );
+}
