@@ -1,4 +1,5 @@
-//! The sign-up form and the message that asks a new reader to confirm, in the newsletter's look.
+//! The sign-up form, the message that asks a new reader to confirm, and the staff sign-in
+//! message, in the newsletter's look.
 //!
 //! The form is one piece of markup for the daemon's `GET /subscribe` page and for the snippet
 //! `brief subscribe-form` prints for the center's website: plain HTML that posts without
@@ -46,9 +47,44 @@ pub fn signup_form(
 
 /// The HTML and text parts of the message asking to confirm at `link`.
 pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
+    let s = &ctx.templates.snippets;
+    link_message(
+        ctx,
+        &s.confirm_subject,
+        &s.confirm_text,
+        "Confirm subscription",
+        "Confirm your subscription:",
+        link,
+    )
+}
+
+/// The HTML and text parts of a staff member's sign-in message with its `link`, valid for
+/// `valid_for` (words, like "15 minutes").
+pub fn staff_login(
+    ctx: Context<'_>,
+    subject: &str,
+    link: &Url,
+    valid_for: &str,
+) -> (String, String) {
+    let text = format!(
+        "Someone (you, we hope) asked to sign in to the {} staff pages with this address. The link works once, within {valid_for}. If it was not you, ignore this message: nothing happens without the link.",
+        ctx.newsletter.kicker
+    );
+    link_message(ctx, subject, &text, "Sign in", "Sign in:", link)
+}
+
+/// A short message in the newsletter's look: `text`, then a button to `link` and the link
+/// spelled out (after `text_label` in the text part).
+fn link_message(
+    ctx: Context<'_>,
+    subject: &str,
+    text: &str,
+    button: &str,
+    text_label: &str,
+    link: &Url,
+) -> (String, String) {
     let t = ctx.templates;
     let n = ctx.newsletter;
-    let s = &t.snippets;
     let html = html! {
         (maud::DOCTYPE)
         html lang="en" {
@@ -56,7 +92,7 @@ pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light";
-                title { (s.confirm_subject) }
+                title { (subject) }
             }
             body style=(t.style("body")) {
                 table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
@@ -67,8 +103,8 @@ pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
                                 h1 style=(t.style("title")) { (n.name) }
                             } }
                             tr { td style=(t.style("entry")) {
-                                p style=(t.style("paragraph")) { (s.confirm_text) }
-                                p { a style=(t.style("page-button")) href=(link.as_str()) { "Confirm subscription" } }
+                                p style=(t.style("paragraph")) { (text) }
+                                p { a style=(t.style("page-button")) href=(link.as_str()) { (button) } }
                                 p style=(t.style("paragraph")) {
                                     "Or open this address: "
                                     a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
@@ -90,10 +126,10 @@ pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
         }
     };
     let text = format!(
-        "{kicker} | {name}\n\n{body}\n\nConfirm your subscription:\n{link}\n\n-- \n{org}\n{address}\n",
+        "{kicker} | {name}\n\n{body}\n\n{text_label}\n{link}\n\n-- \n{org}\n{address}\n",
         kicker = n.kicker,
         name = n.name,
-        body = super::wrap(&s.confirm_text, 72, ""),
+        body = super::wrap(text, 72, ""),
         org = n.organization,
         address = n.postal_address,
     );
