@@ -166,6 +166,7 @@ impl Daemon {
             ledger: self.ledger.clone(),
             metrics: self.metrics.clone(),
             join: Some(self.join()),
+            admin: crate::http::Admin::default(),
         })
     }
 

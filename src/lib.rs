@@ -14,7 +14,7 @@
 //! - [`templates`] loads the stylesheet and the words around the content that staff may change.
 //! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
 //! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
-//! - [`token`] signs and checks the HMAC tokens of unsubscribe links.
+//! - [`token`] signs and checks the HMAC tokens of unsubscribe, confirmation and sign-in links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
@@ -24,11 +24,12 @@
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`signup`] lets readers join: requests, the confirmation message and its queue.
+//! - [`staff`] signs staff in with emailed one-time links and keeps their sessions.
 //! - [`shutdown`] turns SIGTERM and SIGINT into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
 //! - [`daemon`] is `brief run`: the schedule, resumed campaigns and a graceful stop.
-//! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, test sends.
+//! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, staff pages.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
 #![forbid(unsafe_code)]
@@ -54,6 +55,7 @@ pub mod schedule;
 pub mod shutdown;
 pub mod signup;
 pub mod smtp;
+pub mod staff;
 pub mod subscribers;
 pub mod templates;
 pub mod token;

@@ -6,7 +6,8 @@
 //! few fields and an expiry the same way. Every kind of token is signed under a domain of its
 //! own ([`Purpose`]), so a token made for one purpose never passes for another. Keyed hashes
 //! name an address without revealing it: in logs ([`TokenKey::tag`]) and for people who asked
-//! to be forgotten ([`TokenKey::forget_hash`]).
+//! to be forgotten ([`TokenKey::forget_hash`]). A staff session's forms carry
+//! [`TokenKey::csrf`], a keyed hash of the session id.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -32,12 +33,16 @@ pub struct TokenKey {
 pub enum Purpose {
     /// A reader's link to confirm a subscription (the address and the name).
     Confirm,
+    /// A staff member's emailed sign-in link (the address and a random id, which the ledger
+    /// records when the link is used, so that it works once).
+    StaffLogin,
 }
 
 impl Purpose {
     fn domain(self) -> &'static [u8] {
         match self {
             Purpose::Confirm => b"brief-confirm-v1\0",
+            Purpose::StaffLogin => b"brief-staff-login-v1\0",
         }
     }
 }
@@ -132,6 +137,22 @@ impl TokenKey {
         mac.update(b"brief-forget-v1\0");
         lowercase_chunks(address, |c| mac.update(c));
         hex(&mac.finalize().into_bytes())
+    }
+
+    /// The CSRF token of a staff session: a keyed hash of its session id, so a form's token
+    /// is tied to the session it was served in and cannot be made without the key.
+    pub fn csrf(&self, session_id: &str) -> String {
+        let mut mac = self.base.clone();
+        mac.update(b"brief-csrf-v1\0");
+        mac.update(session_id.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `given` is the CSRF token of `session_id`, compared in constant time.
+    pub fn csrf_matches(&self, session_id: &str, given: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.csrf(session_id);
+        expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
     }
 
     fn mac(&self, address: &str) -> HmacSha256 {
@@ -236,6 +257,23 @@ mod tests {
             other.open(Purpose::Confirm, &t, 999),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn purposes_and_csrf_tokens_do_not_mix() {
+        let k = key();
+        let login = k.sign(Purpose::StaffLogin, &["editor@example.org", "id"], 1_000);
+        assert!(k.open(Purpose::StaffLogin, &login, 999).is_ok());
+        assert_eq!(
+            k.open(Purpose::Confirm, &login, 999),
+            Err(TokenError::Invalid)
+        );
+        let csrf = k.csrf("session");
+        assert!(k.csrf_matches("session", &csrf));
+        assert!(!k.csrf_matches("other", &csrf));
+        assert!(!k.csrf_matches("session", ""));
+        let other = TokenKey::new(Secret::new("x".repeat(32)));
+        assert!(!other.csrf_matches("session", &csrf));
     }
 
     #[test]

@@ -96,7 +96,7 @@ async fn form_page(State(d): Shared) -> Response {
 
 /// The client's IP: the connection's peer, or, when the peer is a proxy named in
 /// `[server] trusted_proxies`, the last address its `X-Forwarded-For` names.
-fn client_ip(d: &Site, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+pub(super) fn client_ip(d: &Site, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
     let peer = peer?.ip();
     if !d.app.config.server.trusted_proxies.contains(&peer) {
         return Some(peer);

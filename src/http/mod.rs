@@ -1,8 +1,10 @@
-//! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, admin test sends.
+//! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, sign-up and
+//! staff pages, admin test sends.
 //!
 //! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
-//! `GET` and `POST /unsubscribe/{token}`, and `POST /admin/test-send` when an admin token is
-//! configured. Pages share the newsletter's stylesheet and go through maud's escaping.
+//! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
+//! `/admin/` ([`admin`]: sign-in by emailed link, sessions), and `POST /admin/test-send` when an
+//! admin token is configured. Pages share the newsletter's stylesheet and go through maud's escaping.
 //!
 //! Unsubscribing answers the same page, with the same status, whatever the token: a tampered
 //! token changes nothing and cannot be told apart from a genuine token of an address that is not
@@ -35,8 +37,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
 
+mod admin;
 mod join;
 
+pub use admin::{staff_page, Admin, Staff, StaffForm};
 pub use join::Join;
 
 use crate::address::AddressKey;
@@ -69,6 +73,8 @@ pub struct Site {
     pub metrics: Arc<Metrics>,
     /// The sign-up pages' queue and limits; `None`: no sign-up pages (404).
     pub join: Option<join::Join>,
+    /// The staff pages' rate limits.
+    pub admin: admin::Admin,
 }
 
 type Shared = State<Arc<Site>>;
@@ -90,7 +96,7 @@ pub fn router(site: Arc<Site>) -> Router {
     if site.app.config.server.admin_token.is_some() {
         r = r.route("/admin/test-send", post(test_send));
     }
-    join::routes(r)
+    admin::routes(join::routes(r))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(axum::middleware::map_response(common_headers))

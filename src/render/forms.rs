@@ -1,4 +1,5 @@
-//! The sign-up form and the message that asks a new reader to confirm, in the newsletter's look.
+//! The sign-up form, the message that asks a new reader to confirm, and the staff sign-in
+//! message, in the newsletter's look.
 //!
 //! The form is one piece of markup for the daemon's `GET /subscribe` page and for the snippet
 //! `brief subscribe-form` prints for the center's website: plain HTML that posts without
@@ -45,7 +46,7 @@ pub fn signup_form(
 }
 
 /// A page or a short message in the newsletter's look: masthead, `body`, footer with the
-/// organization and postal address. The daemon's pages and the confirmation message use it.
+/// organization and postal address. The daemon's pages and the emailed links use it.
 pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
     let t = ctx.templates;
     let n = ctx.newsletter;
@@ -87,23 +88,58 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
 
 /// The HTML and text parts of the message asking to confirm at `link`.
 pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
+    let s = &ctx.templates.snippets;
+    link_message(
+        ctx,
+        &s.confirm_subject,
+        &s.confirm_text,
+        "Confirm subscription",
+        "Confirm your subscription:",
+        link,
+    )
+}
+
+/// The HTML and text parts of a staff member's sign-in message with its `link`, valid for
+/// `valid_for` (words, like "15 minutes").
+pub fn staff_login(
+    ctx: Context<'_>,
+    subject: &str,
+    link: &Url,
+    valid_for: &str,
+) -> (String, String) {
+    let text = format!(
+        "Someone (you, we hope) asked to sign in to the {} staff pages with this address. The link works once, within {valid_for}. If it was not you, ignore this message: nothing happens without the link.",
+        ctx.newsletter.kicker
+    );
+    link_message(ctx, subject, &text, "Sign in", "Sign in:", link)
+}
+
+/// A short message in the newsletter's look: `text`, then a button to `link` and the link
+/// spelled out (after `text_label` in the text part).
+fn link_message(
+    ctx: Context<'_>,
+    subject: &str,
+    text: &str,
+    button: &str,
+    text_label: &str,
+    link: &Url,
+) -> (String, String) {
     let t = ctx.templates;
     let n = ctx.newsletter;
-    let s = &t.snippets;
     let body = html! {
-        p style=(t.style("paragraph")) { (s.confirm_text) }
-        p { a style=(t.style("page-button")) href=(link.as_str()) { "Confirm subscription" } }
+        p style=(t.style("paragraph")) { (text) }
+        p { a style=(t.style("page-button")) href=(link.as_str()) { (button) } }
         p style=(t.style("paragraph")) {
             "Or open this address: "
             a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
         }
     };
-    let html = frame(ctx, &s.confirm_subject, body);
+    let html = frame(ctx, subject, body);
     let text = format!(
-        "{kicker} | {name}\n\n{body}\n\nConfirm your subscription:\n{link}\n\n-- \n{org}\n{address}\n",
+        "{kicker} | {name}\n\n{body}\n\n{text_label}\n{link}\n\n-- \n{org}\n{address}\n",
         kicker = n.kicker,
         name = n.name,
-        body = super::wrap(&s.confirm_text, 72, ""),
+        body = super::wrap(text, 72, ""),
         org = n.organization,
         address = n.postal_address,
     );

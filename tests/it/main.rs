@@ -1,5 +1,6 @@
 //! Integration tests, compiled as one binary around the isolated worlds of `support`.
 
+mod admin;
 mod browser;
 mod cli;
 mod content;

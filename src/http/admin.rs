@@ -1,0 +1,530 @@
+//! The staff pages under `/admin/`: sign-in by emailed link, sessions, and their protection.
+//!
+//! `GET /admin/login` asks for an address; `POST /admin/login` answers the same page, byte for
+//! byte, whatever the address, and mails a staff address (in the background, so the answer's
+//! timing tells nothing either) a one-time link `public_url/admin/login/TOKEN`. A `GET` of the
+//! link shows a button and changes nothing; its `POST` opens a session (see [`crate::staff`]),
+//! sets the cookie and answers `303` to `/admin/`. Sign-in requests are limited per client IP
+//! and per staff address.
+//!
+//! Every staff page takes a [`Staff`]: the extractor that turns anonymous requests away, in this
+//! one place (`303` to the sign-in page, or `401` to a JSON client). Every state-changing form
+//! takes a [`StaffForm`], which also refuses (`403`) a POST whose CSRF token is missing or not
+//! the session's, or whose `Origin` names another site. Pages are built by [`staff_page`]. All
+//! of it is `Cache-Control: no-store`. Logs name staff by their keyed tag, and never hold a
+//! token or a session id.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lettre::Address;
+use maud::{html, Markup};
+
+use super::{json_error, no_store, page, server_error, Shared, Site};
+use crate::address::AddressKey;
+use crate::ledger::NewStaffSession;
+use crate::staff::{self, LINK_TTL, SESSION_TTL};
+use crate::token::TokenError;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "brief_staff";
+
+/// The CSRF field of every staff form.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// Sign-in links mailed to one address: at most one a minute, and this many an hour.
+pub const LINKS_PER_HOUR: u32 = 5;
+
+/// Sign-in requests from one client IP in an hour (whatever the address).
+pub const REQUESTS_PER_IP_HOUR: u32 = 30;
+
+/// The staff pages' rate limits (in memory: a restart forgets them).
+pub struct Admin {
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    per_address_minute: DefaultKeyedRateLimiter<AddressKey>,
+    per_address_hour: DefaultKeyedRateLimiter<AddressKey>,
+}
+
+impl Default for Admin {
+    fn default() -> Admin {
+        let n = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Admin {
+            per_ip: RateLimiter::keyed(Quota::per_hour(n(REQUESTS_PER_IP_HOUR))),
+            per_address_minute: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
+            per_address_hour: RateLimiter::keyed(Quota::per_hour(n(LINKS_PER_HOUR))),
+        }
+    }
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+/// The staff routes, all `no-store`.
+pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
+    let admin = Router::new()
+        .route("/admin", get(to_dashboard))
+        .route("/admin/", get(dashboard))
+        .route("/admin/login", get(login_page).post(login))
+        .route("/admin/login/{token}", get(link_page).post(use_link))
+        .route("/admin/logout", post(logout))
+        .layer(axum::middleware::map_response(no_store_layer));
+    r.merge(admin)
+}
+
+async fn no_store_layer(res: Response) -> Response {
+    no_store(res)
+}
+
+/// `public_url` joined with `path` (relative, like `admin/login`).
+fn url(d: &Site, path: &str) -> url::Url {
+    d.app
+        .config
+        .server
+        .public_url
+        .join(path)
+        .expect("public_url is a base URL")
+}
+
+fn see_other(location: &url::Url) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, location.as_str().to_string())],
+    )
+        .into_response()
+}
+
+/// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, for the staff
+/// pages' path only, and `Secure` when the public URL is https.
+fn cookie(d: &Site, value: Option<&str>) -> HeaderValue {
+    let public = &d.app.config.server.public_url;
+    let mut c = match value {
+        Some(v) => format!("{COOKIE}={v}; Max-Age={}", SESSION_TTL.as_secs()),
+        None => format!("{COOKIE}=; Max-Age=0"),
+    };
+    c.push_str(&format!(
+        "; Path={}admin; HttpOnly; SameSite=Strict",
+        public.path()
+    ));
+    if public.scheme() == "https" {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).expect("a cookie of base64url and fixed words")
+}
+
+/// The session id the request's cookie holds, if it looks like one.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"))
+}
+
+/// Whether the request's `Origin`, if it sends one, is the public URL's.
+fn same_origin(d: &Site, headers: &HeaderMap) -> bool {
+    let own = d
+        .app
+        .config
+        .server
+        .public_url
+        .origin()
+        .ascii_serialization();
+    headers
+        .get_all(header::ORIGIN)
+        .iter()
+        .all(|v| v.to_str().is_ok_and(|v| v == own))
+}
+
+/// A signed-in staff member: what every staff page takes. Anonymous requests never reach the
+/// handler: a page gets `303` to the sign-in page, a JSON client (`Accept: application/json`)
+/// `401`.
+#[derive(Clone)]
+pub struct Staff {
+    pub address: Address,
+    /// The session id (from the cookie): never logged, never shown.
+    session_id: String,
+}
+
+impl std::fmt::Debug for Staff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staff")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Staff {
+    /// The CSRF token of this session, for the hidden field of a form.
+    pub fn csrf(&self, d: &Site) -> String {
+        d.key.csrf(&self.session_id)
+    }
+
+    /// The hidden CSRF field every staff form carries.
+    pub fn csrf_field(&self, d: &Site) -> Markup {
+        html! { input type="hidden" name=(CSRF_FIELD) value=(self.csrf(d)); }
+    }
+}
+
+fn anonymous(d: &Site, json: bool) -> Response {
+    if json {
+        json_error(StatusCode::UNAUTHORIZED, "sign in at /admin/login first")
+    } else {
+        see_other(&url(d, "admin/login"))
+    }
+}
+
+impl FromRequestParts<Arc<Site>> for Staff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, d: &Arc<Site>) -> Result<Staff, Response> {
+        let json = wants_json(&parts.headers);
+        let Some(id) = session_cookie(&parts.headers) else {
+            return Err(anonymous(d, json));
+        };
+        let hash = staff::session_hash(&id);
+        let now = d.app.clock.now_ms();
+        let found = d.ledger.with(move |l| l.staff_session(&hash, now)).await;
+        let stored = match found {
+            Ok(s) => s,
+            Err(e) => return Err(server_error(d, e)),
+        };
+        // A session of someone no longer in `[server] staff` opens nothing.
+        match stored
+            .and_then(|a| a.parse::<Address>().ok())
+            .and_then(|a| staff::staff_address(&d.app, &a))
+        {
+            Some(address) => Ok(Staff {
+                address,
+                session_id: id,
+            }),
+            None => Err(anonymous(d, json)),
+        }
+    }
+}
+
+/// A signed-in staff member's form POST, checked: the session (as [`Staff`]), then the
+/// `Origin` and the CSRF token (`403` when either is wrong), then the form's fields.
+#[derive(Debug)]
+pub struct StaffForm {
+    pub staff: Staff,
+    /// The form's fields, the CSRF token left out.
+    pub fields: Vec<(String, String)>,
+}
+
+impl FromRequest<Arc<Site>> for StaffForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, d: &Arc<Site>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let staff = Staff::from_request_parts(&mut parts, d).await?;
+        let tag = d.key.tag(staff.address.as_ref());
+        if !same_origin(d, &parts.headers) {
+            tracing::warn!(staff = %tag, "staff form refused: the Origin is another site");
+            return Err(forbidden(d));
+        }
+        let body: Bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+            .await
+            .map_err(|_| forbidden(d))?;
+        let mut csrf = None;
+        let mut fields = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(&body) {
+            if k == CSRF_FIELD {
+                csrf = Some(v.into_owned());
+            } else {
+                fields.push((k.into_owned(), v.into_owned()));
+            }
+        }
+        if !csrf.is_some_and(|t| d.key.csrf_matches(&staff.session_id, &t)) {
+            tracing::warn!(staff = %tag, "staff form refused: missing or wrong CSRF token");
+            return Err(forbidden(d));
+        }
+        Ok(StaffForm { staff, fields })
+    }
+}
+
+fn forbidden(d: &Site) -> Response {
+    let body = html! {
+        (heading(d, "Forbidden"))
+        (paragraph(d, "This form was not sent from the staff pages of this site. Go back, reload the page and try again."))
+    };
+    page(d, StatusCode::FORBIDDEN, "Forbidden", body)
+}
+
+fn heading(d: &Site, text: &str) -> Markup {
+    html! { h2 style=(d.app.templates.style("entry-title")) { (text) } }
+}
+
+fn paragraph(d: &Site, text: &str) -> Markup {
+    html! { p style=(d.app.templates.style("paragraph")) { (text) } }
+}
+
+/// A staff page: who is signed in, the sign-out button, then `body`.
+pub fn staff_page(d: &Site, staff: &Staff, title: &str, body: Markup) -> Response {
+    let t = &d.app.templates;
+    let body = html! {
+        p style=(t.style("paragraph")) {
+            "Signed in as " strong { (staff.address) }
+        }
+        form method="post" action=(url(d, "admin/logout").as_str()) {
+            (staff.csrf_field(d))
+            button type="submit" style=(t.style("page-button")) { "Sign out" }
+        }
+        (body)
+    };
+    no_store(page(d, StatusCode::OK, title, body))
+}
+
+async fn to_dashboard(State(d): Shared) -> Response {
+    see_other(&url(&d, "admin/"))
+}
+
+/// The staff home page (the dashboard comes later).
+async fn dashboard(State(d): Shared, staff: Staff) -> Response {
+    let body = html! {
+        (heading(&d, "Staff"))
+        (paragraph(&d, "The staff pages are being built: for now, test sends go through the CLI or POST /admin/test-send."))
+    };
+    staff_page(&d, &staff, "Staff", body)
+}
+
+fn login_form(d: &Site) -> Markup {
+    let t = &d.app.templates;
+    html! {
+        form method="post" action=(url(d, "admin/login").as_str()) accept-charset="utf-8" {
+            label style=(t.style("field-label")) for="brief-staff-email" { "Email address" }
+            input style=(t.style("field")) id="brief-staff-email" type="email" name="email"
+                required autocomplete="email" maxlength="254";
+            button type="submit" style=(t.style("page-button")) { "Email me a sign-in link" }
+        }
+    }
+}
+
+async fn login_page(State(d): Shared) -> Response {
+    let body = html! {
+        (heading(&d, "Staff sign-in"))
+        (paragraph(&d, "Staff sign in with a link sent to their address: there is no password. Enter your address to get one."))
+        (login_form(&d))
+    };
+    page(&d, StatusCode::OK, "Staff sign-in", body)
+}
+
+/// Mails a sign-in link if the address is staff and within its limits; answers the same page
+/// whatever happened.
+async fn login(State(d): Shared, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(p)| *p);
+    if !same_origin(&d, &parts.headers) {
+        tracing::warn!("staff sign-in request refused: the Origin is another site");
+        return forbidden(&d);
+    }
+    let ip = super::join::client_ip(&d, peer, &parts.headers);
+    if ip.is_some_and(|ip| d.admin.per_ip.check_key(&ip).is_err()) {
+        tracing::info!("staff sign-in request refused: the client's hourly limit is reached");
+        let body = html! {
+            (heading(&d, "Too many requests"))
+            (paragraph(&d, "Too many sign-in requests came from your network. Please try again in an hour."))
+        };
+        return page(&d, StatusCode::TOO_MANY_REQUESTS, "Staff sign-in", body);
+    }
+    let body: Bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+        .await
+        .unwrap_or_default();
+    let email = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let address = crate::address::parse_address(&email)
+        .ok()
+        .and_then(|a| staff::staff_address(&d.app, &a));
+    match address {
+        None => {
+            tracing::info!("staff sign-in asked for an address that is not staff: nothing sent")
+        }
+        Some(address) => {
+            let key = AddressKey::of(&address);
+            let tag = d.key.tag(address.as_ref());
+            // The hour's budget is spent only by requests the minute's limit let through.
+            if d.admin.per_address_minute.check_key(&key).is_err()
+                || d.admin.per_address_hour.check_key(&key).is_err()
+            {
+                tracing::info!(staff = %tag, "staff sign-in link not sent: the address's limit is reached");
+            } else {
+                let d = d.clone();
+                tokio::spawn(async move {
+                    match staff::mail_login(&d.app, &d.key, d.dkim.as_deref(), &address).await {
+                        Ok(r) if r.accepted => {
+                            tracing::info!(staff = %tag, "staff sign-in link sent")
+                        }
+                        Ok(r) => {
+                            tracing::warn!(staff = %tag, code = r.code, reply = %r.text, "staff sign-in link refused")
+                        }
+                        Err(e) => {
+                            tracing::error!(staff = %tag, error.message = %e, "staff sign-in link not sent: {e:#}")
+                        }
+                    }
+                });
+            }
+        }
+    }
+    let minutes = LINK_TTL.as_secs() / 60;
+    let body = html! {
+        (heading(&d, "Check your inbox"))
+        (paragraph(&d, &format!(
+            "If this address belongs to the staff, a sign-in link is on its way to it. The link works once, within {minutes} minutes."
+        )))
+    };
+    page(&d, StatusCode::OK, "Staff sign-in", body)
+}
+
+/// The page for a link that is expired, used, or not genuine: ask for a new one.
+fn bad_link(d: &Site, status: StatusCode, text: &str) -> Response {
+    let body = html! {
+        (heading(d, "Staff sign-in"))
+        (paragraph(d, text))
+        (login_form(d))
+    };
+    page(d, status, "Staff sign-in", body)
+}
+
+fn refused_link(d: &Site, e: TokenError) -> Response {
+    match e {
+        TokenError::Expired => bad_link(
+            d,
+            StatusCode::GONE,
+            "This sign-in link has expired. Ask for a new link below.",
+        ),
+        TokenError::Invalid => bad_link(
+            d,
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid (it may have been cut short by your mail program). Ask for a new link below.",
+        ),
+    }
+}
+
+/// The sign-in link's page: a button, and nothing changes (link scanners follow links).
+async fn link_page(State(d): Shared, token: Result<Path<String>, PathRejection>) -> Response {
+    let now = d.app.clock.now_ms();
+    let opened = token
+        .map_err(|_| TokenError::Invalid)
+        .and_then(|Path(t)| staff::open_login(&d.key, &t, now));
+    if let Err(e) = opened {
+        return refused_link(&d, e);
+    }
+    let body = html! {
+        (heading(&d, "Sign in"))
+        (paragraph(&d, "Press the button to sign in to the staff pages. Nothing happens until you do."))
+        // No action: the form posts to this very URL, token included.
+        form method="post" {
+            button type="submit" style=(d.app.templates.style("page-button")) { "Sign in" }
+        }
+    };
+    page(&d, StatusCode::OK, "Sign in", body)
+}
+
+/// Uses a sign-in link (once): opens a session, sets its cookie, and sends the browser on to
+/// `/admin/`.
+async fn use_link(
+    State(d): Shared,
+    headers: HeaderMap,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    if !same_origin(&d, &headers) {
+        tracing::warn!("staff sign-in refused: the Origin is another site");
+        return forbidden(&d);
+    }
+    let now = d.app.clock.now_ms();
+    let login = match token
+        .map_err(|_| TokenError::Invalid)
+        .and_then(|Path(t)| staff::open_login(&d.key, &t, now))
+    {
+        Ok(l) => l,
+        Err(e) => return refused_link(&d, e),
+    };
+    // Taken off `[server] staff` since the link was mailed: the link is no good.
+    let Some(address) = staff::staff_address(&d.app, &login.address) else {
+        return refused_link(&d, TokenError::Invalid);
+    };
+    let tag = d.key.tag(address.as_ref());
+    let session_id = staff::random_id();
+    let id_hash = staff::session_hash(&session_id);
+    let stored = address.to_string();
+    let expires_at = now + SESSION_TTL.as_millis() as i64;
+    let opened = d
+        .ledger
+        .with(move |l| {
+            l.sign_in_staff(
+                &NewStaffSession {
+                    link_id: &login.id,
+                    link_expires_at: login.expires_at,
+                    id_hash: &id_hash,
+                    address: &stored,
+                    expires_at,
+                },
+                now,
+            )
+        })
+        .await;
+    match opened {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(staff = %tag, "staff sign-in refused: the link was used already");
+            return bad_link(
+                &d,
+                StatusCode::GONE,
+                "This sign-in link was used already: each link works once. Ask for a new link below.",
+            );
+        }
+        Err(e) => return server_error(&d, e),
+    }
+    tracing::info!(staff = %tag, hours = SESSION_TTL.as_secs() / 3600, "staff signed in");
+    let mut res = see_other(&url(&d, "admin/"));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&d, Some(&session_id)));
+    res
+}
+
+/// Ends the session and clears the cookie.
+async fn logout(State(d): Shared, form: StaffForm) -> Response {
+    let hash = staff::session_hash(&form.staff.session_id);
+    if let Err(e) = d.ledger.with(move |l| l.end_staff_session(&hash)).await {
+        return server_error(&d, e);
+    }
+    tracing::info!(staff = %d.key.tag(form.staff.address.as_ref()), "staff signed out");
+    let mut res = see_other(&url(&d, "admin/login"));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&d, None));
+    res
+}
