@@ -502,6 +502,13 @@ pub struct Dkim {
     pub selector: String,
     /// A PEM private key file: RSA (PKCS#1 or PKCS#8) or Ed25519 (PKCS#8).
     pub private_key_file: PathBuf,
+    /// A second key's selector, so every message carries two signatures (RFC 8463 recommends
+    /// Ed25519 and RSA together: receivers that cannot verify one verify the other).
+    #[serde(default)]
+    pub second_selector: Option<String>,
+    /// The second key's PEM file (with `second_selector`).
+    #[serde(default)]
+    pub second_private_key_file: Option<PathBuf>,
 }
 
 /// `[log]`: how brief logs.
@@ -594,6 +601,24 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     }
     if c.content.feed_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("content", "feed_timeout"));
+    }
+    if let Some(d) = &c.dkim {
+        if d.second_selector.is_some() != d.second_private_key_file.is_some() {
+            bail!(
+                "{}:{}: `dkim.second_selector` and `dkim.second_private_key_file` go together: \
+                 set both for a second signature, or neither",
+                path.display(),
+                key_line(text, &["dkim"])
+            );
+        }
+        if d.second_selector.as_deref() == Some(d.selector.as_str()) {
+            bail!(
+                "{}:{}: `dkim.second_selector` must differ from `dkim.selector`: each key is \
+                 published under its own selector",
+                path.display(),
+                key_line(text, &["dkim", "second_selector"])
+            );
+        }
     }
     if c.server.confirm_ttl.is_zero() {
         bail!("{} must be longer than 0s", at("server", "confirm_ttl"));
@@ -723,6 +748,9 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     }
     if let Some(d) = &mut config.dkim {
         resolve(&mut d.private_key_file);
+        if let Some(second) = &mut d.second_private_key_file {
+            resolve(second);
+        }
     }
     config.smtp.password = read_secret(config.smtp.password_env.as_deref(), path)?;
     config.server.secret = read_secret(config.server.secret_env.as_deref(), path)?;

@@ -707,7 +707,7 @@ pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
     tracing::info!(
         address = %local,
         public_url = %daemon.app.config.server.public_url,
-        dkim = daemon.dkim.as_ref().map(|d| d.dns_name()),
+        dkim = ?daemon.dkim.as_ref().map(|d| d.records().into_iter().map(|(name, _)| name).collect::<Vec<_>>()),
         admin = daemon.app.config.server.admin_token.is_some(),
         "brief daemon started"
     );

@@ -18,7 +18,7 @@ use rsa::pkcs8::der::asn1::OctetStringRef;
 use rsa::pkcs8::der::{pem, Decode, SecretDocument};
 use rsa::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
 use rsa::traits::PublicKeyParts;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey};
+use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
 
 use crate::config;
@@ -53,15 +53,23 @@ const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 /// id-Ed25519 (RFC 8410 §3).
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
-/// Signs messages for one domain and selector with one private key.
+/// Signs messages for one domain with one private key, or two under their own selectors (an
+/// Ed25519 and an RSA key, as RFC 8463 recommends): each message then carries both signatures.
 pub struct DkimSigner {
     domain: String,
     selector: String,
     key: Key,
+    /// A second key and its selector.
+    second: Option<(String, Key)>,
 }
 
 enum Key {
-    Rsa(RsaPrivateKey),
+    /// Signed by `ring` (assembly, constant-time); the public key's DER (SubjectPublicKeyInfo,
+    /// what the DNS record publishes) is kept beside it.
+    Rsa {
+        signer: Box<ring::signature::RsaKeyPair>,
+        public_der: Vec<u8>,
+    },
     Ed25519(ed25519_dalek::SigningKey),
 }
 
@@ -80,13 +88,41 @@ impl DkimSigner {
     /// Reads the key named by `[dkim] private_key_file`.
     ///
     /// Errors name the file and list the accepted formats when the key is none of them; an RSA
-    /// key shorter than 1024 bits is refused (RFC 8301 §3.2: verifiers ignore such signatures).
+    /// key shorter than 2048 bits is refused (RFC 8301 §3.2).
     pub fn load(cfg: &config::Dkim) -> anyhow::Result<DkimSigner> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read dkim private key file {}", path.display()))
+        };
         let path: &Path = &cfg.private_key_file;
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read dkim private key file {}", path.display()))?;
-        DkimSigner::from_pem(&text, &cfg.domain, &cfg.selector)
-            .with_context(|| format!("dkim private key file {}", path.display()))
+        let signer = DkimSigner::from_pem(&read(path)?, &cfg.domain, &cfg.selector)
+            .with_context(|| format!("dkim private key file {}", path.display()))?;
+        match (&cfg.second_selector, &cfg.second_private_key_file) {
+            (Some(selector), Some(path)) => signer
+                .with_second(&read(path)?, selector)
+                .with_context(|| format!("dkim private key file {}", path.display())),
+            _ => Ok(signer),
+        }
+    }
+
+    /// The same signer with a second key (any format [`DkimSigner::load`] accepts) under
+    /// `selector`.
+    pub fn with_second(mut self, pem: &str, selector: &str) -> anyhow::Result<DkimSigner> {
+        check_dns_name(selector).map_err(|e| anyhow!("dkim selector `{selector}` {e}"))?;
+        self.second = Some((selector.to_string(), parse_key(pem)?));
+        Ok(self)
+    }
+
+    /// Where each key's public half must be published, with its TXT record: one line per key.
+    pub fn records(&self) -> Vec<(String, String)> {
+        let mut v = vec![(self.dns_name(), self.dns_txt())];
+        if let Some((selector, key)) = &self.second {
+            v.push((
+                format!("{selector}._domainkey.{}", self.domain),
+                txt_record(key),
+            ));
+        }
+        v
     }
 
     /// Builds a signer from key text (any format [`DkimSigner::load`] accepts) for `domain` and
@@ -98,15 +134,13 @@ impl DkimSigner {
             domain: domain.to_ascii_lowercase(),
             selector: selector.to_string(),
             key: parse_key(pem)?,
+            second: None,
         })
     }
 
-    /// `rsa-sha256` or `ed25519-sha256`: the `a=` tag.
+    /// `rsa-sha256` or `ed25519-sha256`: the `a=` tag of the first key.
     pub fn algorithm(&self) -> &'static str {
-        match self.key {
-            Key::Rsa(_) => "rsa-sha256",
-            Key::Ed25519(_) => "ed25519-sha256",
-        }
+        self.key.algorithm()
     }
 
     /// The signing domain (`d=`).
@@ -121,24 +155,24 @@ impl DkimSigner {
 
     /// The TXT record to publish at [`DkimSigner::dns_name`], e.g. `v=DKIM1; k=ed25519; p=...`.
     pub fn dns_txt(&self) -> String {
-        let (k, p) = match &self.key {
-            Key::Rsa(key) => {
-                use rsa::pkcs8::EncodePublicKey;
-                let der = key
-                    .to_public_key()
-                    .to_public_key_der()
-                    .expect("an rsa public key always encodes");
-                ("rsa", BASE64.encode(der.as_bytes()))
-            }
-            Key::Ed25519(key) => ("ed25519", BASE64.encode(key.verifying_key().to_bytes())),
-        };
-        format!("v=DKIM1; k={k}; p={p}")
+        txt_record(&self.key)
     }
 
-    /// The `DKIM-Signature: ...\r\n` header (folded to 78 columns) for `raw`, a complete message
-    /// with CRLF line ends, signed at `now_unix` (`t=`). The caller prepends it to `raw` and
-    /// must not change the signed headers or the body afterwards.
+    /// The `DKIM-Signature: ...\r\n` header of each key, one after the other (see
+    /// [`DkimSigner::sign_with`]).
     pub fn sign(&self, raw: &[u8], now_unix: i64) -> String {
+        let mut headers = self.sign_with(&self.selector, &self.key, raw, now_unix);
+        if let Some((selector, key)) = &self.second {
+            headers.push_str(&self.sign_with(selector, key, raw, now_unix));
+        }
+        headers
+    }
+
+    /// The `DKIM-Signature: ...\r\n` header (folded to 78 columns) of `key` under `selector`
+    /// for `raw`, a complete message with CRLF line ends, signed at `now_unix` (`t=`). The
+    /// caller prepends it to `raw` and must not change the signed headers or the body
+    /// afterwards.
+    fn sign_with(&self, selector: &str, key: &Key, raw: &[u8], now_unix: i64) -> String {
         let (headers, body) = split_message(raw);
         let body_hash = BASE64.encode(Sha256::digest(relaxed_body(body)));
 
@@ -160,10 +194,10 @@ impl DkimSigner {
 
         let tags = [
             ("v", "1".to_string()),
-            ("a", self.algorithm().to_string()),
+            ("a", key.algorithm().to_string()),
             ("c", "relaxed/relaxed".to_string()),
             ("d", self.domain.clone()),
-            ("s", self.selector.clone()),
+            ("s", selector.to_string()),
             ("t", now_unix.to_string()),
         ];
         // The header is hashed with an empty `b=` and then emitted with the signature in it.
@@ -174,14 +208,23 @@ impl DkimSigner {
         let mut sig_line = relaxed_header(b"DKIM-Signature", value.as_bytes());
         sig_line.truncate(sig_line.len() - 2); // hashed without its CRLF (RFC 6376 §3.7)
         hashed.extend_from_slice(&sig_line);
-        let digest = Sha256::digest(&hashed);
 
-        let signature = match &self.key {
-            Key::Rsa(key) => key
-                .sign_with_rng(&mut BlindingRng, Pkcs1v15Sign::new::<Sha256>(), &digest)
-                .expect("a sha-256 digest fits every rsa key of 1024 bits or more"),
+        let signature = match key {
+            // RSASSA-PKCS1-v1_5 with SHA-256 over the hashed data (ring hashes it itself).
+            Key::Rsa { signer, .. } => {
+                let mut sig = vec![0; signer.public().modulus_len()];
+                signer
+                    .sign(
+                        &ring::signature::RSA_PKCS1_SHA256,
+                        &ring::rand::SystemRandom::new(),
+                        &hashed,
+                        &mut sig,
+                    )
+                    .expect("an rsa key ring accepted signs");
+                sig
+            }
             // RFC 8463 §3: Ed25519 signs the SHA-256 hash, not the headers themselves.
-            Key::Ed25519(key) => key.sign(&digest).to_bytes().to_vec(),
+            Key::Ed25519(key) => key.sign(&Sha256::digest(&hashed)).to_bytes().to_vec(),
         };
         fold(&tags, &names, &body_hash, &BASE64.encode(signature))
     }
@@ -192,6 +235,24 @@ impl DkimSigner {
         let header = self.sign(raw, now_unix);
         raw.splice(0..0, header.into_bytes());
     }
+}
+
+impl Key {
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Key::Rsa { .. } => "rsa-sha256",
+            Key::Ed25519(_) => "ed25519-sha256",
+        }
+    }
+}
+
+/// The TXT record publishing `key`'s public half: `v=DKIM1; k=...; p=...`.
+fn txt_record(key: &Key) -> String {
+    let (k, p) = match key {
+        Key::Rsa { public_der, .. } => ("rsa", BASE64.encode(public_der)),
+        Key::Ed25519(key) => ("ed25519", BASE64.encode(key.verifying_key().to_bytes())),
+    };
+    format!("v=DKIM1; k={k}; p={p}")
 }
 
 /// Checks a DKIM domain or selector: they end up in a header and in a DNS name, so only plain
@@ -245,14 +306,18 @@ fn parse_key(text: &str) -> anyhow::Result<Key> {
     if label == "RSA PRIVATE KEY" {
         let key = RsaPrivateKey::from_pkcs1_der(doc.as_bytes())
             .map_err(|e| anyhow!("bad PKCS#1 rsa key: {e}"))?;
-        return rsa_key(key);
+        return rsa_key(key, || {
+            ring::signature::RsaKeyPair::from_der(doc.as_bytes())
+        });
     }
     let info =
         PrivateKeyInfo::from_der(doc.as_bytes()).map_err(|e| anyhow!("bad PKCS#8 key: {e}"))?;
     if info.algorithm.oid == OID_RSA {
         let key = RsaPrivateKey::from_pkcs8_der(doc.as_bytes())
             .map_err(|e| anyhow!("bad PKCS#8 rsa key: {e}"))?;
-        rsa_key(key)
+        rsa_key(key, || {
+            ring::signature::RsaKeyPair::from_pkcs8(doc.as_bytes())
+        })
     } else if info.algorithm.oid == OID_ED25519 {
         // RFC 8410 §7: the private key is an OCTET STRING holding the 32-byte seed.
         let seed = OctetStringRef::from_der(info.private_key)
@@ -268,12 +333,30 @@ fn parse_key(text: &str) -> anyhow::Result<Key> {
     }
 }
 
-fn rsa_key(key: RsaPrivateKey) -> anyhow::Result<Key> {
-    let bits = key.size() * 8;
-    if bits < 1024 {
-        bail!("the rsa key has {bits} bits: DKIM verifiers ignore keys under 1024 bits (use 2048)");
+/// An RSA key of 2048 bits or more, with its signer (made by `signer` once the size is known
+/// to be right, so a short key gets this message rather than the signer's).
+fn rsa_key(
+    public: RsaPrivateKey,
+    signer: impl FnOnce() -> Result<ring::signature::RsaKeyPair, ring::error::KeyRejected>,
+) -> anyhow::Result<Key> {
+    let bits = public.size() * 8;
+    if bits < 2048 {
+        bail!(
+            "the rsa key has {bits} bits: DKIM verifiers may ignore keys under 1024 bits and \
+             RFC 8301 asks signers for 2048 (`openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048`)"
+        );
     }
-    Ok(Key::Rsa(key))
+    let signer = signer().map_err(|e| anyhow!("the rsa key cannot sign: {e}"))?;
+    use rsa::pkcs8::EncodePublicKey;
+    let public_der = public
+        .to_public_key()
+        .to_public_key_der()
+        .expect("an rsa public key always encodes")
+        .into_vec();
+    Ok(Key::Rsa {
+        signer: Box::new(signer),
+        public_der,
+    })
 }
 
 /// Randomness for RSA blinding, from the thread's CSPRNG. The rsa crate speaks `rand_core` 0.6
@@ -594,6 +677,8 @@ mod tests {
             domain: "example.org".into(),
             selector: "s1".into(),
             private_key_file: "/nonexistent/brief-dkim.pem".into(),
+            second_selector: None,
+            second_private_key_file: None,
         };
         let e = DkimSigner::load(&cfg).unwrap_err();
         assert!(

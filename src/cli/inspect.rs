@@ -28,11 +28,11 @@ pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<E
         }
     };
     match app.dkim_signer() {
-        Ok(Some(d)) => println!(
-            "dkim: publish this TXT record at {}:\n  {}",
-            d.dns_name(),
-            d.dns_txt()
-        ),
+        Ok(Some(d)) => {
+            for (name, txt) in d.records() {
+                println!("dkim: publish this TXT record at {name}:\n  {txt}");
+            }
+        }
         Ok(None) => {}
         Err(e) => problems.push(
             Problem::whole(&app.config.source, format!("[dkim]: {e:#}")).kind(ProblemKind::Config),

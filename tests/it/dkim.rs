@@ -90,6 +90,12 @@ fn dns_name() -> String {
 /// Runs dkimpy on `message`: `Ok` when the signature verifies, `Err(reasons)` when it does not.
 /// Anything else (no python, no dkimpy, a usage error) panics with the reason.
 pub(crate) fn dkimpy(message: &[u8], txt: &str) -> Result<(), String> {
+    dkimpy_all(message, &[(dns_name(), txt.to_string())])
+}
+
+/// Runs dkimpy on `message` with these published `(DNS name, TXT record)`s: `Ok` when every
+/// signature of the message verifies.
+pub(crate) fn dkimpy_all(message: &[u8], records: &[(String, String)]) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("signed.eml");
     std::fs::write(&file, message).unwrap();
@@ -98,8 +104,7 @@ pub(crate) fn dkimpy(message: &[u8], txt: &str) -> Result<(), String> {
     let out = Command::new(&python)
         .arg(&script)
         .arg(&file)
-        .arg(dns_name())
-        .arg(txt)
+        .args(records.iter().flat_map(|(name, txt)| [name, txt]))
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run {python} for the DKIM check ({e}): install python3 and python3-dkim")
@@ -151,6 +156,45 @@ fn ed25519_signatures_from_pkcs8_and_raw_seed_verify() {
             panic!("{why}\n{}", String::from_utf8_lossy(&message));
         }
     }
+}
+
+/// RFC 8463's advice: an Ed25519 and an RSA signature on every message, each under its own
+/// selector. dkimpy verifies both, each with its own public key, and a message whose second key
+/// is not published fails.
+#[test]
+fn a_dual_signed_message_carries_two_signatures_that_each_verify() {
+    let (_, ed_pem, ed_txt) = ed25519_key();
+    let rsa = rsa_key();
+    let rsa_pem = rsa.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let signer = DkimSigner::from_pem(&ed_pem, DOMAIN, "ed2026")
+        .unwrap()
+        .with_second(&rsa_pem, "rsa2026")
+        .unwrap();
+    let records = signer.records();
+    assert_eq!(
+        records,
+        [
+            (format!("ed2026._domainkey.{DOMAIN}"), ed_txt.clone()),
+            (format!("rsa2026._domainkey.{DOMAIN}"), rsa_txt(rsa)),
+        ]
+    );
+
+    let message = signed(&signer, MESSAGE);
+
+    let text = String::from_utf8_lossy(&message);
+    assert_eq!(text.matches("DKIM-Signature:").count(), 2, "{text}");
+    assert!(
+        text.contains("a=ed25519-sha256") && text.contains("a=rsa-sha256"),
+        "{text}"
+    );
+    if let Err(why) = dkimpy_all(&message, &records) {
+        panic!("{why}\n{text}");
+    }
+    let only_ed = [records[0].clone()];
+    assert!(
+        dkimpy_all(&message, &only_ed).is_err(),
+        "both signatures are checked, not just the first"
+    );
 }
 
 #[test]
@@ -229,13 +273,25 @@ fn signed_headers(raw: &[u8]) -> Vec<String> {
     h.split(':').map(str::to_string).collect()
 }
 
+/// Every sending path signs with both configured keys (an Ed25519 key and an RSA key), and
+/// `brief check` prints both records to publish.
 #[test]
 fn messages_brief_sends_tests_and_previews_are_signed_and_verify() {
     let (_, pem, txt) = ed25519_key();
+    let rsa_txt = rsa_txt(rsa_key());
     let w = crate::support::World::with_config(&format!(
-        "[dkim]\ndomain = \"{DOMAIN}\"\nselector = \"{SELECTOR}\"\nprivate_key_file = \"dkim.pem\"\n"
+        "[dkim]\ndomain = \"{DOMAIN}\"\nselector = \"{SELECTOR}\"\nprivate_key_file = \"dkim.pem\"\n\
+         second_selector = \"rsa2026\"\nsecond_private_key_file = \"dkim-rsa.pem\"\n"
     ));
     w.write("dkim.pem", &pem);
+    w.write(
+        "dkim-rsa.pem",
+        &rsa_key().to_pkcs1_pem(LineEnding::LF).unwrap(),
+    );
+    let records = [
+        (dns_name(), txt.clone()),
+        (format!("rsa2026._domainkey.{DOMAIN}"), rsa_txt.clone()),
+    ];
     let run = |args: &[&str]| {
         let out = w.brief().args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
@@ -246,10 +302,12 @@ fn messages_brief_sends_tests_and_previews_are_signed_and_verify() {
     // `brief check` tells staff what to publish.
     let check = w.brief().arg("check").output().unwrap();
     let stdout = String::from_utf8(check.stdout).unwrap();
-    assert!(
-        stdout.contains(&format!("TXT record at {}:\n  {txt}\n", dns_name())),
-        "{stdout}"
-    );
+    for (name, record) in &records {
+        assert!(
+            stdout.contains(&format!("TXT record at {name}:\n  {record}\n")),
+            "{stdout}"
+        );
+    }
     let mut files = w.outbox("2021-07");
     assert_eq!(files.len(), 3);
     files.extend(w.outbox("test"));
@@ -273,7 +331,15 @@ fn messages_brief_sends_tests_and_previews_are_signed_and_verify() {
                 f.display()
             );
         }
-        if let Err(why) = dkimpy(&raw, &txt) {
+        assert_eq!(
+            String::from_utf8_lossy(&raw)
+                .matches("DKIM-Signature:")
+                .count(),
+            2,
+            "{}",
+            f.display()
+        );
+        if let Err(why) = dkimpy_all(&raw, &records) {
             panic!("{} does not verify: {why}", f.display());
         }
     }
