@@ -68,9 +68,15 @@ subscribers() {
   awk -v n="$2" 'BEGIN { print "email,name"; for (i = 1; i <= n; i++) printf "reader%d@example.net,Reader %d\n", i, i }' >"$1"
 }
 
-# world DIR LIST CONCURRENCY: a config sending LIST to the sink, with its own data folder.
+# world DIR LIST CONCURRENCY [KEY]: a config sending LIST to the sink, with its own data
+# folder; with KEY (a PEM file), every message is DKIM-signed with it.
 world() {
   mkdir -p "$1/data"
+  local dkim=""
+  [ -n "${4:-}" ] && dkim="[dkim]
+domain = \"example.org\"
+selector = \"bench\"
+private_key_file = \"$4\""
   cat >"$1/brief.toml" <<EOF
 [newsletter]
 kicker = "BRIEF"
@@ -106,6 +112,8 @@ secret_env = "BRIEF_BENCH_SECRET"
 
 [log]
 format = "text"
+
+$dkim
 EOF
 }
 export BRIEF_BENCH_SECRET="bench-secret-bench-secret-bench-secret-0123456789"
@@ -148,11 +156,12 @@ timed() {
     'BEGIN { printf "%.0f %.1f %d\n", n / (ns / 1e9), (u + s) * 1e6 / n, rss }' >"$out"
 }
 
-# brief_run TAG LIST COUNT CONCURRENCY: one fresh send, result in $WORK/r.TAG.
+# brief_run TAG LIST COUNT CONCURRENCY [KEY]: one fresh send (signed with KEY if given), result
+# in $WORK/r.TAG.
 brief_run() {
   local dir="$WORK/run.$1"
   rm -rf "$dir"
-  world "$dir" "$2" "$4"
+  world "$dir" "$2" "$4" "${5:-}"
   timed "$1" "$3" "$WORK/r.$1" -- "$BRIEF" --config "$dir/brief.toml" send --yes --issue 2021-07
   grep -q "$3 sent now" "$WORK/stdout.$1" || {
     echo "error: brief did not send all $3 messages:" >&2
@@ -169,12 +178,19 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "message: $SIZE bytes (brief's own for the bench issue, 2021-07 with its entries twice; smtp-source sends the same file)"
 echo "list: $N recipients, $CONC connections, $RUNS interleaved runs each"
 
+# Keys as OpenSSL 3 writes them (PKCS#8 PEM), as staff would make them.
+openssl genpkey -algorithm rsa -pkeyopt rsa_keygen_bits:2048 -out "$WORK/rsa.pem" 2>/dev/null
+openssl genpkey -algorithm ed25519 -out "$WORK/ed25519.pem" 2>/dev/null
 for i in $(seq "$RUNS"); do
   timed "source$i" "$N" "$WORK/r.source$i" -- smtp-source -d -s "$CONC" -m "$N" -F "$WORK/message.txt" \
     -f brief@example.org -t reader@example.net "127.0.0.1:$PORT"
   show "smtp-source run $i" "$WORK/r.source$i"
   brief_run "brief$i" "$WORK/list.csv" "$N" "$CONC"
   show "brief send run $i" "$WORK/r.brief$i"
+  brief_run "rsa$i" "$WORK/list.csv" "$N" "$CONC" "$WORK/rsa.pem"
+  show "brief RSA-2048-signed run $i" "$WORK/r.rsa$i"
+  brief_run "ed$i" "$WORK/list.csv" "$N" "$CONC" "$WORK/ed25519.pem"
+  show "brief Ed25519-signed run $i" "$WORK/r.ed$i"
 done
 for i in $(seq "$RUNS"); do
   brief_run "one$i" "$WORK/list.csv" "$N" 1
@@ -191,7 +207,11 @@ src_rate=$(col source 1) src_cpu=$(col source 2)
 b_rate=$(col brief 1) b_cpu=$(col brief 2) b_rss=$(col brief 3)
 one_rate=$(col one 1) one_cpu=$(col one 2)
 big_rate=$(col big 1) big_cpu=$(col big 2) big_rss=$(col big 3)
+rsa_rate=$(col rsa 1) rsa_cpu=$(col rsa 2)
+ed_rate=$(col ed 1) ed_cpu=$(col ed 2)
 ratio=$(awk -v a="$b_rate" -v b="$src_rate" 'BEGIN { printf "%.2f", a / b }')
+rsa_ratio=$(awk -v a="$rsa_rate" -v b="$src_rate" 'BEGIN { printf "%.2f", a / b }')
+ed_ratio=$(awk -v a="$ed_rate" -v b="$src_rate" 'BEGIN { printf "%.2f", a / b }')
 growth=$(awk -v a="$big_rss" -v b="$b_rss" 'BEGIN { printf "%.0f", (a / b - 1) * 100 }')
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "NOT met"; fi; }
 
@@ -202,9 +222,13 @@ printf '| %-36s | %9s | %12s | %13s |\n' "sender" "msg/s" "CPU us/msg" "peak RSS
 printf '| %-36s | %9s | %12s | %13s |\n' "---" "---:" "---:" "---:"
 printf '| %-36s | %9d | %12.1f | %13s |\n' "smtp-source -d -s $CONC, $N messages" "$src_rate" "$src_cpu" "-"
 printf '| %-36s | %9d | %12.1f | %13.1f |\n' "brief send, $CONC connections, $N" "$b_rate" "$b_cpu" "$(awk -v k="$b_rss" 'BEGIN { print k / 1024 }')"
+printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, RSA-2048-signed, $N" "$rsa_rate" "$rsa_cpu" "-"
+printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, Ed25519-signed, $N" "$ed_rate" "$ed_cpu" "-"
 printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, 1 connection, $N" "$one_rate" "$one_cpu" "-"
 printf '| %-36s | %9d | %12.1f | %13.1f |\n' "brief send, $CONC connections, $BIG" "$big_rate" "$big_cpu" "$(awk -v k="$big_rss" 'BEGIN { print k / 1024 }')"
 echo
 echo "ratio brief / smtp-source: $ratio (target >= 0.7: $(verdict "$ratio >= 0.7"); stretch 0.9: $(verdict "$ratio >= 0.9"))"
+echo "RSA-2048-signed / smtp-source: $rsa_ratio (target >= 0.3: $(verdict "$rsa_ratio >= 0.3"))"
+echo "Ed25519-signed / smtp-source: $ed_ratio (target >= 0.8: $(verdict "$ed_ratio >= 0.8"))"
 echo "one connection: $one_rate msg/s (target >= 1000: $(verdict "$one_rate >= 1000"))"
 echo "peak RSS at $BIG: $(awk -v k="$big_rss" 'BEGIN { printf "%.1f", k / 1024 }') MB (target <= 64 MB: $(verdict "$big_rss <= 65536")), ${growth}% over $N (target <= 25%: $(verdict "$growth <= 25"))"
