@@ -62,22 +62,40 @@ pub struct Browser {
 impl Browser {
     /// A desktop-sized window (1280 x 900).
     pub fn start() -> Browser {
-        Browser::launch(json!({}), "--window-size=1280,900")
+        Browser::launch(json!({}), "--window-size=1280,900", &[])
     }
 
     /// A phone: a viewport `width` CSS pixels wide (844 high), touch, and the page's
     /// `<meta name="viewport">` honoured as a phone does; screenshots are `width` pixels wide.
     pub fn phone(width: u32) -> Browser {
+        Browser::phone_with(width, &[])
+    }
+
+    /// A phone (as [`Browser::phone`]) set to dark mode: pages see
+    /// `prefers-color-scheme: dark`.
+    pub fn phone_dark(width: u32) -> Browser {
+        Browser::phone_with(
+            width,
+            &[
+                "--force-dark-mode",
+                // Blink's preferred colour scheme: 0 is dark, 1 light.
+                "--blink-settings=preferredColorScheme=0",
+            ],
+        )
+    }
+
+    fn phone_with(width: u32, flags: &[&str]) -> Browser {
         let emulation = json!({
             "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 1.0, "mobile": true, "touch": true }
         });
         Browser::launch(
             json!({ "mobileEmulation": emulation }),
             &format!("--window-size={width},844"),
+            flags,
         )
     }
 
-    fn launch(mut chrome_options: serde_json::Value, size: &str) -> Browser {
+    fn launch(mut chrome_options: serde_json::Value, size: &str, flags: &[&str]) -> Browser {
         let chromedriver = find("chromedriver", &["/usr/bin/chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver is missing: {MISSING}"));
         // The program itself, not Debian's launcher script (which adds flags of its own).
@@ -139,6 +157,7 @@ impl Browser {
 
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(size.to_string());
+        args.extend(flags.iter().map(|f| f.to_string()));
         args.push(format!("--user-data-dir={}", b._profile.path().display()));
         let o = chrome_options.as_object_mut().unwrap();
         o.insert("binary".into(), json!(chromium));
@@ -249,6 +268,22 @@ impl Browser {
     pub fn url(&self) -> String {
         self.step("read the URL", |c| async move { c.current_url().await })
             .to_string()
+    }
+
+    /// The value of the JavaScript function body `script` (which `return`s it) on this page.
+    pub fn execute(&self, script: &str) -> serde_json::Value {
+        self.step(&format!("run {script:?}"), |c| async move {
+            c.execute(script, Vec::new()).await
+        })
+    }
+
+    /// Whether the page is wider than the window, so that a reader would scroll sideways.
+    pub fn scrolls_sideways(&self) -> bool {
+        let v = self.execute(
+            "return document.documentElement.scrollWidth > window.innerWidth \
+             || document.body.scrollWidth > window.innerWidth;",
+        );
+        v.as_bool().expect("a boolean")
     }
 
     /// What the window shows, as PNG bytes (for looking at while debugging; not compared).
