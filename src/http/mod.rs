@@ -344,7 +344,7 @@ async fn unsubscribe_page(State(d): Shared) -> Response {
         // body the same as a mail client's RFC 8058 one-click request.
         form.page-form method="post" style=(t.style("page-form")) {
             input type="hidden" name="List-Unsubscribe" value="One-Click";
-            button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
+            button.page-button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
         }
     };
     no_store(page(&d, StatusCode::OK, "Unsubscribe", body))
