@@ -108,19 +108,23 @@ impl Browser {
 
         // Port 0: the driver picks a free loopback port and prints it; it accepts only local
         // connections.
-        let mut driver = Command::new(&chromedriver)
-            .args(["--port=0", "--log-level=WARNING"])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{} does not start ({e}): {MISSING}", chromedriver.display())
-            });
+        let spawn = |log: &Arc<Mutex<String>>| {
+            let mut driver = Command::new(&chromedriver)
+                .args(["--port=0", "--log-level=WARNING"])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("{} does not start ({e}): {MISSING}", chromedriver.display())
+                });
+            drain(driver.stdout.take().unwrap(), log.clone());
+            drain(driver.stderr.take().unwrap(), log.clone());
+            driver
+        };
         let driver_log = Arc::new(Mutex::new(String::new()));
-        drain(driver.stdout.take().unwrap(), driver_log.clone());
-        drain(driver.stderr.take().unwrap(), driver_log.clone());
+        let driver = spawn(&driver_log);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -135,6 +139,7 @@ impl Browser {
         };
 
         let started = Instant::now();
+        let mut retries = 2;
         let port: u16 = loop {
             let log = b.driver_log();
             if let Some(rest) = log.split("started successfully on port ").nth(1) {
@@ -146,6 +151,15 @@ impl Browser {
                     .unwrap_or_else(|e| panic!("chromedriver's port ({e}):\n{log}"));
             }
             if let Some(status) = b.driver.try_wait().unwrap() {
+                // With port 0, two drivers starting at once on a busy machine can race for the
+                // same port: the loser exits, and a new one picks another.
+                if log.contains("Address already in use") && retries > 0 {
+                    retries -= 1;
+                    let fresh = Arc::new(Mutex::new(String::new()));
+                    b.driver = spawn(&fresh);
+                    b.driver_log = fresh;
+                    continue;
+                }
                 panic!("chromedriver exited ({status}) before listening:\n{log}");
             }
             assert!(
