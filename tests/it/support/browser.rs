@@ -248,8 +248,12 @@ impl Browser {
             loop {
                 let read = async { c.find(Locator::Css("body")).await?.text().await };
                 match read.await {
+                    // The page was replaced between finding the body and reading it (Chromium
+                    // may say so as an inspector error rather than a stale element).
                     Err(e)
-                        if (e.is_stale_element_reference() || e.is_no_such_element())
+                        if (e.is_stale_element_reference()
+                            || e.is_no_such_element()
+                            || e.to_string().contains("does not belong to the document"))
                             && started.elapsed() < STEP =>
                     {
                         tokio::time::sleep(Duration::from_millis(50)).await
