@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs brief's whole test suite on a fresh Debian machine: installs the real servers, verifiers and
-# the browser the tests talk to (Postfix's smtp-sink, Python's dkimpy, headless Chromium), then
+# the browser the tests talk to (Postfix's smtp-sink, Python's dkimpy, SpamAssassin, headless
+# Chromium), then
 # formatting, lints and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
+# SpamAssassin scores the example message (tests/it/spam.rs).
+command -v spamassassin >/dev/null 2>&1 || need+=(spamassassin)
 # Headless Chromium and its WebDriver for the browser tests (tests/it/support/browser.rs).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)

@@ -154,6 +154,7 @@ impl App {
             date: id.first_day(),
             subject: None,
             intro: None,
+            preheader: None,
             entries: Vec::new(),
         };
         let mut issue = if feeds.is_empty() || folder.is_dir() {

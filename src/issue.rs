@@ -89,6 +89,8 @@ pub struct Issue {
     pub subject: Option<String>,
     /// Overrides the newsletter's standing intro paragraph.
     pub intro: Option<String>,
+    /// The preview line mail clients show after the subject; default: the intro, shortened.
+    pub preheader: Option<String>,
     /// In display order; `Entry::number` is the number printed.
     pub entries: Vec<Entry>,
 }

@@ -85,9 +85,9 @@ impl MessageTemplate {
     ) -> MessageTemplate {
         let mut head = String::new();
         header(&mut head, "Date", &date.to_rfc2822());
-        let _ = write!(head, "From: {}\r\n", mailbox(&newsletter.from));
+        mailbox_header(&mut head, "From", &newsletter.from);
         if let Some(r) = &newsletter.reply_to {
-            let _ = write!(head, "Reply-To: {}\r\n", mailbox(r));
+            mailbox_header(&mut head, "Reply-To", r);
         }
         let subject_text = match kind {
             Kind::Campaign | Kind::Notice { .. } => rendered.subject.clone(),
@@ -99,12 +99,14 @@ impl MessageTemplate {
         let notice = matches!(kind, Kind::Notice { .. });
         let mut list = String::new();
         let list_name = format!("{} | {}", newsletter.kicker, newsletter.name);
-        let _ = write!(
-            list,
-            "List-Id: {} <{}>\r\n",
-            phrase(&list_name),
-            one_line(&newsletter.list_id()).replace(['<', '>'], "")
+        list.push_str("List-Id:");
+        name_addr(
+            &mut list,
+            "List-Id:".len(),
+            &list_name,
+            &one_line(&newsletter.list_id()).replace(['<', '>'], ""),
         );
+        list.push_str("\r\n");
         list.push_str("List-Unsubscribe: <");
         let mut tail = String::from(">");
         if let Some(m) = &newsletter.unsubscribe_mailto {
@@ -204,16 +206,18 @@ impl MessageTemplate {
         let url = self.unsubscribe_url(r.address);
         out.reserve(self.size_hint() + 2 * url.len() + 256);
         out.extend_from_slice(&self.head);
-        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(b"To:");
+        let address: &str = r.address.as_ref();
         match r.name.map(one_line).filter(|n| !n.is_empty()) {
             Some(name) => {
-                out.extend_from_slice(phrase(&name).as_bytes());
-                out.extend_from_slice(b" <");
-                out.extend_from_slice(AsRef::<str>::as_ref(r.address).as_bytes());
-                out.extend_from_slice(b">\r\n");
+                let mut to = String::with_capacity(name.len() * 2 + address.len() + 16);
+                name_addr(&mut to, "To:".len(), &name, address);
+                out.extend_from_slice(to.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
             None => {
-                out.extend_from_slice(AsRef::<str>::as_ref(r.address).as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(address.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -414,8 +418,7 @@ fn unstructured(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push(':');
     if needs_encoding(&value) {
-        out.push(' ');
-        out.push_str(&encoded_words(&value, name.len() + 2));
+        encoded_words(out, &value, name.len() + 1);
     } else {
         let mut col = name.len() + 1;
         for word in value.split(' ') {
@@ -435,58 +438,93 @@ fn needs_encoding(s: &str) -> bool {
     s.contains("=?") || s.bytes().any(|b| !(0x20..0x7f).contains(&b))
 }
 
-/// `s` as base64 encoded words of at most 75 characters, folded between words.
-fn encoded_words(s: &str, first_col: usize) -> String {
-    let mut out = String::new();
+/// The longest header line that holds encoded words (RFC 2047 §2 keeps such lines to 76).
+const ENCODED_LINE: usize = 76;
+
+/// Appends `s` as base64 encoded words, each after a space (the first) or a fold (the others),
+/// so that no line, counted from column `col` where `out` ends now, exceeds [`ENCODED_LINE`].
+/// Returns the column where the last line ends.
+fn encoded_words(out: &mut String, s: &str, mut col: usize) -> usize {
+    // `=?utf-8?b?` and `?=` around the base64.
+    const FRAME: usize = 12;
+    // The UTF-8 bytes whose base64 fits in a word after a space at `col`.
+    let room = |col: usize| ENCODED_LINE.saturating_sub(col + 1 + FRAME) / 4 * 3;
     let mut chunk = String::new();
-    let mut col = first_col;
-    let flush = |chunk: &mut String, out: &mut String, col: &mut usize| {
-        if chunk.is_empty() {
-            return;
+    let mut first = true;
+    // Writes `chunk` as one word: after a space (the first), or on a line of its own.
+    let flush = |chunk: &mut String, out: &mut String, col: &mut usize, first: &mut bool| {
+        if !*first {
+            out.push_str("\r\n");
+            *col = 0;
         }
-        let word = format!("=?utf-8?b?{}?=", STANDARD.encode(chunk.as_bytes()));
-        if !out.is_empty() {
-            out.push_str("\r\n ");
-            *col = 1;
-        }
+        *first = false;
+        let word = format!(" =?utf-8?b?{}?=", STANDARD.encode(chunk.as_bytes()));
         *col += word.len();
         out.push_str(&word);
         chunk.clear();
     };
     for c in s.chars() {
-        // 45 bytes of UTF-8 make 60 base64 characters: 72 with the `=?utf-8?b?` frame.
-        if chunk.len() + c.len_utf8() > 45 {
-            flush(&mut chunk, &mut out, &mut col);
+        let limit = if first { room(col) } else { room(0) };
+        if chunk.len() + c.len_utf8() > limit {
+            if chunk.is_empty() {
+                // Not even one character fits after what the line holds: start on the next.
+                out.push_str("\r\n");
+                col = 0;
+            } else {
+                flush(&mut chunk, out, &mut col, &mut first);
+            }
         }
         chunk.push(c);
     }
-    flush(&mut chunk, &mut out, &mut col);
-    out
+    if !chunk.is_empty() {
+        flush(&mut chunk, out, &mut col, &mut first);
+    }
+    col
 }
 
-/// A display name as a quoted string, or encoded words when it is not plain ASCII.
-fn phrase(name: &str) -> String {
+/// Appends ` NAME <ADDRESS>` to a header line that ends at column `col`: the display name as a
+/// quoted string, or encoded words when it is not plain ASCII, and the address folded onto a
+/// line of its own when it would pass the line's end.
+fn name_addr(out: &mut String, col: usize, name: &str, address: &str) {
     let name = one_line(name);
-    if needs_encoding(&name) {
-        encoded_words(&name, 0)
+    let end = if needs_encoding(&name) {
+        encoded_words(out, &name, col)
     } else {
-        let mut q = String::from("\"");
-        for c in name.chars() {
-            if c == '"' || c == '\\' {
-                q.push('\\');
-            }
-            q.push(c);
-        }
-        q.push('"');
-        q
+        let q = quoted(&name);
+        out.push(' ');
+        out.push_str(&q);
+        col + 1 + q.len()
+    };
+    if end + 3 + address.len() > ENCODED_LINE {
+        out.push_str("\r\n");
     }
+    let _ = write!(out, " <{address}>");
 }
 
-fn mailbox(m: &Mailbox) -> String {
-    match m.name.as_deref().map(one_line).filter(|n| !n.is_empty()) {
-        Some(n) => format!("{} <{}>", phrase(&n), m.email),
-        None => m.email.to_string(),
+/// `name` as a quoted string.
+fn quoted(name: &str) -> String {
+    let mut q = String::from("\"");
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
     }
+    q.push('"');
+    q
+}
+
+/// Appends `Name: MAILBOX` and the line end.
+fn mailbox_header(out: &mut String, name: &str, m: &Mailbox) {
+    out.push_str(name);
+    out.push(':');
+    match m.name.as_deref().map(one_line).filter(|n| !n.is_empty()) {
+        Some(n) => name_addr(out, name.len() + 1, &n, m.email.as_ref()),
+        None => {
+            let _ = write!(out, " {}", m.email);
+        }
+    }
+    out.push_str("\r\n");
 }
 
 #[cfg(test)]
@@ -559,8 +597,60 @@ mod tests {
         let mut s = String::new();
         unstructured(&mut s, "Subject", "Hi\r\nBcc: evil@example.org");
         assert_eq!(s, "Subject: Hi Bcc: evil@example.org\r\n");
-        assert_eq!(phrase("A \"q\"\nB"), "\"A \\\"q\\\" B\"");
-        let e = encoded_words(&"é".repeat(40), 9);
-        assert!(e.split("\r\n").all(|l| l.len() <= 76), "{e}");
+        let mut to = String::from("To:");
+        name_addr(&mut to, 3, "A \"q\"\nB", "a@example.org");
+        assert_eq!(to, "To: \"A \\\"q\\\" B\" <a@example.org>");
+    }
+
+    /// Every line of `headers` (CRLF-separated) is at most 76 characters.
+    fn assert_short_lines(headers: &str) {
+        for l in headers.split("\r\n") {
+            assert!(
+                l.len() <= 76,
+                "{} characters: {l:?}\nin:\n{headers}",
+                l.len()
+            );
+        }
+    }
+
+    #[test]
+    fn encoded_header_lines_stay_within_76_and_decode_to_the_same_text() {
+        let subjects = [
+            "é".repeat(40),
+            "BRIEF | Vida institucional binacional México – Estados Unidos | 23.07.21".into(),
+            "Año nuevo: 🎉 reuniones, acuerdos y más de la Comisión Internacional de Límites y Aguas, \
+             edición especial"
+                .into(),
+            "x".repeat(70) + "ñ",
+            "日本語の件名".repeat(9),
+        ];
+        let names = [
+            "Centro de Instituciones Binacionales – Ciudad Juárez y El Paso (Oficina)".to_string(),
+            "José".into(),
+            "Zoë ".repeat(30),
+            "😀".repeat(25),
+        ];
+        let parser = mail_parser::MessageParser::default();
+        for (i, subject) in subjects.iter().enumerate() {
+            let name = &names[i % names.len()];
+            let mut h = String::new();
+            unstructured(&mut h, "Subject", subject);
+            h.push_str("From:");
+            name_addr(&mut h, 5, name, "brief@example.org");
+            h.push_str("\r\nTo:");
+            name_addr(&mut h, 3, name, &format!("{}@example.org", "r".repeat(40)));
+            h.push_str("\r\nList-Id:");
+            name_addr(&mut h, 8, subject, "brief.example.org");
+            h.push_str("\r\n");
+            assert_short_lines(&h);
+            let raw = format!("{h}\r\nbody\r\n");
+            let m = parser.parse(raw.as_bytes()).expect("parses");
+            assert_eq!(m.subject(), Some(one_line(subject).as_str()), "{h}");
+            let from = m.from().and_then(|a| a.first()).expect("a From");
+            assert_eq!(from.name(), Some(one_line(name).as_str()), "{h}");
+            assert_eq!(from.address(), Some("brief@example.org"));
+            let to = m.to().and_then(|a| a.first()).expect("a To");
+            assert_eq!(to.name(), Some(one_line(name).as_str()), "{h}");
+        }
     }
 }

@@ -3,7 +3,9 @@
 //! Both files are read once, before rendering; copies are built into the binary and used when the
 //! config names no templates folder. The stylesheet is a deliberately small subset of CSS: one
 //! `.name { declarations }` rule per part of the layout, copied into `style` attributes at render
-//! time, since most mail clients drop `<style>` blocks.
+//! time, since most mail clients drop `<style>` blocks; and `@media (...) { ... }` blocks (small
+//! screens, dark mode), copied as they are into the page's `<style>` block for the clients that
+//! read it. Elements carry their part's name as a class, so those blocks can key on it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,8 @@ const DEFAULT_SNIPPETS: &str = include_str!("../templates/snippets.toml");
 #[derive(Clone, Debug)]
 pub struct Templates {
     styles: HashMap<String, String>,
+    /// The `@media` blocks, for the `<style>` element.
+    head_css: String,
     pub snippets: Snippets,
 }
 
@@ -111,7 +115,7 @@ impl Templates {
         snippets_path: &Path,
         newsletter: &Newsletter,
     ) -> anyhow::Result<Templates> {
-        let styles = parse_css(css, css_path)?;
+        let Sheet { styles, head_css } = parse_css(css, css_path)?;
         let mut s: Snippets = toml::from_str(snippets).map_err(|e| {
             let line = e
                 .span()
@@ -142,6 +146,7 @@ impl Templates {
         }
         Ok(Templates {
             styles,
+            head_css,
             snippets: s,
         })
     }
@@ -151,16 +156,31 @@ impl Templates {
         self.styles.get(class).map(String::as_str).unwrap_or("")
     }
 
+    /// The stylesheet's `@media` blocks (small screens, dark mode) for a `<style>` element, one
+    /// per line; they hold no `<`, so they cannot end the element.
+    pub fn head_css(&self) -> &str {
+        &self.head_css
+    }
+
     /// The classes the stylesheet defines.
     pub fn classes(&self) -> impl Iterator<Item = &str> {
         self.styles.keys().map(String::as_str)
     }
 }
 
-/// Reads `.name { decl; decl }` rules. Declarations are normalised to `prop: value;` with single
-/// spaces, so the output is stable and small.
-fn parse_css(css: &str, path: &Path) -> anyhow::Result<HashMap<String, String>> {
+/// What `parse_css` reads: the inline styles by class, and the `@media` blocks.
+#[derive(Debug)]
+struct Sheet {
+    styles: HashMap<String, String>,
+    head_css: String,
+}
+
+/// Reads `.name { decl; decl }` rules and `@media ... { ... }` blocks. Declarations are
+/// normalised to `prop: value;` with single spaces, and blocks to one line each without
+/// comments, so the output is stable and small.
+fn parse_css(css: &str, path: &Path) -> anyhow::Result<Sheet> {
     let mut styles = HashMap::new();
+    let mut head_css = String::new();
     let bytes = css.as_bytes();
     let mut i = 0;
     let line = |at: usize| crate::config::line_of(css, at);
@@ -174,6 +194,13 @@ fn parse_css(css: &str, path: &Path) -> anyhow::Result<HashMap<String, String>> 
                 .find("*/")
                 .with_context(|| format!("{}:{}: comment never closed", path.display(), line(i)))?;
             i += end + 2;
+        } else if c == b'@' {
+            let (block, len) = media_block(rest, path, line(i))?;
+            if !head_css.is_empty() {
+                head_css.push('\n');
+            }
+            head_css.push_str(&block);
+            i += len;
         } else if c == b'.' {
             let open = rest
                 .find('{')
@@ -235,13 +262,77 @@ fn parse_css(css: &str, path: &Path) -> anyhow::Result<HashMap<String, String>> 
             i += close + 1;
         } else {
             bail!(
-                "{}:{}: expected a `.name {{ ... }}` rule: brief's stylesheet takes only simple class rules",
+                "{}:{}: expected a `.name {{ ... }}` rule or an `@media` block: brief's stylesheet takes only these",
                 path.display(),
                 line(i)
             );
         }
     }
-    Ok(styles)
+    Ok(Sheet { styles, head_css })
+}
+
+/// The `@media` block at the start of `rest` (at `line`), on one line without comments, and how
+/// many bytes of `rest` it took.
+fn media_block(rest: &str, path: &Path, line: usize) -> anyhow::Result<(String, usize)> {
+    let open = rest
+        .find('{')
+        .with_context(|| format!("{}:{line}: `@` block without `{{`", path.display()))?;
+    let prelude = rest[..open]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !prelude.starts_with("@media ") {
+        bail!(
+            "{}:{line}: `{prelude}` is not an `@media` block: brief's stylesheet takes only `@media` blocks besides `.name {{ ... }}` rules",
+            path.display()
+        );
+    }
+    let mut depth = 0usize;
+    let mut out = String::new();
+    let mut word = String::new();
+    let mut chars = rest.char_indices().skip(open).peekable();
+    while let Some((at, ch)) = chars.next() {
+        match ch {
+            '/' if chars.peek().map(|&(_, c)| c) == Some('*') => {
+                let end = rest[at + 2..].find("*/").with_context(|| {
+                    format!("{}:{line}: comment never closed", path.display())
+                })?;
+                while chars.peek().is_some_and(|&(j, _)| j < at + 2 + end + 2) {
+                    chars.next();
+                }
+            }
+            '<' => bail!(
+                "{}:{line}: the block `{prelude}` contains `<`, which cannot go into a <style> element",
+                path.display()
+            ),
+            '{' | '}' | ';' => {
+                let w = word.split_whitespace().collect::<Vec<_>>().join(" ");
+                word.clear();
+                out.push_str(&w);
+                if ch == '{' {
+                    depth += 1;
+                    out.push_str(if w.is_empty() { "{ " } else { " { " });
+                } else if ch == ';' {
+                    out.push_str("; ");
+                } else {
+                    if !out.ends_with(' ') {
+                        out.push(' ');
+                    }
+                    out.push_str("} ");
+                    depth -= 1;
+                    if depth == 0 {
+                        let block = format!("{prelude} {}", out.trim_end());
+                        return Ok((block, at + 1));
+                    }
+                }
+            }
+            _ => word.push(ch),
+        }
+    }
+    bail!(
+        "{}:{line}: the block `{prelude}` is never closed with `}}`",
+        path.display()
+    )
 }
 
 #[cfg(test)]
@@ -254,9 +345,37 @@ mod tests {
             "/* c */ .a { color: red;  margin : 0 } .b{x:y}\n.a { padding: 1px; }",
             Path::new("e.css"),
         )
-        .unwrap();
+        .unwrap()
+        .styles;
         assert_eq!(s["a"], "color: red; margin: 0; padding: 1px;");
         assert_eq!(s["b"], "x: y;");
+    }
+
+    #[test]
+    fn media_blocks_go_to_the_style_element_as_they_are() {
+        let s = parse_css(
+            ".a { color: red; }\n@media (prefers-color-scheme: dark) {\n  /* night */ .a,\n .b { color: #fff !important; }\n}\n.b { x: y }",
+            Path::new("e.css"),
+        )
+        .unwrap();
+        assert_eq!(s.styles["a"], "color: red;");
+        assert_eq!(s.styles["b"], "x: y;");
+        assert_eq!(
+            s.head_css,
+            "@media (prefers-color-scheme: dark) { .a, .b { color: #fff !important; } }"
+        );
+        let e = parse_css("@media x { .a { b: c } ", Path::new("e.css"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never closed"), "{e}");
+        let e = parse_css("@media x { .a { b: c </style> } }", Path::new("e.css"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("contains `<`"), "{e}");
+        let e = parse_css("@import url(x); .a { b: c }", Path::new("e.css"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not an `@media` block"), "{e}");
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct IssueFile {
     subject: Option<String>,
     /// The intro paragraph, instead of the newsletter's standing one.
     intro: Option<String>,
+    /// The preview line after the subject in the inbox; default: the intro, shortened.
+    preheader: Option<String>,
 }
 
 /// Loads `dir/ID/` into an issue, or returns every problem found in it.
@@ -170,6 +172,10 @@ pub fn load_issue(dir: &Path, id: IssueId) -> Result<Issue, Problems> {
         date,
         subject: issue_file.subject.map(|s| one_line(&s)),
         intro: issue_file.intro.map(|s| s.trim().to_string()),
+        preheader: issue_file
+            .preheader
+            .map(|s| one_line(&s))
+            .filter(|s| !s.is_empty()),
         entries,
     })
 }

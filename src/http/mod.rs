@@ -335,16 +335,16 @@ async fn unsubscribe_page(State(d): Shared) -> Response {
     let t = &d.app.templates;
     let n = &d.app.config.newsletter;
     let body = html! {
-        h2 style=(t.style("entry-title")) { "Unsubscribe from " (n.kicker) "?" }
-        p style=(t.style("paragraph")) {
+        h2.entry-title style=(t.style("entry-title")) { "Unsubscribe from " (n.kicker) "?" }
+        p.paragraph style=(t.style("paragraph")) {
             "Press the button to stop receiving " (n.kicker) ", the monthly newsletter of the "
             (n.organization) ". Nothing changes until you do."
         }
         // No action: the form posts to this very URL, token included. The field makes the
         // body the same as a mail client's RFC 8058 one-click request.
-        form method="post" {
+        form.page-form method="post" style=(t.style("page-form")) {
             input type="hidden" name="List-Unsubscribe" value="One-Click";
-            button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
+            button.page-button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
         }
     };
     no_store(page(&d, StatusCode::OK, "Unsubscribe", body))
@@ -392,10 +392,10 @@ async fn unsubscribe(
     let n = &d.app.config.newsletter;
     let contact = n.reply_to.as_ref().unwrap_or(&n.from);
     let body = html! {
-        h2 style=(t.style("entry-title")) { "You are unsubscribed" }
-        p style=(t.style("paragraph")) {
+        h2.entry-title style=(t.style("entry-title")) { "You are unsubscribed" }
+        p.paragraph style=(t.style("paragraph")) {
             "This address will receive no more " (n.kicker) ". If that was a mistake, write to "
-            a style=(t.style("link")) href=(format!("mailto:{}", contact.email)) { (contact.email) }
+            a.link style=(t.style("link")) href=(format!("mailto:{}", contact.email)) { (contact.email) }
             "."
         }
     };

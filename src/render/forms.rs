@@ -6,7 +6,7 @@
 //! JavaScript. Its honeypot field is hidden from people (and from screen readers) but not from
 //! the bots that fill in every field.
 
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 use url::Url;
 
 use super::Context;
@@ -27,19 +27,19 @@ pub fn signup_form(
     html! {
         form method="post" action=(action.as_str()) accept-charset="utf-8" {
             @if let Some(e) = error {
-                p style=(t.style("form-error")) role="alert" { (e) }
+                p.form-error style=(t.style("form-error")) role="alert" { (e) }
             }
-            label style=(t.style("field-label")) for="brief-email" { "Email address" }
-            input style=(t.style("field")) id="brief-email" type="email" name="email"
+            label.field-label style=(t.style("field-label")) for="brief-email" { "Email address" }
+            input.field style=(t.style("field")) id="brief-email" type="email" name="email"
                 value=(email) required autocomplete="email" maxlength="254";
-            label style=(t.style("field-label")) for="brief-name" { "Name (optional)" }
-            input style=(t.style("field")) id="brief-name" type="text" name="name"
+            label.field-label style=(t.style("field-label")) for="brief-name" { "Name (optional)" }
+            input.field style=(t.style("field")) id="brief-name" type="text" name="name"
                 value=(name) autocomplete="name" maxlength="200";
             div style="position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden;" aria-hidden="true" {
                 label for="brief-website" { "Leave this field empty" }
                 input id="brief-website" type="text" name=(HONEYPOT) tabindex="-1" autocomplete="off";
             }
-            p style=(t.style("consent")) { (t.snippets.consent) }
+            p.consent style=(t.style("consent")) { (t.snippets.consent) }
             button type="submit" style=(t.style("page-button")) { "Subscribe" }
         }
     }
@@ -56,22 +56,27 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="color-scheme" content="light";
+                meta name="format-detection" content=(super::html::FORMAT_DETECTION);
+                meta name="color-scheme" content="light dark";
+                meta name="supported-color-schemes" content="light dark";
                 meta name="robots" content="noindex";
                 title { (title) }
+                style { (PreEscaped(t.head_css())) }
             }
-            body style=(t.style("body")) {
-                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+            body.body style=(t.style("body")) {
+                table.outer role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
-                        table role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
-                            tr { td style=(t.style("masthead")) {
-                                p style=(t.style("kicker")) { (n.kicker) }
-                                p style=(t.style("title")) { (n.name) }
+                        table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
+                            tr { td.pad.masthead style=(t.style("masthead")) {
+                                p.kicker style=(t.style("kicker")) { (n.kicker) }
+                                p.title style=(t.style("title")) { (n.name) }
                             } }
-                            tr { td style=(t.style("entry")) { (body) } }
-                            tr { td style=(t.style("footer")) {
-                                p style=(t.style("footer-org")) { (n.organization) }
-                                p style=(t.style("footer-text")) {
+                            // Its own padding, deeper than an entry's, keeps a page's last
+                            // button clear of the footer.
+                            tr { td.pad.page-body style=(t.style("page-body")) { (body) } }
+                            tr { td.pad.footer style=(t.style("footer")) {
+                                p.footer-org style=(t.style("footer-org")) { (n.organization) }
+                                p.footer-text style=(t.style("footer-text")) {
                                     @for (i, l) in n.postal_address.lines().enumerate() {
                                         @if i > 0 { br; }
                                         (l)
@@ -127,11 +132,11 @@ fn link_message(
     let t = ctx.templates;
     let n = ctx.newsletter;
     let body = html! {
-        p style=(t.style("paragraph")) { (text) }
-        p { a style=(t.style("page-button")) href=(link.as_str()) { (button) } }
-        p style=(t.style("paragraph")) {
+        p.paragraph style=(t.style("paragraph")) { (text) }
+        p { a.page-button style=(t.style("page-button")) href=(link.as_str()) { (button) } }
+        p.paragraph style=(t.style("paragraph")) {
             "Or open this address: "
-            a style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
+            a.link style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
         }
     };
     let html = frame(ctx, subject, body);

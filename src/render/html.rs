@@ -7,27 +7,30 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::{Context, HOLE};
 use crate::issue::{Block, Body, EntrySource, Inline, Issue, Section};
 
-/// Small-screen rules; mail clients that honour `<style>` use them, the others get the inline
-/// 600px layout that still scales down through `max-width: 100%`.
-const RESPONSIVE: &str = "@media only screen and (max-width: 620px) { \
-.container { width: 100% !important; } \
-.pad { padding-left: 18px !important; padding-right: 18px !important; } }";
+/// Outlook for Windows: allow PNG images and lay out at 96 dpi, so sizes in pixels stay sizes
+/// in pixels on high-resolution screens.
+const MSO_SETTINGS: &str = "<!--[if mso]><xml><o:OfficeDocumentSettings><o:AllowPNG/>\
+<o:PixelsPerInch>96</o:PixelsPerInch></o:OfficeDocumentSettings></xml><![endif]-->";
+
+/// Keeps iOS and Android from turning dates, numbers and addresses into links of their own
+/// colour (the postal address in the footer, the dates of entries).
+pub(super) const FORMAT_DETECTION: &str = "telephone=no, date=no, address=no, email=no";
 
 pub(super) fn email(issue: &Issue, ctx: Context<'_>, subject: &str, preheader: &str) -> String {
     let t = ctx.templates;
     let s = &t.snippets;
     let top = html! {
-        tr { td.pad style=(t.style("topbar")) {
-            a style=(t.style("topbar-link")) href=(ctx.archive_url(issue).as_str()) { (s.view_in_browser) }
+        tr { td.pad.topbar style=(t.style("topbar")) {
+            a.topbar-link style=(t.style("topbar-link")) href=(ctx.archive_url(issue).as_str()) { (s.view_in_browser) }
         } }
     };
     let footer = html! {
-        tr { td.pad style=(t.style("footer")) {
-            p style=(t.style("footer-org")) { (ctx.newsletter.organization) }
-            p style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
-            p style=(t.style("footer-text")) { (s.why) }
-            p style=(t.style("footer-text")) {
-                a style=(t.style("footer-link")) href=(PreEscaped(HOLE)) { (s.unsubscribe) }
+        tr { td.pad.footer style=(t.style("footer")) {
+            p.footer-org style=(t.style("footer-org")) { (ctx.newsletter.organization) }
+            p.footer-text style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
+            p.footer-text style=(t.style("footer-text")) { (s.why) }
+            p.footer-text style=(t.style("footer-text")) {
+                a.footer-link style=(t.style("footer-link")) href=(PreEscaped(HOLE)) { (s.unsubscribe) }
                 @if !s.unsubscribe_note.is_empty() { " " (s.unsubscribe_note) }
             }
         } }
@@ -38,10 +41,10 @@ pub(super) fn email(issue: &Issue, ctx: Context<'_>, subject: &str, preheader: &
 pub(super) fn web(issue: &Issue, ctx: Context<'_>, subject: &str) -> String {
     let t = ctx.templates;
     let footer = html! {
-        tr { td.pad style=(t.style("footer")) {
-            p style=(t.style("footer-org")) { (ctx.newsletter.organization) }
-            p style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
-            p style=(t.style("footer-text")) { (t.snippets.archive_note) }
+        tr { td.pad.footer style=(t.style("footer")) {
+            p.footer-org style=(t.style("footer-org")) { (ctx.newsletter.organization) }
+            p.footer-text style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
+            p.footer-text style=(t.style("footer-text")) { (t.snippets.archive_note) }
         } }
     };
     page(issue, ctx, subject, None, html! {}, footer).into_string()
@@ -59,49 +62,55 @@ fn page(
     let n = ctx.newsletter;
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang="en" xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="x-apple-disable-message-reformatting";
-                meta name="color-scheme" content="light";
-                meta name="supported-color-schemes" content="light";
+                meta name="format-detection" content=(FORMAT_DETECTION);
+                meta name="color-scheme" content="light dark";
+                meta name="supported-color-schemes" content="light dark";
                 title { (subject) }
-                style { (PreEscaped(RESPONSIVE)) }
+                (PreEscaped(MSO_SETTINGS))
+                style { (PreEscaped(t.head_css())) }
             }
-            body style=(t.style("body")) {
+            body.body style=(t.style("body")) {
                 @if let Some(p) = preheader {
-                    // Hidden preview text; the padding keeps clients from pulling body text into it.
-                    div style="display: none; max-height: 0; overflow: hidden; mso-hide: all; font-size: 1px; line-height: 1px; color: #ffffff; opacity: 0;" {
+                    // Preview text, hidden by the stylesheet's `.preheader` rule; the padding keeps
+                    // clients from pulling body text into the preview after it.
+                    div.preheader style=(t.style("preheader")) {
                         (p) (PreEscaped("&#8199;&#847;".repeat(60)))
                     }
                 }
-                table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                table.outer role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
                         (PreEscaped("<!--[if mso]><table role=\"presentation\" width=\"600\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\"><tr><td><![endif]-->"))
                         table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
                             (top)
-                            tr { td.pad style=(t.style("masthead")) {
-                                p style=(t.style("kicker")) { (n.kicker) }
-                                h1 style=(t.style("title")) { (n.name) }
-                                p style=(t.style("issue-date")) { (issue.date.format(&n.date_format).to_string()) }
+                            tr { td.pad.masthead style=(t.style("masthead")) {
+                                p.kicker style=(t.style("kicker")) { (n.kicker) }
+                                h1.title style=(t.style("title")) { (n.name) }
+                                p.issue-date style=(t.style("issue-date")) { (issue.date.format(&n.date_format).to_string()) }
                             } }
-                            tr { td.pad style=(t.style("intro")) {
+                            tr { td.pad.intro style=(t.style("intro")) {
                                 @for para in super::text::intro_paragraphs(issue, ctx) {
-                                    p style=(t.style("intro-text")) { (para) }
+                                    p.intro-text style=(t.style("intro-text")) { (para) }
                                 }
                             } }
                             @for e in &issue.entries {
-                                tr { td.pad style=(t.style("entry")) {
-                                    h2 style=(t.style("entry-title")) {
-                                        span style=(t.style("entry-number")) { (e.number) ")" } " " (e.title)
+                                tr { td.pad.entry style=(t.style("entry")) {
+                                    h2.entry-title style=(t.style("entry-title")) {
+                                        span.entry-number style=(t.style("entry-number")) { (e.number) ")" } " " (e.title)
                                     }
-                                    p style=(t.style("entry-meta")) {
+                                    p.entry-meta style=(t.style("entry-meta")) {
                                         (e.date.format(&n.date_format).to_string())
                                         " \u{00b7} "
-                                        a style=(t.style("learn-more")) href=(e.link.as_str()) { (t.snippets.learn_more) }
+                                        // Every entry's link says the same words: the label tells
+                                        // a screen reader's list of links which entry it is.
+                                        a.learn-more style=(t.style("learn-more")) href=(e.link.as_str())
+                                            aria-label=(format!("{}: {}", t.snippets.learn_more, e.title)) { (t.snippets.learn_more) }
                                         @if let EntrySource::Feed { label: Some(l), .. } = &e.source {
-                                            " \u{00b7} " span style=(t.style("source")) { "via " (l) }
+                                            " \u{00b7} " span.source style=(t.style("source")) { "via " (l) }
                                         }
                                     }
                                     @for s in &e.sections { (section(s, ctx)) }
@@ -121,7 +130,7 @@ fn section(s: &Section, ctx: Context<'_>) -> Markup {
     let t = ctx.templates;
     let label = |m: Markup| {
         html! {
-            @if let Some(l) = &s.label { strong style=(t.style("label")) { (l) } " \u{2013} " }
+            @if let Some(l) = &s.label { strong.label style=(t.style("label")) { (l) } " \u{2013} " }
             (m)
         }
     };
@@ -130,15 +139,15 @@ fn section(s: &Section, ctx: Context<'_>) -> Markup {
             @for (i, b) in blocks.iter().enumerate() {
                 @match b {
                     Block::Paragraph(p) => {
-                        p style=(t.style("paragraph")) {
+                        p.paragraph style=(t.style("paragraph")) {
                             @if i == 0 { (label(inlines(p, ctx))) } @else { (inlines(p, ctx)) }
                         }
                     }
                     Block::List(items) => {
                         @if i == 0 && s.label.is_some() {
-                            p style=(t.style("paragraph")) { (label(html! {})) }
+                            p.paragraph style=(t.style("paragraph")) { (label(html! {})) }
                         }
-                        ul style=(t.style("list")) {
+                        ul.list style=(t.style("list")) {
                             @for item in items { li { (inlines(item, ctx)) } }
                         }
                     }
@@ -147,7 +156,7 @@ fn section(s: &Section, ctx: Context<'_>) -> Markup {
         },
         Body::Sanitized(h) => html! {
             @if let Some(l) = &s.label {
-                p style=(t.style("paragraph")) { strong style=(t.style("label")) { (l) } }
+                p.paragraph style=(t.style("paragraph")) { strong.label style=(t.style("label")) { (l) } }
             }
             (PreEscaped(style_sanitized(h.html(), ctx)))
         },
@@ -163,7 +172,7 @@ fn inlines(v: &[Inline], ctx: Context<'_>) -> Markup {
                 Inline::Code(s) => code style=(t.style("code")) { (s) },
                 Inline::Strong(c) => strong { (inlines(c, ctx)) },
                 Inline::Emphasis(c) => em { (inlines(c, ctx)) },
-                Inline::Link { url, children } => a style=(t.style("link")) href=(url.as_str()) { (inlines(children, ctx)) },
+                Inline::Link { url, children } => a.link style=(t.style("link")) href=(url.as_str()) { (inlines(children, ctx)) },
                 Inline::LineBreak => br;,
             }
         }
@@ -184,11 +193,20 @@ fn lines(text: &str) -> Markup {
 /// exact; an attribute value cannot contain a raw `<`.
 fn style_sanitized(html: &str, ctx: Context<'_>) -> String {
     let t = ctx.templates;
-    html.replace("<p>", &format!("<p style=\"{}\">", t.style("paragraph")))
-        .replace("<ul>", &format!("<ul style=\"{}\">", t.style("list")))
-        .replace("<ol>", &format!("<ol style=\"{}\">", t.style("list")))
-        .replace(
-            "<a href=",
-            &format!("<a style=\"{}\" href=", t.style("link")),
-        )
+    html.replace(
+        "<p>",
+        &format!("<p class=\"paragraph\" style=\"{}\">", t.style("paragraph")),
+    )
+    .replace(
+        "<ul>",
+        &format!("<ul class=\"list\" style=\"{}\">", t.style("list")),
+    )
+    .replace(
+        "<ol>",
+        &format!("<ol class=\"list\" style=\"{}\">", t.style("list")),
+    )
+    .replace(
+        "<a href=",
+        &format!("<a class=\"link\" style=\"{}\" href=", t.style("link")),
+    )
 }

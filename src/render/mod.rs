@@ -93,14 +93,22 @@ pub fn render_web(issue: &Issue, ctx: Context<'_>) -> String {
     html::web(&issue, ctx, &subject)
 }
 
+/// How many characters of the intro the preview line takes at most (mail clients show 40 to
+/// 140).
+const PREHEADER_MAX: usize = 140;
+
+/// The preview line: `issue.toml`'s `preheader`, else the `preheader` snippet, else the intro
+/// shortened at a word boundary, else the first entry's title.
 fn preheader(issue: &Issue, ctx: Context<'_>) -> String {
     let p = &ctx.templates.snippets.preheader;
-    let base = if p.is_empty() {
-        issue.intro.as_deref().unwrap_or(&ctx.newsletter.intro)
+    let mut out = if let Some(p) = &issue.preheader {
+        p.clone()
+    } else if !p.trim().is_empty() {
+        crate::issue::one_line(p)
     } else {
-        p
+        let intro = issue.intro.as_deref().unwrap_or(&ctx.newsletter.intro);
+        shorten(&crate::issue::one_line(intro), PREHEADER_MAX)
     };
-    let mut out: String = crate::issue::one_line(base).chars().take(140).collect();
     if out.is_empty() {
         out = issue
             .entries
@@ -109,6 +117,22 @@ fn preheader(issue: &Issue, ctx: Context<'_>) -> String {
             .unwrap_or_default();
     }
     out
+}
+
+/// `s` cut to at most `max` characters at a word boundary, with an ellipsis when cut (a single
+/// word longer than `max` is cut inside).
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    // Room for the ellipsis.
+    let head: String = s.chars().take(max - 1).collect();
+    let cut = match s[head.len()..].starts_with(' ') {
+        true => head.as_str(),
+        false => head.rsplit_once(' ').map_or(head.as_str(), |(w, _)| w),
+    };
+    let cut = cut.trim_end_matches(|c: char| c == ' ' || c.is_ascii_punctuation());
+    format!("{cut}\u{2026}")
 }
 
 /// A copy of the issue with NUL removed from every free text, so no content can forge a hole.
@@ -129,7 +153,10 @@ fn scrub(issue: &Issue) -> Issue {
     if let Some(s) = &mut issue.subject {
         s.retain(|c| c != '\0');
     }
-    if let Some(s) = &mut issue.intro {
+    for s in [&mut issue.intro, &mut issue.preheader]
+        .into_iter()
+        .flatten()
+    {
         s.retain(|c| c != '\0');
     }
     for e in &mut issue.entries {
@@ -149,4 +176,24 @@ fn scrub(issue: &Issue) -> Issue {
         }
     }
     issue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn a_long_preview_line_is_cut_between_words() {
+        assert_eq!(shorten("short enough", 20), "short enough");
+        assert_eq!(shorten("one two three four", 12), "one two\u{2026}");
+        assert_eq!(shorten("one two, three", 10), "one two\u{2026}");
+        assert_eq!(shorten("one two three", 8), "one two\u{2026}");
+        assert_eq!(shorten("abcdefghij", 5), "abcd\u{2026}");
+        assert_eq!(shorten("áé íó úñ", 6), "áé íó\u{2026}");
+        let long = shorten(&"word ".repeat(60), 140);
+        assert!(
+            long.chars().count() <= 140 && long.ends_with("word\u{2026}"),
+            "{long}"
+        );
+    }
 }

@@ -149,3 +149,140 @@ fn a_reader_joins_with_the_form_and_the_link_in_the_message() {
     drop(b);
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+/// The contrast ratio (WCAG 2) of each selector's first element's text against the background
+/// it sits on; `null` for a selector that matches nothing.
+const CONTRAST_JS: &str = "
+const lum = c => {
+  const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map(Number).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const bg = el => {
+  for (; el; el = el.parentElement) {
+    const m = getComputedStyle(el).backgroundColor.match(/[\\d.]+/g);
+    if (m && (m.length < 4 || Number(m[3]) > 0)) return getComputedStyle(el).backgroundColor;
+  }
+  return 'rgb(255, 255, 255)';
+};
+const out = {};
+for (const sel of SELECTORS) {
+  const el = document.querySelector(sel);
+  if (!el) { out[sel] = null; continue; }
+  const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+  out[sel] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+return out;";
+
+/// The email, its web version in the archive and the unsubscribe page, on a 375px phone in
+/// light and in dark mode: none is wider than the screen, every part's text is readable on its
+/// background, and the bar at the top, the masthead and the footer stay apart from the body.
+#[test]
+fn the_email_the_archive_and_the_unsubscribe_page_fit_a_phone_in_light_and_dark() {
+    let w = World::new();
+    send(&w, "2021-07");
+    let out = w
+        .brief()
+        .args(["preview", "--issue", "2021-07", "--out", "preview"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let email = format!("file://{}", w.path("preview/2021-07.html").display());
+    let path = unsubscribe_path(&w, "2021-07", "ana@example.org");
+    let d = Running::start(&w, &[]);
+    let pages = [
+        ("email", email, "View in browser"),
+        (
+            "archive",
+            format!("http://{}/archive/2021-07", d.addr),
+            "Learn more",
+        ),
+        (
+            "unsubscribe",
+            format!("http://{}{path}", d.addr),
+            "Unsubscribe from BRIEF?",
+        ),
+    ];
+    let parts = [
+        ".topbar-link",
+        ".kicker",
+        ".title",
+        ".issue-date",
+        ".intro-text",
+        ".entry-title",
+        ".entry-meta",
+        ".learn-more",
+        ".paragraph",
+        ".footer-org",
+        ".footer-text",
+        ".footer-link",
+        ".page-button",
+    ];
+    let selectors = serde_json::to_string(&parts).unwrap();
+    for dark in [false, true] {
+        let mode = if dark { "dark" } else { "light" };
+        let b = if dark {
+            Browser::phone_dark(375)
+        } else {
+            Browser::phone(375)
+        };
+        for (name, url, says) in &pages {
+            b.open(url);
+            b.wait_for_text(says);
+            let matches = b.execute("return matchMedia('(prefers-color-scheme: dark)').matches;");
+            assert_eq!(matches, serde_json::json!(dark), "{name}: the {mode} mode");
+            let widths = b.execute(
+                "return [document.documentElement.scrollWidth, document.body.scrollWidth, window.innerWidth];",
+            );
+            assert!(
+                !b.scrolls_sideways(),
+                "the {name} page scrolls sideways at 375px in {mode} mode: {widths}"
+            );
+            let contrast = b.execute(&format!("const SELECTORS = {selectors};\n{CONTRAST_JS}"));
+            for (part, ratio) in contrast.as_object().unwrap() {
+                if let Some(r) = ratio.as_f64() {
+                    assert!(
+                        r >= 4.5,
+                        "{part} on the {name} page in {mode} mode: contrast {r:.2} < 4.5"
+                    );
+                }
+            }
+            if *name == "email" {
+                let backgrounds = b.execute(
+                    "return ['.topbar', '.masthead', '.entry', '.footer'].map(s => \
+                     { let el = document.querySelector(s); \
+                       for (; el; el = el.parentElement) { const c = getComputedStyle(el).backgroundColor; \
+                         if (c !== 'rgba(0, 0, 0, 0)') return c; } return 'none'; });",
+                );
+                let bg: Vec<&str> = backgrounds
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                let (bar, masthead, body, footer) = (bg[0], bg[1], bg[2], bg[3]);
+                assert!(
+                    bar != body && footer != body && bar != footer,
+                    "the bar, the body and the footer share a colour in {mode} mode: {backgrounds}"
+                );
+                // In light mode the masthead stands out by its red rule; in dark mode by its shade too.
+                assert!(
+                    !dark || (masthead != body && masthead != bar && masthead != footer),
+                    "the masthead shares a colour in dark mode: {backgrounds}"
+                );
+            }
+            let shot = b.screenshot();
+            assert_eq!(png_size(&shot).0, 375, "the phone's width");
+            // To look at the pages: BRIEF_SCREENSHOTS=/some/dir cargo test browser
+            if let Some(dir) = std::env::var_os("BRIEF_SCREENSHOTS") {
+                let file = std::path::Path::new(&dir).join(format!("{name}-375-{mode}.png"));
+                std::fs::write(&file, &shot).unwrap();
+                b.execute("window.scrollTo(0, document.body.scrollHeight); return null;");
+                let file = std::path::Path::new(&dir).join(format!("{name}-375-{mode}-end.png"));
+                std::fs::write(&file, b.screenshot()).unwrap();
+            }
+        }
+    }
+    assert_eq!(d.stop().status.code(), Some(0));
+}

@@ -107,13 +107,17 @@ fn one_click_unsubscribe_from_a_sent_message() {
     // GET shows a confirmation page with a button, and changes nothing.
     let page = d.get(&path);
     assert_eq!(page.status, 200, "{page:?}");
+    // No action: the form posts to this very URL, token included.
+    let form = &page.body[page.body.find("<form ").expect("a form")..];
+    let form_tag = &form[..form.find('>').unwrap()];
     assert!(
-        page.body.contains("<form method=\"post\">"),
+        form_tag.contains("method=\"post\"") && !form_tag.contains("action="),
         "{}",
         page.body
     );
     assert!(
-        page.body.contains("<button type=\"submit\""),
+        page.body
+            .contains("<button class=\"page-button\" type=\"submit\""),
         "{}",
         page.body
     );

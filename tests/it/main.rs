@@ -15,5 +15,6 @@ mod render;
 mod signup;
 mod signup_cli;
 mod smtp;
+mod spam;
 mod support;
 mod tidy;

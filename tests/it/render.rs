@@ -138,6 +138,22 @@ fn the_layout_has_its_parts() {
     assert!(html.contains("View in browser"));
     assert!(html.contains(&format!("href=\"{URL}\"")));
     assert!(html.contains("display: none"), "hidden preheader");
+    for trick in ["font-size: 1px", "opacity: 0", "color: #ffffff; opacity"] {
+        assert!(!html.contains(trick), "no invisible-text trick: {trick}");
+    }
+    assert!(html.contains("xmlns:o=\"urn:schemas-microsoft-com:office:office\""));
+    assert!(html.contains("xmlns:v=\"urn:schemas-microsoft-com:vml\""));
+    assert!(html.contains("<o:PixelsPerInch>96</o:PixelsPerInch>"));
+    assert!(html.contains("mso-line-height-rule: exactly"));
+    assert!(html.contains(
+        "<meta name=\"format-detection\" content=\"telephone=no, date=no, address=no, email=no\">"
+    ));
+    assert!(html.contains("<meta name=\"color-scheme\" content=\"light dark\">"));
+    assert!(html.contains("@media (prefers-color-scheme: dark)"));
+    assert!(
+        html.contains("class=\"pad footer\""),
+        "the dark rules key on classes"
+    );
     assert!(html.contains("07.23.21"));
     assert!(html.contains("El Paso, TX 79901"));
     assert!(!html.contains("<style>.") || html.contains("@media"));
@@ -193,4 +209,78 @@ fn content_text_is_escaped() {
     assert!(html.contains("&lt;code&gt;"), "code escaped");
     assert!(!html.contains("<b>bold"));
     assert!(html.contains("A &lt; B"), "label escaped");
+}
+
+/// The `aria-label` of every "Learn more" link, in order.
+fn learn_more_labels(html: &str) -> Vec<String> {
+    html.split("aria-label=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn every_learn_more_link_names_its_entry_for_screen_readers() {
+    let (_, issue, r, web) = example();
+    let html = Rendered::fill(&r.html, URL);
+    for page in [&html, &web] {
+        let want: Vec<String> = issue
+            .entries
+            .iter()
+            .map(|e| maud::html! { (format!("Learn more: {}", e.title)) }.into_string())
+            .collect();
+        assert_eq!(learn_more_labels(page), want);
+    }
+}
+
+/// The email of the world's 2021-07 issue with `issue_toml` as its `issue.toml`.
+fn render_with_issue_toml(issue_toml: &str) -> Rendered {
+    let w = World::new();
+    w.write("content/2021-07/issue.toml", issue_toml);
+    let cfg = w.config();
+    let templates = Templates::builtin(&cfg.newsletter).unwrap();
+    let issue = content::load_issue(&w.path("content"), "2021-07".parse().unwrap()).unwrap();
+    render::render_email(
+        &issue,
+        Context {
+            newsletter: &cfg.newsletter,
+            templates: &templates,
+            public_url: &cfg.server.public_url,
+        },
+    )
+}
+
+#[test]
+fn the_preview_line_comes_from_issue_toml_or_the_intro_cut_between_words() {
+    // No `preheader`: the intro, whole when it is short.
+    let (cfg, _, r, _) = example();
+    assert_eq!(r.preheader, brief::issue::one_line(&cfg.newsletter.intro));
+    let html = Rendered::fill(&r.html, URL);
+    assert!(html.contains("<div class=\"preheader\" style=\"display: none;"));
+    assert!(html.contains(&format!(">{}&#8199;", r.preheader)));
+
+    // A long intro is cut after a word, with an ellipsis.
+    let intro = "Each month this newsletter gathers the events that moved the institutions \
+                 Mexico and the United States share: commissions, courts, working groups and \
+                 the ministers who meet across the border.";
+    let r = render_with_issue_toml(&format!("date = 2021-07-23\nintro = \"{intro}\"\n"));
+    let stem = r.preheader.strip_suffix('\u{2026}').expect("an ellipsis");
+    assert!(r.preheader.chars().count() <= 140, "{}", r.preheader);
+    assert!(intro.starts_with(stem), "{}", r.preheader);
+    assert!(
+        intro[stem.len()..].starts_with(' '),
+        "cut between words: {}",
+        r.preheader
+    );
+
+    // `preheader` in issue.toml wins, on one line.
+    let r = render_with_issue_toml(
+        "date = 2021-07-23\npreheader = \"\"\"Water, defense and trade:\n  the month on the border\"\"\"\n",
+    );
+    assert_eq!(
+        r.preheader,
+        "Water, defense and trade: the month on the border"
+    );
+    assert!(Rendered::fill(&r.html, URL)
+        .contains(">Water, defense and trade: the month on the border&#8199;"));
 }

@@ -62,22 +62,40 @@ pub struct Browser {
 impl Browser {
     /// A desktop-sized window (1280 x 900).
     pub fn start() -> Browser {
-        Browser::launch(json!({}), "--window-size=1280,900")
+        Browser::launch(json!({}), "--window-size=1280,900", &[])
     }
 
     /// A phone: a viewport `width` CSS pixels wide (844 high), touch, and the page's
     /// `<meta name="viewport">` honoured as a phone does; screenshots are `width` pixels wide.
     pub fn phone(width: u32) -> Browser {
+        Browser::phone_with(width, &[])
+    }
+
+    /// A phone (as [`Browser::phone`]) set to dark mode: pages see
+    /// `prefers-color-scheme: dark`.
+    pub fn phone_dark(width: u32) -> Browser {
+        Browser::phone_with(
+            width,
+            &[
+                "--force-dark-mode",
+                // Blink's preferred colour scheme: 0 is dark, 1 light.
+                "--blink-settings=preferredColorScheme=0",
+            ],
+        )
+    }
+
+    fn phone_with(width: u32, flags: &[&str]) -> Browser {
         let emulation = json!({
             "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 1.0, "mobile": true, "touch": true }
         });
         Browser::launch(
             json!({ "mobileEmulation": emulation }),
             &format!("--window-size={width},844"),
+            flags,
         )
     }
 
-    fn launch(mut chrome_options: serde_json::Value, size: &str) -> Browser {
+    fn launch(mut chrome_options: serde_json::Value, size: &str, flags: &[&str]) -> Browser {
         let chromedriver = find("chromedriver", &["/usr/bin/chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver is missing: {MISSING}"));
         // The program itself, not Debian's launcher script (which adds flags of its own).
@@ -90,19 +108,23 @@ impl Browser {
 
         // Port 0: the driver picks a free loopback port and prints it; it accepts only local
         // connections.
-        let mut driver = Command::new(&chromedriver)
-            .args(["--port=0", "--log-level=WARNING"])
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("{} does not start ({e}): {MISSING}", chromedriver.display())
-            });
+        let spawn = |log: &Arc<Mutex<String>>| {
+            let mut driver = Command::new(&chromedriver)
+                .args(["--port=0", "--log-level=WARNING"])
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("{} does not start ({e}): {MISSING}", chromedriver.display())
+                });
+            drain(driver.stdout.take().unwrap(), log.clone());
+            drain(driver.stderr.take().unwrap(), log.clone());
+            driver
+        };
         let driver_log = Arc::new(Mutex::new(String::new()));
-        drain(driver.stdout.take().unwrap(), driver_log.clone());
-        drain(driver.stderr.take().unwrap(), driver_log.clone());
+        let driver = spawn(&driver_log);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -117,6 +139,7 @@ impl Browser {
         };
 
         let started = Instant::now();
+        let mut retries = 2;
         let port: u16 = loop {
             let log = b.driver_log();
             if let Some(rest) = log.split("started successfully on port ").nth(1) {
@@ -128,6 +151,15 @@ impl Browser {
                     .unwrap_or_else(|e| panic!("chromedriver's port ({e}):\n{log}"));
             }
             if let Some(status) = b.driver.try_wait().unwrap() {
+                // With port 0, two drivers starting at once on a busy machine can race for the
+                // same port: the loser exits, and a new one picks another.
+                if log.contains("Address already in use") && retries > 0 {
+                    retries -= 1;
+                    let fresh = Arc::new(Mutex::new(String::new()));
+                    b.driver = spawn(&fresh);
+                    b.driver_log = fresh;
+                    continue;
+                }
                 panic!("chromedriver exited ({status}) before listening:\n{log}");
             }
             assert!(
@@ -139,6 +171,7 @@ impl Browser {
 
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(size.to_string());
+        args.extend(flags.iter().map(|f| f.to_string()));
         args.push(format!("--user-data-dir={}", b._profile.path().display()));
         let o = chrome_options.as_object_mut().unwrap();
         o.insert("binary".into(), json!(chromium));
@@ -215,8 +248,12 @@ impl Browser {
             loop {
                 let read = async { c.find(Locator::Css("body")).await?.text().await };
                 match read.await {
+                    // The page was replaced between finding the body and reading it (Chromium
+                    // may say so as an inspector error rather than a stale element).
                     Err(e)
-                        if (e.is_stale_element_reference() || e.is_no_such_element())
+                        if (e.is_stale_element_reference()
+                            || e.is_no_such_element()
+                            || e.to_string().contains("does not belong to the document"))
                             && started.elapsed() < STEP =>
                     {
                         tokio::time::sleep(Duration::from_millis(50)).await
@@ -249,6 +286,22 @@ impl Browser {
     pub fn url(&self) -> String {
         self.step("read the URL", |c| async move { c.current_url().await })
             .to_string()
+    }
+
+    /// The value of the JavaScript function body `script` (which `return`s it) on this page.
+    pub fn execute(&self, script: &str) -> serde_json::Value {
+        self.step(&format!("run {script:?}"), |c| async move {
+            c.execute(script, Vec::new()).await
+        })
+    }
+
+    /// Whether the page is wider than the window, so that a reader would scroll sideways.
+    pub fn scrolls_sideways(&self) -> bool {
+        let v = self.execute(
+            "return document.documentElement.scrollWidth > window.innerWidth \
+             || document.body.scrollWidth > window.innerWidth;",
+        );
+        v.as_bool().expect("a boolean")
     }
 
     /// What the window shows, as PNG bytes (for looking at while debugging; not compared).
