@@ -3,7 +3,8 @@
 //!
 //! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
 //! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
-//! `/admin/` ([`admin`]: sign-in by emailed link, sessions), and `POST /admin/test-send` when an
+//! `/admin/` ([`admin`]: sign-in by emailed link, sessions; `console`: the dashboard, issue,
+//! and campaign pages), and `POST /admin/test-send` when an
 //! admin token is configured. Pages share the newsletter's stylesheet and go through maud's escaping.
 //!
 //! Unsubscribing answers the same page, with the same status, whatever the token: a tampered

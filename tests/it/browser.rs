@@ -261,3 +261,51 @@ fn a_staff_member_uses_the_console_in_a_browser() {
     }
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+/// "Send now" from the issue page, with the typed id, lands on the campaign page, whose counts
+/// then move by themselves (the page's script polls them) until the campaign is finished.
+#[test]
+fn a_campaign_sent_from_the_console_counts_live() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\"]");
+    // Twelve readers at two a second: the campaign runs for some seconds.
+    let mut list = String::from("email,name\n");
+    for i in 0..12 {
+        list.push_str(&format!("reader{i}@example.org,Reader {i}\n"));
+    }
+    w.write("subscribers.csv", &list);
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let db = "database = \"data/brief.db\"";
+    assert!(text.contains(db), "{text}");
+    w.write(
+        "brief.toml",
+        &text.replace(db, &format!("{db}\nrate_per_second = 2")),
+    );
+    let d = Running::start(&w, &[]);
+    let b = Browser::start();
+    sign_in(&b, &w, port, "editor@example.org", 1);
+    b.click("2021-07");
+    b.wait_for_text("Send now");
+    b.fill("Type the issue id (2021-07) to confirm", "2021-07");
+    b.click("Send now");
+    let page = b.wait_for_text("Campaign 2021-07");
+    assert!(page.contains("Sending for"), "{page}");
+    let url = b.url();
+    save(&b.screenshot(), "campaign-1280.png");
+    // No reload: the script brings the counts up to date.
+    let started = std::time::Instant::now();
+    loop {
+        let text = b.text();
+        if text.contains("finished\t0\t0\t12") || text.contains("finished 0 0 12") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the counts never showed the finished campaign: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(b.url(), url, "the page was not reloaded");
+    assert!(!b.text().contains("Finished "), "the page was not reloaded");
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
