@@ -503,7 +503,7 @@ fn issue_body(
                         p { button type="submit" style=(style(d, "page-button")) { "Send now" } }
                     }
                 }
-                (subheading(d, "The email"))
+                h3 id="the-email" style=(style(d, "console-heading")) { "The email" }
                 iframe sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html)
                     style=(style(d, "console-frame")) {}
                 (subheading(d, "Text part"))

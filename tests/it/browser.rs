@@ -258,6 +258,12 @@ fn a_staff_member_uses_the_console_in_a_browser() {
         save(&b.screenshot(), &format!("test-sent-{width}.png"));
         b.click("Back to issue 2021-07");
         b.wait_for_text("Test sends so far: ");
+        // The email itself, in its sandboxed frame (the last step: nothing is read after it).
+        b.open(&format!(
+            "http://127.0.0.1:{port}/admin/issues/2021-07#the-email"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        save(&b.screenshot(), &format!("issue-email-{width}.png"));
     }
     assert_eq!(d.stop().status.code(), Some(0));
 }

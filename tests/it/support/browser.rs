@@ -215,8 +215,12 @@ impl Browser {
             loop {
                 let read = async { c.find(Locator::Css("body")).await?.text().await };
                 match read.await {
+                    // A page that is being replaced: the body found may belong to the old
+                    // one (Chromium says so in words of its own).
                     Err(e)
-                        if (e.is_stale_element_reference() || e.is_no_such_element())
+                        if (e.is_stale_element_reference()
+                            || e.is_no_such_element()
+                            || e.to_string().contains("does not belong to the document"))
                             && started.elapsed() < STEP =>
                     {
                         tokio::time::sleep(Duration::from_millis(50)).await
