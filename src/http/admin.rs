@@ -322,7 +322,7 @@ pub fn staff_page(d: &Site, staff: &Staff, title: &str, body: Markup) -> Respons
         p style=(t.style("paragraph")) {
             "Signed in as " strong { (staff.address) }
         }
-        form method="post" action=(url(d, "admin/logout").as_str()) {
+        form method="post" action=(url(d, "admin/logout").as_str()) style="margin: 0 0 20px 0;" {
             (staff.csrf_field(d))
             button type="submit" style=(t.style("page-button")) { "Sign out" }
         }
