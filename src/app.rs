@@ -19,8 +19,8 @@ use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, CampaignId, CampaignMessage, Forgot, Ledger, Reason, SharedLedger, StoredSubscriber,
-    Trigger,
+    Campaign, CampaignId, CampaignMessage, DeliveryRow, Forgot, Ledger, Reason, SharedLedger,
+    State, StoredSubscriber, Trigger,
 };
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::metrics::Metrics;
@@ -860,6 +860,51 @@ pub struct RosterRow {
     pub requested_at: Option<i64>,
     /// When the reader confirmed, when known.
     pub confirmed_at: Option<i64>,
+}
+
+/// A Unix-milliseconds time as RFC 3339 UTC (`2021-07-01T09:00:00.000Z`); empty for `None`.
+pub fn fmt_ms(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}
+
+/// One reader's row of a campaign report: `brief report` (CSV or JSON lines) and the staff
+/// console's CSV download share these columns.
+#[derive(serde::Serialize)]
+pub struct ReportRow<'a> {
+    pub address: &'a str,
+    pub name: &'a str,
+    pub state: State,
+    pub attempts: u32,
+    pub last_code: Option<u16>,
+    pub last_text: &'a str,
+    pub message_id: &'a str,
+    pub first_attempt_at: String,
+    pub last_attempt_at: String,
+    pub next_attempt_at: String,
+    pub possible_duplicate: bool,
+    /// The revision of the campaign's message this reader was sent (empty before an attempt).
+    pub revision: Option<u32>,
+}
+
+impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
+    fn from(d: &'a DeliveryRow) -> Self {
+        ReportRow {
+            address: &d.address,
+            name: d.name.as_deref().unwrap_or(""),
+            state: d.state,
+            attempts: d.attempts,
+            last_code: d.last_code,
+            last_text: d.last_text.as_deref().unwrap_or(""),
+            message_id: &d.message_id,
+            first_attempt_at: fmt_ms(d.first_attempt_at),
+            last_attempt_at: fmt_ms(d.last_attempt_at),
+            next_attempt_at: fmt_ms(d.next_attempt_at),
+            possible_duplicate: d.possible_duplicate,
+            revision: d.revision,
+        }
+    }
 }
 
 /// The server's answer to one test-send message.

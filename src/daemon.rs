@@ -158,7 +158,12 @@ impl Daemon {
     }
 
     /// The HTTP side's state: the daemon's app, keys, ledger connection and metrics.
-    pub fn site(&self) -> Arc<Site> {
+    pub fn site(self: &Arc<Self>) -> Arc<Site> {
+        let d = self.clone();
+        let launch: crate::http::Launch = Arc::new(move |campaign, template, ledger| {
+            d.metrics.campaign(CampaignState::created);
+            d.launch(campaign, template, ledger)
+        });
         Arc::new(Site {
             app: self.app.clone(),
             key: self.key.clone(),
@@ -167,6 +172,7 @@ impl Daemon {
             metrics: self.metrics.clone(),
             join: Some(self.join()),
             admin: crate::http::Admin::default(),
+            launch: Some(launch),
         })
     }
 

@@ -142,11 +142,14 @@ pub enum Trigger {
     Cli,
     /// The daemon's monthly schedule.
     Schedule,
+    /// Staff, with the console's "Send now".
+    Staff,
 }
 
 words!(Trigger {
     Cli => "cli",
     Schedule => "schedule",
+    Staff => "staff",
 });
 
 /// One campaign: the sending of one issue.
@@ -247,6 +250,15 @@ pub struct DeliveryRow {
     /// The revision of the campaign's message it was last attempted with (see
     /// [`CampaignMessage::revision`]); `None` before any attempt.
     pub revision: Option<u32>,
+}
+
+/// One suppressed address, as [`Ledger::recent_suppressions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuppressionRow {
+    pub address: String,
+    pub reason: Reason,
+    pub detail: Option<String>,
+    pub at: i64,
 }
 
 /// What a campaign sends: its message, fixed when the campaign starts.
@@ -1062,6 +1074,60 @@ impl Ledger {
             })?;
         }
         Ok(())
+    }
+
+    /// Up to `limit` deliveries of a campaign, in list order, only those in `state` when it is
+    /// given; and how many there are in all (in that state).
+    pub fn deliveries(
+        &self,
+        campaign: CampaignId,
+        state: Option<State>,
+        limit: u32,
+    ) -> anyhow::Result<(Vec<DeliveryRow>, u64)> {
+        let total: i64 = self.conn.query_row(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = ?1 AND (?2 IS NULL OR state = ?2)",
+            params![campaign, state],
+            |r| r.get(0),
+        )?;
+        let mut st = self.conn.prepare(
+            "SELECT address, name, state, attempts, last_code, last_text, message_id,
+                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision
+             FROM deliveries WHERE campaign_id = ?1 AND (?2 IS NULL OR state = ?2)
+             ORDER BY id LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![campaign, state, limit], |r| {
+            Ok(DeliveryRow {
+                address: r.get(0)?,
+                name: r.get(1)?,
+                state: r.get(2)?,
+                attempts: r.get(3)?,
+                last_code: r.get(4)?,
+                last_text: r.get(5)?,
+                message_id: r.get(6)?,
+                first_attempt_at: r.get(7)?,
+                last_attempt_at: r.get(8)?,
+                next_attempt_at: r.get(9)?,
+                possible_duplicate: r.get(10)?,
+                revision: r.get(11)?,
+            })
+        })?;
+        Ok((rows.collect::<Result<_, _>>()?, total as u64))
+    }
+
+    /// The latest `limit` suppressions (unsubscribes, bounces, complaints), newest first.
+    pub fn recent_suppressions(&self, limit: u32) -> anyhow::Result<Vec<SuppressionRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT address, reason, detail, at FROM suppressions ORDER BY at DESC, rowid DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit], |r| {
+            Ok(SuppressionRow {
+                address: r.get(0)?,
+                reason: r.get(1)?,
+                detail: r.get(2)?,
+                at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Puts `address` on the suppression list; returns false when it already was.

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::{load_or_report, ReportFormat};
-use crate::app::App;
+use crate::app::{fmt_ms, App, ReportRow};
 use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
-use crate::ledger::{DeliveryRow, State};
 use crate::message::Kind;
 
 pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
@@ -119,12 +118,6 @@ pub(super) async fn preview(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(super) fn fmt_ms(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
-        .unwrap_or_default()
-}
-
 pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
     let ledger = app.open_ledger()?;
     let campaigns = match issue {
@@ -172,42 +165,6 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(serde::Serialize)]
-struct ReportRow<'a> {
-    address: &'a str,
-    name: &'a str,
-    state: State,
-    attempts: u32,
-    last_code: Option<u16>,
-    last_text: &'a str,
-    message_id: &'a str,
-    first_attempt_at: String,
-    last_attempt_at: String,
-    next_attempt_at: String,
-    possible_duplicate: bool,
-    /// The revision of the campaign's message this reader was sent (empty before an attempt).
-    revision: Option<u32>,
-}
-
-impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
-    fn from(d: &'a DeliveryRow) -> Self {
-        ReportRow {
-            address: &d.address,
-            name: d.name.as_deref().unwrap_or(""),
-            state: d.state,
-            attempts: d.attempts,
-            last_code: d.last_code,
-            last_text: d.last_text.as_deref().unwrap_or(""),
-            message_id: &d.message_id,
-            first_attempt_at: fmt_ms(d.first_attempt_at),
-            last_attempt_at: fmt_ms(d.last_attempt_at),
-            next_attempt_at: fmt_ms(d.next_attempt_at),
-            possible_duplicate: d.possible_duplicate,
-            revision: d.revision,
-        }
-    }
 }
 
 pub(super) fn report(

@@ -308,8 +308,8 @@ fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
             name: cell(r.name.as_deref().unwrap_or("")),
             state: r.state.as_str(),
             source: r.source,
-            requested_at: super::inspect::fmt_ms(r.requested_at),
-            confirmed_at: super::inspect::fmt_ms(r.confirmed_at),
+            requested_at: crate::app::fmt_ms(r.requested_at),
+            confirmed_at: crate::app::fmt_ms(r.confirmed_at),
         })?;
     }
     w.flush()?;

@@ -76,20 +76,37 @@ impl std::fmt::Debug for Admin {
 pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
     let admin = Router::new()
         .route("/admin", get(to_dashboard))
-        .route("/admin/", get(dashboard))
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/login/{token}", get(link_page).post(use_link))
-        .route("/admin/logout", post(logout))
-        .layer(axum::middleware::map_response(no_store_layer));
+        .route("/admin/logout", post(logout));
+    let admin = super::console::routes(admin).layer(axum::middleware::map_response(admin_layer));
     r.merge(admin)
 }
 
-async fn no_store_layer(res: Response) -> Response {
-    no_store(res)
+/// The staff pages' policy: the site's, plus our own scripts (the console's live counts) and
+/// requests to our own origin (their polling). Nothing else is allowed a script.
+pub const ADMIN_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; frame-ancestors 'none'; script-src 'self'; connect-src 'self'";
+
+/// The staff pages' headers: `no-store`, [`ADMIN_CSP`], and `Referrer-Policy: same-origin`
+/// rather than the site's `no-referrer`, under which browsers send `Origin: null` with a form's
+/// POST, which the Origin check must refuse: a same-origin policy lets a browser name our own
+/// origin, and still sends nothing to other sites.
+async fn admin_layer(res: Response) -> Response {
+    let mut res = no_store(res);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(ADMIN_CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    res
 }
 
 /// `public_url` joined with `path` (relative, like `admin/login`).
-fn url(d: &Site, path: &str) -> url::Url {
+pub(super) fn url(d: &Site, path: &str) -> url::Url {
     d.app
         .config
         .server
@@ -98,7 +115,7 @@ fn url(d: &Site, path: &str) -> url::Url {
         .expect("public_url is a base URL")
 }
 
-fn see_other(location: &url::Url) -> Response {
+pub(super) fn see_other(location: &url::Url) -> Response {
     (
         StatusCode::SEE_OTHER,
         [(header::LOCATION, location.as_str().to_string())],
@@ -106,8 +123,10 @@ fn see_other(location: &url::Url) -> Response {
         .into_response()
 }
 
-/// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, for the staff
-/// pages' path only, and `Secure` when the public URL is https.
+/// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, and `Secure`
+/// when the public URL is https. Its path is the whole site's, not only `/admin`: a test send's
+/// "View in browser" link (`/archive/ID`) must know a staff member to show them the preview of
+/// an issue not sent yet.
 fn cookie(d: &Site, value: Option<&str>) -> HeaderValue {
     let public = &d.app.config.server.public_url;
     let mut c = match value {
@@ -115,7 +134,7 @@ fn cookie(d: &Site, value: Option<&str>) -> HeaderValue {
         None => format!("{COOKIE}=; Max-Age=0"),
     };
     c.push_str(&format!(
-        "; Path={}admin; HttpOnly; SameSite=Strict",
+        "; Path={}; HttpOnly; SameSite=Strict",
         public.path()
     ));
     if public.scheme() == "https" {
@@ -232,6 +251,14 @@ impl FromRequestParts<Arc<Site>> for Staff {
     }
 }
 
+/// The staff member signed in on this request, if any (for pages that anyone may ask for, but
+/// that show staff more).
+pub(super) async fn signed_in(d: &Arc<Site>, headers: &HeaderMap) -> Option<Staff> {
+    let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+    parts.headers = headers.clone();
+    Staff::from_request_parts(&mut parts, d).await.ok()
+}
+
 /// A signed-in staff member's form POST, checked: the session (as [`Staff`]), then the
 /// `Origin` and the CSRF token (`403` when either is wrong), then the form's fields.
 #[derive(Debug)]
@@ -272,7 +299,7 @@ impl FromRequest<Arc<Site>> for StaffForm {
     }
 }
 
-fn forbidden(d: &Site) -> Response {
+pub(super) fn forbidden(d: &Site) -> Response {
     let body = html! {
         (heading(d, "Forbidden"))
         (paragraph(d, "This form was not sent from the staff pages of this site. Go back, reload the page and try again."))
@@ -280,11 +307,11 @@ fn forbidden(d: &Site) -> Response {
     page(d, StatusCode::FORBIDDEN, "Forbidden", body)
 }
 
-fn heading(d: &Site, text: &str) -> Markup {
+pub(super) fn heading(d: &Site, text: &str) -> Markup {
     html! { h2 style=(d.app.templates.style("entry-title")) { (text) } }
 }
 
-fn paragraph(d: &Site, text: &str) -> Markup {
+pub(super) fn paragraph(d: &Site, text: &str) -> Markup {
     html! { p style=(d.app.templates.style("paragraph")) { (text) } }
 }
 
@@ -295,7 +322,7 @@ pub fn staff_page(d: &Site, staff: &Staff, title: &str, body: Markup) -> Respons
         p style=(t.style("paragraph")) {
             "Signed in as " strong { (staff.address) }
         }
-        form method="post" action=(url(d, "admin/logout").as_str()) {
+        form method="post" action=(url(d, "admin/logout").as_str()) style="margin: 0 0 20px 0;" {
             (staff.csrf_field(d))
             button type="submit" style=(t.style("page-button")) { "Sign out" }
         }
@@ -306,15 +333,6 @@ pub fn staff_page(d: &Site, staff: &Staff, title: &str, body: Markup) -> Respons
 
 async fn to_dashboard(State(d): Shared) -> Response {
     see_other(&url(&d, "admin/"))
-}
-
-/// The staff home page (the dashboard comes later).
-async fn dashboard(State(d): Shared, staff: Staff) -> Response {
-    let body = html! {
-        (heading(&d, "Staff"))
-        (paragraph(&d, "The staff pages are being built: for now, test sends go through the CLI or POST /admin/test-send."))
-    };
-    staff_page(&d, &staff, "Staff", body)
 }
 
 fn login_form(d: &Site) -> Markup {

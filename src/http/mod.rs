@@ -3,7 +3,8 @@
 //!
 //! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
 //! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
-//! `/admin/` ([`admin`]: sign-in by emailed link, sessions), and `POST /admin/test-send` when an
+//! `/admin/` ([`admin`]: sign-in by emailed link, sessions; `console`: the dashboard, issue,
+//! and campaign pages), and `POST /admin/test-send` when an
 //! admin token is configured. Pages share the newsletter's stylesheet and go through maud's escaping.
 //!
 //! Unsubscribing answers the same page, with the same status, whatever the token: a tampered
@@ -38,6 +39,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::limit::RequestBodyLimitLayer;
 
 mod admin;
+mod console;
 mod join;
 
 pub use admin::{staff_page, Admin, Staff, StaffForm};
@@ -75,7 +77,19 @@ pub struct Site {
     pub join: Option<join::Join>,
     /// The staff pages' rate limits.
     pub admin: admin::Admin,
+    /// Runs a campaign that the console's "Send now" created, in the background, the way the
+    /// daemon runs the schedule's; `None`: "Send now" is unavailable (503).
+    pub launch: Option<Launch>,
 }
+
+/// The seam through which the HTTP side hands a new campaign (with its frozen message and its
+/// own ledger connection) to whoever runs campaigns: the daemon provides it, so `http` never
+/// imports `daemon`.
+pub type Launch = Arc<
+    dyn Fn(crate::ledger::Campaign, crate::message::MessageTemplate, crate::ledger::Ledger)
+        + Send
+        + Sync,
+>;
 
 type Shared = State<Arc<Site>>;
 
@@ -217,7 +231,10 @@ async fn common_headers(mut res: Response) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; frame-ancestors 'none'",
         ),
     ] {
-        h.insert(name, HeaderValue::from_static(value));
+        // The staff pages set a policy of their own (`admin::ADMIN_CSP`).
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
     }
     res
 }
@@ -289,8 +306,13 @@ async fn archive_index(State(d): Shared) -> Response {
 
 /// The web version of a sent issue, as its campaign sends it (stored when it started, or last
 /// revised): the newsletter's layout without personal data. Issues that were never sent are
-/// not published (they may be drafts).
-async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
+/// not published (they may be drafts), except to signed-in staff, who are sent to the issue's
+/// staff preview: a test send's "View in browser" link never ends in a 404 for them.
+async fn archive_issue(
+    State(d): Shared,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return not_found(State(d)).await;
     };
@@ -303,7 +325,13 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
         .await;
     let web = match stored {
         Ok(Some(web)) => web,
-        Ok(None) => return not_found(State(d)).await,
+        Ok(None) => {
+            if admin::signed_in(&d, &headers).await.is_some() {
+                let preview = admin::url(&d, &format!("admin/issues/{id}"));
+                return no_store(admin::see_other(&preview));
+            }
+            return not_found(State(d)).await;
+        }
         Err(e) => return server_error(&d, e),
     };
     let app = d.app.clone();

@@ -150,7 +150,7 @@ fn a_staff_member_signs_in_by_an_emailed_link_that_works_once() {
     );
     let set = signed_in.header("set-cookie").unwrap();
     let flags: Vec<&str> = set.split(';').map(str::trim).collect();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Secure"] {
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
         assert!(flags.contains(&flag), "{flag} missing in {set}");
     }
     let cookie = session_cookie(&signed_in);
@@ -301,4 +301,355 @@ fn repeated_sign_in_requests_mail_one_link() {
     assert_eq!(ask_link(&d, SECOND).status, 200);
     let got = wait_mails(&w, 2);
     assert_eq!(got[1].0, SECOND);
+}
+
+/// The console's pages, each turned away without a session.
+const CONSOLE_PAGES: [&str; 6] = [
+    "/admin/",
+    "/admin/issues/2021-07",
+    "/admin/campaigns/2021-07",
+    "/admin/campaigns/2021-07.csv",
+    "/admin/campaigns/2021-07/counts",
+    "/admin/live.js",
+];
+
+fn post_form(d: &Running, path: &str, cookie: &str, body: &str) -> Reply {
+    d.post(
+        path,
+        &[
+            FORM,
+            ("Cookie", cookie),
+            ("Origin", "https://news.example.org"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
+    let w = World::with_config(
+        "[schedule]\ncron = \"0 0 9 23 * *\"\ntimezone = \"America/Mexico_City\"\ncatch_up = \"1s\"\n",
+    );
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\", \"{SECOND}\"]"));
+    let d = Running::start(&w, &[]);
+
+    // Without a session: every page is 303 (JSON: 401), every form 403 or 303.
+    for page in CONSOLE_PAGES {
+        let r = d.get(page);
+        assert_eq!(r.status, 303, "{page}: {}", r.body);
+        assert_eq!(
+            r.header("location"),
+            Some("https://news.example.org/admin/login")
+        );
+    }
+    assert_eq!(
+        get_with(
+            &d,
+            "/admin/campaigns/2021-07/counts",
+            &[("Accept", "application/json")]
+        )
+        .status,
+        401
+    );
+    // The web version of an issue not sent is not published...
+    assert_eq!(d.get("/archive/2021-07").status, 404);
+
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+    // ...except to staff, who get its preview.
+    let archived = get("/archive/2021-07");
+    assert_eq!(archived.status, 303);
+    assert_eq!(
+        archived.header("location"),
+        Some("https://news.example.org/admin/issues/2021-07")
+    );
+
+    // The dashboard: the next send in the schedule's zone, the issue and its check.
+    let home = get("/admin/");
+    assert_eq!(home.status, 200, "{}", home.body);
+    let csp = home.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(home.body.contains("Next send"), "{}", home.body);
+    assert!(home.body.contains("(America/Mexico_City)"), "{}", home.body);
+    assert!(
+        home.body.contains(", 09:00 CST") || home.body.contains(", 09:00 CDT"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Check: ok"), "{}", home.body);
+    assert!(home.body.contains("/admin/issues/2021-07"), "{}", home.body);
+    assert!(home.body.contains("No campaign yet."), "{}", home.body);
+    assert!(home.body.contains(">active<"), "{}", home.body);
+    // Public pages keep the strict policy: no scripts.
+    let public = d.get("/archive/");
+    assert!(!public
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src"));
+
+    // A newer issue with a problem: the dashboard checks it and lists the problem as
+    // path:line: message; its page offers no send.
+    w.write("content/2021-08/issue.toml", "subject = [broken\n");
+    let home = get("/admin/");
+    assert!(home.body.contains("Check: 1 problem(s)"), "{}", home.body);
+    assert!(home.body.contains("issue.toml:1:"), "{}", home.body);
+    let broken = get("/admin/issues/2021-08");
+    assert_eq!(broken.status, 200);
+    assert!(broken.body.contains("issue.toml:1:"), "{}", broken.body);
+    assert!(!broken.body.contains("Send now"), "{}", broken.body);
+    let csrf = csrf_of(&home.body);
+    let refused = post_form(
+        &d,
+        "/admin/issues/2021-08/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-08"),
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("has problems"), "{}", refused.body);
+
+    // The issue page: the email in a sandboxed frame, its text, subject, size and headers.
+    let page = get("/admin/issues/2021-07");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<iframe sandbox=\"\""), "{}", page.body);
+    assert!(
+        page.body.contains("srcdoc=\"&lt;!DOCTYPE html&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<pre"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("To: &quot;Sample Reader&quot; &lt;reader@example.org&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Subject: <strong>"), "{}", page.body);
+    assert!(page.body.contains("Send a test to me"), "{}", page.body);
+    assert!(
+        page.body.contains("to <strong>3</strong> readers"),
+        "{}",
+        page.body
+    );
+
+    // POSTs without the CSRF token are refused, and change nothing.
+    assert_eq!(
+        post_form(&d, "/admin/issues/2021-07/send", &cookie, "confirm=2021-07").status,
+        403
+    );
+    assert_eq!(
+        post_form(&d, "/admin/issues/2021-07/test", &cookie, "").status,
+        403
+    );
+    assert_eq!(
+        post_form(
+            &d,
+            "/admin/issues/2021-07/send",
+            &cookie,
+            "csrf=wrong&confirm=2021-07"
+        )
+        .status,
+        403
+    );
+    // A wrong typed id sends nothing.
+    let wrong = post_form(
+        &d,
+        "/admin/issues/2021-07/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-06"),
+    );
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert!(wrong.body.contains("does not match"), "{}", wrong.body);
+    assert!(w
+        .ledger()
+        .campaign("2021-07".parse().unwrap())
+        .unwrap()
+        .is_none());
+
+    // The right one starts the campaign and goes to its page.
+    let sent = post_form(
+        &d,
+        "/admin/issues/2021-07/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-07"),
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(
+        sent.header("location"),
+        Some("https://news.example.org/admin/campaigns/2021-07")
+    );
+    crate::support::daemon::wait_until("the campaign to finish", Duration::from_secs(20), || {
+        w.ledger()
+            .campaign("2021-07".parse().unwrap())
+            .unwrap()
+            .is_some_and(|c| c.finished)
+    });
+    assert_eq!(w.outbox("2021-07").len(), 3);
+    // Sent once: the page says so, and a second "Send now" sends nothing.
+    let again = get("/admin/issues/2021-07");
+    assert!(again.body.contains("was already sent"), "{}", again.body);
+    let twice = post_form(
+        &d,
+        "/admin/issues/2021-07/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-07"),
+    );
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    assert_eq!(w.outbox("2021-07").len(), 3);
+
+    // The campaign page: counts, duration, rate and the readers, filterable by state.
+    let campaign = get("/admin/campaigns/2021-07");
+    assert_eq!(campaign.status, 200, "{}", campaign.body);
+    for needle in [
+        "Campaign 2021-07",
+        "Finished",
+        "Rate:",
+        "ana@example.org",
+        "Ana García",
+        "3 readers.",
+        "by staff",
+    ] {
+        assert!(
+            campaign.body.contains(needle),
+            "{needle}: {}",
+            campaign.body
+        );
+    }
+    let failed = get("/admin/campaigns/2021-07?state=failed");
+    assert!(failed.body.contains("0 readers."), "{}", failed.body);
+    assert!(!failed.body.contains("ana@example.org"), "{}", failed.body);
+    let counts = get_with(
+        &d,
+        "/admin/campaigns/2021-07/counts",
+        &[("Cookie", &cookie), ("Accept", "application/json")],
+    );
+    let v: serde_json::Value = serde_json::from_str(&counts.body).unwrap();
+    assert_eq!(v["sent"], 3);
+    assert_eq!(v["finished"], true);
+
+    // The CSV: `brief report`'s columns and rows.
+    let csv = get("/admin/campaigns/2021-07.csv");
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let report = w
+        .brief()
+        .args(["report", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(csv.body, String::from_utf8(report.stdout).unwrap());
+    let mut lines = csv.body.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("address,name,state,attempts,last_code"),
+        "{}",
+        csv.body
+    );
+    assert_eq!(lines.filter(|l| l.contains(",sent,")).count(), 3);
+
+    // Sent: the archive shows the web version to everyone.
+    assert_eq!(d.get("/archive/2021-07").status, 200);
+    let home = get("/admin/");
+    assert!(home.body.contains("finished"), "{}", home.body);
+    let log = d.stop().stderr;
+    assert!(log.contains("campaign started from the console"), "{log}");
+}
+
+/// A test send from the issue page's form reaches the relay with a `[TEST]` subject, and goes
+/// only to staff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_send_from_the_issue_page_reaches_the_relay() {
+    use crate::support::smtp_server::SmtpServer;
+    let server = SmtpServer::start().await;
+    let w = world();
+    w.use_smtp(&format!(
+        "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\n\
+         helo_name = \"news.example.org\"\ntimeout = \"5s\"",
+        server.port()
+    ));
+    let d = std::sync::Arc::new(Running::start(&w, &[]));
+    let dd = d.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || ask_link(&dd, EDITOR).status)
+            .await
+            .unwrap(),
+        200
+    );
+    let started = Instant::now();
+    let login = loop {
+        if let Some(m) = server.messages().into_iter().next() {
+            break m.data;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no sign-in message"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let m = mail_parser::MessageParser::default().parse(&login).unwrap();
+    let text = m.body_text(0).unwrap().into_owned();
+    let at = text.find("news.example.org/admin/login/").unwrap();
+    let path: String = text[at + "news.example.org".len()..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let dd = d.clone();
+    let (status, body, strangers) = tokio::task::spawn_blocking(move || {
+        let r = dd.post(&path, &[FORM], b"");
+        let cookie = session_cookie(&r);
+        let page = get_with(&dd, "/admin/issues/2021-07", &[("Cookie", &cookie)]);
+        assert!(
+            page.body
+                .contains("<option value=\"editor@example.org\" selected>"),
+            "{}",
+            page.body
+        );
+        let csrf = csrf_of(&page.body);
+        // Not a staff address: refused.
+        let strangers = post_form(
+            &dd,
+            "/admin/issues/2021-07/test",
+            &cookie,
+            &format!("csrf={csrf}&to=ana%40example.org"),
+        )
+        .status;
+        let r = post_form(
+            &dd,
+            "/admin/issues/2021-07/test",
+            &cookie,
+            &format!("csrf={csrf}&to={EDITOR}"),
+        );
+        (r.status, r.body, strangers)
+    })
+    .await
+    .unwrap();
+    assert_eq!(strangers, 422);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Test sent"), "{body}");
+    let to_editor: Vec<_> = server
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt_to.iter().any(|r| r == EDITOR))
+        .collect();
+    assert_eq!(to_editor.len(), 2, "the sign-in link and the test");
+    let test = mail_parser::MessageParser::default()
+        .parse(&to_editor[1].data)
+        .unwrap();
+    assert!(
+        test.subject().unwrap().starts_with("[TEST]"),
+        "{:?}",
+        test.subject()
+    );
+    assert!(!server
+        .messages()
+        .iter()
+        .any(|m| m.rcpt_to.iter().any(|r| r == "ana@example.org")));
+    assert_eq!(
+        w.ledger()
+            .test_send_count("2021-07".parse().unwrap())
+            .unwrap(),
+        1
+    );
+    let d = std::sync::Arc::try_unwrap(d).ok().unwrap();
+    tokio::task::spawn_blocking(move || d.stop()).await.unwrap();
 }

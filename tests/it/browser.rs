@@ -286,3 +286,169 @@ fn the_email_the_archive_and_the_unsubscribe_page_fit_a_phone_in_light_and_dark(
     }
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+/// A world whose `public_url` is the daemon itself (forms post there), on a free port.
+fn world_on_own_port(server: &str) -> (World, u16) {
+    let w = World::new();
+    w.add_server_keys(server);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let (listen, public) = (
+        "listen = \"127.0.0.1:0\"",
+        "public_url = \"https://news.example.org/\"",
+    );
+    assert!(text.contains(listen) && text.contains(public), "{text}");
+    w.write(
+        "brief.toml",
+        &text
+            .replace(listen, &format!("listen = \"127.0.0.1:{port}\""))
+            .replace(
+                public,
+                &format!("public_url = \"http://127.0.0.1:{port}/\""),
+            ),
+    );
+    (w, port)
+}
+
+/// Signs `email` in as a person would: asks for a link, opens the one in the `nth` message of
+/// the outbox (`staff/`), presses the button; ends on the dashboard.
+fn sign_in(b: &Browser, w: &World, port: u16, email: &str, nth: usize) {
+    b.open(&format!("http://127.0.0.1:{port}/admin/"));
+    b.wait_for_text("Staff sign-in");
+    b.fill("Email address", email);
+    b.click("Email me a sign-in link");
+    b.wait_for_text("Check your inbox");
+    let mut mail = Vec::new();
+    crate::support::daemon::wait_until(
+        "the sign-in message",
+        std::time::Duration::from_secs(20),
+        || {
+            mail = w.outbox("staff");
+            mail.len() >= nth
+        },
+    );
+    mail.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    let raw = std::fs::read(&mail[nth - 1]).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let body = m.body_text(0).unwrap().into_owned();
+    let start = body
+        .find(&format!("http://127.0.0.1:{port}/admin/login/"))
+        .unwrap_or_else(|| panic!("no link in {body}"));
+    let link: String = body[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    b.open(&link);
+    b.wait_for_text("Press the button to sign in");
+    b.click("Sign in");
+    b.wait_for_text(&format!("Signed in as {email}"));
+}
+
+/// Saves a screenshot under `target/console-screenshots/` (a test artifact; one of them is
+/// `docs/console.png`).
+fn save(shot: &[u8], name: &str) {
+    let dir = crate::support::repo()
+        .join("target")
+        .join("console-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), shot).unwrap();
+}
+
+/// A staff member signs in from the emailed link, reads the dashboard, previews the issue and
+/// sends themselves a test, on a desktop and on a phone.
+#[test]
+fn a_staff_member_uses_the_console_in_a_browser() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\", \"second@example.org\"]");
+    let d = Running::start(&w, &[]);
+
+    for (b, width, email, nth) in [
+        (Browser::start(), 1280, "editor@example.org", 1),
+        (Browser::phone(375), 375, "second@example.org", 2),
+    ] {
+        sign_in(&b, &w, port, email, nth);
+        let home = b.wait_for_text("Next send");
+        assert!(home.contains("No schedule"), "{home}");
+        assert!(home.contains("Check: ok, 4 entries."), "{home}");
+        assert!(home.contains("Latest unsubscribes and bounces"), "{home}");
+        let shot = b.screenshot();
+        assert_eq!(png_size(&shot).0, width);
+        save(&shot, &format!("dashboard-{width}.png"));
+
+        b.click("2021-07");
+        let issue = b.wait_for_text("Send a test to me");
+        assert!(issue.contains("Subject:"), "{issue}");
+        assert!(
+            issue.contains("Content-Type: multipart/alternative"),
+            "{issue}"
+        );
+        save(&b.screenshot(), &format!("issue-{width}.png"));
+
+        let before = w.outbox("test").len();
+        b.click("Send a test to me");
+        let sent = b.wait_for_text("Test sent");
+        assert!(sent.contains(&format!("{email}: accepted")), "{sent}");
+        assert_eq!(w.outbox("test").len(), before + 1);
+        save(&b.screenshot(), &format!("test-sent-{width}.png"));
+        b.click("Back to issue 2021-07");
+        b.wait_for_text("Test sends so far: ");
+        // The email itself, in its sandboxed frame (the last step: nothing is read after it).
+        b.open(&format!(
+            "http://127.0.0.1:{port}/admin/issues/2021-07#the-email"
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        save(&b.screenshot(), &format!("issue-email-{width}.png"));
+    }
+    assert_eq!(d.stop().status.code(), Some(0));
+}
+
+/// "Send now" from the issue page, with the typed id, lands on the campaign page, whose counts
+/// then move by themselves (the page's script polls them) until the campaign is finished.
+#[test]
+fn a_campaign_sent_from_the_console_counts_live() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\"]");
+    // Twelve readers at two a second: the campaign runs for some seconds.
+    let mut list = String::from("email,name\n");
+    for i in 0..12 {
+        list.push_str(&format!("reader{i}@example.org,Reader {i}\n"));
+    }
+    w.write("subscribers.csv", &list);
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let db = "database = \"data/brief.db\"";
+    assert!(text.contains(db), "{text}");
+    w.write(
+        "brief.toml",
+        &text.replace(db, &format!("{db}\nrate_per_second = 2")),
+    );
+    let d = Running::start(&w, &[]);
+    let b = Browser::start();
+    sign_in(&b, &w, port, "editor@example.org", 1);
+    b.click("2021-07");
+    b.wait_for_text("Send now");
+    b.fill("Type the issue id (2021-07) to confirm", "2021-07");
+    b.click("Send now");
+    let page = b.wait_for_text("Campaign 2021-07");
+    assert!(page.contains("Sending for"), "{page}");
+    let url = b.url();
+    save(&b.screenshot(), "campaign-1280.png");
+    // No reload: the script brings the counts up to date.
+    let started = std::time::Instant::now();
+    loop {
+        let text = b.text();
+        if text.contains("finished\t0\t0\t12") || text.contains("finished 0 0 12") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the counts never showed the finished campaign: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(b.url(), url, "the page was not reloaded");
+    assert!(!b.text().contains("Finished "), "the page was not reloaded");
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
