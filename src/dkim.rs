@@ -64,10 +64,10 @@ pub struct DkimSigner {
 }
 
 enum Key {
-    /// Signed by `ring` (assembly, constant-time); the public key's DER (SubjectPublicKeyInfo,
+    /// Signed by `aws-lc-rs` (AWS-LC: assembly, constant-time); the public key's DER (SubjectPublicKeyInfo,
     /// what the DNS record publishes) is kept beside it.
     Rsa {
-        signer: Box<ring::signature::RsaKeyPair>,
+        signer: Box<aws_lc_rs::signature::RsaKeyPair>,
         public_der: Vec<u8>,
     },
     Ed25519(ed25519_dalek::SigningKey),
@@ -210,13 +210,13 @@ impl DkimSigner {
         hashed.extend_from_slice(&sig_line);
 
         let signature = match key {
-            // RSASSA-PKCS1-v1_5 with SHA-256 over the hashed data (ring hashes it itself).
+            // RSASSA-PKCS1-v1_5 with SHA-256 over the hashed data (the signer hashes it itself).
             Key::Rsa { signer, .. } => {
-                let mut sig = vec![0; signer.public().modulus_len()];
+                let mut sig = vec![0; signer.public_modulus_len()];
                 signer
                     .sign(
-                        &ring::signature::RSA_PKCS1_SHA256,
-                        &ring::rand::SystemRandom::new(),
+                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                        &aws_lc_rs::rand::SystemRandom::new(),
                         &hashed,
                         &mut sig,
                     )
@@ -307,7 +307,7 @@ fn parse_key(text: &str) -> anyhow::Result<Key> {
         let key = RsaPrivateKey::from_pkcs1_der(doc.as_bytes())
             .map_err(|e| anyhow!("bad PKCS#1 rsa key: {e}"))?;
         return rsa_key(key, || {
-            ring::signature::RsaKeyPair::from_der(doc.as_bytes())
+            aws_lc_rs::signature::RsaKeyPair::from_der(doc.as_bytes())
         });
     }
     let info =
@@ -316,7 +316,7 @@ fn parse_key(text: &str) -> anyhow::Result<Key> {
         let key = RsaPrivateKey::from_pkcs8_der(doc.as_bytes())
             .map_err(|e| anyhow!("bad PKCS#8 rsa key: {e}"))?;
         rsa_key(key, || {
-            ring::signature::RsaKeyPair::from_pkcs8(doc.as_bytes())
+            aws_lc_rs::signature::RsaKeyPair::from_pkcs8(doc.as_bytes())
         })
     } else if info.algorithm.oid == OID_ED25519 {
         // RFC 8410 §7: the private key is an OCTET STRING holding the 32-byte seed.
@@ -337,7 +337,7 @@ fn parse_key(text: &str) -> anyhow::Result<Key> {
 /// to be right, so a short key gets this message rather than the signer's).
 fn rsa_key(
     public: RsaPrivateKey,
-    signer: impl FnOnce() -> Result<ring::signature::RsaKeyPair, ring::error::KeyRejected>,
+    signer: impl FnOnce() -> Result<aws_lc_rs::signature::RsaKeyPair, aws_lc_rs::error::KeyRejected>,
 ) -> anyhow::Result<Key> {
     let bits = public.size() * 8;
     if bits < 2048 {

@@ -653,3 +653,34 @@ async fn a_test_send_from_the_issue_page_reaches_the_relay() {
     let d = std::sync::Arc::try_unwrap(d).ok().unwrap();
     tokio::task::spawn_blocking(move || d.stop()).await.unwrap();
 }
+
+/// A sign-in link past its 15 minutes is refused over HTTP, opens no session, and says to ask
+/// for a new one. The link is made with the daemon's own key, as the daemon would have made it
+/// 16 minutes ago.
+#[test]
+fn an_expired_sign_in_link_opens_no_session() {
+    let w = world();
+    let d = Running::start(&w, &[]);
+    // The daemon made its token key at start; the link is signed with it.
+    let key = std::fs::read_to_string(w.path("data/token.key")).unwrap();
+    let key = brief::token::TokenKey::new(brief::config::Secret::new(key.trim().into()));
+    let sixteen_minutes_ago = brief::clock::Clock::now_ms(&brief::clock::SystemClock) - 16 * 60_000;
+    let link = brief::staff::login_link(
+        &key,
+        &"https://news.example.org/".parse().unwrap(),
+        &EDITOR.parse().unwrap(),
+        sixteen_minutes_ago,
+    );
+
+    let r = d.post(link.path(), &[FORM], b"");
+
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    assert!(
+        r.header("set-cookie").is_none(),
+        "no session: {:?}",
+        r.headers
+    );
+    assert_eq!(get_with(&d, "/admin/", &[]).status, 303);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
