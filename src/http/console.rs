@@ -573,20 +573,7 @@ async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -
         Ok(r) => r,
         Err(e) => return server_error(&d, e),
     };
-    let now = d.app.clock.now_ms();
-    let record = replies.clone();
-    if let Err(e) = d
-        .ledger
-        .with(move |l| {
-            for r in &record {
-                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
-            }
-            Ok(())
-        })
-        .await
-    {
-        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
-    }
+    super::record_test_send(&d, id, &replies).await;
     let all = replies.iter().all(|r| r.accepted);
     let status = if all {
         StatusCode::OK

@@ -527,20 +527,7 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
         Ok(r) => r,
         Err(e) => return server_error(&d, e),
     };
-    let now = d.app.clock.now_ms();
-    let record = replies.clone();
-    if let Err(e) = d
-        .ledger
-        .with(move |l| {
-            for r in &record {
-                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
-            }
-            Ok(())
-        })
-        .await
-    {
-        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
-    }
+    record_test_send(&d, id, &replies).await;
     let all = replies.iter().all(|r| r.accepted);
     let results: Vec<_> = replies
         .iter()
@@ -563,6 +550,25 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
         axum_json(&serde_json::json!({ "issue": id.to_string(), "results": results })),
     )
         .into_response()
+}
+
+/// Keeps the replies of a test send of issue `id` in the ledger's test log (a failure to record
+/// is logged: the messages went out either way).
+async fn record_test_send(d: &Site, id: IssueId, replies: &[crate::app::TestReply]) {
+    let now = d.app.clock.now_ms();
+    let record = replies.to_vec();
+    let recorded = d
+        .ledger
+        .with(move |l| {
+            for r in &record {
+                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
+    }
 }
 
 /// Whether `Authorization: Bearer T` carries the expected token. Both sides are hashed first,
