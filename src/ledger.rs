@@ -1051,27 +1051,12 @@ impl Ledger {
         campaign: CampaignId,
         mut f: impl FnMut(DeliveryRow) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let mut st = self.conn.prepare(
-            "SELECT address, name, state, attempts, last_code, last_text, message_id,
-                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision
-             FROM deliveries WHERE campaign_id = ?1 ORDER BY id",
-        )?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE campaign_id = ?1 ORDER BY id"
+        ))?;
         let mut rows = st.query([campaign])?;
         while let Some(r) = rows.next()? {
-            f(DeliveryRow {
-                address: r.get(0)?,
-                name: r.get(1)?,
-                state: r.get(2)?,
-                attempts: r.get(3)?,
-                last_code: r.get(4)?,
-                last_text: r.get(5)?,
-                message_id: r.get(6)?,
-                first_attempt_at: r.get(7)?,
-                last_attempt_at: r.get(8)?,
-                next_attempt_at: r.get(9)?,
-                possible_duplicate: r.get(10)?,
-                revision: r.get(11)?,
-            })?;
+            f(delivery_row(r)?)?;
         }
         Ok(())
     }
@@ -1089,28 +1074,11 @@ impl Ledger {
             params![campaign, state],
             |r| r.get(0),
         )?;
-        let mut st = self.conn.prepare(
-            "SELECT address, name, state, attempts, last_code, last_text, message_id,
-                    first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision
-             FROM deliveries WHERE campaign_id = ?1 AND (?2 IS NULL OR state = ?2)
-             ORDER BY id LIMIT ?3",
-        )?;
-        let rows = st.query_map(params![campaign, state, limit], |r| {
-            Ok(DeliveryRow {
-                address: r.get(0)?,
-                name: r.get(1)?,
-                state: r.get(2)?,
-                attempts: r.get(3)?,
-                last_code: r.get(4)?,
-                last_text: r.get(5)?,
-                message_id: r.get(6)?,
-                first_attempt_at: r.get(7)?,
-                last_attempt_at: r.get(8)?,
-                next_attempt_at: r.get(9)?,
-                possible_duplicate: r.get(10)?,
-                revision: r.get(11)?,
-            })
-        })?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                 WHERE campaign_id = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![campaign, state, limit], delivery_row)?;
         Ok((rows.collect::<Result<_, _>>()?, total as u64))
     }
 
@@ -1674,6 +1642,28 @@ fn record_in(
         }
     }
     Ok(())
+}
+
+/// The columns [`delivery_row`] reads, in its order.
+const DELIVERY_COLUMNS: &str = "address, name, state, attempts, last_code, last_text, message_id, \
+     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision";
+
+/// One row of [`DELIVERY_COLUMNS`] as a report row.
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        address: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        attempts: r.get(3)?,
+        last_code: r.get(4)?,
+        last_text: r.get(5)?,
+        message_id: r.get(6)?,
+        first_attempt_at: r.get(7)?,
+        last_attempt_at: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        possible_duplicate: r.get(10)?,
+        revision: r.get(11)?,
+    })
 }
 
 fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {

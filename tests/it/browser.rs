@@ -76,28 +76,7 @@ fn the_browser_fills_fields_by_label_or_name() {
 /// message, and presses the button.
 #[test]
 fn a_reader_joins_with_the_form_and_the_link_in_the_message() {
-    let w = World::new();
-    // The form posts to `public_url`, so here that must be this very daemon.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let (listen, public) = (
-        "listen = \"127.0.0.1:0\"",
-        "public_url = \"https://news.example.org/\"",
-    );
-    assert!(text.contains(listen) && text.contains(public), "{text}");
-    w.write(
-        "brief.toml",
-        &text
-            .replace(listen, &format!("listen = \"127.0.0.1:{port}\""))
-            .replace(
-                public,
-                &format!("public_url = \"http://127.0.0.1:{port}/\""),
-            ),
-    );
+    let (w, port) = world_on_own_port("");
     let d = Running::start(&w, &[]);
     let b = Browser::start();
 
