@@ -377,6 +377,35 @@ impl App {
         Ok((c, new, problems))
     }
 
+    /// Starts the campaign of `issue` (or finds it) as [`App::start_campaign`] does, rendered
+    /// now with `key`, on a ledger connection of its own opened off the async threads, which
+    /// the run then keeps: what the daemon's schedule and the console's "Send now" share.
+    pub async fn start_campaign_apart(
+        self: &Arc<Self>,
+        issue: Issue,
+        key: &TokenKey,
+        trigger: Trigger,
+    ) -> anyhow::Result<Started> {
+        let (rendered, template) = self.prepare(&issue, key, Kind::Campaign);
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut ledger = app.open_ledger()?;
+            let (campaign, new, problems) =
+                app.start_campaign(&mut ledger, &issue, &template, &rendered.subject, trigger)?;
+            let counts = ledger.counts(campaign.id)?;
+            Ok(Started {
+                ledger,
+                template,
+                campaign,
+                new,
+                problems,
+                counts,
+            })
+        })
+        .await
+        .context("the campaign task panicked")?
+    }
+
     /// What a campaign of `issue` stores: its frozen message, subject, web version and the
     /// fingerprint of the folder they came from.
     fn campaign_message(
@@ -797,6 +826,19 @@ impl App {
             name: Some(name),
         })
     }
+}
+
+/// A campaign [`App::start_campaign_apart`] started or found, with what its run needs.
+pub struct Started {
+    /// The run's own ledger connection.
+    pub ledger: Ledger,
+    pub template: MessageTemplate,
+    pub campaign: Campaign,
+    /// False when the campaign existed already (nothing was created).
+    pub new: bool,
+    /// Subscriber rows skipped as bad.
+    pub problems: Vec<Problem>,
+    pub counts: crate::ledger::Counts,
 }
 
 /// What [`App::import_subscribers`] did, row by row.

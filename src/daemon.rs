@@ -512,24 +512,18 @@ impl Daemon {
                 return Fire::Failed(id);
             }
         };
-        let (rendered, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
-        let app = self.app.clone();
-        let created = tokio::task::spawn_blocking(move || {
-            let mut ledger = app.open_ledger()?;
-            let (campaign, new, problems) = app.start_campaign(
-                &mut ledger,
-                &issue,
-                &template,
-                &rendered.subject,
-                Trigger::Schedule,
-            )?;
-            let counts = ledger.counts(campaign.id)?;
-            Ok::<_, anyhow::Error>((ledger, template, campaign, new, problems, counts))
-        })
-        .await
-        .context("ledger task panicked")
-        .and_then(|r| r);
-        let (ledger, template, campaign, new, problems, counts) = match created {
+        let created = self
+            .app
+            .start_campaign_apart(issue, &self.key, Trigger::Schedule)
+            .await;
+        let crate::app::Started {
+            ledger,
+            template,
+            campaign,
+            new,
+            problems,
+            counts,
+        } = match created {
             Ok(c) => c,
             Err(e) => {
                 self.report(id, true, format!("cannot create the campaign: {e:#}"));

@@ -71,6 +71,26 @@ fn message(d: &Site, staff: &Staff, status: StatusCode, title: &str, body: Marku
     res
 }
 
+/// The answer to a send refused because the issue has problems: the list, as `check` gives it.
+fn not_sent_for_problems(
+    d: &Site,
+    staff: &Staff,
+    id: IssueId,
+    problems: &crate::error::Problems,
+) -> Response {
+    message(
+        d,
+        staff,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Not sent",
+        html! {
+            (paragraph(d, &format!("Issue {id} has problems: nothing was sent.")))
+            (problem_list(d, &problems.0))
+            (back_to_issue(d, id))
+        },
+    )
+}
+
 fn not_found(d: &Site, staff: &Staff, what: &str) -> Response {
     message(
         d,
@@ -549,19 +569,7 @@ async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -
     };
     let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => i,
-        Err(problems) => {
-            return message(
-                &d,
-                staff,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Not sent",
-                html! {
-                    (paragraph(&d, &format!("Issue {id} has problems: nothing was sent.")))
-                    (problem_list(&d, &problems.0))
-                    (back_to_issue(&d, id))
-                },
-            )
-        }
+        Err(problems) => return not_sent_for_problems(&d, staff, id, &problems),
     };
     let tag = d.key.tag(staff.address.as_ref());
     tracing::info!(issue = %id, staff = %tag, "console test send");
@@ -645,39 +653,21 @@ async fn send_now(State(d): Shared, Path(raw): Path<String>, form: StaffForm) ->
                 &format!("Issue {id} has no entries: nothing was sent."),
             )
         }
-        Err(problems) => {
-            return message(
-                &d,
-                staff,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Not sent",
-                html! {
-                    (paragraph(&d, &format!("Issue {id} has problems: nothing was sent.")))
-                    (problem_list(&d, &problems.0))
-                    (back_to_issue(&d, id))
-                },
-            )
-        }
+        Err(problems) => return not_sent_for_problems(&d, staff, id, &problems),
     };
-    let (rendered, template) = d.app.prepare(&issue, &d.key, Kind::Campaign);
-    let app = d.app.clone();
-    // Like `brief send --yes`: the campaign with its whole list in one transaction, on a ledger
-    // connection of its own that the run then keeps.
-    let created = tokio::task::spawn_blocking(move || {
-        let mut ledger = app.open_ledger()?;
-        let (campaign, new, problems) = app.start_campaign(
-            &mut ledger,
-            &issue,
-            &template,
-            &rendered.subject,
-            Trigger::Staff,
-        )?;
-        Ok::<_, anyhow::Error>((ledger, template, campaign, new, problems))
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("campaign task failed: {e}"))
-    .and_then(|r| r);
-    let (ledger, template, campaign, new, problems) = match created {
+    // Like `brief send --yes`: the campaign with its whole list in one transaction.
+    let created = d
+        .app
+        .start_campaign_apart(issue, &d.key, Trigger::Staff)
+        .await;
+    let crate::app::Started {
+        ledger,
+        template,
+        campaign,
+        new,
+        problems,
+        ..
+    } = match created {
         Ok(c) => c,
         Err(e) => return server_error(&d, e),
     };
