@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use lettre::Address;
+use url::Url;
 
 use crate::address::{parse_address, AddressKey};
 use crate::clock::Clock;
@@ -27,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
 use crate::templates::Templates;
-use crate::token::TokenKey;
+use crate::token::{Purpose, TokenKey};
 use crate::transport::{Connection, Transport};
 
 /// Loaded configuration and what follows from it.
@@ -39,6 +40,11 @@ pub struct App {
 
 /// The address previews are made out to.
 pub const SAMPLE_ADDRESS: &str = "reader@example.org";
+
+/// How long a test copy's "View in browser" link (a signed preview) works: long enough to
+/// review an issue over a fortnight, short enough that a forwarded test copy stops showing a
+/// draft.
+pub const PREVIEW_TTL: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
 
 impl App {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
@@ -267,7 +273,20 @@ impl App {
             newsletter: &self.config.newsletter,
             templates: &self.templates,
             public_url: &self.config.server.public_url,
+            web_version: None,
         }
+    }
+
+    /// The signed URL of `id`'s preview (`public_url/preview/TOKEN`), valid for
+    /// [`PREVIEW_TTL`]: where a test copy's "View in browser" points.
+    pub fn preview_url(&self, id: IssueId, key: &TokenKey) -> Url {
+        let expires = self.clock.now().timestamp() + PREVIEW_TTL.as_secs() as i64;
+        let token = key.sign(Purpose::Preview, &[&id.to_string()], expires);
+        self.config
+            .server
+            .public_url
+            .join(&format!("preview/{token}"))
+            .expect("public_url is a base URL")
     }
 
     /// Renders an issue and prepares its message.
@@ -277,7 +296,15 @@ impl App {
         key: &TokenKey,
         kind: Kind,
     ) -> (Rendered, MessageTemplate) {
-        let rendered = render::render_email(issue, self.render_context());
+        let mut ctx = self.render_context();
+        // A test copy's "View in browser" cannot point at the archive, which publishes only
+        // sent issues: it gets a signed preview link instead.
+        let preview;
+        if let Kind::Test { .. } = kind {
+            preview = self.preview_url(issue.id, key);
+            ctx.web_version = Some(&preview);
+        }
+        let rendered = render::render_email(issue, ctx);
         let template = MessageTemplate::new(
             &rendered,
             &self.config.newsletter,

@@ -36,6 +36,9 @@ pub enum Purpose {
     /// A staff member's emailed sign-in link (the address and a random id, which the ledger
     /// records when the link is used, so that it works once).
     StaffLogin,
+    /// A test send's "View in browser" link (the issue id): the issue's web version before it
+    /// is sent, for whoever holds the test copy, until the link expires.
+    Preview,
 }
 
 impl Purpose {
@@ -43,6 +46,7 @@ impl Purpose {
         match self {
             Purpose::Confirm => b"brief-confirm-v1\0",
             Purpose::StaffLogin => b"brief-staff-login-v1\0",
+            Purpose::Preview => b"brief-preview-v1\0",
         }
     }
 }
@@ -267,6 +271,15 @@ mod tests {
         assert_eq!(
             k.open(Purpose::Confirm, &login, 999),
             Err(TokenError::Invalid)
+        );
+        let preview = k.sign(Purpose::Preview, &["2021-07"], 1_000);
+        assert_eq!(
+            k.open(Purpose::StaffLogin, &preview, 999),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            k.open(Purpose::Preview, &preview, 999),
+            Ok(vec!["2021-07".to_string()])
         );
         let csrf = k.csrf("session");
         assert!(k.csrf_matches("session", &csrf));

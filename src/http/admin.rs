@@ -123,10 +123,9 @@ pub(super) fn see_other(location: &url::Url) -> Response {
         .into_response()
 }
 
-/// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, and `Secure`
-/// when the public URL is https. Its path is the whole site's, not only `/admin`: a test send's
-/// "View in browser" link (`/archive/ID`) must know a staff member to show them the preview of
-/// an issue not sent yet.
+/// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, for the staff
+/// pages only (`Path=/admin` under the public URL's path), and `Secure` when the public URL is
+/// https.
 fn cookie(d: &Site, value: Option<&str>) -> HeaderValue {
     let public = &d.app.config.server.public_url;
     let mut c = match value {
@@ -134,7 +133,7 @@ fn cookie(d: &Site, value: Option<&str>) -> HeaderValue {
         None => format!("{COOKIE}=; Max-Age=0"),
     };
     c.push_str(&format!(
-        "; Path={}; HttpOnly; SameSite=Strict",
+        "; Path={}admin; HttpOnly; SameSite=Strict",
         public.path()
     ));
     if public.scheme() == "https" {
@@ -249,14 +248,6 @@ impl FromRequestParts<Arc<Site>> for Staff {
             None => Err(anonymous(d, json)),
         }
     }
-}
-
-/// The staff member signed in on this request, if any (for pages that anyone may ask for, but
-/// that show staff more).
-pub(super) async fn signed_in(d: &Arc<Site>, headers: &HeaderMap) -> Option<Staff> {
-    let (mut parts, ()) = axum::http::Request::new(()).into_parts();
-    parts.headers = headers.clone();
-    Staff::from_request_parts(&mut parts, d).await.ok()
 }
 
 /// A signed-in staff member's form POST, checked: the session (as [`Staff`]), then the

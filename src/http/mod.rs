@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -52,7 +52,7 @@ use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Reason, SharedLedger, State as DeliveryState};
 use crate::metrics::Metrics;
-use crate::token::TokenKey;
+use crate::token::{Purpose, TokenError, TokenKey};
 
 /// The largest request body accepted: one-click bodies and test-send requests are tiny.
 pub const BODY_LIMIT: usize = 4 * 1024;
@@ -101,6 +101,7 @@ pub fn router(site: Arc<Site>) -> Router {
         .route("/archive", get(archive_index))
         .route("/archive/", get(archive_index))
         .route("/archive/{id}", get(archive_issue))
+        .route("/preview/{token}", get(preview))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
@@ -306,13 +307,8 @@ async fn archive_index(State(d): Shared) -> Response {
 
 /// The web version of a sent issue, as its campaign sends it (stored when it started, or last
 /// revised): the newsletter's layout without personal data. Issues that were never sent are
-/// not published (they may be drafts), except to signed-in staff, who are sent to the issue's
-/// staff preview: a test send's "View in browser" link never ends in a 404 for them.
-async fn archive_issue(
-    State(d): Shared,
-    headers: HeaderMap,
-    id: Result<Path<String>, PathRejection>,
-) -> Response {
+/// not published (they may be drafts): their test copies link to a signed preview instead.
+async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return not_found(State(d)).await;
     };
@@ -325,13 +321,7 @@ async fn archive_issue(
         .await;
     let web = match stored {
         Ok(Some(web)) => web,
-        Ok(None) => {
-            if admin::signed_in(&d, &headers).await.is_some() {
-                let preview = admin::url(&d, &format!("admin/issues/{id}"));
-                return no_store(admin::see_other(&preview));
-            }
-            return not_found(State(d)).await;
-        }
+        Ok(None) => return not_found(State(d)).await,
         Err(e) => return server_error(&d, e),
     };
     let app = d.app.clone();
@@ -356,6 +346,74 @@ async fn archive_issue(
         }
         Err(e) => server_error(&d, anyhow::anyhow!("render task failed: {e}")),
     }
+}
+
+/// A test copy's "View in browser" link: the web version of the issue as its folder renders it
+/// now, sent or not, for whoever holds a genuine link that has not expired (see
+/// `App::preview_url`). It needs no session, since the link is clicked from webmail, where a
+/// `SameSite=Strict` cookie does not ride along. An expired link says so and points at the
+/// console and the archive: a test copy's link never ends in a bare 404.
+async fn preview(State(d): Shared, token: Path<String>) -> Response {
+    let now = d.app.clock.now().timestamp();
+    let id = match d.key.open(Purpose::Preview, &token.0, now) {
+        Ok(fields) => fields.first().and_then(|f| f.parse::<IssueId>().ok()),
+        Err(TokenError::Expired) => {
+            let t = &d.app.templates;
+            let days = crate::app::PREVIEW_TTL.as_secs() / 86_400;
+            let body = html! {
+                h2.entry-title style=(t.style("entry-title")) { "This preview has expired" }
+                p.paragraph style=(t.style("paragraph")) {
+                    "A test copy's \"View in browser\" link works for " (days) " days. Staff can see "
+                    "every issue in the "
+                    a style=(t.style("link")) href=(admin::url(&d, "admin/").as_str()) { "console" }
+                    "; sent issues are in the "
+                    a style=(t.style("link")) href=(admin::url(&d, "archive/").as_str()) { "archive" }
+                    "."
+                }
+            };
+            return private(page(&d, StatusCode::GONE, "Preview expired", body));
+        }
+        Err(TokenError::Invalid) => None,
+    };
+    let Some(id) = id else {
+        return private(not_found(State(d)).await);
+    };
+    let app = d.app.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        app.load_issue(id)
+            .map(|issue| crate::render::render_web(&issue, app.render_context()))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(html)) => {
+            private(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
+        }
+        Ok(Err(problems)) => {
+            // The folder was changed since the test send and does not render now.
+            let t = &d.app.templates;
+            let body = html! {
+                h2.entry-title style=(t.style("entry-title")) { "Issue " (id) " cannot be shown now" }
+                p.paragraph style=(t.style("paragraph")) {
+                    "Its folder has " (problems.0.len()) " problem(s) since the test copy was sent. "
+                    "Run brief check, or open the issue in the "
+                    a style=(t.style("link")) href=(admin::url(&d, &format!("admin/issues/{id}")).as_str()) { "console" }
+                    "."
+                }
+            };
+            private(page(&d, StatusCode::CONFLICT, "Preview", body))
+        }
+        Err(e) => server_error(&d, anyhow::anyhow!("render task failed: {e}")),
+    }
+}
+
+/// A page only its link's holder should see: never cached, never indexed.
+fn private(res: Response) -> Response {
+    let mut res = no_store(res);
+    res.headers_mut().insert(
+        HeaderName::from_static("x-robots-tag"),
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    res
 }
 
 /// The confirmation page. It is the same for every token and changes nothing.

@@ -29,14 +29,22 @@ pub struct Context<'a> {
     pub templates: &'a Templates,
     /// The daemon's public base URL (ends with `/`).
     pub public_url: &'a Url,
+    /// Where "View in browser" points instead of the archive: a test copy's signed preview,
+    /// since an issue not sent yet has no page in the archive.
+    pub web_version: Option<&'a Url>,
 }
 
 impl Context<'_> {
-    /// The web version's URL, linked as "View in browser".
+    /// The web version's URL, linked as "View in browser": the archive page, or
+    /// [`Context::web_version`] when set.
     pub fn archive_url(&self, issue: &Issue) -> Url {
-        self.public_url
-            .join(&format!("archive/{}", issue.id))
-            .expect("public_url is a base URL")
+        match self.web_version {
+            Some(url) => url.clone(),
+            None => self
+                .public_url
+                .join(&format!("archive/{}", issue.id))
+                .expect("public_url is a base URL"),
+        }
     }
 }
 

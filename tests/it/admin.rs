@@ -150,7 +150,7 @@ fn a_staff_member_signs_in_by_an_emailed_link_that_works_once() {
     );
     let set = signed_in.header("set-cookie").unwrap();
     let flags: Vec<&str> = set.split(';').map(str::trim).collect();
-    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Secure"] {
         assert!(flags.contains(&flag), "{flag} missing in {set}");
     }
     let cookie = session_cookie(&signed_in);
@@ -351,18 +351,12 @@ fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
         .status,
         401
     );
-    // The web version of an issue not sent is not published...
+    // The web version of an issue not sent is not published (its test copies link to a
+    // signed preview instead).
     assert_eq!(d.get("/archive/2021-07").status, 404);
 
     let cookie = sign_in(&d, &w, EDITOR, 1);
     let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
-    // ...except to staff, who get its preview.
-    let archived = get("/archive/2021-07");
-    assert_eq!(archived.status, 303);
-    assert_eq!(
-        archived.header("location"),
-        Some("https://news.example.org/admin/issues/2021-07")
-    );
 
     // The dashboard: the next send in the schedule's zone, the issue and its check.
     let home = get("/admin/");
@@ -640,6 +634,41 @@ async fn a_test_send_from_the_issue_page_reaches_the_relay() {
         "{:?}",
         test.subject()
     );
+    // Its "View in browser" link opens the issue before it is sent, without a session (from
+    // webmail, the SameSite cookie does not ride along), and never the public 404.
+    let text = test.body_text(0).unwrap().into_owned();
+    let view = text
+        .lines()
+        .find_map(|l| l.strip_prefix("View in browser: "))
+        .unwrap_or_else(|| panic!("no View in browser line in {text}"))
+        .to_string();
+    let html = test.body_html(0).unwrap().into_owned();
+    assert!(html.contains(&format!("href=\"{view}\"")), "{html}");
+    let path = view
+        .strip_prefix("https://news.example.org")
+        .unwrap_or_else(|| panic!("{view}"))
+        .to_string();
+    assert!(path.starts_with("/preview/"), "{path}");
+    let dd = d.clone();
+    let (preview, tampered, archive) = tokio::task::spawn_blocking(move || {
+        let mut forged = path.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        (
+            dd.get(&path),
+            dd.get(&forged),
+            dd.get("/archive/2021-07").status,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(preview.status, 200, "{}", preview.body);
+    assert!(preview.body.contains("Learn more"), "{}", preview.body);
+    assert!(!preview.body.contains("unsubscribe/"), "{}", preview.body);
+    assert_eq!(preview.header("cache-control"), Some("no-store"));
+    assert_eq!(preview.header("x-robots-tag"), Some("noindex, nofollow"));
+    assert_eq!(tampered.status, 404);
+    assert_eq!(archive, 404, "the archive still publishes only sent issues");
     assert!(!server
         .messages()
         .iter()
@@ -682,5 +711,38 @@ fn an_expired_sign_in_link_opens_no_session() {
         r.headers
     );
     assert_eq!(get_with(&d, "/admin/", &[]).status, 303);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
+
+/// A test copy's preview link past its fortnight says it expired and where to look instead,
+/// rather than a bare 404. The link is made with the daemon's own key, as a test send 15 days
+/// ago would have made it.
+#[test]
+fn an_expired_preview_link_says_so_and_points_at_the_console() {
+    let w = world();
+    let d = Running::start(&w, &[]);
+    let key = std::fs::read_to_string(w.path("data/token.key")).unwrap();
+    let key = brief::token::TokenKey::new(brief::config::Secret::new(key.trim().into()));
+    let now = brief::clock::Clock::now(&brief::clock::SystemClock).timestamp();
+    let sign = |expires: i64| {
+        format!(
+            "/preview/{}",
+            key.sign(brief::token::Purpose::Preview, &["2021-07"], expires)
+        )
+    };
+
+    let fresh = d.get(&sign(now + 3600));
+    let expired = d.get(&sign(now - 24 * 3600));
+
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert_eq!(expired.status, 410, "{}", expired.body);
+    assert!(expired.body.contains("expired"), "{}", expired.body);
+    assert!(
+        expired
+            .body
+            .contains("href=\"https://news.example.org/admin/\""),
+        "{}",
+        expired.body
+    );
     assert_eq!(d.stop().status.code(), Some(0));
 }

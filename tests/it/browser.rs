@@ -370,7 +370,17 @@ fn a_staff_member_uses_the_console_in_a_browser() {
         b.click("Send a test to me");
         let sent = b.wait_for_text("Test sent");
         assert!(sent.contains(&format!("{email}: accepted")), "{sent}");
-        assert_eq!(w.outbox("test").len(), before + 1);
+        let mut tests = w.outbox("test");
+        assert_eq!(tests.len(), before + 1);
+        tests.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+        let raw = std::fs::read(tests.last().unwrap()).unwrap();
+        let copy = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let view = copy
+            .body_text(0)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("View in browser: ").map(str::to_string))
+            .expect("a View in browser line");
         save(&b.screenshot(), &format!("test-sent-{width}.png"));
         b.click("Back to issue 2021-07");
         b.wait_for_text("Test sends so far: ");
@@ -380,6 +390,10 @@ fn a_staff_member_uses_the_console_in_a_browser() {
         ));
         std::thread::sleep(std::time::Duration::from_millis(300));
         save(&b.screenshot(), &format!("issue-email-{width}.png"));
+        // The test copy's "View in browser" link opens the issue, not sent yet.
+        b.open(&view);
+        let web = b.wait_for_text("Learn more");
+        assert!(!web.contains("Not found"), "{web}");
     }
     assert_eq!(d.stop().status.code(), Some(0));
 }

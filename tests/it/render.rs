@@ -18,6 +18,7 @@ pub fn example() -> (config::Config, Issue, Rendered, String) {
         newsletter: &cfg.newsletter,
         templates: &templates,
         public_url: &cfg.server.public_url,
+        web_version: None,
     };
     let rendered = render::render_email(&issue, ctx);
     let web = render::render_web(&issue, ctx);
@@ -198,6 +199,7 @@ fn content_text_is_escaped() {
             newsletter: &cfg.newsletter,
             templates: &templates,
             public_url: &cfg.server.public_url,
+            web_version: None,
         },
     );
     let html = Rendered::fill(&r.html, URL);
@@ -246,6 +248,7 @@ fn render_with_issue_toml(issue_toml: &str) -> Rendered {
             newsletter: &cfg.newsletter,
             templates: &templates,
             public_url: &cfg.server.public_url,
+            web_version: None,
         },
     )
 }
