@@ -11,31 +11,69 @@ use lettre::Address;
 use url::Url;
 
 use crate::address::{parse_address, AddressKey};
+use crate::bounce;
 use crate::clock::Clock;
 use crate::config::{Config, FeedWindow, Secret};
 use crate::content;
-use crate::deliver::{Run, Settings};
+use crate::deliver::{Envelope, Run, Settings};
 use crate::dkim::DkimSigner;
 use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, CampaignId, CampaignMessage, DeliveryRow, Forgot, Ledger, Reason, SharedLedger,
-    State, StoredSubscriber, Trigger,
+    BounceKind, BounceOutcome, BounceTarget, Campaign, CampaignId, CampaignMessage, DeliveryRow,
+    Forgot, Ledger, NewBounce, Reason, SharedLedger, State, StoredSubscriber, Trigger,
 };
 use crate::message::{Kind, MessageTemplate, Recipient};
-use crate::metrics::Metrics;
+use crate::metrics::{BounceKind as BounceMetric, Metrics};
 use crate::render::{self, Context as RenderContext, Rendered};
 use crate::subscribers::{self, Subscriber};
 use crate::templates::Templates;
 use crate::token::{Purpose, TokenKey};
 use crate::transport::{Connection, Transport};
+use sha2::{Digest, Sha256};
 
 /// Loaded configuration and what follows from it.
 pub struct App {
     pub config: Config,
     pub templates: Templates,
     pub clock: Arc<dyn Clock>,
+}
+
+/// What [`App::take_bounce`] made of one message that came back to the bounce address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TakenBounce {
+    /// What the parser found.
+    pub report: bounce::Report,
+    pub outcome: BounceHandling,
+}
+
+/// What a message that came back changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BounceHandling {
+    /// Not a bounce or complaint (an auto-reply, a reply from a person, a success notice,
+    /// anything unrecognised): nothing changed.
+    Ignored,
+    /// A bounce or complaint that names no delivery of ours (no tag or a forged one, and no
+    /// known Message-ID): nothing changed.
+    Unmatched,
+    /// Recorded before for this delivery: nothing changed.
+    Duplicate(BounceTarget),
+    /// Recorded against the delivery; the address was suppressed for this reason by it.
+    Recorded {
+        target: BounceTarget,
+        suppressed: Option<Reason>,
+    },
+}
+
+impl TakenBounce {
+    /// Whether it changed nothing and matched nothing: what an IMAP mailbox leaves in place.
+    pub fn recognised(&self) -> bool {
+        !matches!(
+            self.outcome,
+            BounceHandling::Ignored | BounceHandling::Unmatched
+        )
+    }
 }
 
 /// The address previews are made out to.
@@ -702,18 +740,126 @@ impl App {
         transport: Arc<Transport>,
         dkim: Option<Arc<DkimSigner>>,
         metrics: Arc<Metrics>,
-    ) -> Run {
-        Run {
+    ) -> anyhow::Result<Run> {
+        Ok(Run {
             ledger,
             campaign,
             template,
             transport,
-            envelope_from: self.config.newsletter.from.email.clone(),
+            envelope: self.envelope()?,
             settings: Settings::from(&self.config.delivery),
             clock: self.clock.clone(),
             metrics,
             dkim,
+        })
+    }
+
+    /// The envelope sender of campaign messages: VERP under `[bounces] address`, else the From
+    /// address.
+    pub fn envelope(&self) -> anyhow::Result<Envelope> {
+        Ok(match &self.config.bounces {
+            None => Envelope::Fixed(self.config.newsletter.from.email.clone()),
+            Some(b) => Envelope::Verp {
+                user: b.address.email.user().to_string(),
+                domain: b.address.email.domain().to_string(),
+                key: Box::new(self.token_key()?),
+            },
+        })
+    }
+
+    /// Takes one message that came back to the bounce address (from `brief bounces import`,
+    /// the webhook or the IMAP mailbox): classifies it, finds its delivery by the VERP tag
+    /// (checked with `key`) or else by the returned Message-ID, and records it under the
+    /// policy of [`Ledger::record_bounce`]. Counts it in `brief_bounces_total` and logs a
+    /// suppression with the address as a keyed hash. A message naming no delivery of ours
+    /// changes nothing.
+    pub fn take_bounce(
+        &self,
+        ledger: &mut Ledger,
+        key: &TokenKey,
+        metrics: &Metrics,
+        raw: &[u8],
+    ) -> anyhow::Result<TakenBounce> {
+        let bounces = self.config.bounces.as_ref();
+        let address = bounces.map(|b| b.address.email.to_string());
+        let report = bounce::parse(raw, address.as_deref());
+        let kind = match report.kind {
+            bounce::Kind::Hard => BounceKind::Hard,
+            bounce::Kind::Soft => BounceKind::Soft,
+            bounce::Kind::Complaint => BounceKind::Complaint,
+            bounce::Kind::Ignored => {
+                metrics.bounce(BounceMetric::ignored);
+                return Ok(TakenBounce {
+                    report,
+                    outcome: BounceHandling::Ignored,
+                });
+            }
+        };
+        let mut target = None;
+        for id in report.tags.iter().filter_map(|t| key.open_verp_tag(t)) {
+            target = ledger.bounce_target(id)?;
+            if target.is_some() {
+                break;
+            }
         }
+        if target.is_none() {
+            for mid in &report.original_message_ids {
+                target = ledger.bounce_target_by_message_id(mid)?;
+                if target.is_some() {
+                    break;
+                }
+            }
+        }
+        let Some(target) = target else {
+            tracing::info!(
+                kind = kind.as_str(),
+                "a {kind} report names no delivery of ours (no valid tag, no known Message-ID); \
+                 nothing changed"
+            );
+            metrics.bounce(BounceMetric::ignored);
+            return Ok(TakenBounce {
+                report,
+                outcome: BounceHandling::Unmatched,
+            });
+        };
+        let report_key = match &report.report_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{}", crate::token::hex(&Sha256::digest(raw))),
+        };
+        let soft_limit = bounces.map_or(3, |b| b.soft_limit);
+        let outcome = ledger.record_bounce(
+            &target,
+            &NewBounce {
+                kind,
+                report_key: &report_key,
+                status: report.status.as_deref(),
+                diagnostic: report.diagnostic.as_deref(),
+                reporting_mta: report.reporting_mta.as_deref(),
+                at: self.clock.now_ms(),
+            },
+            soft_limit,
+        )?;
+        let outcome = match outcome {
+            BounceOutcome::Duplicate => BounceHandling::Duplicate(target),
+            BounceOutcome::Recorded { suppressed } => {
+                metrics.bounce(match kind {
+                    BounceKind::Hard => BounceMetric::hard,
+                    BounceKind::Soft => BounceMetric::soft,
+                    BounceKind::Complaint => BounceMetric::complaint,
+                });
+                if let Some(reason) = suppressed {
+                    tracing::info!(
+                        recipient = %key.tag(&target.address),
+                        issue = %target.issue,
+                        kind = kind.as_str(),
+                        status = report.status.as_deref().unwrap_or("-"),
+                        "suppressed as {reason} after a {kind} report"
+                    );
+                }
+                BounceHandling::Recorded { target, suppressed }
+            }
+        };
+        Ok(TakenBounce { report, outcome })
     }
 
     /// Adds the rows of the `email,name` CSV at `file` to the list held in the database. The
@@ -785,7 +931,12 @@ impl App {
         on_reply: &mut impl FnMut(&TestReply),
     ) -> anyhow::Result<Vec<TestReply>> {
         let transport = self.transport(sub)?;
-        let from = &self.config.newsletter.from.email;
+        // Not a campaign delivery, so no VERP tag: a bounce of it reaches the bounce mailbox
+        // and names no delivery.
+        let from = match &self.config.bounces {
+            Some(b) => &b.address.email,
+            None => &self.config.newsletter.from.email,
+        };
         let mut replies = Vec::with_capacity(to.len());
         let mut conn: Option<Connection> = None;
         for address in to {
@@ -955,6 +1106,8 @@ pub struct ReportRow<'a> {
     pub possible_duplicate: bool,
     /// The revision of the campaign's message this reader was sent (empty before an attempt).
     pub revision: Option<u32>,
+    /// The latest bounce or complaint reported after the send (empty: none).
+    pub bounce: &'a str,
 }
 
 impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
@@ -972,6 +1125,7 @@ impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
             next_attempt_at: fmt_ms(d.next_attempt_at),
             possible_duplicate: d.possible_duplicate,
             revision: d.revision,
+            bounce: d.bounce.as_deref().unwrap_or(""),
         }
     }
 }

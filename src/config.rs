@@ -41,6 +41,9 @@ pub struct Config {
     /// Optional DKIM signing.
     #[serde(default)]
     pub dkim: Option<Dkim>,
+    /// Optional bounce and complaint handling: a VERP envelope sender and the intakes.
+    #[serde(default)]
+    pub bounces: Option<Bounces>,
     /// Logging.
     #[serde(default)]
     pub log: Log,
@@ -384,6 +387,86 @@ pub enum Tls {
     Tls,
 }
 
+/// `[bounces]`: where bounces and complaints come back, and how brief takes them in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounces {
+    /// The bounce mailbox: each campaign message's envelope sender (MAIL FROM) becomes
+    /// `LOCAL+TAG@DOMAIN` of it, TAG a signed id of the delivery (VERP).
+    #[serde(deserialize_with = "de_mailbox")]
+    pub address: Mailbox,
+    /// The environment variable holding the bearer token of `POST /webhooks/bounce`; unset:
+    /// no webhook (404).
+    #[serde(default)]
+    pub webhook_token_env: Option<String>,
+    /// How many soft bounces, in distinct campaigns, make an address `bounced`.
+    #[serde(default = "default_soft_limit")]
+    pub soft_limit: u32,
+    /// The bounce mailbox over IMAP, polled by the daemon.
+    #[serde(default)]
+    pub imap: Option<Imap>,
+    /// The webhook's token, read from `webhook_token_env` at load (not a key of the file).
+    #[serde(skip)]
+    pub webhook_token: Option<Secret>,
+}
+
+fn default_soft_limit() -> u32 {
+    3
+}
+
+/// `[bounces.imap]`: the bounce mailbox the daemon polls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imap {
+    /// The IMAP server's host name.
+    pub host: String,
+    /// Its port: 993 for implicit TLS, 143 for STARTTLS.
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    /// `tls` (implicit, the default), `starttls` (required), or `none` (loopback only).
+    #[serde(default = "default_imap_tls")]
+    pub tls: Tls,
+    /// The mailbox's user name.
+    pub username: String,
+    /// The environment variable holding its password.
+    pub password_env: String,
+    /// The folder bounces arrive in.
+    #[serde(default = "default_imap_folder")]
+    pub folder: String,
+    /// Where processed reports are moved (created when missing). Nothing is ever deleted.
+    #[serde(default = "default_processed_folder")]
+    pub processed_folder: String,
+    /// How often the daemon looks.
+    #[serde(default = "default_imap_interval", deserialize_with = "de_duration")]
+    pub interval: Duration,
+    /// A PEM file of extra trusted root certificates (for a private server's CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The password, read from `password_env` at load (not a key of the file).
+    #[serde(skip)]
+    pub password: Option<Secret>,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+
+fn default_imap_tls() -> Tls {
+    Tls::Tls
+}
+
+fn default_imap_folder() -> String {
+    "INBOX".into()
+}
+
+fn default_processed_folder() -> String {
+    "brief-processed".into()
+}
+
+fn default_imap_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
 /// `[schedule]`: the daemon's monthly send.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -673,6 +756,54 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(b) = &c.bounces {
+        let key = |keys: &[&str]| format!("{}:{}", path.display(), key_line(text, keys));
+        if b.address.email.user().contains('+') {
+            bail!(
+                "{}: `bounces.address` {} already holds a `+`: brief adds `+TAG` to it for each \
+                 delivery; use the plain address",
+                key(&["bounces", "address"]),
+                b.address.email
+            );
+        }
+        if b.soft_limit == 0 {
+            bail!(
+                "{}: `bounces.soft_limit` must be at least 1",
+                key(&["bounces", "soft_limit"])
+            );
+        }
+        let mut names = vec![(
+            "bounces",
+            "webhook_token_env",
+            b.webhook_token_env.as_deref(),
+        )];
+        if let Some(imap) = &b.imap {
+            names.push(("bounces.imap", "password_env", Some(&imap.password_env)));
+            if imap.host.is_empty() || imap.port == 0 {
+                bail!(
+                    "{}: `bounces.imap` needs a host and a port (993 for TLS)",
+                    key(&["bounces", "imap"])
+                );
+            }
+            if imap.interval < Duration::from_secs(1) {
+                bail!(
+                    "{}: `bounces.imap.interval` must be at least 1s",
+                    key(&["bounces", "imap", "interval"])
+                );
+            }
+        }
+        for (table, k, name) in names {
+            if let Some(name) = name {
+                if name.is_empty() || name.contains('=') || name.contains('\0') {
+                    let keys: Vec<&str> = table.split('.').chain([k]).collect();
+                    bail!(
+                        "{}: `{table}.{k}` is not an environment variable name",
+                        key(&keys)
+                    );
+                }
+            }
+        }
+    }
     let scheme = c.server.public_url.scheme();
     if scheme != "https" && scheme != "http" {
         bail!(
@@ -755,6 +886,15 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     config.smtp.password = read_secret(config.smtp.password_env.as_deref(), path)?;
     config.server.secret = read_secret(config.server.secret_env.as_deref(), path)?;
     config.server.admin_token = read_secret(config.server.admin_token_env.as_deref(), path)?;
+    if let Some(b) = &mut config.bounces {
+        b.webhook_token = read_secret(b.webhook_token_env.as_deref(), path)?;
+        if let Some(imap) = &mut b.imap {
+            imap.password = read_secret(Some(&imap.password_env), path)?;
+            if let Some(ca) = &mut imap.ca_file {
+                resolve(ca);
+            }
+        }
+    }
     let delivery = std::mem::take(&mut config.warnings);
     config.warnings = unset_env(&config, &text);
     config.warnings.extend(delivery);
@@ -839,6 +979,9 @@ pub fn delivery_warnings(c: &Config, text: &str) -> Vec<String> {
 
 /// The warnings for `*_env` keys whose variable is not set (or empty) in this environment.
 fn unset_env(c: &Config, text: &str) -> Vec<String> {
+    let bounces = c.bounces.as_ref();
+    let imap = bounces.and_then(|b| b.imap.as_ref());
+    let imap_var = imap.map(|i| i.password_env.clone());
     [
         (
             "smtp",
@@ -861,15 +1004,30 @@ fn unset_env(c: &Config, text: &str) -> Vec<String> {
             c.server.admin_token.is_some(),
             "the admin API (`POST /admin/test-send`) is off",
         ),
+        (
+            "bounces",
+            "webhook_token_env",
+            &bounces.and_then(|b| b.webhook_token_env.clone()),
+            bounces.is_some_and(|b| b.webhook_token.is_some()),
+            "the bounce webhook (`POST /webhooks/bounce`) is off",
+        ),
+        (
+            "bounces.imap",
+            "password_env",
+            &imap_var,
+            imap.is_some_and(|i| i.password.is_some()),
+            "the daemon cannot read the bounce mailbox",
+        ),
     ]
     .into_iter()
     .filter_map(|(table, key, var, set, effect)| {
         let var = var.as_ref().filter(|_| !set)?;
+        let keys: Vec<&str> = table.split('.').chain([key]).collect();
         Some(format!(
             "{}:{}: `{table}.{key}` names the environment variable {var}, which is not set: \
              {effect}; set {var}, or remove the key",
             c.source.display(),
-            key_line(text, &[table, key])
+            key_line(text, &keys)
         ))
     })
     .collect()
@@ -1156,6 +1314,52 @@ mod tests {
                 p.display()
             )]
         );
+    }
+
+    #[test]
+    fn bounces_take_a_plain_address_and_name_what_is_wrong() {
+        let c = parse(
+            &format!("{MIN}\n[bounces]\naddress = \"bounces@example.org\"\n"),
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        let b = c.bounces.unwrap();
+        assert_eq!(b.soft_limit, 3);
+        assert!(b.imap.is_none() && b.webhook_token.is_none());
+        let imap = parse(
+            &format!(
+                "{MIN}\n[bounces]\naddress = \"bounces@example.org\"\n[bounces.imap]\n\
+                 host = \"imap.example.org\"\nusername = \"bounces\"\npassword_env = \"X\"\n"
+            ),
+            Path::new("b.toml"),
+        )
+        .unwrap();
+        let i = imap.bounces.unwrap().imap.unwrap();
+        assert_eq!((i.port, i.tls), (993, Tls::Tls));
+        assert_eq!(
+            (i.folder.as_str(), i.processed_folder.as_str()),
+            ("INBOX", "brief-processed")
+        );
+        assert_eq!(i.interval, Duration::from_secs(300));
+        for (extra, want) in [
+            (
+                "address = \"bounces+x@example.org\"",
+                "b.toml:11: `bounces.address` bounces+x@example.org already holds a `+`",
+            ),
+            (
+                "address = \"bounces@example.org\"\nsoft_limit = 0",
+                "b.toml:12: `bounces.soft_limit` must be at least 1",
+            ),
+            (
+                "address = \"bounces@example.org\"\nwebhook_token_env = \"A=B\"",
+                "b.toml:12: `bounces.webhook_token_env` is not an environment variable name",
+            ),
+        ] {
+            let e = parse(&format!("{MIN}\n[bounces]\n{extra}\n"), Path::new("b.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
     }
 
     #[test]

@@ -242,6 +242,17 @@ impl Daemon {
     /// The start-up work, as one tracked task: resume unfinished campaigns, catch up a missed
     /// fire, then run the schedule until the daemon stops.
     pub fn start(self: &Arc<Self>) {
+        if let Some(imap) = self
+            .app
+            .config
+            .bounces
+            .as_ref()
+            .and_then(|b| b.imap.clone())
+        {
+            let d = self.clone();
+            self.tracker
+                .spawn(async move { d.read_bounce_mailbox(imap).await });
+        }
         let d = self.clone();
         self.tracker.spawn(async move {
             d.resume_unfinished().await;
@@ -256,6 +267,95 @@ impl Daemon {
                 None => tracing::info!("no `[schedule] cron`: the daemon sends nothing by itself"),
             }
         });
+    }
+
+    /// Reads the bounce mailbox every `interval` until the stop. A mailbox that cannot be
+    /// reached, or fails mid-way, is logged and tried again at the next interval: it never
+    /// stops the daemon.
+    async fn read_bounce_mailbox(self: Arc<Self>, imap: crate::config::Imap) {
+        let Some(password) = imap.password.clone() else {
+            tracing::warn!(
+                "`bounces.imap.password_env` names {}, which is not set: the bounce mailbox is \
+                 not read",
+                imap.password_env
+            );
+            return;
+        };
+        let cfg = crate::imap::MailboxConfig {
+            host: imap.host.clone(),
+            port: imap.port,
+            tls: match imap.tls {
+                crate::config::Tls::Tls => crate::imap::ImapTls::Tls,
+                crate::config::Tls::Starttls => crate::imap::ImapTls::Starttls,
+                crate::config::Tls::None => crate::imap::ImapTls::None,
+            },
+            username: imap.username.clone(),
+            password: password.expose().to_string(),
+            folder: imap.folder.clone(),
+            processed_folder: imap.processed_folder.clone(),
+            ca_file: imap.ca_file.clone(),
+            timeout: IMAP_TIMEOUT,
+        };
+        loop {
+            match self.read_bounces_once(&cfg).await {
+                Ok((0, 0)) => {}
+                Ok((recognised, ignored)) => tracing::info!(
+                    recognised,
+                    ignored,
+                    "bounce mailbox read: {recognised} report(s) taken and moved to {}, {ignored} \
+                     message(s) left in place",
+                    cfg.processed_folder
+                ),
+                Err(e) => tracing::warn!(
+                    error.message = %e,
+                    "cannot read the bounce mailbox {}:{}: {e:#}; trying again in {}",
+                    cfg.host,
+                    cfg.port,
+                    humantime::format_duration(imap.interval)
+                ),
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(imap.interval) => {}
+            }
+        }
+    }
+
+    /// One visit to the bounce mailbox: every new message (at most [`IMAP_BATCH`] x
+    /// [`IMAP_BATCHES`] a visit) goes to the bounce parser; a recognised one is moved to the
+    /// processed folder, anything else is left in place, flagged so it is not read again.
+    /// Returns (recognised, left).
+    async fn read_bounces_once(
+        &self,
+        cfg: &crate::imap::MailboxConfig,
+    ) -> anyhow::Result<(usize, usize)> {
+        let mut mailbox = crate::imap::Mailbox::open(cfg).await?;
+        let (mut recognised, mut left) = (0, 0);
+        for _ in 0..IMAP_BATCHES {
+            let batch = mailbox.fetch_new(IMAP_BATCH).await?;
+            let last = batch.len() < IMAP_BATCH;
+            for m in batch {
+                let (app, key, metrics) =
+                    (self.app.clone(), self.key.clone(), self.metrics.clone());
+                let taken = self
+                    .ledger
+                    .with(move |l| app.take_bounce(l, &key, &metrics, &m.raw))
+                    .await?;
+                let verdict = if taken.recognised() {
+                    recognised += 1;
+                    crate::imap::Verdict::Processed
+                } else {
+                    left += 1;
+                    crate::imap::Verdict::Ignored
+                };
+                mailbox.settle(m.uid, verdict).await?;
+            }
+            if last || self.stop.is_cancelled() {
+                break;
+            }
+        }
+        mailbox.close().await;
+        Ok((recognised, left))
     }
 
     /// Starts a run for every campaign that is not finished; returns how many were started.
@@ -594,14 +694,20 @@ impl Daemon {
         // The engine logs the start and the end of each run; the daemon adds the metrics and,
         // when the relay could not be reached, runs again later instead of waiting for staff.
         loop {
-            let run = self.app.campaign_run(
+            let run = match self.app.campaign_run(
                 ledger.clone(),
                 campaign.clone(),
                 template.clone(),
                 transport.clone(),
                 self.dkim.clone(),
                 self.metrics.clone(),
-            );
+            ) {
+                Ok(run) => run,
+                Err(e) => {
+                    tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
+                    return;
+                }
+            };
             let result = run.execute(self.stop.clone()).await;
             match result {
                 Ok(s) if s.finished => {
@@ -688,6 +794,13 @@ fn has_entry_files(folder: &Path) -> bool {
         })
     })
 }
+
+/// How long each step with the bounce mailbox may take.
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Messages fetched from the bounce mailbox at a time, and batches per visit: a full mailbox
+/// is worked through over a few visits, never in one endless one.
+const IMAP_BATCH: usize = 100;
+const IMAP_BATCHES: usize = 20;
 
 /// `brief run`: the daemon, until SIGTERM or SIGINT. Exit 0 after a clean stop.
 pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {

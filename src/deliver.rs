@@ -64,6 +64,7 @@ use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::metrics::{Metrics, SendErrorKind};
+use crate::token::TokenKey;
 use crate::transport::{Connection, Reply, SendFailure, Stage, Transport};
 
 /// The most outcomes committed in one ledger transaction.
@@ -542,7 +543,7 @@ pub struct Run {
     pub campaign: Campaign,
     pub template: Arc<MessageTemplate>,
     pub transport: Arc<Transport>,
-    pub envelope_from: Address,
+    pub envelope: Envelope,
     pub settings: Settings,
     pub clock: Arc<dyn Clock>,
     /// Counts each attempt where it is classified (`brief_messages_sent_total`,
@@ -615,7 +616,7 @@ impl Run {
                 done: done_tx.clone(),
                 template: self.template.clone(),
                 transport: self.transport.clone(),
-                from: self.envelope_from.clone(),
+                envelope: self.envelope.clone(),
                 settings: self.settings.clone(),
                 clock: self.clock.clone(),
                 pacer: pacer.clone(),
@@ -808,7 +809,7 @@ struct Worker {
     done: mpsc::UnboundedSender<Done>,
     template: Arc<MessageTemplate>,
     transport: Arc<Transport>,
-    from: Address,
+    envelope: Envelope,
     settings: Settings,
     clock: Arc<dyn Clock>,
     pacer: Option<Arc<Pacer>>,
@@ -818,6 +819,33 @@ struct Worker {
     crew: Arc<Crew>,
     fuse: Arc<Fuse>,
     signing: Option<Arc<Signing>>,
+}
+
+/// The envelope sender (MAIL FROM) of a campaign's messages: where relays send bounces.
+#[derive(Clone, Debug)]
+pub enum Envelope {
+    /// One address for every message (no `[bounces]`).
+    Fixed(Address),
+    /// VERP: `user+TAG@domain`, TAG the delivery's signed tag ([`TokenKey::verp_tag`]), so a
+    /// bounce names the delivery it is about whatever the relay does to the message.
+    Verp {
+        user: String,
+        domain: String,
+        key: Box<TokenKey>,
+    },
+}
+
+impl Envelope {
+    /// The envelope sender of delivery `id` (the same for each of its attempts).
+    pub fn sender(&self, id: i64) -> Address {
+        match self {
+            Envelope::Fixed(a) => a.clone(),
+            Envelope::Verp { user, domain, key } => {
+                Address::new(format!("{user}+{}", key.verp_tag(id)), domain)
+                    .expect("a valid address with a tag of letters, digits and a dash")
+            }
+        }
+    }
 }
 
 /// DKIM signing, off the async I/O threads. An RSA-2048 signature costs about half a
@@ -1023,7 +1051,7 @@ impl Worker {
         if let Some(signing) = &self.signing {
             signing.sign(buf, self.clock.now().timestamp()).await;
         }
-        conn.send(&self.from, to, buf).await
+        conn.send(&self.envelope.sender(due.id), to, buf).await
     }
 
     /// Classifies an attempt, logs and counts it, and hands it to the recorder.
@@ -1226,6 +1254,7 @@ mod tests {
     fn replies_map_to_states() {
         let s = settings();
         let due = |attempts| Due {
+            id: 1,
             address: "A@x.org".into(),
             key: AddressKey::from_text("A@x.org"),
             name: None,
@@ -1308,6 +1337,7 @@ mod tests {
         };
         let address = format!("r{n}@x.org");
         let due = Due {
+            id: n as i64,
             key: AddressKey::from_text(&address),
             address,
             name: None,

@@ -135,6 +135,56 @@ words!(Reason {
     Complained => "complained",
 });
 
+/// What came back about a delivery after it was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BounceKind {
+    /// A permanent failure (5.x.x).
+    Hard,
+    /// A temporary one (4.x.x, or delayed).
+    Soft,
+    /// The reader reported the message as spam.
+    Complaint,
+}
+
+words!(BounceKind {
+    Hard => "hard",
+    Soft => "soft",
+    Complaint => "complaint",
+});
+
+/// A delivery a bounce or complaint is about, as [`Ledger::bounce_target`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BounceTarget {
+    pub delivery: i64,
+    pub campaign: CampaignId,
+    pub issue: String,
+    /// The address as the list spelled it.
+    pub address: String,
+}
+
+/// One bounce or complaint to record (see [`Ledger::record_bounce`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewBounce<'a> {
+    pub kind: BounceKind,
+    /// What makes the same report recognisable when it comes again: its Message-ID, or a hash
+    /// of its bytes.
+    pub report_key: &'a str,
+    pub status: Option<&'a str>,
+    pub diagnostic: Option<&'a str>,
+    pub reporting_mta: Option<&'a str>,
+    pub at: i64,
+}
+
+/// What [`Ledger::record_bounce`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BounceOutcome {
+    /// The same report was recorded before for this delivery: nothing changed.
+    Duplicate,
+    /// Recorded; the address was suppressed for this reason by it (`None`: not suppressed by
+    /// this report, e.g. a soft bounce under the limit, or an address suppressed already).
+    Recorded { suppressed: Option<Reason> },
+}
+
 /// What started a campaign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
@@ -206,6 +256,8 @@ impl Counts {
 /// A delivery claimed for sending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Due {
+    /// The delivery's row id: what its VERP tag names.
+    pub id: i64,
     /// The address as the list spelled it.
     pub address: String,
     pub key: AddressKey,
@@ -250,6 +302,9 @@ pub struct DeliveryRow {
     /// The revision of the campaign's message it was last attempted with (see
     /// [`CampaignMessage::revision`]); `None` before any attempt.
     pub revision: Option<u32>,
+    /// The latest bounce or complaint reported after the send: kind, status, diagnostic and
+    /// reporting MTA (`hard 5.1.1: 550 ... (mx.example.net)`).
+    pub bounce: Option<String>,
 }
 
 /// One suppressed address, as [`Ledger::recent_suppressions`] lists it.
@@ -465,6 +520,22 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 7: bounces and complaints that came back after a delivery, one row per report and
+    // delivery (the same report processed twice is one row), and a way to find a delivery by
+    // the Message-ID a report returns.
+    "CREATE TABLE bounces (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        report_key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('hard', 'soft', 'complaint')),
+        status TEXT,
+        diagnostic TEXT,
+        reporting_mta TEXT,
+        at INTEGER NOT NULL,
+        UNIQUE (report_key, delivery_id)
+    );
+    CREATE INDEX bounces_delivery ON bounces (delivery_id);
+    CREATE INDEX deliveries_message_id ON deliveries (message_id);",
 ];
 
 /// A new staff session (see [`Ledger::sign_in_staff`]).
@@ -894,6 +965,7 @@ impl Ledger {
                         Ok((
                             r.get::<_, i64>(0)?,
                             Due {
+                                id: r.get(0)?,
                                 address: r.get(1)?,
                                 key: AddressKey::from_text(&r.get::<_, String>(2)?),
                                 name: r.get(3)?,
@@ -1110,6 +1182,141 @@ impl Ledger {
             "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![AddressKey::of(address).as_str(), address.as_ref() as &str, reason, detail, now],
         )? == 1)
+    }
+
+    /// The delivery with row id `id` (from a VERP tag), if there is one.
+    pub fn bounce_target(&self, id: i64) -> anyhow::Result<Option<BounceTarget>> {
+        self.bounce_target_where("d.id = ?1", &id)
+    }
+
+    /// The delivery whose message had Message-ID `message_id` (without angle brackets), if
+    /// there is one.
+    pub fn bounce_target_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> anyhow::Result<Option<BounceTarget>> {
+        self.bounce_target_where("d.message_id = ?1", &message_id)
+    }
+
+    fn bounce_target_where(
+        &self,
+        condition: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> anyhow::Result<Option<BounceTarget>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT d.id, d.campaign_id, c.issue, d.address FROM deliveries d
+                     JOIN campaigns c ON c.id = d.campaign_id WHERE {condition} LIMIT 1"
+                ),
+                [value],
+                |r| {
+                    Ok(BounceTarget {
+                        delivery: r.get(0)?,
+                        campaign: r.get(1)?,
+                        issue: r.get(2)?,
+                        address: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a bounce or complaint about `target` and applies the policy, in one
+    /// transaction: a hard bounce suppresses the address as `bounced`, a complaint as
+    /// `complained`, and `soft_limit` soft bounces in distinct campaigns as `bounced`. The
+    /// same report (`report_key`) for the same delivery counts once. Suppression applies to
+    /// every later campaign and to the rest of a running one; a reason already on the list
+    /// stays.
+    pub fn record_bounce(
+        &mut self,
+        target: &BounceTarget,
+        b: &NewBounce<'_>,
+        soft_limit: u32,
+    ) -> anyhow::Result<BounceOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let added = tx.execute(
+            "INSERT OR IGNORE INTO bounces
+                (delivery_id, report_key, kind, status, diagnostic, reporting_mta, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                target.delivery,
+                b.report_key,
+                b.kind,
+                b.status,
+                b.diagnostic,
+                b.reporting_mta,
+                b.at
+            ],
+        )?;
+        if added == 0 {
+            return Ok(BounceOutcome::Duplicate);
+        }
+        let key: String = tx.query_row(
+            "SELECT address_key FROM deliveries WHERE id = ?1",
+            [target.delivery],
+            |r| r.get(0),
+        )?;
+        let reason = match b.kind {
+            BounceKind::Hard => Some(Reason::Bounced),
+            BounceKind::Complaint => Some(Reason::Complained),
+            BounceKind::Soft => {
+                let campaigns: i64 = tx.query_row(
+                    "SELECT COUNT(DISTINCT d.campaign_id) FROM bounces b
+                     JOIN deliveries d ON d.id = b.delivery_id
+                     WHERE d.address_key = ?1 AND b.kind = 'soft'",
+                    [&key],
+                    |r| r.get(0),
+                )?;
+                (campaigns >= i64::from(soft_limit)).then_some(Reason::Bounced)
+            }
+        };
+        let mut suppressed = None;
+        if let Some(reason) = reason {
+            let detail = match (b.kind, b.status) {
+                (BounceKind::Soft, _) => format!("{soft_limit} soft bounces"),
+                (_, Some(status)) => format!("{} {status}", b.kind),
+                (_, None) => b.kind.to_string(),
+            };
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key, target.address, reason, detail, b.at],
+            )?;
+            if n == 1 {
+                suppressed = Some(reason);
+            }
+        }
+        tx.commit()?;
+        Ok(BounceOutcome::Recorded { suppressed })
+    }
+
+    /// The latest bounce or complaint of every address that has one, by address key, as
+    /// `kind status (date)`: what `brief subscribers list` shows.
+    pub fn latest_bounces(&self) -> anyhow::Result<std::collections::HashMap<AddressKey, String>> {
+        let mut st = self.conn.prepare(
+            "SELECT d.address_key, b.kind, b.status, b.at
+             FROM bounces b JOIN deliveries d ON d.id = b.delivery_id
+             ORDER BY b.at, b.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let kind: BounceKind = r.get(1)?;
+            let status: Option<String> = r.get(2)?;
+            let at: i64 = r.get(3)?;
+            let day = chrono::DateTime::from_timestamp_millis(at)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let text = match status {
+                Some(s) => format!("{kind} {s} ({day})"),
+                None => format!("{kind} ({day})"),
+            };
+            Ok((AddressKey::from_text(&r.get::<_, String>(0)?), text))
+        })?;
+        // Later rows replace earlier ones: the latest wins.
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Why the address of `key` is suppressed, if it is.
@@ -1466,7 +1673,11 @@ impl Ledger {
                         next_attempt_at = NULL
                  WHERE id = ?1",
             )?;
+            // A bounce's diagnostic quotes the address ("550 5.1.1 <ana@...>: unknown").
+            let mut bounces =
+                tx.prepare("UPDATE bounces SET diagnostic = NULL WHERE delivery_id = ?1")?;
             for (id, text) in rows {
+                bounces.execute([id])?;
                 let text = text.map(|t| {
                     let lower = t.to_lowercase();
                     if lower.contains(k) {
@@ -1646,7 +1857,10 @@ fn record_in(
 
 /// The columns [`delivery_row`] reads, in its order.
 const DELIVERY_COLUMNS: &str = "address, name, state, attempts, last_code, last_text, message_id, \
-     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision";
+     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision, \
+     (SELECT b.kind || COALESCE(' ' || b.status, '') || COALESCE(': ' || b.diagnostic, '') \
+             || COALESCE(' (' || b.reporting_mta || ')', '') \
+      FROM bounces b WHERE b.delivery_id = deliveries.id ORDER BY b.at DESC, b.id DESC LIMIT 1)";
 
 /// One row of [`DELIVERY_COLUMNS`] as a report row.
 fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
@@ -1663,6 +1877,7 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         next_attempt_at: r.get(9)?,
         possible_duplicate: r.get(10)?,
         revision: r.get(11)?,
+        bounce: r.get(12)?,
     })
 }
 

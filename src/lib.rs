@@ -17,6 +17,7 @@
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe, confirmation and sign-in links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
+//! - [`bounce`] classifies what comes back to the bounce address: bounces, complaints, the rest.
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
 //! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code).
 //! - [`smtp`] speaks SMTP to a relay: one connection per worker, outcomes classified.
@@ -28,6 +29,7 @@
 //! - [`shutdown`] turns SIGTERM and SIGINT into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
+//! - [`imap`] reads the bounce mailbox over IMAP: fetches what is new, files away what was read.
 //! - [`daemon`] is `brief run`: the schedule, resumed campaigns and a graceful stop.
 //! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, staff pages.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
@@ -36,6 +38,7 @@
 
 pub mod address;
 pub mod app;
+pub mod bounce;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -46,6 +49,7 @@ pub mod dkim;
 pub mod error;
 pub mod feed;
 pub mod http;
+pub mod imap;
 pub mod issue;
 pub mod ledger;
 pub mod message;

@@ -124,6 +124,35 @@ impl SubscriptionEvent {
     ];
 }
 
+/// What came back to the bounce address, counted by `brief_bounces_total{kind}`.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum BounceKind {
+    /// A permanent failure, recorded against its delivery.
+    hard,
+    /// A temporary failure, recorded against its delivery.
+    soft,
+    /// A spam complaint, recorded against its delivery.
+    complaint,
+    /// An auto-reply, a human reply, a report naming no delivery of ours, or anything not
+    /// recognised: nothing changed.
+    ignored,
+}
+
+impl BounceKind {
+    pub const ALL: [BounceKind; 4] = [
+        BounceKind::hard,
+        BounceKind::soft,
+        BounceKind::complaint,
+        BounceKind::ignored,
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BounceLabels {
+    kind: BounceKind,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct SubscriptionLabels {
     event: SubscriptionEvent,
@@ -175,6 +204,7 @@ pub struct Metrics {
     feed_series: Mutex<usize>,
     schedule_fires: Family<FireLabels, Counter>,
     subscriptions: Family<SubscriptionLabels, Counter>,
+    bounces: Family<BounceLabels, Counter>,
     circuit_breaks: Counter,
     up: Gauge,
 }
@@ -198,6 +228,7 @@ impl Metrics {
             feed_series: Mutex::new(0),
             schedule_fires: Family::default(),
             subscriptions: Family::default(),
+            bounces: Family::default(),
             circuit_breaks: Counter::default(),
             up: Gauge::default(),
         };
@@ -223,6 +254,9 @@ impl Metrics {
             let _ = self
                 .subscriptions
                 .get_or_create(&SubscriptionLabels { event });
+        }
+        for kind in BounceKind::ALL {
+            let _ = self.bounces.get_or_create(&BounceLabels { kind });
         }
         self.up.set(1);
 
@@ -261,6 +295,11 @@ impl Metrics {
             "subscriptions",
             "Sign-up requests and confirmations by event",
             self.subscriptions.clone(),
+        );
+        r.register(
+            "bounces",
+            "Messages that came back to the bounce address, by what they were",
+            self.bounces.clone(),
         );
         r.register(
             "circuit_breaks",
@@ -303,6 +342,11 @@ impl Metrics {
         self.subscriptions
             .get_or_create(&SubscriptionLabels { event })
             .inc();
+    }
+
+    /// Counts one message that came back to the bounce address.
+    pub fn bounce(&self, kind: BounceKind) {
+        self.bounces.get_or_create(&BounceLabels { kind }).inc();
     }
 
     /// Counts one message accepted by the relay (2xx, or a lost reply counted as sent).
@@ -410,6 +454,10 @@ mod tests {
             "brief_subscriptions_total{event=\"expired\"} 0",
             "brief_subscriptions_total{event=\"rejected\"} 0",
             "brief_circuit_breaks_total 0",
+            "brief_bounces_total{kind=\"hard\"} 0",
+            "brief_bounces_total{kind=\"soft\"} 0",
+            "brief_bounces_total{kind=\"complaint\"} 0",
+            "brief_bounces_total{kind=\"ignored\"} 0",
             "brief_up 1",
         ];
         expected.sort_unstable();

@@ -143,6 +143,44 @@ impl TokenKey {
         hex(&mac.finalize().into_bytes())
     }
 
+    /// The VERP tag of delivery `id`: the id in base 36, a dash, and 10 hex digits of a keyed
+    /// hash of it (`k2f-3a9c01e2b4`). Lowercase letters, digits and a dash only, so it survives
+    /// relays that change the case of local parts, and short enough to keep the envelope sender
+    /// well under the 64 characters a local part may hold. The same delivery always gets the
+    /// same tag, so retries do too.
+    pub fn verp_tag(&self, id: i64) -> String {
+        let id = u64::try_from(id).unwrap_or(0);
+        let mut out = base36(id);
+        out.push('-');
+        out.push_str(&self.verp_mac(id));
+        out
+    }
+
+    /// The delivery id of a tag [`TokenKey::verp_tag`] made (in any case), if it is genuine.
+    /// A tag that is forged, altered or made under another key names nothing.
+    pub fn open_verp_tag(&self, tag: &str) -> Option<i64> {
+        let tag = tag.to_ascii_lowercase();
+        let (id, mac) = tag.split_once('-')?;
+        if id.is_empty() || id.len() > 13 || mac.len() != 10 {
+            return None;
+        }
+        let id = u64::from_str_radix(id, 36).ok()?;
+        let want = self.verp_mac(id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            want.as_bytes(),
+            mac.as_bytes(),
+        ))
+        .then(|| i64::try_from(id).ok())
+        .flatten()
+    }
+
+    fn verp_mac(&self, id: u64) -> String {
+        let mut mac = self.base.clone();
+        mac.update(b"brief-verp-v1\0");
+        mac.update(&id.to_be_bytes());
+        hex(&mac.finalize().into_bytes()[..5])
+    }
+
     /// The CSRF token of a staff session: a keyed hash of its session id, so a form's token
     /// is tied to the session it was served in and cannot be made without the key.
     pub fn csrf(&self, session_id: &str) -> String {
@@ -200,6 +238,21 @@ pub fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 15)] as char);
     }
     s
+}
+
+/// `n` in base 36, lowercase.
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ascii digits")
 }
 
 #[cfg(test)]
@@ -287,6 +340,43 @@ mod tests {
         assert!(!k.csrf_matches("session", ""));
         let other = TokenKey::new(Secret::new("x".repeat(32)));
         assert!(!other.csrf_matches("session", &csrf));
+    }
+
+    #[test]
+    fn verp_tags_name_their_delivery_and_nothing_else() {
+        let k = key();
+        for id in [0, 1, 35, 36, 42, 1_000_000, i64::MAX] {
+            let tag = k.verp_tag(id);
+            assert!(
+                tag.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{tag}"
+            );
+            assert!(tag.len() <= 24, "{tag}");
+            assert_eq!(k.open_verp_tag(&tag), Some(id), "{tag}");
+            assert_eq!(k.open_verp_tag(&tag.to_ascii_uppercase()), Some(id));
+        }
+        assert_eq!(k.verp_tag(42), k.verp_tag(42));
+        let tag = k.verp_tag(42);
+        let (id, mac) = tag.split_once('-').unwrap();
+        // Another delivery's id under this one's hash, a changed hash, another key: nothing.
+        assert_eq!(k.open_verp_tag(&format!("{}-{mac}", base36(43))), None);
+        let mut bad = mac.to_string();
+        bad.replace_range(0..1, if mac.starts_with('0') { "1" } else { "0" });
+        assert_eq!(k.open_verp_tag(&format!("{id}-{bad}")), None);
+        let other = TokenKey::new(Secret::new("x".repeat(32)));
+        assert_eq!(other.open_verp_tag(&tag), None);
+        for junk in [
+            "",
+            "-",
+            "42",
+            "zz-",
+            "-0123456789",
+            "1-0123456789ab",
+            "é-0123456789",
+        ] {
+            assert_eq!(k.open_verp_tag(junk), None, "{junk}");
+        }
     }
 
     #[test]

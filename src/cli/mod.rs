@@ -3,8 +3,9 @@
 //! Exit codes: 0 success, 1 the work failed or problems were found, 2 a usage or config error
 //! (an [`UsageError`] anywhere in the error's chain). Each group of commands has a file:
 //! `inspect` (check, preview, status, report), `send` (campaigns and test sends),
-//! `subscribers`, and `progress` (the bar of `brief send`, and log lines printed above it).
+//! `subscribers`, `bounces` (import), and `progress` (the bar of `brief send`, and log lines printed above it).
 
+mod bounces;
 mod inspect;
 mod progress;
 mod send;
@@ -109,6 +110,22 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscribersCommand,
     },
+    /// Take in bounces and complaints that came back to the bounce address.
+    Bounces {
+        #[command(subcommand)]
+        action: BouncesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Feed saved reports to the bounce parser: .eml files, Maildir folders and mbox files;
+    /// prints what each message changed.
+    Import {
+        /// The files and folders to read.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -204,6 +221,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { listen } => crate::daemon::run(app, listen).await,
         Command::SubscribeForm => subscribers::form(&app),
         Command::Subscribers { action } => subscribers::run(Arc::new(app), action).await,
+        Command::Bounces {
+            action: BouncesCommand::Import { paths },
+        } => bounces::import(&app, &paths),
     }
 }
 

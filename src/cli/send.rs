@@ -287,7 +287,7 @@ async fn run_campaign(
         dkim,
         // The CLI serves no /metrics: the engine counts into a registry nobody reads.
         Arc::new(crate::metrics::Metrics::new()),
-    );
+    )?;
     let summary = run.execute(stop).await;
     if let Some(bar) = bar {
         bar.finish();

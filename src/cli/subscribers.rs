@@ -225,12 +225,18 @@ async fn confirm(
 fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let mut bad = Vec::new();
     let rows = app.roster(ledger, |p| bad.push(p))?;
+    let bounces = ledger.latest_bounces()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for r in &rows {
+        // A fourth column only for an address with a bounce: the three columns stay as they were.
+        let bounce = bounces
+            .get(&AddressKey::from_text(&r.address))
+            .map(|b| format!("\t{b}"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "{}\t{}\t{}",
+            "{}\t{}\t{}{bounce}",
             r.address,
             r.state.as_str(),
             r.name.as_deref().unwrap_or("")

@@ -797,7 +797,7 @@ fn campaign_body(
                 (matching) " reader" (if matching == 1 { "" } else { "s" }) "."
             }
         }
-        (table(d, &["address", "name", "state", "attempts", "last reply", "last attempt"], html! {
+        (table(d, &["address", "name", "state", "attempts", "last reply", "last attempt", "bounce"], html! {
             @for r in rows {
                 tr {
                     (cell(d, &r.address))
@@ -806,6 +806,7 @@ fn campaign_body(
                     (cell(d, r.attempts))
                     (cell(d, format!("{} {}", r.last_code.map(|c| c.to_string()).unwrap_or_default(), r.last_text.as_deref().unwrap_or("")).trim().to_string()))
                     (cell(d, local_ms(d, r.last_attempt_at)))
+                    (cell(d, r.bounce.as_deref().unwrap_or("")))
                 }
             }
         }))

@@ -2,15 +2,18 @@
 //! staff pages, admin test sends.
 //!
 //! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
+//! `GET /preview/{token}` (a test copy's signed "View in browser" link),
 //! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
 //! `/admin/` ([`admin`]: sign-in by emailed link, sessions; `console`: the dashboard, issue,
-//! and campaign pages), and `POST /admin/test-send` when an
-//! admin token is configured. Pages share the newsletter's stylesheet and go through maud's escaping.
+//! and campaign pages), `POST /admin/test-send` when an admin token is configured, and
+//! `POST /webhooks/bounce` ([`webhooks`]) when a bounce webhook token is. Pages share the
+//! newsletter's stylesheet and go through maud's escaping.
 //!
 //! Unsubscribing answers the same page, with the same status, whatever the token: a tampered
 //! token changes nothing and cannot be told apart from a genuine token of an address that is not
 //! on the list. A `GET` never changes anything (link scanners follow links); only a `POST` does.
-//! Request bodies are limited to [`BODY_LIMIT`] bytes (413 beyond). Tokens, addresses in URLs
+//! Request bodies are limited to [`BODY_LIMIT`] bytes (413 beyond; the bounce webhook takes
+//! [`webhooks::WEBHOOK_BODY_LIMIT`]). Tokens, addresses in URLs
 //! and the admin token are never logged.
 //!
 //! [`serve`] holds no slow client for long: a request header must arrive within
@@ -41,6 +44,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 mod admin;
 mod console;
 mod join;
+mod webhooks;
 
 pub use admin::{staff_page, Admin, Staff, StaffForm};
 pub use join::Join;
@@ -111,9 +115,11 @@ pub fn router(site: Arc<Site>) -> Router {
     if site.app.config.server.admin_token.is_some() {
         r = r.route("/admin/test-send", post(test_send));
     }
+    let webhooks = webhooks::routes(&site);
     admin::routes(join::routes(r))
-        .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(webhooks)
+        .fallback(not_found)
         .layer(axum::middleware::map_response(common_headers))
         .with_state(site)
 }

@@ -882,14 +882,16 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
             brief::ledger::Trigger::Cli,
         )
         .unwrap();
-    let mut run = app.campaign_run(
-        SharedLedger::new(ledger),
-        campaign,
-        Arc::new(template),
-        Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
-        None,
-        Arc::new(brief::metrics::Metrics::new()),
-    );
+    let mut run = app
+        .campaign_run(
+            SharedLedger::new(ledger),
+            campaign,
+            Arc::new(template),
+            Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
+            None,
+            Arc::new(brief::metrics::Metrics::new()),
+        )
+        .unwrap();
     run.settings.idle_check = idle_check;
     run.execute(CancellationToken::new()).await.expect("run")
 }

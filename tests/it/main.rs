@@ -1,6 +1,8 @@
 //! Integration tests, compiled as one binary around the isolated worlds of `support`.
 
 mod admin;
+mod bounce_parse;
+mod bounces;
 mod browser;
 mod cli;
 mod content;
@@ -10,6 +12,7 @@ mod dkim;
 mod feed_issue;
 mod feeds;
 mod http;
+mod imap;
 mod mime;
 mod render;
 mod signup;

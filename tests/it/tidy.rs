@@ -209,7 +209,8 @@ fn find_in_code(src: &Source, needle: &str) -> Vec<String> {
 /// What makes a string literal SQL: an upper-case keyword as a whole word, then (if given) a second
 /// word somewhere after it. `UPDATE` alone could be a label; `UPDATE ... SET` is a statement.
 const SQL: &[(&str, &str)] = &[
-    ("SELECT ", ""),
+    // With its FROM: IMAP has a SELECT command too (src/imap.rs selects the bounce folder).
+    ("SELECT ", " FROM "),
     ("INSERT ", " INTO "),
     ("REPLACE INTO ", ""),
     ("UPDATE ", " SET "),

@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 pub mod browser;
 pub mod daemon;
+pub mod dovecot;
 pub mod pki;
 pub mod smtp_server;
 

@@ -19,6 +19,9 @@ pub struct TestPki {
     ca_pem: String,
     chain: Vec<CertificateDer<'static>>,
     key_pkcs8: Vec<u8>,
+    /// The chain and the key as PEM, for servers configured by files (Dovecot).
+    chain_pem: String,
+    key_pem: String,
 }
 
 impl TestPki {
@@ -52,12 +55,24 @@ impl TestPki {
             ca_pem: ca_cert.pem(),
             chain: vec![leaf.der().clone(), ca_cert.der().clone()],
             key_pkcs8: leaf_key.serialize_der(),
+            chain_pem: format!("{}{}", leaf.pem(), ca_cert.pem()),
+            key_pem: leaf_key.serialize_pem(),
         }
     }
 
     /// The CA certificate as PEM, what `smtp.ca_file` holds.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The server's chain (leaf, then CA) as PEM.
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The server's private key as PEM.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// Writes the CA certificate to `dir/ca.pem` and returns the path.
