@@ -318,7 +318,8 @@ pub struct Smtp {
     /// The folder for `transport = "outbox"`.
     #[serde(default = "default_outbox_dir")]
     pub outbox_dir: PathBuf,
-    /// The name sent in EHLO; default: this machine's host name.
+    /// The name sent in EHLO; default: this machine's host name when it is fully qualified,
+    /// else the From address's domain.
     #[serde(default)]
     pub helo_name: Option<String>,
     /// The timeout for each SMTP command (RFC 5321 4.5.3.2 allows minutes; we wait this long).
@@ -330,6 +331,10 @@ pub struct Smtp {
     /// The SMTP password, read from `password_env` at load (not a key of the file).
     #[serde(skip)]
     pub password: Option<Secret>,
+    /// The From address's domain, the EHLO name when `helo_name` is unset and the host's name
+    /// is not fully qualified (filled at parse, not a key of the file).
+    #[serde(skip)]
+    pub sender_domain: String,
 }
 
 impl Default for Smtp {
@@ -346,6 +351,7 @@ impl Default for Smtp {
             timeout: default_smtp_timeout(),
             ca_file: None,
             password: None,
+            sender_domain: String::new(),
         }
     }
 }
@@ -644,6 +650,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
         anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
     })?;
     config.source = path.to_path_buf();
+    config.smtp.sender_domain = config.newsletter.from.email.domain().to_string();
     for (i, f) in config.content.feeds.iter_mut().enumerate() {
         f.line = key_line(text, &["content", "feeds", &i.to_string(), "url"]);
     }
@@ -927,6 +934,18 @@ pub fn delivery_warnings(c: &Config, text: &str) -> Vec<String> {
              reach; set it to the public https:// address of `brief run`",
             at(&["server", "public_url"])
         ));
+    }
+    if let Some(name) = c.smtp.helo_name.as_deref().map(str::trim) {
+        let literal = name.parse::<std::net::IpAddr>().is_ok();
+        if !literal && !name.trim_end_matches('.').contains('.') {
+            w.push(format!(
+                "{}: `smtp.helo_name` is \"{name}\", not a fully qualified name: strict relays \
+                 refuse it (Postfix: \"504 5.5.2 need fully-qualified hostname\"); use the \
+                 machine's full name, e.g. \"mail.{}\", or remove the key",
+                at(&["smtp", "helo_name"]),
+                c.smtp.sender_domain
+            ));
+        }
     }
     let from = c.newsletter.from.email.domain().to_ascii_lowercase();
     match &c.dkim {
@@ -1273,6 +1292,27 @@ mod tests {
         assert!(w[0].contains("`dkim.domain` mailer.example.net is not aligned with the From domain news.center.mx"), "{w:?}");
         // The outbox sends nothing anywhere: nothing to warn about.
         assert!(parse(MIN, Path::new("b.toml")).unwrap().warnings.is_empty());
+        // A bare EHLO name; a full one and an address literal are fine.
+        let bare = good.replace("port = 587\n", "port = 587\nhelo_name = \"vm\"\n");
+        let w = parse(&bare, Path::new("b.toml")).unwrap().warnings;
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("b.toml:12: `smtp.helo_name` is \"vm\", not a fully qualified name"),
+            "{w:?}"
+        );
+        for fine in ["mail.center.mx", "192.0.2.7"] {
+            let text = good.replace(
+                "port = 587\n",
+                &format!("port = 587\nhelo_name = \"{fine}\"\n"),
+            );
+            assert!(
+                parse(&text, Path::new("b.toml"))
+                    .unwrap()
+                    .warnings
+                    .is_empty(),
+                "{fine}"
+            );
+        }
     }
 
     #[test]

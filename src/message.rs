@@ -121,7 +121,7 @@ impl MessageTemplate {
         let boundary = format!("=_brief_{}", &hex(&Sha256::digest(issue.to_string()))[..24]);
         let _ = write!(
             tail,
-            "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+            "MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n\
              This is a multi-part message in MIME format.\r\n"
         );
         let mut body = Vec::new();

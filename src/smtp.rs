@@ -122,7 +122,7 @@ impl SmtpClient {
             bail!("`smtp.timeout` for {server} is zero: every SMTP step would time out");
         }
         let hello = match &cfg.helo_name {
-            None => ClientId::default(),
+            None => default_hello(ClientId::default(), &cfg.sender_domain),
             Some(name) => hello_name(name)
                 .with_context(|| format!("invalid `smtp.helo_name` for {server}"))?,
         };
@@ -305,6 +305,17 @@ impl SmtpClient {
         if let Some(credentials) = &self.credentials {
             if conn.server_info().get_auth_mechanism(MECHANISMS).is_none() {
                 let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+                if !conn.is_encrypted() && conn.can_starttls() {
+                    // A setting to change, not a relay to wait for: retrying cannot help.
+                    return Err(SendFailure::Permanent {
+                        code: 530,
+                        text: format!(
+                            "{server} offers AUTH only over TLS, and `smtp.tls` is \"none\": set \
+                             [smtp] tls = \"starttls\" (the password never crosses in clear text)"
+                        ),
+                        stage: Stage::Connect,
+                    });
+                }
                 return Err(temporary(
                     Stage::Connect,
                     format!(
@@ -355,6 +366,17 @@ fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
              certificate cannot be checked"
         )
     })
+}
+
+/// The EHLO name when none is configured: `host` (the machine's name) when it is fully
+/// qualified, else the From address's domain. A bare `vm` is what strict relays refuse
+/// ("504 5.5.2 need fully-qualified hostname").
+fn default_hello(host: ClientId, sender_domain: &str) -> ClientId {
+    match &host {
+        ClientId::Domain(d) if d.trim_end_matches('.').contains('.') => host,
+        _ if !sender_domain.is_empty() => ClientId::Domain(sender_domain.to_string()),
+        _ => host,
+    }
 }
 
 /// Parses `helo_name` into what EHLO sends: a domain, or an address literal for an IP.
@@ -1096,6 +1118,20 @@ mod tests {
         assert!(!temp.suppresses_address());
         // An IPv4 host in our text is not an enhanced code.
         assert!(!permanent(550, "5.1.1.9:25 answered DATA with 550 5.7.1 no").suppresses_address());
+    }
+
+    #[test]
+    fn the_default_ehlo_name_is_fully_qualified() {
+        let host = |d: &str| ClientId::Domain(d.to_string());
+        assert_eq!(
+            default_hello(host("mail.example.org"), "example.org"),
+            host("mail.example.org")
+        );
+        assert_eq!(
+            default_hello(host("vm"), "news.example.org"),
+            host("news.example.org")
+        );
+        assert_eq!(default_hello(host("vm"), ""), host("vm"));
     }
 
     #[test]

@@ -604,6 +604,38 @@ async fn wrong_credentials_end_the_run_at_once_without_charging_anyone() {
         .all(|r| r["state"] == "pending" && attempts(r) == 0));
 }
 
+/// `tls = "none"` against a relay that offers AUTH only after STARTTLS is a setting to fix,
+/// said at once: no retry loop, no reader charged, no password sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_offered_only_over_tls_with_tls_none_is_a_config_error_at_once() {
+    let pki = TestPki::new();
+    let server = SmtpServer::builder()
+        .starttls(pki.server_config())
+        .auth("brief", "right")
+        .start()
+        .await;
+    let m = Mailer::new(4).env("BRIEF_TEST_SMTP_PASSWORD", "right");
+    m.configure(
+        server.port(),
+        FAST,
+        "tls = \"none\"\nusername = \"brief\"\npassword_env = \"BRIEF_TEST_SMTP_PASSWORD\"",
+    );
+
+    let started = std::time::Instant::now();
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("offers AUTH only over TLS") && stderr.contains("tls = \"starttls\""),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(server.auth_attempts().is_empty());
+    assert!(server.connections() <= 4, "one try per worker at most");
+    assert!(untouched(&m.report("2021-07").await));
+}
+
 /// Every reader `pending` with no attempt counted: the ledger as if the run never happened.
 fn untouched(report: &HashMap<String, Value>) -> bool {
     report
