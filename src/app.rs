@@ -747,7 +747,10 @@ impl App {
             template,
             transport,
             envelope: self.envelope()?,
-            settings: Settings::from(&self.config.delivery),
+            settings: Settings {
+                messages_per_connection: self.config.smtp.max_messages_per_connection,
+                ..Settings::from(&self.config.delivery)
+            },
             clock: self.clock.clone(),
             metrics,
             dkim,

@@ -328,6 +328,10 @@ pub struct Smtp {
     /// A PEM file of extra trusted root certificates (for a private relay's CA).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Messages sent on one connection before brief closes it (QUIT) and opens another; many
+    /// relays cap a session at about 100. 0: no limit.
+    #[serde(default = "default_messages_per_connection")]
+    pub max_messages_per_connection: u32,
     /// The SMTP password, read from `password_env` at load (not a key of the file).
     #[serde(skip)]
     pub password: Option<Secret>,
@@ -350,6 +354,7 @@ impl Default for Smtp {
             helo_name: None,
             timeout: default_smtp_timeout(),
             ca_file: None,
+            max_messages_per_connection: default_messages_per_connection(),
             password: None,
             sender_domain: String::new(),
         }
@@ -378,6 +383,10 @@ pub enum TransportKind {
     Outbox,
     /// SMTP to `host:port`.
     Smtp,
+}
+
+fn default_messages_per_connection() -> u32 {
+    100
 }
 
 /// Transport security of the SMTP connection.

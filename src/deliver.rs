@@ -89,6 +89,9 @@ pub struct Settings {
     pub idle_check: Duration,
     /// Stop the run when this many distinct readers in a row get the same failure; 0: never.
     pub breaker: u32,
+    /// Messages sent on one connection before it is closed and a new one opened (many relays
+    /// cap a session at about 100); 0: no limit. From `[smtp] max_messages_per_connection`.
+    pub messages_per_connection: u32,
 }
 
 impl From<&Delivery> for Settings {
@@ -102,6 +105,7 @@ impl From<&Delivery> for Settings {
             ambiguous: d.ambiguous,
             idle_check: IDLE_CHECK,
             breaker: d.breaker,
+            messages_per_connection: 0,
         }
     }
 }
@@ -478,6 +482,12 @@ struct Crew {
     /// Cancelled when no worker is left.
     gone: CancellationToken,
     reason: Mutex<Option<String>>,
+    /// A connection has opened in this run: workers may open theirs at once from now on.
+    opened: std::sync::atomic::AtomicBool,
+    /// Held by the one worker opening a connection while none has opened yet.
+    first: tokio::sync::Mutex<()>,
+    /// The relay refused a connection for good (535: the credentials): nobody tries again.
+    refused: Mutex<Option<SendFailure>>,
 }
 
 impl Crew {
@@ -486,7 +496,34 @@ impl Crew {
             alive: AtomicUsize::new(workers),
             gone: CancellationToken::new(),
             reason: Mutex::new(None),
+            opened: std::sync::atomic::AtomicBool::new(false),
+            first: tokio::sync::Mutex::new(()),
+            refused: Mutex::new(None),
         }
+    }
+
+    /// Opens a connection for a worker. Until one has opened in this run, workers open theirs
+    /// one at a time, and after a permanent refusal nobody tries again: a relay that refuses
+    /// the credentials sees one failed login per run, not one per worker (which is what
+    /// fail2ban-style tools count as an attack).
+    async fn open(&self, transport: &Transport) -> Result<Connection, SendFailure> {
+        let _first = if self.opened.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(self.first.lock().await)
+        };
+        if let Some(f) = self.refused.lock().expect("crew lock").clone() {
+            return Err(f);
+        }
+        let result = transport.connect().await;
+        match &result {
+            Ok(_) => self.opened.store(true, Ordering::Release),
+            Err(f @ SendFailure::Permanent { .. }) => {
+                *self.refused.lock().expect("crew lock") = Some(f.clone());
+            }
+            Err(_) => {}
+        }
+        result
     }
 
     /// A worker stops early, for `reason`.
@@ -801,6 +838,8 @@ struct Live {
     /// It carried a message: a failure at MAIL FROM then more likely means the server ended the
     /// session than that the relay is failing.
     used: bool,
+    /// Messages (transactions) tried on it.
+    sent: u32,
 }
 
 /// One send worker: owns one connection, takes jobs until the channel closes or it is halted.
@@ -845,6 +884,21 @@ impl Envelope {
                     .expect("a valid address with a tag of letters, digits and a dash")
             }
         }
+    }
+}
+
+/// Whether `f` says the relay ended the session or takes no more messages on it: a 421 at any
+/// step (RFC 5321 3.8), or 452 with 4.5.3 (too many recipients or messages for this session).
+/// The message was not taken, and the reader had no part in it.
+fn ends_session(f: &SendFailure) -> bool {
+    match f {
+        SendFailure::Temporary {
+            code: Some(421), ..
+        } => true,
+        SendFailure::Temporary {
+            code: Some(452), ..
+        } => f.status() == Some((4, 5, 3)),
+        _ => false,
     }
 }
 
@@ -946,7 +1000,22 @@ impl Worker {
         let result = self.send(&mut live.conn, &job.due, &to, buf).await;
         live.last_used = Instant::now();
         live.used = true;
+        live.sent += 1;
         match result {
+            Err(f) if ends_session(&f) => {
+                // The relay ended the session (421) or will take no more messages on it
+                // (452 4.5.3): the message was not taken, and the reader is not at fault. A new
+                // connection, at once, when this one had carried mail; else it is the relay's
+                // trouble, with its backoff.
+                if let Some(old) = conn.take() {
+                    old.conn.close().await;
+                }
+                if reused {
+                    tracing::debug!(error.message = %f, "the relay ended the session: reconnecting");
+                    return self.release(job);
+                }
+                self.relay_fault(job, f, refused).await
+            }
             Err(f) if f.precedes_recipient() => {
                 let closed = matches!(
                     f,
@@ -1010,11 +1079,13 @@ impl Worker {
         Step::Next
     }
 
-    /// Makes sure `slot` holds a usable connection: replaces a broken one, probes one that sat
-    /// idle, opens one when there is none.
+    /// Makes sure `slot` holds a usable connection: replaces a broken one or one that carried
+    /// its `messages_per_connection`, probes one that sat idle, opens one when there is none.
     async fn connection(&self, slot: &mut Option<Live>) -> Result<(), SendFailure> {
         if let Some(live) = slot {
+            let cap = self.settings.messages_per_connection;
             let usable = live.conn.is_usable()
+                && (cap == 0 || live.sent < cap)
                 && (live.last_used.elapsed() < self.settings.idle_check || live.conn.check().await);
             if usable {
                 return Ok(());
@@ -1024,11 +1095,12 @@ impl Worker {
                 old.conn.close().await;
             }
         }
-        let conn = self.transport.connect().await?;
+        let conn = self.crew.open(&self.transport).await?;
         *slot = Some(Live {
             conn,
             last_used: Instant::now(),
             used: false,
+            sent: 0,
         });
         Ok(())
     }
@@ -1195,6 +1267,7 @@ mod tests {
             ambiguous: Ambiguous::Retry,
             idle_check: IDLE_CHECK,
             breaker: 20,
+            messages_per_connection: 0,
         }
     }
 

@@ -67,6 +67,8 @@ pub struct SmtpClient {
     security: Security,
     hello: ClientId,
     credentials: Option<Credentials>,
+    /// `smtp.username` and `smtp.password_env`, for the message when the relay refuses them.
+    login: (String, String),
     timeout: Duration,
 }
 
@@ -195,6 +197,10 @@ impl SmtpClient {
             security,
             hello,
             credentials,
+            login: (
+                cfg.username.clone().unwrap_or_default(),
+                cfg.password_env.clone().unwrap_or_default(),
+            ),
             timeout: cfg.timeout,
         })
     }
@@ -324,8 +330,36 @@ impl SmtpClient {
                     ),
                 ));
             }
-            self.setup(Step::Auth, conn.auth(MECHANISMS, credentials))
-                .await?;
+            if let Err(f) = self
+                .setup(Step::Auth, conn.auth(MECHANISMS, credentials))
+                .await
+            {
+                // A clean end (QUIT), not a lost connection after AUTH: what fail2ban-style
+                // tools count against a client is the latter.
+                let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+                return Err(match f {
+                    SendFailure::Permanent { code, text, stage } => {
+                        let (user, var) = &self.login;
+                        let reply = text
+                            .split_once(&format!(" with {code} "))
+                            .map_or(text.as_str(), |(_, r)| r);
+                        let check = if var.is_empty() {
+                            "check the password".to_string()
+                        } else {
+                            format!("check the password in password_env {var}")
+                        };
+                        SendFailure::Permanent {
+                            code,
+                            text: format!(
+                                "{server} refused the credentials for smtp.username \"{user}\" \
+                                 ({code} {reply}): {check}"
+                            ),
+                            stage,
+                        }
+                    }
+                    other => other,
+                });
+            }
         }
 
         tracing::debug!(server = %server, encrypted = conn.is_encrypted(), pipelining, "smtp connected");

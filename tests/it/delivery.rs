@@ -351,29 +351,57 @@ async fn campaign(
     (m, out, report)
 }
 
+/// A 421 mid-session (the relay ends the session) or a 452 4.5.3 (no more messages on this
+/// session) is the relay's limit, not the reader's fault: the delivery goes back untried and the
+/// worker reconnects at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_421_mid_session_defers_that_reader_and_the_engine_reconnects() {
+async fn a_421_or_452_4_5_3_mid_session_puts_the_reader_back_untried_and_reconnects() {
     let server = SmtpServer::start().await;
     server.rule(
         Rule::rcpt(&rcpt(1))
             .reply_and_hang_up("421 4.3.2 service shutting down")
             .times(1),
     );
+    server.rule(
+        Rule::rcpt(&rcpt(3))
+            .reply("452 4.5.3 too many messages in this session")
+            .times(1),
+    );
     let delivery = FAST.replace("concurrency = 4", "concurrency = 1");
 
-    let (_m, out, report) = campaign(&server, 3, &delivery, "").await;
+    let (_m, out, report) = campaign(&server, 5, &delivery, "").await;
 
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(attempts(&report[&rcpt(1)]), 2);
-    assert_eq!(attempts(&report[&rcpt(0)]), 1);
-    assert_eq!(attempts(&report[&rcpt(2)]), 1);
+    for i in 0..5 {
+        assert_eq!(attempts(&report[&rcpt(i)]), 1, "{}", report[&rcpt(i)]);
+    }
     assert!(report.values().all(|r| r["state"] == "sent"));
-    assert_eq!(server.accepted(), 3);
+    assert_eq!(server.accepted(), 5);
     assert_eq!(
         server.connections(),
-        2,
-        "one connection replaced the closed one"
+        3,
+        "a new connection after each of the two"
     );
+}
+
+/// `[smtp] max_messages_per_connection`: after that many messages the worker says QUIT and
+/// opens a new connection; every reader gets one copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_carries_at_most_max_messages_per_connection() {
+    let server = SmtpServer::start().await;
+    let delivery = FAST.replace("concurrency = 4", "concurrency = 1");
+
+    let (_m, out, report) =
+        campaign(&server, 25, &delivery, "max_messages_per_connection = 10").await;
+
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(report
+        .values()
+        .all(|r| r["state"] == "sent" && attempts(r) == 1));
+    assert_eq!(server.accepted(), 25);
+    assert_eq!(server.connections(), 3);
+    let quits = server.commands().iter().filter(|c| *c == "QUIT").count();
+    assert_eq!(quits, 3, "every session ends with QUIT");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -596,8 +624,20 @@ async fn wrong_credentials_end_the_run_at_once_without_charging_anyone() {
         !stderr.contains("wrong"),
         "the password is never shown: {stderr}"
     );
-    // A 5xx at connect is not retried: one AUTH per worker at most.
-    assert!(server.auth_attempts().len() <= 4);
+    assert!(
+        stderr.contains("refused the credentials for smtp.username \"brief\"")
+            && stderr.contains("check the password in password_env BRIEF_TEST_SMTP_PASSWORD"),
+        "{stderr}"
+    );
+    // One failed login per run, however many workers, and the session ends with QUIT.
+    assert_eq!(server.auth_attempts().len(), 1);
+    let commands = server.commands();
+    let auth = commands.iter().position(|c| c.starts_with("AUTH")).unwrap();
+    assert_eq!(
+        commands.get(auth + 1).map(String::as_str),
+        Some("QUIT"),
+        "{commands:?}"
+    );
     let report = m.report("2021-07").await;
     assert!(report
         .values()
