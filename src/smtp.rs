@@ -39,10 +39,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{
-    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
-};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Noop, Rcpt, Rset};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Rcpt, Rset, Starttls};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
@@ -76,8 +74,11 @@ pub struct SmtpClient {
 #[derive(Clone)]
 enum Security {
     None,
-    /// lettre's STARTTLS upgrade takes its own `TlsParameters`, built on the same roots.
-    Starttls(TlsParameters),
+    /// STARTTLS after the first EHLO; brief does the handshake itself (see [`Wire`]).
+    Starttls {
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    },
     /// TLS from the first byte: we do the handshake before lettre sees the stream.
     Implicit {
         config: Arc<ClientConfig>,
@@ -90,7 +91,7 @@ impl fmt::Debug for SmtpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tls = match self.security {
             Security::None => "none",
-            Security::Starttls(_) => "starttls",
+            Security::Starttls { .. } => "starttls",
             Security::Implicit { .. } => "tls",
         };
         f.debug_struct("SmtpClient")
@@ -154,40 +155,12 @@ impl SmtpClient {
         let security = match cfg.tls {
             Tls::None => Security::None,
             Tls::Starttls => {
-                // lettre checks the name only when it upgrades; fail at start instead.
-                tls_name(&host)?;
-                let mut params = TlsParameters::builder(host.clone())
-                    .certificate_store(CertificateStore::WebpkiRoots);
-                for der in extra_roots(cfg.ca_file.as_deref())? {
-                    let cert = Certificate::from_der(der.to_vec())
-                        .map_err(|e| anyhow::anyhow!("cannot use a trusted certificate: {e}"))?;
-                    params = params.add_root_certificate(cert);
-                }
-                let params = params
-                    .build_rustls()
-                    .map_err(|e| anyhow::anyhow!("cannot set up TLS for {server}: {e}"))?;
-                Security::Starttls(params)
+                let (config, name) = tls_config(&host, &server, cfg.ca_file.as_deref())?;
+                Security::Starttls { config, name }
             }
             Tls::Tls => {
-                let name = tls_name(&host)?;
-                let mut roots = RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                for der in extra_roots(cfg.ca_file.as_deref())? {
-                    roots.add(der).context("cannot use a trusted certificate")?;
-                }
-                // The provider is named here rather than taken from a process default, so this
-                // works whether or not `main` installed one.
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let config = ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .with_context(|| format!("cannot set up TLS for {server}"))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                Security::Implicit {
-                    config: Arc::new(config),
-                    name,
-                }
+                let (config, name) = tls_config(&host, &server, cfg.ca_file.as_deref())?;
+                Security::Implicit { config, name }
             }
         };
         Ok(SmtpClient {
@@ -249,38 +222,28 @@ impl SmtpClient {
                 format!("cannot set TCP_NODELAY on the connection to {server}: {e}"),
             )
         })?;
-        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+        let io = match &self.security {
             Security::Implicit { config, name } => {
-                let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
-                match tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp)).await
-                {
-                    Err(_) => {
-                        return Err(temporary(
-                            Stage::Connect,
-                            format!("TLS handshake with {server} timed out after {t}"),
-                        ))
-                    }
-                    Ok(Err(e)) => {
-                        return Err(temporary(
-                            Stage::Connect,
-                            format!("TLS handshake with {server} failed: {e}"),
-                        ))
-                    }
-                    Ok(Ok(tls)) => Box::new(ImplicitTls(tls)),
-                }
+                Io::Tls(Box::new(self.handshake(config, name, tcp).await?))
             }
-            Security::None | Security::Starttls(_) => Box::new(tcp),
+            Security::None | Security::Starttls { .. } => Io::Plain(tcp),
         };
+        let encrypted = matches!(io, Io::Tls(_));
+        let wire = Wire::new(io);
 
-        // lettre reads the greeting and says EHLO in one call, so both share one timeout.
+        // lettre reads the greeting and says EHLO in one call, so both share one timeout. The
+        // wire keeps what it read, since lettre keeps only the EHLO keywords it acts on, and
+        // PIPELINING is not one of them.
         let mut conn = self
             .setup(
                 Step::Greeting,
-                AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
+                AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &self.hello),
             )
             .await?;
+        let mut ehlo = Ehlo250::read(&wire.stop_recording());
+        let mut encrypted = encrypted;
 
-        if let Security::Starttls(params) = &self.security {
+        if let Security::Starttls { config, name } = &self.security {
             if !conn.can_starttls() {
                 // Be polite: the server did nothing wrong, we just will not talk in plain text.
                 let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
@@ -293,25 +256,26 @@ impl SmtpClient {
                 ),
                 ));
             }
-            self.setup(Step::Starttls, conn.starttls(params.clone(), &self.hello))
+            // STARTTLS, the handshake on the same socket, and the one EHLO RFC 3207 asks for
+            // after it, whose reply (AUTH, PIPELINING) replaces the first one's.
+            self.setup(Step::Starttls, conn.command(Starttls)).await?;
+            let tcp = wire
+                .take_plain()
+                .map_err(|e| temporary(Stage::Connect, format!("STARTTLS with {server}: {e}")))?;
+            let tls = self.handshake(config, name, tcp).await?;
+            wire.put(Io::Tls(Box::new(tls)));
+            encrypted = true;
+            let reply = self
+                .setup(Step::Greeting, conn.command(Ehlo::new(self.hello.clone())))
                 .await?;
+            ehlo = Ehlo250::from_lines(reply.message());
         }
-
-        // lettre keeps only the EHLO keywords it acts on, and PIPELINING is not one of them: ask
-        // once more (EHLO may be repeated, RFC 5321 4.1.4) and read the list here.
-        let ehlo = self
-            .setup(Step::Greeting, conn.command(Ehlo::new(self.hello.clone())))
-            .await?;
-        let pipelining = ehlo.message().any(|line| {
-            line.split_whitespace()
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-        });
+        let pipelining = ehlo.pipelining;
 
         if let Some(credentials) = &self.credentials {
-            if conn.server_info().get_auth_mechanism(MECHANISMS).is_none() {
+            let Some(mechanism) = MECHANISMS.iter().find(|m| ehlo.auth.contains(m)).copied() else {
                 let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
-                if !conn.is_encrypted() && conn.can_starttls() {
+                if !encrypted && conn.can_starttls() {
                     // A setting to change, not a relay to wait for: retrying cannot help.
                     return Err(SendFailure::Permanent {
                         code: 530,
@@ -329,9 +293,9 @@ impl SmtpClient {
                      `smtp.username` is set"
                     ),
                 ));
-            }
+            };
             if let Err(f) = self
-                .setup(Step::Auth, conn.auth(MECHANISMS, credentials))
+                .setup(Step::Auth, authenticate(&mut conn, mechanism, credentials))
                 .await
             {
                 // A clean end (QUIT), not a lost connection after AUTH: what fail2ban-style
@@ -362,7 +326,7 @@ impl SmtpClient {
             }
         }
 
-        tracing::debug!(server = %server, encrypted = conn.is_encrypted(), pipelining, "smtp connected");
+        tracing::debug!(server = %server, encrypted, pipelining, "smtp connected");
         Ok(SmtpConnection {
             conn,
             server: Arc::clone(&self.server),
@@ -370,6 +334,31 @@ impl SmtpClient {
             broken: false,
             pipelining,
         })
+    }
+
+    /// The TLS handshake on `tcp`, under the timeout.
+    async fn handshake(
+        &self,
+        config: &Arc<ClientConfig>,
+        name: &ServerName<'static>,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, SendFailure> {
+        let server = &self.server;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+        match tokio::time::timeout(self.timeout, connector.connect(name.clone(), tcp)).await {
+            Err(_) => Err(temporary(
+                Stage::Connect,
+                format!(
+                    "TLS handshake with {server} timed out after {}",
+                    humantime::format_duration(self.timeout)
+                ),
+            )),
+            Ok(Err(e)) => Err(temporary(
+                Stage::Connect,
+                format!("TLS handshake with {server} failed: {e}"),
+            )),
+            Ok(Ok(tls)) => Ok(tls),
+        }
     }
 
     /// Runs one connection setup step under the timeout; any failure ends the connection, which
@@ -385,6 +374,30 @@ impl SmtpClient {
             Err(_) => Err(classify(&self.server, step, Failed::Timeout(self.timeout))),
         }
     }
+}
+
+/// The TLS client settings for `host`: the Mozilla roots, the system's and `ca_file`'s.
+fn tls_config(
+    host: &str,
+    server: &str,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<(Arc<ClientConfig>, ServerName<'static>)> {
+    let name = tls_name(host)?;
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for der in extra_roots(ca_file)? {
+        roots.add(der).context("cannot use a trusted certificate")?;
+    }
+    // The provider is named here rather than taken from a process default, so this works
+    // whether or not `main` installed one.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .with_context(|| format!("cannot set up TLS for {server}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((Arc::new(config), name))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -1051,43 +1064,201 @@ impl fmt::Display for DataLines<'_> {
     }
 }
 
-/// A TLS stream lettre can use as its transport: lettre only accepts its own stream types or
-/// an `AsyncTokioStream`, and implicit TLS must be up before the greeting is read.
-#[derive(Debug)]
-struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
+/// What the socket under lettre carries: plain TCP, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Between STARTTLS and the end of its handshake.
+    Gone,
+}
 
-impl AsyncTokioStream for ImplicitTls {
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().0.peer_addr()
+/// The connection's byte stream as lettre sees it (lettre takes its own stream types or an
+/// `AsyncTokioStream`). brief keeps a handle on it for two things lettre does not do: keep the
+/// bytes of the greeting and the first EHLO reply (lettre drops the PIPELINING keyword), and
+/// put TLS under the session after STARTTLS, so that the one EHLO that follows is brief's and
+/// its reply can be read. Only one task uses a connection at a time; the lock is never
+/// contended.
+#[derive(Clone)]
+struct Wire(Arc<std::sync::Mutex<WireState>>);
+
+struct WireState {
+    io: Io,
+    /// What was read while recording (the greeting and the first EHLO reply).
+    recorded: Option<Vec<u8>>,
+}
+
+impl Wire {
+    fn new(io: Io) -> Wire {
+        Wire(Arc::new(std::sync::Mutex::new(WireState {
+            io,
+            recorded: Some(Vec::new()),
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, WireState> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What was read so far; nothing more is kept.
+    fn stop_recording(&self) -> Vec<u8> {
+        self.state().recorded.take().unwrap_or_default()
+    }
+
+    /// The plain socket, for the TLS handshake after STARTTLS.
+    fn take_plain(&self) -> io::Result<TcpStream> {
+        match std::mem::replace(&mut self.state().io, Io::Gone) {
+            Io::Plain(tcp) => Ok(tcp),
+            other => {
+                self.state().io = other;
+                Err(io::Error::other("the connection is not plain text"))
+            }
+        }
+    }
+
+    fn put(&self, io: Io) {
+        self.state().io = io;
     }
 }
 
-impl AsyncRead for ImplicitTls {
+impl fmt::Debug for Wire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wire")
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the connection is being upgraded",
+    )
+}
+
+impl AsyncTokioStream for Wire {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        match &self.state().io {
+            Io::Plain(tcp) => tcp.peer_addr(),
+            Io::Tls(tls) => tls.get_ref().0.peer_addr(),
+            Io::Gone => Err(gone()),
+        }
+    }
+}
+
+impl AsyncRead for Wire {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        let mut state = self.state();
+        let before = buf.filled().len();
+        let poll = match &mut state.io {
+            Io::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Io::Gone => return Poll::Ready(Err(gone())),
+        };
+        if let Some(rec) = &mut state.recorded {
+            rec.extend_from_slice(&buf.filled()[before..]);
+        }
+        poll
     }
 }
 
-impl AsyncWrite for ImplicitTls {
+impl AsyncWrite for Wire {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        match &mut self.state().io {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Io::Gone => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        match &mut self.state().io {
+            Io::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Io::Gone => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        match &mut self.state().io {
+            Io::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Io::Gone => Poll::Ready(Ok(())),
+        }
     }
+}
+
+/// What an EHLO reply offers that brief acts on itself.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ehlo250 {
+    pipelining: bool,
+    auth: Vec<Mechanism>,
+}
+
+impl Ehlo250 {
+    /// From the lines of a reply (without their `250-` prefixes).
+    fn from_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Ehlo250 {
+        let mut out = Ehlo250::default();
+        for line in lines {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some(k) if k.eq_ignore_ascii_case("PIPELINING") => out.pipelining = true,
+                Some(k) if k.eq_ignore_ascii_case("AUTH") => {
+                    for m in words {
+                        if m.eq_ignore_ascii_case("PLAIN") {
+                            out.auth.push(Mechanism::Plain);
+                        } else if m.eq_ignore_ascii_case("LOGIN") {
+                            out.auth.push(Mechanism::Login);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// From the raw bytes of the greeting and the EHLO reply that followed it: the `250` lines.
+    fn read(raw: &[u8]) -> Ehlo250 {
+        let text = String::from_utf8_lossy(raw);
+        Ehlo250::from_lines(
+            text.lines()
+                .filter(|l| l.starts_with("250"))
+                .map(|l| l.get(4..).unwrap_or("")),
+        )
+    }
+}
+
+/// AUTH with `mechanism` (one the server offered), answering its challenges (LOGIN asks for
+/// the user and then the password; at most 10, so a confused server cannot hold the worker).
+async fn authenticate(
+    conn: &mut AsyncSmtpConnection,
+    mechanism: Mechanism,
+    credentials: &Credentials,
+) -> Result<Response, lettre::transport::smtp::Error> {
+    let mut reply = conn
+        .command(Auth::new(mechanism, credentials.clone(), None)?)
+        .await?;
+    for _ in 0..10 {
+        if !reply.has_code(334) {
+            return Ok(reply);
+        }
+        reply = conn
+            .command(Auth::new_from_response(
+                mechanism,
+                credentials.clone(),
+                &reply,
+            )?)
+            .await?;
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub enum Transport {
     /// One `.eml` file per message in a folder.
     Outbox { dir: PathBuf },
     /// An SMTP relay.
-    Smtp(crate::smtp::SmtpClient),
+    Smtp(Box<crate::smtp::SmtpClient>),
 }
 
 /// One open channel of a transport; each send worker owns one.
@@ -33,7 +33,7 @@ impl Transport {
             TransportKind::Outbox => Transport::Outbox {
                 dir: cfg.outbox_dir.clone(),
             },
-            TransportKind::Smtp => Transport::Smtp(crate::smtp::SmtpClient::new(cfg)?),
+            TransportKind::Smtp => Transport::Smtp(Box::new(crate::smtp::SmtpClient::new(cfg)?)),
         })
     }
 

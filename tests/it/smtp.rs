@@ -143,6 +143,9 @@ async fn temporary_rcpt_replies_are_temporary_and_keep_the_connection() {
         ["DATA", "RSET"],
         "{commands:?}"
     );
+    // PIPELINING was read from the one EHLO reply the session has.
+    let ehlos = commands.iter().filter(|c| c.starts_with("EHLO ")).count();
+    assert_eq!(ehlos, 1, "{commands:?}");
 }
 
 #[tokio::test]
@@ -628,6 +631,10 @@ async fn auth_after_starttls() {
 
     assert_eq!(server.auth_attempts().len(), 1);
     assert!(server.messages()[0].tls);
+    // One EHLO before STARTTLS and the one RFC 3207 asks for after it.
+    let commands = server.commands();
+    let ehlos = commands.iter().filter(|c| c.starts_with("EHLO ")).count();
+    assert_eq!(ehlos, 2, "{commands:?}");
 }
 
 #[tokio::test]
