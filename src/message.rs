@@ -107,6 +107,9 @@ impl MessageTemplate {
             &one_line(&newsletter.list_id()).replace(['<', '>'], ""),
         );
         list.push_str("\r\n");
+        // The first URI stays on the header's own line, though with its token it passes 78
+        // characters: folded before it, the value starts with a space, and parsers that do not
+        // strip it (Python's `email` in its default policy) no longer see `<https://`.
         list.push_str("List-Unsubscribe: <");
         let mut tail = String::from(">");
         if let Some(m) = &newsletter.unsubscribe_mailto {
@@ -545,6 +548,52 @@ mod tests {
         let long = qp(&"x".repeat(200));
         assert!(long.split("\r\n").all(|l| l.len() <= 76), "{long}");
         assert_eq!(long.replace("=\r\n", ""), "x".repeat(200));
+    }
+
+    /// Header lines stay within the 78 characters RFC 5322 recommends, folded where the
+    /// header allows it; the only longer ones hold one URI, which cannot be folded
+    /// (List-Unsubscribe's first one stays on the header's line: see `MessageTemplate::new`).
+    #[test]
+    fn header_lines_fold_within_78_except_a_lone_uri() {
+        let text = format!(
+            "{}\nunsubscribe_mailto = \"leave-the-binational-brief@news.example.org\"\n",
+            crate::config::MINIMAL_FOR_TESTS.replace("[newsletter]\n", "[newsletter]\nlist_id = \"brief-binational-institutional-life.news.example.org\"\n")
+        );
+        let c = crate::config::parse(&text, std::path::Path::new("b.toml")).unwrap();
+        let rendered = Rendered {
+            subject: "BRIEF | U.S. – Mexico Binational Institutional Life | 07.23.21".into(),
+            preheader: String::new(),
+            html: vec!["<a href=\"".into(), "\">leave</a>".into()],
+            text: vec!["leave: ".into(), "\n".into()],
+        };
+        let key = TokenKey::new(crate::config::Secret::new("k".repeat(32)));
+        let t = MessageTemplate::new(
+            &rendered,
+            &c.newsletter,
+            "2021-07".parse().unwrap(),
+            DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            &c.server.public_url,
+            &key,
+            Kind::Campaign,
+        );
+        let ana: Address = "ana.garcia.de.la.fuente@example.org".parse().unwrap();
+        let raw = t.to_bytes(Recipient {
+            address: &ana,
+            name: Some("Ana García de la Fuente"),
+        });
+        let raw = String::from_utf8(raw).unwrap();
+        let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+        for line in headers.split("\r\n") {
+            let uri = line.strip_prefix("List-Unsubscribe: ").unwrap_or(line);
+            let lone_uri = uri.trim_start().starts_with('<')
+                && uri.trim_end_matches(',').ends_with('>')
+                && !uri.trim().contains(' ');
+            assert!(
+                line.len() <= 78 || lone_uri,
+                "{} characters: {line:?}",
+                line.len()
+            );
+        }
     }
 
     #[test]
