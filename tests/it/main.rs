@@ -14,6 +14,7 @@ mod feeds;
 mod http;
 mod imap;
 mod mime;
+mod relay;
 mod render;
 mod signup;
 mod signup_cli;

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod daemon;
 pub mod dovecot;
 pub mod pki;
+pub mod relay;
 pub mod smtp_server;
 
 /// The repository's root (the shipped config, content and templates live there).
