@@ -23,8 +23,7 @@
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -33,9 +32,7 @@ use async_imap::imap_proto::{
     AttributeValue, Capability, MailboxDatum, Outcome, Response, ResponseCode, Status,
 };
 use async_imap::{Client, Session};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -209,7 +206,11 @@ impl Mailbox {
                 None
             }
             ImapTls::Tls | ImapTls::Starttls => Some((
-                TlsConnector::from(tls_config(cfg.ca_file.as_deref(), &server)?),
+                TlsConnector::from(crate::smtp::client_config(
+                    cfg.ca_file.as_deref(),
+                    "bounces.imap.ca_file",
+                    &server,
+                )?),
                 tls_name(host)?,
             )),
         };
@@ -809,45 +810,6 @@ fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
              cannot be checked"
         )
     })
-}
-
-/// A rustls client trusting the Mozilla roots and the certificates of `ca_file`.
-fn tls_config(ca_file: Option<&Path>, server: &str) -> anyhow::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read the IMAP `ca_file` {}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow!("IMAP `ca_file` {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            bail!(
-                "IMAP `ca_file` {} holds no certificate: expected PEM blocks starting with \
-                 `-----BEGIN CERTIFICATE-----`",
-                path.display()
-            );
-        }
-        for (i, der) in certs.into_iter().enumerate() {
-            roots.add(der).with_context(|| {
-                format!(
-                    "IMAP `ca_file` {}: certificate {} cannot be a trust anchor",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-        }
-    }
-    // The provider is named here rather than taken from a process default, so this works whether
-    // or not `main` installed one.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .with_context(|| format!("cannot set up TLS for {server}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

@@ -383,10 +383,20 @@ fn tls_config(
     ca_file: Option<&Path>,
 ) -> anyhow::Result<(Arc<ClientConfig>, ServerName<'static>)> {
     let name = tls_name(host)?;
+    Ok((client_config(ca_file, "smtp.ca_file", server)?, name))
+}
+
+/// A TLS client config trusting the Mozilla roots, the system's and those of `ca_file` (the
+/// config key `key`, as errors name it): what SMTP and the IMAP bounce mailbox both use.
+pub(crate) fn client_config(
+    ca_file: Option<&Path>,
+    key: &str,
+    server: &str,
+) -> anyhow::Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    for der in extra_roots(ca_file)? {
+    for der in extra_roots(ca_file, key)? {
         roots.add(der).context("cannot use a trusted certificate")?;
     }
     // The provider is named here rather than taken from a process default, so this works
@@ -397,7 +407,7 @@ fn tls_config(
         .with_context(|| format!("cannot set up TLS for {server}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok((Arc::new(config), name))
+    Ok(Arc::new(config))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -443,7 +453,7 @@ fn hello_name(name: &str) -> anyhow::Result<ClientId> {
 }
 
 /// The trusted roots beyond the Mozilla set: the system's, and those of `ca_file`.
-fn extra_roots(ca_file: Option<&Path>) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+fn extra_roots(ca_file: Option<&Path>, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let mut out = Vec::new();
     // A system store may hold certificates that rustls cannot use as anchors; skip those the way
     // rustls' own `add_parsable_certificates` does, instead of failing the whole start.
@@ -455,13 +465,13 @@ fn extra_roots(ca_file: Option<&Path>) -> anyhow::Result<Vec<CertificateDer<'sta
     }
     if let Some(path) = ca_file {
         let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read `smtp.ca_file` {}", path.display()))?;
+            .with_context(|| format!("cannot read `{key}` {}", path.display()))?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("`smtp.ca_file` {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("`{key}` {}: {e}", path.display()))?;
         if certs.is_empty() {
             bail!(
-                "`smtp.ca_file` {} holds no certificate: expected PEM blocks starting with \
+                "`{key}` {} holds no certificate: expected PEM blocks starting with \
                  `-----BEGIN CERTIFICATE-----`",
                 path.display()
             );
@@ -469,7 +479,7 @@ fn extra_roots(ca_file: Option<&Path>) -> anyhow::Result<Vec<CertificateDer<'sta
         for (i, der) in certs.into_iter().enumerate() {
             probe.add(der.clone()).with_context(|| {
                 format!(
-                    "`smtp.ca_file` {}: certificate {} cannot be a trust anchor",
+                    "`{key}` {}: certificate {} cannot be a trust anchor",
                     path.display(),
                     i + 1
                 )
