@@ -156,18 +156,7 @@ service imap-login {{
         )
         .expect("write dovecot.conf");
 
-        let child = Command::new(binary("dovecot"))
-            .arg("-c")
-            .arg(&self.conf)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::File::create(root.join("stderr.log")).expect("create stderr.log"),
-            ))
-            .spawn()
-            .expect("run dovecot (apt-get install dovecot-imapd dovecot-core)");
-        self.child = Some(child);
+        self.child = Some(spawn(&self.conf, &root.join("stderr.log")));
 
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -416,7 +405,23 @@ fn nobody() -> (u32, u32) {
 }
 
 /// Dovecot's programs live in /usr/sbin, which a non-login shell's PATH may lack.
-fn binary(name: &str) -> PathBuf {
+/// Runs Dovecot in the foreground from the config `conf`, its stderr into `stderr`.
+pub fn spawn(conf: &Path, stderr: &Path) -> Child {
+    Command::new(binary("dovecot"))
+        .arg("-c")
+        .arg(conf)
+        .arg("-F")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            fs::File::create(stderr).expect("create Dovecot's stderr log"),
+        ))
+        .spawn()
+        .expect("run dovecot (apt-get install dovecot-imapd dovecot-core)")
+}
+
+/// Where the system keeps `name` (Dovecot's and Postfix's tools live in sbin).
+pub fn binary(name: &str) -> PathBuf {
     ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))

@@ -34,6 +34,7 @@
 //! quick (`minimal_backoff_time = 1s`). Client ports are logged (`smtpd_client_port_logging`),
 //! so [`Relay::disconnect_lines`] leaves out the harness's own readiness probes.
 
+use crate::support::dovecot::binary;
 use std::fs;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -346,18 +347,10 @@ service auth {{
         )
         .expect("write dovecot.conf");
 
-        let child = Command::new(binary("dovecot"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                fs::File::create(root.join("dovecot/stderr.log")).expect("create stderr.log"),
-            ))
-            .spawn()
-            .expect("run dovecot (apt-get install dovecot-core)");
-        self.dovecot = Some(child);
+        self.dovecot = Some(crate::support::dovecot::spawn(
+            &conf,
+            &root.join("dovecot/stderr.log"),
+        ));
 
         let socket = root.join("dovecot/auth");
         let deadline = Instant::now() + PATIENCE;
@@ -782,13 +775,4 @@ fn ids(user: &str) -> (u32, u32) {
                 .flatten()
         })
         .unwrap_or_else(|| panic!("a `{user}` user in /etc/passwd (apt-get install postfix)"))
-}
-
-/// Postfix's and Dovecot's programs live in /usr/sbin, which a non-login shell's PATH may lack.
-fn binary(name: &str) -> PathBuf {
-    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from(name))
 }
