@@ -829,7 +829,7 @@ impl App {
             Some(id) => format!("mid:{id}"),
             None => format!("sha256:{}", crate::token::hex(&Sha256::digest(raw))),
         };
-        let soft_limit = bounces.map_or(3, |b| b.soft_limit);
+        let soft_limit = bounces.map_or_else(crate::config::default_soft_limit, |b| b.soft_limit);
         let outcome = ledger.record_bounce(
             &target,
             &NewBounce {

@@ -425,7 +425,8 @@ pub struct Bounces {
     pub webhook_token: Option<Secret>,
 }
 
-fn default_soft_limit() -> u32 {
+/// `[bounces] soft_limit` when not set (also what applies without `[bounces]`).
+pub fn default_soft_limit() -> u32 {
     3
 }
 

@@ -143,6 +143,13 @@ fn assert_one_of_each(metrics: &str, w: &World, want: &[Option<Reason>]) {
     }
 }
 
+/// The fixture report `name` made to be about reader `i`'s delivery in `sent` (what
+/// [`envelopes`] found: its VERP sender and Message-ID).
+fn report_for(sent: &HashMap<String, (Vec<String>, String)>, i: usize, name: &str) -> String {
+    let (senders, mid) = &sent[&reader(i)];
+    fixture(name, Some(&senders[0]), mid)
+}
+
 /// A fixture report (`tests/fixtures/bounces/NAME.eml`) made to be about a real delivery: every
 /// VERP sender in it becomes `sender` (when given) and its `Original-Envelope-Id` that
 /// sender's tag; every Message-ID below its own header (the returned original's) becomes
@@ -200,10 +207,7 @@ async fn reports_of_every_kind_take_effect_through_import_and_the_next_campaign_
     let sent = brief(&w, &["send", "--yes", "--issue", "2021-07"]).await;
     assert_eq!(sent.status.code(), Some(0), "{sent:?}");
     let july = envelopes(&server, JULY);
-    let about = |i: usize, name: &str| {
-        let (senders, mid) = &july[&reader(i)];
-        fixture(name, Some(&senders[0]), mid)
-    };
+    let about = |i: usize, name: &str| report_for(&july, i, name);
     // A forged tag: r11's with its hash changed.
     let forged = {
         let (senders, mid) = &july[&reader(11)];
@@ -343,11 +347,7 @@ async fn reports_of_every_kind_take_effect_through_import_and_the_next_campaign_
 
     // A second soft bounce for r05, in another campaign, reaches the limit of 2; a second
     // (different) delay report for r10 in the same campaign does not.
-    let (senders, mid) = &aug[&reader(5)];
-    w.write(
-        "in/soft-again.eml",
-        &fixture("yahoo-soft", Some(&senders[0]), mid),
-    );
+    w.write("in/soft-again.eml", &report_for(&aug, 5, "yahoo-soft"));
     let again = about(10, "postfix-delayed").replacen("Message-Id: <", "Message-Id: <another.", 1);
     w.write("in/delayed-again.eml", &again);
     let second = brief(
@@ -398,10 +398,7 @@ async fn the_webhook_takes_reports_with_its_token_only() {
     let sent = brief(&w, &["send", "--yes"]).await;
     assert_eq!(sent.status.code(), Some(0), "{sent:?}");
     let july = envelopes(&server, JULY);
-    let about = |i: usize, name: &str| {
-        let (senders, mid) = &july[&reader(i)];
-        fixture(name, Some(&senders[0]), mid)
-    };
+    let about = |i: usize, name: &str| report_for(&july, i, name);
     let hard = about(0, "postfix-hard");
     let complaint = about(1, "yahoo-complaint");
     let vacation = about(2, "vacation");
@@ -487,10 +484,7 @@ async fn the_daemon_reads_the_bounce_mailbox_over_imap() {
     let sent = brief(&w, &["send", "--yes"]).await;
     assert_eq!(sent.status.code(), Some(0), "{sent:?}");
     let july = envelopes(&server, JULY);
-    let about = |i: usize, name: &str| {
-        let (senders, mid) = &july[&reader(i)];
-        fixture(name, Some(&senders[0]), mid)
-    };
+    let about = |i: usize, name: &str| report_for(&july, i, name);
     for (i, name) in [
         (0, "postfix-hard"),
         (1, "yahoo-complaint"),
