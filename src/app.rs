@@ -407,6 +407,7 @@ impl App {
         template: &MessageTemplate,
         subject: &str,
         trigger: Trigger,
+        canary: Option<std::time::Duration>,
     ) -> anyhow::Result<(Campaign, bool, Vec<Problem>)> {
         let mut problems = Vec::new();
         if let Some(c) = ledger.campaign(issue.id)? {
@@ -416,26 +417,28 @@ impl App {
         let forgotten = self.forgotten(ledger)?;
         let message = self.campaign_message(issue, template, subject);
         let now = self.clock.now_ms();
-        let (c, new) = ledger.create_campaign(issue.id, &message, trigger, now, |sink| {
-            self.each_subscriber(
-                &stored,
-                |s| {
-                    // The list file may still hold a forgotten address: it comes out
-                    // suppressed, and only its hash is written.
-                    if let Some(hash) = forgotten.hash_of(&s.address) {
-                        sink.add_forgotten(&hash)?;
-                        return Ok(());
-                    }
-                    sink.add(
-                        &s.address,
-                        s.name.as_deref(),
-                        &template.message_id(&s.address),
-                    )?;
-                    Ok(())
-                },
-                |p| problems.push(p),
-            )
-        })?;
+        let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
+        let (c, new) =
+            ledger.create_campaign(issue.id, &message, trigger, now, release_at, |sink| {
+                self.each_subscriber(
+                    &stored,
+                    |s| {
+                        // The list file may still hold a forgotten address: it comes out
+                        // suppressed, and only its hash is written.
+                        if let Some(hash) = forgotten.hash_of(&s.address) {
+                            sink.add_forgotten(&hash)?;
+                            return Ok(());
+                        }
+                        sink.add(
+                            &s.address,
+                            s.name.as_deref(),
+                            &template.message_id(&s.address),
+                        )?;
+                        Ok(())
+                    },
+                    |p| problems.push(p),
+                )
+            })?;
         if new {
             self.record_feed_items(ledger, c.id, issue)?;
         }
@@ -453,10 +456,18 @@ impl App {
     ) -> anyhow::Result<Started> {
         let (rendered, template) = self.prepare(&issue, key, Kind::Campaign);
         let app = self.clone();
+        // The daemon's sends (scheduled, or the console's) take the configured canary window.
+        let canary = self.config.schedule.canary;
         tokio::task::spawn_blocking(move || {
             let mut ledger = app.open_ledger()?;
-            let (campaign, new, problems) =
-                app.start_campaign(&mut ledger, &issue, &template, &rendered.subject, trigger)?;
+            let (campaign, new, problems) = app.start_campaign(
+                &mut ledger,
+                &issue,
+                &template,
+                &rendered.subject,
+                trigger,
+                canary,
+            )?;
             let counts = ledger.counts(campaign.id)?;
             Ok(Started {
                 ledger,

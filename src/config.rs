@@ -496,6 +496,18 @@ pub struct Schedule {
     /// How late a fire missed while the daemon was down may still be made up.
     #[serde(default = "default_catch_up", deserialize_with = "de_duration")]
     pub catch_up: Duration,
+    /// A canary window: the daemon's sends (the schedule's and the console's "Send now") go
+    /// first to the `[server] staff` addresses, and to the readers only this long after,
+    /// unless staff hold the campaign meanwhile. None: readers at once.
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub canary: Option<Duration>,
+    /// How long before each fire the daemon checks the issue (content, links, delivery
+    /// settings) and mails the result to staff; `"0s"` turns it off.
+    #[serde(default = "default_preflight", deserialize_with = "de_duration")]
+    pub preflight: Duration,
+    /// Whether staff get a summary mail when a campaign finishes, and another a day later.
+    #[serde(default = "default_summary")]
+    pub summary: bool,
 }
 
 impl Default for Schedule {
@@ -504,8 +516,18 @@ impl Default for Schedule {
             cron: None,
             timezone: default_timezone(),
             catch_up: default_catch_up(),
+            canary: None,
+            preflight: default_preflight(),
+            summary: default_summary(),
         }
     }
+}
+
+fn default_preflight() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_summary() -> bool {
+    true
 }
 
 fn default_timezone() -> chrono_tz::Tz {
@@ -821,6 +843,20 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(canary) = c.schedule.canary {
+        if canary.is_zero() {
+            bail!(
+                "{} must be longer than 0s (leave it out for no canary window)",
+                at("schedule", "canary")
+            );
+        }
+        if c.server.staff.is_empty() {
+            bail!(
+                "{} needs `server.staff`: the canary copies go to the staff addresses",
+                at("schedule", "canary")
+            );
+        }
+    }
     let scheme = c.server.public_url.scheme();
     if scheme != "https" && scheme != "http" {
         bail!(
@@ -1116,6 +1152,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
 }
 
 fn parse_mailbox(s: &str) -> Result<Mailbox, String> {

@@ -253,6 +253,10 @@ impl Daemon {
             self.tracker
                 .spawn(async move { d.read_bounce_mailbox(imap).await });
         }
+        if self.app.config.schedule.summary && !self.app.config.server.staff.is_empty() {
+            let d = self.clone();
+            self.tracker.spawn(d.summaries());
+        }
         let d = self.clone();
         self.tracker.spawn(async move {
             d.resume_unfinished().await;
@@ -694,6 +698,14 @@ impl Daemon {
         // The engine logs the start and the end of each run; the daemon adds the metrics and,
         // when the relay could not be reached, runs again later instead of waiting for staff.
         loop {
+            match self.before_readers(&ledger, &campaign).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
+                    return;
+                }
+            }
             let run = match self.app.campaign_run(
                 ledger.clone(),
                 campaign.clone(),
@@ -720,8 +732,14 @@ impl Daemon {
                              --retry-failed` sends them again"
                         );
                     }
+                    self.mail_summaries().await;
                     return;
                 }
+                // Held after the window (staff pressed Hold as it ended): wait again.
+                Ok(Summary {
+                    stopped: Some(Stopped::Held),
+                    ..
+                }) => continue,
                 Ok(Summary {
                     stopped: Some(stopped),
                     ..
@@ -736,6 +754,7 @@ impl Daemon {
                             "the relay could not be reached: the campaign runs again later"
                         ),
                         // The engine counted it (`brief_circuit_breaks_total`) where it tripped.
+                        Stopped::Held => unreachable!("a held run waits above"),
                         Stopped::Breaker(trip) => tracing::error!(
                             issue = %id, %retry_in, readers = trip.readers,
                             error.message = %trip.last,
@@ -760,6 +779,66 @@ impl Daemon {
                     );
                     return;
                 }
+            }
+        }
+    }
+
+    /// What comes before a campaign's readers are mailed: its canary copies to staff, if it
+    /// has a window and they have not gone out, then the end of the window and of any hold.
+    /// Returns false when the daemon stops meanwhile.
+    async fn before_readers(
+        &self,
+        ledger: &SharedLedger,
+        campaign: &Campaign,
+    ) -> anyhow::Result<bool> {
+        let issue = campaign.issue;
+        // Read again: a release or a hold since the campaign was loaded changes the gate.
+        let current = ledger
+            .with(move |l| l.campaign(issue))
+            .await?
+            .unwrap_or_else(|| campaign.clone());
+        let sent = crate::canary::send_copies(
+            &self.app,
+            ledger,
+            &current,
+            &self.key,
+            self.dkim.as_deref(),
+        )
+        .await?;
+        for c in sent.iter().flatten() {
+            if c.accepted {
+                tracing::info!(issue = %issue, to = %c.address, reply = %c.text, "canary copy sent to staff");
+            } else {
+                tracing::warn!(issue = %issue, to = %c.address, reply = %c.text, "canary copy to staff failed");
+            }
+        }
+        let waited =
+            crate::canary::wait(ledger, campaign.id, &*self.app.clock, &self.stop, true).await?;
+        Ok(waited == crate::canary::Waited::Open)
+    }
+
+    /// Mails the summaries that are due (a finished campaign's, a day-old one's follow-up);
+    /// returns how many. Failures are logged: a summary never stops the daemon.
+    pub async fn mail_summaries(&self) -> usize {
+        match crate::summary::mail_due(&self.app, &self.ledger, &self.key, self.dkim.as_deref())
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "cannot mail the summary to staff: {e:#}");
+                0
+            }
+        }
+    }
+
+    /// Mails due summaries every minute until the stop (the follow-ups a day after a send,
+    /// and any a stop or a crash kept from going out).
+    async fn summaries(self: Arc<Self>) {
+        loop {
+            self.mail_summaries().await;
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(SUMMARY_INTERVAL) => {}
             }
         }
     }
@@ -794,6 +873,9 @@ fn has_entry_files(folder: &Path) -> bool {
         })
     })
 }
+
+/// How often the daemon looks for summaries to mail.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long each step with the bounce mailbox may take.
 const IMAP_TIMEOUT: Duration = Duration::from_secs(30);

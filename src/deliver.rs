@@ -61,7 +61,7 @@ use crate::address::AddressKey;
 use crate::clock::Clock;
 use crate::config::{Ambiguous, Delivery};
 use crate::dkim::DkimSigner;
-use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, SharedLedger, State};
+use crate::ledger::{Attempt, Campaign, CampaignId, Counts, Due, Gate, SharedLedger, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::metrics::{Metrics, SendErrorKind};
 use crate::token::TokenKey;
@@ -154,10 +154,14 @@ pub struct Summary {
     pub stopped: Option<Stopped>,
 }
 
-/// Why a run stopped before the campaign was finished, when the relay is to blame. Either way
-/// no reader was charged for it: run again once the relay is fixed.
+/// Why a run stopped before the campaign was finished, other than a signal: the relay, or
+/// staff. Either way no reader was charged for it: run again once the relay is fixed, or the
+/// campaign released.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Stopped {
+    /// Staff held the campaign (or its canary window is not over): nobody is claimed until it
+    /// is released.
+    Held,
     /// Every worker gave up on the relay before naming a reader (no connection could be opened,
     /// or MAIL FROM was refused): the last error.
     Relay(String),
@@ -572,6 +576,8 @@ enum End {
     NoWorkers,
     /// The circuit breaker tripped.
     Breaker,
+    /// The campaign is held or in its canary window: nothing may be claimed.
+    Gated,
 }
 
 /// Everything a campaign run needs.
@@ -705,6 +711,7 @@ impl Run {
         let counts = self.ledger.with(move |l| l.counts(cid)).await?;
         let stopped = match (trip, &end) {
             (Some(trip), _) => Some(Stopped::Breaker(trip)),
+            (None, End::Gated) if !finished => Some(Stopped::Held),
             (None, End::NoWorkers) if !finished => Some(Stopped::Relay(
                 crew.reason()
                     .unwrap_or_else(|| "every send worker stopped".to_string()),
@@ -799,6 +806,9 @@ impl Run {
                     .await?
                 {
                     return Ok(End::Finished);
+                }
+                if self.ledger.with(move |l| l.gate(cid, now)).await? != Gate::Open {
+                    return Ok(End::Gated);
                 }
                 let next = self.ledger.with(move |l| l.next_retry_at(cid)).await?;
                 let wait = next

@@ -202,6 +202,86 @@ words!(Trigger {
     Staff => "staff",
 });
 
+/// Whether a campaign's readers may be mailed (see [`Ledger::gate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// In its canary window, until this time (ms).
+    Canary {
+        until: i64,
+    },
+    /// Held by staff since this time (ms).
+    Held {
+        since: i64,
+    },
+}
+
+/// What [`Ledger::hold_campaign`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldOutcome {
+    Held,
+    AlreadyHeld {
+        since: i64,
+    },
+    /// Readers were reached already (or the campaign finished): nothing changed.
+    TooLate {
+        reached: u64,
+    },
+    NoCampaign,
+}
+
+/// One canary copy: the campaign's message mailed to a staff address before the readers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanarySend {
+    pub address: String,
+    pub accepted: bool,
+    pub code: Option<u16>,
+    pub text: String,
+    pub at: i64,
+}
+
+/// Which summary mail of a campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryKind {
+    /// When the campaign finishes.
+    AtFinish,
+    /// A day later, with the bounces, complaints and unsubscribes since.
+    FollowUp,
+}
+
+/// What a summary of a campaign reports (see [`Ledger::summary_facts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SummaryFacts {
+    pub counts: Counts,
+    /// When the first reader was tried (the send's start, after any canary window).
+    pub first_attempt: Option<i64>,
+    /// The most frequent last replies of failed and deferred deliveries: code, text, count.
+    pub failures: Vec<(Option<u16>, String, u64)>,
+    pub bounces: SummaryBounces,
+}
+
+/// Readers of a campaign with a bounce or complaint reported, and unsubscribes since its send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SummaryBounces {
+    pub hard: u64,
+    pub soft: u64,
+    pub complaints: u64,
+    pub unsubscribes: u64,
+}
+
+/// The checks run before a scheduled fire, as mailed to staff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preflight {
+    pub issue: IssueId,
+    /// The fire they were run for (ms).
+    pub fire_at: i64,
+    pub ran_at: i64,
+    /// How many problems they found (0: ready).
+    pub problems: u64,
+    /// The report, as text.
+    pub report: String,
+}
+
 /// One campaign: the sending of one issue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Campaign {
@@ -212,6 +292,26 @@ pub struct Campaign {
     pub created_at: i64,
     pub finished_at: Option<i64>,
     pub trigger: Trigger,
+    /// The end of its canary window: no reader is mailed before it (`None`: no window).
+    pub release_at: Option<i64>,
+    /// When staff held it: no reader is mailed until they release it.
+    pub held_at: Option<i64>,
+}
+
+impl Campaign {
+    /// Its state in one word at `now`: `finished`, `held` (by staff), `canary` (in its
+    /// canary window) or `sending`.
+    pub fn state_word(&self, now: i64) -> &'static str {
+        if self.finished {
+            "finished"
+        } else if self.held_at.is_some() {
+            "held"
+        } else if self.release_at.is_some_and(|t| t > now) {
+            "canary"
+        } else {
+            "sending"
+        }
+    }
 }
 
 /// Deliveries of a campaign by state.
@@ -536,6 +636,34 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX bounces_delivery ON bounces (delivery_id);
     CREATE INDEX deliveries_message_id ON deliveries (message_id);",
+    // 8: confidence around a send. A canary window (readers wait until `release_at`, staff may
+    // hold the campaign meanwhile) and the copies mailed to staff first, apart from the
+    // deliveries so they never count as readers; when each summary mail to staff went (those
+    // of campaigns finished before this version count as sent, so an upgrade mails nothing
+    // old); and the checks run before each scheduled fire.
+    "ALTER TABLE campaigns ADD COLUMN release_at INTEGER;
+    ALTER TABLE campaigns ADD COLUMN held_at INTEGER;
+    ALTER TABLE campaigns ADD COLUMN summary_at INTEGER;
+    ALTER TABLE campaigns ADD COLUMN followup_at INTEGER;
+    UPDATE campaigns SET summary_at = coalesce(finished_at, created_at),
+        followup_at = coalesce(finished_at, created_at) WHERE state = 'finished';
+    CREATE TABLE canary_sends (
+        id INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+        address TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        code INTEGER,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE preflights (
+        issue TEXT NOT NULL,
+        fire_at INTEGER NOT NULL,
+        ran_at INTEGER NOT NULL,
+        problems INTEGER NOT NULL,
+        report TEXT NOT NULL,
+        PRIMARY KEY (issue, fire_at)
+    );",
 ];
 
 /// A new staff session (see [`Ledger::sign_in_staff`]).
@@ -758,7 +886,7 @@ impl Ledger {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, issue, subject, state, created_at, finished_at, trigger FROM campaigns WHERE issue = ?1",
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
                 [issue.to_string()],
                 campaign_row,
             )
@@ -768,7 +896,7 @@ impl Ledger {
     /// Every campaign, newest issue first.
     pub fn campaigns(&self) -> anyhow::Result<Vec<Campaign>> {
         let mut st = self.conn.prepare(
-            "SELECT id, issue, subject, state, created_at, finished_at, trigger FROM campaigns ORDER BY issue DESC",
+            "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns ORDER BY issue DESC",
         )?;
         let rows = st.query_map([], campaign_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -785,14 +913,16 @@ impl Ledger {
         message: &CampaignMessage,
         trigger: Trigger,
         now: i64,
+        release_at: Option<i64>,
         fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(Campaign, bool)> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
-            "INSERT OR IGNORE INTO campaigns (issue, subject, state, trigger, created_at) VALUES (?1, ?2, 'sending', ?3, ?4)",
-            params![issue.to_string(), message.subject, trigger, now],
+            "INSERT OR IGNORE INTO campaigns (issue, subject, state, trigger, created_at, release_at)
+             VALUES (?1, ?2, 'sending', ?3, ?4, ?5)",
+            params![issue.to_string(), message.subject, trigger, now, release_at],
         )?;
         if n == 1 {
             let campaign = CampaignId(tx.last_insert_rowid());
@@ -950,7 +1080,14 @@ impl Ledger {
         now: i64,
         limit: usize,
     ) -> anyhow::Result<Vec<Due>> {
-        let tx = self.conn.transaction()?;
+        // Immediate: a hold landing between the gate's read and the claim's writes would
+        // otherwise fail this transaction instead of waiting for it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if gate_in(&tx, campaign, now)? != Gate::Open {
+            return Ok(Vec::new());
+        }
         let mut due = Vec::with_capacity(limit);
         {
             let mut mark = tx.prepare_cached("UPDATE deliveries SET state = ?2 WHERE id = ?1")?;
@@ -1730,6 +1867,283 @@ impl Ledger {
         )? as u64)
     }
 
+    /// Whether readers of `campaign` may be mailed at `now`: not while it is held, nor before
+    /// the end of its canary window.
+    pub fn gate(&self, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
+        gate_in(&self.conn, campaign, now)
+    }
+
+    /// Holds the campaign of `issue` (staff, during its canary window): no reader is mailed
+    /// until [`Ledger::release_campaign`]. Refused once a reader was mailed: a hold stops a
+    /// campaign before it reaches anyone, it does not pause one under way.
+    pub fn hold_campaign(&mut self, issue: IssueId, now: i64) -> anyhow::Result<HoldOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(c) = tx
+            .query_row(
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
+                [issue.to_string()],
+                campaign_row,
+            )
+            .optional()?
+        else {
+            return Ok(HoldOutcome::NoCampaign);
+        };
+        if let Some(at) = c.held_at {
+            return Ok(HoldOutcome::AlreadyHeld { since: at });
+        }
+        let reached: i64 = tx.query_row(
+            "SELECT count(*) FROM deliveries
+             WHERE campaign_id = ?1 AND (attempts > 0 OR state IN ('sending', 'sent', 'deferred', 'failed'))",
+            [c.id],
+            |r| r.get(0),
+        )?;
+        if c.finished || reached > 0 {
+            return Ok(HoldOutcome::TooLate {
+                reached: reached as u64,
+            });
+        }
+        tx.execute(
+            "UPDATE campaigns SET held_at = ?2 WHERE id = ?1",
+            params![c.id, now],
+        )?;
+        tx.commit()?;
+        Ok(HoldOutcome::Held)
+    }
+
+    /// Lets the campaign of `issue` go: ends a hold and what is left of its canary window, so
+    /// the run that waits for it (the daemon, or `brief send`) mails the readers. Returns the
+    /// campaign as it was, `None` when there is none.
+    pub fn release_campaign(
+        &mut self,
+        issue: IssueId,
+        now: i64,
+    ) -> anyhow::Result<Option<Campaign>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let c = tx
+            .query_row(
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
+                [issue.to_string()],
+                campaign_row,
+            )
+            .optional()?;
+        if let Some(c) = &c {
+            tx.execute(
+                "UPDATE campaigns SET held_at = NULL,
+                    release_at = CASE WHEN release_at > ?2 THEN ?2 ELSE release_at END
+                 WHERE id = ?1",
+                params![c.id, now],
+            )?;
+        }
+        tx.commit()?;
+        Ok(c)
+    }
+
+    /// Records the replies to the canary copies of `campaign` (kept apart from its deliveries:
+    /// staff are not counted as readers).
+    pub fn record_canary_sends(
+        &mut self,
+        campaign: CampaignId,
+        sends: &[CanarySend],
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO canary_sends (campaign_id, address, accepted, code, text, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for c in sends {
+                st.execute(params![
+                    campaign, c.address, c.accepted, c.code, c.text, c.at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The canary copies of `campaign`, in the order they were sent.
+    pub fn canary_sends(&self, campaign: CampaignId) -> anyhow::Result<Vec<CanarySend>> {
+        let mut st = self.conn.prepare(
+            "SELECT address, accepted, code, text, at FROM canary_sends WHERE campaign_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([campaign], |r| {
+            Ok(CanarySend {
+                address: r.get(0)?,
+                accepted: r.get(1)?,
+                code: r.get(2)?,
+                text: r.get(3)?,
+                at: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The summaries due at `now`: finished campaigns whose summary was not mailed, and those
+    /// finished `followup_after` ms ago or more whose follow-up was not.
+    pub fn due_summaries(
+        &self,
+        now: i64,
+        followup_after: i64,
+    ) -> anyhow::Result<Vec<(Campaign, SummaryKind)>> {
+        let mut due = Vec::new();
+        for (kind, sql) in [
+            (
+                SummaryKind::AtFinish,
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at
+                 FROM campaigns WHERE state = 'finished' AND summary_at IS NULL ORDER BY id",
+            ),
+            (
+                SummaryKind::FollowUp,
+                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at
+                 FROM campaigns WHERE state = 'finished' AND followup_at IS NULL
+                 AND finished_at <= ?1 ORDER BY id",
+            ),
+        ] {
+            let mut st = self.conn.prepare(sql)?;
+            let rows = if kind == SummaryKind::AtFinish {
+                st.query_map([], campaign_row)?
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                st.query_map([now - followup_after], campaign_row)?
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            due.extend(rows.into_iter().map(|c| (c, kind)));
+        }
+        Ok(due)
+    }
+
+    /// Marks a summary of `campaign` as mailed at `now`; false when another process did
+    /// first (each summary goes out once).
+    pub fn claim_summary(
+        &mut self,
+        campaign: CampaignId,
+        kind: SummaryKind,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        let sql = match kind {
+            SummaryKind::AtFinish => {
+                "UPDATE campaigns SET summary_at = ?2 WHERE id = ?1 AND summary_at IS NULL"
+            }
+            SummaryKind::FollowUp => {
+                "UPDATE campaigns SET followup_at = ?2 WHERE id = ?1 AND followup_at IS NULL"
+            }
+        };
+        Ok(self.conn.execute(sql, params![campaign, now])? == 1)
+    }
+
+    /// What a summary of `campaign` reports, read at `now`.
+    pub fn summary_facts(&self, campaign: &Campaign) -> anyhow::Result<SummaryFacts> {
+        let counts = self.counts(campaign.id)?;
+        let first_attempt: Option<i64> = self.conn.query_row(
+            "SELECT min(first_attempt_at) FROM deliveries WHERE campaign_id = ?1",
+            [campaign.id],
+            |r| r.get(0),
+        )?;
+        let mut st = self.conn.prepare(
+            "SELECT last_code, last_text, count(*) FROM deliveries
+             WHERE campaign_id = ?1 AND state IN ('failed', 'deferred') AND last_text IS NOT NULL
+             GROUP BY last_code, last_text ORDER BY count(*) DESC, last_text LIMIT 5",
+        )?;
+        let failures = st
+            .query_map([campaign.id], |r| {
+                Ok((
+                    r.get::<_, Option<u16>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut bounces = SummaryBounces::default();
+        let mut st = self.conn.prepare(
+            "SELECT b.kind, count(DISTINCT b.delivery_id) FROM bounces b
+             JOIN deliveries d ON d.id = b.delivery_id
+             WHERE d.campaign_id = ?1 GROUP BY b.kind",
+        )?;
+        for row in st.query_map([campaign.id], |r| {
+            Ok((r.get::<_, BounceKind>(0)?, r.get::<_, i64>(1)? as u64))
+        })? {
+            let (kind, n) = row?;
+            match kind {
+                BounceKind::Hard => bounces.hard = n,
+                BounceKind::Soft => bounces.soft = n,
+                BounceKind::Complaint => bounces.complaints = n,
+            }
+        }
+        let since = campaign.finished_at.unwrap_or(campaign.created_at);
+        bounces.unsubscribes = self.conn.query_row(
+            "SELECT count(*) FROM suppressions WHERE reason = 'unsubscribed' AND at >= ?1",
+            [first_attempt.unwrap_or(since)],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        Ok(SummaryFacts {
+            counts,
+            first_attempt,
+            failures,
+            bounces,
+        })
+    }
+
+    /// Records the checks run before the fire at `fire_at` of `issue`; false when they were
+    /// recorded before (an earlier start of the daemon ran them).
+    pub fn record_preflight(&mut self, p: &Preflight) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT OR IGNORE INTO preflights (issue, fire_at, ran_at, problems, report)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                p.issue.to_string(),
+                p.fire_at,
+                p.ran_at,
+                p.problems as i64,
+                p.report
+            ],
+        )? == 1)
+    }
+
+    /// Whether the checks before the fire at `fire_at` of `issue` were run.
+    pub fn preflight_done(&self, issue: IssueId, fire_at: i64) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM preflights WHERE issue = ?1 AND fire_at = ?2",
+                params![issue.to_string(), fire_at],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The latest checks run before a fire.
+    pub fn latest_preflight(&self) -> anyhow::Result<Option<Preflight>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT issue, fire_at, ran_at, problems, report FROM preflights
+                 ORDER BY ran_at DESC LIMIT 1",
+                [],
+                |r| {
+                    let issue: String = r.get(0)?;
+                    Ok(Preflight {
+                        issue: issue.parse().map_err(|_| {
+                            rusqlite::Error::InvalidColumnType(
+                                0,
+                                issue.clone(),
+                                rusqlite::types::Type::Text,
+                            )
+                        })?,
+                        fire_at: r.get(1)?,
+                        ran_at: r.get(2)?,
+                        problems: r.get::<_, i64>(3)? as u64,
+                        report: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     /// Notes that the schedule's fire at `fired_at` for `issue` was missed and reported at
     /// `now`; returns false when it was noted before (by an earlier start).
     pub fn note_missed_fire(
@@ -1881,6 +2295,19 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
+fn gate_in(conn: &Connection, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
+    let (release_at, held_at): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT release_at, held_at FROM campaigns WHERE id = ?1",
+        [campaign],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(match (held_at, release_at) {
+        (Some(since), _) => Gate::Held { since },
+        (None, Some(until)) if until > now => Gate::Canary { until },
+        _ => Gate::Open,
+    })
+}
+
 fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
     let issue: String = r.get(1)?;
     Ok(Campaign {
@@ -1893,6 +2320,8 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
         created_at: r.get(4)?,
         finished_at: r.get(5)?,
         trigger: r.get(6)?,
+        release_at: r.get(7)?,
+        held_at: r.get(8)?,
     })
 }
 
@@ -1913,6 +2342,7 @@ mod tests {
                 &message("s"),
                 Trigger::Cli,
                 1,
+                None,
                 |sink| {
                     for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
                         sink.add(&addr(a), None, a)?;
@@ -1944,7 +2374,7 @@ mod tests {
         l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 1, |sink| {
+            .create_campaign(id, &message("s"), Trigger::Cli, 1, None, |sink| {
                 assert!(sink.add(&addr("a@example.org"), None, "m1")?);
                 assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
                 assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
@@ -1953,7 +2383,7 @@ mod tests {
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 2, |_| {
+            .create_campaign(id, &message("s"), Trigger::Cli, 2, None, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -1990,7 +2420,7 @@ mod tests {
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
         let id: IssueId = "2021-07".parse().unwrap();
         let (c, _) = l
-            .create_campaign(id, &message("first"), Trigger::Cli, 1, |sink| {
+            .create_campaign(id, &message("first"), Trigger::Cli, 1, None, |sink| {
                 sink.add(&addr("a@x.org"), None, "m1")?;
                 sink.add(&addr("b@x.org"), None, "m2")?;
                 Ok(())
@@ -2099,6 +2529,7 @@ mod tests {
                 &message("s"),
                 Trigger::Cli,
                 1,
+                None,
                 |_| Ok(()),
             )
             .unwrap();

@@ -23,6 +23,8 @@
 //! - [`smtp`] speaks SMTP to a relay: one connection per worker, outcomes classified.
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
+//! - [`canary`] mails a campaign to staff before its readers, and waits out its window or a hold.
+//! - [`summary`] mails staff how a send went: when it finishes, and what came back a day later.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`signup`] lets readers join: requests, the confirmation message and its queue.
 //! - [`staff`] signs staff in with emailed one-time links and keeps their sessions.
@@ -39,6 +41,7 @@
 pub mod address;
 pub mod app;
 pub mod bounce;
+pub mod canary;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -61,6 +64,7 @@ pub mod signup;
 pub mod smtp;
 pub mod staff;
 pub mod subscribers;
+pub mod summary;
 pub mod templates;
 pub mod token;
 pub mod transport;

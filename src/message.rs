@@ -38,6 +38,10 @@ pub enum Kind {
     Test {
         nonce: u64,
     },
+    /// A campaign's very message mailed to staff before the readers (the canary): the same
+    /// subject and headers, a Message-ID of its own so a staff member who is also a reader
+    /// still gets the reader's copy.
+    Canary,
     /// A message to one person that is no issue (a sign-up's confirmation request): no list
     /// headers, no unsubscribe link, a Message-ID of its own.
     Notice {
@@ -90,7 +94,7 @@ impl MessageTemplate {
             mailbox_header(&mut head, "Reply-To", r);
         }
         let subject_text = match kind {
-            Kind::Campaign | Kind::Notice { .. } => rendered.subject.clone(),
+            Kind::Campaign | Kind::Canary | Kind::Notice { .. } => rendered.subject.clone(),
             Kind::Test { .. } => format!("[TEST] {}", rendered.subject),
         };
         let mut subject = String::new();
@@ -177,6 +181,10 @@ impl MessageTemplate {
         lowercase_chunks(address.as_ref(), |c| h.update(c));
         let tag = match self.kind {
             Kind::Campaign => "",
+            Kind::Canary => {
+                h.update(b"canary");
+                "canary."
+            }
             Kind::Test { nonce } => {
                 h.update(nonce.to_le_bytes());
                 "test."
@@ -193,6 +201,14 @@ impl MessageTemplate {
             hex(&h.finalize()[..16]),
             self.domain
         )
+    }
+
+    /// This campaign message as its canary: the same bytes, with canary Message-IDs.
+    pub fn into_canary(self) -> MessageTemplate {
+        MessageTemplate {
+            kind: Kind::Canary,
+            ..self
+        }
     }
 
     /// The one-click unsubscribe URL of `address`.

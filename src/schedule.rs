@@ -201,6 +201,7 @@ mod tests {
             cron: Some(config::parse_cron(cron).unwrap()),
             timezone: tz.parse().unwrap(),
             catch_up: config::parse_duration(catch_up).unwrap(),
+            ..config::Schedule::default()
         })
         .unwrap()
     }

@@ -118,26 +118,69 @@ pub async fn mail_login(
     let valid_for = humantime::format_duration(LINK_TTL).to_string();
     let (html, text) =
         crate::render::staff_login(app.render_context(), &subject, &link, &valid_for);
+    let to = [address.clone()];
+    let mut replies = send_notice(app, key, dkim, subject, html, text, &to).await?;
+    Ok(replies.remove(0))
+}
+
+/// Mails a report to every `[server] staff` address (a send's summary, the checks before a
+/// fire): `paragraphs`, then a button to `link`. Returns the replies, none without staff.
+pub async fn mail_staff(
+    app: &App,
+    key: &TokenKey,
+    dkim: Option<&DkimSigner>,
+    subject: String,
+    paragraphs: &[String],
+    button: &str,
+    link: &url::Url,
+) -> anyhow::Result<Vec<TestReply>> {
+    let to: Vec<Address> = app
+        .config
+        .server
+        .staff
+        .iter()
+        .map(|m| m.email.clone())
+        .collect();
+    if to.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (html, text) =
+        crate::render::staff_report(app.render_context(), &subject, paragraphs, button, link);
+    send_notice(app, key, dkim, subject, html, text, &to).await
+}
+
+/// Sends a message to staff that is no issue (no list headers, a Message-ID of its own)
+/// through the `staff` outbox.
+async fn send_notice(
+    app: &App,
+    key: &TokenKey,
+    dkim: Option<&DkimSigner>,
+    subject: String,
+    html: String,
+    text: String,
+    to: &[Address],
+) -> anyhow::Result<Vec<TestReply>> {
     let rendered = Rendered {
         subject,
         preheader: String::new(),
         html: vec![html],
         text: vec![text],
     };
+    let now = app.clock.now();
     let template = MessageTemplate::new(
         &rendered,
         &app.config.newsletter,
-        crate::issue::IssueId::of_date(app.clock.now().date_naive()),
-        app.clock.now(),
+        crate::issue::IssueId::of_date(now.date_naive()),
+        now,
         &app.config.server.public_url,
         key,
-        Kind::Notice { nonce: now as u64 },
+        // Random: two notices made at one instant (a fixed clock) still differ.
+        Kind::Notice {
+            nonce: rand::Rng::random(&mut rand::rng()),
+        },
     );
-    let to = [address.clone()];
-    let mut replies = app
-        .send_each(&template, OUTBOX, dkim, &to, &mut |_| {})
-        .await?;
-    Ok(replies.remove(0))
+    app.send_each(&template, OUTBOX, dkim, to, &mut |_| {})
+        .await
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::app::{fmt_ms, App, ReportRow};
 use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
+use crate::ledger::Gate;
 use crate::message::Kind;
 
 pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
@@ -133,12 +134,20 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
     if campaigns.is_empty() {
         println!("no campaigns yet");
     }
+    let now = app.clock.now_ms();
     for c in campaigns {
         let n = ledger.counts(c.id)?;
+        let gate = ledger.gate(c.id, now)?;
+        let state = match gate {
+            _ if c.finished => "finished",
+            Gate::Held { .. } => "held",
+            Gate::Canary { .. } => "canary",
+            Gate::Open => "sending",
+        };
         println!(
             "{}  {:<9} started {}  sent {}  failed {}  suppressed {}  deferred {}  pending {}  sending {}  total {}  \"{}\"",
             c.issue,
-            if c.finished { "finished" } else { "sending" },
+            state,
             fmt_ms(Some(c.created_at)),
             n.sent,
             n.failed,
@@ -149,6 +158,28 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
             n.total(),
             c.subject
         );
+        match gate {
+            _ if c.finished => {}
+            Gate::Held { since } => println!(
+                "  held by staff since {}: no reader is mailed until `brief release --issue {}`",
+                fmt_ms(Some(since)),
+                c.issue
+            ),
+            Gate::Canary { until } => println!(
+                "  canary window: the readers are mailed at {} unless staff hold it (`brief hold --issue {}`)",
+                fmt_ms(Some(until)),
+                c.issue
+            ),
+            Gate::Open => {}
+        }
+        let canaries = ledger.canary_sends(c.id)?;
+        if !canaries.is_empty() {
+            let accepted = canaries.iter().filter(|s| s.accepted).count();
+            println!(
+                "  canary: {accepted} of {} staff copies accepted (not counted as readers)",
+                canaries.len()
+            );
+        }
         if let Some(m) = ledger.campaign_message(c.id)? {
             if m.revision > 1 {
                 println!(

@@ -82,6 +82,21 @@ pub enum Command {
         /// Works on a finished campaign too.
         #[arg(long, conflicts_with_all = ["test", "restart_unsent"])]
         retry_failed: bool,
+        /// Mail the new campaign to the `[server] staff` addresses first, and to the readers
+        /// only after this window (default: `[schedule] canary`, else 30m), unless staff hold
+        /// it meanwhile (`brief hold`).
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "", conflicts_with = "test")]
+        canary: Option<String>,
+    },
+    /// Hold a campaign in its canary window: no reader is mailed until `brief release`.
+    Hold {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
+    },
+    /// Let a held campaign (or one in its canary window) go to its readers now.
+    Release {
+        #[arg(long, help = ISSUE_HELP)]
+        issue: Option<IssueId>,
     },
     /// Campaign states and counts per delivery state.
     Status {
@@ -205,8 +220,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             yes,
             restart_unsent,
             retry_failed,
+            canary,
             ..
         } => {
+            let canary = canary
+                .map(|c| canary_window(&app, &c))
+                .transpose()
+                .map_err(UsageError)?;
             let resume = if restart_unsent {
                 send::Resume::RestartUnsent
             } else if retry_failed {
@@ -214,8 +234,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 send::Resume::AsStarted
             };
-            send::send(&app, issue, yes, resume).await
+            send::send(&app, issue, yes, resume, canary).await
         }
+        Command::Hold { issue } => send::hold(&app, issue),
+        Command::Release { issue } => send::release(&app, issue),
         Command::Status { issue } => inspect::status(&app, issue),
         Command::Report { issue, format } => inspect::report(&app, issue, format),
         Command::Run { listen } => crate::daemon::run(app, listen).await,
@@ -224,6 +246,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bounces {
             action: BouncesCommand::Import { paths },
         } => bounces::import(&app, &paths),
+    }
+}
+
+/// The canary window of `brief send --canary[=DURATION]`: the one given, else
+/// `[schedule] canary`, else 30 minutes.
+fn canary_window(app: &App, given: &str) -> anyhow::Result<std::time::Duration> {
+    if given.is_empty() {
+        return Ok(app
+            .config
+            .schedule
+            .canary
+            .unwrap_or(std::time::Duration::from_secs(30 * 60)));
+    }
+    match config::parse_duration(given) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => anyhow::bail!("--canary must be longer than 0s"),
+        Err(e) => anyhow::bail!("--canary: {e}"),
     }
 }
 

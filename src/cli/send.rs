@@ -11,10 +11,11 @@ use super::load_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
+use crate::canary::Waited;
 use crate::deliver::{Stopped, Summary};
 use crate::error::UsageError;
 use crate::issue::IssueId;
-use crate::ledger::{Counts, Ledger, SharedLedger, Trigger};
+use crate::ledger::{Counts, Gate, HoldOutcome, Ledger, SharedLedger, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::shutdown::Signals;
 use crate::transport::Transport;
@@ -54,8 +55,16 @@ pub(super) async fn send(
     issue: Option<IssueId>,
     yes: bool,
     resume: Resume,
+    canary: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
+    if canary.is_some() && app.config.server.staff.is_empty() {
+        return Err(UsageError::msg(format!(
+            "--canary needs staff addresses in `[server] staff` of {}: the canary copies go to them",
+            app.config.source.display()
+        ))
+        .into());
+    }
     print_warnings(app);
     let mut ledger = app.open_ledger()?;
     let existing = ledger.campaign(id)?;
@@ -187,8 +196,14 @@ pub(super) async fn send(
             c
         }
         (_, Some(issue)) => {
-            let (campaign, _new, problems) =
-                app.start_campaign(&mut ledger, &issue, &template, &subject, Trigger::Cli)?;
+            let (campaign, _new, problems) = app.start_campaign(
+                &mut ledger,
+                &issue,
+                &template,
+                &subject,
+                Trigger::Cli,
+                canary,
+            )?;
             for p in &problems {
                 tracing::warn!("skipped subscriber: {p}");
             }
@@ -196,8 +211,22 @@ pub(super) async fn send(
         }
         (None, None) => unreachable!("a new campaign always renders the folder"),
     };
+    if canary.is_some() && campaign.release_at.is_none() {
+        println!(
+            "note: --canary applies to a new campaign; issue {id}'s campaign started without one"
+        );
+    }
     let (cid, sent_before) = (campaign.id, ledger.counts(campaign.id)?.sent);
-    let summary = match run_campaign(app, ledger, campaign, template, transport, dkim).await {
+    let run = run_campaign(
+        app,
+        ledger,
+        campaign,
+        template,
+        transport,
+        dkim.clone(),
+        &key,
+    );
+    let summary = match run.await {
         Ok(summary) => summary,
         Err(e) => {
             // The run failed (the ledger itself, say, on a full disk): the summary of what the
@@ -226,9 +255,13 @@ pub(super) async fn send(
             "{trip}; the run stopped and {left} deliveries are left with no attempt counted for \
              it; run `brief send` again once the relay is fixed"
         ),
-        None => {}
+        Some(Stopped::Held) | None => {}
     }
     if summary.finished {
+        let shared = SharedLedger::new(app.open_ledger()?);
+        if let Err(e) = crate::summary::mail_due(app, &shared, &key, dkim.as_deref()).await {
+            eprintln!("warning: cannot mail the summary to staff: {e:#}");
+        }
         all_failed(id, &summary.counts)?;
     }
     Ok(if summary.interrupted || !summary.finished {
@@ -268,6 +301,8 @@ pub(super) fn folder_changed_note(id: IssueId, revision: u32) -> String {
 }
 
 /// Runs a campaign to its end with a progress bar on a terminal, stopping cleanly on a signal.
+/// A campaign with a canary window first mails its canary copies to staff (once), then waits
+/// for the window to end; a hold by staff ends the command with the campaign waiting.
 async fn run_campaign(
     app: &App,
     ledger: Ledger,
@@ -275,12 +310,46 @@ async fn run_campaign(
     template: MessageTemplate,
     transport: Transport,
     dkim: Option<Arc<crate::dkim::DkimSigner>>,
+    key: &crate::token::TokenKey,
 ) -> anyhow::Result<Summary> {
     let stop = CancellationToken::new();
     Signals::new()?.watch(stop.clone());
+    let ledger = SharedLedger::new(ledger);
+    let (id, cid) = (campaign.issue, campaign.id);
+    if let Some(sent) =
+        crate::canary::send_copies(app, &ledger, &campaign, key, dkim.as_deref()).await?
+    {
+        for c in &sent {
+            println!(
+                "canary to {}: {}{}",
+                c.address,
+                c.code.map(|c| format!("{c} ")).unwrap_or_default(),
+                c.text
+            );
+        }
+    }
+    let now = app.clock.now_ms();
+    if let Gate::Canary { until } = ledger.with(move |l| l.gate(cid, now)).await? {
+        println!(
+            "issue {id}: the readers are mailed at {} unless staff hold it (`brief hold --issue \
+             {id}`, or Hold in the console); `brief release --issue {id}` sends at once",
+            crate::app::fmt_ms(Some(until))
+        );
+    }
+    let waited = crate::canary::wait(&ledger, cid, &*app.clock, &stop, false).await?;
+    if waited != Waited::Open {
+        let counts = ledger.with(move |l| l.counts(cid)).await?;
+        return Ok(Summary {
+            counts,
+            sent_now: 0,
+            finished: false,
+            interrupted: waited == Waited::Stopped,
+            stopped: matches!(waited, Waited::Held { .. }).then_some(Stopped::Held),
+        });
+    }
     let bar = ProgressBar::start(&app.config.delivery.database, campaign.id);
     let run = app.campaign_run(
-        SharedLedger::new(ledger),
+        ledger,
         campaign,
         Arc::new(template),
         Arc::new(transport),
@@ -305,6 +374,9 @@ fn print_summary(id: IssueId, s: &Summary) {
         match stopped {
             Stopped::Relay(_) => "stopped: the relay failed before any reader was named",
             Stopped::Breaker(_) => "stopped by the circuit breaker",
+            Stopped::Held => {
+                "held by staff before any reader was mailed: `brief release` lets it go"
+            }
         }
         .to_string()
     } else {
@@ -388,4 +460,61 @@ pub(super) async fn test_send(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `brief hold`: stops the campaign of the issue before any reader is mailed (in its canary
+/// window, or before it started sending).
+pub(super) fn hold(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let mut ledger = app.open_ledger()?;
+    match ledger.hold_campaign(id, app.clock.now_ms())? {
+        HoldOutcome::Held => {
+            println!(
+                "issue {id} is held: no reader is mailed until `brief release --issue {id}` (or \
+                 Release in the console)"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        HoldOutcome::AlreadyHeld { since } => {
+            println!(
+                "issue {id} was held already (since {}): no reader is mailed until `brief \
+                 release --issue {id}`",
+                crate::app::fmt_ms(Some(since))
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        HoldOutcome::TooLate { reached } => {
+            eprintln!(
+                "error: issue {id} cannot be held: its campaign reached {reached} reader{} \
+                 already (a hold stops a campaign before any reader is mailed)",
+                if reached == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(1))
+        }
+        HoldOutcome::NoCampaign => {
+            eprintln!("error: issue {id} has no campaign to hold");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `brief release`: lets a held campaign, or one in its canary window, go to its readers.
+pub(super) fn release(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+    let id = app.resolve_issue(issue).map_err(UsageError)?;
+    let mut ledger = app.open_ledger()?;
+    let now = app.clock.now_ms();
+    let Some(c) = ledger.release_campaign(id, now)? else {
+        eprintln!("error: issue {id} has no campaign to release");
+        return Ok(ExitCode::from(1));
+    };
+    let waiting = c.held_at.is_some() || c.release_at.is_some_and(|t| t > now);
+    if c.finished || !waiting {
+        println!("issue {id} was neither held nor waiting for its canary window: nothing changed");
+    } else {
+        println!(
+            "issue {id} is released: a running daemon mails the readers within a few seconds; \
+             without one, `brief send --issue {id}` does"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

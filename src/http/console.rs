@@ -26,7 +26,8 @@ use crate::error::Problem;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, Counts, DeliveryRow, State as DeliveryState, SuppressionRow, Trigger,
+    Campaign, CanarySend, Counts, DeliveryRow, HoldOutcome, State as DeliveryState, SuppressionRow,
+    Trigger,
 };
 use crate::message::Kind;
 use crate::render::Rendered;
@@ -50,6 +51,8 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/issues/{id}/send", post(send_now))
         .route("/admin/campaigns/{id}", get(campaign_page))
         .route("/admin/campaigns/{id}/counts", get(counts_json))
+        .route("/admin/campaigns/{id}/hold", post(hold))
+        .route("/admin/campaigns/{id}/release", post(release))
 }
 
 fn style<'a>(d: &'a Site, class: &str) -> &'a str {
@@ -179,6 +182,7 @@ struct Overview {
 
 async fn dashboard(State(d): Shared, staff: Staff) -> Response {
     let now = d.app.clock.now();
+    let now_ms = now.timestamp_millis();
     let plan = Plan::new(&d.app.config.schedule);
     let next = plan.as_ref().and_then(|p| p.next_fire(now));
     // The issue the next fire sends when its folder is there, else the newest folder.
@@ -284,7 +288,7 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
                     tr data-live=[(!c.finished).then(|| live_url.to_string())] {
                         (cell(&d, link(&d, &format!("admin/campaigns/{}", c.issue), &c.issue.to_string())))
                         td style=(style(&d, "console-td")) data-count="state" {
-                            (if c.finished { "finished" } else { "sending" })
+                            (c.state_word(now_ms))
                         }
                         (count_cells(&d, n))
                     }
@@ -366,7 +370,7 @@ async fn counts_json(State(d): Shared, _staff: Staff, Path(raw): Path<String>) -
             let mut v = serde_json::json!({
                 "issue": id.to_string(),
                 "finished": c.finished,
-                "state": if c.finished { "finished" } else { "sending" },
+                "state": c.state_word(d.app.clock.now_ms()),
                 "total": n.total(),
             });
             for s in DeliveryState::ALL {
@@ -716,17 +720,29 @@ async fn campaign_page(
             Some(c) => {
                 let n = l.counts(c.id)?;
                 let (rows, total) = l.deliveries(c.id, state, ROW_CAP)?;
-                Ok(Some((c, n, rows, total)))
+                let canaries = l.canary_sends(c.id)?;
+                Ok(Some((c, n, rows, total, canaries)))
             }
             None => Ok(None),
         })
         .await;
-    let (c, n, rows, matching) = match found {
+    let (c, n, rows, matching, canaries) = match found {
         Ok(Some(f)) => f,
         Ok(None) => return not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
         Err(e) => return server_error(&d, e),
     };
-    let body = campaign_body(&d, &c, &n, state, &rows, matching);
+    let body = campaign_body(
+        &d,
+        &staff,
+        &c,
+        &n,
+        &canaries,
+        Listing {
+            state,
+            rows: &rows,
+            matching,
+        },
+    );
     staff_page(&d, &staff, &format!("Campaign {id}"), body)
 }
 
@@ -739,14 +755,81 @@ fn duration(ms: i64) -> String {
     }
 }
 
-fn campaign_body(
+/// The readers a campaign page lists: those in `state` (any when `None`), at most
+/// [`ROW_CAP`] of the `matching`.
+struct Listing<'a> {
+    state: Option<DeliveryState>,
+    rows: &'a [DeliveryRow],
+    matching: u64,
+}
+
+/// The canary part of a campaign page: the copies mailed to staff, and while no reader was
+/// mailed, the Hold and Release buttons.
+fn canary_part(
     d: &Site,
+    staff: &Staff,
     c: &Campaign,
     n: &Counts,
-    state: Option<DeliveryState>,
-    rows: &[DeliveryRow],
-    matching: u64,
+    canaries: &[CanarySend],
 ) -> Markup {
+    let id = c.issue;
+    let now = d.app.clock.now_ms();
+    let word = c.state_word(now);
+    let untouched = n.sent + n.failed + n.deferred + n.sending == 0;
+    html! {
+        @if word == "held" {
+            p style=(style(d, "form-error")) data-canary="held" {
+                "Held by staff since " (local_ms(d, c.held_at)) ": no reader is mailed until it is released."
+            }
+        } @else if word == "canary" {
+            p style=(style(d, "console-ok")) data-canary="window" {
+                "Canary window: the readers are mailed at " strong { (local_ms(d, c.release_at)) }
+                " unless staff hold the campaign."
+            }
+        }
+        @if !canaries.is_empty() {
+            p style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
+            ul style=(style(d, "list")) {
+                @for s in canaries {
+                    li { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
+                }
+            }
+        }
+        @if !c.finished && untouched && word != "sending" {
+            @if word != "held" {
+                form method="post" action=(url(d, &format!("admin/campaigns/{id}/hold")).as_str()) {
+                    (staff.csrf_field(d))
+                    p { button type="submit" style=(style(d, "page-button")) { "Hold" } }
+                }
+            }
+            form method="post" action=(url(d, &format!("admin/campaigns/{id}/release")).as_str()) {
+                (staff.csrf_field(d))
+                p {
+                    button type="submit" style=(style(d, "page-button")) {
+                        (if word == "held" { "Release" } else { "Release now" })
+                    }
+                }
+                p style=(style(d, "console-note")) {
+                    "Release sends the campaign to its readers within a few seconds."
+                }
+            }
+        }
+    }
+}
+
+fn campaign_body(
+    d: &Site,
+    staff: &Staff,
+    c: &Campaign,
+    n: &Counts,
+    canaries: &[CanarySend],
+    listing: Listing<'_>,
+) -> Markup {
+    let Listing {
+        state,
+        rows,
+        matching,
+    } = listing;
     let id = c.issue;
     let end = c.finished_at.unwrap_or_else(|| d.app.clock.now_ms());
     let took = end - c.created_at;
@@ -769,9 +852,10 @@ fn campaign_body(
             br;
             "Rate: " (format!("{rate:.1}")) " sent a minute"
         }
+        (canary_part(d, staff, c, n, canaries))
         (table(d, &head, html! {
             tr data-live=[(!c.finished).then(|| live_url.to_string())] {
-                td style=(style(d, "console-td")) data-count="state" { (if c.finished { "finished" } else { "sending" }) }
+                td style=(style(d, "console-td")) data-count="state" { (c.state_word(d.app.clock.now_ms())) }
                 (count_cells(d, n))
             }
         }))
@@ -811,6 +895,58 @@ fn campaign_body(
             }
         }))
         @if !c.finished { (live_script(d)) }
+    }
+}
+
+/// "Hold": stops a campaign in its canary window before any reader is mailed.
+async fn hold(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+    let staff = &form.staff;
+    let Some(id) = issue_id(&raw) else {
+        return not_found(&d, staff, "There is no campaign by that id.");
+    };
+    let now = d.app.clock.now_ms();
+    let outcome = d.ledger.with(move |l| l.hold_campaign(id, now)).await;
+    let back = html! { p style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) } };
+    match outcome {
+        Ok(HoldOutcome::Held) => {
+            tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign held from the console");
+            see_other(&url(&d, &format!("admin/campaigns/{id}")))
+        }
+        Ok(HoldOutcome::AlreadyHeld { .. }) => {
+            see_other(&url(&d, &format!("admin/campaigns/{id}")))
+        }
+        Ok(HoldOutcome::TooLate { reached }) => message(
+            &d,
+            staff,
+            StatusCode::CONFLICT,
+            "Not held",
+            html! {
+                (paragraph(&d, &format!("Issue {id} has reached {reached} reader(s) already: a hold stops a campaign only before any reader is mailed.")))
+                (back)
+            },
+        ),
+        Ok(HoldOutcome::NoCampaign) => {
+            not_found(&d, staff, &format!("Issue {id} has no campaign."))
+        }
+        Err(e) => server_error(&d, e),
+    }
+}
+
+/// "Release": lets a held campaign, or one in its canary window, go to its readers; the
+/// daemon's waiting run sees it within a few seconds.
+async fn release(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+    let staff = &form.staff;
+    let Some(id) = issue_id(&raw) else {
+        return not_found(&d, staff, "There is no campaign by that id.");
+    };
+    let now = d.app.clock.now_ms();
+    match d.ledger.with(move |l| l.release_campaign(id, now)).await {
+        Ok(Some(_)) => {
+            tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign released from the console");
+            see_other(&url(&d, &format!("admin/campaigns/{id}")))
+        }
+        Ok(None) => not_found(&d, staff, &format!("Issue {id} has no campaign.")),
+        Err(e) => server_error(&d, e),
     }
 }
 

@@ -119,6 +119,38 @@ pub fn staff_login(
     link_message(ctx, subject, &text, "Sign in", "Sign in:", link)
 }
 
+/// The HTML and text parts of a report mailed to staff (a send's summary, the checks before
+/// a fire): `paragraphs` in order, each line of one kept as a line, then a button to `link`.
+pub fn staff_report(
+    ctx: Context<'_>,
+    subject: &str,
+    paragraphs: &[String],
+    button: &str,
+    link: &Url,
+) -> (String, String) {
+    let t = ctx.templates;
+    let n = ctx.newsletter;
+    let body = html! {
+        @for para in paragraphs {
+            p.paragraph style=(t.style("paragraph")) {
+                @for (i, line) in para.lines().enumerate() {
+                    @if i > 0 { br; }
+                    (line)
+                }
+            }
+        }
+        p { a.page-button style=(t.style("page-button")) href=(link.as_str()) { (button) } }
+    };
+    let html = frame(ctx, subject, body);
+    let text = format!(
+        "{kicker} | {name}\n\n{body}\n\n{button}:\n{link}\n",
+        kicker = n.kicker,
+        name = n.name,
+        body = paragraphs.join("\n\n"),
+    );
+    (html.into_string(), text)
+}
+
 /// A short message in the newsletter's look: `text`, then a button to `link` and the link
 /// spelled out (after `text_label` in the text part).
 fn link_message(

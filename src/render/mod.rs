@@ -15,7 +15,7 @@ use crate::config::Newsletter;
 use crate::issue::Issue;
 use crate::templates::Templates;
 
-pub use forms::{confirmation, frame, signup_form, staff_login, HONEYPOT};
+pub use forms::{confirmation, frame, signup_form, staff_login, staff_report, HONEYPOT};
 pub use text::wrap;
 
 /// Marks where a recipient's unsubscribe URL goes. It holds NUL characters, which no escaped

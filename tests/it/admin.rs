@@ -746,3 +746,90 @@ fn an_expired_preview_link_says_so_and_points_at_the_console() {
     );
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+#[test]
+fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
+    let w = World::with_config("[schedule]\ncanary = \"8s\"\n");
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
+    let d = Running::start(&w, &[]);
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+    let csrf = csrf_of(&get("/admin/").body);
+
+    // "Send now" with a canary window: staff get the readers' message, readers wait.
+    let sent = post_form(
+        &d,
+        "/admin/issues/2021-07/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-07"),
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    crate::support::daemon::wait_until("the canary copy", Duration::from_secs(20), || {
+        !w.outbox("canary").is_empty()
+    });
+    let page = get("/admin/campaigns/2021-07");
+    assert!(page.body.contains("Canary window"), "{}", page.body);
+    assert!(
+        page.body.contains(&format!("{EDITOR}: 250")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">Hold<"), "{}", page.body);
+
+    // Hold needs the session's CSRF token; with it, the campaign is held past its window.
+    assert_eq!(
+        post_form(&d, "/admin/campaigns/2021-07/hold", &cookie, "").status,
+        403
+    );
+    let held = post_form(
+        &d,
+        "/admin/campaigns/2021-07/hold",
+        &cookie,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(held.status, 303, "{}", held.body);
+    let id = "2021-07".parse().unwrap();
+    assert!(w.ledger().campaign(id).unwrap().unwrap().held_at.is_some());
+    std::thread::sleep(Duration::from_secs(9));
+    assert!(
+        w.outbox("2021-07").is_empty(),
+        "a held campaign mailed readers"
+    );
+    let page = get("/admin/campaigns/2021-07");
+    assert!(page.body.contains("Held by staff since"), "{}", page.body);
+    assert!(page.body.contains(">Release<"), "{}", page.body);
+    assert!(!page.body.contains(">Hold<"), "{}", page.body);
+    let home = get("/admin/");
+    assert!(
+        home.body.contains("data-count=\"state\">held<"),
+        "{}",
+        home.body
+    );
+
+    // Release: the daemon sends every reader once, within seconds.
+    let released = post_form(
+        &d,
+        "/admin/campaigns/2021-07/release",
+        &cookie,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(released.status, 303, "{}", released.body);
+    crate::support::daemon::wait_until("the campaign to finish", Duration::from_secs(20), || {
+        w.ledger().campaign(id).unwrap().unwrap().finished
+    });
+    assert_eq!(w.outbox("2021-07").len(), 3);
+    assert_eq!(w.outbox("canary").len(), 1);
+    let l = w.ledger();
+    let c = l.campaign(id).unwrap().unwrap();
+    assert_eq!(l.counts(c.id).unwrap().total(), 3, "staff are not readers");
+    // Too late to hold now.
+    let late = post_form(
+        &d,
+        "/admin/campaigns/2021-07/hold",
+        &cookie,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(late.status, 409, "{}", late.body);
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+}

@@ -85,10 +85,17 @@ fn shipped_config_sends_once_to_every_example_subscriber() {
     let first = run();
     assert_eq!(first.status.code(), Some(0), "{first:?}");
     let outbox = dir.path().join("data/outbox");
-    assert_eq!(eml_count(&outbox), readers);
+    // The readers' copies, and the summary to the shipped config's one staff address.
+    assert_eq!(eml_count(&outbox.join("2021-08")), readers);
+    assert_eq!(eml_count(&outbox.join("staff")), 1);
+    assert_eq!(eml_count(&outbox), readers + 1);
     let second = run();
     assert_eq!(second.status.code(), Some(0), "{second:?}");
-    assert_eq!(eml_count(&outbox), readers, "the second run writes nothing");
+    assert_eq!(
+        eml_count(&outbox),
+        readers + 1,
+        "the second run writes nothing"
+    );
     assert!(String::from_utf8_lossy(&second.stdout).contains("already sent"));
     let status = assert_cmd::Command::cargo_bin("brief")
         .unwrap()

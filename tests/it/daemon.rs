@@ -36,7 +36,7 @@ fn write_issue(w: &World, id: IssueId) {
 
 /// The current month in UTC, with its issue folder written. Waits out the last seconds of a
 /// month, so the daemon cannot fire in the next one.
-fn current_issue(w: &World) -> IssueId {
+pub(crate) fn current_issue(w: &World) -> IssueId {
     loop {
         let now = SystemClock.now();
         let id = IssueId::of_date(now.date_naive());

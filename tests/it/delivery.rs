@@ -952,6 +952,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
             &template,
             &rendered.subject,
             brief::ledger::Trigger::Cli,
+            None,
         )
         .unwrap();
     let mut run = app

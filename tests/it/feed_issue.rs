@@ -201,6 +201,7 @@ async fn sent_items_are_recorded_and_never_repeated() {
             &template,
             &rendered.subject,
             brief::ledger::Trigger::Cli,
+            None,
         )
         .unwrap();
     assert!(new);

@@ -4,6 +4,7 @@ mod admin;
 mod bounce_parse;
 mod bounces;
 mod browser;
+mod canary;
 mod cli;
 mod content;
 mod daemon;
