@@ -517,12 +517,22 @@ impl Daemon {
                 return;
             };
             tracing::debug!(%next, issue = %plan.issue_for(next), "next scheduled fire");
+            // The checks before the fire, once its time comes (at once when it has come).
+            let mut preflight_at = self.preflight_time(next);
             loop {
                 let now = self.app.clock.now();
                 if now >= next {
                     break;
                 }
-                let wait = (next - now).to_std().unwrap_or_default().min(SLEEP_SLICE);
+                if preflight_at.is_some_and(|at| now >= at) {
+                    preflight_at = None;
+                    let d = self.clone();
+                    self.tracker.spawn(async move {
+                        d.preflight(next).await;
+                    });
+                }
+                let until = preflight_at.map_or(next, |at| at.min(next));
+                let wait = (until - now).to_std().unwrap_or_default().min(SLEEP_SLICE);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = self.stop.cancelled() => return,
@@ -815,6 +825,91 @@ impl Daemon {
         let waited =
             crate::canary::wait(ledger, campaign.id, &*self.app.clock, &self.stop, true).await?;
         Ok(waited == crate::canary::Waited::Open)
+    }
+
+    /// When the checks before the fire at `fire_at` run: `[schedule] preflight` before it;
+    /// `None` when they are off.
+    fn preflight_time(&self, fire_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let ahead = self.app.config.schedule.preflight;
+        if ahead.is_zero() {
+            return None;
+        }
+        let ahead = chrono::TimeDelta::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX);
+        Some(fire_at.checked_sub_signed(ahead).unwrap_or(DateTime::<Utc>::MIN_UTC))
+    }
+
+    /// The checks before the fire at `fire_at`: the issue it sends, its links and the
+    /// delivery settings, recorded in the ledger and mailed to staff. Returns what was
+    /// recorded; `None` when the fire was checked before (an earlier start), or its issue
+    /// has a campaign already (the fire sends nothing), or the ledger failed.
+    pub async fn preflight(&self, fire_at: DateTime<Utc>) -> Option<crate::ledger::Preflight> {
+        let issue = match &self.plan {
+            Some(p) => p.issue_for(fire_at),
+            None => IssueId::of_date(fire_at.date_naive()),
+        };
+        let at = fire_at.timestamp_millis();
+        let skip = self
+            .ledger
+            .with(move |l| Ok(l.preflight_done(issue, at)? || l.campaign(issue)?.is_some()))
+            .await;
+        match skip {
+            Ok(false) => {}
+            Ok(true) => return None,
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");
+                return None;
+            }
+        }
+        tracing::info!(issue = %issue, %fire_at, "checking the issue before its scheduled send");
+        let findings = tokio::select! {
+            f = crate::preflight::check(&self.app, issue) => f,
+            () = self.stop.cancelled() => return None,
+        };
+        let (subject, paragraphs) = crate::preflight::compose(&self.app, issue, fire_at, &findings);
+        let record = crate::preflight::record(
+            issue,
+            fire_at,
+            self.app.clock.now_ms(),
+            &paragraphs,
+            &findings,
+        );
+        let kept = record.clone();
+        match self.ledger.with(move |l| l.record_preflight(&kept)).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot record the checks: {e:#}");
+                return None;
+            }
+        }
+        if findings.problems.is_empty() {
+            tracing::info!(issue = %issue, links = findings.links, "checks before the send: ready");
+        } else {
+            for p in &findings.problems {
+                tracing::warn!(issue = %issue, "check before the send: {p}");
+            }
+        }
+        let link = self
+            .app
+            .config
+            .server
+            .public_url
+            .join(&format!("admin/issues/{issue}"))
+            .expect("an issue id is a valid path");
+        let mailed = crate::staff::mail_staff(
+            &self.app,
+            &self.key,
+            self.dkim.as_deref(),
+            subject,
+            &paragraphs,
+            "Open the issue",
+            &link,
+        )
+        .await;
+        if let Err(e) = mailed {
+            tracing::warn!(issue = %issue, error.message = %e, "cannot mail the checks to staff: {e:#}");
+        }
+        Some(record)
     }
 
     /// Mails the summaries that are due (a finished campaign's, a day-old one's follow-up);

@@ -24,6 +24,7 @@
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
 //! - [`canary`] mails a campaign to staff before its readers, and waits out its window or a hold.
+//! - [`preflight`] checks an issue before its scheduled send (content, links, settings) for staff.
 //! - [`summary`] mails staff how a send went: when it finishes, and what came back a day later.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`signup`] lets readers join: requests, the confirmation message and its queue.
@@ -57,6 +58,7 @@ pub mod issue;
 pub mod ledger;
 pub mod message;
 pub mod metrics;
+pub mod preflight;
 pub mod render;
 pub mod schedule;
 pub mod shutdown;

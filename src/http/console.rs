@@ -178,6 +178,8 @@ struct Overview {
     campaigns: Vec<(Campaign, Counts)>,
     subscribers: [(&'static str, u64); 5],
     suppressions: Vec<SuppressionRow>,
+    /// The latest checks before a scheduled send.
+    preflight: Option<crate::ledger::Preflight>,
 }
 
 async fn dashboard(State(d): Shared, staff: Staff) -> Response {
@@ -230,6 +232,7 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
                     ("complained", n[4]),
                 ],
                 suppressions: l.recent_suppressions(RECENT as u32)?,
+                preflight: l.latest_preflight()?,
             })
         })
         .await;
@@ -272,6 +275,21 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
                     None => {}
                 }
             }
+        }
+        @if let Some(p) = &o.preflight {
+            (subheading(&d, "Checks before the send"))
+            @if p.problems == 0 {
+                p style=(style(&d, "console-ok")) data-preflight="ready" {
+                    "Issue " (p.issue) ", checked " (local_ms(&d, Some(p.ran_at))) " for the send at "
+                    (local_ms(&d, Some(p.fire_at))) ": ready."
+                }
+            } @else {
+                p style=(style(&d, "form-error")) data-preflight="problems" {
+                    "Issue " (p.issue) ", checked " (local_ms(&d, Some(p.ran_at))) " for the send at "
+                    (local_ms(&d, Some(p.fire_at))) ": " (p.problems) " problem(s)."
+                }
+            }
+            pre style=(style(&d, "console-pre")) { (p.report) }
         }
         @if !warnings.is_empty() {
             p style=(style(&d, "paragraph")) { "Warnings of the configuration:" }
@@ -518,6 +536,12 @@ fn issue_body(
                         p style=(style(d, "paragraph")) {
                             "Sends issue " (id) " to " strong { (readers) } " reader"
                             (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
+                        }
+                        @if let Some(w) = d.app.config.schedule.canary {
+                            p style=(style(d, "console-note")) {
+                                "Staff get it first; the readers " (humantime::format_duration(w))
+                                " later, unless it is held on the campaign's page."
+                            }
                         }
                         label style=(style(d, "field-label")) for="brief-confirm" {
                             "Type the issue id (" (id) ") to confirm"

@@ -15,6 +15,7 @@ mod feeds;
 mod http;
 mod imap;
 mod mime;
+mod preflight;
 mod relay;
 mod render;
 mod signup;
