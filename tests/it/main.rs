@@ -13,6 +13,7 @@ mod feed_issue;
 mod feeds;
 mod http;
 mod imap;
+mod links;
 mod mime;
 mod relay;
 mod render;
