@@ -306,6 +306,11 @@ impl App {
         content::load_issue(&self.config.content.dir, id)
     }
 
+    /// Fetches every link of `issue`, each within `[content] link_timeout`.
+    pub async fn check_links(&self, issue: &Issue) -> anyhow::Result<crate::links::LinkReport> {
+        crate::links::check_issue(issue, self.config.content.link_timeout).await
+    }
+
     pub fn render_context(&self) -> RenderContext<'_> {
         RenderContext {
             newsletter: &self.config.newsletter,

@@ -136,6 +136,9 @@ pub struct Content {
     /// The largest feed body accepted, in bytes.
     #[serde(default = "default_feed_max_bytes")]
     pub feed_max_bytes: u64,
+    /// The total time `brief check --links` gives one link: connection, redirects and answer.
+    #[serde(default = "default_link_timeout", deserialize_with = "de_duration")]
+    pub link_timeout: Duration,
     /// Remote feeds whose items join the month's issue.
     #[serde(default)]
     pub feeds: Vec<Feed>,
@@ -148,6 +151,7 @@ impl Default for Content {
             window: FeedWindow::default(),
             feed_timeout: default_feed_timeout(),
             feed_max_bytes: default_feed_max_bytes(),
+            link_timeout: default_link_timeout(),
             feeds: Vec::new(),
         }
     }
@@ -158,6 +162,9 @@ fn default_content_dir() -> PathBuf {
 }
 fn default_feed_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_link_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_feed_max_bytes() -> u64 {
     5 * 1024 * 1024
@@ -724,6 +731,9 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     if c.content.feed_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("content", "feed_timeout"));
     }
+    if c.content.link_timeout.is_zero() {
+        bail!("{} must be longer than 0s", at("content", "link_timeout"));
+    }
     if let Some(d) = &c.dkim {
         if d.second_selector.is_some() != d.second_private_key_file.is_some() {
             bail!(
@@ -1269,6 +1279,7 @@ mod tests {
         assert_eq!(c.newsletter.list_id(), "brief.example.org");
         assert_eq!(c.server.public_url.as_str(), "http://localhost:8080/");
         assert_eq!(c.server.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.content.link_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -1372,6 +1383,19 @@ mod tests {
         assert_eq!(
             e,
             "b.toml:11: `server.header_timeout` must be longer than 0s"
+        );
+    }
+
+    #[test]
+    fn link_timeout_parses_and_zero_is_refused() {
+        let text = format!("{MIN}\n[content]\nlink_timeout = \"1s\"\n");
+        let c = parse(&text, Path::new("b.toml")).unwrap();
+        assert_eq!(c.content.link_timeout, Duration::from_secs(1));
+        let text = format!("{MIN}\n[content]\nlink_timeout = \"0s\"\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:11: `content.link_timeout` must be longer than 0s"
         );
     }
 

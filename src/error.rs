@@ -21,6 +21,8 @@ pub enum ProblemKind {
     Config,
     /// A row of the subscriber list (CSV file or database).
     Subscriber,
+    /// A link of an issue that does not answer with success (`brief check --links`).
+    Link { url: Box<url::Url> },
 }
 
 /// One thing wrong, at a place in a file; printed as `path:line: message`.

@@ -14,6 +14,7 @@
 //! - [`templates`] loads the stylesheet and the words around the content that staff may change.
 //! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
 //! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
+//! - [`links`] checks every link of an issue over HTTP (`brief check --links`), with hard limits.
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe, confirmation and sign-in links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
@@ -56,6 +57,7 @@ pub mod http;
 pub mod imap;
 pub mod issue;
 pub mod ledger;
+pub mod links;
 pub mod message;
 pub mod metrics;
 pub mod preflight;

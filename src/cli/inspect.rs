@@ -14,7 +14,12 @@ use crate::issue::IssueId;
 use crate::ledger::Gate;
 use crate::message::Kind;
 
-pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode> {
+/// With `links`, also fetches every link of the issue (only when the issue itself loads).
+pub(super) async fn check(
+    app: &App,
+    issue: Option<IssueId>,
+    links: bool,
+) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     for warning in &app.config.warnings {
         println!("warning: {warning}");
@@ -49,8 +54,26 @@ pub(super) async fn check(app: &App, issue: Option<IssueId>) -> anyhow::Result<E
         },
         |p| problems.push(p),
     )?;
+    // Link problems join the others; the summary line follows them.
+    let links_line = match (&issue, links) {
+        (Some(i), true) => {
+            let report = app.check_links(i).await?;
+            let line = format!(
+                "links: {} checked, {} broken",
+                report.checked,
+                report.problems.len()
+            );
+            problems.extend(report.problems);
+            Some(line)
+        }
+        (None, true) => Some("links: not checked, since the issue has problems".to_string()),
+        (_, false) => None,
+    };
     for p in &problems {
         println!("{p}");
+    }
+    if let Some(line) = links_line {
+        println!("{line}");
     }
     match (&issue, problems.is_empty()) {
         (Some(i), true) => {

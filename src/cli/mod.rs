@@ -49,6 +49,9 @@ pub enum Command {
     Check {
         #[arg(long, help = ISSUE_HELP)]
         issue: Option<IssueId>,
+        /// Also fetch every link of the issue and report those that do not answer with success.
+        #[arg(long)]
+        links: bool,
     },
     /// Render an issue without sending: ID.html, ID.txt and ID.eml.
     Preview {
@@ -206,7 +209,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let app = App::new(config, clock).map_err(UsageError)?;
     match cli.command {
-        Command::Check { issue } => inspect::check(&app, issue).await,
+        Command::Check { issue, links } => inspect::check(&app, issue, links).await,
         Command::Preview { issue, out } => inspect::preview(&app, issue, &out).await,
         // --yes asks nothing of a test send: it only reaches the addresses given.
         Command::Send {

@@ -158,7 +158,8 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
 
 /// The causes under a reqwest error, which are what a reader needs ("tcp connect error:
 /// Connection refused"); reqwest's own message repeats the URL, which our message names already.
-fn cause(e: &reqwest::Error) -> String {
+/// The link check (`crate::links`) words its failures with it too.
+pub(crate) fn cause(e: &reqwest::Error) -> String {
     let mut parts = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

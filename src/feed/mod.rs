@@ -48,6 +48,7 @@ use url::Url;
 use crate::config;
 use crate::issue::{self, Body, Entry, EntrySource, IssueId, SanitizedHtml, Section};
 
+pub(crate) use fetch::cause;
 pub use fetch::{MAX_REDIRECTS, USER_AGENT};
 
 /// The longest title kept, in characters; longer ones end in "…".

@@ -14,6 +14,7 @@ mod feed_issue;
 mod feeds;
 mod http;
 mod imap;
+mod links;
 mod mime;
 mod preflight;
 mod relay;
