@@ -835,7 +835,11 @@ impl Daemon {
             return None;
         }
         let ahead = chrono::TimeDelta::from_std(ahead).unwrap_or(chrono::TimeDelta::MAX);
-        Some(fire_at.checked_sub_signed(ahead).unwrap_or(DateTime::<Utc>::MIN_UTC))
+        Some(
+            fire_at
+                .checked_sub_signed(ahead)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
     }
 
     /// The checks before the fire at `fire_at`: the issue it sends, its links and the

@@ -76,7 +76,9 @@ pub fn compose(
         if f.problems.is_empty() {
             "ready".to_string()
         } else {
-            format!("with {verdict}: fix them before the send (`brief check --links --issue {issue}`)")
+            format!(
+                "with {verdict}: fix them before the send (`brief check --links --issue {issue}`)"
+            )
         }
     )];
     paragraphs.push(format!(
@@ -96,7 +98,13 @@ pub fn compose(
 }
 
 /// The record of `f` as the ledger keeps it (the dashboard shows its report).
-pub fn record(issue: IssueId, fire_at: DateTime<Utc>, ran_at: i64, paragraphs: &[String], f: &Findings) -> Preflight {
+pub fn record(
+    issue: IssueId,
+    fire_at: DateTime<Utc>,
+    ran_at: i64,
+    paragraphs: &[String],
+    f: &Findings,
+) -> Preflight {
     Preflight {
         issue,
         fire_at: fire_at.timestamp_millis(),

@@ -832,3 +832,51 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
+
+#[test]
+fn the_dashboard_shows_the_checks_before_the_next_send() {
+    use brief::clock::{Clock, SystemClock};
+    // A daily send at 09:00 UTC, checked 25 hours ahead: the daemon checks at once.
+    let w = World::with_config(
+        "[schedule]\ncron = \"0 0 9 * * *\"\ntimezone = \"UTC\"\ncatch_up = \"1s\"\npreflight = \"25h\"\n",
+    );
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
+    let now = SystemClock.now();
+    let today = now.date_naive().and_hms_opt(9, 0, 0).unwrap().and_utc();
+    let next = if now < today {
+        today
+    } else {
+        today + chrono::TimeDelta::days(1)
+    };
+    let id = brief::issue::IssueId::of_date(next.date_naive());
+    for e in std::fs::read_dir(w.path("content/2021-07")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            w.write(
+                &format!("content/{id}/{name}"),
+                &std::fs::read_to_string(&p).unwrap(),
+            );
+        }
+    }
+    let base = crate::preflight::web();
+    crate::preflight::links_to(&w, &id.to_string(), &base);
+    let d = Running::start(&w, &[]);
+    crate::support::daemon::wait_until("the checks", Duration::from_secs(30), || {
+        w.ledger().latest_preflight().unwrap().is_some()
+    });
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let home = get_with(&d, "/admin/", &[("Cookie", &cookie)]);
+    assert_eq!(home.status, 200, "{}", home.body);
+    for needle in [
+        "Checks before the send".to_string(),
+        format!("Issue {id}, checked "),
+        "1 problem(s).".to_string(),
+        format!("link {base}/missing answered 404"),
+        "Links checked: 4".to_string(),
+    ] {
+        assert!(home.body.contains(&needle), "{needle}: {}", home.body);
+    }
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+}

@@ -445,3 +445,46 @@ fn a_campaign_sent_from_the_console_counts_live() {
     drop(b);
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+#[test]
+fn staff_hold_and_release_a_canary_campaign_in_the_console() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\"]");
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    w.write(
+        "brief.toml",
+        &format!("{text}\n[schedule]\ncanary = \"8s\"\n"),
+    );
+    let d = Running::start(&w, &[]);
+    let b = Browser::start();
+    sign_in(&b, &w, port, "editor@example.org", 1);
+    b.click("2021-07");
+    b.wait_for_text("Staff get it first; the readers 8s later");
+    b.fill("Type the issue id (2021-07) to confirm", "2021-07");
+    b.click("Send now");
+    b.wait_for_text("Canary window: the readers are mailed at");
+    b.click("Hold");
+    let page = b.wait_for_text("Held by staff since");
+    assert!(page.contains("editor@example.org: 250"), "{page}");
+    // Past the window: still nobody mailed.
+    std::thread::sleep(std::time::Duration::from_secs(9));
+    assert!(
+        w.outbox("2021-07").is_empty(),
+        "a held campaign mailed readers"
+    );
+    assert_eq!(w.outbox("canary").len(), 1);
+    b.click("Release");
+    crate::support::daemon::wait_until(
+        "the released campaign to finish",
+        std::time::Duration::from_secs(30),
+        || {
+            w.ledger()
+                .campaign("2021-07".parse().unwrap())
+                .unwrap()
+                .is_some_and(|c| c.finished)
+        },
+    );
+    b.wait_for_text("finished");
+    assert_eq!(w.outbox("2021-07").len(), 3);
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}
