@@ -54,13 +54,7 @@ pub async fn send_copies(
         return Ok(None);
     };
     let template = MessageTemplate::thaw(&stored.template, campaign.issue, key)?.into_canary();
-    let staff: Vec<_> = app
-        .config
-        .server
-        .staff
-        .iter()
-        .map(|m| m.email.clone())
-        .collect();
+    let staff = crate::staff::staff_addresses(app);
     let replies = app
         .send_each(&template, OUTBOX, dkim, &staff, &mut |_| {})
         .await?;

@@ -123,6 +123,18 @@ pub async fn mail_login(
     Ok(replies.remove(0))
 }
 
+/// The addresses of `[server] staff`, each once however it is spelled.
+pub fn staff_addresses(app: &App) -> Vec<Address> {
+    let mut seen = std::collections::HashSet::new();
+    app.config
+        .server
+        .staff
+        .iter()
+        .filter(|m| seen.insert(AddressKey::of(&m.email)))
+        .map(|m| m.email.clone())
+        .collect()
+}
+
 /// Mails a report to every `[server] staff` address (a send's summary, the checks before a
 /// fire): `paragraphs`, then a button to `link`. Returns the replies, none without staff.
 pub async fn mail_staff(
@@ -134,13 +146,7 @@ pub async fn mail_staff(
     button: &str,
     link: &url::Url,
 ) -> anyhow::Result<Vec<TestReply>> {
-    let to: Vec<Address> = app
-        .config
-        .server
-        .staff
-        .iter()
-        .map(|m| m.email.clone())
-        .collect();
+    let to = staff_addresses(app);
     if to.is_empty() {
         return Ok(Vec::new());
     }

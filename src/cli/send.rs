@@ -166,8 +166,15 @@ pub(super) async fn send(
             }
             (None, _) => {
                 let readers = app.reachable_readers(&ledger)?;
+                let canary = match canary {
+                    Some(w) => format!(
+                        ", staff first and the readers {} later",
+                        humantime::format_duration(w)
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "Send issue {id} (\"{subject}\") to {readers} reader{} via {via}?",
+                    "Send issue {id} (\"{subject}\") to {readers} reader{} via {via}{canary}?",
                     if readers == 1 { "" } else { "s" },
                 )
             }
@@ -411,12 +418,7 @@ pub(super) async fn test_send(
             ))
             .into());
         }
-        let mut seen = std::collections::HashSet::new();
-        staff
-            .iter()
-            .filter(|m| seen.insert(AddressKey::of(&m.email)))
-            .map(|m| m.email.clone())
-            .collect::<Vec<_>>()
+        crate::staff::staff_addresses(app)
     } else {
         // One copy per address, however often (and in whatever case) it was named.
         let mut seen = std::collections::HashSet::new();

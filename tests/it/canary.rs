@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemon::current_issue;
 use crate::support::daemon::{wait_until, Running};
-use crate::support::World;
+use crate::support::{subject_of as subject, text_of as body_text, World};
 
 const STAFF: &str = "staff = [\"Editor <editor@example.org>\"]";
 
@@ -35,20 +35,6 @@ fn header<'a>(eml: &'a str, name: &str) -> Option<&'a str> {
 
 fn read(p: &std::path::Path) -> String {
     std::fs::read_to_string(p).unwrap()
-}
-
-/// The decoded subject of a message file.
-fn subject(p: &std::path::Path) -> String {
-    let raw = std::fs::read(p).unwrap();
-    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    m.subject().unwrap_or("").to_string()
-}
-
-/// The decoded text part of a message file.
-fn body_text(p: &std::path::Path) -> String {
-    let raw = std::fs::read(p).unwrap();
-    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    m.body_text(0).unwrap_or_default().to_string()
 }
 
 /// The subjects of the mails in the staff outbox (summaries, checks).

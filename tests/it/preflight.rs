@@ -11,7 +11,7 @@ use brief::daemon::Daemon;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::World;
+use crate::support::{subject_of, text_of, World};
 
 /// A loopback web server that answers 404 for paths starting with `/missing` and 200 for the
 /// rest; its base URL. The thread ends with the test process.
@@ -81,25 +81,11 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 fn subjects(w: &World) -> Vec<String> {
-    w.outbox("staff")
-        .iter()
-        .map(|p| {
-            let raw = std::fs::read(p).unwrap();
-            let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-            m.subject().unwrap_or("").to_string()
-        })
-        .collect()
+    w.outbox("staff").iter().map(|p| subject_of(p)).collect()
 }
 
 fn texts(w: &World) -> Vec<String> {
-    w.outbox("staff")
-        .iter()
-        .map(|p| {
-            let raw = std::fs::read(p).unwrap();
-            let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
-            m.body_text(0).unwrap_or_default().to_string()
-        })
-        .collect()
+    w.outbox("staff").iter().map(|p| text_of(p)).collect()
 }
 
 fn world() -> World {

@@ -205,3 +205,17 @@ pub fn assert_in_order(hay: &str, needles: &[String], what: &str) {
         }
     }
 }
+
+/// The decoded subject of a message file.
+pub fn subject_of(p: &Path) -> String {
+    let raw = std::fs::read(p).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    m.subject().unwrap_or("").to_string()
+}
+
+/// The decoded text part of a message file.
+pub fn text_of(p: &Path) -> String {
+    let raw = std::fs::read(p).unwrap();
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    m.body_text(0).unwrap_or_default().to_string()
+}
