@@ -883,14 +883,7 @@ impl Ledger {
 
     /// The campaign of `issue`, if there is one.
     pub fn campaign(&self, issue: IssueId) -> anyhow::Result<Option<Campaign>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
-                [issue.to_string()],
-                campaign_row,
-            )
-            .optional()?)
+        campaign_by_issue(&self.conn, issue)
     }
 
     /// Every campaign, newest issue first.
@@ -1880,14 +1873,7 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let Some(c) = tx
-            .query_row(
-                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
-                [issue.to_string()],
-                campaign_row,
-            )
-            .optional()?
-        else {
+        let Some(c) = campaign_by_issue(&tx, issue)? else {
             return Ok(HoldOutcome::NoCampaign);
         };
         if let Some(at) = c.held_at {
@@ -1923,13 +1909,7 @@ impl Ledger {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let c = tx
-            .query_row(
-                "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at FROM campaigns WHERE issue = ?1",
-                [issue.to_string()],
-                campaign_row,
-            )
-            .optional()?;
+        let c = campaign_by_issue(&tx, issue)?;
         if let Some(c) = &c {
             tx.execute(
                 "UPDATE campaigns SET held_at = NULL,
@@ -2293,6 +2273,17 @@ fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
         revision: r.get(11)?,
         bounce: r.get(12)?,
     })
+}
+
+fn campaign_by_issue(conn: &Connection, issue: IssueId) -> anyhow::Result<Option<Campaign>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, issue, subject, state, created_at, finished_at, trigger, release_at, held_at
+             FROM campaigns WHERE issue = ?1",
+            [issue.to_string()],
+            campaign_row,
+        )
+        .optional()?)
 }
 
 fn gate_in(conn: &Connection, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
