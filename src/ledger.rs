@@ -2015,6 +2015,20 @@ impl Ledger {
         Ok(self.conn.execute(sql, params![campaign, now])? == 1)
     }
 
+    /// Takes back the claim of a summary that could not be mailed, so it is tried again.
+    pub fn unclaim_summary(
+        &mut self,
+        campaign: CampaignId,
+        kind: SummaryKind,
+    ) -> anyhow::Result<()> {
+        let sql = match kind {
+            SummaryKind::AtFinish => "UPDATE campaigns SET summary_at = NULL WHERE id = ?1",
+            SummaryKind::FollowUp => "UPDATE campaigns SET followup_at = NULL WHERE id = ?1",
+        };
+        self.conn.execute(sql, [campaign])?;
+        Ok(())
+    }
+
     /// What a summary of `campaign` reports, read at `now`.
     pub fn summary_facts(&self, campaign: &Campaign) -> anyhow::Result<SummaryFacts> {
         let counts = self.counts(campaign.id)?;

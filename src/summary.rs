@@ -164,7 +164,7 @@ pub async fn mail_due(
             &facts,
             canaries,
         );
-        let replies = crate::staff::mail_staff(
+        let sent = crate::staff::mail_staff(
             app,
             key,
             dkim,
@@ -173,9 +173,24 @@ pub async fn mail_due(
             "Open the campaign",
             &c.link,
         )
-        .await?;
+        .await;
+        let replies = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                ledger.with(move |l| l.unclaim_summary(cid, kind)).await?;
+                return Err(e);
+            }
+        };
         for r in replies.iter().filter(|r| !r.accepted) {
             tracing::warn!(issue = %issue, code = r.code, reply = %r.text, "a summary mail to staff failed");
+        }
+        // Nobody got it and the relay may take it later (no reply, or 4xx): try again at the
+        // daemon's next look. A refusal (5xx) is not tried again.
+        let transient = |r: &crate::app::TestReply| r.code.is_none_or(|c| c < 500);
+        if replies.iter().all(|r| !r.accepted && transient(r)) {
+            ledger.with(move |l| l.unclaim_summary(cid, kind)).await?;
+            tracing::warn!(issue = %issue, ?kind, "the summary could not be mailed: it is tried again later");
+            continue;
         }
         tracing::info!(issue = %issue, ?kind, "summary mailed to staff");
         mailed += 1;

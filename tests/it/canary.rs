@@ -323,3 +323,36 @@ async fn a_second_summary_a_day_later_adds_what_came_back() {
     assert!(sent.status.success(), "{sent:?}");
     assert!(staff_subjects(&w).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_the_relay_could_not_take_is_tried_again() {
+    use crate::support::smtp_server::{Rule, SmtpServer};
+    let server = SmtpServer::start().await;
+    server.rule(
+        Rule::rcpt("editor@example.org")
+            .reply("451 4.3.0 try again later")
+            .times(1),
+    );
+    let w = World::new();
+    w.add_server_keys(STAFF);
+    w.use_smtp(&format!(
+        "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\n",
+        server.port()
+    ));
+    let mut cmd = w.brief();
+    cmd.args(["send", "--yes"]);
+    let sent = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+    for r in ["ana@example.org", "bob@example.org", "carla@example.org"] {
+        assert_eq!(server.copies(r), 1, "{r}");
+    }
+    assert_eq!(server.copies("editor@example.org"), 0, "the relay said 451");
+    // The daemon's next look mails it, once.
+    let app = brief::app::App::new(w.config(), std::sync::Arc::new(SystemClock)).unwrap();
+    let d = Daemon::new(app, CancellationToken::new()).unwrap();
+    assert_eq!(d.mail_summaries().await, 1);
+    assert_eq!(d.mail_summaries().await, 0);
+    assert_eq!(server.copies("editor@example.org"), 1);
+}
