@@ -748,7 +748,7 @@ fn an_expired_preview_link_says_so_and_points_at_the_console() {
 
 #[test]
 fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
-    let w = World::with_config("[schedule]\ncanary = \"8s\"\n");
+    let w = World::with_config("[schedule]\ncanary = \"15s\"\n");
     w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
     let d = Running::start(&w, &[]);
     let cookie = sign_in(&d, &w, EDITOR, 1);
@@ -789,7 +789,7 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     assert_eq!(held.status, 303, "{}", held.body);
     let id = "2021-07".parse().unwrap();
     assert!(w.ledger().campaign(id).unwrap().unwrap().held_at.is_some());
-    std::thread::sleep(Duration::from_secs(9));
+    crate::support::daemon::sleep_past_canary_window(&w, "2021-07");
     assert!(
         w.outbox("2021-07").is_empty(),
         "a held campaign mailed readers"

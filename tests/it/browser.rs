@@ -452,13 +452,13 @@ fn staff_hold_and_release_a_canary_campaign_in_the_console() {
     let text = std::fs::read_to_string(w.config_path()).unwrap();
     w.write(
         "brief.toml",
-        &format!("{text}\n[schedule]\ncanary = \"8s\"\n"),
+        &format!("{text}\n[schedule]\ncanary = \"15s\"\n"),
     );
     let d = Running::start(&w, &[]);
     let b = Browser::start();
     sign_in(&b, &w, port, "editor@example.org", 1);
     b.click("2021-07");
-    b.wait_for_text("Staff get it first; the readers 8s later");
+    b.wait_for_text("Staff get it first; the readers 15s later");
     b.fill("Type the issue id (2021-07) to confirm", "2021-07");
     b.click("Send now");
     b.wait_for_text("Canary window: the readers are mailed at");
@@ -466,7 +466,7 @@ fn staff_hold_and_release_a_canary_campaign_in_the_console() {
     let page = b.wait_for_text("Held by staff since");
     assert!(page.contains("editor@example.org: 250"), "{page}");
     // Past the window: still nobody mailed.
-    std::thread::sleep(std::time::Duration::from_secs(9));
+    crate::support::daemon::sleep_past_canary_window(&w, "2021-07");
     assert!(
         w.outbox("2021-07").is_empty(),
         "a held campaign mailed readers"

@@ -44,7 +44,7 @@ fn staff_subjects(w: &World) -> Vec<String> {
 
 #[test]
 fn the_daemon_mails_staff_first_and_a_hold_keeps_readers_waiting_across_a_restart() {
-    let w = canary_world("5s");
+    let w = canary_world("15s");
     let id = current_issue(&w);
     let d = Running::start(&w, &[]);
     wait_until("the canary copy", Duration::from_secs(30), || {
@@ -82,7 +82,7 @@ fn the_daemon_mails_staff_first_and_a_hold_keeps_readers_waiting_across_a_restar
     assert!(String::from_utf8_lossy(&held.stdout).contains(&format!("issue {id} is held")));
 
     // Past the window, and across a restart, nobody is mailed.
-    std::thread::sleep(Duration::from_secs(7));
+    crate::support::daemon::sleep_past_canary_window(&w, &id.to_string());
     assert!(
         w.outbox(&id.to_string()).is_empty(),
         "a held campaign mailed readers"

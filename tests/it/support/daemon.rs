@@ -299,3 +299,19 @@ pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Sleeps until a little after the canary window of `issue`'s campaign in `w` has ended (the
+/// window is read from the ledger, so a slow machine does not shorten what a test sees).
+pub fn sleep_past_canary_window(w: &crate::support::World, issue: &str) {
+    use brief::clock::Clock;
+    let c = w
+        .ledger()
+        .campaign(issue.parse().unwrap())
+        .unwrap()
+        .expect("a campaign");
+    let until = c.release_at.expect("a canary window") + 1500;
+    let now = brief::clock::SystemClock.now_ms();
+    if until > now {
+        std::thread::sleep(Duration::from_millis((until - now) as u64));
+    }
+}
