@@ -977,7 +977,7 @@ impl App {
                 }
                 conn.as_mut()
                     .expect("connected")
-                    .send(from, address, &raw)
+                    .send(from, address, &raw, None)
                     .await
             }
             .await;

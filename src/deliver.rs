@@ -885,13 +885,16 @@ pub enum Envelope {
 }
 
 impl Envelope {
-    /// The envelope sender of delivery `id` (the same for each of its attempts).
-    pub fn sender(&self, id: i64) -> Address {
+    /// The envelope sender of delivery `id` (the same for each of its attempts), and under
+    /// VERP its tag, which is also the delivery's DSN envelope id.
+    pub fn sender(&self, id: i64) -> (Address, Option<String>) {
         match self {
-            Envelope::Fixed(a) => a.clone(),
+            Envelope::Fixed(a) => (a.clone(), None),
             Envelope::Verp { user, domain, key } => {
-                Address::new(format!("{user}+{}", key.verp_tag(id)), domain)
-                    .expect("a valid address with a tag of letters, digits and a dash")
+                let tag = key.verp_tag(id);
+                let address = Address::new(format!("{user}+{tag}"), domain)
+                    .expect("a valid address with a tag of letters, digits and a dash");
+                (address, Some(tag))
             }
         }
     }
@@ -1133,7 +1136,8 @@ impl Worker {
         if let Some(signing) = &self.signing {
             signing.sign(buf, self.clock.now().timestamp()).await;
         }
-        conn.send(&self.envelope.sender(due.id), to, buf).await
+        let (from, envid) = self.envelope.sender(due.id);
+        conn.send(&from, to, buf, envid.as_deref()).await
     }
 
     /// Classifies an attempt, logs and counts it, and hands it to the recorder.

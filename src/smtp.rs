@@ -270,7 +270,7 @@ impl SmtpClient {
                 .await?;
             ehlo = Ehlo250::from_lines(reply.message());
         }
-        let pipelining = ehlo.pipelining;
+        let (pipelining, dsn) = (ehlo.pipelining, ehlo.dsn);
 
         if let Some(credentials) = &self.credentials {
             let Some(mechanism) = MECHANISMS.iter().find(|m| ehlo.auth.contains(m)).copied() else {
@@ -326,13 +326,14 @@ impl SmtpClient {
             }
         }
 
-        tracing::debug!(server = %server, encrypted, pipelining, "smtp connected");
+        tracing::debug!(server = %server, encrypted, pipelining, dsn, "smtp connected");
         Ok(SmtpConnection {
             conn,
             server: Arc::clone(&self.server),
             timeout: self.timeout,
             broken: false,
             pipelining,
+            dsn,
         })
     }
 
@@ -500,6 +501,8 @@ pub struct SmtpConnection {
     broken: bool,
     /// The server offers PIPELINING (RFC 2920): MAIL, RCPT and DATA go out in one write.
     pipelining: bool,
+    /// The server offers DSN (RFC 3461): MAIL FROM may carry `RET` and `ENVID`.
+    dsn: bool,
 }
 
 impl fmt::Debug for SmtpConnection {
@@ -516,6 +519,10 @@ impl SmtpConnection {
     /// complete RFC 5322 message with CRLF line ends; a bare CR or LF is sent as CRLF, so that no
     /// server reads a line end that another would not).
     ///
+    /// With an `envid` (a campaign delivery's VERP tag) and a server that offers DSN, MAIL FROM
+    /// also carries `RET=HDRS` (a bounce returns the headers, not the whole issue) and
+    /// `ENVID=envid` (a bounce names the delivery in `Original-Envelope-Id`).
+    ///
     /// Returns the server's reply to the final dot. After a 4xx or 5xx reply to MAIL, RCPT or
     /// DATA the transaction is reset with RSET and the connection stays usable; after a timeout
     /// or a lost connection it is not (see [`Self::is_usable`]).
@@ -524,6 +531,7 @@ impl SmtpConnection {
         from: &Address,
         to: &Address,
         raw: &[u8],
+        envid: Option<&str>,
     ) -> Result<Reply, SendFailure> {
         if !self.is_usable() {
             return Err(temporary(
@@ -569,6 +577,16 @@ impl SmtpConnection {
             params.push(MailParameter::SmtpUtfEight);
         }
 
+        if let Some(id) = envid.filter(|_| self.dsn) {
+            params.push(MailParameter::Other {
+                keyword: "RET".into(),
+                value: Some("HDRS".into()),
+            });
+            params.push(MailParameter::Other {
+                keyword: "ENVID".into(),
+                value: Some(id.into()),
+            });
+        }
         let mail = Mail::new(Some(from.clone()), params);
         let rcpt = Rcpt::new(to.clone(), Vec::new());
         if self.pipelining {
@@ -1209,6 +1227,7 @@ impl AsyncWrite for Wire {
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Ehlo250 {
     pipelining: bool,
+    dsn: bool,
     auth: Vec<Mechanism>,
 }
 
@@ -1220,6 +1239,7 @@ impl Ehlo250 {
             let mut words = line.split_whitespace();
             match words.next() {
                 Some(k) if k.eq_ignore_ascii_case("PIPELINING") => out.pipelining = true,
+                Some(k) if k.eq_ignore_ascii_case("DSN") => out.dsn = true,
                 Some(k) if k.eq_ignore_ascii_case("AUTH") => {
                     for m in words {
                         if m.eq_ignore_ascii_case("PLAIN") {

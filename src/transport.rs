@@ -64,12 +64,14 @@ impl Transport {
 }
 
 impl Connection {
-    /// Sends one message to one recipient.
+    /// Sends one message to one recipient; `envid` is the delivery's DSN envelope id (SMTP
+    /// only, when the server offers DSN).
     pub async fn send(
         &mut self,
         from: &Address,
         to: &Address,
         raw: &[u8],
+        envid: Option<&str>,
     ) -> Result<Reply, SendFailure> {
         match self {
             Connection::Outbox { dir } => {
@@ -92,7 +94,7 @@ impl Connection {
                     text: format!("written to {}", path.display()),
                 })
             }
-            Connection::Smtp(c) => c.send(from, to, raw).await,
+            Connection::Smtp(c) => c.send(from, to, raw, envid).await,
         }
     }
 

@@ -127,6 +127,41 @@ async fn each_reader_gets_a_verp_sender_of_its_own_and_retries_keep_it() {
         .find(|m| m.rcpt_to.iter().any(|r| r == "editor@example.org"))
         .unwrap();
     assert_eq!(test_copy.mail_from, BOUNCES);
+    // This relay offers no DSN: MAIL FROM carries no DSN parameters.
+    assert!(
+        server.messages().iter().all(|m| m.mail_params.is_empty()),
+        "{:?}",
+        server.commands()
+    );
+}
+
+/// A relay that offers DSN gets `RET=HDRS` and the delivery's tag as `ENVID` on each campaign
+/// message (so its bounces return headers only and name the delivery); a test send, which is
+/// no delivery, carries neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_offering_dsn_gets_ret_hdrs_and_the_tag_as_envid() {
+    let server = SmtpServer::builder().dsn().start().await;
+    let w = world(server.port(), 3, "");
+    let sent = brief(&w, &["send", "--yes"]).await;
+    assert_eq!(sent.status.code(), Some(0), "{sent:?}");
+    let test = brief(&w, &["send", "--test", "--to", "editor@example.org"]).await;
+    assert_eq!(test.status.code(), Some(0), "{test:?}");
+    let mut readers = 0;
+    for m in server.messages() {
+        if m.rcpt_to == ["editor@example.org"] {
+            assert_eq!(m.mail_from, BOUNCES);
+            assert_eq!(m.mail_params, "", "a test send names no delivery");
+            continue;
+        }
+        let tag = m
+            .mail_from
+            .strip_prefix("bounces+")
+            .and_then(|s| s.strip_suffix("@news.example.org"))
+            .unwrap_or_else(|| panic!("not a VERP sender: {}", m.mail_from));
+        assert_eq!(m.mail_params, format!("RET=HDRS ENVID={tag}"));
+        readers += 1;
+    }
+    assert_eq!(readers, 3);
 }
 
 /// After one report of each kind: the metrics count one of each, and reader `i` is suppressed

@@ -290,6 +290,17 @@ fn a_real_postfix_bounce_to_the_verp_sender_suppresses_the_reader() {
         report_text.contains("report-type=delivery-status"),
         "{report_text}"
     );
+    // Postfix offers DSN, so brief asked for RET=HDRS and ENVID=TAG: the report returns the
+    // headers only and names the delivery's tag.
+    assert!(report_text.contains("text/rfc822-headers"), "{report_text}");
+    let envid = report_text
+        .lines()
+        .find_map(|l| l.strip_prefix("Original-Envelope-Id: "))
+        .unwrap_or_else(|| panic!("no Original-Envelope-Id in {report_text}"));
+    assert!(
+        report_text.contains(&format!("bounces+{}@{DOMAIN}", envid.trim())),
+        "{report_text}"
+    );
     w.write_bytes("returned/1.eml", &reports[0]);
 
     let import = w

@@ -47,7 +47,7 @@ async fn connect_with(c: &config::Smtp) -> SmtpConnection {
 }
 
 async fn send(conn: &mut SmtpConnection, to: &str) -> Result<brief::smtp::Reply, SendFailure> {
-    conn.send(&addr(FROM), &addr(to), &message(to)).await
+    conn.send(&addr(FROM), &addr(to), &message(to), None).await
 }
 
 #[tokio::test]
@@ -452,7 +452,7 @@ async fn many_connections_at_once() {
             let mut conn = client.connect().await.expect("connect");
             for i in 0..10 {
                 let to = format!("w{w}.{i}@example.net");
-                conn.send(&addr(FROM), &addr(&to), &message(&to))
+                conn.send(&addr(FROM), &addr(&to), &message(&to), None)
                     .await
                     .expect("sent");
             }
@@ -493,7 +493,7 @@ async fn eight_bit_bodies_are_declared() {
     let mut conn = connect(&server).await;
     let raw = "Subject: ñ\r\n\r\nCiudad de México\r\n".as_bytes();
 
-    conn.send(&addr(FROM), &addr("a@example.net"), raw)
+    conn.send(&addr(FROM), &addr("a@example.net"), raw, None)
         .await
         .expect("sent");
 

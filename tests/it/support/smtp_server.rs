@@ -31,6 +31,8 @@ const NAME: &str = "smtp.test";
 pub struct Received {
     /// The reverse path of MAIL FROM, without angle brackets.
     pub mail_from: String,
+    /// The parameters of MAIL FROM after the path (`RET=HDRS ENVID=...`), as sent.
+    pub mail_params: String,
     /// The forward paths of the accepted RCPT TO commands.
     pub rcpt_to: Vec<String>,
     /// The message as stored: dot-unstuffed, ending with the CRLF of its last line.
@@ -182,11 +184,18 @@ enum ServerTls {
 #[derive(Default)]
 pub struct SmtpServerBuilder {
     tls: ServerTls,
+    dsn: bool,
     auth: Option<(String, String)>,
     mechanisms: Option<String>,
 }
 
 impl SmtpServerBuilder {
+    /// Offers DSN (RFC 3461) in the EHLO reply.
+    pub fn dsn(mut self) -> Self {
+        self.dsn = true;
+        self
+    }
+
     /// Offers STARTTLS with this certificate (AUTH is then offered only after it).
     pub fn starttls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = ServerTls::Starttls(config);
@@ -220,6 +229,7 @@ impl SmtpServerBuilder {
         let addr = listener.local_addr().expect("local address");
         let shared = Arc::new(Shared {
             tls: self.tls,
+            dsn: self.dsn,
             auth: self.auth,
             mechanisms: self.mechanisms.unwrap_or_else(|| "PLAIN LOGIN".to_string()),
             state: Mutex::new(State::default()),
@@ -321,6 +331,8 @@ impl SmtpServer {
 
 struct Shared {
     tls: ServerTls,
+    /// Whether EHLO offers DSN (RFC 3461).
+    dsn: bool,
     auth: Option<(String, String)>,
     /// The AUTH mechanisms offered, space-separated.
     mechanisms: String,
@@ -414,6 +426,7 @@ struct Session {
 
 struct Transaction {
     from: String,
+    params: String,
     rcpts: Vec<String>,
 }
 
@@ -545,6 +558,9 @@ impl Session {
         if self.shared.auth.is_some() && (self.tls || !starttls) {
             lines.push(format!("AUTH {}", self.shared.mechanisms));
         }
+        if self.shared.dsn {
+            lines.push("DSN".to_string());
+        }
         lines.push("ENHANCEDSTATUSCODES".to_string());
         let last = lines.len() - 1;
         let mut reply = String::new();
@@ -574,8 +590,13 @@ impl Session {
             self.send("501 5.5.4 syntax: MAIL FROM:<address>").await?;
             return Ok(true);
         };
+        let params = arg
+            .split_once('>')
+            .map_or("", |(_, rest)| rest.trim())
+            .to_string();
         self.tx = Some(Transaction {
             from,
+            params,
             rcpts: Vec::new(),
         });
         self.ok(line, "250 2.1.0 Ok").await
@@ -616,6 +637,7 @@ impl Session {
         let tx = self.tx.take().expect("transaction checked above");
         let received = Received {
             mail_from: tx.from,
+            mail_params: tx.params,
             rcpt_to: tx.rcpts,
             data,
             connection: self.id,
