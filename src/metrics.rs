@@ -185,6 +185,23 @@ struct FeedLabels {
     url: String,
 }
 
+/// Why a campaign's readers wait (`brief_campaigns_waiting{gate}`).
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+enum WaitingGate {
+    canary,
+    held,
+}
+
+impl WaitingGate {
+    const ALL: [WaitingGate; 2] = [WaitingGate::canary, WaitingGate::held];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WaitingLabels {
+    gate: WaitingGate,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FireLabels {
     outcome: FireOutcome,
@@ -206,6 +223,8 @@ pub struct Metrics {
     subscriptions: Family<SubscriptionLabels, Counter>,
     bounces: Family<BounceLabels, Counter>,
     circuit_breaks: Counter,
+    waiting: Family<WaitingLabels, Gauge>,
+    preflight_problems: Gauge,
     up: Gauge,
 }
 
@@ -230,6 +249,8 @@ impl Metrics {
             subscriptions: Family::default(),
             bounces: Family::default(),
             circuit_breaks: Counter::default(),
+            waiting: Family::default(),
+            preflight_problems: Gauge::default(),
             up: Gauge::default(),
         };
         m.register()
@@ -257,6 +278,9 @@ impl Metrics {
         }
         for kind in BounceKind::ALL {
             let _ = self.bounces.get_or_create(&BounceLabels { kind });
+        }
+        for gate in WaitingGate::ALL {
+            let _ = self.waiting.get_or_create(&WaitingLabels { gate });
         }
         self.up.set(1);
 
@@ -307,11 +331,33 @@ impl Metrics {
             self.circuit_breaks.clone(),
         );
         r.register(
+            "campaigns_waiting",
+            "Unfinished campaigns whose readers wait: in their canary window, or held by staff; read at scrape time",
+            self.waiting.clone(),
+        );
+        r.register(
+            "preflight_problems",
+            "Problems the latest checks before a scheduled send found (0 when ready or never run); read at scrape time",
+            self.preflight_problems.clone(),
+        );
+        r.register(
             "up",
             "1 while the daemon serves, 0 once it is stopping",
             self.up.clone(),
         );
         self
+    }
+
+    /// Sets `brief_campaigns_waiting` (campaigns in their canary window, campaigns held) and
+    /// `brief_preflight_problems`, as read from the ledger at a scrape.
+    pub fn set_waiting(&self, canary: u64, held: u64, preflight_problems: u64) {
+        for (gate, n) in [(WaitingGate::canary, canary), (WaitingGate::held, held)] {
+            self.waiting
+                .get_or_create(&WaitingLabels { gate })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.preflight_problems
+            .set(i64::try_from(preflight_problems).unwrap_or(i64::MAX));
     }
 
     /// Counts a campaign reaching `state`.
@@ -458,6 +504,9 @@ mod tests {
             "brief_bounces_total{kind=\"soft\"} 0",
             "brief_bounces_total{kind=\"complaint\"} 0",
             "brief_bounces_total{kind=\"ignored\"} 0",
+            "brief_campaigns_waiting{gate=\"canary\"} 0",
+            "brief_campaigns_waiting{gate=\"held\"} 0",
+            "brief_preflight_problems 0",
             "brief_up 1",
         ];
         expected.sort_unstable();
@@ -497,6 +546,16 @@ mod tests {
                 "brief_circuit_breaks",
                 "counter",
                 "Campaign runs stopped by the circuit breaker: the same failure for many readers in a row.",
+            ),
+            (
+                "brief_campaigns_waiting",
+                "gauge",
+                "Unfinished campaigns whose readers wait: in their canary window, or held by staff; read at scrape time.",
+            ),
+            (
+                "brief_preflight_problems",
+                "gauge",
+                "Problems the latest checks before a scheduled send found (0 when ready or never run); read at scrape time.",
             ),
             (
                 "brief_up",

@@ -256,26 +256,37 @@ async fn healthz() -> Response {
 
 /// OpenMetrics text; deliveries by state are read from the ledger at each scrape.
 async fn metrics(State(d): Shared) -> Response {
+    let now = d.app.clock.now_ms();
     let counts = d
         .ledger
-        .with(|l| {
+        .with(move |l| {
             let mut total = [0u64; DeliveryState::ALL.len()];
+            let (mut canary, mut held) = (0, 0);
             for c in l.campaigns()? {
                 let n = l.counts(c.id)?;
                 for (i, s) in DeliveryState::ALL.iter().enumerate() {
                     total[i] += n.get(*s);
                 }
+                match c.state_word(now) {
+                    "canary" => canary += 1,
+                    "held" => held += 1,
+                    _ => {}
+                }
             }
-            Ok(total)
+            let problems = l.latest_preflight()?.map_or(0, |p| p.problems);
+            Ok((total, canary, held, problems))
         })
         .await;
     match counts {
-        Ok(total) => d.metrics.set_deliveries(
-            DeliveryState::ALL
-                .iter()
-                .zip(total)
-                .map(|(state, n)| (*state, n)),
-        ),
+        Ok((total, canary, held, problems)) => {
+            d.metrics.set_deliveries(
+                DeliveryState::ALL
+                    .iter()
+                    .zip(total)
+                    .map(|(state, n)| (*state, n)),
+            );
+            d.metrics.set_waiting(canary, held, problems);
+        }
         Err(e) => tracing::error!(error.message = %e, "metrics: cannot read the ledger: {e:#}"),
     }
     (

@@ -774,6 +774,13 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
         page.body
     );
     assert!(page.body.contains(">Hold<"), "{}", page.body);
+    let waiting = |gate: &str| {
+        crate::support::daemon::metric(
+            &d.get("/metrics").body,
+            &format!("brief_campaigns_waiting{{gate=\"{gate}\"}}"),
+        )
+    };
+    assert_eq!((waiting("canary"), waiting("held")), (Some(1.0), Some(0.0)));
 
     // Hold needs the session's CSRF token; with it, the campaign is held past its window.
     assert_eq!(
@@ -798,6 +805,7 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     assert!(page.body.contains("Held by staff since"), "{}", page.body);
     assert!(page.body.contains(">Release<"), "{}", page.body);
     assert!(!page.body.contains(">Hold<"), "{}", page.body);
+    assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(1.0)));
     let home = get("/admin/");
     assert!(
         home.body.contains("data-count=\"state\">held<"),
@@ -829,6 +837,7 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
         &format!("csrf={csrf}"),
     );
     assert_eq!(late.status, 409, "{}", late.body);
+    assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(0.0)));
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
@@ -877,6 +886,12 @@ fn the_dashboard_shows_the_checks_before_the_next_send() {
     ] {
         assert!(home.body.contains(&needle), "{needle}: {}", home.body);
     }
+    let metrics = d.get("/metrics").body;
+    assert_eq!(
+        crate::support::daemon::metric(&metrics, "brief_preflight_problems"),
+        Some(1.0),
+        "{metrics}"
+    );
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
