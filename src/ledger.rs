@@ -22,6 +22,14 @@ use crate::issue::IssueId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CampaignId(i64);
 
+#[cfg(test)]
+impl CampaignId {
+    /// An id for code under test that takes a [`Campaign`] without reading the ledger.
+    pub(crate) fn for_tests(id: i64) -> CampaignId {
+        CampaignId(id)
+    }
+}
+
 impl fmt::Display for CampaignId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -298,18 +306,34 @@ pub struct Campaign {
     pub held_at: Option<i64>,
 }
 
+impl Gate {
+    /// The gate of a campaign held since `held_at` (if held) whose window ends at
+    /// `release_at` (if it has one), at `now`: the one rule, for the ledger's claims and for
+    /// what the CLI and the console show.
+    fn of(held_at: Option<i64>, release_at: Option<i64>, now: i64) -> Gate {
+        match (held_at, release_at) {
+            (Some(since), _) => Gate::Held { since },
+            (None, Some(until)) if until > now => Gate::Canary { until },
+            _ => Gate::Open,
+        }
+    }
+}
+
 impl Campaign {
+    /// Whether its readers may be mailed at `now`, as this copy of its row says (the
+    /// ledger's [`Ledger::gate`] reads the row again).
+    pub fn gate(&self, now: i64) -> Gate {
+        Gate::of(self.held_at, self.release_at, now)
+    }
+
     /// Its state in one word at `now`: `finished`, `held` (by staff), `canary` (in its
     /// canary window) or `sending`.
     pub fn state_word(&self, now: i64) -> &'static str {
-        if self.finished {
-            "finished"
-        } else if self.held_at.is_some() {
-            "held"
-        } else if self.release_at.is_some_and(|t| t > now) {
-            "canary"
-        } else {
-            "sending"
+        match self.gate(now) {
+            _ if self.finished => "finished",
+            Gate::Held { .. } => "held",
+            Gate::Canary { .. } => "canary",
+            Gate::Open => "sending",
         }
     }
 }
@@ -2029,7 +2053,7 @@ impl Ledger {
         Ok(())
     }
 
-    /// What a summary of `campaign` reports, read at `now`.
+    /// What a summary of `campaign` reports, as the ledger holds it now.
     pub fn summary_facts(&self, campaign: &Campaign) -> anyhow::Result<SummaryFacts> {
         let counts = self.counts(campaign.id)?;
         let first_attempt: Option<i64> = self.conn.query_row(
@@ -2301,16 +2325,12 @@ fn campaign_by_issue(conn: &Connection, issue: IssueId) -> anyhow::Result<Option
 }
 
 fn gate_in(conn: &Connection, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
-    let (release_at, held_at): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT release_at, held_at FROM campaigns WHERE id = ?1",
+    let (held_at, release_at) = conn.query_row(
+        "SELECT held_at, release_at FROM campaigns WHERE id = ?1",
         [campaign],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    Ok(match (held_at, release_at) {
-        (Some(since), _) => Gate::Held { since },
-        (None, Some(until)) if until > now => Gate::Canary { until },
-        _ => Gate::Open,
-    })
+    Ok(Gate::of(held_at, release_at, now))
 }
 
 fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {

@@ -160,17 +160,11 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
     let now = app.clock.now_ms();
     for c in campaigns {
         let n = ledger.counts(c.id)?;
-        let gate = ledger.gate(c.id, now)?;
-        let state = match gate {
-            _ if c.finished => "finished",
-            Gate::Held { .. } => "held",
-            Gate::Canary { .. } => "canary",
-            Gate::Open => "sending",
-        };
+        let gate = c.gate(now);
         println!(
             "{}  {:<9} started {}  sent {}  failed {}  suppressed {}  deferred {}  pending {}  sending {}  total {}  \"{}\"",
             c.issue,
-            state,
+            c.state_word(now),
             fmt_ms(Some(c.created_at)),
             n.sent,
             n.failed,

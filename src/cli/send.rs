@@ -335,8 +335,7 @@ async fn run_campaign(
             );
         }
     }
-    let now = app.clock.now_ms();
-    if let Gate::Canary { until } = ledger.with(move |l| l.gate(cid, now)).await? {
+    if let Gate::Canary { until } = campaign.gate(app.clock.now_ms()) {
         println!(
             "issue {id}: the readers are mailed at {} unless staff hold it (`brief hold --issue \
              {id}`, or Hold in the console); `brief release --issue {id}` sends at once",
@@ -509,8 +508,7 @@ pub(super) fn release(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitC
         eprintln!("error: issue {id} has no campaign to release");
         return Ok(ExitCode::from(1));
     };
-    let waiting = c.held_at.is_some() || c.release_at.is_some_and(|t| t > now);
-    if c.finished || !waiting {
+    if c.finished || c.gate(now) == Gate::Open {
         println!("issue {id} was neither held nor waiting for its canary window: nothing changed");
     } else {
         println!(

@@ -26,8 +26,8 @@ use crate::error::Problem;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, CanarySend, Counts, DeliveryRow, HoldOutcome, State as DeliveryState, SuppressionRow,
-    Trigger,
+    Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, State as DeliveryState,
+    SuppressionRow, Trigger,
 };
 use crate::message::Kind;
 use crate::render::Rendered;
@@ -797,19 +797,28 @@ fn canary_part(
     canaries: &[CanarySend],
 ) -> Markup {
     let id = c.issue;
-    let now = d.app.clock.now_ms();
-    let word = c.state_word(now);
+    // A finished campaign waits for nothing, whatever its row still says.
+    let gate = if c.finished {
+        Gate::Open
+    } else {
+        c.gate(d.app.clock.now_ms())
+    };
     let untouched = n.sent + n.failed + n.deferred + n.sending == 0;
+    let held = matches!(gate, Gate::Held { .. });
     html! {
-        @if word == "held" {
-            p style=(style(d, "form-error")) data-canary="held" {
-                "Held by staff since " (local_ms(d, c.held_at)) ": no reader is mailed until it is released."
+        @match gate {
+            Gate::Held { since } => {
+                p style=(style(d, "form-error")) data-canary="held" {
+                    "Held by staff since " (local_ms(d, Some(since))) ": no reader is mailed until it is released."
+                }
             }
-        } @else if word == "canary" {
-            p style=(style(d, "console-ok")) data-canary="window" {
-                "Canary window: the readers are mailed at " strong { (local_ms(d, c.release_at)) }
-                " unless staff hold the campaign."
+            Gate::Canary { until } => {
+                p style=(style(d, "console-ok")) data-canary="window" {
+                    "Canary window: the readers are mailed at " strong { (local_ms(d, Some(until))) }
+                    " unless staff hold the campaign."
+                }
             }
+            Gate::Open => {}
         }
         @if !canaries.is_empty() {
             p style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
@@ -819,8 +828,8 @@ fn canary_part(
                 }
             }
         }
-        @if !c.finished && untouched && word != "sending" {
-            @if word != "held" {
+        @if untouched && gate != Gate::Open {
+            @if !held {
                 form method="post" action=(url(d, &format!("admin/campaigns/{id}/hold")).as_str()) {
                     (staff.csrf_field(d))
                     p { button type="submit" style=(style(d, "page-button")) { "Hold" } }
@@ -830,7 +839,7 @@ fn canary_part(
                 (staff.csrf_field(d))
                 p {
                     button type="submit" style=(style(d, "page-button")) {
-                        (if word == "held" { "Release" } else { "Release now" })
+                        (if held { "Release" } else { "Release now" })
                     }
                 }
                 p style=(style(d, "console-note")) {
@@ -930,7 +939,6 @@ async fn hold(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Res
     };
     let now = d.app.clock.now_ms();
     let outcome = d.ledger.with(move |l| l.hold_campaign(id, now)).await;
-    let back = html! { p style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) } };
     match outcome {
         Ok(HoldOutcome::Held) => {
             tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign held from the console");
@@ -946,7 +954,7 @@ async fn hold(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Res
             "Not held",
             html! {
                 (paragraph(&d, &format!("Issue {id} has reached {reached} reader(s) already: a hold stops a campaign only before any reader is mailed.")))
-                (back)
+                p style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
             },
         ),
         Ok(HoldOutcome::NoCampaign) => {
