@@ -232,11 +232,7 @@ impl Daemon {
 
     /// The issue of the current month on the plan's wall clock (UTC without a plan).
     fn current_issue(&self) -> IssueId {
-        let now = self.app.clock.now();
-        match &self.plan {
-            Some(p) => p.issue_for(now),
-            None => IssueId::of_date(now.date_naive()),
-        }
+        self.issue_of_fire(self.app.clock.now())
     }
 
     /// The start-up work, as one tracked task: resume unfinished campaigns, catch up a missed
@@ -550,13 +546,19 @@ impl Daemon {
     /// One schedule fire at `fired_at`: creates the campaign of that month's issue unless it
     /// exists, and starts its run.
     pub async fn fire(self: &Arc<Self>, fired_at: DateTime<Utc>) -> Fire {
-        let issue = match &self.plan {
-            Some(p) => p.issue_for(fired_at),
-            None => IssueId::of_date(fired_at.date_naive()),
-        };
+        let issue = self.issue_of_fire(fired_at);
         let fire = self.fire_issue(issue).await;
         self.count(&fire);
         fire
+    }
+
+    /// The issue a fire at `at` sends: the month it falls in on the plan's wall clock (UTC
+    /// without a plan).
+    fn issue_of_fire(&self, at: DateTime<Utc>) -> IssueId {
+        match &self.plan {
+            Some(p) => p.issue_for(at),
+            None => IssueId::of_date(at.date_naive()),
+        }
     }
 
     fn count(&self, fire: &Fire) {
@@ -847,10 +849,7 @@ impl Daemon {
     /// recorded; `None` when the fire was checked before (an earlier start), or its issue
     /// has a campaign already (the fire sends nothing), or the ledger failed.
     pub async fn preflight(&self, fire_at: DateTime<Utc>) -> Option<crate::ledger::Preflight> {
-        let issue = match &self.plan {
-            Some(p) => p.issue_for(fire_at),
-            None => IssueId::of_date(fire_at.date_naive()),
-        };
+        let issue = self.issue_of_fire(fire_at);
         let at = fire_at.timestamp_millis();
         let skip = self
             .ledger

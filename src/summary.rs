@@ -63,7 +63,12 @@ pub fn compose(
     ));
     if let (Some(start), Some(end)) = (facts.first_attempt, campaign.finished_at) {
         let ms = (end - start).max(0);
-        let duration = humantime::format_duration(Duration::from_millis(ms as u64 / 1000 * 1000));
+        let duration = if ms < 1000 {
+            "under a second".to_string()
+        } else {
+            // Whole seconds: "2m 5s", not milliseconds.
+            humantime::format_duration(Duration::from_secs(ms as u64 / 1000)).to_string()
+        };
         let rate = if ms > 0 {
             format!(
                 "{:.1} messages a second",
@@ -71,11 +76,6 @@ pub fn compose(
             )
         } else {
             "all within a second".to_string()
-        };
-        let duration = if ms < 1000 {
-            "under a second".to_string()
-        } else {
-            duration.to_string()
         };
         paragraphs.push(format!("Duration: {duration}\nRate: {rate}"));
     }
@@ -204,33 +204,8 @@ mod tests {
     use crate::ledger::{Counts, SummaryBounces, Trigger};
 
     fn campaign() -> Campaign {
-        let ledger_id = {
-            // A campaign as the ledger returns it; its id is not used here.
-            let dir = tempfile::tempdir().unwrap();
-            let mut l = crate::ledger::Ledger::open(&dir.path().join("b.db")).unwrap();
-            let m = crate::ledger::CampaignMessage {
-                revision: 1,
-                subject: "BRIEF 07.23.21".into(),
-                template: String::new(),
-                web: String::new(),
-                folder_hash: None,
-                unsent: 0,
-                at: 0,
-            };
-            l.create_campaign(
-                "2021-07".parse().unwrap(),
-                &m,
-                Trigger::Cli,
-                0,
-                None,
-                |_| Ok(()),
-            )
-            .unwrap()
-            .0
-            .id
-        };
         Campaign {
-            id: ledger_id,
+            id: crate::ledger::CampaignId::for_tests(1),
             issue: "2021-07".parse().unwrap(),
             subject: "BRIEF 07.23.21".into(),
             finished: true,
