@@ -8,7 +8,8 @@
 # messages/s, the ratio, CPU microseconds per message (user + sys of the sender, from
 # /usr/bin/time) and peak RSS, as medians. Everything stays on loopback; the sink is stopped on
 # exit. Knobs: BENCH_RECIPIENTS (20000), BENCH_RECIPIENTS_BIG (100000), BENCH_CONCURRENCY (16),
-# BENCH_RUNS (3), BENCH_PORT (2530), BENCH_SKIP_BUILD (unset).
+# BENCH_RUNS (3), BENCH_PORT (2530), BENCH_SKIP_BUILD (unset). With --write, the dated figures
+# also replace those between the bench markers of docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -20,6 +21,12 @@ BIG=${BENCH_RECIPIENTS_BIG:-100000}
 CONC=${BENCH_CONCURRENCY:-16}
 RUNS=${BENCH_RUNS:-3}
 PORT=${BENCH_PORT:-2530}
+WRITE=0
+case "${1:-}" in
+  --write) WRITE=1 ;;
+  "") ;;
+  *) echo "usage: scripts/bench.sh [--write]" >&2; exit 2 ;;
+esac
 export PATH="$PATH:/usr/sbin"
 
 # --- tools -------------------------------------------------------------------------------------
@@ -174,7 +181,8 @@ brief_run() {
 show() { awk -v l="$1" '{ printf "  %-28s %7d msg/s  %6.1f us CPU/msg  %6.1f MB peak RSS\n", l, $1, $2, $3 / 1024 }' "$2"; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ { print $2 }') GB RAM"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average before: $load_before"
 echo "message: $SIZE bytes (brief's own for the bench issue, 2021-07 with its entries twice; smtp-source sends the same file)"
 echo "list: $N recipients, $CONC connections, $RUNS interleaved runs each"
 
@@ -215,20 +223,42 @@ ed_ratio=$(awk -v a="$ed_rate" -v b="$src_rate" 'BEGIN { printf "%.2f", a / b }'
 growth=$(awk -v a="$big_rss" -v b="$b_rss" 'BEGIN { printf "%.0f", (a / b - 1) * 100 }')
 verdict() { if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "NOT met"; fi; }
 
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average after: $load_after"
 echo
-echo "medians of $RUNS runs ($SIZE-byte message, loopback smtp-sink):"
-printf '| %-36s | %9s | %12s | %13s |\n' "sender" "msg/s" "CPU us/msg" "peak RSS MB"
-printf '| %-36s | %9s | %12s | %13s |\n' "---" "---:" "---:" "---:"
-printf '| %-36s | %9d | %12.1f | %13s |\n' "smtp-source -d -s $CONC, $N messages" "$src_rate" "$src_cpu" "-"
-printf '| %-36s | %9d | %12.1f | %13.1f |\n' "brief send, $CONC connections, $N" "$b_rate" "$b_cpu" "$(awk -v k="$b_rss" 'BEGIN { print k / 1024 }')"
-printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, RSA-2048-signed, $N" "$rsa_rate" "$rsa_cpu" "-"
-printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, Ed25519-signed, $N" "$ed_rate" "$ed_cpu" "-"
-printf '| %-36s | %9d | %12.1f | %13s |\n' "brief send, 1 connection, $N" "$one_rate" "$one_cpu" "-"
-printf '| %-36s | %9d | %12.1f | %13.1f |\n' "brief send, $CONC connections, $BIG" "$big_rate" "$big_cpu" "$(awk -v k="$big_rss" 'BEGIN { print k / 1024 }')"
-echo
-echo "ratio brief / smtp-source: $ratio (target >= 0.7: $(verdict "$ratio >= 0.7"); stretch 0.9: $(verdict "$ratio >= 0.9"))"
-echo "RSA-2048-signed / smtp-source: $rsa_ratio (target >= 0.3: $(verdict "$rsa_ratio >= 0.3"))"
-echo "Ed25519-signed / smtp-source: $ed_ratio (target >= 0.8: $(verdict "$ed_ratio >= 0.8"))"
-echo "one connection: $one_rate msg/s (target >= 1000: $(verdict "$one_rate >= 1000"))"
-echo "peak RSS at $BIG: $(awk -v k="$big_rss" 'BEGIN { printf "%.1f", k / 1024 }') MB (target <= 64 MB: $(verdict "$big_rss <= 65536")), ${growth}% over $N (target <= 25%: $(verdict "$growth <= 25"))"
+# The figures as one dated block: printed, and with --write spliced into docs/performance.md
+# between its bench markers, so the page always shows one run, whole.
+rss_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+{
+  echo "Measured $(date -u +%Y-%m-%d) on commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`, machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/ { print $2 }') GB RAM; load average $load_before before the run and $load_after after. Medians of $RUNS interleaved runs, a $SIZE-byte message, loopback \`smtp-sink\`."
+  echo
+  printf '| %s | %s | %s | %s |\n' "sender" "msg/s" "CPU µs/msg" "peak RSS MB"
+  printf '| %s | %s | %s | %s |\n' "---" "---:" "---:" "---:"
+  printf '| %s | %d | %.1f | %s |\n' "smtp-source -d -s $CONC, $N messages" "$src_rate" "$src_cpu" "-"
+  printf '| %s | %d | %.1f | %s |\n' "brief send, $CONC connections, $N" "$b_rate" "$b_cpu" "$(rss_mb "$b_rss")"
+  printf '| %s | %d | %.1f | %s |\n' "brief send, RSA-2048-signed, $N" "$rsa_rate" "$rsa_cpu" "-"
+  printf '| %s | %d | %.1f | %s |\n' "brief send, Ed25519-signed, $N" "$ed_rate" "$ed_cpu" "-"
+  printf '| %s | %d | %.1f | %s |\n' "brief send, 1 connection, $N" "$one_rate" "$one_cpu" "-"
+  printf '| %s | %d | %.1f | %s |\n' "brief send, $CONC connections, $BIG" "$big_rate" "$big_cpu" "$(rss_mb "$big_rss")"
+  echo
+  echo "| target | figure | verdict |"
+  echo "| --- | ---: | --- |"
+  echo "| brief / smtp-source ≥ 0.7 (stretch 0.9) | $ratio | $(verdict "$ratio >= 0.7") (stretch: $(verdict "$ratio >= 0.9")) |"
+  echo "| RSA-2048-signed / smtp-source ≥ 0.3 | $rsa_ratio | $(verdict "$rsa_ratio >= 0.3") |"
+  echo "| Ed25519-signed / smtp-source ≥ 0.8 | $ed_ratio | $(verdict "$ed_ratio >= 0.8") |"
+  echo "| one connection ≥ 1,000 msg/s | $one_rate | $(verdict "$one_rate >= 1000") |"
+  echo "| peak RSS at $BIG readers ≤ 64 MB | $(rss_mb "$big_rss") MB | $(verdict "$big_rss <= 65536") |"
+  echo "| RSS growth from $N to $BIG readers ≤ 25% | ${growth}% | $(verdict "$growth <= 25") |"
+} >"$WORK/figures.md"
+cat "$WORK/figures.md"
+if [ "$WRITE" = 1 ]; then
+  page="$ROOT/docs/performance.md"
+  awk -v figures="$WORK/figures.md" '
+    /<!-- bench:end -->/ { skip = 0 }
+    !skip { print }
+    /<!-- bench:begin -->/ { while ((getline line < figures) > 0) print line; skip = 1 }
+  ' "$page" >"$WORK/page.md"
+  grep -q '<!-- bench:end -->' "$WORK/page.md" || { echo "error: $page lost its bench markers" >&2; exit 1; }
+  cp "$WORK/page.md" "$page"
+  echo "wrote the figures into $page"
+fi
