@@ -9,19 +9,72 @@ use std::fmt;
 
 use lettre::Address;
 
-/// Parses one address as the list, the CLI and the web forms accept it.
-pub fn parse_address(s: &str) -> Result<Address, String> {
+/// Why [`parse_address`] refused an address; its text names the address (control characters
+/// escaped) and what brief wants instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("empty address")]
+    Empty,
+    /// The address, escaped.
+    #[error("`{0}` has a control character (such as NUL or a line break): an address has none")]
+    ControlCharacter(String),
+    #[error("`{0}` has non-ASCII characters: internationalised addresses are not supported yet")]
+    NonAscii(String),
+    /// What lettre's parser says is wrong.
+    #[error("`{address}` is not a valid email address ({reason})")]
+    Syntax { address: String, reason: String },
+    #[error(
+        "`{0}` has an IP address for its domain: brief mails only domain names (like \
+         example.org)"
+    )]
+    IpDomain(String),
+    #[error(
+        "`{address}` has no dot in its domain `{domain}`: brief mails only full domain names \
+         (like example.org), not local names like localhost"
+    )]
+    NoDot { address: String, domain: String },
+}
+
+/// Parses one address as the list, the CLI and the web forms accept it: ASCII, no control
+/// characters (a NUL from `%00` included), and a domain that could receive mail from the
+/// internet: a dotted name, not an IP literal (`[127.0.0.1]`), a bare number or a single label
+/// (`localhost`).
+pub fn parse_address(s: &str) -> Result<Address, AddressError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty address".into());
+        return Err(AddressError::Empty);
     }
-    if !s.is_ascii() {
-        return Err(format!(
-            "`{s}` has non-ASCII characters: internationalised addresses are not supported yet"
+    if s.chars().any(char::is_control) {
+        // Echoed escaped: the error may be printed or logged.
+        return Err(AddressError::ControlCharacter(
+            s.escape_default().to_string(),
         ));
     }
-    s.parse::<Address>()
-        .map_err(|e| format!("`{s}` is not a valid email address ({e})"))
+    if !s.is_ascii() {
+        return Err(AddressError::NonAscii(s.to_string()));
+    }
+    let address = s.parse::<Address>().map_err(|e| AddressError::Syntax {
+        address: s.to_string(),
+        reason: e.to_string(),
+    })?;
+    let domain = address.domain();
+    if domain.starts_with('[') {
+        return Err(AddressError::IpDomain(s.to_string()));
+    }
+    let labels: Vec<&str> = domain.trim_end_matches('.').split('.').collect();
+    if labels.len() < 2 {
+        return Err(AddressError::NoDot {
+            address: s.to_string(),
+            domain: domain.to_string(),
+        });
+    }
+    if labels
+        .last()
+        .is_some_and(|top| top.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(AddressError::IpDomain(s.to_string()));
+    }
+    Ok(address)
 }
 
 /// An address as brief compares it: lowercased, once.
@@ -68,9 +121,94 @@ pub fn lowercase_chunks(address: &str, mut f: impl FnMut(&[u8])) {
     }
 }
 
+/// `text` with every substring that looks like an address (`local@domain`, with or without
+/// `<...>` around it) replaced by what `name` makes of it: the one function that keeps
+/// addresses out of log lines, for text brief did not write itself, such as an SMTP reply
+/// quoting `RCPT TO:<bob@example.org>` or `550 5.1.1 <bob@example.org>: Recipient address
+/// rejected`. `TokenKey::redact` replaces each with its keyed tag; [`redacted`] with
+/// `<redacted>`. Text without an `@` is returned as it is, without allocating.
+pub fn redact(text: &str, mut name: impl FnMut(&str) -> String) -> std::borrow::Cow<'_, str> {
+    if !text.contains('@') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let local = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.\"".contains(c);
+    let domain = |c: char| c.is_alphanumeric() || "-.[]:_".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (at, _) in text.match_indices('@') {
+        if at < done {
+            continue;
+        }
+        let start = text[done..at]
+            .char_indices()
+            .rev()
+            .take_while(|&(_, c)| local(c))
+            .last()
+            .map_or(at, |(i, _)| done + i);
+        let end = text[at + 1..]
+            .char_indices()
+            .find(|&(_, c)| !domain(c))
+            .map_or(text.len(), |(i, _)| at + 1 + i);
+        // A sentence's full stop, or a colon after the address, is not part of it.
+        let end = at + 1 + text[at + 1..end].trim_end_matches(['.', ':']).len();
+        if start == at || end == at + 1 {
+            continue;
+        }
+        out.push_str(&text[done..start]);
+        out.push_str(&name(&text[start..end]));
+        done = end;
+    }
+    if done == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[done..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` with every address in it replaced by `<redacted>` (see [`redact`]), for log lines
+/// written where no token key is at hand.
+pub fn redacted(text: &str) -> std::borrow::Cow<'_, str> {
+    redact(text, |_| "<redacted>".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_replaces_every_address_looking_substring() {
+        let tag = |a: &str| format!("tag({})", a.to_ascii_lowercase());
+        assert_eq!(
+            redact(
+                "550 5.1.1 <Bob@Example.org>: Recipient address rejected",
+                tag
+            ),
+            "550 5.1.1 <tag(bob@example.org)>: Recipient address rejected"
+        );
+        assert_eq!(
+            redact(
+                "mx:25 answered RCPT TO <a.b+c@x.org> with 550 a.b+c@x.org: no. Ask postmaster@x.org.",
+                tag
+            ),
+            "mx:25 answered RCPT TO <tag(a.b+c@x.org)> with 550 tag(a.b+c@x.org): no. Ask \
+             tag(postmaster@x.org)."
+        );
+        assert_eq!(
+            redacted("RCPT TO:<bob@example.org> ok"),
+            "RCPT TO:<<redacted>> ok"
+        );
+        // Nothing that looks like an address: unchanged, and not copied.
+        for text in ["250 2.0.0 Ok: queued as 4F2", "a @ b", "@@", "x@", "@y"] {
+            assert!(
+                matches!(redacted(text), std::borrow::Cow::Borrowed(t) if t == text),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            redacted("mail for x@y and z@w.org"),
+            "mail for <redacted> and <redacted>"
+        );
+    }
 
     #[test]
     fn every_casing_has_one_key() {
@@ -88,12 +226,41 @@ mod tests {
 
     #[test]
     fn bad_addresses_say_why() {
-        assert_eq!(parse_address(" "), Err("empty address".to_string()));
+        assert_eq!(parse_address(" "), Err(AddressError::Empty));
+        assert_eq!(parse_address(" ").unwrap_err().to_string(), "empty address");
         assert!(parse_address("josé@example.org")
             .unwrap_err()
+            .to_string()
             .contains("non-ASCII"));
         assert!(parse_address("nope")
             .unwrap_err()
+            .to_string()
             .starts_with("`nope` is not a valid email address"));
+        assert!(matches!(
+            parse_address("x@localhost"),
+            Err(AddressError::NoDot { .. })
+        ));
+    }
+
+    #[test]
+    fn an_address_needs_a_dotted_domain_and_no_control_characters() {
+        for (bad, why) in [
+            ("x@localhost", "no dot in its domain `localhost`"),
+            ("x@[127.0.0.1]", "an IP address for its domain"),
+            ("x@127.0.0.1", "an IP address for its domain"),
+            (
+                "x@example.org\0",
+                "`x@example.org\\u{0}` has a control character",
+            ),
+            ("x\0y@example.org", "has a control character"),
+            ("x@exa\u{1b}mple.org", "has a control character"),
+        ] {
+            let e = parse_address(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(!e.contains('\0'), "{bad:?}: the error echoes no NUL: {e:?}");
+        }
+        for good in ["x@example.org", "X.Y+tag@mail.example.co.uk", "a@b.c"] {
+            assert!(parse_address(good).is_ok(), "{good}");
+        }
     }
 }

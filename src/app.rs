@@ -21,7 +21,7 @@ use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    BounceKind, BounceOutcome, BounceTarget, Campaign, CampaignId, CampaignMessage, DeliveryRow,
+    BounceOutcome, BounceTarget, Campaign, CampaignId, CampaignMessage, DeliveryRow, Evidence,
     Forgot, Ledger, NewBounce, Reason, SharedLedger, State, StoredSubscriber, Trigger,
 };
 use crate::message::{Kind, MessageTemplate, Recipient};
@@ -38,6 +38,9 @@ pub struct App {
     pub config: Config,
     pub templates: Templates,
     pub clock: Arc<dyn Clock>,
+    /// Wakes the daemon's notice worker (`notices::run`) when a notice is queued or put back
+    /// for a retry; nobody waits on it outside the daemon.
+    pub notice_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What [`App::take_bounce`] made of one message that came back to the bounce address.
@@ -54,9 +57,14 @@ pub enum BounceHandling {
     /// Not a bounce or complaint (an auto-reply, a reply from a person, a success notice,
     /// anything unrecognised): nothing changed.
     Ignored,
-    /// A bounce or complaint that names no delivery of ours (no tag or a forged one, and no
-    /// known Message-ID): nothing changed.
-    Unmatched,
+    /// A bounce or complaint that neither a valid VERP tag nor a keyed Message-ID attributes
+    /// to a delivery of ours (a forgery, or a report about mail brief did not send): nothing
+    /// changed.
+    Unattributed,
+    /// Named a delivery only by an unkeyed Message-ID (of a campaign stored before keyed ids,
+    /// which anyone can compute): recorded against the delivery as unverified, for staff to
+    /// see; nobody suppressed, nothing counted toward a limit.
+    Unverified(BounceTarget),
     /// Recorded before for this delivery: nothing changed.
     Duplicate(BounceTarget),
     /// Recorded against the delivery; the address was suppressed for this reason by it.
@@ -71,9 +79,37 @@ impl TakenBounce {
     pub fn recognised(&self) -> bool {
         !matches!(
             self.outcome,
-            BounceHandling::Ignored | BounceHandling::Unmatched
+            BounceHandling::Ignored | BounceHandling::Unattributed
         )
     }
+}
+
+/// The delivery `report` is about and what names it: the first VERP tag whose HMAC checks out
+/// and names a delivery; else the first returned Message-ID of a delivery whose keyed MAC
+/// checks out for that delivery's issue and address; else a delivery whose recorded
+/// Message-ID is merely equal to a returned one, as [`Evidence::Unverified`]. `None`: nothing
+/// names a delivery of ours.
+fn attribute(
+    ledger: &Ledger,
+    key: &TokenKey,
+    report: &bounce::Report,
+) -> anyhow::Result<Option<(BounceTarget, Evidence)>> {
+    for id in report.tags.iter().filter_map(|t| key.open_verp_tag(t)) {
+        if let Some(target) = ledger.bounce_target(id)? {
+            return Ok(Some((target, Evidence::Tag)));
+        }
+    }
+    let mut unverified = None;
+    for mid in &report.original_message_ids {
+        let Some(target) = ledger.bounce_target_by_message_id(mid)? else {
+            continue;
+        };
+        if crate::message::is_campaign_id(key, mid, &target.issue, &target.address) {
+            return Ok(Some((target, Evidence::MessageId)));
+        }
+        unverified.get_or_insert(target);
+    }
+    Ok(unverified.map(|t| (t, Evidence::Unverified)))
 }
 
 /// The address previews are made out to.
@@ -92,6 +128,7 @@ impl App {
             config,
             templates,
             clock,
+            notice_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -114,11 +151,14 @@ impl App {
         }
         if let Some(var) = &self.config.server.secret_env {
             // Falling back to the generated key would silently break every link already sent.
-            bail!(
+            // A variable the config names and the environment lacks is a setup error (exit 2),
+            // like any other config error, not a failed send.
+            return Err(UsageError::msg(format!(
                 "environment variable {var} (named by `server.secret_env` in {}) is not set: \
-                 unsubscribe links cannot be signed without it",
+                 unsubscribe links cannot be signed without it; set {var}, or remove the key",
                 self.config.source.display()
-            );
+            ))
+            .into());
         }
         let path = self.data_dir().join("token.key");
         match std::fs::read_to_string(&path) {
@@ -393,8 +433,10 @@ impl App {
                     address,
                     name: s.name.clone(),
                 })?,
-                Err(m) => bad(Problem::whole(Path::new("ledger subscribers"), m)
-                    .kind(ProblemKind::Subscriber)),
+                Err(m) => bad(
+                    Problem::whole(Path::new("ledger subscribers"), m.to_string())
+                        .kind(ProblemKind::Subscriber),
+                ),
             }
         }
         Ok(())
@@ -420,7 +462,7 @@ impl App {
         }
         let stored = ledger.stored_subscribers()?;
         let forgotten = self.forgotten(ledger)?;
-        let message = self.campaign_message(issue, template, subject);
+        let message = self.campaign_message(issue, template.freeze(), subject);
         let now = self.clock.now_ms();
         let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
         let (c, new) =
@@ -487,18 +529,13 @@ impl App {
         .context("the campaign task panicked")?
     }
 
-    /// What a campaign of `issue` stores: its frozen message, subject, web version and the
-    /// fingerprint of the folder they came from.
-    fn campaign_message(
-        &self,
-        issue: &Issue,
-        template: &MessageTemplate,
-        subject: &str,
-    ) -> CampaignMessage {
+    /// What a campaign of `issue` stores: its frozen message (`frozen`), subject, web version
+    /// and the fingerprint of the folder they came from.
+    fn campaign_message(&self, issue: &Issue, frozen: String, subject: &str) -> CampaignMessage {
         CampaignMessage {
             revision: 1,
             subject: subject.to_string(),
-            template: template.freeze(),
+            template: frozen,
             web: render::render_web(issue, self.render_context()),
             folder_hash: content::fingerprint(&self.config.content.dir, issue.id),
             unsent: 0,
@@ -554,7 +591,12 @@ impl App {
         subject: &str,
     ) -> anyhow::Result<u32> {
         let _lock = ledger.lock_campaign(campaign)?;
-        let message = self.campaign_message(issue, template, subject);
+        // A campaign started before keyed Message-IDs keeps its ids: its deliveries recorded them.
+        let frozen = match ledger.campaign_message(campaign.id)? {
+            Some(previous) => template.freeze_as_revision_of(&previous.template),
+            None => template.freeze(),
+        };
+        let message = self.campaign_message(issue, frozen, subject);
         let revision = ledger.revise_campaign(campaign.id, &message)?;
         self.record_feed_items(ledger, campaign.id, issue)?;
         Ok(revision)
@@ -565,7 +607,7 @@ impl App {
     /// process is sending it meanwhile; returns how many.
     pub fn retry_failed(&self, ledger: &mut Ledger, campaign: &Campaign) -> anyhow::Result<u64> {
         let _lock = ledger.lock_campaign(campaign)?;
-        ledger.retry_failed(campaign.id)
+        ledger.retry_failed_deliveries(campaign.id)
     }
 
     /// Where an older brief kept the web version of a sent issue (`DATA/archive/ID.html`); the
@@ -674,10 +716,11 @@ impl App {
     }
 
     /// Erases what brief holds about `address` at its owner's request ([`Ledger::forget`]),
-    /// holding the send lock of every unfinished campaign so no run is sending meanwhile.
+    /// holding the send lock of every unfinished campaign so no run is sending meanwhile, then
+    /// the messages to it in the outbox folder ([`crate::transport::remove_outbox_files`]).
     /// Returns what was erased and whether the list file still holds the address (brief does
     /// not edit that file: staff must remove the line).
-    pub fn forget(&self, ledger: &mut Ledger, address: &Address) -> anyhow::Result<(Forgot, bool)> {
+    pub fn forget(&self, ledger: &mut Ledger, address: &Address) -> anyhow::Result<Forgetting> {
         let key = self.token_key()?;
         let hash = key.forget_hash(address.as_ref());
         let mut locks = Vec::new();
@@ -687,6 +730,9 @@ impl App {
         let address_key = AddressKey::of(address);
         let forgot = ledger.forget(&address_key, &hash, self.clock.now_ms())?;
         drop(locks);
+        // Whatever the transport is now: files an earlier outbox run wrote are kept there.
+        let outbox_files =
+            crate::transport::remove_outbox_files(&self.config.smtp.outbox_dir, &address_key)?;
         let mut in_file = false;
         if self.config.subscribers.file.exists() {
             self.each_subscriber(
@@ -698,7 +744,11 @@ impl App {
                 |_| {},
             )?;
         }
-        Ok((forgot, in_file))
+        Ok(Forgetting {
+            rows: forgot,
+            in_file,
+            outbox_files,
+        })
     }
 
     /// Whether `key` is on the list: held in the database or a good row of the CSV file
@@ -787,11 +837,16 @@ impl App {
     }
 
     /// Takes one message that came back to the bounce address (from `brief bounces import`,
-    /// the webhook or the IMAP mailbox): classifies it, finds its delivery by the VERP tag
-    /// (checked with `key`) or else by the returned Message-ID, and records it under the
-    /// policy of [`Ledger::record_bounce`]. Counts it in `brief_bounces_total` and logs a
-    /// suppression with the address as a keyed hash. A message naming no delivery of ours
-    /// changes nothing.
+    /// the webhook or the IMAP mailbox): classifies it, attributes it to a delivery, and
+    /// records it under the policy of [`Ledger::record_bounce`]. Counts it in
+    /// `brief_bounces_total` and logs a suppression with the address as a keyed hash.
+    ///
+    /// Only unforgeable evidence attributes a report: a VERP tag whose HMAC checks out under
+    /// `key`, else a returned Message-ID whose MAC does (see [`crate::message::is_campaign_id`]).
+    /// A returned Message-ID of a campaign stored before keyed ids (which anyone can compute
+    /// from the issue id, the address and the From domain) is recorded against its delivery as
+    /// [`Evidence::Unverified`], for staff to see, and suppresses nobody. A report nothing
+    /// attributes is *unattributed*: counted and logged, nothing changed.
     pub fn take_bounce(
         &self,
         ledger: &mut Ledger,
@@ -802,43 +857,24 @@ impl App {
         let bounces = self.config.bounces.as_ref();
         let address = bounces.map(|b| b.address.email.to_string());
         let report = bounce::parse(raw, address.as_deref());
-        let kind = match report.kind {
-            bounce::Kind::Hard => BounceKind::Hard,
-            bounce::Kind::Soft => BounceKind::Soft,
-            bounce::Kind::Complaint => BounceKind::Complaint,
-            bounce::Kind::Ignored => {
-                metrics.bounce(BounceMetric::ignored);
-                return Ok(TakenBounce {
-                    report,
-                    outcome: BounceHandling::Ignored,
-                });
-            }
-        };
-        let mut target = None;
-        for id in report.tags.iter().filter_map(|t| key.open_verp_tag(t)) {
-            target = ledger.bounce_target(id)?;
-            if target.is_some() {
-                break;
-            }
-        }
-        if target.is_none() {
-            for mid in &report.original_message_ids {
-                target = ledger.bounce_target_by_message_id(mid)?;
-                if target.is_some() {
-                    break;
-                }
-            }
-        }
-        let Some(target) = target else {
-            tracing::info!(
-                kind = kind.as_str(),
-                "a {kind} report names no delivery of ours (no valid tag, no known Message-ID); \
-                 nothing changed"
-            );
+        let Some(kind) = report.kind.recorded() else {
             metrics.bounce(BounceMetric::ignored);
             return Ok(TakenBounce {
                 report,
-                outcome: BounceHandling::Unmatched,
+                outcome: BounceHandling::Ignored,
+            });
+        };
+        let Some((target, evidence)) = attribute(ledger, key, &report)? else {
+            tracing::info!(
+                kind = kind.as_str(),
+                reporting_mta = report.reporting_mta.as_deref().unwrap_or("-"),
+                "an unattributed {kind} report (no valid VERP tag, no keyed Message-ID of ours); \
+                 nothing changed"
+            );
+            metrics.bounce(BounceMetric::unattributed);
+            return Ok(TakenBounce {
+                report,
+                outcome: BounceHandling::Unattributed,
             });
         };
         let report_key = match &report.report_id {
@@ -850,6 +886,7 @@ impl App {
             &target,
             &NewBounce {
                 kind,
+                evidence,
                 report_key: &report_key,
                 status: report.status.as_deref(),
                 diagnostic: report.diagnostic.as_deref(),
@@ -860,12 +897,19 @@ impl App {
         )?;
         let outcome = match outcome {
             BounceOutcome::Duplicate => BounceHandling::Duplicate(target),
+            BounceOutcome::Recorded { .. } if evidence == Evidence::Unverified => {
+                tracing::info!(
+                    recipient = %key.tag(&target.address),
+                    issue = %target.issue,
+                    kind = kind.as_str(),
+                    "a {kind} report names a delivery by an unkeyed Message-ID only (a campaign \
+                     stored before keyed ids): recorded as unverified, nobody suppressed"
+                );
+                metrics.bounce(BounceMetric::unattributed);
+                BounceHandling::Unverified(target)
+            }
             BounceOutcome::Recorded { suppressed } => {
-                metrics.bounce(match kind {
-                    BounceKind::Hard => BounceMetric::hard,
-                    BounceKind::Soft => BounceMetric::soft,
-                    BounceKind::Complaint => BounceMetric::complaint,
-                });
+                metrics.bounce(kind.into());
                 if let Some(reason) = suppressed {
                     tracing::info!(
                         recipient = %key.tag(&target.address),
@@ -989,7 +1033,12 @@ impl App {
                     accepted: true,
                 },
                 Err(f) => {
-                    tracing::warn!(code = f.code(), reply = %f, "sending to one address failed");
+                    tracing::warn!(
+                        to = %template.key().tag(address.as_ref()),
+                        code = f.code(),
+                        reply = %template.key().redact(f.text()),
+                        "sending to one address failed"
+                    );
                     TestReply {
                         address: address.clone(),
                         code: f.code(),
@@ -1108,6 +1157,17 @@ pub fn fmt_ms(ms: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
+/// What [`App::forget`] erased.
+#[derive(Clone, Copy, Debug)]
+pub struct Forgetting {
+    /// The ledger's rows.
+    pub rows: Forgot,
+    /// The list file still holds the address (brief does not edit it).
+    pub in_file: bool,
+    /// The messages to the address deleted from the outbox folder.
+    pub outbox_files: u64,
+}
+
 /// One reader's row of a campaign report: `brief report` (CSV or JSON lines) and the staff
 /// console's CSV download share these columns.
 #[derive(serde::Serialize)]
@@ -1149,6 +1209,57 @@ impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
     }
 }
 
+impl ReportRow<'_> {
+    /// The CSV header: the field names, in order, as the JSON lines name them.
+    pub const COLUMNS: [&'static str; 13] = [
+        "address",
+        "name",
+        "state",
+        "attempts",
+        "last_code",
+        "last_text",
+        "message_id",
+        "first_attempt_at",
+        "last_attempt_at",
+        "next_attempt_at",
+        "possible_duplicate",
+        "revision",
+        "bounce",
+    ];
+
+    /// The row as CSV fields, in the order of [`ReportRow::COLUMNS`] (an absent value is empty).
+    pub fn cells(&self) -> [String; 13] {
+        let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.address.to_string(),
+            self.name.to_string(),
+            self.state.as_str().to_string(),
+            self.attempts.to_string(),
+            opt(self.last_code.map(u32::from)),
+            self.last_text.to_string(),
+            self.message_id.to_string(),
+            self.first_attempt_at.clone(),
+            self.last_attempt_at.clone(),
+            self.next_attempt_at.clone(),
+            self.possible_duplicate.to_string(),
+            opt(self.revision),
+            self.bounce.to_string(),
+        ]
+    }
+
+    /// A campaign's report as CSV (`brief report` and the console's download), every cell
+    /// safe to open in a spreadsheet ([`crate::sheet`]).
+    pub fn write_csv<W: std::io::Write>(
+        ledger: &Ledger,
+        campaign: CampaignId,
+        out: W,
+    ) -> anyhow::Result<W> {
+        let mut sheet = crate::sheet::Sheet::new(out, &ReportRow::COLUMNS)?;
+        ledger.each_delivery(campaign, |d| sheet.row(ReportRow::from(&d).cells()))?;
+        sheet.finish()
+    }
+}
+
 /// The server's answer to one test-send message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestReply {
@@ -1176,4 +1287,49 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CSV's columns are the JSON lines' keys, in the same order, and every cell is made
+    /// safe (a reply starting with `-` too, not only the name).
+    #[test]
+    fn report_csv_columns_are_the_json_keys() {
+        let d = DeliveryRow {
+            address: "a@example.org".into(),
+            name: Some("=1+1".into()),
+            state: State::Failed,
+            attempts: 1,
+            last_code: Some(550),
+            last_text: Some("-ERR".into()),
+            message_id: "<m@x>".into(),
+            first_attempt_at: Some(0),
+            last_attempt_at: None,
+            next_attempt_at: None,
+            possible_duplicate: false,
+            revision: Some(1),
+            bounce: None,
+        };
+        let row = ReportRow::from(&d);
+        let json = serde_json::to_string(&row).unwrap();
+        let mut at = 0;
+        for c in ReportRow::COLUMNS {
+            let i = json[at..]
+                .find(&format!("\"{c}\":"))
+                .unwrap_or_else(|| panic!("{c} not next in {json}"));
+            at += i;
+        }
+        assert_eq!(json.matches("\":").count(), ReportRow::COLUMNS.len());
+        let mut out = crate::sheet::Sheet::new(Vec::new(), &ReportRow::COLUMNS).unwrap();
+        out.row(row.cells()).unwrap();
+        let text = String::from_utf8(out.finish().unwrap()).unwrap();
+        assert_eq!(
+            text.lines().nth(1),
+            Some(
+                "a@example.org,'=1+1,failed,1,550,'-ERR,<m@x>,1970-01-01T00:00:00.000Z,,,false,1,"
+            )
+        );
+    }
 }

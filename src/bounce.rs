@@ -18,6 +18,8 @@ use std::borrow::Cow;
 
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders};
 
+use crate::{ledger, status};
+
 /// How many messages deep a report is looked for (a report forwarded as an attachment is
 /// still found; a hostile nesting costs at most this many parses).
 const MAX_DEPTH: usize = 5;
@@ -42,6 +44,11 @@ pub enum Kind {
     Hard,
     /// A temporary failure: `Action: failed` with a 4.x.x status, or `Action: delayed`.
     Soft,
+    /// A permanent refusal that says nothing about the address: a policy or content
+    /// rejection (5.7.x, unless the diagnostic says the mailbox does not exist) or a
+    /// diagnostic that speaks of blocking, spam, policy or reputation (see [`judge`]). It is
+    /// the sender's problem, not the reader's: it never suppresses.
+    Blocked,
     /// A reader marked the message as spam: an RFC 5965 feedback report.
     Complaint,
     /// An auto-reply, a human reply, a success notice, or anything not recognised.
@@ -49,21 +56,35 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// "hard", "soft", "complaint", "ignored" (metrics labels and ledger words).
+    /// "hard", "soft", "blocked", "complaint", "ignored" (metrics labels and ledger words).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Hard => "hard",
             Kind::Soft => "soft",
+            Kind::Blocked => "blocked",
             Kind::Complaint => "complaint",
             Kind::Ignored => "ignored",
+        }
+    }
+
+    /// The kind the ledger records a report of this kind as, against its delivery; none for
+    /// [`Kind::Ignored`], which is never recorded. The one mapping between the two.
+    pub fn recorded(self) -> Option<ledger::BounceKind> {
+        match self {
+            Kind::Hard => Some(ledger::BounceKind::Hard),
+            Kind::Soft => Some(ledger::BounceKind::Soft),
+            Kind::Blocked => Some(ledger::BounceKind::Blocked),
+            Kind::Complaint => Some(ledger::BounceKind::Complaint),
+            Kind::Ignored => None,
         }
     }
 
     /// How bad a recipient block is, for picking the worst of several.
     fn rank(self) -> u8 {
         match self {
-            Kind::Hard => 3,
-            Kind::Complaint => 2,
+            Kind::Hard => 4,
+            Kind::Complaint => 3,
+            Kind::Blocked => 2,
             Kind::Soft => 1,
             Kind::Ignored => 0,
         }
@@ -422,7 +443,8 @@ struct Verdict {
 }
 
 /// Classifies one recipient block: `Action` decides, the status class (or, lacking one, the
-/// diagnostic's SMTP reply code) tells hard from soft.
+/// diagnostic's SMTP reply code) tells hard from soft, and [`permanent`] tells a hard bounce
+/// from a refusal that is no verdict on the address (blocked).
 fn judge(block: &[Field]) -> Verdict {
     let diagnostic = field(block, "Diagnostic-Code").and_then(|d| {
         let d = cut(strip_type(d), MAX_DIAGNOSTIC).trim_end();
@@ -438,11 +460,14 @@ fn judge(block: &[Field]) -> Verdict {
     // A failure without a usable code is taken as soft: suppressing a reader on a malformed
     // report would be the worse mistake.
     let failed = if class == Some(b'5') {
-        Kind::Hard
+        permanent(status.as_deref(), diagnostic.as_deref())
     } else {
         Kind::Soft
     };
-    let failed_note = format!("delivery failed: {}", code.unwrap_or("no status"));
+    let failed_note = match failed {
+        Kind::Blocked => format!("delivery blocked: {}", code.unwrap_or("no status")),
+        _ => format!("delivery failed: {}", code.unwrap_or("no status")),
+    };
     let (kind, note) = match action.as_deref() {
         Some("failed") => (failed, failed_note),
         Some("delayed") => match code {
@@ -464,6 +489,83 @@ fn judge(block: &[Field]) -> Verdict {
         diagnostic,
     }
 }
+
+/// What a permanent (5.x.x) failure says: [`Kind::Hard`] when it is about the address,
+/// [`Kind::Blocked`] when it is about the message or its sender. In this order:
+///
+/// - A status 5.1.7 or 5.1.8 (RFC 3463: the sender's address is bad) is about our sender.
+/// - A diagnostic that says the mailbox or user does not exist ([`NO_SUCH_MAILBOX`]) is about
+///   the address, whatever the status (some servers answer "5.7.1 ... User unknown"), unless
+///   it names the sender ("sender domain does not exist").
+/// - A 5.7.x status (security or policy), or a diagnostic that names the sender or speaks of
+///   blocking, spam, policy, reputation, block lists or content ([`POLICY_WORDS`]: "5.7.1
+///   Service unavailable; client host blocked using Spamhaus", "5.7.9 Message not accepted
+///   for policy reasons", "554 5.0.0 rejected as spam") is a policy or content rejection: the
+///   same address would take another message, or this one from a better-reputed sender.
+/// - The rest (5.1.x bad mailbox, 5.2.x mailbox disabled, "550 No such user", ...) is hard.
+///
+/// Wrongly blocked costs a reader nothing (the next issue tries again, and staff see the
+/// count in the summary); wrongly hard drops a reader for good. So the mailbox phrases are few
+/// and plain, and whatever speaks of policy stays blocked.
+fn permanent(status: Option<&str>, diagnostic: Option<&str>) -> Kind {
+    let text = diagnostic.unwrap_or("").to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if matches!(status, Some("5.1.7" | "5.1.8")) {
+        return Kind::Blocked;
+    }
+    let about_sender = text.contains("sender");
+    if says(NO_SUCH_MAILBOX) && !about_sender {
+        return Kind::Hard;
+    }
+    let policy_status = status.is_some_and(|s| s.starts_with("5.7."));
+    if policy_status || about_sender || says(POLICY_WORDS) {
+        Kind::Blocked
+    } else {
+        Kind::Hard
+    }
+}
+
+/// Phrases (lowercase) by which a diagnostic says the mailbox or user does not exist.
+const NO_SUCH_MAILBOX: &[&str] = &[
+    "user unknown",
+    "unknown user",
+    "no such user",
+    "no such mailbox",
+    "no such recipient",
+    "unknown recipient",
+    "recipient unknown",
+    "recipient not found",
+    "mailbox not found",
+    "mailbox does not exist",
+    "user does not exist",
+    "address does not exist",
+    "account does not exist",
+    "does not exist",
+    "doesn't exist",
+    "no mailbox here",
+    "invalid recipient",
+    "invalid mailbox",
+    "unknown mailbox",
+];
+
+/// Words (lowercase) by which a diagnostic says the message or its sender was refused on
+/// policy, reputation or content.
+const POLICY_WORDS: &[&str] = &[
+    "block",
+    "blacklist",
+    "denylist",
+    "dnsbl",
+    "spam",
+    "policy",
+    "policies",
+    "reputation",
+    "content",
+    "unsolicited",
+    "junk",
+    "phish",
+    "virus",
+    "malware",
+];
 
 /// Reads a feedback report's fields into `report`.
 fn read_feedback(fields: &[Field], report: &mut Report) {
@@ -642,38 +744,9 @@ fn first_word(value: &str) -> String {
     cut(word, 32).to_ascii_lowercase()
 }
 
-/// The first RFC 3463 enhanced status code in `text` (`5.1.1`, `5.1.10`), not one inside a
-/// longer dotted number such as an IP address.
+/// The first RFC 3463 enhanced status code in `text`, as written (see [`status::find`]).
 fn enhanced_code(text: &str) -> Option<String> {
-    let b = text.as_bytes();
-    let digits = |from: usize| {
-        b[from.min(b.len())..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count()
-    };
-    for i in 0..b.len() {
-        if !matches!(b[i], b'2' | b'4' | b'5')
-            || (i > 0 && (b[i - 1].is_ascii_digit() || b[i - 1] == b'.'))
-            || b.get(i + 1) != Some(&b'.')
-        {
-            continue;
-        }
-        let subject = digits(i + 2);
-        if !(1..=3).contains(&subject) || b.get(i + 2 + subject) != Some(&b'.') {
-            continue;
-        }
-        let end = i + 3 + subject;
-        let detail = digits(end);
-        let end = end + detail;
-        if !(1..=3).contains(&detail)
-            || (b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit))
-        {
-            continue;
-        }
-        return Some(text[i..end].to_string());
-    }
-    None
+    status::find(text).map(|(code, _)| code.to_string())
 }
 
 /// The SMTP reply code a diagnostic starts with (`550`, or `550` of `550-5.1.1`).
@@ -796,6 +869,14 @@ mod tests {
     use super::*;
 
     const BOUNCES: Option<&str> = Some("bounces@news.example.org");
+
+    #[test]
+    fn every_kind_but_ignored_is_recorded_under_its_own_word() {
+        for kind in [Kind::Hard, Kind::Soft, Kind::Blocked, Kind::Complaint] {
+            assert_eq!(kind.recorded().map(|k| k.as_str()), Some(kind.as_str()));
+        }
+        assert_eq!(Kind::Ignored.recorded(), None);
+    }
 
     /// A minimal delivery report around `status` (the delivery-status body).
     fn dsn(status: &str) -> String {
@@ -954,6 +1035,102 @@ mod tests {
         );
     }
 
+    /// The class of a failed recipient block with `status` and `diagnostic`.
+    fn failed(status: Option<&str>, diagnostic: Option<&str>) -> (Kind, String) {
+        let mut block = String::from("Final-Recipient: rfc822; a@example.net\nAction: failed\n");
+        if let Some(s) = status {
+            block.push_str(&format!("Status: {s}\n"));
+        }
+        if let Some(d) = diagnostic {
+            block.push_str(&format!("Diagnostic-Code: smtp; {d}\n"));
+        }
+        let r = parse(dsn(&block).as_bytes(), BOUNCES);
+        (r.kind, r.note)
+    }
+
+    #[test]
+    fn policy_and_content_refusals_are_blocked_not_hard() {
+        for (status, diagnostic) in [
+            (Some("5.7.1"), None),
+            (
+                Some("5.7.1"),
+                Some("550 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"),
+            ),
+            (
+                Some("5.7.1"),
+                Some("550-5.7.1 Our system has detected that this message is likely unsolicited mail"),
+            ),
+            (
+                Some("5.7.9"),
+                Some("554 5.7.9 Message not accepted for policy reasons"),
+            ),
+            (Some("5.7.26"), Some("550 5.7.26 unauthenticated email")),
+            (Some("5.7.0"), Some("550 5.7.0 Local policy violation")),
+            (Some("5.7.1"), Some("550 5.7.1 Relaying denied")),
+            (
+                Some("5.0.0"),
+                Some("554 5.0.0 Message rejected as spam by Content Filtering"),
+            ),
+            (None, Some("554 rejected: poor sender reputation")),
+            (None, Some("550 Your IP is on our blocklist")),
+            (Some("5.1.8"), Some("553 5.1.8 Domain of sender address does not exist")),
+            (
+                Some("5.1.0"),
+                Some("550 5.1.0 Sender rejected: sender address does not exist"),
+            ),
+        ] {
+            let (kind, note) = failed(status, diagnostic);
+            assert_eq!(kind, Kind::Blocked, "{status:?} {diagnostic:?}");
+            assert!(note.starts_with("delivery blocked: "), "{note}");
+        }
+    }
+
+    #[test]
+    fn address_level_refusals_stay_hard_whatever_the_status() {
+        for (status, diagnostic) in [
+            (
+                Some("5.7.1"),
+                Some("550 5.7.1 <a@example.net>: Recipient address rejected: User unknown"),
+            ),
+            (
+                Some("5.7.1"),
+                Some("550 5.7.1 The email account that you tried to reach does not exist"),
+            ),
+            (Some("5.1.1"), Some("550 5.1.1 user unknown")),
+            (Some("5.1.1"), None),
+            (Some("5.2.1"), Some("550 5.2.1 The email account is disabled")),
+            (None, Some("550 No such user")),
+            (
+                Some("5.1.10"),
+                Some("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"),
+            ),
+            (Some("5.0.0"), Some("550 mailbox unavailable")),
+        ] {
+            let (kind, note) = failed(status, diagnostic);
+            assert_eq!(kind, Kind::Hard, "{status:?} {diagnostic:?}");
+            assert!(note.starts_with("delivery failed: "), "{note}");
+        }
+        // A policy deferral (4.7.x) is a soft bounce, as before: it is no final refusal.
+        assert_eq!(
+            failed(
+                Some("4.7.0"),
+                Some("421 4.7.0 deferred due to spam complaints")
+            )
+            .0,
+            Kind::Soft
+        );
+        // A hard block beside a blocked one in the same report: the hard one decides.
+        let two = dsn(
+            "Final-Recipient: rfc822; a@example.net\nAction: failed\nStatus: 5.7.1\n\n\
+                       Final-Recipient: rfc822; b@example.net\nAction: failed\nStatus: 5.1.1\n",
+        );
+        let r = parse(two.as_bytes(), BOUNCES);
+        assert_eq!(
+            (r.kind, r.recipient.as_deref()),
+            (Kind::Hard, Some("b@example.net"))
+        );
+    }
+
     #[test]
     fn not_spam_feedback_is_ignored() {
         let report = |kind: &str| {
@@ -1028,7 +1205,11 @@ mod tests {
                    RmluYWwtUmVjaXBpZW50OiByZmM4MjI7IGJAZXhhbXBsZS5uZXQKQWN0aW9uOiBmYWlsZWQKU3Rh\n\
                    dHVzOiA1LjcuMQo=\n--B--\n";
         let r = parse(raw.as_bytes(), BOUNCES);
-        assert_eq!((r.kind, r.status.as_deref()), (Kind::Hard, Some("5.7.1")));
+        // 5.7.1 without a diagnostic: a policy refusal, no verdict on the address.
+        assert_eq!(
+            (r.kind, r.status.as_deref()),
+            (Kind::Blocked, Some("5.7.1"))
+        );
         assert_eq!(r.recipient.as_deref(), Some("b@example.net"));
     }
 

@@ -7,18 +7,26 @@
 //! `brief send`), across restarts. The copies go out once, to `[server] staff`, recorded apart
 //! from the deliveries so they are never counted as readers.
 //!
+//! The copies are notices (`notices`): a copy the relay did not take (4xx, a lost
+//! connection) is tried again within seconds. No reader is mailed before a staff address
+//! accepted a copy: until one does, the gate stays closed after the window too
+//! ([`Gate::AwaitingCanary`]), and when every copy has failed (5xx, or given up after an hour)
+//! the campaign is held ([`HoldReason::CanaryUnaccepted`]), which the log (ERROR), the metric
+//! `brief_canary_unaccepted`, `brief status`, the console and a notice to staff all say. Staff
+//! release it as any hold (`brief release`, the console).
+//!
+//! [`HoldReason::CanaryUnaccepted`]: crate::ledger::HoldReason::CanaryUnaccepted
+//!
 //! [`Ledger::claim_due`]: crate::ledger::Ledger::claim_due
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::clock::Clock;
-use crate::dkim::DkimSigner;
-use crate::ledger::{Campaign, CampaignId, CanarySend, Gate, SharedLedger};
+use crate::ledger::{Campaign, CampaignId, Gate, HoldReason, NoticeKind, SharedLedger};
 use crate::message::MessageTemplate;
-use crate::token::TokenKey;
+use crate::notices::{Sender, Tried};
 
 /// How often a waiting campaign looks at the ledger for a hold or a release.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -26,54 +34,33 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// The outbox folder (`outbox_dir/canary`) of the copies, with the outbox transport.
 pub const OUTBOX: &str = "canary";
 
-/// Sends the canary copies of `campaign` unless they went out already or its window is over:
-/// the stored message, as readers get it (with canary Message-IDs), to each `[server] staff`
-/// address over the campaign's transport, signed like the campaign. Records each reply and
-/// returns them; `None` when nothing was to send.
+/// Queues the canary copies of `campaign` and tries them at once, unless they were queued
+/// already or its window is over: the stored message, as readers get it (with canary
+/// Message-IDs), to each `[server] staff` address, signed like the campaign. Returns the first
+/// tries; `None` when nothing was to send. Its gate stays closed until a staff address accepts
+/// a copy: copies the relay did not take are tried again (`notices`), and when every one has
+/// failed the campaign is held.
 pub async fn send_copies(
-    app: &App,
-    ledger: &SharedLedger,
+    sender: &Sender<'_>,
     campaign: &Campaign,
-    key: &TokenKey,
-    dkim: Option<&DkimSigner>,
-) -> anyhow::Result<Option<Vec<CanarySend>>> {
+) -> anyhow::Result<Option<Vec<Tried>>> {
+    let app = sender.app;
     let now = app.clock.now_ms();
     if campaign.release_at.is_none_or(|t| t <= now) || app.config.server.staff.is_empty() {
         return Ok(None);
     }
     let cid = campaign.id;
-    let stored = ledger
-        .with(move |l| {
-            if !l.canary_sends(cid)?.is_empty() {
-                return Ok(None);
-            }
-            l.campaign_message(cid)
-        })
-        .await?;
+    let stored = sender.ledger.with(move |l| l.campaign_message(cid)).await?;
     let Some(stored) = stored else {
         return Ok(None);
     };
-    let template = MessageTemplate::thaw(&stored.template, campaign.issue, key)?.into_canary();
-    let staff = crate::staff::staff_addresses(app);
-    let replies = app
-        .send_each(&template, OUTBOX, dkim, &staff, &mut |_| {})
-        .await?;
-    let at = app.clock.now_ms();
-    let sends: Vec<CanarySend> = replies
-        .into_iter()
-        .map(|r| CanarySend {
-            address: r.address.to_string(),
-            accepted: r.accepted,
-            code: r.code,
-            text: r.text,
-            at,
-        })
+    let template =
+        MessageTemplate::thaw(&stored.template, campaign.issue, sender.key)?.into_canary();
+    let copies = crate::notices::staff_addresses(app)
+        .iter()
+        .map(|a| crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid)))
         .collect();
-    let recorded = sends.clone();
-    ledger
-        .with(move |l| l.record_canary_sends(cid, &recorded))
-        .await?;
-    Ok(Some(sends))
+    sender.send_canary(cid, copies).await
 }
 
 /// How a wait for the gate ended.
@@ -89,27 +76,45 @@ pub enum Waited {
 
 /// Waits until the readers of `campaign` may be mailed, looking at the ledger every [`POLL`]
 /// (sooner when the window ends first). With `through_holds` (the daemon) a hold is waited
-/// out too; without it (`brief send`) a hold ends the wait.
+/// out too; without it (`brief send`) a hold ends the wait. With `retry` (`brief send`, where
+/// no daemon's worker may run), the campaign's queued notices (canary copies the relay did not
+/// take) are tried again meanwhile.
 pub async fn wait(
     ledger: &SharedLedger,
     campaign: CampaignId,
     clock: &dyn Clock,
     stop: &CancellationToken,
     through_holds: bool,
+    retry: Option<&Sender<'_>>,
 ) -> anyhow::Result<Waited> {
     let mut logged = None;
     loop {
         let now = clock.now_ms();
         let gate = ledger.with(move |l| l.gate(campaign, now)).await?;
+        if let (Some(s), Gate::Canary { .. } | Gate::AwaitingCanary) = (retry, gate) {
+            s.drain(Some(campaign), Some(stop)).await?;
+        }
         let pause = match gate {
             Gate::Open => return Ok(Waited::Open),
             Gate::Held { since } if !through_holds => return Ok(Waited::Held { since }),
-            Gate::Held { .. } => POLL,
+            Gate::Held { .. } | Gate::AwaitingCanary => POLL,
             Gate::Canary { until } => {
                 Duration::from_millis((until - now).clamp(1, POLL.as_millis() as i64) as u64)
             }
         };
         if logged != Some(gate) {
+            let reason = match gate {
+                Gate::Held { .. } => ledger
+                    .with(move |l| {
+                        Ok(l.campaigns()?
+                            .into_iter()
+                            .find(|c| c.id == campaign)
+                            .and_then(|c| c.hold_reason))
+                    })
+                    .await?
+                    .unwrap_or(HoldReason::Staff),
+                _ => HoldReason::Staff,
+            };
             match gate {
                 Gate::Canary { until } => tracing::info!(
                     release_at = %crate::app::fmt_ms(Some(until)),
@@ -118,8 +123,14 @@ pub async fn wait(
                 ),
                 Gate::Held { since } => tracing::info!(
                     held_since = %crate::app::fmt_ms(Some(since)),
-                    "the campaign is held by staff: no reader is mailed until it is released \
-                     (`brief release`, or Release in the console)"
+                    "the campaign is {}: no reader is mailed until it is released \
+                     (`brief release`, or Release in the console)",
+                    reason.describe()
+                ),
+                Gate::AwaitingCanary => tracing::warn!(
+                    "the canary window is over but no staff address has accepted the canary \
+                     copy yet: no reader is mailed until one does (the copies are tried \
+                     again); if none ever does, the campaign is held"
                 ),
                 Gate::Open => {}
             }

@@ -14,6 +14,8 @@ use lettre::message::Mailbox;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
+use crate::error::Invalid;
+
 /// The whole configuration (`config/brief.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -424,6 +426,11 @@ pub struct Bounces {
     /// How many soft bounces, in distinct campaigns, make an address `bounced`.
     #[serde(default = "default_soft_limit")]
     pub soft_limit: u32,
+    /// The largest returned message brief reads, in bytes, by every way in: an IMAP message
+    /// over it is left unread and flagged, `bounces import` refuses a file (or skips an mbox
+    /// message) over it, the webhook answers 413. A bounce is a few kilobytes.
+    #[serde(default = "default_bounce_max_size")]
+    pub max_size: u64,
     /// The bounce mailbox over IMAP, polled by the daemon.
     #[serde(default)]
     pub imap: Option<Imap>,
@@ -436,6 +443,15 @@ pub struct Bounces {
 pub fn default_soft_limit() -> u32 {
     3
 }
+
+/// `[bounces] max_size` when not set (also what applies without `[bounces]`): 1 MiB.
+pub fn default_bounce_max_size() -> u64 {
+    1024 * 1024
+}
+
+/// The bounds of `[bounces] max_size`: the parser needs some 20 times a message's size, so
+/// 16 MiB keeps one message's parse within a few hundred megabytes at worst.
+pub const BOUNCE_MAX_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1024..=16 * 1024 * 1024;
 
 /// `[bounces.imap]`: the bounce mailbox the daemon polls.
 #[derive(Debug, Clone, Deserialize)]
@@ -568,6 +584,14 @@ pub struct Server {
     /// connection may wait idle for its next request, before the daemon closes it.
     #[serde(default = "default_header_timeout", deserialize_with = "de_duration")]
     pub header_timeout: Duration,
+    /// How long an HTTP client may take to send a whole request, header and body, counted from
+    /// when its connection began waiting for it; a body not in by then gets 408 and the close.
+    #[serde(default = "default_request_timeout", deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+    /// How many HTTP connections one client may hold at once (behind a trusted proxy: requests
+    /// in progress per forwarded client); at most 256, half of what the daemon serves at once.
+    #[serde(default = "default_connections_per_client")]
+    pub connections_per_client: usize,
     /// How long a sign-up's confirmation link stays valid.
     #[serde(default = "default_confirm_ttl", deserialize_with = "de_duration")]
     pub confirm_ttl: Duration,
@@ -595,6 +619,8 @@ impl Default for Server {
             admin_token_env: None,
             staff: Vec::new(),
             header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+            connections_per_client: default_connections_per_client(),
             confirm_ttl: default_confirm_ttl(),
             signups_per_hour: default_signups_per_hour(),
             trusted_proxies: Vec::new(),
@@ -612,6 +638,14 @@ fn default_public_url() -> Url {
 }
 fn default_header_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+/// Half of `http::MAX_CONNECTIONS` at most, so that one client never holds them all.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+fn default_connections_per_client() -> usize {
+    32
 }
 fn default_confirm_ttl() -> Duration {
     Duration::from_secs(48 * 3600)
@@ -764,6 +798,16 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
     if c.server.header_timeout.is_zero() {
         bail!("{} must be longer than 0s", at("server", "header_timeout"));
     }
+    if c.server.request_timeout.is_zero() {
+        bail!("{} must be longer than 0s", at("server", "request_timeout"));
+    }
+    if !(1..=MAX_CONNECTIONS_PER_CLIENT).contains(&c.server.connections_per_client) {
+        bail!(
+            "{} must be between 1 and {MAX_CONNECTIONS_PER_CLIENT} (one client must not hold \
+             the connections every reader needs)",
+            at("server", "connections_per_client")
+        );
+    }
     for f in &c.content.feeds {
         if f.url.scheme() != "https" && f.url.scheme() != "http" {
             bail!(
@@ -821,12 +865,32 @@ fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()> {
                 key(&["bounces", "soft_limit"])
             );
         }
+        if !BOUNCE_MAX_SIZE_RANGE.contains(&b.max_size) {
+            bail!(
+                "{}: `bounces.max_size` is {} bytes; it must be between {} and {} (1 MiB, the \
+                 default, holds any real bounce)",
+                key(&["bounces", "max_size"]),
+                b.max_size,
+                BOUNCE_MAX_SIZE_RANGE.start(),
+                BOUNCE_MAX_SIZE_RANGE.end()
+            );
+        }
         let mut names = vec![(
             "bounces",
             "webhook_token_env",
             b.webhook_token_env.as_deref(),
         )];
         if let Some(imap) = &b.imap {
+            if imap.tls == Tls::None && !crate::tls::is_loopback_host(&imap.host) {
+                bail!(
+                    "{}: `bounces.imap.tls = \"none\"` sends the mailbox password and every \
+                     report in clear text to {}, which is not this machine: use `tls = \"tls\"` \
+                     (port 993) or `\"starttls\"` (143); plain text is for a server on \
+                     localhost only",
+                    key(&["bounces", "imap", "tls"]),
+                    imap.host
+                );
+            }
             names.push(("bounces.imap", "password_env", Some(&imap.password_env)));
             if imap.host.is_empty() || imap.port == 0 {
                 bail!(
@@ -1007,7 +1071,7 @@ pub fn delivery_warnings(c: &Config, text: &str) -> Vec<String> {
     match &c.dkim {
         None => w.push(format!(
             "{}: no `[dkim]` table: unsigned bulk mail is refused or sent to spam by Gmail and \
-             Yahoo; add `[dkim] domain, selector, private_key_file` (see the README's DKIM part)",
+             Yahoo; add `[dkim] domain, selector, private_key_file` (see the DKIM part of docs/operating.md)",
             c.source.display()
         )),
         Some(d) => {
@@ -1153,9 +1217,11 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 /// Parses a duration like `"30s"`, `"5m"`, `"12h"`, `"1h 30m"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
     humantime::parse_duration(s.trim()).map_err(|e| {
-        format!("invalid duration `{s}` ({e}): write it like \"30s\", \"5m\" or \"12h\"")
+        Invalid(format!(
+            "invalid duration `{s}` ({e}): write it like \"30s\", \"5m\" or \"12h\""
+        ))
     })
 }
 
@@ -1168,11 +1234,11 @@ fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, 
     de_duration(d).map(Some)
 }
 
-fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
+fn parse_mailbox(s: &str) -> Result<Mailbox, Invalid> {
     s.parse::<Mailbox>().map_err(|e| {
-        format!(
+        Invalid(format!(
             "invalid mailbox `{s}` ({e}): write `Name <user@example.org>` or `user@example.org`"
-        )
+        ))
     })
 }
 
@@ -1207,11 +1273,13 @@ fn de_date_format<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(s)
 }
 
-/// Parses a cron expression with a seconds field first; five fields get a hint.
-pub fn parse_cron(s: &str) -> Result<cron::Schedule, String> {
-    s.parse::<cron::Schedule>().map_err(|e| {
+/// Parses a cron expression with a seconds field first; five fields get a hint. An expression
+/// that can never fire (February 31, April 31, a year that is not in its range) is refused:
+/// it would pass for a schedule and send nothing, ever.
+pub fn parse_cron(s: &str) -> Result<cron::Schedule, Invalid> {
+    let schedule = s.parse::<cron::Schedule>().map_err(|e| {
         let fields = s.split_whitespace().count();
-        if fields == 5 {
+        Invalid(if fields == 5 {
             format!(
                 "invalid cron expression `{s}`: it has 5 fields, but brief's cron starts with a seconds field: try \"0 {s}\""
             )
@@ -1219,8 +1287,20 @@ pub fn parse_cron(s: &str) -> Result<cron::Schedule, String> {
             format!(
                 "invalid cron expression `{s}` ({e}): write 6 fields, seconds first, like \"0 0 9 23 * *\""
             )
-        }
-    })
+        })
+    })?;
+    // cron walks a bounded range of years (to 2100), so a search from 1970 ends: no date in it
+    // matches an impossible day such as the 31st of February. A fixed start keeps `parse` pure;
+    // a schedule whose last fire is past (a year field) is the daemon's to report, not this.
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    if schedule.after(&epoch).next().is_none() {
+        return Err(Invalid(format!(
+            "`[schedule] cron` = \"{s}\" can never fire: no date matches it (a day the month \
+             never has, such as February 31, or a year out of range); pick a day every chosen \
+             month has, e.g. \"0 0 9 28 2 *\""
+        )));
+    }
+    Ok(schedule)
 }
 
 fn de_opt_cron<'de, D: Deserializer<'de>>(d: D) -> Result<Option<cron::Schedule>, D::Error> {
@@ -1279,6 +1359,8 @@ mod tests {
         assert_eq!(c.newsletter.list_id(), "brief.example.org");
         assert_eq!(c.server.public_url.as_str(), "http://localhost:8080/");
         assert_eq!(c.server.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.connections_per_client, 32);
         assert_eq!(c.content.link_timeout, Duration::from_secs(10));
     }
 
@@ -1303,6 +1385,25 @@ mod tests {
         let text = format!("{MIN}\n[schedule]\ncron = \"0 9 23 * *\"\n");
         let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
         assert!(e.contains("try \"0 0 9 23 * *\""), "{e}");
+    }
+
+    #[test]
+    fn a_cron_that_can_never_fire_is_refused_naming_the_key() {
+        for cron in ["0 0 9 31 2 *", "0 0 9 30 2 *", "0 0 9 31 4,6,9,11 *"] {
+            let text = format!("{MIN}\n[schedule]\ncron = \"{cron}\"\n");
+            let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+            assert!(
+                e.contains("b.toml:11")
+                    && e.contains("`[schedule] cron`")
+                    && e.contains("never fire"),
+                "{cron}: {e}"
+            );
+        }
+        // Rare but possible: February 29, and the 31st of only the months that have one.
+        for cron in ["0 0 9 29 2 *", "0 0 9 31 1-12 *"] {
+            let text = format!("{MIN}\n[schedule]\ncron = \"{cron}\"\n");
+            parse(&text, Path::new("b.toml")).unwrap_or_else(|e| panic!("{cron}: {e:#}"));
+        }
     }
 
     #[test]
@@ -1384,6 +1485,31 @@ mod tests {
             e,
             "b.toml:11: `server.header_timeout` must be longer than 0s"
         );
+    }
+
+    #[test]
+    fn request_timeout_and_connections_per_client_are_checked() {
+        let text = format!("{MIN}\n[server]\nrequest_timeout = \"0s\"\n");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml:11: `server.request_timeout` must be longer than 0s"
+        );
+        for n in [0, MAX_CONNECTIONS_PER_CLIENT + 1] {
+            let text = format!("{MIN}\n[server]\nconnections_per_client = {n}\n");
+            let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+            assert!(
+                e.starts_with(
+                    "b.toml:11: `server.connections_per_client` must be between 1 and 256"
+                ),
+                "{e}"
+            );
+        }
+        let text =
+            format!("{MIN}\n[server]\nrequest_timeout = \"5s\"\nconnections_per_client = 4\n");
+        let c = parse(&text, Path::new("b.toml")).unwrap();
+        assert_eq!(c.server.request_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.connections_per_client, 4);
     }
 
     #[test]
@@ -1473,6 +1599,69 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn imap_without_tls_is_for_this_machine_only() {
+        let imap = |host: &str, tls: &str| {
+            format!(
+                "{MIN}\n[bounces]\naddress = \"bounces@example.org\"\n[bounces.imap]\n\
+                 host = \"{host}\"\nport = 143\n{tls}username = \"b\"\npassword_env = \"X\"\n"
+            )
+        };
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "LocalHost",
+            "::1",
+            "[::1]",
+            "127.0.0.9",
+        ] {
+            let c = parse(&imap(host, "tls = \"none\"\n"), Path::new("b.toml"));
+            assert!(c.is_ok(), "{host}: {:?}", c.err());
+        }
+        for host in [
+            "imap.example.org",
+            "192.0.2.1",
+            "10.0.0.1",
+            "localhost.example.org",
+        ] {
+            let e = parse(&imap(host, "tls = \"none\"\n"), Path::new("b.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(
+                    "b.toml:15: `bounces.imap.tls = \"none\"` sends the mailbox password"
+                ),
+                "{host}: {e}"
+            );
+            assert!(e.contains(host), "{e}");
+            for tls in ["tls = \"starttls\"\n", "tls = \"tls\"\n", ""] {
+                assert!(
+                    parse(&imap(host, tls), Path::new("b.toml")).is_ok(),
+                    "{host} {tls}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_bounce_size_limit_defaults_to_1_mib_within_bounds() {
+        let with = |extra: &str| {
+            parse(
+                &format!("{MIN}\n[bounces]\naddress = \"bounces@example.org\"\n{extra}"),
+                Path::new("b.toml"),
+            )
+        };
+        assert_eq!(with("").unwrap().bounces.unwrap().max_size, 1024 * 1024);
+        assert_eq!(
+            with("max_size = 2048\n").unwrap().bounces.unwrap().max_size,
+            2048
+        );
+        for bad in ["max_size = 0", "max_size = 1023", "max_size = 16777217"] {
+            let e = with(&format!("{bad}\n")).unwrap_err().to_string();
+            assert!(e.starts_with("b.toml:12: `bounces.max_size` is "), "{e}");
         }
     }
 

@@ -52,6 +52,10 @@ const SLEEP_SLICE: Duration = Duration::from_secs(60);
 /// (at most `[delivery] retry_max`).
 const RELAY_RETRY: Duration = Duration::from_secs(15 * 60);
 
+/// How often the daemon looks for unfinished campaigns whose sender stopped heartbeating
+/// (`deliver::LEASE_STALE`), to take them over.
+const TAKEOVER_CHECK: Duration = Duration::from_secs(5);
+
 /// What one schedule fire did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fire {
@@ -102,6 +106,9 @@ pub struct Daemon {
     plan: Option<Plan>,
     /// The last problem logged per issue: a frequent cron logs a problem once, not every fire.
     reported: Mutex<HashMap<IssueId, String>>,
+    /// The campaigns this daemon is running (their leases are its own): never taken over, nor
+    /// launched twice.
+    running: Mutex<std::collections::HashSet<crate::ledger::CampaignId>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -131,6 +138,7 @@ impl Daemon {
             tracker: TaskTracker::new(),
             plan,
             reported: Mutex::new(HashMap::new()),
+            running: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -152,9 +160,15 @@ impl Daemon {
             }
         };
         let mailer = Arc::new(mailer);
-        let (queue, task) = crate::signup::Mailer::start(mailer.clone(), ledger, self.stop.clone());
+        let (queue, task) =
+            crate::signup::Mailer::start(mailer.clone(), ledger.clone(), self.stop.clone());
         self.tracker.spawn(task);
-        crate::http::Join::new(queue, mailer, self.app.config.server.signups_per_hour)
+        crate::http::Join::new(
+            queue,
+            mailer,
+            ledger,
+            self.app.config.server.signups_per_hour,
+        )
     }
 
     /// The HTTP side's state: the daemon's app, keys, ledger connection and metrics.
@@ -173,6 +187,7 @@ impl Daemon {
             join: Some(self.join()),
             admin: crate::http::Admin::default(),
             launch: Some(launch),
+            bearers: Default::default(),
         })
     }
 
@@ -253,6 +268,9 @@ impl Daemon {
             let d = self.clone();
             self.tracker.spawn(d.summaries());
         }
+        self.tracker.spawn(self.notice_worker());
+        let d = self.clone();
+        self.tracker.spawn(d.take_over_stale());
         let d = self.clone();
         self.tracker.spawn(async move {
             d.resume_unfinished().await;
@@ -322,33 +340,68 @@ impl Daemon {
     }
 
     /// One visit to the bounce mailbox: every new message (at most [`IMAP_BATCH`] x
-    /// [`IMAP_BATCHES`] a visit) goes to the bounce parser; a recognised one is moved to the
-    /// processed folder, anything else is left in place, flagged so it is not read again.
-    /// Returns (recognised, left).
+    /// [`IMAP_BATCHES`] a visit) goes to the bounce parser, one at a time; a recognised one is
+    /// moved to the processed folder, anything else is left in place, flagged so it is not
+    /// read again. A message over `[bounces] max_size` is never read: it is left unread and
+    /// flagged `brief-too-large`. Returns (recognised, left).
     async fn read_bounces_once(
         &self,
         cfg: &crate::imap::MailboxConfig,
     ) -> anyhow::Result<(usize, usize)> {
+        use crate::imap::{Body, Verdict};
+        let max_size = self
+            .app
+            .config
+            .bounces
+            .as_ref()
+            .map_or_else(crate::config::default_bounce_max_size, |b| b.max_size);
         let mut mailbox = crate::imap::Mailbox::open(cfg).await?;
         let (mut recognised, mut left) = (0, 0);
         for _ in 0..IMAP_BATCHES {
-            let batch = mailbox.fetch_new(IMAP_BATCH).await?;
-            let last = batch.len() < IMAP_BATCH;
-            for m in batch {
-                let (app, key, metrics) =
-                    (self.app.clone(), self.key.clone(), self.metrics.clone());
-                let taken = self
-                    .ledger
-                    .with(move |l| app.take_bounce(l, &key, &metrics, &m.raw))
-                    .await?;
-                let verdict = if taken.recognised() {
+            let waiting = mailbox.list_new(IMAP_BATCH).await?;
+            let last = waiting.len() < IMAP_BATCH;
+            for w in waiting {
+                let body = if w.size > max_size {
+                    Body::TooLarge
+                } else {
+                    mailbox.fetch(w.uid, max_size).await?
+                };
+                let verdict = match body {
+                    Body::Gone => continue,
+                    Body::TooLarge => {
+                        tracing::info!(
+                            uid = w.uid,
+                            size = w.size,
+                            "bounce mailbox: message UID {} in {} is {} bytes, over \
+                             `bounces.max_size` ({max_size}): left unread, flagged {}",
+                            w.uid,
+                            cfg.folder,
+                            w.size,
+                            crate::imap::TOO_LARGE_KEYWORD
+                        );
+                        self.metrics.bounce(crate::metrics::BounceKind::too_large);
+                        Verdict::TooLarge
+                    }
+                    Body::Read(raw) => {
+                        let (app, key, metrics) =
+                            (self.app.clone(), self.key.clone(), self.metrics.clone());
+                        let taken = self
+                            .ledger
+                            .with(move |l| app.take_bounce(l, &key, &metrics, &raw))
+                            .await?;
+                        if taken.recognised() {
+                            Verdict::Processed
+                        } else {
+                            Verdict::Ignored
+                        }
+                    }
+                };
+                if verdict == Verdict::Processed {
                     recognised += 1;
-                    crate::imap::Verdict::Processed
                 } else {
                     left += 1;
-                    crate::imap::Verdict::Ignored
-                };
-                mailbox.settle(m.uid, verdict).await?;
+                }
+                mailbox.settle(w.uid, verdict).await?;
             }
             if last || self.stop.is_cancelled() {
                 break;
@@ -359,7 +412,9 @@ impl Daemon {
     }
 
     /// Starts a run for every campaign that is not finished; returns how many were started.
-    /// A campaign whose issue cannot be loaded any more is logged and left as it is.
+    /// A campaign whose issue cannot be loaded any more is logged and left as it is, and so is
+    /// one that another process is sending (its send lock is taken): this daemon takes it over
+    /// if that process stops heartbeating ([`Daemon::take_over_stale`]).
     pub async fn resume_unfinished(self: &Arc<Self>) -> usize {
         let campaigns = match self.ledger.with(|l| l.campaigns()).await {
             Ok(c) => c,
@@ -368,12 +423,88 @@ impl Daemon {
                 return 0;
             }
         };
+        self.resume(campaigns.into_iter().filter(|c| !c.finished).collect())
+            .await
+    }
+
+    /// Every [`TAKEOVER_CHECK`] until the stop: takes over the unfinished campaigns whose lease
+    /// went stale (their sender, a daemon or `brief send` on the same ledger, died or was cut
+    /// off) and that no process holds the send lock of. Each stale lease is tried once: a
+    /// campaign that cannot be resumed is not retried until someone heartbeats it again.
+    async fn take_over_stale(self: Arc<Self>) {
+        let mut tried: HashMap<crate::ledger::CampaignId, Option<i64>> = HashMap::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(TAKEOVER_CHECK) => {}
+                _ = self.stop.cancelled() => return,
+            }
+            let stale_before = self.app.clock.now_ms()
+                - i64::try_from(crate::deliver::LEASE_STALE.as_millis()).unwrap_or(i64::MAX);
+            let stale = match self
+                .ledger
+                .with(move |l| l.stale_campaigns(stale_before))
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");
+                    continue;
+                }
+            };
+            let mut orphans = Vec::new();
+            for (c, beat) in stale {
+                let ours = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .contains(&c.id);
+                if ours || tried.insert(c.id, beat) == Some(beat) {
+                    continue;
+                }
+                tracing::warn!(
+                    issue = %c.issue,
+                    last_heartbeat = %crate::app::fmt_ms(beat),
+                    "taking over an unfinished campaign whose sender stopped heartbeating"
+                );
+                orphans.push(c);
+            }
+            if !orphans.is_empty() {
+                self.resume(orphans).await;
+            }
+        }
+    }
+
+    /// Starts a run for each of `campaigns` that this daemon is not running already and whose
+    /// send lock is free; returns how many were started.
+    async fn resume(self: &Arc<Self>, campaigns: Vec<Campaign>) -> usize {
         let mut resumed = 0;
-        for c in campaigns.into_iter().filter(|c| !c.finished) {
+        for c in campaigns {
             if self.stop.is_cancelled() {
                 break;
             }
             let id = c.issue;
+            if self
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(&c.id)
+            {
+                continue;
+            }
+            // Another live process sending it holds its lock: leave it (the lease tells when
+            // that process stops). A probe only: the run takes the lock for itself.
+            let probe = c.clone();
+            if let Err(e) = self
+                .ledger
+                .with(move |l| l.lock_campaign(&probe).map(drop))
+                .await
+            {
+                tracing::info!(
+                    issue = %id,
+                    "not resumed now: {e:#}; this daemon takes it over if that process stops"
+                );
+                continue;
+            }
             let Some(template) = self.template_to_resume(&c).await else {
                 continue;
             };
@@ -686,9 +817,27 @@ impl Daemon {
 
     /// Runs a campaign in a tracked task until it is finished or the daemon stops.
     fn launch(self: &Arc<Self>, campaign: Campaign, template: MessageTemplate, ledger: Ledger) {
+        let cid = campaign.id;
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cid)
+        {
+            tracing::debug!(issue = %campaign.issue, "the campaign is running already");
+            return;
+        }
         let d = self.clone();
-        self.tracker
-            .spawn(async move { d.run_campaign(campaign, template, ledger).await });
+        self.tracker.spawn(async move {
+            // The lease covers the whole run, the canary wait and the relay's retries included.
+            let lease = crate::deliver::Lease::hold(&d.ledger, cid, d.app.clock.clone());
+            d.clone().run_campaign(campaign, template, ledger).await;
+            drop(lease);
+            d.running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&cid);
+        });
     }
 
     async fn run_campaign(
@@ -809,23 +958,22 @@ impl Daemon {
             .with(move |l| l.campaign(issue))
             .await?
             .unwrap_or_else(|| campaign.clone());
-        let sent = crate::canary::send_copies(
-            &self.app,
+        // Each copy's try is logged by `notices` (by tag); the worker tries again what the
+        // relay did not take, and the wait below sees the gate open or the campaign held.
+        let sent = crate::canary::send_copies(&self.sender(ledger), &current).await?;
+        if let Some(sent) = sent {
+            let accepted = sent.iter().filter(|t| t.reply.accepted).count();
+            tracing::info!(issue = %issue, accepted, copies = sent.len(), "canary copies mailed to staff");
+        }
+        let waited = crate::canary::wait(
             ledger,
-            &current,
-            &self.key,
-            self.dkim.as_deref(),
+            campaign.id,
+            &*self.app.clock,
+            &self.stop,
+            true,
+            None,
         )
         .await?;
-        for c in sent.iter().flatten() {
-            if c.accepted {
-                tracing::info!(issue = %issue, to = %c.address, reply = %c.text, "canary copy sent to staff");
-            } else {
-                tracing::warn!(issue = %issue, to = %c.address, reply = %c.text, "canary copy to staff failed");
-            }
-        }
-        let waited =
-            crate::canary::wait(ledger, campaign.id, &*self.app.clock, &self.stop, true).await?;
         Ok(waited == crate::canary::Waited::Open)
     }
 
@@ -900,13 +1048,15 @@ impl Daemon {
             .join(&format!("admin/issues/{issue}"))
             .expect("an issue id is a valid path");
         let mailed = crate::staff::mail_staff(
-            &self.app,
-            &self.key,
-            self.dkim.as_deref(),
-            subject,
-            &paragraphs,
-            "Open the issue",
-            &link,
+            &self.sender(&self.ledger),
+            crate::ledger::NoticeKind::Preflight,
+            None,
+            crate::notices::Report {
+                subject: &subject,
+                paragraphs: &paragraphs,
+                button: "Open the issue",
+                link: &link,
+            },
         )
         .await;
         if let Err(e) = mailed {
@@ -918,9 +1068,7 @@ impl Daemon {
     /// Mails the summaries that are due (a finished campaign's, a day-old one's follow-up);
     /// returns how many. Failures are logged: a summary never stops the daemon.
     pub async fn mail_summaries(&self) -> usize {
-        match crate::summary::mail_due(&self.app, &self.ledger, &self.key, self.dkim.as_deref())
-            .await
-        {
+        match crate::summary::mail_due(&self.sender(&self.ledger)).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error.message = %e, "cannot mail the summary to staff: {e:#}");
@@ -937,6 +1085,50 @@ impl Daemon {
             tokio::select! {
                 () = self.stop.cancelled() => return,
                 () = tokio::time::sleep(SUMMARY_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// What sends notices for the daemon, over `ledger`.
+    fn sender<'a>(&'a self, ledger: &'a SharedLedger) -> crate::notices::Sender<'a> {
+        crate::notices::Sender {
+            app: &self.app,
+            ledger,
+            key: &self.key,
+            dkim: self.dkim.as_deref(),
+            metrics: Some(&self.metrics),
+        }
+    }
+
+    /// The notice worker (`notices::run`) on a ledger connection of its own: it tries again
+    /// what the relay did not take, and sends what HTTP handlers queue (sign-in links). A stop
+    /// waits for the notice being tried (at most `notices::STOP_GRACE`).
+    fn notice_worker(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ledger = match self.app.open_ledger() {
+            Ok(l) => SharedLedger::new(l),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "notices share the daemon's ledger connection: {e:#}");
+                self.ledger.clone()
+            }
+        };
+        crate::notices::run(
+            self.app.clone(),
+            ledger,
+            self.key.clone(),
+            self.dkim.clone(),
+            self.metrics.clone(),
+            self.stop.clone(),
+        )
+    }
+
+    /// Tries every queued notice that is due now (what the worker does when it wakes);
+    /// returns how many were tried.
+    pub async fn drain_notices(&self) -> usize {
+        match self.sender(&self.ledger).drain(None, None).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot send the queued notices: {e:#}");
+                0
             }
         }
     }
@@ -1009,7 +1201,7 @@ pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
     let http = tokio::spawn(crate::http::serve(
         listener,
         crate::http::router(daemon.site()),
-        daemon.app.config.server.header_timeout,
+        crate::http::door::Limits::of(&daemon.app.config.server),
         stop.clone(),
     ));
     daemon.start();

@@ -343,7 +343,7 @@ impl Streak {
 }
 
 /// Decides the state of a delivery from one attempt's result (the delivery state machine the
-/// README's "Delivery" section describes); `due.attempts` counts earlier attempts.
+/// "Delivery" section of docs/sending.md describes); `due.attempts` counts earlier attempts.
 ///
 /// - 2xx: sent.
 /// - [`SendFailure::Temporary`] (4xx, or the connection lost or timed out before the end of
@@ -612,7 +612,11 @@ impl Run {
             .ledger
             .with(move |l| l.lock_campaign(&campaign))
             .await?;
-        let reset = self.ledger.with(move |l| l.reset_in_flight(cid)).await?;
+        let _lease = Lease::hold(&self.ledger, cid, self.clock.clone());
+        let reset = self
+            .ledger
+            .with(move |l| l.reset_in_flight_as_possible_duplicates(cid))
+            .await?;
         if reset > 0 {
             tracing::warn!(
                 count = reset,
@@ -693,7 +697,7 @@ impl Run {
         if trip.is_some() {
             let back = self
                 .ledger
-                .with(move |l| l.undo_attempts(cid, &touched))
+                .with(move |l| l.undo_streak_attempts(cid, &touched))
                 .await?;
             tracing::info!(
                 count = back,
@@ -701,7 +705,9 @@ impl Run {
             );
         }
         // Claimed but never attempted: back to pending for the next run.
-        self.ledger.with(move |l| l.unclaim(cid)).await?;
+        self.ledger
+            .with(move |l| l.unclaim_all_sending(cid))
+            .await?;
         let now = self.clock.now_ms();
         let finished = trip.is_none()
             && self
@@ -726,15 +732,16 @@ impl Run {
             stopped,
         };
         let left = counts.pending + counts.sending + counts.deferred;
+        let key = self.template.key();
         if let Some(Stopped::Relay(e)) = &summary.stopped {
             tracing::error!(
-                error.message = %e, left,
+                error.message = %key.redact(e), left,
                 "campaign stopped: the relay failed before any reader was named"
             );
         } else if let Some(Stopped::Breaker(trip)) = &summary.stopped {
             tracing::error!(
-                error.message = %trip.last, readers = trip.readers, left,
-                "campaign stopped by the circuit breaker: {trip}"
+                error.message = %key.redact(&trip.last), readers = trip.readers, left,
+                "campaign stopped by the circuit breaker: {}", key.redact(&trip.to_string())
             );
         } else {
             tracing::info!(
@@ -1024,7 +1031,7 @@ impl Worker {
                     old.conn.close().await;
                 }
                 if reused {
-                    tracing::debug!(error.message = %f, "the relay ended the session: reconnecting");
+                    tracing::debug!(error.message = %self.template.key().redact(&f.to_string()), "the relay ended the session: reconnecting");
                     return self.release(job);
                 }
                 self.relay_fault(job, f, refused).await
@@ -1040,7 +1047,7 @@ impl Worker {
                 if reused && closed {
                     // The server ended a session that had carried mail (idle, or its own limit of
                     // messages per session): a new connection, at once, is the cure.
-                    tracing::debug!(error.message = %f, "the server closed the session: reconnecting");
+                    tracing::debug!(error.message = %self.template.key().redact(&f.to_string()), "the server closed the session: reconnecting");
                     return self.release(job);
                 }
                 self.relay_fault(job, f, refused).await
@@ -1074,7 +1081,7 @@ impl Worker {
         let permanent = matches!(failure, SendFailure::Permanent { .. });
         if permanent || *refused >= self.settings.max_attempts {
             tracing::error!(
-                error.message = %failure, failures = *refused,
+                error.message = %self.template.key().redact(failure.text()), failures = *refused,
                 "{what}: this worker stops"
             );
             self.crew.leave(failure.to_string());
@@ -1082,7 +1089,7 @@ impl Worker {
         }
         let wait = self.settings.backoff(*refused);
         tracing::warn!(
-            error.message = %failure, failures = *refused, retry_in = ?wait,
+            error.message = %self.template.key().redact(failure.text()), failures = *refused, retry_in = ?wait,
             "{what}: the delivery is put back, no attempt counted"
         );
         tokio::select! {
@@ -1118,7 +1125,11 @@ impl Worker {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(recipient = %due.address))]
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(recipient = %self.template.key().tag(due.address.as_str()))
+    )]
     async fn send(
         &self,
         conn: &mut Connection,
@@ -1143,13 +1154,13 @@ impl Worker {
     /// Classifies an attempt, logs and counts it, and hands it to the recorder.
     fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
         let attempt = classify(&job.due, result, &self.settings, self.clock.now_ms());
-        log_outcome(&attempt, job.due.attempts + 1, result);
+        log_outcome(self.template.key(), &attempt, job.due.attempts + 1, result);
         // Observed before the outcome is handed over, so a trip is known before its permit is
         // released (the dispatcher relies on it).
         let trip = self.fuse.lock().observe(job.due.attempts, &attempt, result);
         if let Some(trip) = trip {
+            let trip = self.template.key().redact(&trip.to_string()).into_owned();
             tracing::error!(
-                readers = trip.readers,
                 "circuit breaker: {trip}; the run stops and these deliveries go back to pending"
             );
             self.metrics.circuit_break();
@@ -1196,22 +1207,81 @@ fn error_kind(failure: &SendFailure) -> SendErrorKind {
     }
 }
 
-fn log_outcome(a: &Attempt, attempt: u32, result: &Result<Reply, SendFailure>) {
+/// Logs an attempt: the reader by keyed tag, and the reply with any address in it (relays
+/// quote `RCPT TO:<...>`) replaced by its tag, so no log line holds a reader's address.
+fn log_outcome(key: &TokenKey, a: &Attempt, attempt: u32, result: &Result<Reply, SendFailure>) {
+    let recipient = key.tag(a.address.as_str());
+    let reply = key.redact(&a.text);
     match (a.state, result) {
         (State::Sent, Ok(_)) => {
-            tracing::debug!(recipient = %a.address, attempt, code = a.code, reply = %a.text, "sent")
+            tracing::debug!(%recipient, attempt, code = a.code, %reply, "sent")
         }
         (_, Err(SendFailure::Ambiguous { .. })) => tracing::warn!(
-            recipient = %a.address, attempt, state = a.state.as_str(), reply = %a.text,
+            %recipient, attempt, state = a.state.as_str(), %reply,
             "possible duplicate: the reply to the final dot was lost"
         ),
         (State::Deferred, _) => tracing::info!(
-            recipient = %a.address, attempt, code = a.code, reply = %a.text, "deferred"
+            %recipient, attempt, code = a.code, %reply, "deferred"
         ),
         _ => tracing::warn!(
-            recipient = %a.address, attempt, code = a.code, reply = %a.text,
+            %recipient, attempt, code = a.code, %reply,
             suppressed = a.suppress, "failed"
         ),
+    }
+}
+
+/// How often a process running a campaign renews its lease in the ledger.
+pub const LEASE_HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// A lease not renewed for this long (over three heartbeats) is stale: its process is taken
+/// for dead, and a live daemon on the same ledger takes the campaign over.
+pub const LEASE_STALE: Duration = Duration::from_secs(10);
+
+/// This process's name in the ledger's leases: its pid and a random number, since pids are
+/// reused.
+pub fn lease_owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        let nonce: u32 = rand::random();
+        format!("pid {} ({nonce:08x})", std::process::id())
+    })
+}
+
+/// A campaign's lease, renewed every [`LEASE_HEARTBEAT`] by a task of its own until dropped:
+/// while it is fresh, other daemons leave the campaign alone. It only says who is alive; the
+/// send lock (`Ledger::lock_campaign`) is still what keeps two processes from sending.
+pub struct Lease {
+    stop: CancellationToken,
+}
+
+impl Lease {
+    /// Starts renewing the lease of `campaign` for this process (needs a tokio runtime).
+    pub fn hold(ledger: &SharedLedger, campaign: CampaignId, clock: Arc<dyn Clock>) -> Lease {
+        let stop = CancellationToken::new();
+        let (ledger, done) = (ledger.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let now = clock.now_ms();
+                let renewed = ledger
+                    .with(move |l| l.renew_lease(campaign, lease_owner(), now))
+                    .await;
+                if let Err(e) = renewed {
+                    // Only a takeover's timing depends on it: the run goes on.
+                    tracing::warn!(error.message = %e, "cannot renew the campaign's lease: {e:#}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE_HEARTBEAT) => {}
+                    _ = done.cancelled() => return,
+                }
+            }
+        });
+        Lease { stop }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -1257,7 +1327,7 @@ async fn record(
                 }
                 l.record(campaign, &attempts)?;
                 if !released.is_empty() {
-                    l.release(campaign, &released)?;
+                    l.release_untried(campaign, &released)?;
                 }
                 drop(permits); // the outcomes are durable: these deliveries are no longer in flight
                 Ok(())

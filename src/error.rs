@@ -108,6 +108,12 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+/// A value that does not parse (a duration, a mailbox, a cron line, a date): the message says
+/// what is wrong and how to write it. Callers branch only on its presence; they show the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// An error that means the command was called wrongly or the config is wrong (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]

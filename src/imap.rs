@@ -1,11 +1,14 @@
 //! The bounce mailbox over IMAP: fetches the messages brief has not settled yet, and files each
 //! one away once brief has read it.
 //!
-//! A poll is [`Mailbox::open`], [`Mailbox::fetch_new`], one [`Mailbox::settle`] per message, then
-//! [`Mailbox::close`]. Nothing here deletes a message: a processed one is moved to
-//! `processed_folder`, an ignored one stays where it is with the keyword [`IGNORED_KEYWORD`],
-//! which keeps it out of every later fetch. Messages are read with `BODY.PEEK[]`, so a person who
-//! opens the same mailbox still sees them as unread.
+//! A poll is [`Mailbox::open`], [`Mailbox::list_new`] (UIDs and sizes, no bodies), then per
+//! message [`Mailbox::fetch`] and [`Mailbox::settle`], then [`Mailbox::close`]. Only one body is
+//! held at a time, and never more than the caller's size limit: the server is asked for at most
+//! that many bytes, and a message announced larger is not read at all ([`Verdict::TooLarge`]).
+//! Nothing here deletes a message: a processed one is moved to `processed_folder`, an ignored or
+//! too large one stays where it is with the keyword [`IGNORED_KEYWORD`], which keeps it out of
+//! every later fetch. Messages are read with `BODY.PEEK[]`, so a person who opens the same
+//! mailbox still sees them as unread.
 //!
 //! async-imap carries the connection and parses the server's responses, but every command after
 //! LOGIN is sent and answered here: its search, fetch, store and expunge helpers stop at the
@@ -22,7 +25,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,7 +34,6 @@ use async_imap::imap_proto::{
     AttributeValue, Capability, MailboxDatum, Outcome, Response, ResponseCode, Status,
 };
 use async_imap::{Client, Session};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -46,6 +47,10 @@ pub const DEFAULT_PROCESSED_FOLDER: &str = "brief-processed";
 /// The IMAP keyword that marks a message brief has settled but not moved: such a message is never
 /// fetched again.
 pub const IGNORED_KEYWORD: &str = "brief-ignored";
+
+/// The IMAP keyword that marks a message brief left unread because it is over the size limit
+/// (along with [`IGNORED_KEYWORD`], which keeps it out of every later fetch).
+pub const TOO_LARGE_KEYWORD: &str = "brief-too-large";
 
 /// How to reach the bounce mailbox (brief's `[bounces.imap]` config; brief will convert its config
 /// to this).
@@ -99,7 +104,7 @@ pub enum ImapTls {
     /// never a reason to go on in plain text.
     Starttls,
     /// No encryption at all, password included: for a server on this machine (tests, a local
-    /// Dovecot) only.
+    /// Dovecot) only; [`Mailbox::open`] refuses it for any other host.
     None,
 }
 
@@ -110,23 +115,40 @@ pub enum Verdict {
     Processed,
     /// brief has no use for the message: it stays, marked with [`IGNORED_KEYWORD`].
     Ignored,
+    /// The message is over the size limit and was never read: it stays, unread, marked with
+    /// [`IGNORED_KEYWORD`] and [`TOO_LARGE_KEYWORD`], for a person to look at.
+    TooLarge,
 }
 
-/// One message fetched.
-pub struct Fetched {
-    /// The message's UID in the bounce folder, what [`Mailbox::settle`] takes.
+/// A message waiting in the bounce folder, as [`Mailbox::list_new`] finds it: before its body
+/// is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The message's UID in the bounce folder, what [`Mailbox::fetch`] and
+    /// [`Mailbox::settle`] take.
     pub uid: u32,
-    /// The whole message as the server stores it (`BODY[]`), headers and body, CRLF line ends.
-    pub raw: Vec<u8>,
+    /// Its size as the server announces it (`RFC822.SIZE`), in bytes.
+    pub size: u64,
 }
 
-impl fmt::Debug for Fetched {
+/// What [`Mailbox::fetch`] read.
+pub enum Body {
+    /// The whole message as the server stores it (`BODY[]`), headers and body, CRLF line ends.
+    Read(Vec<u8>),
+    /// More than the limit: nothing of it is kept.
+    TooLarge,
+    /// No longer in the folder.
+    Gone,
+}
+
+impl fmt::Debug for Body {
     // A whole message, byte by byte, would drown a log line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Fetched")
-            .field("uid", &self.uid)
-            .field("bytes", &self.raw.len())
-            .finish()
+        match self {
+            Body::Read(raw) => write!(f, "Read({} bytes)", raw.len()),
+            Body::TooLarge => f.write_str("TooLarge"),
+            Body::Gone => f.write_str("Gone"),
+        }
     }
 }
 
@@ -196,22 +218,23 @@ impl Mailbox {
         }
         let tls = match cfg.tls {
             ImapTls::None => {
-                if !is_loopback(host) {
-                    // Allowed, since the operator chose it, but LOGIN sends the password as is.
-                    tracing::warn!(
-                        server = %server,
-                        "IMAP without TLS to a remote server: the password is sent unencrypted"
+                if !crate::tls::is_loopback_host(host) {
+                    // LOGIN would send the password as is, and every report could be read or
+                    // altered on the way. The config check refuses it too.
+                    bail!(
+                        "IMAP without TLS to {server}, which is not this machine: the password \
+                         would cross the network in clear text; use TLS or STARTTLS"
                     );
                 }
                 None
             }
             ImapTls::Tls | ImapTls::Starttls => Some((
-                TlsConnector::from(crate::smtp::client_config(
+                TlsConnector::from(crate::tls::client_config(
                     cfg.ca_file.as_deref(),
                     "bounces.imap.ca_file",
                     &server,
                 )?),
-                tls_name(host)?,
+                crate::tls::server_name(host, &format!("IMAP host `{host}`"))?,
             )),
         };
         let t = cfg.timeout;
@@ -226,8 +249,7 @@ impl Mailbox {
                 bounded(t, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|e| {
-                        // What rustls makes of a plain-text greeting.
-                        let hint = if e.contains("InvalidContentType") {
+                        let hint = if matches!(&e, Step::Failed(e) if plain_text_answer(e)) {
                             "; the port seems to speak plain text first: use `tls = \"starttls\"` \
                              there, or the IMAPS port (usually 993)"
                         } else {
@@ -252,7 +274,7 @@ impl Mailbox {
         .await
         .map_err(|e| {
             // An IMAPS port waits for the client's TLS hello and says nothing before it.
-            let hint = if cfg.tls != ImapTls::Tls && e.starts_with("no answer") {
+            let hint = if cfg.tls != ImapTls::Tls && matches!(e, Step::Timeout(_)) {
                 "; if the port expects TLS from the first byte (usually 993), use `tls = \"tls\"`"
             } else {
                 ""
@@ -285,10 +307,16 @@ impl Mailbox {
             client
                 .login(&cfg.username, &cfg.password)
                 .await
-                .map_err(|(e, _client)| imap_error(e))
+                .map_err(|(e, _client)| e)
         })
         .await
-        .map_err(|e| anyhow!("cannot log in to {server} as {}: {e}", cfg.username))?;
+        .map_err(|e| {
+            let why = match e {
+                Step::Failed(e) => imap_error(e),
+                Step::Timeout(_) => e.to_string(),
+            };
+            anyhow!("cannot log in to {server} as {}: {why}", cfg.username)
+        })?;
 
         let mut mailbox = Mailbox {
             session,
@@ -408,13 +436,15 @@ impl Mailbox {
         Ok(mailbox)
     }
 
-    /// Up to `max` messages not handled before: UID SEARCH for messages without the keyword
-    /// `brief-ignored` (UID SEARCH UNKEYWORD brief-ignored), fetched with BODY.PEEK[] (so \Seen is
-    /// not set), lowest UID first.
+    /// Up to `max` messages not handled before, with their sizes, lowest UID first: UID SEARCH
+    /// for messages without the keyword `brief-ignored` (UID SEARCH UNKEYWORD brief-ignored),
+    /// then one UID FETCH of (UID FLAGS RFC822.SIZE) for them. No body is read: the caller
+    /// reads each one it wants with [`Mailbox::fetch`], one at a time, and leaves one over its
+    /// limit unread ([`Verdict::TooLarge`]).
     ///
-    /// A message that disappears between the search and its fetch (another client moved it) is
-    /// left out.
-    pub async fn fetch_new(&mut self, max: usize) -> anyhow::Result<Vec<Fetched>> {
+    /// A message that disappears between the search and the fetch (another client moved it),
+    /// or that another poller flagged meanwhile, is left out.
+    pub async fn list_new(&mut self, max: usize) -> anyhow::Result<Vec<Waiting>> {
         if max == 0 {
             return Ok(Vec::new());
         }
@@ -432,48 +462,98 @@ impl Mailbox {
         uids.sort_unstable();
         uids.dedup();
         uids.truncate(max);
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut found: Vec<Waiting> = Vec::with_capacity(uids.len());
+        self.run(
+            &format!("cannot read message sizes in `{}` on", self.folder),
+            &format!("UID FETCH {set} (UID FLAGS RFC822.SIZE)"),
+            |r| {
+                let Response::Fetch(_, attrs) = r else {
+                    return;
+                };
+                let (mut uid, mut size, mut settled) = (None, None, false);
+                for a in attrs {
+                    match a {
+                        AttributeValue::Uid(u) => uid = Some(*u),
+                        AttributeValue::Rfc822Size(n) => size = Some(u64::from(*n)),
+                        AttributeValue::Flags(flags) => {
+                            settled = flags
+                                .iter()
+                                .any(|f| f.eq_ignore_ascii_case(IGNORED_KEYWORD));
+                        }
+                        _ => {}
+                    }
+                }
+                // Unsolicited FETCH responses about other messages may come along.
+                if let (Some(uid), Some(size), false) = (uid, size, settled) {
+                    if uids.binary_search(&uid).is_ok() && found.iter().all(|w| w.uid != uid) {
+                        found.push(Waiting { uid, size });
+                    }
+                }
+            },
+        )
+        .await?;
+        found.sort_unstable_by_key(|w| w.uid);
+        Ok(found)
+    }
 
-        let mut out = Vec::with_capacity(uids.len());
+    /// Reads message `uid` whole, if it holds at most `max_size` bytes: with
+    /// `BODY.PEEK[]<0.N>` (so `\Seen` is not set, and the server sends at most `max_size` + 1
+    /// bytes whatever size it announced). [`Body::TooLarge`] past the limit,
+    /// [`Body::Gone`] when the message is no longer there.
+    pub async fn fetch(&mut self, uid: u32, max_size: u64) -> anyhow::Result<Body> {
+        let mut raw = None;
         // One FETCH per message, so that a large one gets a whole timeout of its own.
-        for uid in uids {
-            let mut raw = None;
-            self.run(
-                &format!("cannot fetch message UID {uid} from `{}` on", self.folder),
-                &format!("UID FETCH {uid} (UID BODY.PEEK[])"),
-                |r| {
-                    // Unsolicited FETCH responses about other messages may come along.
-                    if let Some(attrs) = fetch_of(r, uid) {
-                        for a in attrs {
-                            if let AttributeValue::BodySection {
-                                section: None,
-                                data: Some(data),
-                                ..
-                            } = a
-                            {
-                                raw = Some(data.to_vec());
-                            }
+        self.run(
+            &format!("cannot fetch message UID {uid} from `{}` on", self.folder),
+            &format!(
+                "UID FETCH {uid} (UID BODY.PEEK[]<0.{}>)",
+                max_size.saturating_add(1)
+            ),
+            |r| {
+                // Unsolicited FETCH responses about other messages may come along.
+                if let Some(attrs) = fetch_of(r, uid) {
+                    for a in attrs {
+                        if let AttributeValue::BodySection {
+                            section: None,
+                            data: Some(data),
+                            ..
+                        } = a
+                        {
+                            raw = Some(data.to_vec());
                         }
                     }
-                },
-            )
-            .await?;
-            match raw {
-                Some(raw) => out.push(Fetched { uid, raw }),
-                None => tracing::debug!(
+                }
+            },
+        )
+        .await?;
+        Ok(match raw {
+            Some(raw) if raw.len() as u64 > max_size => Body::TooLarge,
+            Some(raw) => Body::Read(raw),
+            None => {
+                tracing::debug!(
                     server = %self.server,
                     uid,
                     "imap message gone before it was fetched"
-                ),
+                );
+                Body::Gone
             }
-        }
-        Ok(out)
+        })
     }
 
     /// Settles one message: Processed → UID MOVE to `processed_folder` (if the server lacks MOVE:
     /// UID COPY, then UID STORE +FLAGS (\Deleted) and UID EXPUNGE of that UID only if UIDPLUS; if
     /// neither, COPY and flag it `brief-ignored` so it is never fetched again — never a plain
     /// EXPUNGE that could remove other messages). Ignored → UID STORE +FLAGS (brief-ignored),
-    /// nothing else. Never deletes a message.
+    /// nothing else; TooLarge → UID STORE +FLAGS (brief-ignored brief-too-large). Never deletes
+    /// a message.
     ///
     /// Without MOVE, the copy is expunged only when the server's COPYUID reply confirms that this
     /// very UID was copied, and the original is flagged `brief-ignored` along with `\Deleted`, so
@@ -483,6 +563,10 @@ impl Mailbox {
         let target = mailbox_name(&self.processed_folder)?;
         match verdict {
             Verdict::Ignored => self.mark(uid, &format!("({IGNORED_KEYWORD})")).await,
+            Verdict::TooLarge => {
+                self.mark(uid, &format!("({IGNORED_KEYWORD} {TOO_LARGE_KEYWORD})"))
+                    .await
+            }
             Verdict::Processed if self.can_move => {
                 self.run(
                     &format!(
@@ -598,7 +682,10 @@ impl Mailbox {
         }
         let session = &mut self.session;
         let exchange = async {
-            let tag = session.run_command(command).await.map_err(imap_error)?;
+            let tag = session
+                .run_command(command)
+                .await
+                .map_err(|e| Ended::Lost(imap_error(e)))?;
             let mut farewell = None;
             loop {
                 let Some(response) = session.read_response().await? else {
@@ -675,12 +762,6 @@ impl From<std::io::Error> for Ended {
     }
 }
 
-impl From<String> for Ended {
-    fn from(text: String) -> Ended {
-        Ended::Lost(text)
-    }
-}
-
 /// A tagged NO or BAD as a person reads it: "NO [TRYCREATE] Mailbox doesn't exist".
 fn said(status: &Status, outcome: &Outcome<'_>) -> String {
     let status = match status {
@@ -697,7 +778,13 @@ fn said(status: &Status, outcome: &Outcome<'_>) -> String {
     }
 }
 
-/// async-imap reports a NO as `code: None, info: Some("...")`: keep only the server's text.
+/// An async-imap error as a person reads it.
+///
+/// async-imap 0.12 carries a NO or BAD to LOGIN only as the `Debug` text of the reply's outcome
+/// (`Error::No("code: None, info: Some(\"...\")")`), so that text is unwrapped here to keep only
+/// the server's words; anything else is shown whole. This is the one place brief reads that
+/// text, and only to show it: nothing branches on it. `login_refusals_read_as_the_server_wrote_them`
+/// pins the shape, and `tests/it/imap.rs` a real refusal.
 fn imap_error(e: async_imap::error::Error) -> String {
     use async_imap::error::Error;
     let (status, detail) = match &e {
@@ -752,16 +839,37 @@ fn fetch_of<'r, 'a>(response: &'r Response<'a>, uid: u32) -> Option<&'r [Attribu
     }
 }
 
-/// Runs one network step under the timeout, as a plain message for the caller to put in context.
-async fn bounded<T, E: fmt::Display>(
+/// Why one network step before LOGIN's answer failed: the step's own error, or no answer in time.
+#[derive(Debug, thiserror::Error)]
+enum Step<E> {
+    #[error("{0}")]
+    Failed(E),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Runs one network step under the timeout.
+async fn bounded<T, E>(
     timeout: Duration,
     step: impl Future<Output = Result<T, E>>,
-) -> Result<T, String> {
+) -> Result<T, Step<E>> {
     match tokio::time::timeout(timeout, step).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Ok(Err(e)) => Err(Step::Failed(e)),
+        Err(_) => Err(Step::Timeout(timeout)),
     }
+}
+
+/// Whether a TLS handshake failed because the server answered in plain text (a STARTTLS or
+/// plain port): rustls finds no TLS record there (`InvalidContentType`), and tokio-rustls hands
+/// its error over inside the `io::Error`.
+fn plain_text_answer(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }
 
 /// A folder name as an IMAP quoted string.
@@ -795,21 +903,6 @@ fn unquote(quoted: &str) -> String {
 /// Whether two folder names are the same folder: INBOX is case-insensitive, the rest are not.
 fn same_mailbox(a: &str, b: &str) -> bool {
     a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The name the server's certificate must match.
-fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
-    ServerName::try_from(host.to_string()).map_err(|_| {
-        anyhow!(
-            "IMAP host `{host}` is neither a DNS name nor an IP address, so its TLS certificate \
-             cannot be checked"
-        )
-    })
 }
 
 #[cfg(test)]
@@ -850,6 +943,23 @@ mod tests {
         assert!(mailbox_name("Rückläufer").is_err());
         assert!(same_mailbox("inbox", "INBOX"));
         assert!(!same_mailbox("Bounces", "bounces"));
+    }
+
+    #[test]
+    fn a_plain_text_answer_to_a_tls_hello_is_recognised_by_its_type() {
+        let plain = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        assert!(plain_text_answer(&plain));
+        let other = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::HandshakePayloadTooLarge),
+        );
+        assert!(!plain_text_answer(&other));
+        // The text alone no longer counts.
+        let text = std::io::Error::other("received corrupt message of type InvalidContentType");
+        assert!(!plain_text_answer(&text));
     }
 
     #[test]

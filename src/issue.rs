@@ -220,6 +220,22 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// The longest display name brief keeps, in characters: longer ones (a CSV cell, the sign-up
+/// form, `subscribers add --name`) are cut to this, and the `To:` header is written from at
+/// most this many, whatever the ledger holds.
+pub const NAME_MAX: usize = 200;
+
+/// A reader's display name as brief keeps it: on one line ([`one_line`]), at most
+/// [`NAME_MAX`] characters, `None` when nothing is left.
+pub fn display_name(s: &str) -> Option<String> {
+    let line = one_line(s);
+    let capped = match line.char_indices().nth(NAME_MAX) {
+        Some((at, _)) => line[..at].trim_end().to_string(),
+        None => line,
+    };
+    Some(capped).filter(|n| !n.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +263,15 @@ mod tests {
     #[test]
     fn one_line_folds_breaks_and_controls() {
         assert_eq!(one_line(" a\r\nBcc: x\u{7}y \t z "), "a Bcc: x y z");
+    }
+
+    #[test]
+    fn display_names_are_one_line_and_capped() {
+        assert_eq!(display_name(" Ana\r\n García "), Some("Ana García".into()));
+        assert_eq!(display_name(" \t "), None);
+        let long = "ñ".repeat(NAME_MAX + 50);
+        assert_eq!(display_name(&long), Some("ñ".repeat(NAME_MAX)));
+        let spaced = format!("{} b", "a".repeat(NAME_MAX - 1));
+        assert_eq!(display_name(&spaced), Some("a".repeat(NAME_MAX - 1)));
     }
 }

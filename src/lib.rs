@@ -18,19 +18,25 @@
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe, confirmation and sign-in links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
+//! - [`status`] parses RFC 3463 enhanced status codes (`5.1.1`) for SMTP replies and bounces.
 //! - [`bounce`] classifies what comes back to the bounce address: bounces, complaints, the rest.
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
-//! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code).
+//! - [`sheet`] writes the CSV files brief makes, every cell safe from spreadsheet formulas.
+//! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code),
+//!   a folder with one file per aggregate and the migrations in their own file.
+//! - [`tls`] is the TLS client side SMTP and IMAP share: trusted roots, server names, loopback.
 //! - [`smtp`] speaks SMTP to a relay: one connection per worker, outcomes classified.
 //! - [`transport`] is the seam that picks SMTP or the local outbox folder.
 //! - [`deliver`] is the send engine: workers, shared rate limit, retries, group commits.
+//! - [`notices`] is the durable queue of notices (confirmations, sign-in links, canary copies, staff
+//!   reports): tried at once, retried with backoff, each try in the ledger.
 //! - [`canary`] mails a campaign to staff before its readers, and waits out its window or a hold.
 //! - [`preflight`] checks an issue before its scheduled send (content, links, settings) for staff.
 //! - [`summary`] mails staff how a send went: when it finishes, and what came back a day later.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`signup`] lets readers join: requests, the confirmation message and its queue.
 //! - [`staff`] signs staff in with emailed one-time links and keeps their sessions.
-//! - [`shutdown`] turns SIGTERM and SIGINT into one graceful stop, and a second signal into a quit.
+//! - [`shutdown`] turns SIGTERM, SIGINT and SIGHUP into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
 //! - [`imap`] reads the bounce mailbox over IMAP: fetches what is new, files away what was read.
@@ -60,15 +66,19 @@ pub mod ledger;
 pub mod links;
 pub mod message;
 pub mod metrics;
+pub mod notices;
 pub mod preflight;
 pub mod render;
 pub mod schedule;
+pub mod sheet;
 pub mod shutdown;
 pub mod signup;
 pub mod smtp;
 pub mod staff;
+pub mod status;
 pub mod subscribers;
 pub mod summary;
 pub mod templates;
+pub mod tls;
 pub mod token;
 pub mod transport;

@@ -18,7 +18,7 @@ use url::Url;
 
 use crate::address::lowercase_chunks;
 use crate::config::Newsletter;
-use crate::issue::{one_line, IssueId};
+use crate::issue::{display_name, one_line, IssueId};
 use crate::render::Rendered;
 use crate::token::{hex, TokenKey};
 
@@ -74,6 +74,35 @@ pub struct MessageTemplate {
     /// The unsubscribe URL up to the token.
     unsubscribe_base: String,
     key: TokenKey,
+    /// Keyed Message-IDs, or the unkeyed ones of a campaign an older brief started.
+    ids: IdScheme,
+}
+
+/// How a template makes its Message-IDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdScheme {
+    /// `brief.ISSUE.kMAC@DOMAIN`, MAC keyed by the token key: what brief makes now.
+    Keyed,
+    /// `brief.ISSUE.HASH@DOMAIN`, HASH an unkeyed SHA-256 of the issue and the address: what
+    /// campaigns stored before keyed ids send, so that their retries carry the ids their
+    /// deliveries recorded. Anyone can compute these, so they never suppress anybody.
+    Legacy,
+}
+
+/// Whether `id` (a Message-ID without angle brackets, as a report returns it) is the keyed
+/// Message-ID of the campaign copy of `issue` for `address`: its MAC is checked under `key`
+/// (in constant time), never merely looked up.
+pub fn is_campaign_id(key: &TokenKey, id: &str, issue: &str, address: &str) -> bool {
+    let Some(mac) = id
+        .strip_prefix("brief.")
+        .and_then(|r| r.strip_prefix(issue))
+        .and_then(|r| r.strip_prefix(".k"))
+        .and_then(|r| r.split_once('@'))
+        .map(|(mac, _domain)| mac)
+    else {
+        return false;
+    };
+    key.message_id_mac_matches(issue, address, mac)
 }
 
 impl MessageTemplate {
@@ -169,12 +198,37 @@ impl MessageTemplate {
                 .expect("base URL")
                 .to_string(),
             key: key.clone(),
+            ids: IdScheme::Keyed,
         }
     }
 
     /// The Message-ID (without angle brackets) of this message for `address`: stable for a
-    /// campaign, so a retry carries the same one.
+    /// campaign, so a retry carries the same one. `brief.[KIND.]ISSUE.kMAC@DOMAIN`, MAC the
+    /// token key's [`TokenKey::message_id_mac`] of issue, address and kind: nobody without the
+    /// key can compute a reader's id, so a report returning it is evidence (see
+    /// [`is_campaign_id`]). A campaign stored by an older brief keeps its unkeyed ids
+    /// ([`IdScheme::Legacy`]), the ones its deliveries recorded.
     pub fn message_id(&self, address: &Address) -> String {
+        let (tag, variant): (&str, Vec<u8>) = match self.kind {
+            Kind::Campaign => ("", Vec::new()),
+            Kind::Canary => ("canary.", b"canary".to_vec()),
+            Kind::Test { nonce } => ("test.", [&b"test"[..], &nonce.to_le_bytes()].concat()),
+            Kind::Notice { nonce } => ("notice.", [&b"notice"[..], &nonce.to_le_bytes()].concat()),
+        };
+        let issue = self.issue.to_string();
+        match self.ids {
+            IdScheme::Keyed => format!(
+                "brief.{tag}{issue}.k{}@{}",
+                self.key.message_id_mac(&issue, address.as_ref(), &variant),
+                self.domain
+            ),
+            IdScheme::Legacy => self.legacy_message_id(address),
+        }
+    }
+
+    /// The unkeyed Message-ID of brief before keyed ids: a hash of public facts, still sent
+    /// by campaigns started then, so that their retries match what their deliveries recorded.
+    fn legacy_message_id(&self, address: &Address) -> String {
         let mut h = Sha256::new();
         h.update(self.issue.to_string());
         h.update([0]);
@@ -203,6 +257,11 @@ impl MessageTemplate {
         )
     }
 
+    /// How this template makes Message-IDs.
+    pub fn id_scheme(&self) -> IdScheme {
+        self.ids
+    }
+
     /// This campaign message as its canary: the same bytes, with canary Message-IDs.
     pub fn into_canary(self) -> MessageTemplate {
         MessageTemplate {
@@ -219,6 +278,11 @@ impl MessageTemplate {
         u
     }
 
+    /// The key this template signs with, for the log tags of its readers (`TokenKey::tag`).
+    pub fn key(&self) -> &TokenKey {
+        &self.key
+    }
+
     /// Writes the whole message for `r` into `out` (cleared first), with CRLF line ends.
     pub fn write(&self, r: Recipient<'_>, out: &mut Vec<u8>) {
         out.clear();
@@ -227,7 +291,8 @@ impl MessageTemplate {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"To:");
         let address: &str = r.address.as_ref();
-        match r.name.map(one_line).filter(|n| !n.is_empty()) {
+        // Capped here too: a name the ledger got from an older brief may be any length.
+        match r.name.and_then(display_name) {
             Some(name) => {
                 let mut to = String::with_capacity(name.len() * 2 + address.len() + 16);
                 name_addr(&mut to, "To:".len(), &name, address);
@@ -275,9 +340,30 @@ impl MessageTemplate {
     /// headers are RFC 2047-encoded, parts quoted-printable), never the token key. Only a
     /// campaign's template is stored; a test send's is made anew each time.
     pub fn freeze(&self) -> String {
+        self.freeze_with(self.ids)
+    }
+
+    /// The frozen form of this template as a new revision of a campaign whose stored message
+    /// is `previous`: with the Message-ID scheme of `previous`, since the campaign's
+    /// deliveries recorded their ids when it started and a retry must carry the same one.
+    pub fn freeze_as_revision_of(&self, previous: &str) -> String {
+        #[derive(serde::Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let legacy =
+            serde_json::from_str::<Version>(previous).is_ok_and(|v| v.version == FROZEN_LEGACY_IDS);
+        self.freeze_with(if legacy { IdScheme::Legacy } else { self.ids })
+    }
+
+    fn freeze_with(&self, ids: IdScheme) -> String {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let frozen = Frozen {
-            version: FROZEN_VERSION,
+            // The version says how the ids are made: a legacy template stays what it was.
+            version: match ids {
+                IdScheme::Keyed => FROZEN_VERSION,
+                IdScheme::Legacy => FROZEN_LEGACY_IDS,
+            },
             head: text(&self.head),
             subject: text(&self.subject),
             list: text(&self.list),
@@ -301,12 +387,14 @@ impl MessageTemplate {
     pub fn thaw(stored: &str, issue: IssueId, key: &TokenKey) -> anyhow::Result<MessageTemplate> {
         let f: Frozen = serde_json::from_str(stored)
             .map_err(|e| anyhow::anyhow!("the stored message of issue {issue} is damaged: {e}"))?;
-        if f.version != FROZEN_VERSION {
-            anyhow::bail!(
+        let ids = match f.version {
+            FROZEN_VERSION => IdScheme::Keyed,
+            FROZEN_LEGACY_IDS => IdScheme::Legacy,
+            _ => anyhow::bail!(
                 "the stored message of issue {issue} has format {}, which this brief does not read",
                 f.version
-            );
-        }
+            ),
+        };
         Ok(MessageTemplate {
             head: f.head.into_bytes(),
             subject: f.subject.into_bytes(),
@@ -325,6 +413,7 @@ impl MessageTemplate {
             domain: f.domain,
             unsubscribe_base: f.unsubscribe_base,
             key: key.clone(),
+            ids,
         })
     }
 
@@ -344,8 +433,12 @@ impl MessageTemplate {
     }
 }
 
-/// The stored form's version: bump it when the layout of [`Frozen`] changes.
-const FROZEN_VERSION: u32 = 1;
+/// The stored form's version: bump it when the layout of [`Frozen`] changes. Version 2 is
+/// version 1's layout with keyed Message-IDs ([`IdScheme::Keyed`]): an older brief refuses it
+/// rather than send unkeyed ids its deliveries never recorded.
+const FROZEN_VERSION: u32 = 2;
+/// Version 1: stored before keyed Message-IDs; thawed with [`IdScheme::Legacy`].
+const FROZEN_LEGACY_IDS: u32 = 1;
 
 /// A [`MessageTemplate`] at rest (see [`MessageTemplate::freeze`]).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -504,15 +597,28 @@ fn encoded_words(out: &mut String, s: &str, mut col: usize) -> usize {
 /// Appends ` NAME <ADDRESS>` to a header line that ends at column `col`: the display name as a
 /// quoted string, or encoded words when it is not plain ASCII, and the address folded onto a
 /// line of its own when it would pass the line's end.
+///
+/// A quoted name too long for its line is folded at its spaces (a fold inside a quoted string
+/// unfolds to the same space); one with a word too long for any line becomes encoded words,
+/// which may break anywhere. So no line passes 78 characters but for an address longer than
+/// that, and none ever comes near RFC 5322's 998.
 fn name_addr(out: &mut String, col: usize, name: &str, address: &str) {
     let name = one_line(name);
-    let end = if needs_encoding(&name) {
+    let q = quoted(&name);
+    let end = if needs_encoding(&name) || q.split(' ').any(|w| w.len() + 1 > ENCODED_LINE) {
         encoded_words(out, &name, col)
     } else {
-        let q = quoted(&name);
-        out.push(' ');
-        out.push_str(&q);
-        col + 1 + q.len()
+        let mut col = col;
+        for (i, word) in q.split(' ').enumerate() {
+            if i > 0 && col + 1 + word.len() > ENCODED_LINE {
+                out.push_str("\r\n");
+                col = 0;
+            }
+            out.push(' ');
+            out.push_str(word);
+            col += 1 + word.len();
+        }
+        col
     };
     if end + 3 + address.len() > ENCODED_LINE {
         out.push_str("\r\n");
@@ -657,6 +763,75 @@ mod tests {
         );
     }
 
+    /// A campaign template of 2021-07 under `key`.
+    fn july(key: &TokenKey) -> MessageTemplate {
+        let c = crate::config::parse(
+            crate::config::MINIMAL_FOR_TESTS,
+            std::path::Path::new("b.toml"),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "July".into(),
+            preheader: String::new(),
+            html: vec!["<a href=\"".into(), "\">leave</a>".into()],
+            text: vec!["leave: ".into(), "\n".into()],
+        };
+        MessageTemplate::new(
+            &rendered,
+            &c.newsletter,
+            "2021-07".parse().unwrap(),
+            DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            &c.server.public_url,
+            key,
+            Kind::Campaign,
+        )
+    }
+
+    #[test]
+    fn message_ids_are_keyed_and_cannot_be_made_from_public_facts() {
+        let key = TokenKey::new(crate::config::Secret::new("k".repeat(32)));
+        let t = july(&key);
+        let ana: Address = "Ana@example.org".parse().unwrap();
+        let id = t.message_id(&ana);
+        let domain = t.domain.clone();
+        assert!(id.starts_with("brief.2021-07.k"), "{id}");
+        assert!(id.ends_with(&format!("@{domain}")), "{id}");
+        assert_eq!(id, t.message_id(&"ana@EXAMPLE.org".parse().unwrap()));
+        assert!(is_campaign_id(&key, &id, "2021-07", "ana@example.org"));
+        assert!(!is_campaign_id(&key, &id, "2021-08", "ana@example.org"));
+        assert!(!is_campaign_id(&key, &id, "2021-07", "bob@example.org"));
+
+        // The formula of earlier versions, from the issue, the address and the From domain
+        // alone, is what an outsider computes: it proves nothing.
+        let mut h = Sha256::new();
+        h.update("2021-07");
+        h.update([0]);
+        h.update("ana@example.org");
+        let public = format!("brief.2021-07.{}@{domain}", hex(&h.finalize()[..16]));
+        assert_ne!(id, public);
+        assert!(!is_campaign_id(&key, &public, "2021-07", "ana@example.org"));
+        let other = TokenKey::new(crate::config::Secret::new("x".repeat(32)));
+        assert_ne!(july(&other).message_id(&ana), id);
+        assert!(!is_campaign_id(&other, &id, "2021-07", "ana@example.org"));
+
+        // A campaign stored before keyed ids keeps the ids its deliveries recorded, in every
+        // revision; a new campaign's canary copies have ids of their own, which attribute
+        // nothing.
+        let legacy = t.freeze_with(IdScheme::Legacy);
+        let old = MessageTemplate::thaw(&legacy, "2021-07".parse().unwrap(), &key).unwrap();
+        assert_eq!(old.id_scheme(), IdScheme::Legacy);
+        assert_eq!(old.message_id(&ana), public);
+        let revised = t.freeze_as_revision_of(&legacy);
+        let back = MessageTemplate::thaw(&revised, "2021-07".parse().unwrap(), &key).unwrap();
+        assert_eq!(back.message_id(&ana), public);
+        let kept = t.freeze_as_revision_of(&t.freeze());
+        let back = MessageTemplate::thaw(&kept, "2021-07".parse().unwrap(), &key).unwrap();
+        assert_eq!(back.message_id(&ana), id);
+        let canary = back.into_canary().message_id(&ana);
+        assert!(canary.starts_with("brief.canary.2021-07.k"), "{canary}");
+        assert!(!is_campaign_id(&key, &canary, "2021-07", "ana@example.org"));
+    }
+
     #[test]
     fn header_values_cannot_inject_lines() {
         let mut s = String::new();
@@ -665,6 +840,66 @@ mod tests {
         let mut to = String::from("To:");
         name_addr(&mut to, 3, "A \"q\"\nB", "a@example.org");
         assert_eq!(to, "To: \"A \\\"q\\\" B\" <a@example.org>");
+    }
+
+    /// A 1,500-character plain-ASCII name (with spaces, and without): every header line stays
+    /// within 76 characters, and the name parses back as the capped name.
+    #[test]
+    fn a_long_ascii_name_is_folded_and_capped_in_to() {
+        let key = TokenKey::new(crate::config::Secret::new("k".repeat(32)));
+        let c = crate::config::parse(
+            crate::config::MINIMAL_FOR_TESTS,
+            std::path::Path::new("b.toml"),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Issue of July".into(),
+            preheader: String::new(),
+            html: vec!["<a href=\"".into(), "\">leave</a>".into()],
+            text: vec!["leave: ".into(), "\n".into()],
+        };
+        let template = MessageTemplate::new(
+            &rendered,
+            &c.newsletter,
+            "2021-07".parse().unwrap(),
+            DateTime::from_timestamp(1_600_000_000, 0).unwrap(),
+            &c.server.public_url,
+            &key,
+            Kind::Campaign,
+        );
+        let address: Address = "reader@example.org".parse().unwrap();
+        let parser = mail_parser::MessageParser::default();
+        for name in [
+            "Ana Lucía de la Cruz ".repeat(75),
+            "Bartholomew ".repeat(125),
+            "x".repeat(1500),
+        ] {
+            let bytes = template.to_bytes(Recipient {
+                address: &address,
+                name: Some(&name),
+            });
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            let head = &text[..text.find("\r\n\r\n").expect("a header")];
+            assert!(head.split("\r\n").all(|l| l.len() <= 998), "{head}");
+            let to_at = head.find("\r\nTo:").expect("a To") + 2;
+            let to_len = head[to_at..]
+                .split("\r\n")
+                .enumerate()
+                .take_while(|(i, l)| *i == 0 || l.starts_with(' '))
+                .map(|(_, l)| l.len() + 2)
+                .sum::<usize>();
+            assert_short_lines(&head[to_at..to_at + to_len - 2]);
+            let m = parser.parse(&bytes).expect("parses");
+            let to = m.to().and_then(|a| a.first()).expect("a To");
+            assert_eq!(to.address(), Some("reader@example.org"));
+            let want = display_name(&name).unwrap();
+            assert!(want.chars().count() <= crate::issue::NAME_MAX);
+            assert!(
+                want.chars().count() >= crate::issue::NAME_MAX - 12,
+                "{want}"
+            );
+            assert_eq!(to.name(), Some(want.as_str()), "{head}");
+        }
     }
 
     /// Every line of `headers` (CRLF-separated) is at most 76 characters.

@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::ledger::State;
+use crate::ledger::{self, State};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -134,18 +134,40 @@ pub enum BounceKind {
     soft,
     /// A spam complaint, recorded against its delivery.
     complaint,
-    /// An auto-reply, a human reply, a report naming no delivery of ours, or anything not
-    /// recognised: nothing changed.
+    /// A policy or content refusal, recorded against its delivery; it suppresses nobody.
+    blocked,
+    /// A bounce or complaint that neither a valid VERP tag nor a keyed Message-ID attributes
+    /// to a delivery (a forgery, or a report about mail brief did not send): nothing changed.
+    unattributed,
+    /// An auto-reply, a human reply, a success notice, or anything not recognised: nothing
+    /// changed.
     ignored,
+    /// A message over `[bounces] max_size`, left unread (IMAP) or refused: nothing changed.
+    too_large,
 }
 
 impl BounceKind {
-    pub const ALL: [BounceKind; 4] = [
+    pub const ALL: [BounceKind; 7] = [
         BounceKind::hard,
         BounceKind::soft,
         BounceKind::complaint,
+        BounceKind::blocked,
+        BounceKind::unattributed,
         BounceKind::ignored,
+        BounceKind::too_large,
     ];
+}
+
+impl From<ledger::BounceKind> for BounceKind {
+    /// The label of a report recorded against its delivery.
+    fn from(kind: ledger::BounceKind) -> BounceKind {
+        match kind {
+            ledger::BounceKind::Hard => BounceKind::hard,
+            ledger::BounceKind::Soft => BounceKind::soft,
+            ledger::BounceKind::Complaint => BounceKind::complaint,
+            ledger::BounceKind::Blocked => BounceKind::blocked,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -225,6 +247,7 @@ pub struct Metrics {
     circuit_breaks: Counter,
     waiting: Family<WaitingLabels, Gauge>,
     preflight_problems: Gauge,
+    canary_unaccepted: Gauge,
     up: Gauge,
 }
 
@@ -251,6 +274,7 @@ impl Metrics {
             circuit_breaks: Counter::default(),
             waiting: Family::default(),
             preflight_problems: Gauge::default(),
+            canary_unaccepted: Gauge::default(),
             up: Gauge::default(),
         };
         m.register()
@@ -341,6 +365,11 @@ impl Metrics {
             self.preflight_problems.clone(),
         );
         r.register(
+            "canary_unaccepted",
+            "Unfinished campaigns held because no staff address accepted their canary copy; read at scrape time",
+            self.canary_unaccepted.clone(),
+        );
+        r.register(
             "up",
             "1 while the daemon serves, 0 once it is stopping",
             self.up.clone(),
@@ -358,6 +387,13 @@ impl Metrics {
         }
         self.preflight_problems
             .set(i64::try_from(preflight_problems).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `brief_canary_unaccepted`: unfinished campaigns held because no staff address
+    /// accepted their canary copy, as read from the ledger at a scrape.
+    pub fn set_canary_unaccepted(&self, n: u64) {
+        self.canary_unaccepted
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Counts a campaign reaching `state`.
@@ -465,6 +501,13 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_recorded_bounce_is_counted_under_its_own_word() {
+        for kind in ledger::BounceKind::ALL {
+            assert_eq!(format!("{:?}", BounceKind::from(kind)), kind.as_str());
+        }
+    }
+
     /// The sample lines of `text`, sorted (a family's series come in no fixed order).
     fn samples(text: &str) -> Vec<&str> {
         let mut lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -503,10 +546,14 @@ mod tests {
             "brief_bounces_total{kind=\"hard\"} 0",
             "brief_bounces_total{kind=\"soft\"} 0",
             "brief_bounces_total{kind=\"complaint\"} 0",
+            "brief_bounces_total{kind=\"blocked\"} 0",
+            "brief_bounces_total{kind=\"unattributed\"} 0",
             "brief_bounces_total{kind=\"ignored\"} 0",
+            "brief_bounces_total{kind=\"too_large\"} 0",
             "brief_campaigns_waiting{gate=\"canary\"} 0",
             "brief_campaigns_waiting{gate=\"held\"} 0",
             "brief_preflight_problems 0",
+            "brief_canary_unaccepted 0",
             "brief_up 1",
         ];
         expected.sort_unstable();
@@ -556,6 +603,11 @@ mod tests {
                 "brief_preflight_problems",
                 "gauge",
                 "Problems the latest checks before a scheduled send found (0 when ready or never run); read at scrape time.",
+            ),
+            (
+                "brief_canary_unaccepted",
+                "gauge",
+                "Unfinished campaigns held because no staff address accepted their canary copy; read at scrape time.",
             ),
             (
                 "brief_up",

@@ -1,10 +1,12 @@
-//! SIGTERM and SIGINT, handled once for every command: the first stops gracefully, a second quits.
+//! SIGTERM, SIGINT and SIGHUP, handled once for every command: the first stops gracefully, a
+//! second quits.
 //!
 //! `brief send` and `brief run` both stop the same way. The first signal cancels one
 //! [`CancellationToken`] that every long-running loop `select!`s on: no new message starts, and
 //! those in flight finish and are recorded. A second signal is an operator who will not wait: the
 //! process exits at once with 130, and what was in flight counts towards the crash bound, as
-//! after `kill -9`.
+//! after `kill -9`. SIGHUP counts as a stop signal too: a dropped SSH session sends it to
+//! `brief send`, and it must not end the run like a crash.
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +20,12 @@ pub struct Signals {
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
-    /// Registers for SIGTERM and SIGINT (Ctrl-C elsewhere). Needs a tokio runtime.
+    /// Registers for SIGTERM, SIGINT and SIGHUP (Ctrl-C elsewhere). Needs a tokio runtime.
     pub fn new() -> anyhow::Result<Signals> {
         #[cfg(unix)]
         {
@@ -29,6 +33,7 @@ impl Signals {
             Ok(Signals {
                 term: signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?,
                 int: signal(SignalKind::interrupt()).context("cannot watch for SIGINT")?,
+                hup: signal(SignalKind::hangup()).context("cannot watch for SIGHUP")?,
             })
         }
         #[cfg(not(unix))]
@@ -40,6 +45,7 @@ impl Signals {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;

@@ -4,7 +4,9 @@
 //! that is not active is noted in the ledger and answered by a message in the newsletter's look
 //! with a link `public_url/confirm/TOKEN`: the token is signed and carries the address, the name,
 //! the time of the request and an expiry (`[server] confirm_ttl`). An address gets at most one
-//! such message per [`MIN_GAP`]. An active address gets nothing, and the person asking cannot
+//! such message per [`MIN_GAP`], counted from when the relay accepted one (a refused one does not
+//! stop the reader asking again). The message is a notice (`notices`): a 4xx reply or a lost
+//! connection is tried again within seconds. An active address gets nothing, and the person asking cannot
 //! tell the difference: the web answer is the same.
 //!
 //! The web side never waits on the ledger or the relay for a sign-up: it offers the request to a
@@ -24,7 +26,7 @@ use crate::address::AddressKey;
 use crate::app::{App, TestReply};
 use crate::dkim::DkimSigner;
 use crate::issue::one_line;
-use crate::ledger::{Ledger, SharedLedger, SignupRequest};
+use crate::ledger::{Ledger, NoticeKind, SharedLedger, SignupRequest};
 use crate::message::{Kind, MessageTemplate};
 use crate::metrics::{Metrics, SubscriptionEvent};
 use crate::render::Rendered;
@@ -56,8 +58,12 @@ pub enum Outcome {
     /// The address was forgotten at its owner's request (`brief subscribers forget`): nothing
     /// was noted or sent.
     Forgotten,
-    /// The confirmation message was handed to the relay (or the outbox); its reply.
+    /// The confirmation message was handed to the relay (or the outbox), or refused for good
+    /// (5xx); its reply.
     Mailed(TestReply),
+    /// The relay did not take it yet (4xx, a lost connection): it stays queued and is tried
+    /// again (`notices`); the reply.
+    Retrying(TestReply),
 }
 
 /// The fields a confirmation token carries.
@@ -147,22 +153,22 @@ impl Mailer {
             }
             Some(SignupRequest::Mail) => {}
         }
-        let reply = self.send(&request, now).await?;
-        let (address, code, text) = (reply.address.clone(), reply.code, reply.text.clone());
-        ledger
-            .with(move |l| l.record_confirmation_send(&address, code, &text, now))
-            .await?;
-        if reply.accepted {
-            self.metrics.subscription(SubscriptionEvent::requested);
-            tracing::info!(reader = %tag, "confirmation message sent");
+        let tried = self.send(ledger, &request, now).await?;
+        Ok(if tried.retried() {
+            Outcome::Retrying(tried.reply)
         } else {
-            tracing::warn!(reader = %tag, code = reply.code, reply = %reply.text, "confirmation message refused");
-        }
-        Ok(Outcome::Mailed(reply))
+            Outcome::Mailed(tried.reply)
+        })
     }
 
-    /// Renders and sends the confirmation message of `request`.
-    async fn send(&self, request: &Request, now: i64) -> anyhow::Result<TestReply> {
+    /// Renders the confirmation message of `request`, queues it and tries it at once (a
+    /// refusal with 4xx is tried again within seconds by the daemon's notice worker).
+    async fn send(
+        &self,
+        ledger: &SharedLedger,
+        request: &Request,
+        now: i64,
+    ) -> anyhow::Result<crate::notices::Tried> {
         let ctx = self.app.render_context();
         let link = self.confirm_link(request, now);
         let (html, text) = crate::render::confirmation(ctx, &link);
@@ -181,12 +187,22 @@ impl Mailer {
             &self.key,
             Kind::Notice { nonce: now as u64 },
         );
-        let to = [request.address.clone()];
-        let mut replies = self
-            .app
-            .send_each(&template, "signup", self.dkim.as_deref(), &to, &mut |_| {})
-            .await?;
-        Ok(replies.remove(0))
+        let notice =
+            crate::notices::notice(NoticeKind::Confirmation, &template, &request.address, None);
+        let sender = crate::notices::Sender {
+            app: &self.app,
+            ledger,
+            key: &self.key,
+            dkim: self.dkim.as_deref(),
+            metrics: Some(&self.metrics),
+        };
+        let mut tried = sender.send_now(vec![notice]).await?;
+        anyhow::ensure!(
+            tried.len() == 1,
+            "one confirmation queued, {} tried",
+            tried.len()
+        );
+        Ok(tried.remove(0))
     }
 
     /// The queue and its task: requests offered to the queue are handled one at a time until
@@ -201,13 +217,20 @@ impl Mailer {
             let mut purge = tokio::time::interval(PURGE_EVERY);
             loop {
                 tokio::select! {
+                    // Biased: after a stop, no request waiting in the queue is started.
+                    biased;
                     _ = stop.cancelled() => return,
                     _ = purge.tick() => self.purge(&ledger).await,
                     r = rx.recv() => {
                         let Some(request) = r else { return };
-                        // A stop does not wait for a slow relay: the reader can ask again.
+                        // A stop waits for the confirmation being tried, within a bound: one
+                        // left unfinished stays queued and is tried again at the next start.
+                        let grace = async {
+                            stop.cancelled().await;
+                            tokio::time::sleep(crate::notices::STOP_GRACE).await;
+                        };
                         let handled = tokio::select! {
-                            _ = stop.cancelled() => return,
+                            () = grace => return,
                             h = self.handle(&ledger, request) => h,
                         };
                         if let Err(e) = handled {

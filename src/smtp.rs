@@ -44,13 +44,13 @@ use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Noop, Rcpt, Rset
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::{self, Tls};
+use crate::{status, tls};
 
 /// The AUTH mechanisms brief offers, best first (LOGIN only for servers without PLAIN).
 const MECHANISMS: &[Mechanism] = &[Mechanism::Plain, Mechanism::Login];
@@ -144,7 +144,7 @@ impl SmtpClient {
                     .unwrap_or_default()
             ),
         };
-        if credentials.is_some() && cfg.tls == Tls::None && !is_loopback(&host) {
+        if credentials.is_some() && cfg.tls == Tls::None && !tls::is_loopback_host(&host) {
             // Allowed, since the operator chose it, but the password crosses the network in
             // the clear (AUTH PLAIN is only base64).
             tracing::warn!(
@@ -194,12 +194,8 @@ impl SmtpClient {
     pub async fn connect(&self) -> Result<SmtpConnection, SendFailure> {
         let server = &self.server;
         let t = humantime::format_duration(self.timeout);
-        let tcp = match tokio::time::timeout(
-            self.timeout,
-            TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        {
+        let addrs = self.resolve().await?;
+        let tcp = match tokio::time::timeout(self.timeout, TcpStream::connect(&addrs[..])).await {
             Err(_) => {
                 return Err(temporary(
                     Stage::Connect,
@@ -337,6 +333,74 @@ impl SmtpClient {
         })
     }
 
+    /// The relay's addresses: an IP literal as it is, else the system resolver's answer (on the
+    /// blocking pool, under the timeout).
+    ///
+    /// A name that does not exist is [`SendFailure::Permanent`] (with no reply code, since no
+    /// server was reached): waiting cannot make it exist, so the run stops at once with a message
+    /// naming `[smtp] host` instead of retrying for a quarter of an hour. The resolver's answer is
+    /// told apart by its error kind (`EAI_NONAME`, `EAI_NODATA`), never by its text; any other
+    /// failure (no resolver reachable, `EAI_AGAIN`) stays temporary. A name under `.invalid`
+    /// (RFC 6761: it never resolves) is refused without asking anyone.
+    async fn resolve(&self) -> Result<Vec<SocketAddr>, SendFailure> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, self.port)]);
+        }
+        let server = &self.server;
+        let host = self.host.trim_end_matches('.').to_ascii_lowercase();
+        let no_such_host = || SendFailure::Permanent {
+            code: 0,
+            text: format!(
+                "cannot connect to {server}: the relay's name {host} does not exist (the DNS has \
+                 no such host): check `[smtp] host` in the config"
+            ),
+            stage: Stage::Connect,
+        };
+        if host == "invalid" || host.ends_with(".invalid") {
+            return Err(no_such_host());
+        }
+        let name = host.clone();
+        let lookup = tokio::task::spawn_blocking(move || {
+            dns_lookup::getaddrinfo(Some(&name), None, None).map(|found| {
+                let mut ips: Vec<IpAddr> = Vec::new();
+                for ip in found.filter_map(Result::ok).map(|a| a.sockaddr.ip()) {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+                ips
+            })
+        });
+        let t = humantime::format_duration(self.timeout);
+        match tokio::time::timeout(self.timeout, lookup).await {
+            Err(_) => Err(temporary(
+                Stage::Connect,
+                format!("cannot connect to {server}: its name did not resolve within {t}"),
+            )),
+            Ok(Err(e)) => Err(temporary(
+                Stage::Connect,
+                format!("cannot connect to {server}: the name lookup failed: {e}"),
+            )),
+            Ok(Ok(Err(e))) => match e.kind() {
+                dns_lookup::LookupErrorKind::NoName | dns_lookup::LookupErrorKind::NoData => {
+                    Err(no_such_host())
+                }
+                _ => Err(temporary(
+                    Stage::Connect,
+                    format!(
+                        "cannot connect to {server}: cannot resolve {host}: {}",
+                        io::Error::from(e)
+                    ),
+                )),
+            },
+            Ok(Ok(Ok(ips))) if ips.is_empty() => Err(no_such_host()),
+            Ok(Ok(Ok(ips))) => Ok(ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, self.port))
+                .collect()),
+        }
+    }
+
     /// The TLS handshake on `tcp`, under the timeout.
     async fn handshake(
         &self,
@@ -383,47 +447,8 @@ fn tls_config(
     server: &str,
     ca_file: Option<&Path>,
 ) -> anyhow::Result<(Arc<ClientConfig>, ServerName<'static>)> {
-    let name = tls_name(host)?;
-    Ok((client_config(ca_file, "smtp.ca_file", server)?, name))
-}
-
-/// A TLS client config trusting the Mozilla roots, the system's and those of `ca_file` (the
-/// config key `key`, as errors name it): what SMTP and the IMAP bounce mailbox both use.
-pub(crate) fn client_config(
-    ca_file: Option<&Path>,
-    key: &str,
-    server: &str,
-) -> anyhow::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    for der in extra_roots(ca_file, key)? {
-        roots.add(der).context("cannot use a trusted certificate")?;
-    }
-    // The provider is named here rather than taken from a process default, so this works
-    // whether or not `main` installed one.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .with_context(|| format!("cannot set up TLS for {server}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The name the server's certificate must match.
-fn tls_name(host: &str) -> anyhow::Result<ServerName<'static>> {
-    ServerName::try_from(host.to_string()).map_err(|_| {
-        anyhow::anyhow!(
-            "`smtp.host` `{host}` is neither a DNS name nor an IP address, so its TLS \
-             certificate cannot be checked"
-        )
-    })
+    let name = tls::server_name(host, &format!("`smtp.host` `{host}`"))?;
+    Ok((tls::client_config(ca_file, "smtp.ca_file", server)?, name))
 }
 
 /// The EHLO name when none is configured: `host` (the machine's name) when it is fully
@@ -451,44 +476,6 @@ fn hello_name(name: &str) -> anyhow::Result<ClientId> {
         Ok(IpAddr::V6(ip)) => ClientId::Ipv6(ip),
         Err(_) => ClientId::Domain(name.to_string()),
     })
-}
-
-/// The trusted roots beyond the Mozilla set: the system's, and those of `ca_file`.
-fn extra_roots(ca_file: Option<&Path>, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let mut out = Vec::new();
-    // A system store may hold certificates that rustls cannot use as anchors; skip those the way
-    // rustls' own `add_parsable_certificates` does, instead of failing the whole start.
-    let mut probe = RootCertStore::empty();
-    for der in rustls_native_certs::load_native_certs().certs {
-        if probe.add(der.clone()).is_ok() {
-            out.push(der);
-        }
-    }
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read `{key}` {}", path.display()))?;
-        let certs = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("`{key}` {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            bail!(
-                "`{key}` {} holds no certificate: expected PEM blocks starting with \
-                 `-----BEGIN CERTIFICATE-----`",
-                path.display()
-            );
-        }
-        for (i, der) in certs.into_iter().enumerate() {
-            probe.add(der.clone()).with_context(|| {
-                format!(
-                    "`{key}` {}: certificate {} cannot be a trust anchor",
-                    path.display(),
-                    i + 1
-                )
-            })?;
-            out.push(der);
-        }
-    }
-    Ok(out)
 }
 
 /// One open SMTP session. Send as many messages on it as you like while [`Self::is_usable`].
@@ -771,7 +758,8 @@ pub enum SendFailure {
         /// Where in the conversation it happened.
         stage: Stage,
     },
-    /// Refused for good (5xx): never retry this message to this recipient.
+    /// Refused for good (5xx): never retry this message to this recipient. Code 0 when no
+    /// server was reached, because the relay's name does not exist.
     #[error("{text}")]
     Permanent {
         code: u16,
@@ -838,28 +826,9 @@ impl SendFailure {
 }
 
 /// The enhanced status code (class, subject, detail) that follows the reply code in `text`, or
-/// that `text` starts with, if its class agrees with `code`.
+/// that `text` starts with, if its class agrees with `code` (see [`status::of_reply`]).
 fn enhanced_status(code: u16, text: &str) -> Option<(u16, u16, u16)> {
-    let parse = |word: &str| -> Option<(u16, u16, u16)> {
-        let mut parts = word.split('.');
-        let class = parts.next()?;
-        let subject = parts.next()?;
-        let detail = parts.next()?;
-        let number = |s: &str, max: usize| -> Option<u16> {
-            (!s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        let status = (number(class, 1)?, number(subject, 3)?, number(detail, 3)?);
-        (parts.next().is_none() && status.0 == code / 100).then_some(status)
-    };
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let code = code.to_string();
-    words
-        .windows(2)
-        .find(|w| w[0] == code)
-        .and_then(|w| parse(w[1]))
-        .or_else(|| words.first().and_then(|w| parse(w)))
+    status::of_reply(code, text).map(status::Enhanced::triple)
 }
 
 /// Where in the conversation a failure happened, as far as it matters to whom the failure is
@@ -942,17 +911,31 @@ enum Failed {
 
 impl From<lettre::transport::smtp::Error> for Failed {
     fn from(e: lettre::transport::smtp::Error) -> Self {
-        let source = std::error::Error::source(&e).map(|s| s.to_string());
         match e.status() {
             // lettre keeps the reply's text as the error's source.
-            Some(code) => Failed::Reply(code.into(), source.unwrap_or_default()),
-            // What lettre calls an incomplete response is the server closing the connection.
-            None if e.is_response() && source.as_deref() == Some("incomplete response") => {
+            Some(code) => Failed::Reply(
+                code.into(),
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+            ),
+            None if closed_by_server(&e) => {
                 Failed::Transport("the server closed the connection".into())
             }
             None => Failed::Transport(e.to_string()),
         }
     }
+}
+
+/// Whether lettre gave up reading a reply because the server closed the connection.
+///
+/// lettre 0.11 has no variant for it: its reader ends with a response error whose source is the
+/// text "incomplete response" (`AsyncSmtpConnection::read_response`). This is the one place brief
+/// reads lettre's text; `tests/it/smtp.rs` `a_connection_lost_before_data_is_temporary` pins it
+/// (a server that hangs up must read as "the server closed the connection").
+fn closed_by_server(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_response()
+        && std::error::Error::source(e).is_some_and(|s| s.to_string() == "incomplete response")
 }
 
 fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {

@@ -1,8 +1,8 @@
 //! Staff sign-in: emailed one-time links and sessions, for the staff pages under `/admin/`.
 //!
 //! Staff are the addresses of `[server] staff`; there are no passwords. A staff member asks for
-//! a link; the message (in the newsletter's look, through the same transport and DKIM signer as
-//! every message, outbox sub-folder `staff`) carries `public_url/admin/login/TOKEN`, a token
+//! a link; the message (in the newsletter's look, through the notice queue, the same transport
+//! and DKIM signer as every message, outbox sub-folder `staff`) carries `public_url/admin/login/TOKEN`, a token
 //! ([`Purpose::StaffLogin`]) holding the address and a random link id, valid for [`LINK_TTL`].
 //! Using it records the link id in the ledger (so it works once) and opens a session of
 //! [`SESSION_TTL`]: a random id the cookie holds, of which the ledger keeps only the hash
@@ -16,10 +16,9 @@ use lettre::Address;
 use sha2::{Digest, Sha256};
 
 use crate::address::AddressKey;
-use crate::app::{App, TestReply};
-use crate::dkim::DkimSigner;
-use crate::message::{Kind, MessageTemplate};
-use crate::render::Rendered;
+use crate::app::App;
+use crate::ledger::{CampaignId, NoticeKind, SharedLedger};
+use crate::notices;
 use crate::token::{hex, Purpose, TokenError, TokenKey};
 
 /// How long an emailed sign-in link works (once).
@@ -105,88 +104,49 @@ pub fn open_login(key: &TokenKey, token: &str, now_ms: i64) -> Result<Login, Tok
     })
 }
 
-/// Renders and sends the sign-in message for `address` (a staff address) with a fresh link.
-pub async fn mail_login(
+/// Renders the sign-in message for `address` (a staff address) with a fresh link and queues
+/// it: the daemon's notice worker mails it at once, and again within seconds if the relay
+/// answers 4xx (see `notices`).
+pub async fn queue_login(
     app: &App,
+    ledger: &SharedLedger,
     key: &TokenKey,
-    dkim: Option<&DkimSigner>,
     address: &Address,
-) -> anyhow::Result<TestReply> {
+) -> anyhow::Result<()> {
     let now = app.clock.now_ms();
     let link = login_link(key, &app.config.server.public_url, address, now);
     let subject = format!("Sign in to {}", app.config.newsletter.kicker);
     let valid_for = humantime::format_duration(LINK_TTL).to_string();
     let (html, text) =
         crate::render::staff_login(app.render_context(), &subject, &link, &valid_for);
-    let to = [address.clone()];
-    let mut replies = send_notice(app, key, dkim, subject, html, text, &to).await?;
-    Ok(replies.remove(0))
+    let template = notices::template(app, key, subject, html, text);
+    let notice = notices::notice(NoticeKind::StaffLogin, &template, address, None);
+    let sender = notices::Sender {
+        app,
+        ledger,
+        key,
+        dkim: None,
+        metrics: None,
+    };
+    sender.queue(vec![notice]).await
 }
 
 /// The addresses of `[server] staff`, each once however it is spelled.
 pub fn staff_addresses(app: &App) -> Vec<Address> {
-    let mut seen = std::collections::HashSet::new();
-    app.config
-        .server
-        .staff
-        .iter()
-        .filter(|m| seen.insert(AddressKey::of(&m.email)))
-        .map(|m| m.email.clone())
-        .collect()
+    notices::staff_addresses(app)
 }
 
 /// Mails a report to every `[server] staff` address (a send's summary, the checks before a
-/// fire): `paragraphs`, then a button to `link`. Returns the replies, none without staff.
+/// fire) through the notice queue: tried at once, and again later if the relay did not take
+/// it. Returns the tries, none without staff.
 pub async fn mail_staff(
-    app: &App,
-    key: &TokenKey,
-    dkim: Option<&DkimSigner>,
-    subject: String,
-    paragraphs: &[String],
-    button: &str,
-    link: &url::Url,
-) -> anyhow::Result<Vec<TestReply>> {
-    let to = staff_addresses(app);
-    if to.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (html, text) =
-        crate::render::staff_report(app.render_context(), &subject, paragraphs, button, link);
-    send_notice(app, key, dkim, subject, html, text, &to).await
-}
-
-/// Sends a message to staff that is no issue (no list headers, a Message-ID of its own)
-/// through the `staff` outbox.
-async fn send_notice(
-    app: &App,
-    key: &TokenKey,
-    dkim: Option<&DkimSigner>,
-    subject: String,
-    html: String,
-    text: String,
-    to: &[Address],
-) -> anyhow::Result<Vec<TestReply>> {
-    let rendered = Rendered {
-        subject,
-        preheader: String::new(),
-        html: vec![html],
-        text: vec![text],
-    };
-    let now = app.clock.now();
-    let template = MessageTemplate::new(
-        &rendered,
-        &app.config.newsletter,
-        crate::issue::IssueId::of_date(now.date_naive()),
-        now,
-        &app.config.server.public_url,
-        key,
-        // Random: two notices made at one instant (a fixed clock) still differ.
-        Kind::Notice {
-            nonce: rand::Rng::random(&mut rand::rng()),
-        },
-    );
-    app.send_each(&template, OUTBOX, dkim, to, &mut |_| {})
-        .await
+    sender: &notices::Sender<'_>,
+    kind: NoticeKind,
+    campaign: Option<CampaignId>,
+    report: notices::Report<'_>,
+) -> anyhow::Result<Vec<notices::Tried>> {
+    let queued = notices::staff_report(sender.app, sender.key, kind, campaign, report);
+    sender.send_now(queued).await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use lettre::Address;
 
 use crate::address::parse_address;
 use crate::error::{Problem, ProblemKind};
-use crate::issue::one_line;
+use crate::issue::display_name;
 
 /// One reader from the list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,9 +81,9 @@ pub fn read(
                     (Ok(e), Ok(n)) => parse_address(e)
                         .map(|address| Subscriber {
                             address,
-                            name: n.map(one_line).filter(|n| !n.is_empty()),
+                            name: n.and_then(display_name),
                         })
-                        .map_err(|m| bad_row(path, line, m)),
+                        .map_err(|m| bad_row(path, line, m.to_string())),
                     _ => Err(bad_row(
                         path,
                         line,

@@ -4,16 +4,15 @@
 //! Which summaries went out is in the ledger (`summary_at`, `followup_at` of each campaign),
 //! and a summary is claimed there before it is mailed, so each goes out at most once whoever
 //! finishes the campaign (`brief send`, the daemon) and whenever the daemon restarts. The
-//! daemon looks for due summaries every minute; `brief send` mails the first one itself.
+//! daemon looks for due summaries every minute; `brief send` mails the first one itself. A
+//! summary is a notice (`notices`): what the relay does not take is tried again for a day.
 
 use std::time::Duration;
 
 use url::Url;
 
-use crate::app::App;
-use crate::dkim::DkimSigner;
-use crate::ledger::{Campaign, SharedLedger, SummaryFacts, SummaryKind};
-use crate::token::TokenKey;
+use crate::ledger::{Campaign, NoticeKind, SummaryFacts, SummaryKind};
+use crate::notices::{Report, Sender, Tried};
 
 /// How long after a campaign finishes its second summary is mailed.
 pub const FOLLOW_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -82,8 +81,9 @@ pub fn compose(
     if kind == SummaryKind::FollowUp {
         let b = &facts.bounces;
         paragraphs.push(format!(
-            "Hard bounces: {}\nSoft bounces: {}\nComplaints: {}\nUnsubscribes: {}",
-            b.hard, b.soft, b.complaints, b.unsubscribes
+            "Hard bounces: {}\nSoft bounces: {}\nBlocked (policy or content, nobody \
+             suppressed): {}\nComplaints: {}\nUnsubscribes: {}",
+            b.hard, b.soft, b.blocked, b.complaints, b.unsubscribes
         ));
     }
     if facts.failures.is_empty() {
@@ -124,14 +124,11 @@ fn plural(n: u64) -> &'static str {
 }
 
 /// Mails every summary that is due now to `[server] staff`, each claimed in the ledger first
-/// so it goes out once; returns how many were mailed. Does nothing under
+/// so it is made once, then queued as notices and tried at once (what the relay does not
+/// take is tried again later, see `notices`); returns how many were made. Does nothing under
 /// `[schedule] summary = false` or without staff.
-pub async fn mail_due(
-    app: &App,
-    ledger: &SharedLedger,
-    key: &TokenKey,
-    dkim: Option<&DkimSigner>,
-) -> anyhow::Result<usize> {
+pub async fn mail_due(sender: &Sender<'_>) -> anyhow::Result<usize> {
+    let (app, ledger) = (sender.app, sender.ledger);
     if !app.config.schedule.summary || app.config.server.staff.is_empty() {
         return Ok(0);
     }
@@ -165,34 +162,32 @@ pub async fn mail_due(
             canaries,
         );
         let sent = crate::staff::mail_staff(
-            app,
-            key,
-            dkim,
-            c.subject,
-            &c.paragraphs,
-            "Open the campaign",
-            &c.link,
+            sender,
+            NoticeKind::Summary,
+            Some(cid),
+            Report {
+                subject: &c.subject,
+                paragraphs: &c.paragraphs,
+                button: "Open the campaign",
+                link: &c.link,
+            },
         )
         .await;
-        let replies = match sent {
+        let tried = match sent {
             Ok(r) => r,
             Err(e) => {
                 ledger.with(move |l| l.unclaim_summary(cid, kind)).await?;
                 return Err(e);
             }
         };
-        for r in replies.iter().filter(|r| !r.accepted) {
-            tracing::warn!(issue = %issue, code = r.code, reply = %r.text, "a summary mail to staff failed");
+        if tried.iter().any(|t| t.reply.accepted) {
+            tracing::info!(issue = %issue, ?kind, "summary mailed to staff");
+        } else if tried.iter().any(Tried::retried) {
+            tracing::warn!(issue = %issue, ?kind, "the summary was not accepted yet: it is queued and tried again");
+        } else {
+            // Each try has logged its refusal; a 5xx is final, so nothing waits in the queue.
+            tracing::error!(issue = %issue, ?kind, "the summary mail to staff failed: every staff address refused it");
         }
-        // Nobody got it and the relay may take it later (no reply, or 4xx): try again at the
-        // daemon's next look. A refusal (5xx) is not tried again.
-        let transient = |r: &crate::app::TestReply| r.code.is_none_or(|c| c < 500);
-        if replies.iter().all(|r| !r.accepted && transient(r)) {
-            ledger.with(move |l| l.unclaim_summary(cid, kind)).await?;
-            tracing::warn!(issue = %issue, ?kind, "the summary could not be mailed: it is tried again later");
-            continue;
-        }
-        tracing::info!(issue = %issue, ?kind, "summary mailed to staff");
         mailed += 1;
     }
     Ok(mailed)
@@ -214,6 +209,8 @@ mod tests {
             trigger: Trigger::Schedule,
             release_at: None,
             held_at: None,
+            hold_reason: None,
+            canary_pending: false,
         }
     }
 
@@ -266,6 +263,7 @@ mod tests {
                 hard: 4,
                 soft: 1,
                 complaints: 2,
+                blocked: 3,
                 unsubscribes: 7,
             },
         };
@@ -274,7 +272,8 @@ mod tests {
         assert_eq!(c.subject, "Summary a day later: BRIEF 2021-07");
         let text = c.paragraphs.join("\n\n");
         for want in [
-            "Hard bounces: 4\nSoft bounces: 1\nComplaints: 2\nUnsubscribes: 7",
+            "Hard bounces: 4\nSoft bounces: 1\nBlocked (policy or content, nobody suppressed): 3\n\
+             Complaints: 2\nUnsubscribes: 7",
             "Duration: under a second",
             "No failure replies.",
         ] {

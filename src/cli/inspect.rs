@@ -11,7 +11,7 @@ use crate::app::{fmt_ms, App, ReportRow};
 use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
-use crate::ledger::Gate;
+use crate::ledger::{Gate, HoldReason};
 use crate::message::Kind;
 
 /// With `links`, also fetches every link of the issue (only when the issue itself loads).
@@ -178,9 +178,15 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
         match gate {
             _ if c.finished => {}
             Gate::Held { since } => println!(
-                "  held by staff since {}: no reader is mailed until `brief release --issue {}`",
+                "  {} since {}: no reader is mailed until `brief release --issue {}`",
+                c.hold_reason.unwrap_or(HoldReason::Staff).describe(),
                 fmt_ms(Some(since)),
                 c.issue
+            ),
+            Gate::AwaitingCanary => println!(
+                "  canary window over, but no staff address has accepted the canary copy yet: \
+                 no reader is mailed until one does (the copies are tried again; if all fail, \
+                 the campaign is held)"
             ),
             Gate::Canary { until } => println!(
                 "  canary window: the readers are mailed at {} unless staff hold it (`brief hold --issue {}`)",
@@ -229,9 +235,7 @@ pub(super) fn report(
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
         ReportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(out);
-            ledger.each_delivery(c.id, |d| Ok(w.serialize(ReportRow::from(&d))?))?;
-            w.flush()?;
+            ReportRow::write_csv(&ledger, c.id, out)?.flush()?;
         }
         ReportFormat::Jsonl => {
             ledger.each_delivery(c.id, |d| {

@@ -15,7 +15,7 @@ use crate::canary::Waited;
 use crate::deliver::{Stopped, Summary};
 use crate::error::UsageError;
 use crate::issue::IssueId;
-use crate::ledger::{Counts, Gate, HoldOutcome, Ledger, SharedLedger, Trigger};
+use crate::ledger::{Counts, Gate, HoldOutcome, HoldReason, Ledger, SharedLedger, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::shutdown::Signals;
 use crate::transport::Transport;
@@ -246,12 +246,16 @@ pub(super) async fn send(
                     interrupted: false,
                     stopped: None,
                 };
-                print_summary(id, &summary);
+                print_summary(id, &summary, None);
             }
             return Err(e);
         }
     };
-    print_summary(id, &summary);
+    let held = match summary.stopped {
+        Some(Stopped::Held) => app.open_ledger()?.campaign(id)?.and_then(|c| c.hold_reason),
+        _ => None,
+    };
+    print_summary(id, &summary, held);
     let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
     match &summary.stopped {
         Some(Stopped::Relay(e)) => bail!(
@@ -266,7 +270,14 @@ pub(super) async fn send(
     }
     if summary.finished {
         let shared = SharedLedger::new(app.open_ledger()?);
-        if let Err(e) = crate::summary::mail_due(app, &shared, &key, dkim.as_deref()).await {
+        let sender = crate::notices::Sender {
+            app,
+            ledger: &shared,
+            key: &key,
+            dkim: dkim.as_deref(),
+            metrics: None,
+        };
+        if let Err(e) = crate::summary::mail_due(&sender).await {
             eprintln!("warning: cannot mail the summary to staff: {e:#}");
         }
         all_failed(id, &summary.counts)?;
@@ -323,15 +334,28 @@ async fn run_campaign(
     Signals::new()?.watch(stop.clone());
     let ledger = SharedLedger::new(ledger);
     let (id, cid) = (campaign.issue, campaign.id);
-    if let Some(sent) =
-        crate::canary::send_copies(app, &ledger, &campaign, key, dkim.as_deref()).await?
-    {
-        for c in &sent {
+    // Held through the canary wait too, so that a daemon on the same ledger leaves it alone.
+    let _lease = crate::deliver::Lease::hold(&ledger, cid, app.clock.clone());
+    let sender = crate::notices::Sender {
+        app,
+        ledger: &ledger,
+        key,
+        dkim: dkim.as_deref(),
+        metrics: None,
+    };
+    if let Some(sent) = crate::canary::send_copies(&sender, &campaign).await? {
+        for t in &sent {
+            let c = &t.reply;
             println!(
-                "canary to {}: {}{}",
+                "canary to {}: {}{}{}",
                 c.address,
                 c.code.map(|c| format!("{c} ")).unwrap_or_default(),
-                c.text
+                c.text,
+                if t.retried() {
+                    " (tried again within seconds)"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -342,8 +366,21 @@ async fn run_campaign(
             crate::app::fmt_ms(Some(until))
         );
     }
-    let waited = crate::canary::wait(&ledger, cid, &*app.clock, &stop, false).await?;
+    let waited =
+        crate::canary::wait(&ledger, cid, &*app.clock, &stop, false, Some(&sender)).await?;
     if waited != Waited::Open {
+        let reason = ledger
+            .with(move |l| Ok(l.campaign(id)?.and_then(|c| c.hold_reason)))
+            .await?;
+        if reason == Some(HoldReason::CanaryUnaccepted) {
+            // Staff hear of it by mail too, if any address takes one now.
+            sender.drain(Some(cid), None).await?;
+            eprintln!(
+                "error: issue {id} is held: no staff address accepted the canary copy, so no \
+                 reader was mailed; check `[server] staff` and the relay, then `brief release \
+                 --issue {id}`"
+            );
+        }
         let counts = ledger.with(move |l| l.counts(cid)).await?;
         return Ok(Summary {
             counts,
@@ -370,7 +407,7 @@ async fn run_campaign(
     summary
 }
 
-fn print_summary(id: IssueId, s: &Summary) {
+fn print_summary(id: IssueId, s: &Summary, held: Option<HoldReason>) {
     let c = &s.counts;
     let state = if s.finished {
         "finished".to_string()
@@ -380,6 +417,10 @@ fn print_summary(id: IssueId, s: &Summary) {
         match stopped {
             Stopped::Relay(_) => "stopped: the relay failed before any reader was named",
             Stopped::Breaker(_) => "stopped by the circuit breaker",
+            Stopped::Held if held == Some(HoldReason::CanaryUnaccepted) => {
+                "held because no staff address accepted the canary copy, before any reader \
+                 was mailed: `brief release` lets it go"
+            }
             Stopped::Held => {
                 "held by staff before any reader was mailed: `brief release` lets it go"
             }
@@ -504,7 +545,7 @@ pub(super) fn release(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitC
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     let mut ledger = app.open_ledger()?;
     let now = app.clock.now_ms();
-    let Some(c) = ledger.release_campaign(id, now)? else {
+    let Some(c) = ledger.open_gate(id, now)? else {
         eprintln!("error: issue {id} has no campaign to release");
         return Ok(ExitCode::from(1));
     };

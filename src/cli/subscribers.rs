@@ -54,7 +54,7 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
                     r.as_str()
                 );
             }
-            let name = name.as_deref().map(crate::issue::one_line);
+            let name = name.as_deref().and_then(crate::issue::display_name);
             if ledger.add_subscriber(&address, name.as_deref(), app.clock.now_ms())? {
                 println!("added {address}");
             } else {
@@ -110,14 +110,15 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
         }
         SubscribersCommand::Forget { address } => {
             let address = parse(&address)?;
-            let (f, in_file) = app.forget(&mut ledger, &address)?;
+            let forgetting = app.forget(&mut ledger, &address)?;
+            let (f, in_file) = (forgetting.rows, forgetting.in_file);
             let erased = f.subscribers
                 + f.signups
                 + f.suppressions
                 + f.test_sends
                 + f.confirmation_sends
                 + f.deliveries;
-            if f.already && erased == 0 {
+            if f.already && erased == 0 && forgetting.outbox_files == 0 {
                 println!("{address} was forgotten already: nothing more to erase");
             } else {
                 println!(
@@ -130,6 +131,11 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
                     f.test_sends,
                     f.confirmation_sends,
                     f.deliveries
+                );
+                println!(
+                    "deleted {} message files to {address} from the outbox {}",
+                    forgetting.outbox_files,
+                    app.config.smtp.outbox_dir.display()
                 );
             }
             if !f.scrubbed {
@@ -176,10 +182,7 @@ async fn confirm(
         app: app.clone(),
     };
     let ledger = SharedLedger::new(ledger);
-    let name = name
-        .as_deref()
-        .map(crate::issue::one_line)
-        .filter(|n| !n.is_empty());
+    let name = name.as_deref().and_then(crate::issue::display_name);
     let outcome = mailer
         .handle(
             &ledger,
@@ -197,6 +200,14 @@ async fn confirm(
                 humantime::format_duration(app.config.server.confirm_ttl)
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Retrying(reply) => {
+            eprintln!(
+                "warning: the relay did not take the confirmation message to {address} yet ({}): \
+                 it stays queued, and a running daemon (`brief run`) tries it again within seconds",
+                reply.text
+            );
+            Ok(ExitCode::from(1))
         }
         Outcome::Mailed(reply) => {
             eprintln!(
@@ -271,54 +282,32 @@ fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One row of `subscribers export`.
-#[derive(serde::Serialize)]
-struct ExportRow {
-    email: String,
-    name: String,
-    state: &'static str,
-    source: String,
-    requested_at: String,
-    confirmed_at: String,
-}
-
-/// A cell a spreadsheet would read as a formula gets a leading `'`: names come from a public
-/// form.
-fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
-}
-
 fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let mut bad = Vec::new();
     let rows = app.roster(ledger, |p| bad.push(p))?;
     let stdout = std::io::stdout();
-    let mut w = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_writer(std::io::BufWriter::new(stdout.lock()));
-    // The header even when there are no rows.
-    w.write_record([
-        "email",
-        "name",
-        "state",
-        "source",
-        "requested_at",
-        "confirmed_at",
-    ])?;
+    let mut w = crate::sheet::Sheet::new(
+        std::io::BufWriter::new(stdout.lock()),
+        &[
+            "email",
+            "name",
+            "state",
+            "source",
+            "requested_at",
+            "confirmed_at",
+        ],
+    )?;
     for r in rows {
-        w.serialize(ExportRow {
-            email: cell(&r.address),
-            name: cell(r.name.as_deref().unwrap_or("")),
-            state: r.state.as_str(),
-            source: r.source,
-            requested_at: crate::app::fmt_ms(r.requested_at),
-            confirmed_at: crate::app::fmt_ms(r.confirmed_at),
-        })?;
+        w.row([
+            r.address.as_str(),
+            r.name.as_deref().unwrap_or(""),
+            r.state.as_str(),
+            &r.source,
+            &crate::app::fmt_ms(r.requested_at),
+            &crate::app::fmt_ms(r.confirmed_at),
+        ])?;
     }
-    w.flush()?;
+    w.finish()?.flush()?;
     for p in &bad {
         eprintln!("{p}");
     }

@@ -8,7 +8,7 @@ use toml::Spanned;
 use url::Url;
 
 use super::{markdown, toml_problem, with_https};
-use crate::error::Problem;
+use crate::error::{Invalid, Problem};
 use crate::issue::{one_line, Entry, EntrySource};
 
 /// The front matter of an entry. Fields are optional here so that every missing one is reported.
@@ -86,20 +86,20 @@ fn split<'a>(path: &Path, text: &'a str) -> Result<Split<'a>, Problem> {
 }
 
 /// A date field: a TOML date (`2021-06-15`) or a string in that form.
-pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, String> {
+pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, Invalid> {
     match v {
         toml::Value::String(s) => super::parse_date(s),
         toml::Value::Datetime(dt) => match (dt.date, dt.time) {
             (Some(d), None) => NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
-                .ok_or_else(|| format!("invalid date `{dt}`")),
-            _ => Err(format!(
+                .ok_or_else(|| Invalid(format!("invalid date `{dt}`"))),
+            _ => Err(Invalid(format!(
                 "`{dt}` has a time: write only the date, like 2021-07-23"
-            )),
+            ))),
         },
-        other => Err(format!(
+        other => Err(Invalid(format!(
             "expected a date like 2021-07-23, found a {}",
             other.type_str()
-        )),
+        ))),
     }
 }
 

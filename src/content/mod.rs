@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::error::{Problem, ProblemKind, Problems};
+use crate::error::{Invalid, Problem, ProblemKind, Problems};
 use crate::issue::{one_line, Entry, Issue, IssueId};
 
 /// The issue folders in `dir`, oldest first. Folders whose names are not `YYYY-MM` are ignored.
@@ -284,9 +284,12 @@ fn toml_problem(path: &Path, text: &str, line_offset: usize, e: &toml::de::Error
 }
 
 /// Parses a date written as a TOML date or a `YYYY-MM-DD` string.
-pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("invalid date `{s}`: write it as YYYY-MM-DD, like 2021-07-23"))
+pub fn parse_date(s: &str) -> Result<NaiveDate, Invalid> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| {
+        Invalid(format!(
+            "invalid date `{s}`: write it as YYYY-MM-DD, like 2021-07-23"
+        ))
+    })
 }
 
 /// The `https://` address a writer most likely meant by `s`, when `s` is a web address without

@@ -5,7 +5,7 @@
 //! timing tells nothing either) a one-time link `public_url/admin/login/TOKEN`. A `GET` of the
 //! link shows a button and changes nothing; its `POST` opens a session (see [`crate::staff`]),
 //! sets the cookie and answers `303` to `/admin/`. Sign-in requests are limited per client IP
-//! and per staff address.
+//! and per staff address, counted in the ledger so a restart does not reset the limits.
 //!
 //! Every staff page takes a [`Staff`]: the extractor that turns anonymous requests away, in this
 //! one place (`303` to the sign-in page, or `401` to a JSON client). Every state-changing form
@@ -14,8 +14,7 @@
 //! of it is `Cache-Control: no-store`. Logs name staff by their keyed tag, and never hold a
 //! token or a session id.
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,15 +22,15 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use lettre::Address;
 use maud::{html, Markup};
 
-use super::{json_error, no_store, page, server_error, Shared, Site};
-use crate::address::AddressKey;
+use super::error::{json_error, PageError};
+use super::site::{Shared, Site};
+use super::ui::{heading, no_store, page, paragraph, see_other, server_error, url};
 use crate::ledger::NewStaffSession;
 use crate::staff::{self, LINK_TTL, SESSION_TTL};
 use crate::token::TokenError;
@@ -48,38 +47,19 @@ pub const LINKS_PER_HOUR: u32 = 5;
 /// Sign-in requests from one client IP in an hour (whatever the address).
 pub const REQUESTS_PER_IP_HOUR: u32 = 30;
 
-/// The staff pages' rate limits (in memory: a restart forgets them).
-pub struct Admin {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_address_minute: DefaultKeyedRateLimiter<AddressKey>,
-    per_address_hour: DefaultKeyedRateLimiter<AddressKey>,
-}
+/// The names of the sign-in limits in the ledger's rate limits (kept there, so a restart does
+/// not reset them; clients and addresses by their keyed tags).
+const PER_IP_LIMIT: &str = "staff-login-per-client";
+const PER_ADDRESS_MINUTE_LIMIT: &str = "staff-link-per-minute";
+const PER_ADDRESS_HOUR_LIMIT: &str = "staff-link-per-hour";
 
-impl Default for Admin {
-    fn default() -> Admin {
-        let n = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
-        Admin {
-            per_ip: RateLimiter::keyed(Quota::per_hour(n(REQUESTS_PER_IP_HOUR))),
-            per_address_minute: RateLimiter::keyed(Quota::per_minute(NonZeroU32::MIN)),
-            per_address_hour: RateLimiter::keyed(Quota::per_hour(n(LINKS_PER_HOUR))),
-        }
-    }
-}
-
-impl std::fmt::Debug for Admin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").finish_non_exhaustive()
-    }
-}
-
-/// The staff routes, all `no-store`.
+/// The sign-in routes (the router puts them, with the console's, under [`admin_layer`]).
 pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
     let admin = Router::new()
         .route("/admin", get(to_dashboard))
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/login/{token}", get(link_page).post(use_link))
         .route("/admin/logout", post(logout));
-    let admin = super::console::routes(admin).layer(axum::middleware::map_response(admin_layer));
     r.merge(admin)
 }
 
@@ -91,7 +71,7 @@ pub const ADMIN_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-
 /// rather than the site's `no-referrer`, under which browsers send `Origin: null` with a form's
 /// POST, which the Origin check must refuse: a same-origin policy lets a browser name our own
 /// origin, and still sends nothing to other sites.
-async fn admin_layer(res: Response) -> Response {
+pub(super) async fn admin_layer(res: Response) -> Response {
     let mut res = no_store(res);
     let h = res.headers_mut();
     h.insert(
@@ -103,24 +83,6 @@ async fn admin_layer(res: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     res
-}
-
-/// `public_url` joined with `path` (relative, like `admin/login`).
-pub(super) fn url(d: &Site, path: &str) -> url::Url {
-    d.app
-        .config
-        .server
-        .public_url
-        .join(path)
-        .expect("public_url is a base URL")
-}
-
-pub(super) fn see_other(location: &url::Url) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, location.as_str().to_string())],
-    )
-        .into_response()
 }
 
 /// The session cookie (`value` set, or cleared): `HttpOnly`, `SameSite=Strict`, for the staff
@@ -270,7 +232,7 @@ impl FromRequest<Arc<Site>> for StaffForm {
             tracing::warn!(staff = %tag, "staff form refused: the Origin is another site");
             return Err(forbidden(d));
         }
-        let body: Bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+        let body: Bytes = axum::body::to_bytes(body, super::site::BODY_LIMIT)
             .await
             .map_err(|_| forbidden(d))?;
         let mut csrf = None;
@@ -296,14 +258,6 @@ pub(super) fn forbidden(d: &Site) -> Response {
         (paragraph(d, "This form was not sent from the staff pages of this site. Go back, reload the page and try again."))
     };
     page(d, StatusCode::FORBIDDEN, "Forbidden", body)
-}
-
-pub(super) fn heading(d: &Site, text: &str) -> Markup {
-    html! { h2 style=(d.app.templates.style("entry-title")) { (text) } }
-}
-
-pub(super) fn paragraph(d: &Site, text: &str) -> Markup {
-    html! { p style=(d.app.templates.style("paragraph")) { (text) } }
 }
 
 /// A staff page: who is signed in, the sign-out button, then `body`.
@@ -349,7 +303,7 @@ async fn login_page(State(d): Shared) -> Response {
 
 /// Mails a sign-in link if the address is staff and within its limits; answers the same page
 /// whatever happened.
-async fn login(State(d): Shared, req: axum::extract::Request) -> Response {
+async fn login(State(d): Shared, req: axum::extract::Request) -> Result<Response, PageError> {
     let (parts, body) = req.into_parts();
     let peer = parts
         .extensions
@@ -357,18 +311,43 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Response {
         .map(|ConnectInfo(p)| *p);
     if !same_origin(&d, &parts.headers) {
         tracing::warn!("staff sign-in request refused: the Origin is another site");
-        return forbidden(&d);
+        return Ok(forbidden(&d));
     }
-    let ip = super::join::client_ip(&d, peer, &parts.headers);
-    if ip.is_some_and(|ip| d.admin.per_ip.check_key(&ip).is_err()) {
+    let ip = super::site::client_ip(&d, peer, &parts.headers);
+    let now = d.app.clock.now_ms();
+    let within = match ip {
+        None => true,
+        Some(ip) => {
+            let client = d.key.tag(&ip.to_string());
+            let counted = d
+                .ledger
+                .with(move |l| {
+                    l.take_rate_limit(
+                        PER_IP_LIMIT,
+                        &client,
+                        REQUESTS_PER_IP_HOUR,
+                        super::join::HOUR_MS,
+                        now,
+                    )
+                })
+                .await;
+            counted?
+        }
+    };
+    if !within {
         tracing::info!("staff sign-in request refused: the client's hourly limit is reached");
         let body = html! {
             (heading(&d, "Too many requests"))
             (paragraph(&d, "Too many sign-in requests came from your network. Please try again in an hour."))
         };
-        return page(&d, StatusCode::TOO_MANY_REQUESTS, "Staff sign-in", body);
+        return Ok(page(
+            &d,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Staff sign-in",
+            body,
+        ));
     }
-    let body: Bytes = axum::body::to_bytes(body, super::BODY_LIMIT)
+    let body: Bytes = axum::body::to_bytes(body, super::site::BODY_LIMIT)
         .await
         .unwrap_or_default();
     let email = url::form_urlencoded::parse(&body)
@@ -383,25 +362,38 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Response {
             tracing::info!("staff sign-in asked for an address that is not staff: nothing sent")
         }
         Some(address) => {
-            let key = AddressKey::of(&address);
             let tag = d.key.tag(address.as_ref());
+            let client = tag.clone();
             // The hour's budget is spent only by requests the minute's limit let through.
-            if d.admin.per_address_minute.check_key(&key).is_err()
-                || d.admin.per_address_hour.check_key(&key).is_err()
-            {
+            let within = d
+                .ledger
+                .with(move |l| {
+                    Ok(
+                        l.take_rate_limit(PER_ADDRESS_MINUTE_LIMIT, &client, 1, 60_000, now)?
+                            && l.take_rate_limit(
+                                PER_ADDRESS_HOUR_LIMIT,
+                                &client,
+                                LINKS_PER_HOUR,
+                                super::join::HOUR_MS,
+                                now,
+                            )?,
+                    )
+                })
+                .await;
+            if let Err(e) = &within {
+                tracing::error!(staff = %tag, error.message = %e, "staff sign-in link not sent: cannot count it against the limits: {e:#}");
+            } else if within.as_ref().is_ok_and(|w| !w) {
                 tracing::info!(staff = %tag, "staff sign-in link not sent: the address's limit is reached");
             } else {
+                // Queued (off the answer's path, which is the same whatever the address): the
+                // daemon's notice worker mails it at once, and again within seconds if the
+                // relay answers 4xx; a stop waits for it.
                 let d = d.clone();
                 tokio::spawn(async move {
-                    match staff::mail_login(&d.app, &d.key, d.dkim.as_deref(), &address).await {
-                        Ok(r) if r.accepted => {
-                            tracing::info!(staff = %tag, "staff sign-in link sent")
-                        }
-                        Ok(r) => {
-                            tracing::warn!(staff = %tag, code = r.code, reply = %r.text, "staff sign-in link refused")
-                        }
+                    match staff::queue_login(&d.app, &d.ledger, &d.key, &address).await {
+                        Ok(()) => tracing::info!(staff = %tag, "staff sign-in link queued"),
                         Err(e) => {
-                            tracing::error!(staff = %tag, error.message = %e, "staff sign-in link not sent: {e:#}")
+                            tracing::error!(staff = %tag, error.message = %e, "staff sign-in link not queued: {e:#}")
                         }
                     }
                 });
@@ -415,7 +407,7 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Response {
             "If this address belongs to the staff, a sign-in link is on its way to it. The link works once, within {minutes} minutes."
         )))
     };
-    page(&d, StatusCode::OK, "Staff sign-in", body)
+    Ok(page(&d, StatusCode::OK, "Staff sign-in", body))
 }
 
 /// The page for a link that is expired, used, or not genuine: ask for a new one.
@@ -469,10 +461,10 @@ async fn use_link(
     State(d): Shared,
     headers: HeaderMap,
     token: Result<Path<String>, PathRejection>,
-) -> Response {
+) -> Result<Response, PageError> {
     if !same_origin(&d, &headers) {
         tracing::warn!("staff sign-in refused: the Origin is another site");
-        return forbidden(&d);
+        return Ok(forbidden(&d));
     }
     let now = d.app.clock.now_ms();
     let login = match token
@@ -480,11 +472,11 @@ async fn use_link(
         .and_then(|Path(t)| staff::open_login(&d.key, &t, now))
     {
         Ok(l) => l,
-        Err(e) => return refused_link(&d, e),
+        Err(e) => return Ok(refused_link(&d, e)),
     };
     // Taken off `[server] staff` since the link was mailed: the link is no good.
     let Some(address) = staff::staff_address(&d.app, &login.address) else {
-        return refused_link(&d, TokenError::Invalid);
+        return Ok(refused_link(&d, TokenError::Invalid));
     };
     let tag = d.key.tag(address.as_ref());
     let session_id = staff::random_id();
@@ -506,34 +498,28 @@ async fn use_link(
             )
         })
         .await;
-    match opened {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(staff = %tag, "staff sign-in refused: the link was used already");
-            return bad_link(
-                &d,
-                StatusCode::GONE,
-                "This sign-in link was used already: each link works once. Ask for a new link below.",
-            );
-        }
-        Err(e) => return server_error(&d, e),
+    if !opened? {
+        tracing::info!(staff = %tag, "staff sign-in refused: the link was used already");
+        return Ok(bad_link(
+            &d,
+            StatusCode::GONE,
+            "This sign-in link was used already: each link works once. Ask for a new link below.",
+        ));
     }
     tracing::info!(staff = %tag, hours = SESSION_TTL.as_secs() / 3600, "staff signed in");
     let mut res = see_other(&url(&d, "admin/"));
     res.headers_mut()
         .insert(header::SET_COOKIE, cookie(&d, Some(&session_id)));
-    res
+    Ok(res)
 }
 
 /// Ends the session and clears the cookie.
-async fn logout(State(d): Shared, form: StaffForm) -> Response {
+async fn logout(State(d): Shared, form: StaffForm) -> Result<Response, PageError> {
     let hash = staff::session_hash(&form.staff.session_id);
-    if let Err(e) = d.ledger.with(move |l| l.end_staff_session(&hash)).await {
-        return server_error(&d, e);
-    }
+    d.ledger.with(move |l| l.end_staff_session(&hash)).await?;
     tracing::info!(staff = %d.key.tag(form.staff.address.as_ref()), "staff signed out");
     let mut res = see_other(&url(&d, "admin/login"));
     res.headers_mut()
         .insert(header::SET_COOKIE, cookie(&d, None));
-    res
+    Ok(res)
 }

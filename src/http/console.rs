@@ -18,16 +18,18 @@ use chrono::{DateTime, Utc};
 use lettre::Address;
 use maud::{html, Markup};
 
-use super::admin::{heading, paragraph, see_other, url};
-use super::{axum_json, json_error, server_error, staff_page, Shared, Site, Staff, StaffForm};
+use super::admin::{staff_page, Staff, StaffForm};
+use super::error::{axum_json, json_error, PageError};
+use super::site::{record_test_send, Shared, Site};
+use super::ui::{heading, paragraph, see_other, url};
 use crate::address::AddressKey;
 use crate::app::{App, RosterState};
 use crate::error::Problem;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, State as DeliveryState,
-    SuppressionRow, Trigger,
+    Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
+    State as DeliveryState, SuppressionRow, Trigger,
 };
 use crate::message::Kind;
 use crate::render::Rendered;
@@ -182,7 +184,7 @@ struct Overview {
     preflight: Option<crate::ledger::Preflight>,
 }
 
-async fn dashboard(State(d): Shared, staff: Staff) -> Response {
+async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response, PageError> {
     let now = d.app.clock.now();
     let now_ms = now.timestamp_millis();
     let plan = Plan::new(&d.app.config.schedule);
@@ -236,10 +238,7 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
             })
         })
         .await;
-    let o = match overview {
-        Ok(o) => o,
-        Err(e) => return server_error(&d, e),
-    };
+    let o = overview?;
     let warnings = &d.app.config.warnings;
     let live = o.campaigns.iter().any(|(c, _)| !c.finished);
     let body = html! {
@@ -296,6 +295,12 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
             ul style=(style(&d, "list")) { @for w in warnings { li { (w) } } }
         }
         (subheading(&d, "Recent campaigns"))
+        @for (c, _) in o.campaigns.iter().filter(|(c, _)| !c.finished && c.hold_reason == Some(HoldReason::CanaryUnaccepted)) {
+            p style=(style(&d, "form-error")) data-canary="unaccepted" {
+                "Issue " (c.issue) " held: no staff address accepted the canary copy. "
+                (link(&d, &format!("admin/campaigns/{}", c.issue), "Open the campaign"))
+            }
+        }
         @if o.campaigns.is_empty() {
             (paragraph(&d, "No campaign yet."))
         } @else {
@@ -335,7 +340,7 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Response {
         }
         @if live { (live_script(&d)) }
     };
-    staff_page(&d, &staff, "Dashboard", body)
+    Ok(staff_page(&d, &staff, "Dashboard", body))
 }
 
 /// The one script of the staff pages: every `[data-live]` row fetches its campaign's counts
@@ -372,9 +377,13 @@ async fn live_js(_staff: Staff) -> Response {
         .into_response()
 }
 
-async fn counts_json(State(d): Shared, _staff: Staff, Path(raw): Path<String>) -> Response {
+async fn counts_json(
+    State(d): Shared,
+    _staff: Staff,
+    Path(raw): Path<String>,
+) -> Result<Response, PageError> {
     let Some(id) = issue_id(&raw) else {
-        return json_error(StatusCode::NOT_FOUND, "no such issue");
+        return Ok(json_error(StatusCode::NOT_FOUND, "no such issue"));
     };
     let found = d
         .ledger
@@ -383,8 +392,8 @@ async fn counts_json(State(d): Shared, _staff: Staff, Path(raw): Path<String>) -
             None => Ok(None),
         })
         .await;
-    match found {
-        Ok(Some((n, c))) => {
+    Ok(match found? {
+        Some((n, c)) => {
             let mut v = serde_json::json!({
                 "issue": id.to_string(),
                 "finished": c.finished,
@@ -396,9 +405,8 @@ async fn counts_json(State(d): Shared, _staff: Staff, Path(raw): Path<String>) -
             }
             axum_json(&v).into_response()
         }
-        Ok(None) => json_error(StatusCode::NOT_FOUND, "this issue has no campaign"),
-        Err(e) => server_error(&d, e),
-    }
+        None => json_error(StatusCode::NOT_FOUND, "this issue has no campaign"),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -442,13 +450,21 @@ fn size(n: usize) -> String {
     }
 }
 
-async fn issue_page(State(d): Shared, staff: Staff, Path(raw): Path<String>) -> Response {
+async fn issue_page(
+    State(d): Shared,
+    staff: Staff,
+    Path(raw): Path<String>,
+) -> Result<Response, PageError> {
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, &staff, "There is no issue by that id.");
+        return Ok(not_found(&d, &staff, "There is no issue by that id."));
     };
     let folder = d.app.config.content.dir.join(id.to_string());
     if !folder.is_dir() && d.app.config.content.feeds.is_empty() {
-        return not_found(&d, &staff, &format!("There is no issue folder {id}."));
+        return Ok(not_found(
+            &d,
+            &staff,
+            &format!("There is no issue folder {id}."),
+        ));
     }
     let collected = d.app.collect_issue(id, FetchPolicy::Once).await;
     let app = d.app.clone();
@@ -463,10 +479,7 @@ async fn issue_page(State(d): Shared, staff: Staff, Path(raw): Path<String>) -> 
             Ok((campaign, readers, l.test_send_count(id)?))
         })
         .await;
-    let (campaign, readers, tests) = match found {
-        Ok(f) => f,
-        Err(e) => return server_error(&d, e),
-    };
+    let (campaign, readers, tests) = found?;
     let body = issue_body(
         &d,
         &staff,
@@ -476,7 +489,7 @@ async fn issue_page(State(d): Shared, staff: Staff, Path(raw): Path<String>) -> 
         readers,
         tests,
     );
-    staff_page(&d, &staff, &format!("Issue {id}"), body)
+    Ok(staff_page(&d, &staff, &format!("Issue {id}"), body))
 }
 
 fn issue_body(
@@ -574,10 +587,14 @@ fn back_to_issue(d: &Site, id: IssueId) -> Markup {
     html! { p style=(style(d, "paragraph")) { (link(d, &format!("admin/issues/{id}"), &format!("Back to issue {id}"))) } }
 }
 
-async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+async fn test_send(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
     let staff = &form.staff;
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, staff, "There is no issue by that id.");
+        return Ok(not_found(&d, staff, "There is no issue by that id."));
     };
     // To the signed-in member, or another staff address; never anyone else.
     let to: Option<Address> = match field(&form, "to").filter(|t| !t.is_empty()) {
@@ -587,29 +604,25 @@ async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -
             .and_then(|a| crate::staff::staff_address(&d.app, &a)),
     };
     let Some(to) = to else {
-        return message(
+        return Ok(message(
             &d,
             staff,
             StatusCode::UNPROCESSABLE_ENTITY,
             "Not sent",
             html! { (paragraph(&d, "Tests go only to addresses of the staff.")) (back_to_issue(&d, id)) },
-        );
+        ));
     };
     let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) => i,
-        Err(problems) => return not_sent_for_problems(&d, staff, id, &problems),
+        Err(problems) => return Ok(not_sent_for_problems(&d, staff, id, &problems)),
     };
     let tag = d.key.tag(staff.address.as_ref());
     tracing::info!(issue = %id, staff = %tag, "console test send");
-    let replies = match d
+    let replies = d
         .app
         .test_send(&issue, &d.key, d.dkim.as_deref(), &[to], |_| {})
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return server_error(&d, e),
-    };
-    super::record_test_send(&d, id, &replies).await;
+        .await?;
+    record_test_send(&d, id, &replies).await;
     let all = replies.iter().all(|r| r.accepted);
     let status = if all {
         StatusCode::OK
@@ -617,7 +630,7 @@ async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -
         StatusCode::BAD_GATEWAY
     };
     let title = if all { "Test sent" } else { "Test not sent" };
-    message(
+    Ok(message(
         &d,
         staff,
         status,
@@ -634,13 +647,17 @@ async fn test_send(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -
             }
             (back_to_issue(&d, id))
         },
-    )
+    ))
 }
 
-async fn send_now(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+async fn send_now(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
     let staff = &form.staff;
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, staff, "There is no issue by that id.");
+        return Ok(not_found(&d, staff, "There is no issue by that id."));
     };
     let refuse = |status: StatusCode, text: &str| {
         message(
@@ -652,36 +669,32 @@ async fn send_now(State(d): Shared, Path(raw): Path<String>, form: StaffForm) ->
         )
     };
     if field(&form, "confirm").map(str::trim) != Some(id.to_string().as_str()) {
-        return refuse(
+        return Ok(refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!("The id typed does not match {id}: nothing was sent."),
-        );
+        ));
     }
     let Some(launch) = d.launch.clone() else {
-        return refuse(
+        return Ok(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "This server cannot run campaigns: use `brief send`.",
-        );
+        ));
     };
-    match d.ledger.with(move |l| l.campaign(id)).await {
-        Ok(Some(_)) => {
-            return refuse(
-                StatusCode::CONFLICT,
-                &format!("Issue {id} was already sent: nothing more was sent."),
-            )
-        }
-        Ok(None) => {}
-        Err(e) => return server_error(&d, e),
+    if d.ledger.with(move |l| l.campaign(id)).await?.is_some() {
+        return Ok(refuse(
+            StatusCode::CONFLICT,
+            &format!("Issue {id} was already sent: nothing more was sent."),
+        ));
     }
     let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
         Ok(i) if !i.entries.is_empty() => i,
         Ok(_) => {
-            return refuse(
+            return Ok(refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &format!("Issue {id} has no entries: nothing was sent."),
-            )
+            ))
         }
-        Err(problems) => return not_sent_for_problems(&d, staff, id, &problems),
+        Err(problems) => return Ok(not_sent_for_problems(&d, staff, id, &problems)),
     };
     // Like `brief send --yes`: the campaign with its whole list in one transaction.
     let created = d
@@ -695,22 +708,19 @@ async fn send_now(State(d): Shared, Path(raw): Path<String>, form: StaffForm) ->
         new,
         problems,
         ..
-    } = match created {
-        Ok(c) => c,
-        Err(e) => return server_error(&d, e),
-    };
+    } = created?;
     if !new {
-        return refuse(
+        return Ok(refuse(
             StatusCode::CONFLICT,
             &format!("Issue {id} was already sent: nothing more was sent."),
-        );
+        ));
     }
     for p in &problems {
         tracing::warn!("skipped subscriber: {p}");
     }
     tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), trigger = "staff", "campaign started from the console");
     launch(campaign, template, ledger);
-    see_other(&url(&d, &format!("admin/campaigns/{id}")))
+    Ok(see_other(&url(&d, &format!("admin/campaigns/{id}"))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -727,12 +737,12 @@ async fn campaign_page(
     staff: Staff,
     Path(raw): Path<String>,
     Query(filter): Query<Filter>,
-) -> Response {
+) -> Result<Response, PageError> {
     if let Some(raw) = raw.strip_suffix(".csv") {
         return csv(d, staff, raw).await;
     }
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, &staff, "There is no campaign by that id.");
+        return Ok(not_found(&d, &staff, "There is no campaign by that id."));
     };
     let state = filter
         .state
@@ -750,10 +760,12 @@ async fn campaign_page(
             None => Ok(None),
         })
         .await;
-    let (c, n, rows, matching, canaries) = match found {
-        Ok(Some(f)) => f,
-        Ok(None) => return not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
-        Err(e) => return server_error(&d, e),
+    let Some((c, n, rows, matching, canaries)) = found? else {
+        return Ok(not_found(
+            &d,
+            &staff,
+            &format!("Issue {id} has no campaign yet."),
+        ));
     };
     let body = campaign_body(
         &d,
@@ -767,7 +779,7 @@ async fn campaign_page(
             matching,
         },
     );
-    staff_page(&d, &staff, &format!("Campaign {id}"), body)
+    Ok(staff_page(&d, &staff, &format!("Campaign {id}"), body))
 }
 
 fn duration(ms: i64) -> String {
@@ -807,9 +819,20 @@ fn canary_part(
     let held = matches!(gate, Gate::Held { .. });
     html! {
         @match gate {
+            Gate::Held { since } if c.hold_reason == Some(HoldReason::CanaryUnaccepted) => {
+                p style=(style(d, "form-error")) data-canary="unaccepted" {
+                    "Held: no staff address accepted the canary copy (since " (local_ms(d, Some(since)))
+                    "), so nobody has seen the message and no reader is mailed until it is released. Check the staff addresses and the relay first."
+                }
+            }
             Gate::Held { since } => {
                 p style=(style(d, "form-error")) data-canary="held" {
                     "Held by staff since " (local_ms(d, Some(since))) ": no reader is mailed until it is released."
+                }
+            }
+            Gate::AwaitingCanary => {
+                p style=(style(d, "form-error")) data-canary="awaiting" {
+                    "The canary window is over, but no staff address has accepted the canary copy yet: no reader is mailed until one does (the copies are tried again; if all fail, the campaign is held)."
                 }
             }
             Gate::Canary { until } => {
@@ -932,22 +955,24 @@ fn campaign_body(
 }
 
 /// "Hold": stops a campaign in its canary window before any reader is mailed.
-async fn hold(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+async fn hold(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
     let staff = &form.staff;
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, staff, "There is no campaign by that id.");
+        return Ok(not_found(&d, staff, "There is no campaign by that id."));
     };
     let now = d.app.clock.now_ms();
     let outcome = d.ledger.with(move |l| l.hold_campaign(id, now)).await;
-    match outcome {
-        Ok(HoldOutcome::Held) => {
+    Ok(match outcome? {
+        HoldOutcome::Held => {
             tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign held from the console");
             see_other(&url(&d, &format!("admin/campaigns/{id}")))
         }
-        Ok(HoldOutcome::AlreadyHeld { .. }) => {
-            see_other(&url(&d, &format!("admin/campaigns/{id}")))
-        }
-        Ok(HoldOutcome::TooLate { reached }) => message(
+        HoldOutcome::AlreadyHeld { .. } => see_other(&url(&d, &format!("admin/campaigns/{id}"))),
+        HoldOutcome::TooLate { reached } => message(
             &d,
             staff,
             StatusCode::CONFLICT,
@@ -957,35 +982,35 @@ async fn hold(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Res
                 p style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
             },
         ),
-        Ok(HoldOutcome::NoCampaign) => {
-            not_found(&d, staff, &format!("Issue {id} has no campaign."))
-        }
-        Err(e) => server_error(&d, e),
-    }
+        HoldOutcome::NoCampaign => not_found(&d, staff, &format!("Issue {id} has no campaign.")),
+    })
 }
 
 /// "Release": lets a held campaign, or one in its canary window, go to its readers; the
 /// daemon's waiting run sees it within a few seconds.
-async fn release(State(d): Shared, Path(raw): Path<String>, form: StaffForm) -> Response {
+async fn release(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
     let staff = &form.staff;
     let Some(id) = issue_id(&raw) else {
-        return not_found(&d, staff, "There is no campaign by that id.");
+        return Ok(not_found(&d, staff, "There is no campaign by that id."));
     };
     let now = d.app.clock.now_ms();
-    match d.ledger.with(move |l| l.release_campaign(id, now)).await {
-        Ok(Some(_)) => {
+    Ok(match d.ledger.with(move |l| l.open_gate(id, now)).await? {
+        Some(_) => {
             tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign released from the console");
             see_other(&url(&d, &format!("admin/campaigns/{id}")))
         }
-        Ok(None) => not_found(&d, staff, &format!("Issue {id} has no campaign.")),
-        Err(e) => server_error(&d, e),
-    }
+        None => not_found(&d, staff, &format!("Issue {id} has no campaign.")),
+    })
 }
 
 /// The campaign's report as CSV: the columns and rows of `brief report`.
-async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Response {
+async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Response, PageError> {
     let Some(id) = issue_id(raw) else {
-        return not_found(&d, &staff, "There is no campaign by that id.");
+        return Ok(not_found(&d, &staff, "There is no campaign by that id."));
     };
     let made = d
         .ledger
@@ -993,13 +1018,11 @@ async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Response {
             let Some(c) = l.campaign(id)? else {
                 return Ok(None);
             };
-            let mut w = csv::Writer::from_writer(Vec::new());
-            l.each_delivery(c.id, |r| Ok(w.serialize(crate::app::ReportRow::from(&r))?))?;
-            Ok(Some(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?))
+            Ok(Some(crate::app::ReportRow::write_csv(l, c.id, Vec::new())?))
         })
         .await;
-    match made {
-        Ok(Some(bytes)) => (
+    Ok(match made? {
+        Some(bytes) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
                 (
@@ -1010,7 +1033,6 @@ async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Response {
             bytes,
         )
             .into_response(),
-        Ok(None) => not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
-        Err(e) => server_error(&d, e),
-    }
+        None => not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
+    })
 }

@@ -3,60 +3,43 @@
 //! `POST /subscribe` answers the same page, byte for byte, whatever the state of the address
 //! (new, pending, active, unsubscribed, bounced), so it reveals nothing about who is subscribed;
 //! only a malformed address gets the form back with the error (400), and a client past its
-//! hourly limit a 429. It does no ledger or SMTP work itself: it offers the request to the
-//! sign-up queue. A `GET` of a confirmation link shows a button and changes nothing (link
+//! hourly limit a 429 (counted in the ledger, on the sign-up mailer's connection, so a restart
+//! does not reset it). It does no other ledger work and no SMTP work itself: it offers the
+//! request to the sign-up queue. A `GET` of a confirmation link shows a button and changes nothing (link
 //! scanners follow links); the `POST` of that button confirms, and doing it again changes
-//! nothing. An expired or altered link gets the form again.
+//! nothing. An expired or altered link gets the form again, and so does a link older than the
+//! address's last unsubscribe, bounce or complaint (409): consent moves forward only.
 
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use maud::{html, Markup};
 
-use super::{no_store, page, Shared, Site};
+use super::error::PageError;
+use super::site::{client_ip, Shared, Site};
+use super::ui::{heading, no_store, page, paragraph};
 use crate::address::parse_address;
 use crate::issue::one_line;
 use crate::ledger::Confirmed;
 use crate::metrics::SubscriptionEvent;
-use crate::signup::{Mailer, Queue, Request};
+use crate::signup::Request;
 use crate::token::TokenError;
 
-/// The longest name kept from the form.
-const NAME_MAX: usize = 200;
+/// An hour in milliseconds: the window of the per-client limit.
+pub(super) const HOUR_MS: i64 = 3_600_000;
 
-/// What the sign-up pages need: the queue, the mailer's keys, and the per-client limit.
-pub struct Join {
-    pub queue: Queue,
-    pub mailer: Arc<Mailer>,
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-}
+/// The longest name kept from the form: the one cap of every display name.
+const NAME_MAX: usize = crate::issue::NAME_MAX;
 
-impl Join {
-    /// Sign-up pages over `queue`, at most `per_hour` requests per client IP and hour.
-    pub fn new(queue: Queue, mailer: Arc<Mailer>, per_hour: u32) -> Join {
-        let per_hour = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
-        Join {
-            queue,
-            mailer,
-            per_ip: RateLimiter::keyed(Quota::per_hour(per_hour)),
-        }
-    }
-}
-
-impl std::fmt::Debug for Join {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Join").finish_non_exhaustive()
-    }
-}
+/// The name of the sign-up limit in the ledger's rate limits.
+const SIGNUP_LIMIT: &str = "signup-per-client";
 
 /// The sign-up routes.
 pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
@@ -76,14 +59,6 @@ fn form(d: &Site, error: Option<&str>, email: &str, name: &str) -> Markup {
     crate::render::signup_form(d.app.render_context(), &action, error, email, name)
 }
 
-fn heading(d: &Site, text: &str) -> Markup {
-    html! { h2 style=(d.app.templates.style("entry-title")) { (text) } }
-}
-
-fn paragraph(d: &Site, text: &str) -> Markup {
-    html! { p style=(d.app.templates.style("paragraph")) { (text) } }
-}
-
 async fn form_page(State(d): Shared) -> Response {
     let n = &d.app.config.newsletter;
     let body = html! {
@@ -94,26 +69,9 @@ async fn form_page(State(d): Shared) -> Response {
     no_store(page(&d, StatusCode::OK, "Subscribe", body))
 }
 
-/// The client's IP: the connection's peer, or, when the peer is a proxy named in
-/// `[server] trusted_proxies`, the last address its `X-Forwarded-For` names.
-pub(super) fn client_ip(d: &Site, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-    let peer = peer?.ip();
-    if !d.app.config.server.trusted_proxies.contains(&peer) {
-        return Some(peer);
-    }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .next_back();
-    Some(forwarded.unwrap_or(peer))
-}
-
-async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Response {
+async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Response, PageError> {
     let Some(join) = &d.join else {
-        return super::not_found(State(d)).await;
+        return Err(PageError::NotFound);
     };
     let (parts, body) = req.into_parts();
     let peer = parts
@@ -121,11 +79,11 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(p)| *p);
     let headers = parts.headers;
-    let body: Bytes = match axum::body::to_bytes(body, super::BODY_LIMIT).await {
+    let body: Bytes = match axum::body::to_bytes(body, super::site::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => {
             let body = html! { (paragraph(&d, "The request is too large.")) };
-            return page(&d, StatusCode::PAYLOAD_TOO_LARGE, "Subscribe", body);
+            return Ok(page(&d, StatusCode::PAYLOAD_TOO_LARGE, "Subscribe", body));
         }
     };
     let mut email = String::new();
@@ -146,18 +104,44 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Response {
                 (heading(&d, "Subscribe"))
                 (form(&d, Some(&format!("Please check the address: {m}.")), &email, &name))
             };
-            return no_store(page(&d, StatusCode::BAD_REQUEST, "Subscribe", body));
+            return Ok(no_store(page(
+                &d,
+                StatusCode::BAD_REQUEST,
+                "Subscribe",
+                body,
+            )));
         }
     };
     let ip = client_ip(&d, peer, &headers);
-    if ip.is_some_and(|ip| join.per_ip.check_key(&ip).is_err()) {
+    let within = match ip {
+        None => true,
+        Some(ip) => {
+            // A keyed tag: the ledger keeps no client's IP.
+            let (client, per_hour, now) = (
+                d.key.tag(&ip.to_string()),
+                join.per_hour,
+                d.app.clock.now_ms(),
+            );
+            let counted = join
+                .limits
+                .with(move |l| l.take_rate_limit(SIGNUP_LIMIT, &client, per_hour, HOUR_MS, now))
+                .await;
+            counted?
+        }
+    };
+    if !within {
         d.metrics.subscription(SubscriptionEvent::rejected);
         tracing::info!("sign-up refused: the client's hourly limit is reached");
         let body = html! {
             (heading(&d, "Too many requests"))
             (paragraph(&d, "Too many sign-up requests came from your network. Please try again in an hour."))
         };
-        return no_store(page(&d, StatusCode::TOO_MANY_REQUESTS, "Subscribe", body));
+        return Ok(no_store(page(
+            &d,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Subscribe",
+            body,
+        )));
     }
     if honeypot {
         d.metrics.subscription(SubscriptionEvent::rejected);
@@ -178,7 +162,7 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Response {
             d.app.config.newsletter.kicker
         )))
     };
-    no_store(page(&d, StatusCode::OK, "Check your inbox", body))
+    Ok(no_store(page(&d, StatusCode::OK, "Check your inbox", body)))
 }
 
 /// The page for a link that is expired or not genuine: the form again.
@@ -201,9 +185,21 @@ fn bad_link(d: &Site, e: TokenError) -> Response {
     no_store(page(d, status, "Subscribe", body))
 }
 
+/// The page for a link older than the reader's last change (an unsubscribe, a bounce, a
+/// complaint): nothing changed, and the form again. It says no more than that, since whoever
+/// holds the link may not be the address's owner.
+fn outdated_link(d: &Site) -> Response {
+    let body = html! {
+        (heading(d, "Subscribe"))
+        (paragraph(d, "This confirmation link is older than the last change to this address's subscription, so it changes nothing. To subscribe again, ask below: a new link will be sent."))
+        (form(d, None, "", ""))
+    };
+    no_store(page(d, StatusCode::CONFLICT, "Subscribe", body))
+}
+
 async fn confirm_page(State(d): Shared, token: Result<Path<String>, PathRejection>) -> Response {
     let Some(join) = &d.join else {
-        return super::not_found(State(d)).await;
+        return super::ui::not_found(&d);
     };
     let opened = token
         .map_err(|_| TokenError::Invalid)
@@ -223,9 +219,12 @@ async fn confirm_page(State(d): Shared, token: Result<Path<String>, PathRejectio
     no_store(page(&d, StatusCode::OK, "Confirm subscription", body))
 }
 
-async fn confirm(State(d): Shared, token: Result<Path<String>, PathRejection>) -> Response {
+async fn confirm(
+    State(d): Shared,
+    token: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
     let Some(join) = &d.join else {
-        return super::not_found(State(d)).await;
+        return Err(PageError::NotFound);
     };
     let now = d.app.clock.now_ms();
     let opened = token
@@ -233,7 +232,7 @@ async fn confirm(State(d): Shared, token: Result<Path<String>, PathRejection>) -
         .and_then(|Path(t)| join.mailer.open(&t, now));
     let c = match opened {
         Ok(c) => c,
-        Err(e) => return bad_link(&d, e),
+        Err(e) => return Ok(bad_link(&d, e)),
     };
     let tag = d.key.tag(c.address.as_ref());
     let hash = d.key.forget_hash(c.address.as_ref());
@@ -241,20 +240,25 @@ async fn confirm(State(d): Shared, token: Result<Path<String>, PathRejection>) -
         .ledger
         .with(move |l| l.confirm_signup(&c.address, c.name.as_deref(), &hash, c.requested_at, now))
         .await;
-    match confirmed {
-        Ok(Confirmed::Subscribed) => {
+    match confirmed? {
+        Confirmed::Subscribed => {
             d.metrics.subscription(SubscriptionEvent::confirmed);
             tracing::info!(reader = %tag, "subscription confirmed");
         }
-        Ok(Confirmed::Already) => {
+        Confirmed::Already => {
             tracing::debug!(reader = %tag, "subscription confirmed again: nothing changed")
         }
         // A link mailed before its owner asked to be forgotten: it stays forgotten.
-        Ok(Confirmed::Forgotten) => {
+        Confirmed::Forgotten => {
             tracing::info!(reader = %tag, "confirmation of a forgotten address: nothing changed");
-            return bad_link(&d, TokenError::Invalid);
+            return Ok(bad_link(&d, TokenError::Invalid));
         }
-        Err(e) => return super::server_error(&d, e),
+        // Consent moves forward only: a link older than the reader's unsubscribe (or a bounce or
+        // complaint since) does not undo it. Asking again makes a new link.
+        Confirmed::Outdated(reason) => {
+            tracing::info!(reader = %tag, reason = reason.as_str(), "confirmation older than the address's suppression: nothing changed");
+            return Ok(outdated_link(&d));
+        }
     }
     let t = &d.app.templates;
     let n = &d.app.config.newsletter;
@@ -272,5 +276,5 @@ async fn confirm(State(d): Shared, token: Result<Path<String>, PathRejection>) -
             a style=(t.style("link")) href=(archive.as_str()) { "archive" } "."
         }
     };
-    no_store(page(&d, StatusCode::OK, "Subscribed", body))
+    Ok(no_store(page(&d, StatusCode::OK, "Subscribed", body)))
 }

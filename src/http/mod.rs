@@ -17,25 +17,27 @@
 //! and the admin token are never logged.
 //!
 //! [`serve`] holds no slow client for long: a request header must arrive within
-//! `[server] header_timeout` (also the idle limit of a keep-alive connection), at most
-//! [`MAX_CONNECTIONS`] are served at once, and a stop waits [`STOP_GRACE`] for requests in
-//! progress, then drops their connections.
+//! `[server] header_timeout` (also the idle limit of a keep-alive connection), the whole request
+//! within `[server] request_timeout` (408 beyond), at most [`MAX_CONNECTIONS`] are served at
+//! once and at most `[server] connections_per_client` for one client, and a stop waits
+//! [`STOP_GRACE`] for requests in progress, then drops their connections. Wrong bearer tokens
+//! are throttled per client. The limits are [`door`]'s.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use maud::{html, Markup};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use maud::html;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,59 +45,29 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 mod admin;
 mod console;
+pub mod door;
+mod error;
 mod join;
+mod site;
+mod ui;
 mod webhooks;
 
-pub use admin::{staff_page, Admin, Staff, StaffForm};
-pub use join::Join;
+pub use admin::{staff_page, Staff, StaffForm};
+pub use door::MAX_CONNECTIONS;
+pub use site::{Admin, Join, Launch, Site, BODY_LIMIT};
+
+use error::{axum_json, json_error, PageError};
+use site::{client_of, record_test_send, Shared};
+use ui::{no_store, page, server_error};
 
 use crate::address::AddressKey;
-use crate::app::App;
-use crate::dkim::DkimSigner;
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
-use crate::ledger::{Reason, SharedLedger, State as DeliveryState};
-use crate::metrics::Metrics;
-use crate::token::{Purpose, TokenError, TokenKey};
-
-/// The largest request body accepted: one-click bodies and test-send requests are tiny.
-pub const BODY_LIMIT: usize = 4 * 1024;
-
-/// The most HTTP connections served at once. Further clients wait, unaccepted, in the listen
-/// backlog: slow clients cannot use up the process's file descriptors (512 leaves room under
-/// the common limit of 1024 for the ledger, SMTP and feeds) or its memory.
-pub const MAX_CONNECTIONS: usize = 512;
+use crate::ledger::{Reason, State as DeliveryState};
+use crate::token::{Purpose, TokenError};
 
 /// How long a stop lets HTTP requests in progress finish before their connections are dropped.
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
-
-/// What the handlers share: built by whoever serves the router (the daemon, a test).
-pub struct Site {
-    pub app: Arc<App>,
-    pub key: TokenKey,
-    pub dkim: Option<Arc<DkimSigner>>,
-    /// The connection the handlers share (calls run off the async threads).
-    pub ledger: SharedLedger,
-    pub metrics: Arc<Metrics>,
-    /// The sign-up pages' queue and limits; `None`: no sign-up pages (404).
-    pub join: Option<join::Join>,
-    /// The staff pages' rate limits.
-    pub admin: admin::Admin,
-    /// Runs a campaign that the console's "Send now" created, in the background, the way the
-    /// daemon runs the schedule's; `None`: "Send now" is unavailable (503).
-    pub launch: Option<Launch>,
-}
-
-/// The seam through which the HTTP side hands a new campaign (with its frozen message and its
-/// own ledger connection) to whoever runs campaigns: the daemon provides it, so `http` never
-/// imports `daemon`.
-pub type Launch = Arc<
-    dyn Fn(crate::ledger::Campaign, crate::message::MessageTemplate, crate::ledger::Ledger)
-        + Send
-        + Sync,
->;
-
-type Shared = State<Arc<Site>>;
 
 /// The router of every endpoint, over `site`.
 pub fn router(site: Arc<Site>) -> Router {
@@ -116,10 +88,18 @@ pub fn router(site: Arc<Site>) -> Router {
         r = r.route("/admin/test-send", post(test_send));
     }
     let webhooks = webhooks::routes(&site);
-    admin::routes(join::routes(r))
+    // The staff pages (sign-in and the console) under their own headers.
+    let staff = console::routes(admin::routes(Router::new()))
+        .layer(axum::middleware::map_response(admin::admin_layer));
+    join::routes(r)
+        .merge(staff)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .merge(webhooks)
         .fallback(not_found)
+        .layer(axum::middleware::map_response_with_state(
+            site.clone(),
+            ui::error_pages,
+        ))
         .layer(axum::middleware::map_response(common_headers))
         .with_state(site)
 }
@@ -129,18 +109,24 @@ pub fn router(site: Arc<Site>) -> Router {
 ///
 /// Each connection is served by hyper's HTTP/1 connection (axum's `serve` offers no header
 /// timeout): one that has not sent a whole request header within `header_timeout`, or that
-/// waits idle longer than that for its next request, is closed. At most [`MAX_CONNECTIONS`] are
-/// served at once; beyond that, new ones are not accepted and wait in the listen backlog until a
-/// connection ends (at the latest, `header_timeout` after its last request).
+/// waits idle longer than that for its next request, is closed; a request whose body has not
+/// arrived within `request_timeout` of the connection's waiting for it gets 408 and the close
+/// ([`door::Conn`]). At most [`MAX_CONNECTIONS`] are served at once; beyond that, new ones are
+/// not accepted and wait in the listen backlog until a connection ends (at the latest,
+/// `request_timeout` after it began waiting for its request). A client (a TCP peer that is not
+/// a trusted proxy) holding `per_client` connections has further ones answered 429 and closed
+/// at once, so one address never holds more than that many slots.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    header_timeout: Duration,
+    limits: door::Limits,
     stop: CancellationToken,
 ) -> Stopped {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(limits.header_timeout);
+    let limits = Arc::new(limits);
+    let clients = door::Clients::default();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let conns = TaskTracker::new();
     let drop_now = CancellationToken::new();
@@ -166,19 +152,29 @@ pub async fn serve(
                 }
             }
         };
-        // Handlers that need the client's address (the sign-up limit) read it from here.
-        let service = tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            },
-        );
+        // A trusted proxy's clients are counted per request ([`door::Conn::answer`]).
+        let seat = if limits.trusted_proxies.contains(&peer.ip()) {
+            None
+        } else {
+            match clients.take(peer.ip(), limits.per_client) {
+                Some(seat) => Some(seat),
+                None => {
+                    tracing::debug!(peer = %peer.ip(), "connection refused: the client's connection cap is reached");
+                    door::refuse(stream);
+                    continue;
+                }
+            }
+        };
+        let door = Arc::new(door::Conn::new(peer, limits.clone(), clients.clone()));
+        let router = router.clone();
+        let service = tower::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+            let (door, router) = (door.clone(), router.clone());
+            async move { Ok::<_, std::convert::Infallible>(door.answer(router, req).await) }
+        });
         let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let (stop, drop_now) = (stop.clone(), drop_now.clone());
         conns.spawn(async move {
-            let _slot = slot;
+            let _held = (slot, seat);
             let mut conn = std::pin::pin!(conn);
             let done = tokio::select! {
                 r = conn.as_mut() => r,
@@ -261,8 +257,12 @@ async fn metrics(State(d): Shared) -> Response {
         .ledger
         .with(move |l| {
             let mut total = [0u64; DeliveryState::ALL.len()];
-            let (mut canary, mut held) = (0, 0);
+            let (mut canary, mut held, mut unaccepted) = (0, 0, 0);
             for c in l.campaigns()? {
+                if !c.finished && c.hold_reason == Some(crate::ledger::HoldReason::CanaryUnaccepted)
+                {
+                    unaccepted += 1;
+                }
                 let n = l.counts(c.id)?;
                 for (i, s) in DeliveryState::ALL.iter().enumerate() {
                     total[i] += n.get(*s);
@@ -274,11 +274,12 @@ async fn metrics(State(d): Shared) -> Response {
                 }
             }
             let problems = l.latest_preflight()?.map_or(0, |p| p.problems);
-            Ok((total, canary, held, problems))
+            Ok((total, canary, held, problems, unaccepted))
         })
         .await;
     match counts {
-        Ok((total, canary, held, problems)) => {
+        Ok((total, canary, held, problems, unaccepted)) => {
+            d.metrics.set_canary_unaccepted(unaccepted);
             d.metrics.set_deliveries(
                 DeliveryState::ALL
                     .iter()
@@ -297,11 +298,8 @@ async fn metrics(State(d): Shared) -> Response {
 }
 
 /// The issues that were sent (or are being sent), newest first, linking to their web versions.
-async fn archive_index(State(d): Shared) -> Response {
-    let campaigns = match d.ledger.with(|l| l.campaigns()).await {
-        Ok(c) => c,
-        Err(e) => return server_error(&d, e),
-    };
+async fn archive_index(State(d): Shared) -> Result<Response, PageError> {
+    let campaigns = d.ledger.with(|l| l.campaigns()).await?;
     let base = &d.app.config.server.public_url;
     let body = html! {
         h2 style=(d.app.templates.style("entry-title")) { "Archive" }
@@ -319,15 +317,18 @@ async fn archive_index(State(d): Shared) -> Response {
             }
         }
     };
-    page(&d, StatusCode::OK, "Archive", body)
+    Ok(page(&d, StatusCode::OK, "Archive", body))
 }
 
 /// The web version of a sent issue, as its campaign sends it (stored when it started, or last
 /// revised): the newsletter's layout without personal data. Issues that were never sent are
 /// not published (they may be drafts): their test copies link to a signed preview instead.
-async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>) -> Response {
+async fn archive_issue(
+    State(d): Shared,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, PageError> {
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
-        return not_found(State(d)).await;
+        return Err(PageError::NotFound);
     };
     let stored = d
         .ledger
@@ -336,11 +337,7 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
             None => Ok(None),
         })
         .await;
-    let web = match stored {
-        Ok(Some(web)) => web,
-        Ok(None) => return not_found(State(d)).await,
-        Err(e) => return server_error(&d, e),
-    };
+    let web = stored?.ok_or(PageError::NotFound)?;
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || match web {
         Some(html) => Ok(html),
@@ -353,15 +350,14 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
         },
     })
     .await;
-    match rendered {
-        Ok(Ok(html)) => {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    match rendered.map_err(|e| anyhow::anyhow!("render task failed: {e}"))? {
+        Ok(html) => {
+            Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
         }
-        Ok(Err(problems)) => {
+        Err(problems) => {
             tracing::warn!(issue = %id, "the web version cannot be rendered: {problems}");
-            not_found(State(d)).await
+            Err(PageError::NotFound)
         }
-        Err(e) => server_error(&d, anyhow::anyhow!("render task failed: {e}")),
     }
 }
 
@@ -370,7 +366,7 @@ async fn archive_issue(State(d): Shared, id: Result<Path<String>, PathRejection>
 /// `App::preview_url`). It needs no session, since the link is clicked from webmail, where a
 /// `SameSite=Strict` cookie does not ride along. An expired link says so and points at the
 /// console and the archive: a test copy's link never ends in a bare 404.
-async fn preview(State(d): Shared, token: Path<String>) -> Response {
+async fn preview(State(d): Shared, token: Path<String>) -> Result<Response, PageError> {
     let now = d.app.clock.now().timestamp();
     let id = match d.key.open(Purpose::Preview, &token.0, now) {
         Ok(fields) => fields.first().and_then(|f| f.parse::<IssueId>().ok()),
@@ -382,18 +378,18 @@ async fn preview(State(d): Shared, token: Path<String>) -> Response {
                 p.paragraph style=(t.style("paragraph")) {
                     "A test copy's \"View in browser\" link works for " (days) " days. Staff can see "
                     "every issue in the "
-                    a style=(t.style("link")) href=(admin::url(&d, "admin/").as_str()) { "console" }
+                    a style=(t.style("link")) href=(ui::url(&d, "admin/").as_str()) { "console" }
                     "; sent issues are in the "
-                    a style=(t.style("link")) href=(admin::url(&d, "archive/").as_str()) { "archive" }
+                    a style=(t.style("link")) href=(ui::url(&d, "archive/").as_str()) { "archive" }
                     "."
                 }
             };
-            return private(page(&d, StatusCode::GONE, "Preview expired", body));
+            return Ok(private(page(&d, StatusCode::GONE, "Preview expired", body)));
         }
         Err(TokenError::Invalid) => None,
     };
     let Some(id) = id else {
-        return private(not_found(State(d)).await);
+        return Ok(private(ui::not_found(&d)));
     };
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
@@ -401,11 +397,12 @@ async fn preview(State(d): Shared, token: Path<String>) -> Response {
             .map(|issue| crate::render::render_web(&issue, app.render_context()))
     })
     .await;
-    match rendered {
-        Ok(Ok(html)) => {
+    let rendered = rendered.map_err(|e| anyhow::anyhow!("render task failed: {e}"))?;
+    Ok(match rendered {
+        Ok(html) => {
             private(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response())
         }
-        Ok(Err(problems)) => {
+        Err(problems) => {
             // The folder was changed since the test send and does not render now.
             let t = &d.app.templates;
             let body = html! {
@@ -413,14 +410,13 @@ async fn preview(State(d): Shared, token: Path<String>) -> Response {
                 p.paragraph style=(t.style("paragraph")) {
                     "Its folder has " (problems.0.len()) " problem(s) since the test copy was sent. "
                     "Run brief check, or open the issue in the "
-                    a style=(t.style("link")) href=(admin::url(&d, &format!("admin/issues/{id}")).as_str()) { "console" }
+                    a style=(t.style("link")) href=(ui::url(&d, &format!("admin/issues/{id}")).as_str()) { "console" }
                     "."
                 }
             };
             private(page(&d, StatusCode::CONFLICT, "Preview", body))
         }
-        Err(e) => server_error(&d, anyhow::anyhow!("render task failed: {e}")),
-    }
+    })
 }
 
 /// A page only its link's holder should see: never cached, never indexed.
@@ -461,7 +457,7 @@ async fn unsubscribe(
     State(d): Shared,
     token: Result<Path<String>, PathRejection>,
     _body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     // A token is signed only for an address that parsed, so one that no longer parses is as
     // good as a forged one.
     let address = token
@@ -483,10 +479,10 @@ async fn unsubscribe(
                 l.suppress(&a, Reason::Unsubscribed, "one-click unsubscribe", now)
             })
             .await;
-        match done {
-            Ok(true) => tracing::info!(reader = %d.key.tag(address.as_ref()), "unsubscribed"),
-            Ok(false) => tracing::debug!(recipient = %address, "already suppressed"),
-            Err(e) => return server_error(&d, e),
+        if done? {
+            tracing::info!(reader = %d.key.tag(address.as_ref()), "unsubscribed");
+        } else {
+            tracing::debug!(reader = %d.key.tag(address.as_ref()), "already suppressed");
         }
     } else {
         tracing::debug!("unsubscribe with a token that does not verify: nothing changed");
@@ -502,7 +498,7 @@ async fn unsubscribe(
             "."
         }
     };
-    no_store(page(&d, StatusCode::OK, "Unsubscribed", body))
+    Ok(no_store(page(&d, StatusCode::OK, "Unsubscribed", body)))
 }
 
 /// `POST /admin/test-send` body.
@@ -517,18 +513,21 @@ struct TestSendRequest {
 }
 
 /// A test send to staff addresses, for staff who cannot run the CLI on the server.
-async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn test_send(
+    State(d): Shared,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(expected) = &d.app.config.server.admin_token else {
-        return not_found(State(d)).await;
+        return ui::not_found(&d);
     };
-    if !bearer_matches(&headers, expected.expose()) {
-        tracing::warn!("admin test send refused: missing or wrong bearer token");
-        let mut res = json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"brief admin\""),
-        );
-        return res;
+    let client = client_of(&d, peer, &headers);
+    if let Err(refused) = d
+        .bearers
+        .check(client, &headers, expected.expose(), "admin test send")
+    {
+        return refused.response("brief admin");
     }
     let req: TestSendRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -547,7 +546,7 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
     for a in &req.to {
         let address = match crate::address::parse_address(a) {
             Ok(a) => a,
-            Err(m) => return json_error(StatusCode::BAD_REQUEST, &m),
+            Err(m) => return json_error(StatusCode::BAD_REQUEST, &m.to_string()),
         };
         let key = AddressKey::of(&address);
         if !staff.iter().any(|m| AddressKey::of(&m.email) == key) {
@@ -585,15 +584,15 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
                 .into_response();
         }
     };
-    tracing::info!(issue = %id, to = ?to.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "admin test send");
+    tracing::info!(issue = %id, to = ?to.iter().map(|a| d.key.tag(a.as_ref())).collect::<Vec<_>>(), "admin test send");
     let replies = match d
         .app
         .test_send(&issue, &d.key, d.dkim.as_deref(), &to, |r| {
             tracing::info!(
                 issue = %id,
-                recipient = %r.address,
+                recipient = %d.key.tag(r.address.as_ref()),
                 code = r.code,
-                reply = %r.text,
+                reply = %d.key.redact(&r.text),
                 "test send reply"
             )
         })
@@ -627,93 +626,7 @@ async fn test_send(State(d): Shared, headers: HeaderMap, body: Bytes) -> Respons
         .into_response()
 }
 
-/// Keeps the replies of a test send of issue `id` in the ledger's test log (a failure to record
-/// is logged: the messages went out either way).
-async fn record_test_send(d: &Site, id: IssueId, replies: &[crate::app::TestReply]) {
-    let now = d.app.clock.now_ms();
-    let record = replies.to_vec();
-    let recorded = d
-        .ledger
-        .with(move |l| {
-            for r in &record {
-                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
-    }
-}
-
-/// Whether `Authorization: Bearer T` carries the expected token. Both sides are hashed first,
-/// so the constant-time comparison runs over equal lengths and leaks not even the length.
-fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-    else {
-        return false;
-    };
-    let given = Sha256::digest(given.as_bytes());
-    let expected = Sha256::digest(expected.as_bytes());
-    given.ct_eq(&expected).into()
-}
-
-fn axum_json(value: &serde_json::Value) -> ([(header::HeaderName, &'static str); 1], String) {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{value}\n"),
-    )
-}
-
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum_json(&serde_json::json!({ "error": message }))).into_response()
-}
-
+/// Anything no route takes: the 404 page.
 async fn not_found(State(d): Shared) -> Response {
-    let body = html! {
-        h2 style=(d.app.templates.style("entry-title")) { "Not found" }
-        p style=(d.app.templates.style("paragraph")) {
-            "There is nothing here. Sent issues are listed in the "
-            a style=(d.app.templates.style("link"))
-                href=(d.app.config.server.public_url.join("archive/").expect("base URL").as_str()) { "archive" }
-            "."
-        }
-    };
-    page(&d, StatusCode::NOT_FOUND, "Not found", body)
-}
-
-fn server_error(d: &Site, e: anyhow::Error) -> Response {
-    tracing::error!(error.message = %e, "request failed: {e:#}");
-    let body = html! {
-        h2 style=(d.app.templates.style("entry-title")) { "Something went wrong" }
-        p style=(d.app.templates.style("paragraph")) { "Please try again in a few minutes." }
-    };
-    page(d, StatusCode::INTERNAL_SERVER_ERROR, "Error", body)
-}
-
-fn no_store(mut res: Response) -> Response {
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-/// A page in the newsletter's look: masthead, `body`, footer.
-fn page(d: &Site, status: StatusCode, title: &str, body: Markup) -> Response {
-    let n = &d.app.config.newsletter;
-    let html = crate::render::frame(
-        d.app.render_context(),
-        &format!("{title} \u{2013} {}", n.kicker),
-        body,
-    );
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        html.into_string(),
-    )
-        .into_response()
+    ui::not_found(&d)
 }

@@ -2,44 +2,54 @@
 //! RFC 5322 message as the body), which goes to the same bounce parser and policy as
 //! `brief bounces import` and the IMAP mailbox.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use super::{axum_json, bearer_matches, json_error, Site};
+use super::error::{axum_json, json_error};
+use super::site::{client_of, Site};
 use crate::app::BounceHandling;
 
-/// The largest message the webhook takes: a bounce with the original's headers is a few
-/// kilobytes, one returning the whole original rarely passes a few hundred.
+/// The largest message the webhook takes by default (`[bounces] max_size`): a bounce with the
+/// original's headers is a few kilobytes, one returning the whole original rarely passes a few
+/// hundred.
 pub const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The webhook's route, with its own body limit (the rest of the site takes 4 KiB); absent
-/// (404) unless `[bounces] webhook_token_env` names a variable that is set.
+/// The webhook's route, with its own body limit, `[bounces] max_size` (the rest of the site
+/// takes 4 KiB); absent (404) unless `[bounces] webhook_token_env` names a variable that is
+/// set.
 pub(super) fn routes(site: &Site) -> Router<Arc<Site>> {
-    let on = site
+    let Some(bounces) = site
         .app
         .config
         .bounces
         .as_ref()
-        .is_some_and(|b| b.webhook_token.is_some());
-    if !on {
+        .filter(|b| b.webhook_token.is_some())
+    else {
         return Router::new();
-    }
+    };
+    let limit = usize::try_from(bounces.max_size).unwrap_or(WEBHOOK_BODY_LIMIT);
     Router::new()
         .route("/webhooks/bounce", post(bounce))
-        .layer(RequestBodyLimitLayer::new(WEBHOOK_BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(limit))
 }
 
 /// Takes one returned message. Answers `200` with what it changed (JSON) whatever the message
 /// was, so that a pipe does not retry an auto-reply forever; `401` without the right token,
-/// `400` for an empty body, and `413` past [`WEBHOOK_BODY_LIMIT`], each changing nothing.
-async fn bounce(State(d): State<Arc<Site>>, headers: HeaderMap, body: Bytes) -> Response {
+/// `429` after a few wrong tokens from one client (`door::Bearers`), `400` for an empty body, and `413` past `[bounces] max_size`, each changing nothing.
+async fn bounce(
+    State(d): State<Arc<Site>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(expected) = d
         .app
         .config
@@ -49,14 +59,12 @@ async fn bounce(State(d): State<Arc<Site>>, headers: HeaderMap, body: Bytes) -> 
     else {
         return json_error(StatusCode::NOT_FOUND, "no bounce webhook");
     };
-    if !bearer_matches(&headers, expected.expose()) {
-        tracing::warn!("bounce webhook refused: missing or wrong bearer token");
-        let mut res = json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"brief bounces\""),
-        );
-        return res;
+    let client = client_of(&d, peer, &headers);
+    if let Err(refused) = d
+        .bearers
+        .check(client, &headers, expected.expose(), "bounce webhook")
+    {
+        return refused.response("brief bounces");
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return json_error(
@@ -78,7 +86,8 @@ async fn bounce(State(d): State<Arc<Site>>, headers: HeaderMap, body: Bytes) -> 
     };
     let (outcome, issue, suppressed) = match &taken.outcome {
         BounceHandling::Ignored => ("ignored", None, None),
-        BounceHandling::Unmatched => ("unmatched", None, None),
+        BounceHandling::Unattributed => ("unattributed", None, None),
+        BounceHandling::Unverified(t) => ("unverified", Some(t.issue.clone()), None),
         BounceHandling::Duplicate(t) => ("duplicate", Some(t.issue.clone()), None),
         BounceHandling::Recorded { target, suppressed } => (
             "recorded",

@@ -349,10 +349,15 @@ async fn a_summary_the_relay_could_not_take_is_tried_again() {
         assert_eq!(server.copies(r), 1, "{r}");
     }
     assert_eq!(server.copies("editor@example.org"), 0, "the relay said 451");
-    // The daemon's next look mails it, once.
-    let app = brief::app::App::new(w.config(), std::sync::Arc::new(SystemClock)).unwrap();
+    // It waits in the notice queue: the daemon's worker tries it again a minute later, once
+    // (a clock two minutes on stands for the wait), and makes no second summary.
+    let clock = std::sync::Arc::new(FixedClock::new(
+        SystemClock.now() + chrono::TimeDelta::minutes(2),
+    ));
+    let app = brief::app::App::new(w.config(), clock).unwrap();
     let d = Daemon::new(app, CancellationToken::new()).unwrap();
-    assert_eq!(d.mail_summaries().await, 1);
-    assert_eq!(d.mail_summaries().await, 0);
+    assert_eq!(d.mail_summaries().await, 0, "the summary was made once");
+    assert_eq!(d.drain_notices().await, 1);
+    assert_eq!(d.drain_notices().await, 0);
     assert_eq!(server.copies("editor@example.org"), 1);
 }

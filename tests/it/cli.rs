@@ -492,3 +492,48 @@ fn a_send_that_ends_with_a_ledger_error_still_prints_its_summary_line() {
     );
     assert!(stderr.contains("database or disk is full"), "{stderr}");
 }
+
+/// A secret the config names by `*_env` whose variable is not set is a setup error: `send` and
+/// `run` exit 2 (not 1, as for a failed send), naming the key and the variable.
+#[test]
+fn an_unset_secret_variable_exits_2_naming_the_key_and_the_variable() {
+    let var = "BRIEF_TEST_NEVER_SET_SECRET";
+    let w = World::new();
+    w.add_server_keys(&format!("secret_env = \"{var}\""));
+    for args in [&["send", "--yes"][..], &["run"]] {
+        let out = w
+            .brief()
+            .env_remove(var)
+            .args(args)
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("`server.secret_env`") && err.contains(var),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(w.outbox("2021-07").is_empty());
+
+    // The relay's password: `smtp.password_env` with `username`, the variable unset.
+    let var = "BRIEF_TEST_NEVER_SET_PASSWORD";
+    let w = World::new();
+    w.use_smtp(&format!(
+        "transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = 9\nusername = \"brief\"\n\
+         password_env = \"{var}\""
+    ));
+    let out = w
+        .brief()
+        .env_remove(var)
+        .args(["send", "--yes"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("smtp.password_env") && err.contains(var),
+        "{err}"
+    );
+}

@@ -540,6 +540,57 @@ async fn an_unknown_user_is_suppressed_for_the_next_issue_but_a_policy_rejection
     );
 }
 
+/// Logs name readers by keyed tag, never by address, even when the relay's replies quote the
+/// address (`550 5.1.1 <bob@...>: Recipient address rejected`): a campaign with a reader refused,
+/// one deferred and the staff summary refused, logged at debug level, shows no address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_holds_an_address_even_when_the_relay_quotes_it() {
+    const STAFF: &str = "editor.staff@example.org";
+    let server = SmtpServer::start().await;
+    server.rule(Rule::rcpt(&rcpt(0)).reply(&format!(
+        "550 5.1.1 <{}>: Recipient address rejected",
+        rcpt(0)
+    )));
+    server.rule(
+        Rule::rcpt(&rcpt(1))
+            .reply(&format!(
+                "451 4.7.1 <{}>: greylisted, RCPT TO:<{}>",
+                rcpt(1),
+                rcpt(1)
+            ))
+            .times(1),
+    );
+    server.rule(Rule::rcpt(&rcpt(2)).reply(&format!(
+        "550 5.7.1 RCPT TO:<{}> refused by policy",
+        rcpt(2)
+    )));
+    server.rule(Rule::rcpt(STAFF).reply(&format!("550 5.1.1 <{STAFF}>: no such user")));
+    let m = Mailer::new(4).env("RUST_LOG", "debug");
+    m.configure(server.port(), FAST, "");
+    m.world.add_server_keys(&format!("staff = [\"{STAFF}\"]"));
+
+    let out = m.brief(&["send", "--yes"]).await;
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("failed") && stderr.contains("deferred"),
+        "the refusals are logged: {stderr}"
+    );
+    assert!(stderr.contains("Recipient address rejected"), "{stderr}");
+    assert!(
+        stderr.contains("the summary mail to staff failed"),
+        "{stderr}"
+    );
+    for address in (0..4).map(rcpt).chain([STAFF.to_string()]) {
+        assert!(
+            !stderr.contains(&address) && !stdout.contains(&address),
+            "{address} in the output:\n{stdout}\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("@example.org"), "{stderr}");
+}
+
 /// A relay that turns connections away at the greeting for a moment costs time, not attempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_busy_at_the_greeting_costs_no_attempts() {
@@ -603,6 +654,48 @@ async fn a_relay_that_stays_down_ends_the_run_and_the_next_run_delivers() {
         .values()
         .all(|r| r["state"] == "sent" && attempts(r) == 1));
     assert_eq!(server.accepted(), 5);
+}
+
+/// A relay whose name does not exist (under `.invalid`, RFC 2606: it resolves nowhere) is a
+/// permanent error: `brief send` ends at once (not after a quarter of an hour of retries),
+/// names `[smtp] host`, and charges nobody an attempt. The default retry settings are kept, so
+/// treating the name as a temporary failure would outlast the minute this test allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_name_that_does_not_exist_ends_the_send_at_once_naming_smtp_host() {
+    let m = Mailer::new(5);
+    m.configure(25, "", "");
+    let path = m.world.config_path();
+    let config = std::fs::read_to_string(&path).unwrap();
+    assert!(config.contains("host = \"127.0.0.1\""), "{config}");
+    m.world.write(
+        "brief.toml",
+        &config.replace(
+            "host = \"127.0.0.1\"",
+            "host = \"relay.brief-test.invalid\"",
+        ),
+    );
+
+    let mut cmd = m.world.brief();
+    cmd.args(["send", "--yes"]).timeout(Duration::from_secs(60));
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run brief"))
+        .await
+        .unwrap();
+
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("relay.brief-test.invalid")
+            && stderr.contains("does not exist")
+            && stderr.contains("`[smtp] host`"),
+        "{stderr}"
+    );
+    let report = m.report("2021-07").await;
+    assert!(
+        report
+            .values()
+            .all(|r| r["state"] == "pending" && attempts(r) == 0),
+        "{report:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1101,6 +1194,18 @@ async fn kill_9_mid_campaign_then_resume_delivers_all_with_bounded_duplicates() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_sending_records_what_was_in_flight_and_a_later_run_finishes() {
+    graceful_stop_then_resume("-TERM").await;
+}
+
+/// A dropped SSH session sends SIGHUP: the same graceful stop as SIGTERM, never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_stops_like_sigterm_and_a_later_run_finishes() {
+    graceful_stop_then_resume("-HUP").await;
+}
+
+/// `brief send` gets `signal` mid-campaign: it stops, records what was in flight, exits 1, and
+/// the next run sends the rest with no duplicate.
+async fn graceful_stop_then_resume(signal: &str) {
     let server = SmtpServer::start().await;
     let m = Mailer::new(2000);
     m.configure(server.port(), &format!("{FAST}rate_per_second = 100\n"), "");
@@ -1111,9 +1216,9 @@ async fn sigterm_stops_sending_records_what_was_in_flight_and_a_later_run_finish
         "sending started"
     );
     let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
-        .expect("kill -TERM");
+        .expect("kill");
     assert!(term.success());
     let status = wait_exit(&mut child).await;
 
@@ -1452,4 +1557,73 @@ async fn restart_unsent_sends_the_corrected_issue_to_the_rest_and_records_it() {
         "{:?}",
         text(&again)
     );
+}
+
+/// Two daemons on one ledger: the one sending is killed (`kill -9`) mid-campaign, and the other,
+/// which left the campaign alone while its sender was alive, takes it over once that sender's
+/// lease goes stale and reaches every reader: nobody skipped, and no more second copies than
+/// the messages in flight at the two kills (`brief send`'s, then the first daemon's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_daemon_takes_over_a_campaign_whose_sending_daemon_was_killed() {
+    use crate::support::daemon::{signal, Running};
+    const N: usize = 600;
+    let server = SmtpServer::start().await;
+    let m = Mailer::new(N);
+    // Slow enough that each kill lands mid-campaign.
+    m.configure(server.port(), &format!("{FAST}rate_per_second = 40\n"), "");
+    let mut child = m.spawn_send("first");
+    let started = wait_for(|| server.accepted() >= 10).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started, "{}", m.output_of("first", "err"));
+
+    // The first daemon resumes the campaign when it starts, and sends.
+    let first = Running::start(&m.world, &[]);
+    let resumed_at = server.accepted();
+    assert!(
+        wait_for(|| server.accepted() >= resumed_at + 40).await,
+        "{}",
+        first.stderr()
+    );
+    // The second finds it being sent: it leaves it alone while the first is alive.
+    let second = Running::start(&m.world, &[]);
+    let seen = server.accepted();
+    assert!(
+        wait_for(|| server.accepted() >= seen + 40).await,
+        "{}",
+        first.stderr()
+    );
+    assert!(
+        second.stderr().contains("not resumed now"),
+        "{}",
+        second.stderr()
+    );
+    assert!(
+        !second.stderr().contains("taking over"),
+        "{}",
+        second.stderr()
+    );
+    signal(first.pid(), "KILL");
+    let killed_at = server.accepted();
+    assert!(killed_at < N, "killed mid-campaign");
+
+    let done = wait_for(|| copies(&server.messages()).len() == N).await;
+    let stopped = second.stop();
+
+    assert!(done, "{}", stopped.stderr);
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    assert!(
+        stopped
+            .stderr
+            .contains("taking over an unfinished campaign"),
+        "{}",
+        stopped.stderr
+    );
+    let n = copies(&server.messages());
+    assert!((0..N).all(|i| n.get(&rcpt(i)).is_some_and(|&c| c >= 1)));
+    // 4 workers: at most 2 x 4 messages in flight at each of the two kills.
+    let extra: usize = n.values().map(|c| c - 1).sum();
+    assert!(extra <= 2 * 8, "{extra} second copies");
+    let report = m.report("2021-07").await;
+    assert!(report.values().all(|r| r["state"] == "sent"), "{report:?}");
 }

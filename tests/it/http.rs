@@ -219,6 +219,8 @@ fn archive_health_metrics_and_not_found() {
         );
     }
 
+    // A handler's `PageError::NotFound` and the fallback answer the same page, byte for byte.
+    let fallback = d.get("/nope").body;
     for missing in [
         "/archive/2021-08",
         "/archive/1999-13",
@@ -228,6 +230,7 @@ fn archive_health_metrics_and_not_found() {
         let r = d.get(missing);
         assert_eq!(r.status, 404, "{missing}");
         assert!(r.body.contains("Not found"), "{missing}: {}", r.body);
+        assert_eq!(r.body, fallback, "{missing}");
     }
     // No admin token configured: the endpoint does not exist.
     let admin = d.post(
@@ -539,18 +542,23 @@ fn a_header_not_finished_in_time_and_an_idle_keep_alive_are_closed() {
 
 #[test]
 fn connections_beyond_the_limit_wait_until_one_ends() {
+    use crate::door::{connect_from, enough_file_descriptors, local};
+    enough_file_descriptors();
     let w = World::new();
     let d = Running::start(&w, &[]);
-    let mut held: Vec<TcpStream> = (0..brief::http::MAX_CONNECTIONS)
-        .map(|_| {
-            let mut s = d.connect();
+    // One client holds at most 32 (`connections_per_client`): 16 clients hold them all.
+    let per_client = 32;
+    let clients = (brief::http::MAX_CONNECTIONS / per_client) as u8;
+    let mut held: Vec<TcpStream> = (1..=clients)
+        .flat_map(|c| connect_from(local(c), d.addr, per_client))
+        .map(|mut s| {
             s.write_all(HALF_SENT).unwrap();
             s
         })
         .collect();
     // Give the server time to accept them all.
     std::thread::sleep(Duration::from_millis(500));
-    let mut next = d.connect();
+    let mut next = connect_from(local(clients + 1), d.addr, 1).remove(0);
     next.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -572,10 +580,14 @@ fn connections_beyond_the_limit_wait_until_one_ends() {
     let started = Instant::now();
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
+    // The stop drops the held connections (the log line below says so) instead of waiting for
+    // them; the bound is the daemon's promise to stop within `docker stop`'s 10 s, with room for
+    // a loaded machine, not a measure of speed.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
+        started.elapsed() < Duration::from_secs(8),
+        "{:?} {}",
+        started.elapsed(),
+        stopped.stderr
     );
     assert!(
         stopped.stderr.contains(&format!(

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::dovecot::{Dovecot, PASSWORD, USER};
 use brief::imap::{
-    Fetched, ImapTls, Mailbox, MailboxConfig, Verdict, DEFAULT_FOLDER, DEFAULT_PROCESSED_FOLDER,
-    IGNORED_KEYWORD,
+    Body, ImapTls, Mailbox, MailboxConfig, Verdict, DEFAULT_FOLDER, DEFAULT_PROCESSED_FOLDER,
+    IGNORED_KEYWORD, TOO_LARGE_KEYWORD,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,11 +47,33 @@ async fn open(cfg: &MailboxConfig, dovecot: &Dovecot) -> Mailbox {
     }
 }
 
+/// One message read whole.
+struct Fetched {
+    uid: u32,
+    raw: Vec<u8>,
+}
+
+/// The limit the tests read messages under (the daemon's default).
+const LIMIT: u64 = 1024 * 1024;
+
+/// Up to `max` new messages, listed then read one by one as the daemon does.
 async fn fetch(mailbox: &mut Mailbox, max: usize, dovecot: &Dovecot) -> Vec<Fetched> {
-    match mailbox.fetch_new(max).await {
-        Ok(fetched) => fetched,
-        Err(e) => panic!("fetch_new failed: {e:#}\n{}", dovecot.log()),
+    let waiting = match mailbox.list_new(max).await {
+        Ok(w) => w,
+        Err(e) => panic!("list_new failed: {e:#}\n{}", dovecot.log()),
+    };
+    let mut out = Vec::new();
+    for w in waiting {
+        match mailbox.fetch(w.uid, LIMIT).await {
+            Ok(Body::Read(raw)) => {
+                assert_eq!(raw.len() as u64, w.size, "RFC822.SIZE of UID {}", w.uid);
+                out.push(Fetched { uid: w.uid, raw });
+            }
+            Ok(other) => panic!("UID {}: {other:?}", w.uid),
+            Err(e) => panic!("fetch failed: {e:#}\n{}", dovecot.log()),
+        }
     }
+    out
 }
 
 async fn settle(mailbox: &mut Mailbox, uid: u32, verdict: Verdict, dovecot: &Dovecot) {
@@ -166,6 +188,80 @@ async fn implicit_tls_fetches_unread_and_settles_without_deleting() {
     assert!(
         commands.iter().all(|c| !c.contains("EXPUNGE")),
         "{commands:#?}"
+    );
+}
+
+/// A message is sized before it is read: one over the limit is never fetched (its size says
+/// so), one whose size the caller misjudged is cut by the server at the limit and refused, and
+/// a message settled as too large stays, unread, with both keywords, out of every later list.
+#[tokio::test]
+async fn messages_are_sized_first_and_the_large_ones_left_unread() {
+    let dovecot = Dovecot::start();
+    dovecot.deliver(&bounce(1));
+    let mut big = bounce(2);
+    big.extend(std::iter::repeat_n(b'x', 300_000));
+    big.extend_from_slice(b"\r\n");
+    dovecot.deliver(&big);
+    dovecot.deliver(&bounce(3));
+    let cfg = config("127.0.0.1", dovecot.port(), ImapTls::Tls, Some(&dovecot));
+
+    let mut mailbox = open(&cfg, &dovecot).await;
+    let waiting = mailbox.list_new(10).await.unwrap();
+    assert_eq!(waiting.len(), 3);
+    assert_eq!(waiting[0].size, bounce(1).len() as u64);
+    assert_eq!(waiting[1].size, big.len() as u64);
+    let big_uid = waiting[1].uid;
+    // Read under a limit below its size anyway: the server sends at most the limit + 1 bytes.
+    match mailbox.fetch(big_uid, 100_000).await.unwrap() {
+        Body::TooLarge => {}
+        other => panic!("{other:?}"),
+    }
+    match mailbox.fetch(waiting[0].uid, 100_000).await.unwrap() {
+        Body::Read(raw) => assert_eq!(raw, bounce(1)),
+        other => panic!("{other:?}"),
+    }
+    settle(&mut mailbox, big_uid, Verdict::TooLarge, &dovecot).await;
+    let rest = mailbox.list_new(10).await.unwrap();
+    mailbox.close().await;
+
+    assert_eq!(
+        rest.iter().map(|w| w.uid).collect::<Vec<_>>(),
+        [waiting[0].uid, waiting[2].uid]
+    );
+    let inbox = dovecot.messages("INBOX");
+    assert_eq!(inbox.len(), 3, "nothing moved or deleted");
+    let stored = inbox.iter().find(|m| m.uid == big_uid).unwrap();
+    assert!(has(&stored.flags, IGNORED_KEYWORD), "{stored:?}");
+    assert!(has(&stored.flags, TOO_LARGE_KEYWORD), "{stored:?}");
+    for m in &inbox {
+        assert!(!has(&m.flags, "\\Seen"), "{m:?}");
+    }
+    let commands = commands(&dovecot);
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("(UID FLAGS RFC822.SIZE)")),
+        "{commands:#?}"
+    );
+    assert!(
+        commands.contains(&format!("UID FETCH {big_uid} (UID BODY.PEEK[]<0.100001>)")),
+        "{commands:#?}"
+    );
+    assert!(
+        commands.iter().all(|c| !c.contains("BODY.PEEK[])")),
+        "no unbounded body fetch: {commands:#?}"
+    );
+}
+
+/// Plain text (no TLS) is for a server on this machine only: to any other host the mailbox is
+/// not even opened.
+#[tokio::test]
+async fn plain_text_to_another_host_is_refused_before_connecting() {
+    let cfg = config("192.0.2.1", 143, ImapTls::None, None);
+    let e = Mailbox::open(&cfg).await.unwrap_err().to_string();
+    assert!(
+        e.contains("IMAP without TLS to 192.0.2.1:143, which is not this machine"),
+        "{e}"
     );
 }
 

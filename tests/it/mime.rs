@@ -88,10 +88,12 @@ fn message_structure_and_headers() {
     let again = t.message_id(&"ana@example.org".parse().unwrap());
     assert_eq!(id, again);
     // The ledger stores the ids of a campaign's messages when it starts, so a resume with a later
-    // brief must compute the same ones: sha-256 of "ISSUE\0address", lowercased, in hex.
+    // brief must compute the same ones: `k` and 128 bits of HMAC-SHA256 under the token key of
+    // "brief-message-id-v1\0ISSUE\0address\0", the address lowercased, in hex. Keyed, so that
+    // nobody can compute a reader's id from the issue, the address and the domain.
     assert_eq!(
         id,
-        "brief.2021-07.8cc7a320773f33b44b454c3b9c340d81@news.example.org"
+        "brief.2021-07.ke2b22d5ee29a61c3269d8f255ea7c706@news.example.org"
     );
     let unsub = t.unsubscribe_url(&addr);
     assert!(

@@ -165,22 +165,88 @@ fn the_layout_has_its_parts() {
     assert!(web.contains("Learn more"));
 }
 
+/// The class names every `style(...)` call in `src/` asks for, with file and line: `t.style("x")`,
+/// `templates.style("x")` and the console's `style(d, "x")`. A call whose class is not a string
+/// literal is returned as `None`, so a computed class cannot slip past the check; only a
+/// forwarding wrapper's `style(class)` (its parameter, named `class`) is passed over.
+fn style_calls(text: &str) -> Vec<(usize, Option<String>)> {
+    let mut calls = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("//") || line.contains("fn style") {
+            continue;
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("style(") {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + "style(".len()..];
+            // `set_style(` and the like are other functions.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let arg = match rest.find(", \"") {
+                Some(comma) if !rest[..comma].contains(['"', ')']) => &rest[comma + 2..],
+                _ => rest,
+            };
+            if arg.starts_with("class)") {
+                continue;
+            }
+            let class = arg
+                .strip_prefix('"')
+                .and_then(|a| a.split_once('"'))
+                .map(|(class, _)| class.to_string());
+            calls.push((n + 1, class));
+        }
+    }
+    calls
+}
+
 #[test]
-fn every_style_class_the_renderer_uses_is_in_the_stylesheet() {
+fn every_style_class_the_code_asks_for_is_in_the_stylesheet() {
     let (cfg, ..) = example();
     let t = Templates::load(Some(&repo().join("templates")), &cfg.newsletter).unwrap();
     let classes: std::collections::HashSet<&str> = t.classes().collect();
-    let src = std::fs::read_to_string(repo().join("src/render/html.rs")).unwrap();
-    let mut used = 0;
-    for part in src.split("t.style(\"").skip(1) {
-        let class = &part[..part.find('"').unwrap()];
-        assert!(
-            classes.contains(class),
-            "`.{class}` is used but not in templates/email.css"
-        );
-        used += 1;
+    let mut files = Vec::new();
+    let mut dirs = vec![repo().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
     }
-    assert!(used > 15);
+    let (mut used, mut wrong) = (0, Vec::new());
+    for file in files {
+        let shown = file.strip_prefix(repo()).unwrap().display().to_string();
+        for (line, class) in style_calls(&std::fs::read_to_string(&file).unwrap()) {
+            match class {
+                Some(c) if classes.contains(c.as_str()) => used += 1,
+                Some(c) => wrong.push(format!(
+                    "{shown}:{line}: `.{c}` is not in templates/email.css"
+                )),
+                None => wrong.push(format!("{shown}:{line}: a class that is not a literal")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // The renderer, the pages and the console all ask for classes.
+    assert!(used > 100, "found only {used} style calls");
+}
+
+#[test]
+fn the_style_scanner_reads_each_form_of_call() {
+    let text = "a style=(t.style(\"link\")) b style=(style(&d, \"console-ok\"))\n\
+                bar.set_style(x)\n// style(\"commented\")\nstyle(d, other)\nt.style(class)\n";
+    assert_eq!(
+        style_calls(text),
+        [
+            (1, Some("link".to_string())),
+            (1, Some("console-ok".to_string())),
+            (4, None)
+        ]
+    );
 }
 
 #[test]

@@ -299,6 +299,77 @@ async fn a_reader_who_left_comes_back_by_confirming() {
     std::sync::Arc::into_inner(d).unwrap().stop();
 }
 
+/// Consent moves forward only: a used confirmation link, posted again after the reader left
+/// (unsubscribed, bounced or complained), changes nothing and offers the form; a new request
+/// made after the leave, once confirmed, makes the reader active again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_confirmation_link_never_undoes_a_leave() {
+    let server = SmtpServer::start().await;
+    let w = world(server.port(), "");
+    let d = std::sync::Arc::new(Running::start(&w, &[]));
+    let post = |path: String, body: Vec<u8>| {
+        let d = d.clone();
+        blocking(move || d.post(&path, &[FORM], &body))
+    };
+    let readers = [
+        ("left@example.org", "unsubscribed"),
+        ("bounced@example.org", "bounced"),
+        ("complained@example.org", "complained"),
+    ];
+    for (address, leave) in readers {
+        post("/subscribe".into(), form_body(address, "")).await;
+        let path = confirm_path(&wait_mail(&server, address, 1).await);
+        let first = post(path.clone(), Vec::new()).await;
+        assert!(first.body.contains("You're subscribed"), "{}", first.body);
+        assert_eq!(state_of(&w, address), "active");
+
+        if leave == "unsubscribed" {
+            let out = w
+                .brief()
+                .args(["subscribers", "remove", address])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{out:?}");
+        } else {
+            let reason = if leave == "bounced" {
+                Reason::Bounced
+            } else {
+                Reason::Complained
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            w.ledger()
+                .suppress(&address.parse().unwrap(), reason, "", now)
+                .unwrap();
+        }
+
+        let old = post(path.clone(), Vec::new()).await;
+        assert_eq!(old.status, 409, "{}", old.body);
+        assert!(
+            old.body.contains("older than the last change") && old.body.contains("name=\"email\""),
+            "{}",
+            old.body
+        );
+        let key = AddressKey::from_text(address);
+        assert_eq!(
+            w.ledger().suppression(&key).unwrap().map(|r| r.as_str()),
+            Some(leave)
+        );
+        assert_eq!(state_of(&w, address), leave);
+
+        // The owner asks again: the new link confirms.
+        post("/subscribe".into(), form_body(address, "")).await;
+        let path = confirm_path(&wait_mail(&server, address, 2).await);
+        let again = post(path, Vec::new()).await;
+        assert!(again.body.contains("You're subscribed"), "{}", again.body);
+        assert_eq!(w.ledger().suppression(&key).unwrap(), None);
+        assert_eq!(state_of(&w, address), "active");
+    }
+    std::sync::Arc::into_inner(d).unwrap().stop();
+}
+
 /// An altered link and an expired one get the form again, and change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn altered_and_expired_links_get_the_form_and_change_nothing() {
@@ -391,6 +462,34 @@ async fn bots_typos_and_big_bodies() {
     std::sync::Arc::into_inner(d).unwrap().stop();
 }
 
+/// The form wants an address on the internet: a dotless domain, an IP literal and a NUL
+/// (`%00`) get the form back (400) saying why, and nothing is noted or mailed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_refuses_local_domains_ip_literals_and_nul() {
+    let server = SmtpServer::start().await;
+    let w = world(server.port(), "");
+    let d = std::sync::Arc::new(Running::start(&w, &[]));
+    for (email, why) in [
+        ("x@localhost", "no dot in its domain"),
+        ("x@[127.0.0.1]", "an IP address for its domain"),
+        ("x@example.org\0", "has a control character"),
+    ] {
+        let r = {
+            let d = d.clone();
+            blocking(move || d.post("/subscribe", &[FORM], &form_body(email, ""))).await
+        };
+        assert_eq!(r.status, 400, "{email:?}: {}", r.body);
+        assert!(
+            r.body.contains("Please check the address") && r.body.contains(why),
+            "{email:?}: {}",
+            r.body
+        );
+    }
+    assert!(w.ledger().signups().unwrap().is_empty());
+    assert!(server.messages().is_empty());
+    std::sync::Arc::into_inner(d).unwrap().stop();
+}
+
 /// The per-client limit: the connection's address, or behind a proxy named in the config, the
 /// address the proxy forwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,6 +532,27 @@ async fn each_client_ip_has_an_hourly_limit() {
 
     assert_eq!(direct, [200, 200, 429]);
     assert_eq!(behind, [200, 429, 200]);
+}
+
+/// The per-client limit is counted in the ledger: a restart does not reset it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_limit_survives_a_restart() {
+    let server = SmtpServer::start().await;
+    let w = world(server.port(), "signups_per_hour = 1");
+    let statuses = blocking(move || {
+        let mut got = Vec::new();
+        for run in 0..2 {
+            let d = Running::start(&w, &[]);
+            for i in 0..2 {
+                let body = form_body(&format!("r{run}{i}@example.org"), "");
+                got.push(d.post("/subscribe", &[FORM], &body).status);
+            }
+            d.stop();
+        }
+        got
+    })
+    .await;
+    assert_eq!(statuses, [200, 429, 429, 429]);
 }
 
 /// While the relay stalls and the sign-up queue is full, the form still answers at once and the

@@ -277,6 +277,28 @@ fn ledger_texts(w: &World) -> Vec<String> {
     texts
 }
 
+/// Every `.eml` file under the outbox folder (sub-folders included) with its `To:` address,
+/// lowercased, by path.
+fn outbox_recipients(w: &World) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut folders = vec![w.path("outbox")];
+    while let Some(folder) = folders.pop() {
+        for e in std::fs::read_dir(&folder).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                folders.push(p);
+            } else if p.extension().is_some_and(|e| e == "eml") {
+                let raw = std::fs::read(&p).unwrap();
+                let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+                let to = m.to().unwrap().first().unwrap().address().unwrap();
+                out.push((p.clone(), to.to_lowercase()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn forget_erases_a_reader_and_keeps_the_address_suppressed() {
     let w = World::new();
@@ -315,11 +337,30 @@ fn forget_erases_a_reader_and_keeps_the_address_suppressed() {
             .collect::<Vec<_>>()
     };
     assert!(has_ana(&ledger_texts(&w)).len() >= 4);
+    // Her issue, her test copy and her confirmation are in the outbox, beside Bob's and Carla's.
+    let before = outbox_recipients(&w);
+    let to_ana = before
+        .iter()
+        .filter(|(_, to)| to == "ana@example.org")
+        .count();
+    assert_eq!(to_ana, 3, "{before:?}");
 
     let (code, out, err) = run(&w, &["subscribers", "forget", "ANA@example.org"]);
 
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("forgot ANA@example.org"), "{out}");
+    assert!(
+        out.contains("deleted 3 message files to ANA@example.org from the outbox"),
+        "{out}"
+    );
+    let after = outbox_recipients(&w);
+    let kept: Vec<_> = before
+        .iter()
+        .filter(|(_, to)| to != "ana@example.org")
+        .cloned()
+        .collect();
+    assert_eq!(after, kept, "only Ana's files are gone");
+    assert!(after.len() >= 2, "{after:?}");
     assert!(
         err.contains(&format!(
             "ANA@example.org is still in {}: brief cannot edit that file, so remove its line",

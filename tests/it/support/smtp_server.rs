@@ -72,6 +72,8 @@ enum Action {
     HangUp,
     /// Never answer: read and discard until the client gives up and closes.
     Stall,
+    /// Wait this long, then answer as `Reply` would (a slow server).
+    ReplyAfter(std::time::Duration, String),
 }
 
 impl Rule {
@@ -124,6 +126,13 @@ impl Rule {
     /// Hangs up without answering.
     pub fn hang_up(mut self) -> Rule {
         self.action = Some(Action::HangUp);
+        self
+    }
+
+    /// Answers with `line` after `wait` (a slow server; at the final dot, the message is
+    /// taken after the wait).
+    pub fn reply_after(mut self, wait: std::time::Duration, line: &str) -> Rule {
+        self.action = Some(Action::ReplyAfter(wait, line.to_string()));
         self
     }
 
@@ -519,7 +528,15 @@ impl Session {
         let Some(action) = self.shared.scripted(&event) else {
             return Ok(Next::Proceed(None));
         };
+        let action = match action {
+            Action::ReplyAfter(wait, line) => {
+                tokio::time::sleep(wait).await;
+                Action::Reply(line)
+            }
+            other => other,
+        };
         match action {
+            Action::ReplyAfter(..) => unreachable!("made a reply above"),
             Action::Reply(line) if positive(&line) => Ok(Next::Proceed(Some(line))),
             Action::Reply(line) => {
                 self.send(&line).await?;
@@ -657,6 +674,11 @@ impl Session {
                 true,
             ),
             Some(Action::Reply(l)) => {
+                let keep = positive(&l);
+                (Some(l), keep, true)
+            }
+            Some(Action::ReplyAfter(wait, l)) => {
+                tokio::time::sleep(wait).await;
                 let keep = positive(&l);
                 (Some(l), keep, true)
             }
