@@ -21,8 +21,8 @@ use crate::error::{Problem, ProblemKind, Problems, UsageError};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{
-    BounceOutcome, BounceTarget, Campaign, CampaignId, CampaignMessage, DeliveryRow, Evidence,
-    Forgot, Ledger, NewBounce, Reason, SharedLedger, State, StoredSubscriber, Trigger,
+    BounceOutcome, BounceTarget, Campaign, CampaignId, DeliveryRow, Evidence, Forgot, Ledger,
+    NewBounce, Reason, SharedLedger, State, StoredSubscriber,
 };
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::metrics::{BounceKind as BounceMetric, Metrics};
@@ -442,174 +442,6 @@ impl App {
         Ok(())
     }
 
-    /// Creates the campaign of `issue` with every subscriber, unless it exists. Returns the
-    /// campaign, whether it is new, and the bad subscriber rows that were skipped. The list is
-    /// streamed into the campaign's transaction: memory does not grow with its length. What
-    /// the campaign sends (`template`, `subject` and the web version) is stored with it in the
-    /// same transaction: every delivery of the campaign, resumed or not, is that message.
-    pub fn start_campaign(
-        &self,
-        ledger: &mut Ledger,
-        issue: &Issue,
-        template: &MessageTemplate,
-        subject: &str,
-        trigger: Trigger,
-        canary: Option<std::time::Duration>,
-    ) -> anyhow::Result<(Campaign, bool, Vec<Problem>)> {
-        let mut problems = Vec::new();
-        if let Some(c) = ledger.campaign(issue.id)? {
-            return Ok((c, false, problems));
-        }
-        let stored = ledger.stored_subscribers()?;
-        let forgotten = self.forgotten(ledger)?;
-        let message = self.campaign_message(issue, template.freeze(), subject);
-        let now = self.clock.now_ms();
-        let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
-        let (c, new) =
-            ledger.create_campaign(issue.id, &message, trigger, now, release_at, |sink| {
-                self.each_subscriber(
-                    &stored,
-                    |s| {
-                        // The list file may still hold a forgotten address: it comes out
-                        // suppressed, and only its hash is written.
-                        if let Some(hash) = forgotten.hash_of(&s.address) {
-                            sink.add_forgotten(&hash)?;
-                            return Ok(());
-                        }
-                        sink.add(
-                            &s.address,
-                            s.name.as_deref(),
-                            &template.message_id(&s.address),
-                        )?;
-                        Ok(())
-                    },
-                    |p| problems.push(p),
-                )
-            })?;
-        if new {
-            self.record_feed_items(ledger, c.id, issue)?;
-        }
-        Ok((c, new, problems))
-    }
-
-    /// Starts the campaign of `issue` (or finds it) as [`App::start_campaign`] does, rendered
-    /// now with `key`, on a ledger connection of its own opened off the async threads, which
-    /// the run then keeps: what the daemon's schedule and the console's "Send now" share.
-    pub async fn start_campaign_apart(
-        self: &Arc<Self>,
-        issue: Issue,
-        key: &TokenKey,
-        trigger: Trigger,
-    ) -> anyhow::Result<Started> {
-        let (rendered, template) = self.prepare(&issue, key, Kind::Campaign);
-        let app = self.clone();
-        // The daemon's sends (scheduled, or the console's) take the configured canary window.
-        let canary = self.config.schedule.canary;
-        tokio::task::spawn_blocking(move || {
-            let mut ledger = app.open_ledger()?;
-            let (campaign, new, problems) = app.start_campaign(
-                &mut ledger,
-                &issue,
-                &template,
-                &rendered.subject,
-                trigger,
-                canary,
-            )?;
-            let counts = ledger.counts(campaign.id)?;
-            Ok(Started {
-                ledger,
-                template,
-                campaign,
-                new,
-                problems,
-                counts,
-            })
-        })
-        .await
-        .context("the campaign task panicked")?
-    }
-
-    /// What a campaign of `issue` stores: its frozen message (`frozen`), subject, web version
-    /// and the fingerprint of the folder they came from.
-    fn campaign_message(&self, issue: &Issue, frozen: String, subject: &str) -> CampaignMessage {
-        CampaignMessage {
-            revision: 1,
-            subject: subject.to_string(),
-            template: frozen,
-            web: render::render_web(issue, self.render_context()),
-            folder_hash: content::fingerprint(&self.config.content.dir, issue.id),
-            unsent: 0,
-            at: self.clock.now_ms(),
-        }
-    }
-
-    /// Notes the feed items of `issue` as sent with `campaign`, so no later issue repeats them.
-    fn record_feed_items(
-        &self,
-        ledger: &mut Ledger,
-        campaign: CampaignId,
-        issue: &Issue,
-    ) -> anyhow::Result<()> {
-        let items = issue.entries.iter().filter_map(|e| match &e.source {
-            crate::issue::EntrySource::Feed {
-                feed_url, item_key, ..
-            } => Some((item_key.as_str(), feed_url.as_str())),
-            _ => None,
-        });
-        ledger.record_feed_items(campaign, items)
-    }
-
-    /// The message `campaign` sends, as stored when it started (or last revised), ready to
-    /// send with `key`. `None` for a campaign that an older brief started without storing it.
-    pub fn stored_template(
-        &self,
-        ledger: &Ledger,
-        campaign: &Campaign,
-        key: &TokenKey,
-    ) -> anyhow::Result<Option<(MessageTemplate, CampaignMessage)>> {
-        let Some(m) = ledger.campaign_message(campaign.id)? else {
-            return Ok(None);
-        };
-        let template = MessageTemplate::thaw(&m.template, campaign.issue, key)?;
-        Ok(Some((template, m)))
-    }
-
-    /// Whether the issue folder differs from the one `sent` was rendered from.
-    pub fn folder_changed(&self, id: IssueId, sent: &CampaignMessage) -> bool {
-        content::fingerprint(&self.config.content.dir, id) != sent.folder_hash
-    }
-
-    /// Makes the corrected `issue` what its running campaign sends to the readers not yet sent
-    /// (`brief send --restart-unsent`): a new revision, recorded in the ledger. Holds the
-    /// campaign's send lock while it does, so no run sends meanwhile.
-    pub fn revise_campaign(
-        &self,
-        ledger: &mut Ledger,
-        campaign: &Campaign,
-        issue: &Issue,
-        template: &MessageTemplate,
-        subject: &str,
-    ) -> anyhow::Result<u32> {
-        let _lock = ledger.lock_campaign(campaign)?;
-        // A campaign started before keyed Message-IDs keeps its ids: its deliveries recorded them.
-        let frozen = match ledger.campaign_message(campaign.id)? {
-            Some(previous) => template.freeze_as_revision_of(&previous.template),
-            None => template.freeze(),
-        };
-        let message = self.campaign_message(issue, frozen, subject);
-        let revision = ledger.revise_campaign(campaign.id, &message)?;
-        self.record_feed_items(ledger, campaign.id, issue)?;
-        Ok(revision)
-    }
-
-    /// Puts the campaign's failed deliveries (not those of suppressed addresses) back to
-    /// `pending` for `brief send --retry-failed`, under the campaign's send lock so no other
-    /// process is sending it meanwhile; returns how many.
-    pub fn retry_failed(&self, ledger: &mut Ledger, campaign: &Campaign) -> anyhow::Result<u64> {
-        let _lock = ledger.lock_campaign(campaign)?;
-        ledger.retry_failed_deliveries(campaign.id)
-    }
-
     /// Where an older brief kept the web version of a sent issue (`DATA/archive/ID.html`); the
     /// ledger holds it for campaigns started since.
     pub fn legacy_web_version_path(&self, id: IssueId) -> PathBuf {
@@ -963,24 +795,6 @@ impl App {
         Ok(n)
     }
 
-    /// Sends the `[TEST]` message of `issue` to each address in `to`, over one connection of
-    /// the `test` transport, signed when `dkim` is set. Calls `on_reply` as each reply comes in
-    /// and returns them all; a failure to one address does not stop the others. Nothing is
-    /// recorded here: the caller keeps the replies in the ledger (`record_test_send`).
-    pub async fn test_send(
-        &self,
-        issue: &Issue,
-        key: &TokenKey,
-        dkim: Option<&DkimSigner>,
-        to: &[Address],
-        mut on_reply: impl FnMut(&TestReply),
-    ) -> anyhow::Result<Vec<TestReply>> {
-        let nonce = self.clock.now_ms() as u64;
-        let (_, template) = self.prepare(issue, key, Kind::Test { nonce });
-        self.send_each(&template, "test", dkim, to, &mut on_reply)
-            .await
-    }
-
     /// Sends `template` to each address in `to` over one connection of the `sub` transport
     /// (the outbox folder `outbox_dir/sub`), signed when `dkim` is set; no retries. Calls
     /// `on_reply` as each reply comes in and returns them all; a failure to one address does not
@@ -1072,19 +886,6 @@ impl App {
             name: Some(name),
         })
     }
-}
-
-/// A campaign [`App::start_campaign_apart`] started or found, with what its run needs.
-pub struct Started {
-    /// The run's own ledger connection.
-    pub ledger: Ledger,
-    pub template: MessageTemplate,
-    pub campaign: Campaign,
-    /// False when the campaign existed already (nothing was created).
-    pub new: bool,
-    /// Subscriber rows skipped as bad.
-    pub problems: Vec<Problem>,
-    pub counts: crate::ledger::Counts,
 }
 
 /// What [`App::import_subscribers`] did, row by row.

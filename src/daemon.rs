@@ -16,7 +16,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -27,9 +26,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::App;
-use crate::deliver::{Stopped, Summary};
+use crate::campaign::run::{self, Ended, Means, Policy, Watch};
+use crate::campaign::start::{self, NotStarted, Started};
+use crate::deliver::Stopped;
 use crate::dkim::DkimSigner;
-use crate::error::{ProblemKind, UsageError};
+use crate::error::UsageError;
 use crate::feed::FetchPolicy;
 use crate::http::Site;
 use crate::issue::IssueId;
@@ -541,14 +542,14 @@ impl Daemon {
     /// (logged) when neither works, or when the daemon stops meanwhile.
     async fn template_to_resume(&self, c: &Campaign) -> Option<MessageTemplate> {
         let id = c.issue;
-        let (app, key, campaign) = (self.app.clone(), self.key.clone(), c.clone());
+        let (key, campaign) = (self.key.clone(), c.clone());
         let stored = self
             .ledger
-            .with(move |l| app.stored_template(l, &campaign, &key))
+            .with(move |l| start::stored_message(l, &campaign, &key))
             .await;
         match stored {
             Ok(Some((template, sent))) => {
-                if self.app.folder_changed(id, &sent) {
+                if start::folder_changed(&self.app, id, &sent) {
                     tracing::warn!(
                         issue = %id,
                         "the content folder changed since the campaign started: the readers not yet sent get the issue as it was (revision {}); `brief send --issue {id} --restart-unsent` sends the corrected one",
@@ -617,7 +618,7 @@ impl Daemon {
                 let catch_up = humantime::format_duration(self.app.config.schedule.catch_up);
                 let cfg = &self.app.config.content;
                 let folder = cfg.dir.join(issue.to_string());
-                if cfg.feeds.is_empty() && !has_entry_files(&folder) {
+                if cfg.feeds.is_empty() && !crate::content::has_entry_files(&folder) {
                     tracing::warn!(
                         issue = %issue, %fired_at, %catch_up,
                         "the scheduled send was missed while the daemon was down, longer ago than `catch_up`; it had nothing to send anyway ({} holds no entries), so no issue was lost",
@@ -699,52 +700,41 @@ impl Daemon {
     }
 
     async fn fire_issue(self: &Arc<Self>, id: IssueId) -> Fire {
-        // The cheap check first: every later fire of the month ends here, without touching
-        // the content folder or the feeds.
-        match self.ledger.with(move |l| l.campaign(id)).await {
-            Ok(Some(_)) => return Fire::Exists(id),
-            Ok(None) => {}
-            Err(e) => {
-                self.report(id, true, format!("cannot read the ledger: {e:#}"));
-                return Fire::Failed(id);
-            }
-        }
-        let cfg = &self.app.config.content;
-        let folder = cfg.dir.join(id.to_string());
-        if cfg.feeds.is_empty() && !has_entry_files(&folder) {
-            self.report(
-                id,
-                false,
-                format!(
-                    "no entries for issue {id} in {}: the scheduled send is skipped this month",
-                    folder.display()
-                ),
-            );
-            return Fire::Empty(id);
-        }
-        let loaded = tokio::select! {
-            r = self.app.collect_issue(id, FetchPolicy::SCHEDULED) => r,
-            _ = self.stop.cancelled() => return Fire::Stopped,
-        };
-        let issue = match loaded {
-            Ok(i) if i.entries.is_empty() => {
+        let started = start::from_folder(
+            &self.app,
+            &self.ledger,
+            &self.key,
+            id,
+            Trigger::Schedule,
+            FetchPolicy::SCHEDULED,
+            &self.stop,
+        )
+        .await;
+        let Started {
+            ledger,
+            template,
+            campaign,
+            problems,
+            counts,
+        } = match started {
+            Ok(s) => s,
+            // Every later fire of the month ends here; so does one that another daemon on the
+            // same database, or staff, got to first.
+            Err(NotStarted::Exists) => return Fire::Exists(id),
+            Err(NotStarted::Stopped) => return Fire::Stopped,
+            Err(NotStarted::Empty) => {
+                let folder = self.app.config.content.dir.join(id.to_string());
                 self.report(
                     id,
                     false,
-                    format!("issue {id} has no entries: the scheduled send is skipped this month"),
+                    format!(
+                        "no entries for issue {id} in {}: the scheduled send is skipped this month",
+                        folder.display()
+                    ),
                 );
                 return Fire::Empty(id);
             }
-            Ok(i) => i,
-            Err(problems) if problems.all(|k| *k == ProblemKind::NoEntries) => {
-                self.report(
-                    id,
-                    false,
-                    format!("issue {id} has no entries: the scheduled send is skipped this month"),
-                );
-                return Fire::Empty(id);
-            }
-            Err(problems) => {
+            Err(NotStarted::Problems(problems)) => {
                 // A feed that still fails after the retries: counted per URL, and no partial issue.
                 for url in problems.feed_urls() {
                     self.metrics.feed_failure(url.as_str());
@@ -758,29 +748,11 @@ impl Daemon {
                 );
                 return Fire::Failed(id);
             }
-        };
-        let created = self
-            .app
-            .start_campaign_apart(issue, &self.key, Trigger::Schedule)
-            .await;
-        let crate::app::Started {
-            ledger,
-            template,
-            campaign,
-            new,
-            problems,
-            counts,
-        } = match created {
-            Ok(c) => c,
-            Err(e) => {
-                self.report(id, true, format!("cannot create the campaign: {e:#}"));
+            Err(NotStarted::Failed(e)) => {
+                self.report(id, true, format!("{e:#}"));
                 return Fire::Failed(id);
             }
         };
-        if !new {
-            // Another daemon on the same database, or staff, got there first.
-            return Fire::Exists(id);
-        }
         for p in &problems {
             tracing::warn!("skipped subscriber: {p}");
         }
@@ -829,10 +801,7 @@ impl Daemon {
         }
         let d = self.clone();
         self.tracker.spawn(async move {
-            // The lease covers the whole run, the canary wait and the relay's retries included.
-            let lease = crate::deliver::Lease::hold(&d.ledger, cid, d.app.clock.clone());
             d.clone().run_campaign(campaign, template, ledger).await;
-            drop(lease);
             d.running
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -840,6 +809,9 @@ impl Daemon {
         });
     }
 
+    /// Runs `campaign` under the daemon's policy ([`campaign::run::drive`]): holds are waited
+    /// out, and a run the relay stopped runs again [`RELAY_RETRY`] later; a stop leaves it to
+    /// the next start.
     async fn run_campaign(
         self: Arc<Self>,
         campaign: Campaign,
@@ -855,126 +827,43 @@ impl Daemon {
             }
         };
         let ledger = SharedLedger::new(ledger);
-        let template = Arc::new(template);
-        // The engine logs the start and the end of each run; the daemon adds the metrics and,
-        // when the relay could not be reached, runs again later instead of waiting for staff.
-        loop {
-            match self.before_readers(&ledger, &campaign).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => {
-                    tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
-                    return;
-                }
-            }
-            let run = match self.app.campaign_run(
-                ledger.clone(),
-                campaign.clone(),
-                template.clone(),
-                transport.clone(),
-                self.dkim.clone(),
-                self.metrics.clone(),
-            ) {
-                Ok(run) => run,
-                Err(e) => {
-                    tracing::error!(issue = %id, error.message = %e, "cannot send: {e:#}");
-                    return;
-                }
-            };
-            let result = run.execute(self.stop.clone()).await;
-            match result {
-                Ok(s) if s.finished => {
-                    self.metrics.campaign(CampaignState::finished);
-                    if s.counts.sent == 0 && s.counts.failed > 0 {
-                        tracing::error!(
-                            issue = %id, failed = s.counts.failed,
-                            "every delivery of the campaign failed: see `brief report --issue \
-                             {id}`; once the cause is fixed, `brief send --issue {id} \
-                             --retry-failed` sends them again"
-                        );
-                    }
-                    self.mail_summaries().await;
-                    return;
-                }
-                // Held after the window (staff pressed Hold as it ended): wait again.
-                Ok(Summary {
-                    stopped: Some(Stopped::Held),
-                    ..
-                }) => continue,
-                Ok(Summary {
-                    stopped: Some(stopped),
-                    ..
-                }) if !self.stop.is_cancelled() => {
-                    // The relay's fault, not the readers' (none was charged): try again later,
-                    // as staff would once the relay is fixed.
-                    let wait = RELAY_RETRY.min(self.app.config.delivery.retry_max);
-                    let retry_in = humantime::format_duration(wait);
-                    match stopped {
-                        Stopped::Relay(_) => tracing::warn!(
-                            issue = %id, %retry_in,
-                            "the relay could not be reached: the campaign runs again later"
-                        ),
-                        // The engine counted it (`brief_circuit_breaks_total`) where it tripped.
-                        Stopped::Held => unreachable!("a held run waits above"),
-                        Stopped::Breaker(trip) => tracing::error!(
-                            issue = %id, %retry_in, readers = trip.readers,
-                            error.message = %trip.last,
-                            "campaign stopped by the circuit breaker: {trip}; no reader was \
-                             charged, and the campaign runs again later"
-                        ),
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.stop.cancelled() => return,
-                    }
-                }
-                Ok(_) => {
-                    tracing::debug!(issue = %id, "campaign run stopped: it resumes at the next start");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(
-                        issue = %id,
-                        error.message = %e,
-                        "campaign run failed, it resumes when the daemon starts again: {e:#}"
-                    );
-                    return;
-                }
-            }
-        }
-    }
-
-    /// What comes before a campaign's readers are mailed: its canary copies to staff, if it
-    /// has a window and they have not gone out, then the end of the window and of any hold.
-    /// Returns false when the daemon stops meanwhile.
-    async fn before_readers(
-        &self,
-        ledger: &SharedLedger,
-        campaign: &Campaign,
-    ) -> anyhow::Result<bool> {
-        let issue = campaign.issue;
-        // Read again: a release or a hold since the campaign was loaded changes the gate.
-        let current = ledger
-            .with(move |l| l.campaign(issue))
-            .await?
-            .unwrap_or_else(|| campaign.clone());
-        // Each copy's try is logged by `notices` (by tag); the worker tries again what the
-        // relay did not take, and the wait below sees the gate open or the campaign held.
-        let sent = crate::canary::send_copies(&self.sender(ledger), &current).await?;
-        if let Some(sent) = sent {
-            let accepted = sent.iter().filter(|t| t.reply.accepted).count();
-            tracing::info!(issue = %issue, accepted, copies = sent.len(), "canary copies mailed to staff");
-        }
-        let waited = crate::canary::wait(
-            ledger,
-            campaign.id,
-            &*self.app.clock,
+        let sender = self.sender(&ledger);
+        let means = Means {
+            notices: &sender,
+            transport,
+            dkim: self.dkim.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let policy = Policy::daemon(RELAY_RETRY.min(self.app.config.delivery.retry_max));
+        let ended = run::drive(
+            &means,
+            campaign,
+            Arc::new(template),
+            policy,
             &self.stop,
-            true,
-            None,
+            &mut Logger,
         )
-        .await?;
-        Ok(waited == crate::canary::Waited::Open)
+        .await;
+        match ended {
+            Ok(Ended { summary: s, .. }) if s.finished => {
+                if s.counts.sent == 0 && s.counts.failed > 0 {
+                    tracing::error!(
+                        issue = %id, failed = s.counts.failed,
+                        "every delivery of the campaign failed: see `brief report --issue \
+                         {id}`; once the cause is fixed, `brief send --issue {id} \
+                         --retry-failed` sends them again"
+                    );
+                }
+            }
+            Ok(_) => {
+                tracing::debug!(issue = %id, "campaign run stopped: it resumes at the next start");
+            }
+            Err(e) => tracing::error!(
+                issue = %id,
+                error.message = %e,
+                "campaign run failed, it resumes when the daemon starts again: {e:#}"
+            ),
+        }
     }
 
     /// When the checks before the fire at `fire_at` run: `[schedule] preflight` before it;
@@ -1153,15 +1042,33 @@ impl Daemon {
     }
 }
 
-/// Whether an issue folder holds at least one entry file.
-fn has_entry_files(folder: &Path) -> bool {
-    std::fs::read_dir(folder).is_ok_and(|read| {
-        read.filter_map(Result::ok).any(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            crate::content::is_entry_file(&name)
-        })
-    })
+/// What the daemon logs as a campaign's run goes (each canary copy's try is logged by
+/// `notices`, the window and holds by `canary::wait`, each run's start and end by the engine).
+struct Logger;
+
+impl Watch for Logger {
+    fn canary_mailed(&mut self, campaign: &Campaign, tries: &[crate::notices::Tried]) {
+        let accepted = tries.iter().filter(|t| t.reply.accepted).count();
+        tracing::info!(issue = %campaign.issue, accepted, copies = tries.len(), "canary copies mailed to staff");
+    }
+
+    fn relay_wait(&mut self, campaign: &Campaign, stopped: &Stopped, wait: Duration) {
+        let (id, retry_in) = (campaign.issue, humantime::format_duration(wait));
+        match stopped {
+            Stopped::Relay(_) => tracing::warn!(
+                issue = %id, %retry_in,
+                "the relay could not be reached: the campaign runs again later"
+            ),
+            // The engine counted it (`brief_circuit_breaks_total`) where it tripped.
+            Stopped::Breaker(trip) => tracing::error!(
+                issue = %id, %retry_in, readers = trip.readers,
+                error.message = %trip.last,
+                "campaign stopped by the circuit breaker: {trip}; no reader was charged, and \
+                 the campaign runs again later"
+            ),
+            Stopped::Held => {}
+        }
+    }
 }
 
 /// How often the daemon looks for summaries to mail.

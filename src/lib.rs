@@ -39,6 +39,8 @@
 //! - [`shutdown`] turns SIGTERM, SIGINT and SIGHUP into one graceful stop, and a second signal into a quit.
 //! - [`metrics`] counts what the daemon does and renders it for Prometheus at `/metrics`.
 //! - [`app`] puts config, templates, keys and ledger together for the commands and the daemon.
+//! - [`campaign`] is a campaign's lifecycle, once for the CLI, the schedule and the console: what a
+//!   send means in each state, the start, and the run (canary, window, readers, summary).
 //! - [`imap`] reads the bounce mailbox over IMAP: fetches what is new, files away what was read.
 //! - [`daemon`] is `brief run`: the schedule, resumed campaigns and a graceful stop.
 //! - [`http`] is the daemon's HTTP side: health, metrics, archive, unsubscribe, staff pages.
@@ -49,6 +51,7 @@
 pub mod address;
 pub mod app;
 pub mod bounce;
+pub mod campaign;
 pub mod canary;
 pub mod cli;
 pub mod clock;

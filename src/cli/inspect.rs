@@ -210,7 +210,7 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
                     m.revision, m.unsent
                 );
             }
-            if !c.finished && app.folder_changed(c.issue, &m) {
+            if !c.finished && crate::campaign::start::folder_changed(app, c.issue, &m) {
                 println!(
                     "  {}",
                     super::send::folder_changed_note(c.issue, m.revision)

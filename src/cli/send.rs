@@ -11,12 +11,16 @@ use super::load_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
-use crate::canary::Waited;
+use crate::campaign::run::{self, Ended, Means, Policy, Watch};
+use crate::campaign::{self, start, Decision, Intent};
 use crate::deliver::{Stopped, Summary};
 use crate::error::UsageError;
 use crate::issue::IssueId;
-use crate::ledger::{Counts, Gate, HoldOutcome, HoldReason, Ledger, SharedLedger, Trigger};
+use crate::ledger::{
+    Campaign, Counts, Gate, HoldOutcome, HoldReason, Ledger, SharedLedger, Trigger,
+};
 use crate::message::{Kind, MessageTemplate};
+use crate::notices::Tried;
 use crate::shutdown::Signals;
 use crate::transport::Transport;
 
@@ -67,22 +71,24 @@ pub(super) async fn send(
     }
     print_warnings(app);
     let mut ledger = app.open_ledger()?;
-    let existing = ledger.campaign(id)?;
-    let retryable = match &existing {
-        Some(c) => ledger.retryable_failed(c.id)?,
-        None => 0,
+    let intent = match resume {
+        Resume::AsStarted => Intent::StartOrResume,
+        Resume::RestartUnsent => Intent::RestartUnsent,
+        Resume::RetryFailed => Intent::RetryFailed,
     };
-    if let Some(c) = existing.as_ref().filter(|c| c.finished) {
-        if resume != Resume::RetryFailed || retryable == 0 {
+    let decision = campaign::consider(&ledger, id, intent)?;
+    match &decision {
+        Decision::Exists(c) => {
             let counts = ledger.counts(c.id)?;
             println!(
                 "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
                 counts.sent, counts.failed
             );
-            if retryable > 0 {
+            if ledger.retryable_failed(c.id)? > 0 {
                 println!(
-                    "{retryable} failed deliveries can be sent again once their cause is fixed: \
-                     `brief send --issue {id} --retry-failed`"
+                    "{} failed deliveries can be sent again once their cause is fixed: \
+                     `brief send --issue {id} --retry-failed`",
+                    ledger.retryable_failed(c.id)?
                 );
             } else if resume == Resume::RetryFailed {
                 println!("no failed delivery to retry (a suppressed address stays suppressed)");
@@ -90,15 +96,13 @@ pub(super) async fn send(
             all_failed(id, &counts)?;
             return Ok(ExitCode::SUCCESS);
         }
-    }
-    match (&existing, resume) {
-        (None, Resume::RestartUnsent) => {
+        Decision::NoCampaign if resume == Resume::RestartUnsent => {
             return Err(UsageError::msg(format!(
                 "issue {id} has no campaign to restart: `brief send --issue {id}` starts one"
             ))
             .into())
         }
-        (None, Resume::RetryFailed) => {
+        Decision::NoCampaign => {
             return Err(UsageError::msg(format!(
                 "issue {id} has no campaign, so no failed delivery to retry: `brief send --issue \
                  {id}` starts one"
@@ -110,9 +114,9 @@ pub(super) async fn send(
     let transport = campaign_transport(app, &id.to_string())?;
     let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.token_key()?;
-    let stored = match (&existing, resume) {
-        (Some(c), Resume::AsStarted | Resume::RetryFailed) => {
-            app.stored_template(&ledger, c, &key)?
+    let stored = match &decision {
+        Decision::Resume(c) | Decision::RetryFailed { campaign: c, .. } => {
+            start::stored_message(&ledger, c, &key)?
         }
         _ => None,
     };
@@ -120,7 +124,7 @@ pub(super) async fn send(
     // (a new campaign, a restart, or a campaign an older brief started) the folder is rendered.
     let (template, subject, issue) = match stored {
         Some((template, sent)) => {
-            if app.folder_changed(id, &sent) {
+            if start::folder_changed(app, id, &sent) {
                 eprintln!("{}", folder_changed_note(id, sent.revision));
             }
             (template, sent.subject, None)
@@ -135,25 +139,25 @@ pub(super) async fn send(
     };
     if !yes {
         let via = transport.describe();
-        let what = match (&existing, resume) {
-            (Some(c), Resume::AsStarted) => {
-                let n = ledger.counts(c.id)?;
-                format!(
-                    "Resume issue {id} (\"{subject}\"): {} deliveries left, via {via}?",
-                    n.pending + n.sending + n.deferred,
-                )
-            }
-            (Some(c), Resume::RestartUnsent) => {
-                let n = ledger.counts(c.id)?;
-                format!(
-                    "Send the issue {id} as it is now (\"{subject}\") to the {} readers not yet \
-                     sent, via {via}? Those already sent keep the first version.",
-                    n.pending + n.sending + n.deferred,
-                )
-            }
-            (Some(c), Resume::RetryFailed) => {
-                let n = ledger.counts(c.id)?;
-                let left = n.pending + n.sending + n.deferred;
+        let left = |c: &Campaign| -> anyhow::Result<u64> {
+            let n = ledger.counts(c.id)?;
+            Ok(n.pending + n.sending + n.deferred)
+        };
+        let what = match &decision {
+            Decision::Resume(c) => format!(
+                "Resume issue {id} (\"{subject}\"): {} deliveries left, via {via}?",
+                left(c)?
+            ),
+            Decision::RestartUnsent(c) => format!(
+                "Send the issue {id} as it is now (\"{subject}\") to the {} readers not yet \
+                 sent, via {via}? Those already sent keep the first version.",
+                left(c)?
+            ),
+            Decision::RetryFailed {
+                campaign: c,
+                retryable,
+            } => {
+                let left = left(c)?;
                 format!(
                     "Send issue {id} (\"{subject}\") again to the {retryable} readers whose \
                      delivery failed{}, via {via}?",
@@ -164,7 +168,7 @@ pub(super) async fn send(
                     }
                 )
             }
-            (None, _) => {
+            _ => {
                 let readers = app.reachable_readers(&ledger)?;
                 let canary = match canary {
                     Some(w) => format!(
@@ -184,9 +188,9 @@ pub(super) async fn send(
             return Ok(ExitCode::from(1));
         }
     }
-    let campaign = match (existing, issue) {
-        (Some(c), _) if resume == Resume::RetryFailed => {
-            let back = app.retry_failed(&mut ledger, &c)?;
+    let campaign = match (decision, issue) {
+        (Decision::RetryFailed { campaign: c, .. }, _) => {
+            let back = start::retry_failed(&mut ledger, &c)?;
             println!(
                 "issue {id}: {back} failed deliveries put back to pending, their attempts reset \
                  (suppressed addresses stay suppressed)"
@@ -194,16 +198,17 @@ pub(super) async fn send(
             // Re-read: the campaign may have been finished, and is not any more.
             ledger.campaign(id)?.unwrap_or(c)
         }
-        (Some(c), None) => c,
-        (Some(c), Some(issue)) if resume == Resume::RestartUnsent => {
-            let revision = app.revise_campaign(&mut ledger, &c, &issue, &template, &subject)?;
+        (Decision::RestartUnsent(c), Some(issue)) => {
+            let revision = start::revise(app, &mut ledger, &c, &issue, &template, &subject)?;
             println!(
                 "issue {id}: revision {revision} of the message goes to the readers not yet sent"
             );
             c
         }
+        (Decision::Resume(c), _) => c,
         (_, Some(issue)) => {
-            let (campaign, _new, problems) = app.start_campaign(
+            let (campaign, _new, problems) = start::begin(
+                app,
                 &mut ledger,
                 &issue,
                 &template,
@@ -216,7 +221,7 @@ pub(super) async fn send(
             }
             campaign
         }
-        (None, None) => unreachable!("a new campaign always renders the folder"),
+        (_, None) => unreachable!("a new campaign and a restart render the folder"),
     };
     if canary.is_some() && campaign.release_at.is_none() {
         println!(
@@ -224,17 +229,9 @@ pub(super) async fn send(
         );
     }
     let (cid, sent_before) = (campaign.id, ledger.counts(campaign.id)?.sent);
-    let run = run_campaign(
-        app,
-        ledger,
-        campaign,
-        template,
-        transport,
-        dkim.clone(),
-        &key,
-    );
-    let summary = match run.await {
-        Ok(summary) => summary,
+    let ended = run_campaign(app, ledger, campaign, template, transport, dkim, &key).await;
+    let Ended { summary, held } = match ended {
+        Ok(ended) => ended,
         Err(e) => {
             // The run failed (the ledger itself, say, on a full disk): the summary of what the
             // ledger holds still comes first, so staff know what went out before the error.
@@ -251,10 +248,13 @@ pub(super) async fn send(
             return Err(e);
         }
     };
-    let held = match summary.stopped {
-        Some(Stopped::Held) => app.open_ledger()?.campaign(id)?.and_then(|c| c.hold_reason),
-        _ => None,
-    };
+    if held == Some(HoldReason::CanaryUnaccepted) {
+        eprintln!(
+            "error: issue {id} is held: no staff address accepted the canary copy, so no \
+             reader was mailed; check `[server] staff` and the relay, then `brief release \
+             --issue {id}`"
+        );
+    }
     print_summary(id, &summary, held);
     let left = summary.counts.pending + summary.counts.sending + summary.counts.deferred;
     match &summary.stopped {
@@ -269,17 +269,6 @@ pub(super) async fn send(
         Some(Stopped::Held) | None => {}
     }
     if summary.finished {
-        let shared = SharedLedger::new(app.open_ledger()?);
-        let sender = crate::notices::Sender {
-            app,
-            ledger: &shared,
-            key: &key,
-            dkim: dkim.as_deref(),
-            metrics: None,
-        };
-        if let Err(e) = crate::summary::mail_due(&sender).await {
-            eprintln!("warning: cannot mail the summary to staff: {e:#}");
-        }
         all_failed(id, &summary.counts)?;
     }
     Ok(if summary.interrupted || !summary.finished {
@@ -318,33 +307,60 @@ pub(super) fn folder_changed_note(id: IssueId, revision: u32) -> String {
     )
 }
 
-/// Runs a campaign to its end with a progress bar on a terminal, stopping cleanly on a signal.
-/// A campaign with a canary window first mails its canary copies to staff (once), then waits
-/// for the window to end; a hold by staff ends the command with the campaign waiting.
+/// Runs a campaign to its end ([`campaign::run::drive`] under the command's policy) with a
+/// progress bar on a terminal, stopping cleanly on a signal; prints the canary replies and the
+/// window as they come.
 async fn run_campaign(
     app: &App,
     ledger: Ledger,
-    campaign: crate::ledger::Campaign,
+    campaign: Campaign,
     template: MessageTemplate,
     transport: Transport,
     dkim: Option<Arc<crate::dkim::DkimSigner>>,
     key: &crate::token::TokenKey,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<Ended> {
     let stop = CancellationToken::new();
     Signals::new()?.watch(stop.clone());
     let ledger = SharedLedger::new(ledger);
-    let (id, cid) = (campaign.issue, campaign.id);
-    // Held through the canary wait too, so that a daemon on the same ledger leaves it alone.
-    let _lease = crate::deliver::Lease::hold(&ledger, cid, app.clock.clone());
+    let signer = dkim.clone();
     let sender = crate::notices::Sender {
         app,
         ledger: &ledger,
         key,
-        dkim: dkim.as_deref(),
+        dkim: signer.as_deref(),
         metrics: None,
     };
-    if let Some(sent) = crate::canary::send_copies(&sender, &campaign).await? {
-        for t in &sent {
+    let means = Means {
+        notices: &sender,
+        transport: Arc::new(transport),
+        dkim,
+        // The CLI serves no /metrics: the engine counts into a registry nobody reads.
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+    };
+    let mut printer = Printer {
+        database: app.config.delivery.database.clone(),
+        bar: None,
+    };
+    let run = run::drive(
+        &means,
+        campaign,
+        Arc::new(template),
+        Policy::COMMAND,
+        &stop,
+        &mut printer,
+    );
+    run.await
+}
+
+/// What `brief send` prints as a run goes: the canary replies, the window, a progress bar.
+struct Printer {
+    database: std::path::PathBuf,
+    bar: Option<ProgressBar>,
+}
+
+impl Watch for Printer {
+    fn canary_mailed(&mut self, _campaign: &Campaign, tries: &[Tried]) {
+        for t in tries {
             let c = &t.reply;
             println!(
                 "canary to {}: {}{}{}",
@@ -359,52 +375,28 @@ async fn run_campaign(
             );
         }
     }
-    if let Gate::Canary { until } = campaign.gate(app.clock.now_ms()) {
-        println!(
-            "issue {id}: the readers are mailed at {} unless staff hold it (`brief hold --issue \
-             {id}`, or Hold in the console); `brief release --issue {id}` sends at once",
-            crate::app::fmt_ms(Some(until))
-        );
-    }
-    let waited =
-        crate::canary::wait(&ledger, cid, &*app.clock, &stop, false, Some(&sender)).await?;
-    if waited != Waited::Open {
-        let reason = ledger
-            .with(move |l| Ok(l.campaign(id)?.and_then(|c| c.hold_reason)))
-            .await?;
-        if reason == Some(HoldReason::CanaryUnaccepted) {
-            // Staff hear of it by mail too, if any address takes one now.
-            sender.drain(Some(cid), None).await?;
-            eprintln!(
-                "error: issue {id} is held: no staff address accepted the canary copy, so no \
-                 reader was mailed; check `[server] staff` and the relay, then `brief release \
-                 --issue {id}`"
+
+    fn waiting(&mut self, campaign: &Campaign, gate: Gate) {
+        if let Gate::Canary { until } = gate {
+            let id = campaign.issue;
+            println!(
+                "issue {id}: the readers are mailed at {} unless staff hold it (`brief hold \
+                 --issue {id}`, or Hold in the console); `brief release --issue {id}` sends at \
+                 once",
+                crate::app::fmt_ms(Some(until))
             );
         }
-        let counts = ledger.with(move |l| l.counts(cid)).await?;
-        return Ok(Summary {
-            counts,
-            sent_now: 0,
-            finished: false,
-            interrupted: waited == Waited::Stopped,
-            stopped: matches!(waited, Waited::Held { .. }).then_some(Stopped::Held),
-        });
     }
-    let bar = ProgressBar::start(&app.config.delivery.database, campaign.id);
-    let run = app.campaign_run(
-        ledger,
-        campaign,
-        Arc::new(template),
-        Arc::new(transport),
-        dkim,
-        // The CLI serves no /metrics: the engine counts into a registry nobody reads.
-        Arc::new(crate::metrics::Metrics::new()),
-    )?;
-    let summary = run.execute(stop).await;
-    if let Some(bar) = bar {
-        bar.finish();
+
+    fn readers_start(&mut self, campaign: &Campaign) {
+        self.bar = ProgressBar::start(&self.database, campaign.id);
     }
-    summary
+
+    fn readers_end(&mut self, _campaign: &Campaign) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
 }
 
 fn print_summary(id: IssueId, s: &Summary, held: Option<HoldReason>) {
@@ -478,20 +470,23 @@ pub(super) async fn test_send(
     let dkim = app.dkim_signer().map_err(UsageError)?;
     // Fails here, with exit 2, when the transport is misconfigured.
     campaign_transport(app, "test")?;
-    let replies = app
-        .test_send(&issue, &key, dkim.as_ref(), &addresses, |r| {
-            println!(
-                "{}: {}{}",
-                r.address,
-                r.code.map(|c| format!("{c} ")).unwrap_or_default(),
-                r.text
-            );
-        })
-        .await?;
-    let mut ledger = app.open_ledger()?;
-    for r in &replies {
-        ledger.record_test_send(id, &r.address, r.code, &r.text, app.clock.now_ms())?;
-    }
+    let ledger = SharedLedger::new(app.open_ledger()?);
+    let sender = crate::notices::Sender {
+        app,
+        ledger: &ledger,
+        key: &key,
+        dkim: dkim.as_ref(),
+        metrics: None,
+    };
+    let replies = campaign::test_send::send(&sender, &issue, &addresses, |r| {
+        println!(
+            "{}: {}{}",
+            r.address,
+            r.code.map(|c| format!("{c} ")).unwrap_or_default(),
+            r.text
+        );
+    })
+    .await?;
     let accepted = replies.iter().filter(|r| r.accepted).count();
     println!(
         "test send of issue {id}: {accepted} of {} accepted",

@@ -328,6 +328,14 @@ fn with_https(s: &str) -> Option<String> {
     looks_like_a_site.then_some(candidate)
 }
 
+/// Whether an issue folder holds at least one entry file (without reading any).
+pub fn has_entry_files(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|read| {
+        read.filter_map(Result::ok)
+            .any(|e| is_entry_file(&e.file_name().to_string_lossy()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{is_entry_file, with_https};

@@ -17,13 +17,16 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use lettre::Address;
 use maud::{html, Markup};
+use tokio_util::sync::CancellationToken;
 
 use super::admin::{staff_page, Staff, StaffForm};
 use super::error::{axum_json, json_error, PageError};
-use super::site::{record_test_send, Shared, Site};
+use super::site::{Shared, Site};
 use super::ui::{heading, paragraph, see_other, url};
 use crate::address::AddressKey;
 use crate::app::{App, RosterState};
+use crate::campaign::start::{self, NotStarted, Started};
+use crate::campaign::test_send;
 use crate::error::Problem;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
@@ -618,11 +621,7 @@ async fn test_send(
     };
     let tag = d.key.tag(staff.address.as_ref());
     tracing::info!(issue = %id, staff = %tag, "console test send");
-    let replies = d
-        .app
-        .test_send(&issue, &d.key, d.dkim.as_deref(), &[to], |_| {})
-        .await?;
-    record_test_send(&d, id, &replies).await;
+    let replies = test_send::send(&d.sender(), &issue, &[to], |_| {}).await?;
     let all = replies.iter().all(|r| r.accepted);
     let status = if all {
         StatusCode::OK
@@ -680,41 +679,43 @@ async fn send_now(
             "This server cannot run campaigns: use `brief send`.",
         ));
     };
-    if d.ledger.with(move |l| l.campaign(id)).await?.is_some() {
-        return Ok(refuse(
-            StatusCode::CONFLICT,
-            &format!("Issue {id} was already sent: nothing more was sent."),
-        ));
-    }
-    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
-        Ok(i) if !i.entries.is_empty() => i,
-        Ok(_) => {
+    // Like `brief send --yes`: the campaign with its whole list in one transaction. A request
+    // is not cancelled midway: the campaign is made, or not at all.
+    let started = start::from_folder(
+        &d.app,
+        &d.ledger,
+        &d.key,
+        id,
+        Trigger::Staff,
+        FetchPolicy::Once,
+        &CancellationToken::new(),
+    )
+    .await;
+    let Started {
+        ledger,
+        template,
+        campaign,
+        problems,
+        ..
+    } = match started {
+        Ok(s) => s,
+        Err(NotStarted::Exists) => {
+            return Ok(refuse(
+                StatusCode::CONFLICT,
+                &format!("Issue {id} was already sent: nothing more was sent."),
+            ))
+        }
+        Err(NotStarted::Empty | NotStarted::Stopped) => {
             return Ok(refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &format!("Issue {id} has no entries: nothing was sent."),
             ))
         }
-        Err(problems) => return Ok(not_sent_for_problems(&d, staff, id, &problems)),
+        Err(NotStarted::Problems(problems)) => {
+            return Ok(not_sent_for_problems(&d, staff, id, &problems))
+        }
+        Err(NotStarted::Failed(e)) => return Err(e.into()),
     };
-    // Like `brief send --yes`: the campaign with its whole list in one transaction.
-    let created = d
-        .app
-        .start_campaign_apart(issue, &d.key, Trigger::Staff)
-        .await;
-    let crate::app::Started {
-        ledger,
-        template,
-        campaign,
-        new,
-        problems,
-        ..
-    } = created?;
-    if !new {
-        return Ok(refuse(
-            StatusCode::CONFLICT,
-            &format!("Issue {id} was already sent: nothing more was sent."),
-        ));
-    }
     for p in &problems {
         tracing::warn!("skipped subscriber: {p}");
     }

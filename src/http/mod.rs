@@ -57,7 +57,7 @@ pub use door::MAX_CONNECTIONS;
 pub use site::{Admin, Join, Launch, Site, BODY_LIMIT};
 
 use error::{axum_json, json_error, PageError};
-use site::{client_of, record_test_send, Shared};
+use site::{client_of, Shared};
 use ui::{no_store, page, server_error};
 
 use crate::address::AddressKey;
@@ -585,23 +585,20 @@ async fn test_send(
         }
     };
     tracing::info!(issue = %id, to = ?to.iter().map(|a| d.key.tag(a.as_ref())).collect::<Vec<_>>(), "admin test send");
-    let replies = match d
-        .app
-        .test_send(&issue, &d.key, d.dkim.as_deref(), &to, |r| {
-            tracing::info!(
-                issue = %id,
-                recipient = %d.key.tag(r.address.as_ref()),
-                code = r.code,
-                reply = %d.key.redact(&r.text),
-                "test send reply"
-            )
-        })
-        .await
-    {
+    let replies = crate::campaign::test_send::send(&d.sender(), &issue, &to, |r| {
+        tracing::info!(
+            issue = %id,
+            recipient = %d.key.tag(r.address.as_ref()),
+            code = r.code,
+            reply = %d.key.redact(&r.text),
+            "test send reply"
+        )
+    })
+    .await;
+    let replies = match replies {
         Ok(r) => r,
         Err(e) => return server_error(&d, e),
     };
-    record_test_send(&d, id, &replies).await;
     let all = replies.iter().all(|r| r.accepted);
     let results: Vec<_> = replies
         .iter()

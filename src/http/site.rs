@@ -11,7 +11,6 @@ use axum::Extension;
 use super::door;
 use crate::app::App;
 use crate::dkim::DkimSigner;
-use crate::issue::IssueId;
 use crate::ledger::SharedLedger;
 use crate::metrics::Metrics;
 use crate::signup::{Mailer, Queue};
@@ -101,21 +100,15 @@ pub(super) fn client_of(
     client_ip(d, peer, headers).unwrap_or(door::UNKNOWN_CLIENT)
 }
 
-/// Keeps the replies of a test send of issue `id` in the ledger's test log (a failure to record
-/// is logged: the messages went out either way).
-pub(super) async fn record_test_send(d: &Site, id: IssueId, replies: &[crate::app::TestReply]) {
-    let now = d.app.clock.now_ms();
-    let record = replies.to_vec();
-    let recorded = d
-        .ledger
-        .with(move |l| {
-            for r in &record {
-                l.record_test_send(id, &r.address, r.code, &r.text, now)?;
-            }
-            Ok(())
-        })
-        .await;
-    if let Err(e) = recorded {
-        tracing::error!(error.message = %e, "cannot record the test send: {e:#}");
+impl Site {
+    /// What sends and records the site's mail (test copies) over its ledger connection.
+    pub(super) fn sender(&self) -> crate::notices::Sender<'_> {
+        crate::notices::Sender {
+            app: &self.app,
+            ledger: &self.ledger,
+            key: &self.key,
+            dkim: self.dkim.as_deref(),
+            metrics: Some(&self.metrics),
+        }
     }
 }

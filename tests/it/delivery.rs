@@ -1038,16 +1038,16 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
     let key = app.token_key().unwrap();
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
-    let (campaign, _, _) = app
-        .start_campaign(
-            &mut ledger,
-            &issue,
-            &template,
-            &rendered.subject,
-            brief::ledger::Trigger::Cli,
-            None,
-        )
-        .unwrap();
+    let (campaign, _, _) = brief::campaign::start::begin(
+        &app,
+        &mut ledger,
+        &issue,
+        &template,
+        &rendered.subject,
+        brief::ledger::Trigger::Cli,
+        None,
+    )
+    .unwrap();
     let mut run = app
         .campaign_run(
             SharedLedger::new(ledger),

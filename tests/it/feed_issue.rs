@@ -194,16 +194,16 @@ async fn sent_items_are_recorded_and_never_repeated() {
     let key = app.token_key().unwrap();
     let (rendered, template) = app.prepare(&july, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
-    let (_, new, _) = app
-        .start_campaign(
-            &mut ledger,
-            &july,
-            &template,
-            &rendered.subject,
-            brief::ledger::Trigger::Cli,
-            None,
-        )
-        .unwrap();
+    let (_, new, _) = brief::campaign::start::begin(
+        &app,
+        &mut ledger,
+        &july,
+        &template,
+        &rendered.subject,
+        brief::ledger::Trigger::Cli,
+        None,
+    )
+    .unwrap();
     assert!(new);
     drop(ledger);
     // August's window starts when July's campaign did (07-23), so it too holds the 07-28 item:

@@ -1,0 +1,251 @@
+//! The steps of a campaign's lifecycle that change the ledger: its start with the whole list,
+//! a corrected message stored as a new revision, the failed deliveries put back; and the
+//! message a campaign goes on with.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::content;
+use crate::error::{Problem, ProblemKind, Problems};
+use crate::feed::FetchPolicy;
+use crate::issue::{Issue, IssueId};
+use crate::ledger::{Campaign, CampaignId, CampaignMessage, Counts, Ledger, SharedLedger, Trigger};
+use crate::message::{Kind, MessageTemplate};
+use crate::render;
+use crate::token::TokenKey;
+
+use super::{decide, Decision, Intent};
+
+/// Creates the campaign of `issue` with every subscriber, unless it exists. Returns the
+/// campaign, whether it is new, and the bad subscriber rows that were skipped. The list is
+/// streamed into the campaign's transaction: memory does not grow with its length. What the
+/// campaign sends (`template`, `subject` and the web version) is stored with it in the same
+/// transaction: every delivery of the campaign, resumed or not, is that message. `canary`
+/// opens a window in which only staff get the message.
+pub fn begin(
+    app: &App,
+    ledger: &mut Ledger,
+    issue: &Issue,
+    template: &MessageTemplate,
+    subject: &str,
+    trigger: Trigger,
+    canary: Option<std::time::Duration>,
+) -> anyhow::Result<(Campaign, bool, Vec<Problem>)> {
+    let mut problems = Vec::new();
+    if let Some(c) = ledger.campaign(issue.id)? {
+        return Ok((c, false, problems));
+    }
+    let stored = ledger.stored_subscribers()?;
+    let forgotten = app.forgotten(ledger)?;
+    let message = campaign_message(app, issue, template.freeze(), subject);
+    let now = app.clock.now_ms();
+    let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
+    let (c, new) =
+        ledger.create_campaign(issue.id, &message, trigger, now, release_at, |sink| {
+            app.each_subscriber(
+                &stored,
+                |s| {
+                    // The list file may still hold a forgotten address: it comes out suppressed,
+                    // and only its hash is written.
+                    if let Some(hash) = forgotten.hash_of(&s.address) {
+                        sink.add_forgotten(&hash)?;
+                        return Ok(());
+                    }
+                    sink.add(
+                        &s.address,
+                        s.name.as_deref(),
+                        &template.message_id(&s.address),
+                    )?;
+                    Ok(())
+                },
+                |p| problems.push(p),
+            )
+        })?;
+    if new {
+        record_feed_items(ledger, c.id, issue)?;
+    }
+    Ok((c, new, problems))
+}
+
+/// A campaign [`from_folder`] started, with what its run needs.
+pub struct Started {
+    /// The run's own ledger connection.
+    pub ledger: Ledger,
+    pub template: MessageTemplate,
+    pub campaign: Campaign,
+    /// Subscriber rows that were skipped.
+    pub problems: Vec<Problem>,
+    pub counts: Counts,
+}
+
+/// Why [`from_folder`] started nothing.
+#[derive(Debug)]
+pub enum NotStarted {
+    /// The issue has a campaign already (finished or not): nothing more is sent.
+    Exists,
+    /// The issue has no entries.
+    Empty,
+    /// The issue has problems (a feed that failed, a bad entry): no partial issue is sent.
+    Problems(Problems),
+    /// The caller's stop came first.
+    Stopped,
+    /// The ledger failed.
+    Failed(anyhow::Error),
+}
+
+/// Starts the campaign of issue `id` from its folder (and feeds, fetched under `fetch`),
+/// rendered now with `key`, unless it has one: what a schedule fire and the console's "Send
+/// now" do ([`Intent::Start`]). The campaign takes the configured canary window; it is created
+/// on a ledger connection of its own, opened off the async threads, which the run then keeps.
+/// `shared` answers the cheap question first, so a fire that finds its month sent touches
+/// neither the folder nor the feeds.
+pub async fn from_folder(
+    app: &Arc<App>,
+    shared: &SharedLedger,
+    key: &TokenKey,
+    id: IssueId,
+    trigger: Trigger,
+    fetch: FetchPolicy,
+    stop: &CancellationToken,
+) -> Result<Started, NotStarted> {
+    let existing = shared
+        .with(move |l| l.campaign(id))
+        .await
+        .map_err(|e| NotStarted::Failed(e.context("cannot read the ledger")))?;
+    if decide(existing, 0, Intent::Start) != Decision::Start {
+        return Err(NotStarted::Exists);
+    }
+    // Nothing written for the month (no entry file, no issue.toml) and no feed: empty, known
+    // without reading a file. A folder with an issue.toml is read, so its problems are told.
+    let (cfg, folder) = (
+        &app.config.content,
+        app.config.content.dir.join(id.to_string()),
+    );
+    if cfg.feeds.is_empty()
+        && !content::has_entry_files(&folder)
+        && !folder.join("issue.toml").exists()
+    {
+        return Err(NotStarted::Empty);
+    }
+    let loaded = tokio::select! {
+        r = app.collect_issue(id, fetch) => r,
+        () = stop.cancelled() => return Err(NotStarted::Stopped),
+    };
+    let issue = match loaded {
+        Ok(i) if i.entries.is_empty() => return Err(NotStarted::Empty),
+        Ok(i) => i,
+        Err(p) if p.all(|k| *k == ProblemKind::NoEntries) => return Err(NotStarted::Empty),
+        Err(p) => return Err(NotStarted::Problems(p)),
+    };
+    let (rendered, template) = app.prepare(&issue, key, Kind::Campaign);
+    let app = app.clone();
+    let canary = app.config.schedule.canary;
+    let begun = tokio::task::spawn_blocking(move || {
+        let mut ledger = app.open_ledger()?;
+        let (campaign, new, problems) = begin(
+            &app,
+            &mut ledger,
+            &issue,
+            &template,
+            &rendered.subject,
+            trigger,
+            canary,
+        )?;
+        let counts = ledger.counts(campaign.id)?;
+        Ok::<_, anyhow::Error>(new.then_some(Started {
+            ledger,
+            template,
+            campaign,
+            problems,
+            counts,
+        }))
+    })
+    .await
+    .context("the campaign task panicked")
+    .and_then(|r| r)
+    .map_err(|e| NotStarted::Failed(e.context("cannot create the campaign")))?;
+    // Another daemon on the same database, or staff, got there first.
+    begun.ok_or(NotStarted::Exists)
+}
+
+/// What a campaign of `issue` stores: its frozen message (`frozen`), subject, web version and
+/// the fingerprint of the folder they came from.
+fn campaign_message(app: &App, issue: &Issue, frozen: String, subject: &str) -> CampaignMessage {
+    CampaignMessage {
+        revision: 1,
+        subject: subject.to_string(),
+        template: frozen,
+        web: render::render_web(issue, app.render_context()),
+        folder_hash: content::fingerprint(&app.config.content.dir, issue.id),
+        unsent: 0,
+        at: app.clock.now_ms(),
+    }
+}
+
+/// Notes the feed items of `issue` as sent with `campaign`, so no later issue repeats them.
+fn record_feed_items(
+    ledger: &mut Ledger,
+    campaign: CampaignId,
+    issue: &Issue,
+) -> anyhow::Result<()> {
+    let items = issue.entries.iter().filter_map(|e| match &e.source {
+        crate::issue::EntrySource::Feed {
+            feed_url, item_key, ..
+        } => Some((item_key.as_str(), feed_url.as_str())),
+        _ => None,
+    });
+    ledger.record_feed_items(campaign, items)
+}
+
+/// The message `campaign` sends, as stored when it started (or last revised), ready to send
+/// with `key`. `None` for a campaign that an older brief started without storing it.
+pub fn stored_message(
+    ledger: &Ledger,
+    campaign: &Campaign,
+    key: &TokenKey,
+) -> anyhow::Result<Option<(MessageTemplate, CampaignMessage)>> {
+    let Some(m) = ledger.campaign_message(campaign.id)? else {
+        return Ok(None);
+    };
+    let template = MessageTemplate::thaw(&m.template, campaign.issue, key)?;
+    Ok(Some((template, m)))
+}
+
+/// Whether the issue folder differs from the one `sent` was rendered from.
+pub fn folder_changed(app: &App, id: IssueId, sent: &CampaignMessage) -> bool {
+    content::fingerprint(&app.config.content.dir, id) != sent.folder_hash
+}
+
+/// Makes the corrected `issue` what its running campaign sends to the readers not yet sent
+/// (`brief send --restart-unsent`): a new revision, recorded in the ledger. Holds the
+/// campaign's send lock while it does, so no run sends meanwhile.
+pub fn revise(
+    app: &App,
+    ledger: &mut Ledger,
+    campaign: &Campaign,
+    issue: &Issue,
+    template: &MessageTemplate,
+    subject: &str,
+) -> anyhow::Result<u32> {
+    let _lock = ledger.lock_campaign(campaign)?;
+    // A campaign started before keyed Message-IDs keeps its ids: its deliveries recorded them.
+    let frozen = match ledger.campaign_message(campaign.id)? {
+        Some(previous) => template.freeze_as_revision_of(&previous.template),
+        None => template.freeze(),
+    };
+    let message = campaign_message(app, issue, frozen, subject);
+    let revision = ledger.revise_campaign(campaign.id, &message)?;
+    record_feed_items(ledger, campaign.id, issue)?;
+    Ok(revision)
+}
+
+/// Puts the campaign's failed deliveries (not those of suppressed addresses) back to `pending`
+/// for `brief send --retry-failed`, under the campaign's send lock so no other process is
+/// sending it meanwhile; returns how many.
+pub fn retry_failed(ledger: &mut Ledger, campaign: &Campaign) -> anyhow::Result<u64> {
+    let _lock = ledger.lock_campaign(campaign)?;
+    ledger.retry_failed_deliveries(campaign.id)
+}
