@@ -117,12 +117,12 @@ pub async fn wait(
             };
             match gate {
                 Gate::Canary { until } => tracing::info!(
-                    release_at = %crate::app::fmt_ms(Some(until)),
+                    release_at = %crate::clock::fmt_ms(Some(until)),
                     "canary window: the readers are mailed when it ends, unless staff hold \
                      the campaign (`brief hold`, or Hold in the console)"
                 ),
                 Gate::Held { since } => tracing::info!(
-                    held_since = %crate::app::fmt_ms(Some(since)),
+                    held_since = %crate::clock::fmt_ms(Some(since)),
                     "the campaign is {}: no reader is mailed until it is released \
                      (`brief release`, or Release in the console)",
                     reason.describe()

@@ -44,3 +44,10 @@ impl Clock for FixedClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+/// A Unix-milliseconds time as RFC 3339 UTC (`2021-07-01T09:00:00.000Z`); empty for `None`.
+pub fn fmt_ms(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
+}

@@ -125,7 +125,7 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Loads the token key, the DKIM key and the ledger. A bad DKIM key is a usage error.
     pub fn new(app: App, stop: CancellationToken) -> anyhow::Result<Arc<Daemon>> {
-        let key = app.token_key()?;
+        let key = app.key().clone();
         let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
         let ledger = app.open_ledger()?;
         let plan = Plan::new(&app.config.schedule);
@@ -211,16 +211,16 @@ impl Daemon {
         let ledger = self.ledger.lock();
         let stored = ledger.stored_subscribers()?;
         let mut readers = 0u64;
-        self.app
-            .each_subscriber(
-                &stored,
-                |_| {
-                    readers += 1;
-                    Ok(())
-                },
-                |p| tracing::warn!("subscriber list: {p}"),
-            )
-            .map_err(UsageError)?;
+        crate::audience::each_subscriber(
+            &self.app,
+            &stored,
+            |_| {
+                readers += 1;
+                Ok(())
+            },
+            |p| tracing::warn!("subscriber list: {p}"),
+        )
+        .map_err(UsageError)?;
         let current = self.current_issue();
         for id in ids.into_iter().filter(|id| *id >= current) {
             if ledger.campaign(id)?.is_some() {
@@ -388,7 +388,9 @@ impl Daemon {
                             (self.app.clone(), self.key.clone(), self.metrics.clone());
                         let taken = self
                             .ledger
-                            .with(move |l| app.take_bounce(l, &key, &metrics, &raw))
+                            .with(move |l| {
+                                crate::intake::take_bounce(&app, l, &key, &metrics, &raw)
+                            })
                             .await?;
                         if taken.recognised() {
                             Verdict::Processed
@@ -464,7 +466,7 @@ impl Daemon {
                 }
                 tracing::warn!(
                     issue = %c.issue,
-                    last_heartbeat = %crate::app::fmt_ms(beat),
+                    last_heartbeat = %crate::clock::fmt_ms(beat),
                     "taking over an unfinished campaign whose sender stopped heartbeating"
                 );
                 orphans.push(c);

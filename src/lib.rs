@@ -15,11 +15,15 @@
 //! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
 //! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
 //! - [`links`] checks every link of an issue over HTTP (`brief check --links`), with hard limits.
+//! - [`keyfile`] loads the token key once at start: from the environment, or a file made once.
 //! - [`token`] signs and checks the HMAC tokens of unsubscribe, confirmation and sign-in links.
 //! - [`message`] pre-encodes the MIME message once and splices in each reader's parts.
 //! - [`dkim`] signs finished messages with DKIM (RSA or Ed25519, relaxed canonicalization).
 //! - [`status`] parses RFC 3463 enhanced status codes (`5.1.1`) for SMTP replies and bounces.
 //! - [`bounce`] classifies what comes back to the bounce address: bounces, complaints, the rest.
+//! - [`audience`] is who gets an issue: the list as one stream, the roster, imports, forgetting.
+//! - [`intake`] takes what comes back to the bounce address: attributed by a keyed tag, recorded.
+//! - [`report`] is a campaign report's row: the columns of `brief report` and the console's CSV.
 //! - [`subscribers`] streams the CSV subscriber list, reporting bad rows by line.
 //! - [`sheet`] writes the CSV files brief makes, every cell safe from spreadsheet formulas.
 //! - [`ledger`] is the SQLite ledger: campaigns, deliveries, suppressions (the only database code),
@@ -50,6 +54,7 @@
 
 pub mod address;
 pub mod app;
+pub mod audience;
 pub mod bounce;
 pub mod campaign;
 pub mod canary;
@@ -64,7 +69,9 @@ pub mod error;
 pub mod feed;
 pub mod http;
 pub mod imap;
+pub mod intake;
 pub mod issue;
+pub mod keyfile;
 pub mod ledger;
 pub mod links;
 pub mod message;
@@ -72,6 +79,7 @@ pub mod metrics;
 pub mod notices;
 pub mod preflight;
 pub mod render;
+pub mod report;
 pub mod schedule;
 pub mod sheet;
 pub mod shutdown;

@@ -268,7 +268,7 @@ fn note(
     expires: i64,
 ) -> anyhow::Result<Option<SignupRequest>> {
     let key = AddressKey::of(&r.address);
-    if ledger.suppression(&key)?.is_none() && app.on_the_list(ledger, &key)? {
+    if ledger.suppression(&key)?.is_none() && crate::audience::on_the_list(app, ledger, &key)? {
         return Ok(None);
     }
     let name = r.name.as_deref().map(one_line).filter(|n| !n.is_empty());

@@ -263,7 +263,7 @@ mod tests {
         let config = crate::config::parse(&text, &root.join("brief.toml")).unwrap();
         let clock = Arc::new(FixedClock::new(at()));
         let app = App::new(config, clock.clone()).unwrap();
-        let key = app.token_key().unwrap();
+        let key = app.key().clone();
         World {
             _dir: dir,
             root,

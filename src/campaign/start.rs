@@ -39,13 +39,14 @@ pub fn begin(
         return Ok((c, false, problems));
     }
     let stored = ledger.stored_subscribers()?;
-    let forgotten = app.forgotten(ledger)?;
+    let forgotten = crate::audience::forgotten(app, ledger)?;
     let message = campaign_message(app, issue, template.freeze(), subject);
     let now = app.clock.now_ms();
     let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
     let (c, new) =
         ledger.create_campaign(issue.id, &message, trigger, now, release_at, |sink| {
-            app.each_subscriber(
+            crate::audience::each_subscriber(
+                app,
                 &stored,
                 |s| {
                     // The list file may still hold a forgotten address: it comes out suppressed,

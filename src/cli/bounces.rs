@@ -5,8 +5,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::app::{App, BounceHandling, TakenBounce};
+use crate::app::App;
 use crate::error::UsageError;
+use crate::intake::{BounceHandling, TakenBounce};
 use crate::metrics::Metrics;
 
 /// Tallies of one import, for the last line.
@@ -55,7 +56,7 @@ pub(super) fn import(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map_or_else(crate::config::default_bounce_max_size, |b| b.max_size);
     let mut ledger = app.open_ledger()?;
-    let key = app.token_key()?;
+    let key = app.key().clone();
     // The CLI serves no /metrics: counted into a registry nobody reads.
     let metrics = Metrics::new();
     let mut tally = Tally::default();
@@ -64,7 +65,7 @@ pub(super) fn import(app: &App, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         let each = each_message(path, limit, |label, found| {
             match found {
                 Found::Message(raw) => {
-                    let taken = app.take_bounce(&mut ledger, &key, &metrics, &raw)?;
+                    let taken = crate::intake::take_bounce(app, &mut ledger, &key, &metrics, &raw)?;
                     tally.count(&taken);
                     writeln!(out, "{label}: {}", describe(&taken))?;
                 }

@@ -7,12 +7,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::{load_or_report, ReportFormat};
-use crate::app::{fmt_ms, App, ReportRow};
+use crate::app::App;
+use crate::clock::fmt_ms;
 use crate::error::{Problem, ProblemKind, UsageError};
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Gate, HoldReason};
 use crate::message::Kind;
+use crate::report::ReportRow;
 
 /// With `links`, also fetches every link of the issue (only when the issue itself loads).
 pub(super) async fn check(
@@ -46,7 +48,8 @@ pub(super) async fn check(
     let ledger = app.open_ledger()?;
     let stored = ledger.stored_subscribers()?;
     let mut readers = 0u64;
-    app.each_subscriber(
+    crate::audience::each_subscriber(
+        app,
         &stored,
         |_| {
             readers += 1;
@@ -113,7 +116,7 @@ pub(super) async fn preview(
     let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
-    let key = app.token_key()?;
+    let key = app.key().clone();
     let dkim = app.dkim_signer().map_err(UsageError)?;
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let mut eml = App::sample_message(&template);

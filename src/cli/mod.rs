@@ -22,6 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config;
 use crate::error::UsageError;
 use crate::issue::IssueId;
+use crate::keyfile::Need;
 
 /// brief publishes a monthly email newsletter from reviewable files.
 #[derive(Debug, Parser)]
@@ -207,7 +208,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = config::load(&cli.config).map_err(UsageError)?;
     progress::init_logging(config.log.format);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let app = App::new(config, clock).map_err(UsageError)?;
+    // The token key is loaded once, here: a command that mails no link never makes its file.
+    let need = match cli.command {
+        Command::Check { .. }
+        | Command::Preview { .. }
+        | Command::Status { .. }
+        | Command::Report { .. }
+        | Command::Hold { .. }
+        | Command::Release { .. }
+        | Command::SubscribeForm => Need::Passing,
+        Command::Send { .. }
+        | Command::Run { .. }
+        | Command::Subscribers { .. }
+        | Command::Bounces { .. } => Need::Lasting,
+    };
+    let app = App::with_key(config, clock, need).map_err(UsageError)?;
     match cli.command {
         Command::Check { issue, links } => inspect::check(&app, issue, links).await,
         Command::Preview { issue, out } => inspect::preview(&app, issue, &out).await,

@@ -113,7 +113,7 @@ pub(super) async fn send(
     }
     let transport = campaign_transport(app, &id.to_string())?;
     let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
-    let key = app.token_key()?;
+    let key = app.key().clone();
     let stored = match &decision {
         Decision::Resume(c) | Decision::RetryFailed { campaign: c, .. } => {
             start::stored_message(&ledger, c, &key)?
@@ -169,7 +169,7 @@ pub(super) async fn send(
                 )
             }
             _ => {
-                let readers = app.reachable_readers(&ledger)?;
+                let readers = crate::audience::reachable_readers(app, &ledger)?;
                 let canary = match canary {
                     Some(w) => format!(
                         ", staff first and the readers {} later",
@@ -383,7 +383,7 @@ impl Watch for Printer {
                 "issue {id}: the readers are mailed at {} unless staff hold it (`brief hold \
                  --issue {id}`, or Hold in the console); `brief release --issue {id}` sends at \
                  once",
-                crate::app::fmt_ms(Some(until))
+                crate::clock::fmt_ms(Some(until))
             );
         }
     }
@@ -466,7 +466,7 @@ pub(super) async fn test_send(
     let Some(issue) = load_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
-    let key = app.token_key()?;
+    let key = app.key().clone();
     let dkim = app.dkim_signer().map_err(UsageError)?;
     // Fails here, with exit 2, when the transport is misconfigured.
     campaign_transport(app, "test")?;
@@ -516,7 +516,7 @@ pub(super) fn hold(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCode
             println!(
                 "issue {id} was held already (since {}): no reader is mailed until `brief \
                  release --issue {id}`",
-                crate::app::fmt_ms(Some(since))
+                crate::clock::fmt_ms(Some(since))
             );
             Ok(ExitCode::SUCCESS)
         }

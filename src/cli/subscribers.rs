@@ -10,7 +10,8 @@ use lettre::Address;
 
 use super::SubscribersCommand;
 use crate::address::{parse_address, AddressKey};
-use crate::app::{App, RosterState};
+use crate::app::App;
+use crate::audience::{self, RosterState};
 use crate::error::UsageError;
 use crate::ledger::{Ledger, Reason, SharedLedger};
 use crate::signup::{Mailer, Outcome, Request};
@@ -65,7 +66,10 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
         SubscribersCommand::Remove { address } => {
             let address = parse(&address)?;
             let key = AddressKey::of(&address);
-            if app.forgotten(&ledger)?.hash_of(&address).is_some() {
+            if audience::forgotten(&app, &ledger)?
+                .hash_of(&address)
+                .is_some()
+            {
                 println!("{address} was forgotten: it stays suppressed; nothing changed");
                 return Ok(ExitCode::SUCCESS);
             }
@@ -75,7 +79,7 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
             }
             // Suppressing an address nobody is subscribed with would hide a typo: the reader
             // meant stays subscribed while staff believe otherwise.
-            if !app.on_the_list(&ledger, &key)? {
+            if !audience::on_the_list(&app, &ledger, &key)? {
                 eprintln!(
                     "error: {address} is not on the list (neither in {} nor added with \
                      `brief subscribers add`): nothing changed; check the spelling",
@@ -93,7 +97,7 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
             Ok(ExitCode::SUCCESS)
         }
         SubscribersCommand::Import { file } => {
-            let n = app.import_subscribers(&mut ledger, &file, |p| eprintln!("{p}"))?;
+            let n = audience::import_subscribers(&app, &mut ledger, &file, |p| eprintln!("{p}"))?;
             println!(
                 "imported {}: {} added, {} already on the list, {} suppressed (not re-subscribed), {} bad rows",
                 file.display(),
@@ -110,7 +114,7 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
         }
         SubscribersCommand::Forget { address } => {
             let address = parse(&address)?;
-            let forgetting = app.forget(&mut ledger, &address)?;
+            let forgetting = audience::forget(&app, &mut ledger, &address)?;
             let (f, in_file) = (forgetting.rows, forgetting.in_file);
             let erased = f.subscribers
                 + f.signups
@@ -159,7 +163,7 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
 
 /// Fails, saying why, when `address` was forgotten.
 fn refuse_forgotten(app: &App, ledger: &Ledger, address: &Address) -> anyhow::Result<()> {
-    if app.forgotten(ledger)?.hash_of(address).is_some() {
+    if audience::forgotten(app, ledger)?.hash_of(address).is_some() {
         bail!(
             "{address} was forgotten at its owner's request (`brief subscribers forget`): \
              brief does not add it again"
@@ -176,7 +180,7 @@ async fn confirm(
     name: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mailer = Mailer {
-        key: app.token_key()?,
+        key: app.key().clone(),
         dkim: app.dkim_signer()?.map(Arc::new),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         app: app.clone(),
@@ -235,7 +239,7 @@ async fn confirm(
 
 fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let mut bad = Vec::new();
-    let rows = app.roster(ledger, |p| bad.push(p))?;
+    let rows = audience::roster(app, ledger, |p| bad.push(p))?;
     let bounces = ledger.latest_bounces()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -284,7 +288,7 @@ fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
 
 fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let mut bad = Vec::new();
-    let rows = app.roster(ledger, |p| bad.push(p))?;
+    let rows = audience::roster(app, ledger, |p| bad.push(p))?;
     let stdout = std::io::stdout();
     let mut w = crate::sheet::Sheet::new(
         std::io::BufWriter::new(stdout.lock()),
@@ -303,8 +307,8 @@ fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
             r.name.as_deref().unwrap_or(""),
             r.state.as_str(),
             &r.source,
-            &crate::app::fmt_ms(r.requested_at),
-            &crate::app::fmt_ms(r.confirmed_at),
+            &crate::clock::fmt_ms(r.requested_at),
+            &crate::clock::fmt_ms(r.confirmed_at),
         ])?;
     }
     w.finish()?.flush()?;

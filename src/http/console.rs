@@ -24,7 +24,8 @@ use super::error::{axum_json, json_error, PageError};
 use super::site::{Shared, Site};
 use super::ui::{heading, paragraph, see_other, url};
 use crate::address::AddressKey;
-use crate::app::{App, RosterState};
+use crate::app::App;
+use crate::audience::{self, RosterState};
 use crate::campaign::start::{self, NotStarted, Started};
 use crate::campaign::test_send;
 use crate::error::Problem;
@@ -36,6 +37,7 @@ use crate::ledger::{
 };
 use crate::message::Kind;
 use crate::render::Rendered;
+use crate::report::ReportRow;
 use crate::schedule::Plan;
 
 /// How often the live counts are fetched again.
@@ -216,7 +218,7 @@ async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response, PageError
                 campaigns.push((c, n));
             }
             let mut n = [0u64; 5];
-            for r in app.roster(l, |_| {})? {
+            for r in audience::roster(&app, l, |_| {})? {
                 let i = match r.state {
                     RosterState::Active => 0,
                     RosterState::Pending => 1,
@@ -477,7 +479,7 @@ async fn issue_page(
             let campaign = l.campaign(id)?;
             let readers = match campaign {
                 Some(_) => 0,
-                None => app.reachable_readers(l)?,
+                None => audience::reachable_readers(&app, l)?,
             };
             Ok((campaign, readers, l.test_send_count(id)?))
         })
@@ -1019,7 +1021,7 @@ async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Response, PageErro
             let Some(c) = l.campaign(id)? else {
                 return Ok(None);
             };
-            Ok(Some(crate::app::ReportRow::write_csv(l, c.id, Vec::new())?))
+            Ok(Some(ReportRow::write_csv(l, c.id, Vec::new())?))
         })
         .await;
     Ok(match made? {

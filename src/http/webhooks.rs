@@ -15,7 +15,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use super::error::{axum_json, json_error};
 use super::site::{client_of, Site};
-use crate::app::BounceHandling;
+use crate::intake::BounceHandling;
 
 /// The largest message the webhook takes by default (`[bounces] max_size`): a bounce with the
 /// original's headers is a few kilobytes, one returning the whole original rarely passes a few
@@ -75,7 +75,7 @@ async fn bounce(
     let site = d.clone();
     let taken = d
         .ledger
-        .with(move |l| site.app.take_bounce(l, &site.key, &site.metrics, &body))
+        .with(move |l| crate::intake::take_bounce(&site.app, l, &site.key, &site.metrics, &body))
         .await;
     let taken = match taken {
         Ok(t) => t,

@@ -41,6 +41,36 @@ fn shipped() -> tempfile::TempDir {
     dir
 }
 
+/// The token key is loaded once when a command starts: the commands that mail no link
+/// (check, preview, status) never make `data/token.key`; the first send does, and the next
+/// preview uses that key instead of one of its own.
+#[test]
+fn only_a_command_that_mails_links_makes_the_token_key_file() {
+    let dir = shipped();
+    let brief = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("brief")
+            .unwrap()
+            .current_dir(dir.path())
+            .env_remove("BRIEF_CONFIG")
+            .args(args)
+            .write_stdin("")
+            .output()
+            .unwrap()
+    };
+    let key = dir.path().join("data/token.key");
+    for args in [&["check"][..], &["preview", "--out", "out"], &["status"]] {
+        let out = brief(args);
+        assert!(out.status.code().is_some(), "{args:?}: {out:?}");
+        assert!(!key.exists(), "{args:?} made the key file");
+    }
+    let out = brief(&["send", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let made = std::fs::read_to_string(&key).expect("the send made the key file");
+    let out = brief(&["preview", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), made);
+}
+
 fn eml_count(dir: &std::path::Path) -> usize {
     walk(dir)
         .iter()

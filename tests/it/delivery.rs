@@ -1035,7 +1035,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         .load_issue("2021-07".parse().unwrap())
         .map_err(|p| p.to_string())
         .expect("issue");
-    let key = app.token_key().unwrap();
+    let key = app.key().clone();
     let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (campaign, _, _) = brief::campaign::start::begin(

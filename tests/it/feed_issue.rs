@@ -191,7 +191,7 @@ async fn sent_items_are_recorded_and_never_repeated() {
         titles.contains(&"Vaccination campaign update"),
         "{titles:?}"
     );
-    let key = app.token_key().unwrap();
+    let key = app.key().clone();
     let (rendered, template) = app.prepare(&july, &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (_, new, _) = brief::campaign::start::begin(

@@ -1,0 +1,354 @@
+//! The audience: who gets an issue and what brief knows of each address. The subscriber list
+//! (the CSV file, then the addresses held in the ledger) as one stream, the readers a send
+//! would reach, the roster that `brief subscribers list` and `export` and the console show,
+//! the import policy (a suppressed address is never re-subscribed) and forgetting a person at
+//! their request.
+
+use std::path::Path;
+
+use lettre::Address;
+
+use crate::address::{parse_address, AddressKey};
+use crate::app::App;
+use crate::error::{Problem, ProblemKind, UsageError};
+use crate::ledger::{Forgot, Ledger, Reason, StoredSubscriber};
+use crate::subscribers::{self, Subscriber};
+use crate::token::TokenKey;
+
+/// What [`import_subscribers`] did, row by row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub added: u64,
+    /// Already on the list.
+    pub known: u64,
+    /// Unsubscribed, bounced, complained or forgotten: not re-subscribed.
+    pub suppressed: u64,
+    pub bad: u64,
+}
+
+/// The addresses forgotten at their owners' request, as keyed hashes ([`forgotten`]).
+pub struct Forgotten {
+    key: Option<TokenKey>,
+    hashes: std::collections::HashSet<String>,
+}
+
+impl Forgotten {
+    /// The keyed hash of `address` when it was forgotten.
+    pub fn hash_of(&self, address: &Address) -> Option<String> {
+        let hash = self.key.as_ref()?.forget_hash(address.as_ref());
+        self.hashes.contains(&hash).then_some(hash)
+    }
+}
+
+/// The state of an address in `brief subscribers list` and `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RosterState {
+    /// On the list and not suppressed: gets the next issue.
+    Active,
+    /// Asked to join (a sign-up request), not confirmed yet.
+    Pending,
+    Suppressed(Reason),
+    /// Forgotten at its owner's request, yet still in the list file.
+    Forgotten,
+}
+
+impl RosterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RosterState::Active => "active",
+            RosterState::Pending => "pending",
+            RosterState::Suppressed(r) => r.as_str(),
+            RosterState::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// One address of [`roster`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RosterRow {
+    pub address: String,
+    pub name: Option<String>,
+    pub state: RosterState,
+    /// `file`, `staff` (`subscribers add`, `import`), `form` (the reader confirmed), or empty
+    /// (a suppressed address on no list).
+    pub source: String,
+    /// When the reader asked to join, when known (Unix milliseconds).
+    pub requested_at: Option<i64>,
+    /// When the reader confirmed, when known.
+    pub confirmed_at: Option<i64>,
+}
+
+/// What [`forget`] erased.
+#[derive(Clone, Copy, Debug)]
+pub struct Forgetting {
+    /// The ledger's rows.
+    pub rows: Forgot,
+    /// The list file still holds the address (brief does not edit it).
+    pub in_file: bool,
+    /// The messages to the address deleted from the outbox folder.
+    pub outbox_files: u64,
+}
+
+/// Calls `f` for each subscriber: the CSV file's rows (streamed), then `stored`, the ones held
+/// in the database. Bad rows go to `bad`. Suppression is not applied here (the ledger does).
+pub fn each_subscriber(
+    app: &App,
+    stored: &[StoredSubscriber],
+    mut f: impl FnMut(Subscriber) -> anyhow::Result<()>,
+    mut bad: impl FnMut(Problem),
+) -> anyhow::Result<()> {
+    let file = &app.config.subscribers.file;
+    if file.exists() {
+        subscribers::read(file, |row| {
+            match row {
+                Ok(s) => f(s)?,
+                Err(p) => bad(p),
+            }
+            Ok(())
+        })?;
+    } else if stored.is_empty() {
+        // The config points at it: a config error (exit 2), not a failed send.
+        return Err(UsageError::msg(format!(
+            "the subscriber list {} does not exist (`[subscribers] file` in {}): create it \
+             with the header line `email,name`, or set `file` to where the list is",
+            file.display(),
+            app.config.source.display()
+        ))
+        .into());
+    }
+    for s in stored {
+        match parse_address(&s.address) {
+            Ok(address) => f(Subscriber {
+                address,
+                name: s.name.clone(),
+            })?,
+            Err(m) => bad(
+                Problem::whole(Path::new("ledger subscribers"), m.to_string())
+                    .kind(ProblemKind::Subscriber),
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The forgotten addresses (see [`Ledger::forget`]), to test addresses against. The token
+/// key is needed (and read) only when there are any.
+pub fn forgotten(app: &App, ledger: &Ledger) -> anyhow::Result<Forgotten> {
+    let hashes = ledger.forgotten_hashes()?;
+    let key = if hashes.is_empty() {
+        None
+    } else {
+        Some(app.key().clone())
+    };
+    Ok(Forgotten { key, hashes })
+}
+
+/// Every address brief knows with its state, for `brief subscribers list` and `export`:
+/// the list (the file's rows, then the database's), then sign-ups waiting for their
+/// confirmation, then suppressed addresses on no list. An address shows once; a file row
+/// of a forgotten address shows as [`RosterState::Forgotten`].
+pub fn roster(
+    app: &App,
+    ledger: &Ledger,
+    mut bad: impl FnMut(Problem),
+) -> anyhow::Result<Vec<RosterRow>> {
+    let stored = ledger.stored_subscribers()?;
+    let forgotten = forgotten(app, ledger)?;
+    let now = app.clock.now_ms();
+    let signups: std::collections::HashMap<AddressKey, crate::ledger::Signup> = ledger
+        .signups()?
+        .into_iter()
+        .filter(|s| s.expires_at > now)
+        .map(|s| (AddressKey::from_text(&s.address), s))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    let mut listed = Vec::new();
+    each_subscriber(
+        app,
+        &stored,
+        |s| {
+            if seen.insert(AddressKey::of(&s.address)) {
+                listed.push(s);
+            }
+            Ok(())
+        },
+        &mut bad,
+    )?;
+    for s in listed {
+        let key = AddressKey::of(&s.address);
+        let consent = ledger.consent(&key)?;
+        let mut row = RosterRow {
+            address: s.address.to_string(),
+            name: s.name,
+            state: RosterState::Active,
+            source: consent
+                .as_ref()
+                .map_or_else(|| "file".to_string(), |c| c.source.clone()),
+            requested_at: consent.as_ref().and_then(|c| c.requested_at),
+            confirmed_at: consent.as_ref().and_then(|c| c.confirmed_at),
+        };
+        if forgotten.hash_of(&s.address).is_some() {
+            row.state = RosterState::Forgotten;
+        } else if let Some(r) = ledger.suppression(&key)? {
+            // An unsubscribed reader who asked to join again waits for the confirmation.
+            match signups.get(&key) {
+                Some(p) => {
+                    row.state = RosterState::Pending;
+                    row.requested_at = Some(p.requested_at);
+                    row.confirmed_at = None;
+                }
+                None => row.state = RosterState::Suppressed(r),
+            }
+        }
+        rows.push(row);
+    }
+    for p in ledger.signups()? {
+        let key = AddressKey::from_text(&p.address);
+        if p.expires_at > now && seen.insert(key) {
+            rows.push(RosterRow {
+                address: p.address,
+                name: p.name,
+                state: RosterState::Pending,
+                source: "form".to_string(),
+                requested_at: Some(p.requested_at),
+                confirmed_at: None,
+            });
+        }
+    }
+    for (address, reason) in ledger.suppressed_addresses()? {
+        if seen.insert(AddressKey::from_text(&address)) {
+            rows.push(RosterRow {
+                address,
+                name: None,
+                state: RosterState::Suppressed(reason),
+                source: String::new(),
+                requested_at: None,
+                confirmed_at: None,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Erases what brief holds about `address` at its owner's request ([`Ledger::forget`]),
+/// holding the send lock of every unfinished campaign so no run is sending meanwhile, then
+/// the messages to it in the outbox folder ([`crate::transport::remove_outbox_files`]).
+/// Returns what was erased and whether the list file still holds the address (brief does
+/// not edit that file: staff must remove the line).
+pub fn forget(app: &App, ledger: &mut Ledger, address: &Address) -> anyhow::Result<Forgetting> {
+    let key = app.key().clone();
+    let hash = key.forget_hash(address.as_ref());
+    let mut locks = Vec::new();
+    for c in ledger.campaigns()?.iter().filter(|c| !c.finished) {
+        locks.push(ledger.lock_campaign(c)?);
+    }
+    let address_key = AddressKey::of(address);
+    let forgot = ledger.forget(&address_key, &hash, app.clock.now_ms())?;
+    drop(locks);
+    // Whatever the transport is now: files an earlier outbox run wrote are kept there.
+    let outbox_files =
+        crate::transport::remove_outbox_files(&app.config.smtp.outbox_dir, &address_key)?;
+    let mut in_file = false;
+    if app.config.subscribers.file.exists() {
+        each_subscriber(
+            app,
+            &[],
+            |s| {
+                in_file |= AddressKey::of(&s.address) == address_key;
+                Ok(())
+            },
+            |_| {},
+        )?;
+    }
+    Ok(Forgetting {
+        rows: forgot,
+        in_file,
+        outbox_files,
+    })
+}
+
+/// Whether `key` is on the list: held in the database or a good row of the CSV file
+/// (suppressed or not).
+pub fn on_the_list(app: &App, ledger: &Ledger, key: &AddressKey) -> anyhow::Result<bool> {
+    if ledger.is_stored_subscriber(key)? {
+        return Ok(true);
+    }
+    if !app.config.subscribers.file.exists() {
+        return Ok(false);
+    }
+    let mut found = false;
+    each_subscriber(
+        app,
+        &[],
+        |s| {
+            found |= AddressKey::of(&s.address) == *key;
+            Ok(())
+        },
+        |_| {},
+    )?;
+    Ok(found)
+}
+
+/// How many readers a campaign started now would mail: the distinct addresses of the list
+/// (file and database) that are not suppressed.
+pub fn reachable_readers(app: &App, ledger: &Ledger) -> anyhow::Result<u64> {
+    let stored = ledger.stored_subscribers()?;
+    let forgotten = forgotten(app, ledger)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut readers = 0;
+    each_subscriber(
+        app,
+        &stored,
+        |s| {
+            let key = AddressKey::of(&s.address);
+            if ledger.suppression(&key)?.is_none()
+                && forgotten.hash_of(&s.address).is_none()
+                && seen.insert(key)
+            {
+                readers += 1;
+            }
+            Ok(())
+        },
+        |_| {},
+    )?;
+    Ok(readers)
+}
+
+/// Adds the rows of the `email,name` CSV at `file` to the list held in the database. The
+/// import policy: a suppressed address (unsubscribed, bounced) is never re-subscribed, an
+/// address already on the list is left as it is, and a bad row is reported with its line
+/// (through `bad`) and skipped. A forgotten address counts as suppressed.
+pub fn import_subscribers(
+    app: &App,
+    ledger: &mut Ledger,
+    file: &Path,
+    mut bad: impl FnMut(Problem),
+) -> anyhow::Result<Imported> {
+    let mut rows = Vec::new();
+    let mut n = Imported::default();
+    subscribers::read(file, |row| {
+        match row {
+            Ok(s) => rows.push(s),
+            Err(p) => {
+                n.bad += 1;
+                bad(p);
+            }
+        }
+        Ok(())
+    })?;
+    let now = app.clock.now_ms();
+    let forgotten = forgotten(app, ledger)?;
+    for s in rows {
+        if ledger.suppression(&AddressKey::of(&s.address))?.is_some()
+            || forgotten.hash_of(&s.address).is_some()
+        {
+            n.suppressed += 1;
+        } else if ledger.add_subscriber(&s.address, s.name.as_deref(), now)? {
+            n.added += 1;
+        } else {
+            n.known += 1;
+        }
+    }
+    Ok(n)
+}
