@@ -261,9 +261,17 @@ impl Daemon {
             .as_ref()
             .and_then(|b| b.imap.clone())
         {
-            let d = self.clone();
-            self.tracker
-                .spawn(async move { d.read_bounce_mailbox(imap).await });
+            let mailbox = crate::intake::Mailbox {
+                app: self.app.clone(),
+                ledger: self.ledger.clone(),
+                key: self.key.clone(),
+                metrics: self.metrics.clone(),
+            };
+            self.tracker.spawn(crate::intake::watch_mailbox(
+                mailbox,
+                imap,
+                self.stop.clone(),
+            ));
         }
         if self.app.config.schedule.summary && !self.app.config.server.staff.is_empty() {
             let d = self.clone();
@@ -286,132 +294,6 @@ impl Daemon {
                 None => tracing::info!("no `[schedule] cron`: the daemon sends nothing by itself"),
             }
         });
-    }
-
-    /// Reads the bounce mailbox every `interval` until the stop. A mailbox that cannot be
-    /// reached, or fails mid-way, is logged and tried again at the next interval: it never
-    /// stops the daemon.
-    async fn read_bounce_mailbox(self: Arc<Self>, imap: crate::config::Imap) {
-        let Some(password) = imap.password.clone() else {
-            tracing::warn!(
-                "`bounces.imap.password_env` names {}, which is not set: the bounce mailbox is \
-                 not read",
-                imap.password_env
-            );
-            return;
-        };
-        let cfg = crate::imap::MailboxConfig {
-            host: imap.host.clone(),
-            port: imap.port,
-            tls: match imap.tls {
-                crate::config::Tls::Tls => crate::imap::ImapTls::Tls,
-                crate::config::Tls::Starttls => crate::imap::ImapTls::Starttls,
-                crate::config::Tls::None => crate::imap::ImapTls::None,
-            },
-            username: imap.username.clone(),
-            password: password.expose().to_string(),
-            folder: imap.folder.clone(),
-            processed_folder: imap.processed_folder.clone(),
-            ca_file: imap.ca_file.clone(),
-            timeout: IMAP_TIMEOUT,
-        };
-        loop {
-            match self.read_bounces_once(&cfg).await {
-                Ok((0, 0)) => {}
-                Ok((recognised, ignored)) => tracing::info!(
-                    recognised,
-                    ignored,
-                    "bounce mailbox read: {recognised} report(s) taken and moved to {}, {ignored} \
-                     message(s) left in place",
-                    cfg.processed_folder
-                ),
-                Err(e) => tracing::warn!(
-                    error.message = %e,
-                    "cannot read the bounce mailbox {}:{}: {e:#}; trying again in {}",
-                    cfg.host,
-                    cfg.port,
-                    humantime::format_duration(imap.interval)
-                ),
-            }
-            tokio::select! {
-                () = self.stop.cancelled() => return,
-                () = tokio::time::sleep(imap.interval) => {}
-            }
-        }
-    }
-
-    /// One visit to the bounce mailbox: every new message (at most [`IMAP_BATCH`] x
-    /// [`IMAP_BATCHES`] a visit) goes to the bounce parser, one at a time; a recognised one is
-    /// moved to the processed folder, anything else is left in place, flagged so it is not
-    /// read again. A message over `[bounces] max_size` is never read: it is left unread and
-    /// flagged `brief-too-large`. Returns (recognised, left).
-    async fn read_bounces_once(
-        &self,
-        cfg: &crate::imap::MailboxConfig,
-    ) -> anyhow::Result<(usize, usize)> {
-        use crate::imap::{Body, Verdict};
-        let max_size = self
-            .app
-            .config
-            .bounces
-            .as_ref()
-            .map_or_else(crate::config::default_bounce_max_size, |b| b.max_size);
-        let mut mailbox = crate::imap::Mailbox::open(cfg).await?;
-        let (mut recognised, mut left) = (0, 0);
-        for _ in 0..IMAP_BATCHES {
-            let waiting = mailbox.list_new(IMAP_BATCH).await?;
-            let last = waiting.len() < IMAP_BATCH;
-            for w in waiting {
-                let body = if w.size > max_size {
-                    Body::TooLarge
-                } else {
-                    mailbox.fetch(w.uid, max_size).await?
-                };
-                let verdict = match body {
-                    Body::Gone => continue,
-                    Body::TooLarge => {
-                        tracing::info!(
-                            uid = w.uid,
-                            size = w.size,
-                            "bounce mailbox: message UID {} in {} is {} bytes, over \
-                             `bounces.max_size` ({max_size}): left unread, flagged {}",
-                            w.uid,
-                            cfg.folder,
-                            w.size,
-                            crate::imap::TOO_LARGE_KEYWORD
-                        );
-                        self.metrics.bounce(crate::metrics::BounceKind::too_large);
-                        Verdict::TooLarge
-                    }
-                    Body::Read(raw) => {
-                        let (app, key, metrics) =
-                            (self.app.clone(), self.key.clone(), self.metrics.clone());
-                        let taken = self
-                            .ledger
-                            .with(move |l| {
-                                crate::intake::take_bounce(&app, l, &key, &metrics, &raw)
-                            })
-                            .await?;
-                        if taken.recognised() {
-                            Verdict::Processed
-                        } else {
-                            Verdict::Ignored
-                        }
-                    }
-                };
-                if verdict == Verdict::Processed {
-                    recognised += 1;
-                } else {
-                    left += 1;
-                }
-                mailbox.settle(w.uid, verdict).await?;
-            }
-            if last || self.stop.is_cancelled() {
-                break;
-            }
-        }
-        mailbox.close().await;
-        Ok((recognised, left))
     }
 
     /// Starts a run for every campaign that is not finished; returns how many were started.
@@ -889,71 +771,7 @@ impl Daemon {
     /// has a campaign already (the fire sends nothing), or the ledger failed.
     pub async fn preflight(&self, fire_at: DateTime<Utc>) -> Option<crate::ledger::Preflight> {
         let issue = self.issue_of_fire(fire_at);
-        let at = fire_at.timestamp_millis();
-        let skip = self
-            .ledger
-            .with(move |l| Ok(l.preflight_done(issue, at)? || l.campaign(issue)?.is_some()))
-            .await;
-        match skip {
-            Ok(false) => {}
-            Ok(true) => return None,
-            Err(e) => {
-                tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");
-                return None;
-            }
-        }
-        tracing::info!(issue = %issue, %fire_at, "checking the issue before its scheduled send");
-        let findings = tokio::select! {
-            f = crate::preflight::check(&self.app, issue) => f,
-            () = self.stop.cancelled() => return None,
-        };
-        let (subject, paragraphs) = crate::preflight::compose(&self.app, issue, fire_at, &findings);
-        let record = crate::preflight::record(
-            issue,
-            fire_at,
-            self.app.clock.now_ms(),
-            &paragraphs,
-            &findings,
-        );
-        let kept = record.clone();
-        match self.ledger.with(move |l| l.record_preflight(&kept)).await {
-            Ok(true) => {}
-            Ok(false) => return None,
-            Err(e) => {
-                tracing::error!(error.message = %e, "cannot record the checks: {e:#}");
-                return None;
-            }
-        }
-        if findings.problems.is_empty() {
-            tracing::info!(issue = %issue, links = findings.links, "checks before the send: ready");
-        } else {
-            for p in &findings.problems {
-                tracing::warn!(issue = %issue, "check before the send: {p}");
-            }
-        }
-        let link = self
-            .app
-            .config
-            .server
-            .public_url
-            .join(&format!("admin/issues/{issue}"))
-            .expect("an issue id is a valid path");
-        let mailed = crate::staff::mail_staff(
-            &self.sender(&self.ledger),
-            crate::ledger::NoticeKind::Preflight,
-            None,
-            crate::notices::Report {
-                subject: &subject,
-                paragraphs: &paragraphs,
-                button: "Open the issue",
-                link: &link,
-            },
-        )
-        .await;
-        if let Err(e) = mailed {
-            tracing::warn!(issue = %issue, error.message = %e, "cannot mail the checks to staff: {e:#}");
-        }
-        Some(record)
+        crate::preflight::run(&self.sender(&self.ledger), issue, fire_at, &self.stop).await
     }
 
     /// Mails the summaries that are due (a finished campaign's, a day-old one's follow-up);
@@ -1075,13 +893,6 @@ impl Watch for Logger {
 
 /// How often the daemon looks for summaries to mail.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How long each step with the bounce mailbox may take.
-const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Messages fetched from the bounce mailbox at a time, and batches per visit: a full mailbox
-/// is worked through over a few visits, never in one endless one.
-const IMAP_BATCH: usize = 100;
-const IMAP_BATCHES: usize = 20;
 
 /// `brief run`: the daemon, until SIGTERM or SIGINT. Exit 0 after a clean stop.
 pub async fn run(app: App, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {

@@ -1,12 +1,19 @@
 //! Bounce intake: one message that came back to the bounce address (from `brief bounces
 //! import`, the webhook or the IMAP mailbox) classified by `bounce`, attributed to a delivery
-//! only on unforgeable evidence, and recorded under the ledger's policy.
+//! only on unforgeable evidence, and recorded under the ledger's policy; and the daemon's
+//! visits to the bounce mailbox over IMAP ([`watch_mailbox`]).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::bounce;
-use crate::ledger::{BounceOutcome, BounceTarget, Evidence, Ledger, NewBounce, Reason};
+use crate::ledger::{
+    BounceOutcome, BounceTarget, Evidence, Ledger, NewBounce, Reason, SharedLedger,
+};
 use crate::metrics::{BounceKind as BounceMetric, Metrics};
 use crate::token::TokenKey;
 
@@ -166,4 +173,148 @@ pub fn take_bounce(
         }
     };
     Ok(TakenBounce { report, outcome })
+}
+
+/// How long each step with the bounce mailbox may take.
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Messages fetched from the bounce mailbox at a time, and batches per visit: a full mailbox
+/// is worked through over a few visits, never in one endless one.
+const IMAP_BATCH: usize = 100;
+const IMAP_BATCHES: usize = 20;
+
+/// What the bounce mailbox's reports are taken with: the daemon's app, a ledger connection,
+/// the token key that checks VERP tags and keyed Message-IDs, and its metrics.
+pub struct Mailbox {
+    pub app: Arc<App>,
+    pub ledger: SharedLedger,
+    pub key: TokenKey,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Reads the bounce mailbox every `interval` until the stop. A mailbox that cannot be
+/// reached, or fails mid-way, is logged and tried again at the next interval: it never
+/// stops the daemon.
+pub async fn watch_mailbox(mailbox: Mailbox, imap: crate::config::Imap, stop: CancellationToken) {
+    let Some(password) = imap.password.clone() else {
+        tracing::warn!(
+            "`bounces.imap.password_env` names {}, which is not set: the bounce mailbox is \
+             not read",
+            imap.password_env
+        );
+        return;
+    };
+    let cfg = crate::imap::MailboxConfig {
+        host: imap.host.clone(),
+        port: imap.port,
+        tls: match imap.tls {
+            crate::config::Tls::Tls => crate::imap::ImapTls::Tls,
+            crate::config::Tls::Starttls => crate::imap::ImapTls::Starttls,
+            crate::config::Tls::None => crate::imap::ImapTls::None,
+        },
+        username: imap.username.clone(),
+        password: password.expose().to_string(),
+        folder: imap.folder.clone(),
+        processed_folder: imap.processed_folder.clone(),
+        ca_file: imap.ca_file.clone(),
+        timeout: IMAP_TIMEOUT,
+    };
+    loop {
+        match mailbox.read_once(&cfg, &stop).await {
+            Ok((0, 0)) => {}
+            Ok((recognised, ignored)) => tracing::info!(
+                recognised,
+                ignored,
+                "bounce mailbox read: {recognised} report(s) taken and moved to {}, {ignored} \
+                 message(s) left in place",
+                cfg.processed_folder
+            ),
+            Err(e) => tracing::warn!(
+                error.message = %e,
+                "cannot read the bounce mailbox {}:{}: {e:#}; trying again in {}",
+                cfg.host,
+                cfg.port,
+                humantime::format_duration(imap.interval)
+            ),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(imap.interval) => {}
+        }
+    }
+}
+
+impl Mailbox {
+    /// One visit to the bounce mailbox: every new message (at most [`IMAP_BATCH`] x
+    /// [`IMAP_BATCHES`] a visit) goes to the bounce parser, one at a time; a recognised one is
+    /// moved to the processed folder, anything else is left in place, flagged so it is not
+    /// read again. A message over `[bounces] max_size` is never read: it is left unread and
+    /// flagged `brief-too-large`. Returns (recognised, left).
+    async fn read_once(
+        &self,
+        cfg: &crate::imap::MailboxConfig,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<(usize, usize)> {
+        use crate::imap::{Body, Verdict};
+        let max_size = self
+            .app
+            .config
+            .bounces
+            .as_ref()
+            .map_or_else(crate::config::default_bounce_max_size, |b| b.max_size);
+        let mut mailbox = crate::imap::Mailbox::open(cfg).await?;
+        let (mut recognised, mut left) = (0, 0);
+        for _ in 0..IMAP_BATCHES {
+            let waiting = mailbox.list_new(IMAP_BATCH).await?;
+            let last = waiting.len() < IMAP_BATCH;
+            for w in waiting {
+                let body = if w.size > max_size {
+                    Body::TooLarge
+                } else {
+                    mailbox.fetch(w.uid, max_size).await?
+                };
+                let verdict = match body {
+                    Body::Gone => continue,
+                    Body::TooLarge => {
+                        tracing::info!(
+                            uid = w.uid,
+                            size = w.size,
+                            "bounce mailbox: message UID {} in {} is {} bytes, over \
+                             `bounces.max_size` ({max_size}): left unread, flagged {}",
+                            w.uid,
+                            cfg.folder,
+                            w.size,
+                            crate::imap::TOO_LARGE_KEYWORD
+                        );
+                        self.metrics.bounce(crate::metrics::BounceKind::too_large);
+                        Verdict::TooLarge
+                    }
+                    Body::Read(raw) => {
+                        let (app, key, metrics) =
+                            (self.app.clone(), self.key.clone(), self.metrics.clone());
+                        let taken = self
+                            .ledger
+                            .with(move |l| take_bounce(&app, l, &key, &metrics, &raw))
+                            .await?;
+                        if taken.recognised() {
+                            Verdict::Processed
+                        } else {
+                            Verdict::Ignored
+                        }
+                    }
+                };
+                if verdict == Verdict::Processed {
+                    recognised += 1;
+                } else {
+                    left += 1;
+                }
+                mailbox.settle(w.uid, verdict).await?;
+            }
+            if last || stop.is_cancelled() {
+                break;
+            }
+        }
+        mailbox.close().await;
+        Ok((recognised, left))
+    }
 }

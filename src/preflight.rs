@@ -7,11 +7,13 @@
 //! already has a campaign sends nothing, so it is not checked.
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::Preflight;
+use crate::notices::Sender;
 
 /// What the checks before a fire found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,4 +114,74 @@ pub fn record(
         problems: f.problems.len() as u64,
         report: paragraphs.join("\n\n"),
     }
+}
+
+/// The checks before the fire at `fire_at` of `issue`: the issue, its links and the delivery
+/// settings, recorded in the ledger and mailed to staff through `sender`. Returns what was
+/// recorded; `None` when the fire was checked before (an earlier start), or its issue has a
+/// campaign already (the fire sends nothing), or the ledger failed, or `stop` came first.
+pub async fn run(
+    sender: &Sender<'_>,
+    issue: IssueId,
+    fire_at: DateTime<Utc>,
+    stop: &CancellationToken,
+) -> Option<Preflight> {
+    let (app, ledger) = (sender.app, sender.ledger);
+    let at = fire_at.timestamp_millis();
+    let skip = ledger
+        .with(move |l| Ok(l.preflight_done(issue, at)? || l.campaign(issue)?.is_some()))
+        .await;
+    match skip {
+        Ok(false) => {}
+        Ok(true) => return None,
+        Err(e) => {
+            tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");
+            return None;
+        }
+    }
+    tracing::info!(issue = %issue, %fire_at, "checking the issue before its scheduled send");
+    let findings = tokio::select! {
+        f = check(app, issue) => f,
+        () = stop.cancelled() => return None,
+    };
+    let (subject, paragraphs) = compose(app, issue, fire_at, &findings);
+    let record = record(issue, fire_at, app.clock.now_ms(), &paragraphs, &findings);
+    let kept = record.clone();
+    match ledger.with(move |l| l.record_preflight(&kept)).await {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => {
+            tracing::error!(error.message = %e, "cannot record the checks: {e:#}");
+            return None;
+        }
+    }
+    if findings.problems.is_empty() {
+        tracing::info!(issue = %issue, links = findings.links, "checks before the send: ready");
+    } else {
+        for p in &findings.problems {
+            tracing::warn!(issue = %issue, "check before the send: {p}");
+        }
+    }
+    let link = app
+        .config
+        .server
+        .public_url
+        .join(&format!("admin/issues/{issue}"))
+        .expect("an issue id is a valid path");
+    let mailed = crate::staff::mail_staff(
+        sender,
+        crate::ledger::NoticeKind::Preflight,
+        None,
+        crate::notices::Report {
+            subject: &subject,
+            paragraphs: &paragraphs,
+            button: "Open the issue",
+            link: &link,
+        },
+    )
+    .await;
+    if let Err(e) = mailed {
+        tracing::warn!(issue = %issue, error.message = %e, "cannot mail the checks to staff: {e:#}");
+    }
+    Some(record)
 }
