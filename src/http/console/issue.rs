@@ -1,0 +1,328 @@
+//! An issue's page (`/admin/issues/{id}`): its preview, test sends and "Send now".
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use lettre::Address;
+use maud::{html, Markup};
+use tokio_util::sync::CancellationToken;
+
+use super::super::admin::{staff_page, Staff, StaffForm};
+use super::super::error::PageError;
+use super::super::site::{Shared, Site};
+use super::super::ui::{heading, paragraph, see_other, url};
+use super::parts::{
+    back_to_issue, field, issue_id, link, local_ms, message, not_found, not_sent_for_problems,
+    problem_list, style, subheading,
+};
+use crate::address::AddressKey;
+use crate::app::App;
+use crate::audience::{self};
+use crate::campaign::start::{self, NotStarted, Started};
+use crate::campaign::test_send;
+use crate::feed::FetchPolicy;
+use crate::issue::{Issue, IssueId};
+use crate::ledger::{Campaign, Trigger};
+use crate::message::Kind;
+use crate::render::Rendered;
+
+// ---------------------------------------------------------------------------------------------
+// Issue page
+
+/// The issue as a reader gets it, made out to the sample reader (as `brief preview` does).
+pub(super) struct Preview {
+    subject: String,
+    html: String,
+    text: String,
+    headers: String,
+    size: usize,
+}
+
+pub(super) fn preview(d: &Site, issue: &Issue) -> Preview {
+    let (rendered, template) = d.app.prepare(issue, &d.key, Kind::Campaign);
+    let mut eml = App::sample_message(&template);
+    if let Some(k) = &d.dkim {
+        k.sign_in_place(&mut eml, d.app.clock.now().timestamp());
+    }
+    let (sample, _) = App::sample_recipient();
+    let unsubscribe = template.unsubscribe_url(&sample);
+    let end = eml
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(eml.len());
+    Preview {
+        subject: rendered.subject.clone(),
+        html: Rendered::fill(&rendered.html, &unsubscribe),
+        text: Rendered::fill(&rendered.text, &unsubscribe),
+        headers: String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n"),
+        size: eml.len(),
+    }
+}
+
+pub(super) fn size(n: usize) -> String {
+    if n < 1024 {
+        format!("{n} bytes")
+    } else {
+        format!("{:.1} KiB ({n} bytes)", n as f64 / 1024.0)
+    }
+}
+
+pub(super) async fn issue_page(
+    State(d): Shared,
+    staff: Staff,
+    Path(raw): Path<String>,
+) -> Result<Response, PageError> {
+    let Some(id) = issue_id(&raw) else {
+        return Ok(not_found(&d, &staff, "There is no issue by that id."));
+    };
+    let folder = d.app.config.content.dir.join(id.to_string());
+    if !folder.is_dir() && d.app.config.content.feeds.is_empty() {
+        return Ok(not_found(
+            &d,
+            &staff,
+            &format!("There is no issue folder {id}."),
+        ));
+    }
+    let collected = d.app.collect_issue(id, FetchPolicy::Once).await;
+    let app = d.app.clone();
+    let found = d
+        .ledger
+        .with(move |l| {
+            let campaign = l.campaign(id)?;
+            let readers = match campaign {
+                Some(_) => 0,
+                None => audience::reachable_readers(&app, l)?,
+            };
+            Ok((campaign, readers, l.test_send_count(id)?))
+        })
+        .await;
+    let (campaign, readers, tests) = found?;
+    let body = issue_body(
+        &d,
+        &staff,
+        id,
+        &collected,
+        campaign.as_ref(),
+        readers,
+        tests,
+    );
+    Ok(staff_page(&d, &staff, &format!("Issue {id}"), body))
+}
+
+pub(super) fn issue_body(
+    d: &Site,
+    staff: &Staff,
+    id: IssueId,
+    collected: &Result<Issue, crate::error::Problems>,
+    campaign: Option<&Campaign>,
+    readers: u64,
+    tests: u64,
+) -> Markup {
+    let staff_list = &d.app.config.server.staff;
+    html! {
+        p style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / issue " (id) }
+        (heading(d, &format!("Issue {id}")))
+        @if let Some(c) = campaign {
+            p style=(style(d, "console-ok")) {
+                "This issue was already sent: its campaign started " (local_ms(d, Some(c.created_at)))
+                @if c.finished { " and is finished" } @else { " and is still sending" }
+                ". " (link(d, &format!("admin/campaigns/{id}"), "See the campaign"))
+            }
+        }
+        @match collected {
+            Err(problems) => {
+                p style=(style(d, "form-error")) {
+                    (problems.0.len()) " problem(s): this issue cannot be sent or tested until they are fixed."
+                }
+                (problem_list(d, &problems.0))
+            }
+            Ok(issue) => {
+                @let p = preview(d, issue);
+                p style=(style(d, "paragraph")) {
+                    "Subject: " strong { (p.subject) } br;
+                    "Size: " (size(p.size)) " (as made out to the sample reader "
+                    (crate::app::SAMPLE_ADDRESS) ")" br;
+                    "Test sends so far: " (tests)
+                }
+                (subheading(d, "Send a test"))
+                form method="post" action=(url(d, &format!("admin/issues/{id}/test")).as_str()) {
+                    (staff.csrf_field(d))
+                    label style=(style(d, "field-label")) for="brief-test-to" { "Send the test to" }
+                    select style=(style(d, "field")) id="brief-test-to" name="to" {
+                        @for m in staff_list {
+                            @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
+                            option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
+                        }
+                    }
+                    p { button type="submit" style=(style(d, "page-button")) { "Send a test to me" } }
+                    p style=(style(d, "console-note")) {
+                        "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
+                    }
+                }
+                @if campaign.is_none() {
+                    (subheading(d, "Send now"))
+                    form method="post" action=(url(d, &format!("admin/issues/{id}/send")).as_str()) {
+                        (staff.csrf_field(d))
+                        p style=(style(d, "paragraph")) {
+                            "Sends issue " (id) " to " strong { (readers) } " reader"
+                            (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
+                        }
+                        @if let Some(w) = d.app.config.schedule.canary {
+                            p style=(style(d, "console-note")) {
+                                "Staff get it first; the readers " (humantime::format_duration(w))
+                                " later, unless it is held on the campaign's page."
+                            }
+                        }
+                        label style=(style(d, "field-label")) for="brief-confirm" {
+                            "Type the issue id (" (id) ") to confirm"
+                        }
+                        input style=(style(d, "field")) id="brief-confirm" name="confirm" type="text"
+                            required autocomplete="off" inputmode="numeric";
+                        p { button type="submit" style=(style(d, "page-button")) { "Send now" } }
+                    }
+                }
+                h3 id="the-email" style=(style(d, "console-heading")) { "The email" }
+                iframe sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html)
+                    style=(style(d, "console-frame")) {}
+                (subheading(d, "Text part"))
+                pre style=(style(d, "console-pre")) { (p.text) }
+                (subheading(d, "Headers"))
+                pre style=(style(d, "console-pre")) { (p.headers) }
+            }
+        }
+    }
+}
+
+pub(super) async fn test_send(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = &form.staff;
+    let Some(id) = issue_id(&raw) else {
+        return Ok(not_found(&d, staff, "There is no issue by that id."));
+    };
+    // To the signed-in member, or another staff address; never anyone else.
+    let to: Option<Address> = match field(&form, "to").filter(|t| !t.is_empty()) {
+        None => Some(staff.address.clone()),
+        Some(t) => crate::address::parse_address(t)
+            .ok()
+            .and_then(|a| crate::staff::staff_address(&d.app, &a)),
+    };
+    let Some(to) = to else {
+        return Ok(message(
+            &d,
+            staff,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not sent",
+            html! { (paragraph(&d, "Tests go only to addresses of the staff.")) (back_to_issue(&d, id)) },
+        ));
+    };
+    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
+        Ok(i) => i,
+        Err(problems) => return Ok(not_sent_for_problems(&d, staff, id, &problems)),
+    };
+    let tag = d.key.tag(staff.address.as_ref());
+    tracing::info!(issue = %id, staff = %tag, "console test send");
+    let replies = test_send::send(&d.sender(), &issue, &[to], |_| {}).await?;
+    let all = replies.iter().all(|r| r.accepted);
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let title = if all { "Test sent" } else { "Test not sent" };
+    Ok(message(
+        &d,
+        staff,
+        status,
+        title,
+        html! {
+            ul style=(style(&d, "list")) {
+                @for r in &replies {
+                    li {
+                        (r.address) ": "
+                        @if r.accepted { "accepted" } @else { "refused" }
+                        " (" (r.code.map(|c| c.to_string()).unwrap_or_default()) " " (r.text) ")"
+                    }
+                }
+            }
+            (back_to_issue(&d, id))
+        },
+    ))
+}
+
+pub(super) async fn send_now(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = &form.staff;
+    let Some(id) = issue_id(&raw) else {
+        return Ok(not_found(&d, staff, "There is no issue by that id."));
+    };
+    let refuse = |status: StatusCode, text: &str| {
+        message(
+            &d,
+            staff,
+            status,
+            "Not sent",
+            html! { (paragraph(&d, text)) (back_to_issue(&d, id)) },
+        )
+    };
+    if field(&form, "confirm").map(str::trim) != Some(id.to_string().as_str()) {
+        return Ok(refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("The id typed does not match {id}: nothing was sent."),
+        ));
+    }
+    let Some(launch) = d.launch.clone() else {
+        return Ok(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This server cannot run campaigns: use `brief send`.",
+        ));
+    };
+    // Like `brief send --yes`: the campaign with its whole list in one transaction. A request
+    // is not cancelled midway: the campaign is made, or not at all.
+    let started = start::from_folder(
+        &d.app,
+        &d.ledger,
+        &d.key,
+        id,
+        Trigger::Staff,
+        FetchPolicy::Once,
+        &CancellationToken::new(),
+    )
+    .await;
+    let Started {
+        ledger,
+        template,
+        campaign,
+        problems,
+        ..
+    } = match started {
+        Ok(s) => s,
+        Err(NotStarted::Exists) => {
+            return Ok(refuse(
+                StatusCode::CONFLICT,
+                &format!("Issue {id} was already sent: nothing more was sent."),
+            ))
+        }
+        Err(NotStarted::Empty | NotStarted::Stopped) => {
+            return Ok(refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("Issue {id} has no entries: nothing was sent."),
+            ))
+        }
+        Err(NotStarted::Problems(problems)) => {
+            return Ok(not_sent_for_problems(&d, staff, id, &problems))
+        }
+        Err(NotStarted::Failed(e)) => return Err(e.into()),
+    };
+    for p in &problems {
+        tracing::warn!("skipped subscriber: {p}");
+    }
+    tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), trigger = "staff", "campaign started from the console");
+    launch(campaign, template, ledger);
+    Ok(see_other(&url(&d, &format!("admin/campaigns/{id}"))))
+}

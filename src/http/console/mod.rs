@@ -1,0 +1,35 @@
+//! The staff console: the dashboard, an issue's preview with test sends and "Send now", a
+//! campaign's page and its CSV, and the live counts behind the dashboard's small script.
+//!
+//! Every page takes a [`Staff`](super::admin::Staff) (anonymous requests never get here) and
+//! every POST a [`StaffForm`](super::admin::StaffForm) (session CSRF token and `Origin`
+//! checked); pages are built by [`staff_page`](super::admin::staff_page), server-rendered with
+//! maud, so every word from a file, the list or a reply is escaped. Pages work without
+//! JavaScript: the one script (`/admin/live.js`, allowed by the staff pages' own policy) only
+//! refreshes a running campaign's counts every 2 s (`parts::POLL_MS`). One file per page, over
+//! `parts`, the pieces they share.
+
+mod campaign;
+mod dashboard;
+mod issue;
+mod parts;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::site::Site;
+
+/// The console's routes (added to the staff pages' router, which adds their headers).
+pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
+    r.route("/admin/", get(dashboard::dashboard))
+        .route("/admin/live.js", get(dashboard::live_js))
+        .route("/admin/issues/{id}", get(issue::issue_page))
+        .route("/admin/issues/{id}/test", post(issue::test_send))
+        .route("/admin/issues/{id}/send", post(issue::send_now))
+        .route("/admin/campaigns/{id}", get(campaign::campaign_page))
+        .route("/admin/campaigns/{id}/counts", get(dashboard::counts_json))
+        .route("/admin/campaigns/{id}/hold", post(campaign::hold))
+        .route("/admin/campaigns/{id}/release", post(campaign::release))
+}
