@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::support::repo;
 
-/// The serde structs of `src/config.rs`: struct name -> its fields that are keys of the file
-/// (`#[serde(skip)]` fields left out), each with its type.
+/// The serde structs of `src/config/sections.rs`: struct name -> its fields that are keys of the
+/// file (`#[serde(skip)]` fields left out), each with its type.
 fn config_structs(source: &str) -> BTreeMap<String, Vec<(String, String)>> {
     let mut structs = BTreeMap::new();
     let mut current: Option<(String, Vec<(String, String)>)> = None;
@@ -49,7 +49,7 @@ fn config_structs(source: &str) -> BTreeMap<String, Vec<(String, String)>> {
 /// Every key of the file as (section, key), e.g. ("bounces.imap", "interval"); a table of
 /// tables (`[[content.feeds]]`) is named with its brackets doubled.
 fn config_keys() -> Vec<(String, String)> {
-    let source = std::fs::read_to_string(repo().join("src/config.rs")).unwrap();
+    let source = std::fs::read_to_string(repo().join("src/config/sections.rs")).unwrap();
     let structs = config_structs(&source);
     let inner = |ty: &str| -> (String, bool) {
         let list = ty.starts_with("Vec<");
@@ -66,9 +66,9 @@ fn config_keys() -> Vec<(String, String)> {
         .collect();
     assert!(todo.len() >= 8, "found only {} config sections", todo.len());
     while let Some((section, ty)) = todo.pop() {
-        let fields = structs
-            .get(&ty)
-            .unwrap_or_else(|| panic!("src/config.rs: no serde struct {ty} for [{section}]"));
+        let fields = structs.get(&ty).unwrap_or_else(|| {
+            panic!("src/config/sections.rs: no serde struct {ty} for [{section}]")
+        });
         for (field, fty) in fields {
             let (child, list) = inner(fty);
             if structs.contains_key(&child) {
