@@ -199,23 +199,15 @@ impl From<lettre::transport::smtp::Error> for Failed {
                     .map(|s| s.to_string())
                     .unwrap_or_default(),
             ),
-            None if closed_by_server(&e) => {
-                Failed::Transport("the server closed the connection".into())
-            }
+            // lettre ends a reply it could not read with a response error, with no variant
+            // that tells a closed connection from a garbled reply (and its text is no API):
+            // both mean no reply came, and the text says so without guessing which.
+            None if e.is_response() => Failed::Transport(
+                "the server closed the connection, or sent no reply that can be read".into(),
+            ),
             None => Failed::Transport(e.to_string()),
         }
     }
-}
-
-/// Whether lettre gave up reading a reply because the server closed the connection.
-///
-/// lettre 0.11 has no variant for it: its reader ends with a response error whose source is the
-/// text "incomplete response" (`AsyncSmtpConnection::read_response`). This is the one place brief
-/// reads lettre's text; `tests/it/smtp.rs` `a_connection_lost_before_data_is_temporary` pins it
-/// (a server that hangs up must read as "the server closed the connection").
-fn closed_by_server(e: &lettre::transport::smtp::Error) -> bool {
-    e.is_response()
-        && std::error::Error::source(e).is_some_and(|s| s.to_string() == "incomplete response")
 }
 
 pub(super) fn classify(server: &str, step: Step<'_>, failed: Failed) -> SendFailure {
