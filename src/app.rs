@@ -159,7 +159,14 @@ impl App {
             |m: String| Problem::whole(&self.config.source, m).kind(ProblemKind::Config);
         let (window, sent) = match self.feed_window(&issue) {
             Ok(x) => x,
-            Err(e) => return Err(Problems(vec![config_problem(format!("{e:#}"))])),
+            Err(e) => {
+                let database = &self.config.delivery.database;
+                return Err(Problems(vec![Problem::whole(
+                    database,
+                    format!("cannot read the ledger for the feed window (the items already sent, the last issue's date): {e:#}"),
+                )
+                .kind(ProblemKind::Ledger)]));
+            }
         };
         let cache = self.data_dir().join("feeds");
         match feed::collect(&self.config.content, &cache, window, &sent, policy).await {
@@ -449,4 +456,39 @@ pub struct TestReply {
     pub text: String,
     /// Whether the server took the message (2xx).
     pub accepted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger that cannot be read while the feed window is worked out is the ledger's
+    /// problem, at the database's path, not a config problem at brief.toml.
+    #[tokio::test]
+    async fn a_ledger_failure_in_the_feed_window_names_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the database file should be: SQLite cannot open it.
+        let database = dir.path().join("brief.db");
+        std::fs::create_dir_all(&database).unwrap();
+        let text = format!(
+            "{}\n[content]\ndir = {:?}\n[[content.feeds]]\nurl = \"http://127.0.0.1:9/feed\"\n\
+             [delivery]\ndatabase = {database:?}\n[server]\nsecret_env = \"BRIEF_UNIT_SECRET\"\n",
+            crate::config::MINIMAL_FOR_TESTS,
+            dir.path().join("content"),
+        );
+        let mut config = crate::config::parse(&text, &dir.path().join("brief.toml")).unwrap();
+        config.server.secret = Some(crate::config::Secret::new("k".repeat(32)));
+        let clock = Arc::new(crate::clock::FixedClock::new(chrono::DateTime::UNIX_EPOCH));
+        let app = App::new(config, clock).unwrap();
+        let problems = app
+            .collect_issue("2021-07".parse().unwrap(), FetchPolicy::Once)
+            .await
+            .unwrap_err();
+        let [p] = &problems.0[..] else {
+            panic!("{problems}")
+        };
+        assert_eq!(p.kind, ProblemKind::Ledger, "{p}");
+        assert_eq!(p.path, database);
+        assert!(p.message.contains("feed window"), "{p}");
+    }
 }

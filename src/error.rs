@@ -23,6 +23,9 @@ pub enum ProblemKind {
     Subscriber,
     /// A link of an issue that does not answer with success (`brief check --links`).
     Link { url: Box<url::Url> },
+    /// The ledger could not be read (its path is the problem's): not the issue's fault nor the
+    /// config's, and fixed where the database is (a full disk, permissions, a lock).
+    Ledger,
 }
 
 /// One thing wrong, at a place in a file; printed as `path:line: message`.

@@ -196,6 +196,7 @@ impl FromRequestParts<Arc<Site>> for Staff {
         let found = d.ledger.with(move |l| l.staff_session(&hash, now)).await;
         let stored = match found {
             Ok(s) => s,
+            Err(e) if json => return Err(super::error::json_server_error(e)),
             Err(e) => return Err(server_error(d, e)),
         };
         // A session of someone no longer in `[server] staff` opens nothing.

@@ -20,6 +20,16 @@ pub(super) fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum_json(&serde_json::json!({ "error": message }))).into_response()
 }
 
+/// The JSON answer of an endpoint that failed on our side: `e` is logged with its chain, and
+/// the client is told only that it failed (the log says why).
+pub(super) fn json_server_error(e: anyhow::Error) -> Response {
+    tracing::error!(error.message = %e, "request failed: {e:#}");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the request failed on the server: its log says why",
+    )
+}
+
 /// Why a page could not be answered; each kind is one status and one page.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {

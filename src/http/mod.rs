@@ -58,7 +58,7 @@ pub use site::{Admin, Join, Launch, Site, BODY_LIMIT};
 
 use error::{axum_json, json_error, PageError};
 use site::{client_of, Shared};
-use ui::{no_store, page, server_error};
+use ui::{no_store, page};
 
 use crate::address::AddressKey;
 use crate::feed::FetchPolicy;
@@ -597,7 +597,7 @@ async fn test_send(
     .await;
     let replies = match replies {
         Ok(r) => r,
-        Err(e) => return server_error(&d, e),
+        Err(e) => return error::json_server_error(e),
     };
     let all = replies.iter().all(|r| r.accepted);
     let results: Vec<_> = replies
