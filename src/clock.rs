@@ -1,6 +1,7 @@
 //! The one place brief reads the wall clock, so every time-dependent path can run on a fixed clock.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -11,6 +12,11 @@ pub trait Clock: Send + Sync {
     /// The current time in Unix milliseconds (the ledger's unit).
     fn now_ms(&self) -> i64 {
         self.now().timestamp_millis()
+    }
+
+    /// The current time as a ledger instant.
+    fn instant(&self) -> Millis {
+        Millis(self.now_ms())
     }
 }
 
@@ -43,6 +49,33 @@ impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("clock lock")
     }
+}
+
+/// An instant as the ledger keeps it: Unix milliseconds, UTC. A type of its own where an
+/// instant meets a span or an id in one call, so that they cannot trade places and compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// `span` later (saturating).
+    pub fn after(self, span: Duration) -> Millis {
+        Millis(self.0.saturating_add(span_ms(span)))
+    }
+
+    /// `span` earlier (saturating).
+    pub fn before(self, span: Duration) -> Millis {
+        Millis(self.0.saturating_sub(span_ms(span)))
+    }
+
+    /// How long after `earlier` this is (zero when it is not after).
+    pub fn since(self, earlier: Millis) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+/// `span` in whole milliseconds, saturating at `i64::MAX`: how the ledger keeps a span.
+pub fn span_ms(span: Duration) -> i64 {
+    i64::try_from(span.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// A Unix-milliseconds time as RFC 3339 UTC (`2021-07-01T09:00:00.000Z`); empty for `None`.

@@ -485,11 +485,10 @@ impl Daemon {
                 let fire = Fire::Missed { issue, fired_at };
                 // Said once per missed fire: staff who read it and chose to skip the month are
                 // not told again at every start.
-                let now = self.app.clock.now_ms();
-                let at = fired_at.timestamp_millis();
+                let now = self.app.clock.instant();
                 let first = self
                     .ledger
-                    .with(move |l| l.note_missed_fire(issue, at, now))
+                    .with(move |l| l.note_missed_fire(issue, fired_at, now))
                     .await
                     .unwrap_or_else(|e| {
                         tracing::error!(error.message = %e, "cannot read the ledger: {e:#}");

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::bounce;
 use crate::ledger::{
-    BounceOutcome, BounceTarget, Evidence, Ledger, NewBounce, Reason, SharedLedger,
+    BounceOutcome, BounceTarget, DeliveryId, Evidence, Ledger, NewBounce, Reason, SharedLedger,
 };
 use crate::metrics::{BounceKind as BounceMetric, Metrics};
 use crate::token::TokenKey;
@@ -69,7 +69,7 @@ fn attribute(
     report: &bounce::Report,
 ) -> anyhow::Result<Option<(BounceTarget, Evidence)>> {
     for id in report.tags.iter().filter_map(|t| key.open_verp_tag(t)) {
-        if let Some(target) = ledger.bounce_target(id)? {
+        if let Some(target) = ledger.bounce_target(DeliveryId::from_tag(id))? {
             return Ok(Some((target, Evidence::Tag)));
         }
     }

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::address::AddressKey;
 use crate::app::{App, TestReply};
+use crate::clock::Millis;
 use crate::dkim::DkimSigner;
 use crate::issue::IssueId;
 use crate::ledger::{
@@ -264,11 +265,10 @@ impl Sender<'_> {
             return Ok(Vec::new());
         }
         let now = self.app.clock.now_ms();
-        let lease = LEASE.as_millis() as i64;
         let queued = notices.clone();
         let ids = self
             .ledger
-            .with(move |l| l.enqueue_notices(&queued, now, Some(lease)))
+            .with(move |l| l.enqueue_notices(&queued, Millis(now), Some(LEASE)))
             .await?;
         self.try_claimed(claimed(ids, notices, now), None).await
     }
@@ -281,11 +281,10 @@ impl Sender<'_> {
         notices: Vec<NewNotice>,
     ) -> anyhow::Result<Option<Vec<Tried>>> {
         let now = self.app.clock.now_ms();
-        let lease = LEASE.as_millis() as i64;
         let queued = notices.clone();
         let ids = self
             .ledger
-            .with(move |l| l.enqueue_canary(campaign, &queued, now, lease))
+            .with(move |l| l.enqueue_canary(campaign, &queued, Millis(now), LEASE))
             .await?;
         let Some(ids) = ids else { return Ok(None) };
         Ok(Some(
@@ -295,7 +294,7 @@ impl Sender<'_> {
 
     /// Queues `notices` for the worker (due now) and wakes it; nothing is tried here.
     pub async fn queue(&self, notices: Vec<NewNotice>) -> anyhow::Result<()> {
-        let now = self.app.clock.now_ms();
+        let now = self.app.clock.instant();
         self.ledger
             .with(move |l| l.enqueue_notices(&notices, now, None))
             .await?;
@@ -315,11 +314,10 @@ impl Sender<'_> {
             if stop.is_some_and(|s| s.is_cancelled()) {
                 return Ok(tried);
             }
-            let now = self.app.clock.now_ms();
-            let lease = LEASE.as_millis() as i64;
+            let now = self.app.clock.instant();
             let due = self
                 .ledger
-                .with(move |l| l.claim_notices(now, lease, BATCH, campaign))
+                .with(move |l| l.claim_notices(now, LEASE, BATCH, campaign))
                 .await?;
             let n = due.len();
             tried += self.try_claimed(due, stop).await?.len();
@@ -429,7 +427,7 @@ impl Sender<'_> {
         let recorded = outcome.clone();
         let verdict = self
             .ledger
-            .with(move |l| l.record_notice(n.id, &recorded, now))
+            .with(move |l| l.record_notice(n.id, &recorded, Millis(now)))
             .await?;
         let tag = self.key.tag(&n.recipient);
         let what = describe(n.kind);

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::address::AddressKey;
 use crate::app::{App, TestReply};
+use crate::clock::Millis;
 use crate::dkim::DkimSigner;
 use crate::issue::one_line;
 use crate::ledger::{Ledger, NoticeKind, SharedLedger, SignupRequest};
@@ -131,11 +132,11 @@ impl Mailer {
     /// reply recorded. Blocking ledger work runs on `ledger`'s thread pool.
     pub async fn handle(&self, ledger: &SharedLedger, request: Request) -> anyhow::Result<Outcome> {
         let now = self.app.clock.now_ms();
-        let expires = now + self.app.config.server.confirm_ttl.as_millis() as i64;
+        let ttl = self.app.config.server.confirm_ttl;
         let (app, r) = (self.app.clone(), request.clone());
         let hash = self.key.forget_hash(request.address.as_ref());
         let noted = ledger
-            .with(move |l| note(&app, l, &r, &hash, now, expires))
+            .with(move |l| note(&app, l, &r, &hash, Millis(now), ttl))
             .await?;
         let tag = self.key.tag(request.address.as_ref());
         match noted {
@@ -264,8 +265,8 @@ fn note(
     ledger: &mut Ledger,
     r: &Request,
     forget_hash: &str,
-    now: i64,
-    expires: i64,
+    now: Millis,
+    ttl: Duration,
 ) -> anyhow::Result<Option<SignupRequest>> {
     let key = AddressKey::of(&r.address);
     if ledger.suppression(&key)?.is_none() && crate::audience::on_the_list(app, ledger, &key)? {
@@ -273,13 +274,6 @@ fn note(
     }
     let name = r.name.as_deref().map(one_line).filter(|n| !n.is_empty());
     ledger
-        .request_signup(
-            &r.address,
-            name.as_deref(),
-            forget_hash,
-            now,
-            expires,
-            MIN_GAP.as_millis() as i64,
-        )
+        .request_signup(&r.address, name.as_deref(), forget_hash, now, ttl, MIN_GAP)
         .map(Some)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::clock::Millis;
 use crate::ledger::{Campaign, NoticeKind, SummaryFacts, SummaryKind};
 use crate::notices::{Report, Sender, Tried};
 
@@ -133,8 +134,9 @@ pub async fn mail_due(sender: &Sender<'_>) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let now = app.clock.now_ms();
-    let after = FOLLOW_UP_AFTER.as_millis() as i64;
-    let due = ledger.with(move |l| l.due_summaries(now, after)).await?;
+    let due = ledger
+        .with(move |l| l.due_summaries(Millis(now), FOLLOW_UP_AFTER))
+        .await?;
     let mut mailed = 0;
     for (campaign, kind) in due {
         let (cid, issue) = (campaign.id, campaign.issue);

@@ -41,30 +41,28 @@ pub fn begin(
     let stored = ledger.stored_subscribers()?;
     let forgotten = crate::audience::forgotten(app, ledger)?;
     let message = campaign_message(app, issue, template.freeze(), subject);
-    let now = app.clock.now_ms();
-    let release_at = canary.map(|d| now.saturating_add(d.as_millis() as i64));
-    let (c, new) =
-        ledger.create_campaign(issue.id, &message, trigger, now, release_at, |sink| {
-            crate::audience::each_subscriber(
-                app,
-                &stored,
-                |s| {
-                    // The list file may still hold a forgotten address: it comes out suppressed,
-                    // and only its hash is written.
-                    if let Some(hash) = forgotten.hash_of(&s.address) {
-                        sink.add_forgotten(&hash)?;
-                        return Ok(());
-                    }
-                    sink.add(
-                        &s.address,
-                        s.name.as_deref(),
-                        &template.message_id(&s.address),
-                    )?;
-                    Ok(())
-                },
-                |p| problems.push(p),
-            )
-        })?;
+    let now = app.clock.instant();
+    let (c, new) = ledger.create_campaign(issue.id, &message, trigger, now, canary, |sink| {
+        crate::audience::each_subscriber(
+            app,
+            &stored,
+            |s| {
+                // The list file may still hold a forgotten address: it comes out suppressed,
+                // and only its hash is written.
+                if let Some(hash) = forgotten.hash_of(&s.address) {
+                    sink.add_forgotten(&hash)?;
+                    return Ok(());
+                }
+                sink.add(
+                    &s.address,
+                    s.name.as_deref(),
+                    &template.message_id(&s.address),
+                )?;
+                Ok(())
+            },
+            |p| problems.push(p),
+        )
+    })?;
     if new {
         record_feed_items(ledger, c.id, issue)?;
     }

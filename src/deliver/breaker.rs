@@ -257,12 +257,13 @@ pub fn classify(
 mod tests {
     use super::super::settings::tests::settings;
     use super::*;
+    use crate::ledger::DeliveryId;
 
     #[test]
     fn replies_map_to_states() {
         let s = settings();
         let due = |attempts| Due {
-            id: 1,
+            id: DeliveryId::from_tag(1),
             address: "A@x.org".into(),
             key: AddressKey::from_text("A@x.org"),
             name: None,
@@ -345,7 +346,7 @@ mod tests {
         };
         let address = format!("r{n}@x.org");
         let due = Due {
-            id: n as i64,
+            id: DeliveryId::from_tag(n as u64),
             key: AddressKey::from_text(&address),
             address,
             name: None,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::address::AddressKey;
 use crate::clock::Clock;
 use crate::dkim::DkimSigner;
-use crate::ledger::{Attempt, Due, State};
+use crate::ledger::{Attempt, DeliveryId, Due, State};
 use crate::message::{MessageTemplate, Recipient};
 use crate::metrics::{Metrics, SendErrorKind};
 use crate::token::TokenKey;
@@ -185,11 +185,11 @@ pub enum Envelope {
 impl Envelope {
     /// The envelope sender of delivery `id` (the same for each of its attempts), and under
     /// VERP its tag, which is also the delivery's DSN envelope id.
-    pub fn sender(&self, id: i64) -> (Address, Option<String>) {
+    pub fn sender(&self, id: DeliveryId) -> (Address, Option<String>) {
         match self {
             Envelope::Fixed(a) => (a.clone(), None),
             Envelope::Verp { user, domain, key } => {
-                let tag = key.verp_tag(id);
+                let tag = key.verp_tag(id.get());
                 let address = Address::new(format!("{user}+{tag}"), domain)
                     .expect("a valid address with a tag of letters, digits and a dash");
                 (address, Some(tag))

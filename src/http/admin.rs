@@ -315,7 +315,7 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Result<Response
         return Ok(forbidden(&d));
     }
     let ip = super::site::client_ip(&d, peer, &parts.headers);
-    let now = d.app.clock.now_ms();
+    let now = d.app.clock.instant();
     let within = match ip {
         None => true,
         Some(ip) => {
@@ -327,7 +327,7 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Result<Response
                         PER_IP_LIMIT,
                         &client,
                         REQUESTS_PER_IP_HOUR,
-                        super::join::HOUR_MS,
+                        super::join::HOUR,
                         now,
                     )
                 })
@@ -369,16 +369,19 @@ async fn login(State(d): Shared, req: axum::extract::Request) -> Result<Response
             let within = d
                 .ledger
                 .with(move |l| {
-                    Ok(
-                        l.take_rate_limit(PER_ADDRESS_MINUTE_LIMIT, &client, 1, 60_000, now)?
-                            && l.take_rate_limit(
-                                PER_ADDRESS_HOUR_LIMIT,
-                                &client,
-                                LINKS_PER_HOUR,
-                                super::join::HOUR_MS,
-                                now,
-                            )?,
-                    )
+                    Ok(l.take_rate_limit(
+                        PER_ADDRESS_MINUTE_LIMIT,
+                        &client,
+                        1,
+                        std::time::Duration::from_secs(60),
+                        now,
+                    )? && l.take_rate_limit(
+                        PER_ADDRESS_HOUR_LIMIT,
+                        &client,
+                        LINKS_PER_HOUR,
+                        super::join::HOUR,
+                        now,
+                    )?)
                 })
                 .await;
             if let Err(e) = &within {

@@ -32,8 +32,8 @@ use crate::metrics::SubscriptionEvent;
 use crate::signup::Request;
 use crate::token::TokenError;
 
-/// An hour in milliseconds: the window of the per-client limit.
-pub(super) const HOUR_MS: i64 = 3_600_000;
+/// An hour: the window of the per-client limit.
+pub(super) const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The longest name kept from the form: the one cap of every display name.
 const NAME_MAX: usize = crate::issue::NAME_MAX;
@@ -120,11 +120,11 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
             let (client, per_hour, now) = (
                 d.key.tag(&ip.to_string()),
                 join.per_hour,
-                d.app.clock.now_ms(),
+                d.app.clock.instant(),
             );
             let counted = join
                 .limits
-                .with(move |l| l.take_rate_limit(SIGNUP_LIMIT, &client, per_hour, HOUR_MS, now))
+                .with(move |l| l.take_rate_limit(SIGNUP_LIMIT, &client, per_hour, HOUR, now))
                 .await;
             counted?
         }

@@ -179,8 +179,8 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Notes that `address` asked to subscribe at `now` (a request that expires at
-    /// `expires_at`), unless the relay accepted a confirmation to it less than `min_gap` ms ago, or it was
+    /// Notes that `address` asked to subscribe at `now` (a request that lasts `ttl`), unless
+    /// the relay accepted a confirmation to it less than `min_gap` ago, or it was
     /// forgotten (`forget_hash` is its keyed hash, [`crate::token::TokenKey::forget_hash`]). A
     /// new request replaces an older one of the same address.
     pub fn request_signup(
@@ -188,10 +188,11 @@ impl Ledger {
         address: &Address,
         name: Option<&str>,
         forget_hash: &str,
-        now: i64,
-        expires_at: i64,
-        min_gap: i64,
+        now: Millis,
+        ttl: Duration,
+        min_gap: Duration,
     ) -> anyhow::Result<SignupRequest> {
+        let expires_at = now.after(ttl).0;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -207,7 +208,7 @@ impl Ledger {
             )
             .optional()?;
         if let Some(Some(at)) = mailed {
-            if now - at < min_gap {
+            if now.since(Millis(at)) < min_gap {
                 return Ok(SignupRequest::TooSoon);
             }
         }
@@ -222,7 +223,7 @@ impl Ledger {
                 key.as_str(),
                 address.as_ref() as &str,
                 name,
-                now,
+                now.0,
                 expires_at
             ],
         )?;
@@ -296,7 +297,7 @@ impl Ledger {
     }
 
     /// Counts one request of `client` against the limit `name`, which allows `max` requests
-    /// per `window_ms` (a burst of `max`, then one each `window_ms / max`, as a leaky bucket:
+    /// per `window` (a burst of `max`, then one each `window / max`, as a leaky bucket:
     /// GCRA); true when this request is within it. A refused request spends nothing. Kept in
     /// the ledger so a restart does not reset it; rows whose time has passed are deleted.
     pub fn take_rate_limit(
@@ -304,9 +305,10 @@ impl Ledger {
         name: &str,
         client: &str,
         max: u32,
-        window_ms: i64,
-        now: i64,
+        window: Duration,
+        now: Millis,
     ) -> anyhow::Result<bool> {
+        let (window_ms, now) = (Millis(0).after(window).0, now.0);
         let max = i64::from(max.max(1));
         let interval = (window_ms / max).max(1);
         let tolerance = window_ms - interval;
@@ -551,12 +553,13 @@ mod tests {
 
     #[test]
     fn sign_ups_wait_ten_minutes_between_messages_and_expire() {
+        let ms = |n: i64| Duration::from_millis(n as u64);
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
         let a = addr("New@example.org");
         let gap = 600_000;
         assert_eq!(
-            l.request_signup(&a, Some("N"), "h1", 1_000, 50_000, gap)
+            l.request_signup(&a, Some("N"), "h1", Millis(1_000), ms(49_000), ms(gap))
                 .unwrap(),
             SignupRequest::Mail
         );
@@ -568,15 +571,17 @@ mod tests {
             message: b"m".to_vec(),
             campaign: None,
         };
-        let id = l.enqueue_notices(&[notice], 1_000, Some(60_000)).unwrap()[0];
+        let id = l
+            .enqueue_notices(&[notice], Millis(1_000), Some(ms(60_000)))
+            .unwrap()[0];
         let refused = NoticeOutcome::Retry {
             code: Some(451),
             text: "451 4.3.0 later".into(),
             next_at: 3_000,
         };
-        assert_eq!(l.record_notice(id, &refused, 1_000).unwrap(), None);
+        assert_eq!(l.record_notice(id, &refused, Millis(1_000)).unwrap(), None);
         assert_eq!(
-            l.request_signup(&a, Some("N"), "h1", 1_000, 50_000, gap)
+            l.request_signup(&a, Some("N"), "h1", Millis(1_000), ms(49_000), ms(gap))
                 .unwrap(),
             SignupRequest::Mail
         );
@@ -584,16 +589,16 @@ mod tests {
             code: 250,
             text: "ok".into(),
         };
-        assert_eq!(l.record_notice(id, &accepted, 1_000).unwrap(), None);
+        assert_eq!(l.record_notice(id, &accepted, Millis(1_000)).unwrap(), None);
         assert_eq!(l.confirmation_send_count(&a).unwrap(), 1);
         assert_eq!(
             l.request_signup(
                 &addr("new@example.org"),
                 None,
                 "h1",
-                1_000 + gap - 1,
-                60_000,
-                gap
+                Millis(1_000 + gap - 1),
+                ms(60_000),
+                ms(gap)
             )
             .unwrap(),
             SignupRequest::TooSoon
@@ -604,8 +609,15 @@ mod tests {
         assert!(l.signups().unwrap().is_empty());
         // After the gap, a new request mails again.
         assert_eq!(
-            l.request_signup(&a, None, "h1", 1_000 + gap, 2_000_000, gap)
-                .unwrap(),
+            l.request_signup(
+                &a,
+                None,
+                "h1",
+                Millis(1_000 + gap),
+                ms((2_000_000) - (1_000 + gap)),
+                ms(gap)
+            )
+            .unwrap(),
             SignupRequest::Mail
         );
         // Confirming makes an active subscriber with consent, once.
@@ -629,23 +641,26 @@ mod tests {
     fn rate_limits_survive_a_reopen_and_refill() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("brief.db");
-        let hour = 3_600_000;
+        let hour = Duration::from_secs(3600);
+        let at = |ms: u64| Millis(ms as i64);
         {
             let mut l = Ledger::open(&path).unwrap();
-            assert!(l.take_rate_limit("signup", "a", 2, hour, 0).unwrap());
-            assert!(l.take_rate_limit("signup", "a", 2, hour, 1).unwrap());
-            assert!(!l.take_rate_limit("signup", "a", 2, hour, 2).unwrap());
+            assert!(l.take_rate_limit("signup", "a", 2, hour, at(0)).unwrap());
+            assert!(l.take_rate_limit("signup", "a", 2, hour, at(1)).unwrap());
+            assert!(!l.take_rate_limit("signup", "a", 2, hour, at(2)).unwrap());
             // Another client, another limit: their own budgets.
-            assert!(l.take_rate_limit("signup", "b", 2, hour, 2).unwrap());
-            assert!(l.take_rate_limit("login", "a", 2, hour, 2).unwrap());
+            assert!(l.take_rate_limit("signup", "b", 2, hour, at(2)).unwrap());
+            assert!(l.take_rate_limit("login", "a", 2, hour, at(2)).unwrap());
         }
         let mut l = Ledger::open(&path).unwrap();
-        assert!(!l.take_rate_limit("signup", "a", 2, hour, 3).unwrap());
+        assert!(!l.take_rate_limit("signup", "a", 2, hour, at(3)).unwrap());
         // One request's worth comes back after half the window, all of it after the window,
         // and the spent rows are gone by then.
-        assert!(l.take_rate_limit("signup", "a", 2, hour, hour / 2).unwrap());
+        assert!(l
+            .take_rate_limit("signup", "a", 2, hour, at(3_600_000 / 2))
+            .unwrap());
         assert!(!l
-            .take_rate_limit("signup", "a", 2, hour, hour / 2 + 1)
+            .take_rate_limit("signup", "a", 2, hour, at(3_600_000 / 2 + 1))
             .unwrap());
         let rows = |l: &Ledger| -> i64 {
             l.conn
@@ -653,7 +668,9 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(rows(&l), 3);
-        assert!(l.take_rate_limit("signup", "c", 2, hour, 3 * hour).unwrap());
+        assert!(l
+            .take_rate_limit("signup", "c", 2, hour, at(3 * 3_600_000))
+            .unwrap());
         assert_eq!(rows(&l), 1);
     }
 

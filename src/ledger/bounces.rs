@@ -83,7 +83,7 @@ pub type LatestBounces = std::collections::HashMap<AddressKey, String>;
 
 impl Ledger {
     /// The delivery with row id `id` (from a VERP tag), if there is one.
-    pub fn bounce_target(&self, id: i64) -> anyhow::Result<Option<BounceTarget>> {
+    pub fn bounce_target(&self, id: DeliveryId) -> anyhow::Result<Option<BounceTarget>> {
         self.bounce_target_where("d.id = ?1", &id)
     }
 

@@ -284,10 +284,12 @@ impl Ledger {
         issue: IssueId,
         message: &CampaignMessage,
         trigger: Trigger,
-        now: i64,
-        release_at: Option<i64>,
+        now: Millis,
+        canary: Option<Duration>,
         fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(Campaign, bool)> {
+        let release_at = canary.map(|window| now.after(window).0);
+        let now = now.0;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -515,7 +517,7 @@ mod tests {
         l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 1, None, |sink| {
+            .create_campaign(id, &message("s"), Trigger::Cli, Millis(1), None, |sink| {
                 assert!(sink.add(&addr("a@example.org"), None, "m1")?);
                 assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
                 assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
@@ -524,7 +526,7 @@ mod tests {
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, 2, None, |_| {
+            .create_campaign(id, &message("s"), Trigger::Cli, Millis(2), None, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -561,11 +563,18 @@ mod tests {
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
         let id: IssueId = "2021-07".parse().unwrap();
         let (c, _) = l
-            .create_campaign(id, &message("first"), Trigger::Cli, 1, None, |sink| {
-                sink.add(&addr("a@x.org"), None, "m1")?;
-                sink.add(&addr("b@x.org"), None, "m2")?;
-                Ok(())
-            })
+            .create_campaign(
+                id,
+                &message("first"),
+                Trigger::Cli,
+                Millis(1),
+                None,
+                |sink| {
+                    sink.add(&addr("a@x.org"), None, "m1")?;
+                    sink.add(&addr("b@x.org"), None, "m2")?;
+                    Ok(())
+                },
+            )
             .unwrap();
         let stored = l.campaign_message(c.id).unwrap().unwrap();
         assert_eq!((stored.revision, stored.unsent), (1, 2));
@@ -619,7 +628,7 @@ mod tests {
                 "2021-07".parse().unwrap(),
                 &message("s"),
                 Trigger::Cli,
-                1,
+                Millis(1),
                 None,
                 |_| Ok(()),
             )

@@ -46,7 +46,7 @@ impl Counts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Due {
     /// The delivery's row id: what its VERP tag names.
-    pub id: i64,
+    pub id: DeliveryId,
     /// The address as the list spelled it.
     pub address: String,
     pub key: AddressKey,

@@ -9,9 +9,10 @@ impl Ledger {
     pub fn note_missed_fire(
         &mut self,
         issue: IssueId,
-        fired_at: i64,
-        now: i64,
+        fired_at: chrono::DateTime<chrono::Utc>,
+        now: Millis,
     ) -> anyhow::Result<bool> {
+        let (fired_at, now) = (fired_at.timestamp_millis(), now.0);
         Ok(self.conn.execute(
             "INSERT OR IGNORE INTO missed_fires (issue, fired_at, reported_at) VALUES (?1, ?2, ?3)",
             params![issue.to_string(), fired_at, now],

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use lettre::Address;
@@ -16,6 +17,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::address::AddressKey;
+use crate::clock::{span_ms, Millis};
 use crate::issue::IssueId;
 
 /// A campaign's row id.
@@ -45,6 +47,39 @@ impl ToSql for CampaignId {
 impl FromSql for CampaignId {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         i64::column_result(value).map(CampaignId)
+    }
+}
+
+/// A delivery's row id: what its VERP tag names. SQLite hands out positive row ids, so it is
+/// a `u64`: the tag's number as it is, with no sign to lose on the way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId(u64);
+
+impl DeliveryId {
+    /// The delivery a VERP tag's number names (whether it exists is the ledger's to say).
+    pub fn from_tag(n: u64) -> DeliveryId {
+        DeliveryId(n)
+    }
+
+    /// The number its VERP tag carries.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl ToSql for DeliveryId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        // Past i64::MAX no row can have it: -1 matches nothing.
+        Ok(ToSqlOutput::from(i64::try_from(self.0).unwrap_or(-1)))
+    }
+}
+
+impl FromSql for DeliveryId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let id = i64::column_result(value)?;
+        u64::try_from(id)
+            .map(DeliveryId)
+            .map_err(|_| FromSqlError::OutOfRange(id))
     }
 }
 
@@ -489,7 +524,7 @@ mod tests {
                 "2021-07".parse().unwrap(),
                 &message("s"),
                 Trigger::Cli,
-                1,
+                Millis(1),
                 None,
                 |sink| {
                     for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {

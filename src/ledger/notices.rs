@@ -105,9 +105,10 @@ impl Ledger {
     pub fn enqueue_notices(
         &mut self,
         notices: &[NewNotice],
-        now: i64,
-        lease: Option<i64>,
+        now: Millis,
+        lease: Option<Duration>,
     ) -> anyhow::Result<Vec<i64>> {
+        let (now, lease) = (now.0, lease.map(span_ms));
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -123,9 +124,10 @@ impl Ledger {
         &mut self,
         campaign: CampaignId,
         notices: &[NewNotice],
-        now: i64,
-        lease: i64,
+        now: Millis,
+        lease: Duration,
     ) -> anyhow::Result<Option<Vec<i64>>> {
+        let (now, lease) = (now.0, span_ms(lease));
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -152,11 +154,12 @@ impl Ledger {
     /// when given, until `now + lease`.
     pub fn claim_notices(
         &mut self,
-        now: i64,
-        lease: i64,
+        now: Millis,
+        lease: Duration,
         limit: usize,
         campaign: Option<CampaignId>,
     ) -> anyhow::Result<Vec<Notice>> {
+        let (now, lease) = (now.0, span_ms(lease));
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -205,8 +208,9 @@ impl Ledger {
         &mut self,
         id: i64,
         outcome: &NoticeOutcome,
-        now: i64,
+        now: Millis,
     ) -> anyhow::Result<Option<CanaryVerdict>> {
+        let now = now.0;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -61,9 +61,10 @@ impl Ledger {
     /// finished `followup_after` ms ago or more whose follow-up was not.
     pub fn due_summaries(
         &self,
-        now: i64,
-        followup_after: i64,
+        now: Millis,
+        followup_after: Duration,
     ) -> anyhow::Result<Vec<(Campaign, SummaryKind)>> {
+        let (now, followup_after) = (now.0, span_ms(followup_after));
         let mut due = Vec::new();
         for (kind, sql) in [
             (
