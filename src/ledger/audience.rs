@@ -1,7 +1,7 @@
 //! The audience: suppressions, subscribers held in the database, sign-ups and consent,
 //! confirmation sends, rate limits, and forgetting an address.
 
-use super::*;
+use super::base::*;
 
 /// Why an address is on the suppression list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,9 +26,6 @@ pub struct SuppressionRow {
     pub detail: Option<String>,
     pub at: i64,
 }
-
-/// What a forgotten reader's address, name and Message-ID become in past deliveries.
-pub const FORGOTTEN: &str = "forgotten";
 
 /// What [`Ledger::forget`] erased, in rows per table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -549,7 +546,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::addr;
+    use crate::ledger::notices::{NewNotice, NoticeKind, NoticeOutcome};
 
     #[test]
     fn sign_ups_wait_ten_minutes_between_messages_and_expire() {

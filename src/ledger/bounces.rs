@@ -1,6 +1,7 @@
 //! Bounces and complaints recorded against deliveries, and the suppression policy they apply.
 
-use super::*;
+use super::audience::*;
+use super::base::*;
 
 /// What came back about a delivery after it was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

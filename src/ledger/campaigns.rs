@@ -1,7 +1,17 @@
 //! Campaigns: creation and revisions of what they send, the send lock and lease, the canary
 //! gate (hold, open) and the canary copies.
 
-use super::*;
+use super::base::*;
+
+/// One canary copy: the campaign's message mailed to a staff address before the readers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanarySend {
+    pub address: String,
+    pub accepted: bool,
+    pub code: Option<u16>,
+    pub text: String,
+    pub at: i64,
+}
 
 /// What started a campaign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -504,118 +514,126 @@ impl Ledger {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ledger::tests::{addr, four_readers, message};
+pub(super) fn insert_message(
+    tx: &Transaction<'_>,
+    campaign: CampaignId,
+    m: &CampaignMessage,
+) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO campaign_messages
+         (campaign_id, revision, subject, template, web, folder_hash, unsent, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            campaign,
+            m.revision,
+            m.subject,
+            m.template,
+            m.web,
+            m.folder_hash,
+            m.unsent as i64,
+            m.at
+        ],
+    )?;
+    Ok(())
+}
 
-    #[test]
-    fn campaign_is_unique_per_issue_and_delivery_per_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut l = Ledger::open(&dir.path().join("d/brief.db")).unwrap();
-        let id: IssueId = "2021-07".parse().unwrap();
-        l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
-            .unwrap();
-        let (c, new) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(1), None, |sink| {
-                assert!(sink.add(&addr("a@example.org"), None, "m1")?);
-                assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
-                assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
-                Ok(())
-            })
-            .unwrap();
-        assert!(new);
-        let (c2, new2) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(2), None, |_| {
-                panic!("an existing campaign is not refilled")
-            })
-            .unwrap();
-        assert!(!new2);
-        assert_eq!(c.id, c2.id);
-        let counts = l.counts(c.id).unwrap();
-        assert_eq!((counts.pending, counts.suppressed), (1, 1));
-        let due = l.claim_due(c.id, 10, 100).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!(l.counts(c.id).unwrap().sending, 1);
-        assert!(!l.finish_if_done(c.id, 11).unwrap());
-        l.record(
-            c.id,
-            &[Attempt {
-                address: "A@EXAMPLE.ORG".into(),
-                key: AddressKey::from_text("A@EXAMPLE.ORG"),
-                state: State::Sent,
-                code: Some(250),
-                text: "ok".into(),
-                next_at: None,
-                possible_duplicate: false,
-                suppress: false,
-                at: 12,
-            }],
+/// The columns [`campaign_row`] reads, in its order, and how many they are.
+pub(super) const CAMPAIGN_COLUMNS: &str =
+    "id, issue, subject, state, created_at, finished_at, trigger, \
+                                release_at, held_at, held_reason, canary_pending";
+
+pub(super) const CAMPAIGN_COLUMN_COUNT: usize = 11;
+
+pub(super) fn campaign_by_issue(
+    conn: &Connection,
+    issue: IssueId,
+) -> anyhow::Result<Option<Campaign>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE issue = ?1"),
+            [issue.to_string()],
+            campaign_row,
         )
-        .unwrap();
-        assert!(l.finish_if_done(c.id, 13).unwrap());
-        assert!(l.campaign(id).unwrap().unwrap().finished);
-    }
+        .optional()?)
+}
 
-    #[test]
-    fn a_campaign_keeps_its_message_and_records_which_revision_each_reader_got() {
-        let dir = tempfile::tempdir().unwrap();
+pub(super) fn gate_in(conn: &Connection, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
+    let (held_at, release_at, pending) = conn.query_row(
+        "SELECT held_at, release_at, canary_pending FROM campaigns WHERE id = ?1",
+        [campaign],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(Gate::of(held_at, release_at, pending, now))
+}
+
+pub(super) fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {
+    let issue: String = r.get(1)?;
+    Ok(Campaign {
+        id: r.get(0)?,
+        issue: issue.parse().map_err(|_| {
+            rusqlite::Error::InvalidColumnType(1, issue.clone(), rusqlite::types::Type::Text)
+        })?,
+        subject: r.get(2)?,
+        finished: r.get::<_, String>(3)? == "finished",
+        created_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        trigger: r.get(6)?,
+        release_at: r.get(7)?,
+        held_at: r.get(8)?,
+        hold_reason: match r.get::<_, Option<i64>>(8)? {
+            Some(_) => Some(
+                r.get::<_, Option<HoldReason>>(9)?
+                    .unwrap_or(HoldReason::Staff),
+            ),
+            None => None,
+        },
+        canary_pending: r.get(10)?,
+    })
+}
+
+/// What the ledger's tests of several rooms start from.
+#[cfg(test)]
+pub(super) mod kit {
+    use super::*;
+
+    /// A fresh ledger in `dir` with the campaign of 2021-07 to a@, b@, c@ and d@x.org.
+    pub(crate) fn four_readers(dir: &tempfile::TempDir) -> (Ledger, Campaign) {
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
-        let id: IssueId = "2021-07".parse().unwrap();
         let (c, _) = l
             .create_campaign(
-                id,
-                &message("first"),
+                "2021-07".parse().unwrap(),
+                &message("s"),
                 Trigger::Cli,
                 Millis(1),
                 None,
                 |sink| {
-                    sink.add(&addr("a@x.org"), None, "m1")?;
-                    sink.add(&addr("b@x.org"), None, "m2")?;
+                    for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
+                        sink.add(&addr(a), None, a)?;
+                    }
                     Ok(())
                 },
             )
             .unwrap();
-        let stored = l.campaign_message(c.id).unwrap().unwrap();
-        assert_eq!((stored.revision, stored.unsent), (1, 2));
-        assert_eq!(stored.template, "template of first");
-        let sent = |key: &str| Attempt {
-            address: key.into(),
-            key: AddressKey::from_text(key),
-            state: State::Sent,
-            code: Some(250),
-            text: "ok".into(),
-            next_at: None,
-            possible_duplicate: false,
-            suppress: false,
-            at: 2,
-        };
-        l.claim_due(c.id, 2, 1).unwrap();
-        l.record(c.id, &[sent("a@x.org")]).unwrap();
-
-        let revision = l.revise_campaign(c.id, &message("second")).unwrap();
-
-        assert_eq!(revision, 2);
-        let now = l.campaign_message(c.id).unwrap().unwrap();
-        assert_eq!((now.revision, now.unsent), (2, 1));
-        assert_eq!(now.template, "template of second");
-        assert_eq!(l.campaign(id).unwrap().unwrap().subject, "second");
-        l.claim_due(c.id, 3, 1).unwrap();
-        l.record(c.id, &[sent("b@x.org")]).unwrap();
-        let mut got = Vec::new();
-        l.each_delivery(c.id, |d| {
-            got.push((d.address, d.revision));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(
-            got,
-            [
-                ("a@x.org".to_string(), Some(1)),
-                ("b@x.org".to_string(), Some(2))
-            ]
-        );
+        (l, c)
     }
+
+    pub(crate) fn message(subject: &str) -> CampaignMessage {
+        CampaignMessage {
+            revision: 1,
+            subject: subject.into(),
+            template: format!("template of {subject}"),
+            web: format!("<p>{subject}</p>"),
+            folder_hash: Some(format!("hash of {subject}")),
+            unsent: 0,
+            at: 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kit::{four_readers, message};
+    use super::*;
 
     #[test]
     fn one_process_at_a_time_sends_a_campaign() {

@@ -1,7 +1,8 @@
 //! Deliveries: claims, recorded attempts, the operations that put deliveries back to pending,
 //! and the per-recipient report.
 
-use super::*;
+use super::base::*;
+use super::campaigns::*;
 
 /// Deliveries of a campaign by state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -418,10 +419,85 @@ impl Ledger {
     }
 }
 
+pub(super) fn record_in(
+    tx: &Transaction<'_>,
+    campaign: CampaignId,
+    attempts: &[Attempt],
+) -> anyhow::Result<()> {
+    // The revision a delivery was sent is the campaign's latest: a revision is made only under
+    // the campaign's send lock, so it cannot change while a run records.
+    let revision: Option<u32> = tx
+        .prepare_cached("SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1")?
+        .query_row([campaign], |r| r.get(0))?;
+    let mut up = tx.prepare_cached(
+        "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_code = ?4, last_text = ?5,
+                first_attempt_at = coalesce(first_attempt_at, ?6), last_attempt_at = ?6,
+                next_attempt_at = ?7, possible_duplicate = possible_duplicate OR ?8,
+                revision = ?9
+         WHERE campaign_id = ?1 AND address_key = ?2",
+    )?;
+    let mut sup = tx.prepare_cached(
+        "INSERT OR IGNORE INTO suppressions (address_key, address, reason, detail, at) VALUES (?1, ?2, 'bounced', ?3, ?4)",
+    )?;
+    for a in attempts {
+        let key = a.key.as_str();
+        let n = up.execute(params![
+            campaign,
+            key,
+            a.state,
+            a.code,
+            a.text,
+            a.at,
+            a.next_at,
+            a.possible_duplicate,
+            revision
+        ])?;
+        if n != 1 {
+            bail!(
+                "no delivery of {} in campaign {campaign} to record",
+                a.address
+            );
+        }
+        if a.suppress {
+            sup.execute(params![key, a.address, a.text, a.at])?;
+        }
+    }
+    Ok(())
+}
+
+/// The columns [`delivery_row`] reads, in its order.
+pub(super) const DELIVERY_COLUMNS: &str =
+    "address, name, state, attempts, last_code, last_text, message_id, \
+     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision, \
+     (SELECT b.kind || COALESCE(' ' || b.status, '') || COALESCE(': ' || b.diagnostic, '') \
+             || COALESCE(' (' || b.reporting_mta || ')', '') \
+             || CASE WHEN b.evidence = 'unverified' THEN ' [unverified]' ELSE '' END \
+      FROM bounces b WHERE b.delivery_id = deliveries.id ORDER BY b.at DESC, b.id DESC LIMIT 1)";
+
+/// One row of [`DELIVERY_COLUMNS`] as a report row.
+pub(super) fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        address: r.get(0)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        attempts: r.get(3)?,
+        last_code: r.get(4)?,
+        last_text: r.get(5)?,
+        message_id: r.get(6)?,
+        first_attempt_at: r.get(7)?,
+        last_attempt_at: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        possible_duplicate: r.get(10)?,
+        revision: r.get(11)?,
+        bounce: r.get(12)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::tests::{addr, four_readers};
+    use crate::ledger::audience::Reason;
+    use crate::ledger::campaigns::kit::{four_readers, message};
 
     #[test]
     fn deliveries_left_in_flight_by_a_killed_run_are_flagged_possible_duplicates() {
@@ -617,5 +693,113 @@ mod tests {
             );
             assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
         }
+    }
+
+    #[test]
+    fn campaign_is_unique_per_issue_and_delivery_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("d/brief.db")).unwrap();
+        let id: IssueId = "2021-07".parse().unwrap();
+        l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
+            .unwrap();
+        let (c, new) = l
+            .create_campaign(id, &message("s"), Trigger::Cli, Millis(1), None, |sink| {
+                assert!(sink.add(&addr("a@example.org"), None, "m1")?);
+                assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
+                assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
+                Ok(())
+            })
+            .unwrap();
+        assert!(new);
+        let (c2, new2) = l
+            .create_campaign(id, &message("s"), Trigger::Cli, Millis(2), None, |_| {
+                panic!("an existing campaign is not refilled")
+            })
+            .unwrap();
+        assert!(!new2);
+        assert_eq!(c.id, c2.id);
+        let counts = l.counts(c.id).unwrap();
+        assert_eq!((counts.pending, counts.suppressed), (1, 1));
+        let due = l.claim_due(c.id, 10, 100).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(l.counts(c.id).unwrap().sending, 1);
+        assert!(!l.finish_if_done(c.id, 11).unwrap());
+        l.record(
+            c.id,
+            &[Attempt {
+                address: "A@EXAMPLE.ORG".into(),
+                key: AddressKey::from_text("A@EXAMPLE.ORG"),
+                state: State::Sent,
+                code: Some(250),
+                text: "ok".into(),
+                next_at: None,
+                possible_duplicate: false,
+                suppress: false,
+                at: 12,
+            }],
+        )
+        .unwrap();
+        assert!(l.finish_if_done(c.id, 13).unwrap());
+        assert!(l.campaign(id).unwrap().unwrap().finished);
+    }
+
+    #[test]
+    fn a_campaign_keeps_its_message_and_records_which_revision_each_reader_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let id: IssueId = "2021-07".parse().unwrap();
+        let (c, _) = l
+            .create_campaign(
+                id,
+                &message("first"),
+                Trigger::Cli,
+                Millis(1),
+                None,
+                |sink| {
+                    sink.add(&addr("a@x.org"), None, "m1")?;
+                    sink.add(&addr("b@x.org"), None, "m2")?;
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let stored = l.campaign_message(c.id).unwrap().unwrap();
+        assert_eq!((stored.revision, stored.unsent), (1, 2));
+        assert_eq!(stored.template, "template of first");
+        let sent = |key: &str| Attempt {
+            address: key.into(),
+            key: AddressKey::from_text(key),
+            state: State::Sent,
+            code: Some(250),
+            text: "ok".into(),
+            next_at: None,
+            possible_duplicate: false,
+            suppress: false,
+            at: 2,
+        };
+        l.claim_due(c.id, 2, 1).unwrap();
+        l.record(c.id, &[sent("a@x.org")]).unwrap();
+
+        let revision = l.revise_campaign(c.id, &message("second")).unwrap();
+
+        assert_eq!(revision, 2);
+        let now = l.campaign_message(c.id).unwrap().unwrap();
+        assert_eq!((now.revision, now.unsent), (2, 1));
+        assert_eq!(now.template, "template of second");
+        assert_eq!(l.campaign(id).unwrap().unwrap().subject, "second");
+        l.claim_due(c.id, 3, 1).unwrap();
+        l.record(c.id, &[sent("b@x.org")]).unwrap();
+        let mut got = Vec::new();
+        l.each_delivery(c.id, |d| {
+            got.push((d.address, d.revision));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("a@x.org".to_string(), Some(1)),
+                ("b@x.org".to_string(), Some(2))
+            ]
+        );
     }
 }

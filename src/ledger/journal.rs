@@ -1,7 +1,7 @@
 //! The journal of the schedule: fires missed while the daemon was down, and the feed items
 //! already sent.
 
-use super::*;
+use super::base::*;
 
 impl Ledger {
     /// Notes that the schedule's fire at `fired_at` for `issue` was missed and reported at

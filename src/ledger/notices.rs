@@ -1,7 +1,8 @@
 //! The notice queue: confirmations, sign-in links, canary copies, preflights and summaries,
 //! each tried, retried and recorded here.
 
-use super::*;
+use super::base::*;
+use super::campaigns::*;
 
 /// What a notice is (see the `notices` module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -306,4 +307,62 @@ impl Ledger {
         let rows = st.query_map([], notice_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+pub(super) const NOTICE_COLUMNS: &str =
+    "id, kind, recipient, message, campaign_id, state, attempts, next_at, \
+     last_code, last_text, created_at";
+
+pub(super) fn notice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
+    Ok(Notice {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        recipient: r.get(2)?,
+        message: r.get(3)?,
+        campaign: r.get(4)?,
+        state: r.get(5)?,
+        attempts: r.get(6)?,
+        next_at: r.get(7)?,
+        last_code: r.get(8)?,
+        last_text: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+pub(super) fn enqueue_in(
+    tx: &Transaction<'_>,
+    notices: &[NewNotice],
+    now: i64,
+    lease: Option<i64>,
+) -> anyhow::Result<Vec<i64>> {
+    let (state, next_at) = match lease {
+        Some(l) => (NoticeState::Sending, now + l),
+        None => (NoticeState::Pending, now),
+    };
+    let mut ids = Vec::with_capacity(notices.len());
+    let mut superseded = tx.prepare(
+        "UPDATE notices SET state = 'failed', last_text = 'replaced by a newer request',
+            done_at = ?2
+         WHERE kind = 'confirmation' AND state = 'pending' AND lower(recipient) = lower(?1)",
+    )?;
+    let mut insert = tx.prepare(
+        "INSERT INTO notices (kind, recipient, message, campaign_id, state, next_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for n in notices {
+        if n.kind == NoticeKind::Confirmation {
+            superseded.execute(params![n.recipient, now])?;
+        }
+        insert.execute(params![
+            n.kind,
+            n.recipient,
+            n.message,
+            n.campaign,
+            state,
+            next_at,
+            now
+        ])?;
+        ids.push(tx.last_insert_rowid());
+    }
+    Ok(ids)
 }

@@ -1,6 +1,6 @@
 //! Staff: sign-in links used, sessions, and test sends.
 
-use super::*;
+use super::base::*;
 
 /// A new staff session (see [`Ledger::sign_in_staff`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,16 +1,9 @@
 //! What staff are told about a campaign: the summaries after it and the checks before a fire.
 
-use super::*;
-
-/// One canary copy: the campaign's message mailed to a staff address before the readers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CanarySend {
-    pub address: String,
-    pub accepted: bool,
-    pub code: Option<u16>,
-    pub text: String,
-    pub at: i64,
-}
+use super::base::*;
+use super::bounces::*;
+use super::campaigns::*;
+use super::deliveries::*;
 
 /// Which summary mail of a campaign.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
