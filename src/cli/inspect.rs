@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use super::{load_or_report, ReportFormat};
+use super::args::ReportFormat;
+use super::load::load_or_report;
 use crate::app::App;
 use crate::clock::fmt_ms;
 use crate::error::{Problem, ProblemKind, UsageError};

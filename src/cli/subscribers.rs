@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use lettre::Address;
 
-use super::SubscribersCommand;
+use super::args::SubscribersCommand;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
 use crate::audience::{self, RosterState};

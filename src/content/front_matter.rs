@@ -7,7 +7,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
-use super::{markdown, toml_problem, with_https};
+use super::markdown;
+use super::values::{parse_date, toml_problem, with_https};
 use crate::error::{Invalid, Problem};
 use crate::issue::{one_line, Entry, EntrySource};
 
@@ -88,7 +89,7 @@ fn split<'a>(path: &Path, text: &'a str) -> Result<Split<'a>, Problem> {
 /// A date field: a TOML date (`2021-06-15`) or a string in that form.
 pub(super) fn as_date(v: &toml::Value) -> Result<NaiveDate, Invalid> {
     match v {
-        toml::Value::String(s) => super::parse_date(s),
+        toml::Value::String(s) => parse_date(s),
         toml::Value::Datetime(dt) => match (dt.date, dt.time) {
             (Some(d), None) => NaiveDate::from_ymd_opt(d.year.into(), d.month.into(), d.day.into())
                 .ok_or_else(|| Invalid(format!("invalid date `{dt}`"))),

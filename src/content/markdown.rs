@@ -10,7 +10,7 @@ use std::path::Path;
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use url::Url;
 
-use super::with_https;
+use super::values::with_https;
 use crate::error::Problem;
 use crate::issue::{one_line, Block, Body, Inline, Section};
 

@@ -13,10 +13,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::cache::Validators;
-use super::{FailureKind, FeedFailure};
-
-/// At most this many redirects are followed; the next one is an error.
-pub const MAX_REDIRECTS: usize = 3;
+use super::failure::{FailureKind, FeedFailure, MAX_REDIRECTS};
 
 /// The User-Agent of every feed request, so partners can tell who fetches their feed.
 pub const USER_AGENT: &str = concat!(

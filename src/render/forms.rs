@@ -9,7 +9,7 @@
 use maud::{html, Markup, PreEscaped};
 use url::Url;
 
-use super::Context;
+use super::context::Context;
 
 /// The name of the honeypot field: a person never sees it, so a value in it means a bot.
 pub const HONEYPOT: &str = "website";
@@ -176,7 +176,7 @@ fn link_message(
         "{kicker} | {name}\n\n{body}\n\n{text_label}\n{link}\n\n-- \n{org}\n{address}\n",
         kicker = n.kicker,
         name = n.name,
-        body = super::wrap(text, 72, ""),
+        body = super::text::wrap(text, 72, ""),
         org = n.organization,
         address = n.postal_address,
     );

@@ -4,7 +4,7 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::{Context, HOLE};
+use super::context::{Context, HOLE};
 use crate::issue::{Block, Body, EntrySource, Inline, Issue, Section};
 
 /// Outlook for Windows: allow PNG images and lay out at 96 dpi, so sizes in pixels stay sizes

@@ -5,48 +5,17 @@
 //! message is splicing, not rendering (see `message`). Both parts are built from the same model,
 //! the text part never from the HTML.
 
+mod context;
 mod forms;
 mod html;
 mod text;
 
-use url::Url;
-
 use crate::config::Newsletter;
 use crate::issue::Issue;
-use crate::templates::Templates;
 
+pub use context::{Context, HOLE};
 pub use forms::{confirmation, frame, signup_form, staff_login, staff_report, HONEYPOT};
 pub use text::wrap;
-
-/// Marks where a recipient's unsubscribe URL goes. It holds NUL characters, which no escaped
-/// content can contain (they are removed from all text before rendering).
-pub const HOLE: &str = "\u{0}brief-unsubscribe-url\u{0}";
-
-/// What the renderer needs besides the issue.
-#[derive(Clone, Copy)]
-pub struct Context<'a> {
-    pub newsletter: &'a Newsletter,
-    pub templates: &'a Templates,
-    /// The daemon's public base URL (ends with `/`).
-    pub public_url: &'a Url,
-    /// Where "View in browser" points instead of the archive: a test copy's signed preview,
-    /// since an issue not sent yet has no page in the archive.
-    pub web_version: Option<&'a Url>,
-}
-
-impl Context<'_> {
-    /// The web version's URL, linked as "View in browser": the archive page, or
-    /// [`Context::web_version`] when set.
-    pub fn archive_url(&self, issue: &Issue) -> Url {
-        match self.web_version {
-            Some(url) => url.clone(),
-            None => self
-                .public_url
-                .join(&format!("archive/{}", issue.id))
-                .expect("public_url is a base URL"),
-        }
-    }
-}
 
 /// The email parts of one issue, rendered once per campaign.
 #[derive(Clone, Debug, PartialEq)]

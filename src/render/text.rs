@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Context, HOLE};
+use super::context::{Context, HOLE};
 use crate::issue::{Block, Body, Inline, Issue};
 
 /// The width plain text is wrapped to.

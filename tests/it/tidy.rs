@@ -588,7 +588,7 @@ fn file_graph(all: &[Source]) -> Graph {
             }
         }
         for (at, to) in found {
-            if to != src.path && !facade_pair(&src.path, &to) {
+            if to != src.path {
                 let place = format!("{}:{}", src.path, src.line_at(at));
                 let edges = graph.entry(src.path.clone()).or_default();
                 edges.entry(to).or_default().push(place);
@@ -596,23 +596,6 @@ fn file_graph(all: &[Source]) -> Graph {
         }
     }
     graph
-}
-
-/// Folders whose `mod.rs` is still a facade that its own children import (`super::Item`) while
-/// it calls them: there, an edge between `mod.rs` and one of its direct children is not counted
-/// (every other edge of their files is). Written before the rule was; shrink it, never grow it.
-const FACADE_FOLDERS: &[&str] = &["src/cli/", "src/content/", "src/feed/", "src/render/"];
-
-/// Whether `a` and `b` are a facade folder's `mod.rs` and one of its direct children.
-fn facade_pair(a: &str, b: &str) -> bool {
-    FACADE_FOLDERS.iter().any(|f| {
-        let child = |p: &str| {
-            p.strip_prefix(f)
-                .is_some_and(|r| !r.contains('/') && r != "mod.rs")
-        };
-        let parent = format!("{f}mod.rs");
-        (a == parent && child(b)) || (b == parent && child(a))
-    })
 }
 
 #[test]
