@@ -26,8 +26,9 @@ use super::error::PageError;
 use super::site::{client_ip, Shared, Site};
 use super::ui::{heading, no_store, page, paragraph};
 use crate::address::parse_address;
+use crate::clock::Millis;
 use crate::issue::one_line;
-use crate::ledger::Confirmed;
+use crate::ledger::{Confirmed, Confirming};
 use crate::metrics::SubscriptionEvent;
 use crate::signup::Request;
 use crate::token::TokenError;
@@ -238,7 +239,15 @@ async fn confirm(
     let hash = d.key.forget_hash(c.address.as_ref());
     let confirmed = d
         .ledger
-        .with(move |l| l.confirm_signup(&c.address, c.name.as_deref(), &hash, c.requested_at, now))
+        .with(move |l| {
+            let confirming = Confirming {
+                address: &c.address,
+                name: c.name.as_deref(),
+                forget_hash: &hash,
+                requested_at: Millis(c.requested_at),
+            };
+            l.confirm_signup(&confirming, Millis(now))
+        })
         .await;
     match confirmed? {
         Confirmed::Subscribed => {

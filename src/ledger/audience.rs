@@ -27,6 +27,18 @@ pub struct SuppressionRow {
     pub at: i64,
 }
 
+/// A confirmation link's request, as [`Ledger::confirm_signup`] takes it: named fields, so the
+/// time of the request cannot trade places with the time of the confirmation.
+#[derive(Clone, Copy, Debug)]
+pub struct Confirming<'a> {
+    pub address: &'a Address,
+    pub name: Option<&'a str>,
+    /// The address's keyed hash ([`crate::token::TokenKey::forget_hash`]).
+    pub forget_hash: &'a str,
+    /// When the request was made (the link carries it).
+    pub requested_at: Millis,
+}
+
 /// What [`Ledger::forget`] erased, in rows per table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Forgot {
@@ -236,12 +248,16 @@ impl Ledger {
     /// the link was mailed (`forget_hash`, its keyed hash) stays forgotten.
     pub fn confirm_signup(
         &mut self,
-        address: &Address,
-        name: Option<&str>,
-        forget_hash: &str,
-        requested_at: i64,
-        now: i64,
+        request: &Confirming<'_>,
+        now: Millis,
     ) -> anyhow::Result<Confirmed> {
+        let Confirming {
+            address,
+            name,
+            forget_hash,
+            requested_at,
+        } = *request;
+        let (requested_at, now) = (requested_at.0, now.0);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -619,11 +635,29 @@ mod tests {
         );
         // Confirming makes an active subscriber with consent, once.
         assert_eq!(
-            l.confirm_signup(&a, Some("N"), "h1", 1_000, 5_000).unwrap(),
+            l.confirm_signup(
+                &Confirming {
+                    address: &a,
+                    name: Some("N"),
+                    forget_hash: "h1",
+                    requested_at: Millis(1_000),
+                },
+                Millis(5_000),
+            )
+            .unwrap(),
             Confirmed::Subscribed
         );
         assert_eq!(
-            l.confirm_signup(&a, Some("N"), "h1", 1_000, 6_000).unwrap(),
+            l.confirm_signup(
+                &Confirming {
+                    address: &a,
+                    name: Some("N"),
+                    forget_hash: "h1",
+                    requested_at: Millis(1_000),
+                },
+                Millis(6_000),
+            )
+            .unwrap(),
             Confirmed::Already
         );
         let c = l.consent(&AddressKey::of(&a)).unwrap().unwrap();
@@ -683,22 +717,48 @@ mod tests {
             let key = AddressKey::of(&a);
             // Asked at 1,000, confirmed at 2,000, left at 3,000.
             assert_eq!(
-                l.confirm_signup(&a, None, "h", 1_000, 2_000).unwrap(),
+                l.confirm_signup(
+                    &Confirming {
+                        address: &a,
+                        name: None,
+                        forget_hash: "h",
+                        requested_at: Millis(1_000),
+                    },
+                    Millis(2_000),
+                )
+                .unwrap(),
                 Confirmed::Subscribed
             );
             l.suppress(&a, reason, "", 3_000).unwrap();
             // The old link (and one made in the very millisecond of the leave) changes nothing.
             for requested_at in [1_000, 3_000] {
                 assert_eq!(
-                    l.confirm_signup(&a, None, "h", requested_at, 4_000)
-                        .unwrap(),
+                    l.confirm_signup(
+                        &Confirming {
+                            address: &a,
+                            name: None,
+                            forget_hash: "h",
+                            requested_at: Millis(requested_at),
+                        },
+                        Millis(4_000),
+                    )
+                    .unwrap(),
                     Confirmed::Outdated(reason)
                 );
                 assert_eq!(l.suppression(&key).unwrap(), Some(reason));
             }
             // A request made after the leave is the owner asking again.
             assert_eq!(
-                l.confirm_signup(&a, None, "h", 3_001, 5_000).unwrap(),
+                l.confirm_signup(
+                    &Confirming {
+                        address: &a,
+                        name: None,
+                        forget_hash: "h",
+                        requested_at: Millis(3_001),
+                    },
+                    Millis(5_000),
+                )
+                .unwrap(),
                 Confirmed::Subscribed
             );
             assert_eq!(l.suppression(&key).unwrap(), None);

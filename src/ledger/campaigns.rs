@@ -108,20 +108,25 @@ impl HoldReason {
     }
 }
 
-impl Gate {
-    /// The gate of a campaign held since `held_at` (if held) whose window ends at
-    /// `release_at` (if it has one), at `now`: the one rule, for the ledger's claims and for
-    /// what the CLI and the console show.
-    pub(super) fn of(
-        held_at: Option<i64>,
-        release_at: Option<i64>,
-        canary_pending: bool,
-        now: i64,
-    ) -> Gate {
-        match (held_at, release_at) {
+/// The columns of a campaign's row that its gate is read from, by name, so that the two
+/// instants cannot trade places on the way to [`Gate`].
+pub(super) struct GateColumns {
+    /// Held since (when held).
+    pub held_at: Option<i64>,
+    /// The end of its canary window (when it has one).
+    pub release_at: Option<i64>,
+    /// Its canary copies went out and none was accepted yet.
+    pub canary_pending: bool,
+}
+
+impl GateColumns {
+    /// The gate at `now`: the one rule, for the ledger's claims and for what the CLI and the
+    /// console show.
+    pub(super) fn gate(&self, now: Millis) -> Gate {
+        match (self.held_at, self.release_at) {
             (Some(since), _) => Gate::Held { since },
-            (None, Some(until)) if until > now => Gate::Canary { until },
-            _ if canary_pending => Gate::AwaitingCanary,
+            (None, Some(until)) if until > now.0 => Gate::Canary { until },
+            _ if self.canary_pending => Gate::AwaitingCanary,
             _ => Gate::Open,
         }
     }
@@ -131,7 +136,12 @@ impl Campaign {
     /// Whether its readers may be mailed at `now`, as this copy of its row says (the
     /// ledger's [`Ledger::gate`] reads the row again).
     pub fn gate(&self, now: i64) -> Gate {
-        Gate::of(self.held_at, self.release_at, self.canary_pending, now)
+        GateColumns {
+            held_at: self.held_at,
+            release_at: self.release_at,
+            canary_pending: self.canary_pending,
+        }
+        .gate(Millis(now))
     }
 
     /// Its state in one word at `now`: `finished`, `held` (by staff), `canary` (in its
@@ -558,12 +568,18 @@ pub(super) fn campaign_by_issue(
 }
 
 pub(super) fn gate_in(conn: &Connection, campaign: CampaignId, now: i64) -> anyhow::Result<Gate> {
-    let (held_at, release_at, pending) = conn.query_row(
+    let columns = conn.query_row(
         "SELECT held_at, release_at, canary_pending FROM campaigns WHERE id = ?1",
         [campaign],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| {
+            Ok(GateColumns {
+                held_at: r.get(0)?,
+                release_at: r.get(1)?,
+                canary_pending: r.get(2)?,
+            })
+        },
     )?;
-    Ok(Gate::of(held_at, release_at, pending, now))
+    Ok(columns.gate(Millis(now)))
 }
 
 pub(super) fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Campaign> {

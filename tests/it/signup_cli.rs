@@ -213,11 +213,13 @@ fn export_writes_every_address_as_csv_with_its_consent() {
         let mut l = w.ledger();
         // Requested 2020-09-13T12:26:40Z, confirmed 100 s later.
         l.confirm_signup(
-            &addr("gil@example.org"),
-            Some("Gil"),
-            "no hash",
-            1_600_000_000_000,
-            1_600_000_100_000,
+            &brief::ledger::Confirming {
+                address: &addr("gil@example.org"),
+                name: Some("Gil"),
+                forget_hash: "no hash",
+                requested_at: brief::clock::Millis(1_600_000_000_000),
+            },
+            brief::clock::Millis(1_600_000_100_000),
         )
         .unwrap();
         l.suppress(&addr("old@example.org"), Reason::Bounced, "", 1)
