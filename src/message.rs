@@ -157,8 +157,9 @@ impl MessageTemplate {
         let boundary = format!("=_brief_{}", &hex(&Sha256::digest(issue.to_string()))[..24]);
         let _ = write!(
             tail,
-            "MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n\
-             This is a multi-part message in MIME format.\r\n"
+            "Content-Language: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n\
+             This is a multi-part message in MIME format.\r\n",
+            crate::render::LANGUAGE
         );
         let mut body = Vec::new();
         for (ctype, parts) in [

@@ -11,6 +11,14 @@ use crate::templates::Templates;
 /// content can contain (they are removed from all text before rendering).
 pub const HOLE: &str = "\u{0}brief-unsubscribe-url\u{0}";
 
+/// The language every message and page is written in (BCP 47), as `lang` on `<html>` and on
+/// the wrapper inside `<body>` (some mail clients drop `<html>`), and as each message's
+/// `Content-Language`.
+pub const LANGUAGE: &str = "en";
+
+/// The direction of [`LANGUAGE`]'s script, as `dir` beside each `lang`.
+pub const DIRECTION: &str = "ltr";
+
 /// What the renderer needs besides the issue.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {

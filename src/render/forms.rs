@@ -9,7 +9,7 @@
 use maud::{html, Markup, PreEscaped};
 use url::Url;
 
-use super::context::Context;
+use super::context::{Context, DIRECTION, LANGUAGE};
 
 /// The name of the honeypot field: a person never sees it, so a value in it means a bot.
 pub const HONEYPOT: &str = "website";
@@ -52,7 +52,7 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
     let n = ctx.newsletter;
     html! {
         (maud::DOCTYPE)
-        html lang="en" {
+        html lang=(LANGUAGE) dir=(DIRECTION) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -64,7 +64,7 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
                 style { (PreEscaped(t.head_css())) }
             }
             body.body style=(t.style("body")) {
-                table.outer role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                table.outer role="presentation" lang=(LANGUAGE) dir=(DIRECTION) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
                         table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
                             tr { td.pad.masthead style=(t.style("masthead")) {
@@ -168,7 +168,8 @@ fn link_message(
         p { a.page-button style=(t.style("page-button")) href=(link.as_str()) { (button) } }
         p.paragraph style=(t.style("paragraph")) {
             "Or open this address: "
-            a.link style=(t.style("link")) href=(link.as_str()) { (link.as_str()) }
+            // A link is one long word: it breaks anywhere rather than widen the message.
+            a.raw-link style=(t.style("raw-link")) href=(link.as_str()) { (link.as_str()) }
         }
     };
     let html = frame(ctx, subject, body);

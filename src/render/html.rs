@@ -4,7 +4,7 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::context::{Context, HOLE};
+use super::context::{Context, DIRECTION, HOLE, LANGUAGE};
 use crate::issue::{Block, Body, EntrySource, Inline, Issue, Section};
 
 /// Outlook for Windows: allow PNG images and lay out at 96 dpi, so sizes in pixels stay sizes
@@ -62,7 +62,7 @@ fn page(
     let n = ctx.newsletter;
     html! {
         (DOCTYPE)
-        html lang="en" xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" {
+        html lang=(LANGUAGE) dir=(DIRECTION) xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -82,7 +82,7 @@ fn page(
                         (p) (PreEscaped("&#8199;&#847;".repeat(60)))
                     }
                 }
-                table.outer role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                table.outer role="presentation" lang=(LANGUAGE) dir=(DIRECTION) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
                         (PreEscaped("<!--[if mso]><table role=\"presentation\" width=\"600\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\"><tr><td><![endif]-->"))
                         table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {

@@ -13,7 +13,7 @@ mod text;
 use crate::config::Newsletter;
 use crate::issue::Issue;
 
-pub use context::{Context, HOLE};
+pub use context::{Context, DIRECTION, HOLE, LANGUAGE};
 pub use forms::{confirmation, frame, signup_form, staff_login, staff_report, HONEYPOT};
 pub use text::wrap;
 

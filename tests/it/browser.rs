@@ -488,3 +488,53 @@ fn staff_hold_and_release_a_canary_campaign_in_the_console() {
     drop(b);
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+/// The first mail a new reader gets, and a staff member's sign-in mail, carry a raw link of
+/// some 200 characters: on a 375px phone and a 1280px desktop, in light and in dark mode,
+/// neither is wider than the screen (the link breaks anywhere instead).
+#[test]
+fn the_confirmation_and_sign_in_mails_fit_a_phone_and_a_desktop() {
+    let w = World::new();
+    let clock = std::sync::Arc::new(brief::clock::SystemClock);
+    let app = brief::app::App::new(w.config(), clock).unwrap();
+    let ctx = app.render_context();
+    // As long as a real confirmation link: a token of an address, a name and a time.
+    let link = url::Url::parse(&format!(
+        "https://news.example.org/confirm/{}",
+        "aGVsbG8td29ybGQtdGhpcy1pcy1hLWxvbmctdG9rZW4".repeat(4)
+    ))
+    .unwrap();
+    let mails = [
+        ("confirmation", brief::render::confirmation(ctx, &link).0),
+        (
+            "sign-in",
+            brief::render::staff_login(ctx, "Sign in", &link, "15 minutes").0,
+        ),
+    ];
+    let mut files = Vec::new();
+    for (name, html) in &mails {
+        let path = w.path(&format!("{name}.html"));
+        std::fs::write(&path, html).unwrap();
+        files.push((name, format!("file://{}", path.display())));
+    }
+    for width in [375, 1280] {
+        for dark in [false, true] {
+            let mode = if dark { "dark" } else { "light" };
+            let b = if dark {
+                Browser::phone_dark(width)
+            } else {
+                Browser::phone(width)
+            };
+            for (name, url) in &files {
+                b.open(url);
+                b.wait_for_text("Or open this address");
+                let widths =
+                    b.execute("return [document.documentElement.scrollWidth, window.innerWidth];");
+                assert!(
+                    !b.scrolls_sideways(),
+                    "the {name} mail scrolls sideways at {width}px in {mode} mode: {widths}"
+                );
+            }
+        }
+    }
+}

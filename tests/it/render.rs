@@ -353,3 +353,101 @@ fn the_preview_line_comes_from_issue_toml_or_the_intro_cut_between_words() {
     assert!(Rendered::fill(&r.html, URL)
         .contains(">Water, defense and trade: the month on the border&#8199;"));
 }
+
+/// What mail clients strip and screen readers need, beyond what a browser's checker sees: each
+/// message and page states its language and direction on `<html>` and again on the wrapper
+/// inside `<body>` (clients that drop `<html>` keep it), lays every table out as
+/// presentation, has a title and an `alt` on each image; and each message says its language
+/// in `Content-Language`.
+#[test]
+fn every_message_and_page_states_its_language_and_lays_tables_out_as_presentation() {
+    let w = World::new();
+    let clock = std::sync::Arc::new(brief::clock::SystemClock);
+    let app = brief::app::App::new(w.config(), clock).unwrap();
+    let ctx = app.render_context();
+    let issue = app.load_issue("2021-07".parse().unwrap()).unwrap();
+    let link = url::Url::parse(&format!(
+        "https://news.example.org/confirm/{}",
+        "t".repeat(180)
+    ))
+    .unwrap();
+    let email = render::render_email(&issue, ctx);
+    let faces = [
+        ("the issue", email.html.concat()),
+        ("its web version", render::render_web(&issue, ctx)),
+        ("a confirmation", render::confirmation(ctx, &link).0),
+        (
+            "a staff sign-in",
+            render::staff_login(ctx, "Sign in", &link, "15 minutes").0,
+        ),
+        (
+            "a staff report",
+            render::staff_report(ctx, "Sent", &["All sent.".into()], "Open", &link).0,
+        ),
+        (
+            "a page",
+            render::frame(ctx, "Unsubscribed", maud::html! { p { "Done." } }).into_string(),
+        ),
+    ];
+    let said = format!(
+        "lang=\"{}\" dir=\"{}\"",
+        render::LANGUAGE,
+        render::DIRECTION
+    );
+    for (face, html) in &faces {
+        assert!(
+            html.contains(&format!("<html {said}")),
+            "{face}: <html> has no {said}"
+        );
+        let body = &html[html
+            .find("<body")
+            .unwrap_or_else(|| panic!("{face}: no <body>"))..];
+        let wrapper = &body[body.find("<table").expect("a wrapper table")..];
+        let tag = &wrapper[..wrapper.find('>').unwrap()];
+        assert!(
+            tag.contains(&said),
+            "{face}: the wrapper inside <body> has no {said}: {tag}"
+        );
+        for (i, _) in html.match_indices("<table") {
+            let tag = &html[i..i + html[i..].find('>').unwrap()];
+            assert!(
+                tag.contains("role=\"presentation\""),
+                "{face}: a layout table without role=presentation: {tag}"
+            );
+        }
+        for (i, _) in html.match_indices("<img") {
+            let tag = &html[i..i + html[i..].find('>').unwrap()];
+            assert!(tag.contains(" alt="), "{face}: an image without alt: {tag}");
+        }
+        let title = html
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split("</title>").next());
+        assert!(
+            title.is_some_and(|t| !t.trim().is_empty()),
+            "{face}: no <title>"
+        );
+    }
+    // The long link of a notice breaks anywhere instead of widening the message.
+    let (confirmation, _) = render::confirmation(ctx, &link);
+    let at = confirmation
+        .find(&format!(">{link}<"))
+        .expect("the link spelled out");
+    let a = &confirmation[confirmation[..at].rfind("<a ").unwrap()..at];
+    assert!(a.contains("word-break: break-all"), "{a}");
+
+    let key = app.key().clone();
+    let (_, campaign) = app.prepare(&issue, &key, brief::message::Kind::Campaign);
+    let (_, test) = app.prepare(&issue, &key, brief::message::Kind::Test { nonce: 1 });
+    let (html, text) = render::confirmation(ctx, &link);
+    let notice = brief::notices::template(&app, &key, "Confirm".into(), html, text);
+    for (kind, template) in [("campaign", campaign), ("test", test), ("notice", notice)] {
+        let raw = String::from_utf8(brief::app::App::sample_message(&template)).unwrap();
+        let head = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(
+            head.lines()
+                .any(|l| l == format!("Content-Language: {}", render::LANGUAGE)),
+            "a {kind} message has no Content-Language:\n{head}"
+        );
+    }
+}
