@@ -218,6 +218,12 @@ fn the_email_the_archive_and_the_unsubscribe_page_fit_a_phone_in_light_and_dark(
                 !b.scrolls_sideways(),
                 "the {name} page scrolls sideways at 375px in {mode} mode: {widths}"
             );
+            let faults = b.axe();
+            assert!(
+                faults.is_empty(),
+                "axe-core on the {name} page at 375px in {mode} mode:\n{}",
+                faults.join("\n")
+            );
             let contrast = b.execute(&format!("const SELECTORS = {selectors};\n{CONTRAST_JS}"));
             for (part, ratio) in contrast.as_object().unwrap() {
                 if let Some(r) = ratio.as_f64() {
@@ -341,12 +347,30 @@ fn save(shot: &[u8], name: &str) {
 /// sends themselves a test, on a desktop and on a phone.
 #[test]
 fn a_staff_member_uses_the_console_in_a_browser() {
-    let (w, port) = world_on_own_port("staff = [\"editor@example.org\", \"second@example.org\"]");
+    let (w, port) = world_on_own_port(
+        "staff = [\"editor@example.org\", \"second@example.org\", \"third@example.org\", \
+         \"fourth@example.org\"]",
+    );
     let d = Running::start(&w, &[]);
 
-    for (b, width, email, nth) in [
-        (Browser::start(), 1280, "editor@example.org", 1),
-        (Browser::phone(375), 375, "second@example.org", 2),
+    // Each width once light and once dark (staff sign in again in each browser).
+    for (b, width, email, nth, mode) in [
+        (Browser::start(), 1280, "editor@example.org", 1, ""),
+        (Browser::phone(375), 375, "second@example.org", 2, ""),
+        (
+            Browser::phone_dark(1280),
+            1280,
+            "third@example.org",
+            3,
+            "-dark",
+        ),
+        (
+            Browser::phone_dark(375),
+            375,
+            "fourth@example.org",
+            4,
+            "-dark",
+        ),
     ] {
         sign_in(&b, &w, port, email, nth);
         let home = b.wait_for_text("Next send");
@@ -355,7 +379,8 @@ fn a_staff_member_uses_the_console_in_a_browser() {
         assert!(home.contains("Latest unsubscribes and bounces"), "{home}");
         let shot = b.screenshot();
         assert_eq!(png_size(&shot).0, width);
-        save(&shot, &format!("dashboard-{width}.png"));
+        save(&shot, &format!("dashboard-{width}{mode}.png"));
+        assert_accessible(&b, &format!("the dashboard at {width}px{mode}"));
 
         b.click("2021-07");
         let issue = b.wait_for_text("Send a test to me");
@@ -364,7 +389,8 @@ fn a_staff_member_uses_the_console_in_a_browser() {
             issue.contains("Content-Type: multipart/alternative"),
             "{issue}"
         );
-        save(&b.screenshot(), &format!("issue-{width}.png"));
+        save(&b.screenshot(), &format!("issue-{width}{mode}.png"));
+        assert_accessible(&b, &format!("the issue page at {width}px{mode}"));
 
         let before = w.outbox("test").len();
         b.click("Send a test to me");
@@ -381,7 +407,8 @@ fn a_staff_member_uses_the_console_in_a_browser() {
             .lines()
             .find_map(|l| l.strip_prefix("View in browser: ").map(str::to_string))
             .expect("a View in browser line");
-        save(&b.screenshot(), &format!("test-sent-{width}.png"));
+        save(&b.screenshot(), &format!("test-sent-{width}{mode}.png"));
+        assert_accessible(&b, &format!("the test-sent page at {width}px{mode}"));
         b.click("Back to issue 2021-07");
         b.wait_for_text("Test sends so far: ");
         // The email itself, in its sandboxed frame (the last step: nothing is read after it).
@@ -389,7 +416,7 @@ fn a_staff_member_uses_the_console_in_a_browser() {
             "http://127.0.0.1:{port}/admin/issues/2021-07#the-email"
         ));
         std::thread::sleep(std::time::Duration::from_millis(300));
-        save(&b.screenshot(), &format!("issue-email-{width}.png"));
+        save(&b.screenshot(), &format!("issue-email-{width}{mode}.png"));
         // The test copy's "View in browser" link opens the issue, not sent yet.
         b.open(&view);
         let web = b.wait_for_text("Learn more");
@@ -442,6 +469,7 @@ fn a_campaign_sent_from_the_console_counts_live() {
     }
     assert_eq!(b.url(), url, "the page was not reloaded");
     assert!(!b.text().contains("Finished "), "the page was not reloaded");
+    assert_accessible(&b, "the campaign page at 1280px");
     drop(b);
     assert_eq!(d.stop().status.code(), Some(0));
 }
@@ -534,7 +562,47 @@ fn the_confirmation_and_sign_in_mails_fit_a_phone_and_a_desktop() {
                     !b.scrolls_sideways(),
                     "the {name} mail scrolls sideways at {width}px in {mode} mode: {widths}"
                 );
+                let faults = b.axe();
+                assert!(
+                    faults.is_empty(),
+                    "axe-core on the {name} mail at {width}px in {mode} mode:\n{}",
+                    faults.join("\n")
+                );
             }
         }
     }
+}
+
+/// The accessibility check is live: on a page with an image without `alt` and grey text on
+/// grey, axe-core reports both as serious (so a clean report elsewhere means something).
+#[test]
+fn the_accessibility_check_finds_faults_where_there_are_some() {
+    let w = World::new();
+    let page = w.path("faulty.html");
+    std::fs::write(
+        &page,
+        "<!DOCTYPE html><html lang=\"en\"><head><title>Faulty</title></head><body><main>\
+         <img src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\">\
+         <p style=\"color:#999;background:#aaa\">Hard to read</p></main></body></html>",
+    )
+    .unwrap();
+    let b = Browser::phone(375);
+    b.open(&format!("file://{}", page.display()));
+    let faults = b.axe();
+    for rule in ["image-alt", "color-contrast"] {
+        assert!(
+            faults.iter().any(|f| f.starts_with(rule)),
+            "axe-core missed {rule}: {faults:?}"
+        );
+    }
+}
+
+/// No serious or critical axe-core violation on the page `b` shows (named `what`).
+fn assert_accessible(b: &Browser, what: &str) {
+    let faults = b.axe();
+    assert!(
+        faults.is_empty(),
+        "axe-core on {what}:\n{}",
+        faults.join("\n")
+    );
 }

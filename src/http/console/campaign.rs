@@ -118,23 +118,23 @@ pub(super) fn canary_part(
     html! {
         @match gate {
             Gate::Held { since } if c.hold_reason == Some(HoldReason::CanaryUnaccepted) => {
-                p style=(style(d, "form-error")) data-canary="unaccepted" {
+                p.form-error style=(style(d, "form-error")) data-canary="unaccepted" {
                     "Held: no staff address accepted the canary copy (since " (local_ms(d, Some(since)))
                     "), so nobody has seen the message and no reader is mailed until it is released. Check the staff addresses and the relay first."
                 }
             }
             Gate::Held { since } => {
-                p style=(style(d, "form-error")) data-canary="held" {
+                p.form-error style=(style(d, "form-error")) data-canary="held" {
                     "Held by staff since " (local_ms(d, Some(since))) ": no reader is mailed until it is released."
                 }
             }
             Gate::AwaitingCanary => {
-                p style=(style(d, "form-error")) data-canary="awaiting" {
+                p.form-error style=(style(d, "form-error")) data-canary="awaiting" {
                     "The canary window is over, but no staff address has accepted the canary copy yet: no reader is mailed until one does (the copies are tried again; if all fail, the campaign is held)."
                 }
             }
             Gate::Canary { until } => {
-                p style=(style(d, "console-ok")) data-canary="window" {
+                p.console-ok style=(style(d, "console-ok")) data-canary="window" {
                     "Canary window: the readers are mailed at " strong { (local_ms(d, Some(until))) }
                     " unless staff hold the campaign."
                 }
@@ -142,8 +142,8 @@ pub(super) fn canary_part(
             Gate::Open => {}
         }
         @if !canaries.is_empty() {
-            p style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
-            ul style=(style(d, "list")) {
+            p.paragraph style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
+            ul.list style=(style(d, "list")) {
                 @for s in canaries {
                     li { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
                 }
@@ -163,7 +163,7 @@ pub(super) fn canary_part(
                         (if held { "Release" } else { "Release now" })
                     }
                 }
-                p style=(style(d, "console-note")) {
+                p.console-note style=(style(d, "console-note")) {
                     "Release sends the campaign to its readers within a few seconds."
                 }
             }
@@ -196,9 +196,9 @@ pub(super) fn campaign_body(
     let mut head = vec!["state"];
     head.extend(count_head());
     html! {
-        p style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / campaign " (id) }
+        p.console-note style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / campaign " (id) }
         (heading(d, &format!("Campaign {id}")))
-        p style=(style(d, "paragraph")) {
+        p.paragraph style=(style(d, "paragraph")) {
             "Subject: " strong { (c.subject) } br;
             "Started " (local_ms(d, Some(c.created_at))) " by " (c.trigger.as_str()) br;
             @if c.finished { "Finished " (local_ms(d, c.finished_at)) ", after " (duration(took)) }
@@ -207,19 +207,19 @@ pub(super) fn campaign_body(
             "Rate: " (format!("{rate:.1}")) " sent a minute"
         }
         (canary_part(d, staff, c, n, canaries))
-        (table(d, &head, html! {
+        (table(d, "Counts", &head, html! {
             tr data-live=[(!c.finished).then(|| live_url.to_string())] {
-                td style=(style(d, "console-td")) data-count="state" { (c.state_word(d.app.clock.now_ms())) }
+                td.console-td style=(style(d, "console-td")) data-count="state" { (c.state_word(d.app.clock.now_ms())) }
                 (count_cells(d, n))
             }
         }))
-        p style=(style(d, "paragraph")) {
+        p.paragraph style=(style(d, "paragraph")) {
             (link(d, &format!("admin/campaigns/{id}.csv"), "Download the report (CSV)"))
-            " \u{2013} every reader, the columns of " code style=(style(d, "code")) { "brief report" } "."
+            " \u{2013} every reader, the columns of " code.code style=(style(d, "code")) { "brief report" } "."
         }
         (subheading(d, "Readers"))
         form method="get" action=(url(d, &format!("admin/campaigns/{id}")).as_str()) {
-            label style=(style(d, "field-label")) for="brief-state" { "Show readers whose delivery is" }
+            label.field-label style=(style(d, "field-label")) for="brief-state" { "Show readers whose delivery is" }
             select style=(style(d, "field")) id="brief-state" name="state" {
                 option value="" selected[state.is_none()] { "any state" }
                 @for s in DeliveryState::ALL {
@@ -228,14 +228,14 @@ pub(super) fn campaign_body(
             }
             p { button type="submit" style=(style(d, "page-button")) { "Show" } }
         }
-        p style=(style(d, "console-note")) {
+        p.console-note style=(style(d, "console-note")) {
             @if matching > rows.len() as u64 {
                 "Showing the first " (rows.len()) " of " (matching) " readers; the CSV has them all."
             } @else {
                 (matching) " reader" (if matching == 1 { "" } else { "s" }) "."
             }
         }
-        (table(d, &["address", "name", "state", "attempts", "last reply", "last attempt", "bounce"], html! {
+        (table(d, "Readers", &["address", "name", "state", "attempts", "last reply", "last attempt", "bounce"], html! {
             @for r in rows {
                 tr {
                     (cell(d, &r.address))
@@ -277,7 +277,7 @@ pub(super) async fn hold(
             "Not held",
             html! {
                 (paragraph(&d, &format!("Issue {id} has reached {reached} reader(s) already: a hold stops a campaign only before any reader is mailed.")))
-                p style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
+                p.paragraph style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
             },
         ),
         HoldOutcome::NoCampaign => not_found(&d, staff, &format!("Issue {id} has no campaign.")),

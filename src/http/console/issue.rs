@@ -13,7 +13,7 @@ use super::super::site::{Shared, Site};
 use super::super::ui::{heading, paragraph, see_other, url};
 use super::parts::{
     back_to_issue, field, issue_id, link, local_ms, message, not_found, not_sent_for_problems,
-    problem_list, style, subheading,
+    preformatted, problem_list, style, subheading,
 };
 use crate::address::AddressKey;
 use crate::app::App;
@@ -120,10 +120,10 @@ pub(super) fn issue_body(
 ) -> Markup {
     let staff_list = &d.app.config.server.staff;
     html! {
-        p style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / issue " (id) }
+        p.console-note style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / issue " (id) }
         (heading(d, &format!("Issue {id}")))
         @if let Some(c) = campaign {
-            p style=(style(d, "console-ok")) {
+            p.console-ok style=(style(d, "console-ok")) {
                 "This issue was already sent: its campaign started " (local_ms(d, Some(c.created_at)))
                 @if c.finished { " and is finished" } @else { " and is still sending" }
                 ". " (link(d, &format!("admin/campaigns/{id}"), "See the campaign"))
@@ -131,14 +131,14 @@ pub(super) fn issue_body(
         }
         @match collected {
             Err(problems) => {
-                p style=(style(d, "form-error")) {
+                p.form-error style=(style(d, "form-error")) {
                     (problems.0.len()) " problem(s): this issue cannot be sent or tested until they are fixed."
                 }
                 (problem_list(d, &problems.0))
             }
             Ok(issue) => {
                 @let p = preview(d, issue);
-                p style=(style(d, "paragraph")) {
+                p.paragraph style=(style(d, "paragraph")) {
                     "Subject: " strong { (p.subject) } br;
                     "Size: " (size(p.size)) " (as made out to the sample reader "
                     (crate::app::SAMPLE_ADDRESS) ")" br;
@@ -147,7 +147,7 @@ pub(super) fn issue_body(
                 (subheading(d, "Send a test"))
                 form method="post" action=(url(d, &format!("admin/issues/{id}/test")).as_str()) {
                     (staff.csrf_field(d))
-                    label style=(style(d, "field-label")) for="brief-test-to" { "Send the test to" }
+                    label.field-label style=(style(d, "field-label")) for="brief-test-to" { "Send the test to" }
                     select style=(style(d, "field")) id="brief-test-to" name="to" {
                         @for m in staff_list {
                             @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
@@ -155,7 +155,7 @@ pub(super) fn issue_body(
                         }
                     }
                     p { button type="submit" style=(style(d, "page-button")) { "Send a test to me" } }
-                    p style=(style(d, "console-note")) {
+                    p.console-note style=(style(d, "console-note")) {
                         "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
                     }
                 }
@@ -163,31 +163,31 @@ pub(super) fn issue_body(
                     (subheading(d, "Send now"))
                     form method="post" action=(url(d, &format!("admin/issues/{id}/send")).as_str()) {
                         (staff.csrf_field(d))
-                        p style=(style(d, "paragraph")) {
+                        p.paragraph style=(style(d, "paragraph")) {
                             "Sends issue " (id) " to " strong { (readers) } " reader"
                             (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
                         }
                         @if let Some(w) = d.app.config.schedule.canary {
-                            p style=(style(d, "console-note")) {
+                            p.console-note style=(style(d, "console-note")) {
                                 "Staff get it first; the readers " (humantime::format_duration(w))
                                 " later, unless it is held on the campaign's page."
                             }
                         }
-                        label style=(style(d, "field-label")) for="brief-confirm" {
+                        label.field-label style=(style(d, "field-label")) for="brief-confirm" {
                             "Type the issue id (" (id) ") to confirm"
                         }
-                        input style=(style(d, "field")) id="brief-confirm" name="confirm" type="text"
+                        input.field style=(style(d, "field")) id="brief-confirm" name="confirm" type="text"
                             required autocomplete="off" inputmode="numeric";
                         p { button type="submit" style=(style(d, "page-button")) { "Send now" } }
                     }
                 }
-                h3 id="the-email" style=(style(d, "console-heading")) { "The email" }
+                h3.console-heading id="the-email" style=(style(d, "console-heading")) { "The email" }
                 iframe sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html)
                     style=(style(d, "console-frame")) {}
                 (subheading(d, "Text part"))
-                pre style=(style(d, "console-pre")) { (p.text) }
+                (preformatted(d, "The text part", &p.text))
                 (subheading(d, "Headers"))
-                pre style=(style(d, "console-pre")) { (p.headers) }
+                (preformatted(d, "The headers", &p.headers))
             }
         }
     }
@@ -238,7 +238,7 @@ pub(super) async fn test_send(
         status,
         title,
         html! {
-            ul style=(style(&d, "list")) {
+            ul.list style=(style(&d, "list")) {
                 @for r in &replies {
                     li {
                         (r.address) ": "

@@ -28,11 +28,11 @@ pub(super) fn style<'a>(d: &'a Site, class: &str) -> &'a str {
 }
 
 pub(super) fn subheading(d: &Site, text: &str) -> Markup {
-    html! { h3 style=(style(d, "console-heading")) { (text) } }
+    html! { h3.console-heading style=(style(d, "console-heading")) { (text) } }
 }
 
 pub(super) fn link(d: &Site, path: &str, text: &str) -> Markup {
-    html! { a style=(style(d, "link")) href=(url(d, path).as_str()) { (text) } }
+    html! { a.link style=(style(d, "link")) href=(url(d, path).as_str()) { (text) } }
 }
 
 /// A page of the console that says one thing, with `status`.
@@ -102,18 +102,20 @@ pub(super) fn local_ms(d: &Site, ms: Option<i64>) -> String {
 
 pub(super) fn problem_list(d: &Site, problems: &[Problem]) -> Markup {
     html! {
-        ul style=(style(d, "list")) {
-            @for p in problems { li { code style=(style(d, "code")) { (p.to_string()) } } }
+        ul.list style=(style(d, "list")) {
+            @for p in problems { li { code.code style=(style(d, "code")) { (p.to_string()) } } }
         }
     }
 }
 
 /// A table that scrolls inside its own box on a narrow screen.
-pub(super) fn table(d: &Site, head: &[&str], rows: Markup) -> Markup {
+/// A table in a box that scrolls sideways when the screen is narrow; the box is a labelled
+/// region that takes the keyboard's focus, so it can be scrolled without a mouse.
+pub(super) fn table(d: &Site, label: &str, head: &[&str], rows: Markup) -> Markup {
     html! {
-        div style=(style(d, "console-scroll")) {
-            table style=(style(d, "console-table")) {
-                thead { tr { @for h in head { th style=(style(d, "console-th")) { (h) } } } }
+        div.console-scroll role="region" aria-label=(label) tabindex="0" style=(style(d, "console-scroll")) {
+            table.console-table style=(style(d, "console-table")) {
+                thead { tr { @for h in head { th.console-th style=(style(d, "console-th")) { (h) } } } }
                 tbody { (rows) }
             }
         }
@@ -121,16 +123,16 @@ pub(super) fn table(d: &Site, head: &[&str], rows: Markup) -> Markup {
 }
 
 pub(super) fn cell(d: &Site, content: impl maud::Render) -> Markup {
-    html! { td style=(style(d, "console-td")) { (content) } }
+    html! { td.console-td style=(style(d, "console-td")) { (content) } }
 }
 
 /// The counts cells of a campaign; live (`data-count`) when it is running.
 pub(super) fn count_cells(d: &Site, counts: &Counts) -> Markup {
     html! {
         @for s in DeliveryState::ALL {
-            td style=(style(d, "console-td")) data-count=(s.as_str()) { (counts.get(s)) }
+            td.console-td style=(style(d, "console-td")) data-count=(s.as_str()) { (counts.get(s)) }
         }
-        td style=(style(d, "console-td")) data-count="total" { (counts.total()) }
+        td.console-td style=(style(d, "console-td")) data-count="total" { (counts.total()) }
     }
 }
 
@@ -152,5 +154,11 @@ pub(super) fn field<'a>(form: &'a StaffForm, name: &str) -> Option<&'a str> {
 }
 
 pub(super) fn back_to_issue(d: &Site, id: IssueId) -> Markup {
-    html! { p style=(style(d, "paragraph")) { (link(d, &format!("admin/issues/{id}"), &format!("Back to issue {id}"))) } }
+    html! { p.paragraph style=(style(d, "paragraph")) { (link(d, &format!("admin/issues/{id}"), &format!("Back to issue {id}"))) } }
+}
+
+/// Preformatted text (a text part, headers, a report) in a box that may scroll: a labelled
+/// region that takes the keyboard's focus.
+pub(super) fn preformatted(d: &Site, label: &str, text: &str) -> Markup {
+    html! { pre.console-pre role="region" aria-label=(label) tabindex="0" style=(style(d, "console-pre")) { (text) } }
 }

@@ -304,6 +304,26 @@ impl Browser {
         v.as_bool().expect("a boolean")
     }
 
+    /// The violations axe-core finds on this page of the rules tagged `wcag2a` and `wcag2aa`
+    /// whose impact is serious or critical, one line each (the rule, its impact, the first
+    /// nodes), after injecting axe-core (installed by `scripts/test.sh`).
+    pub fn axe(&self) -> Vec<String> {
+        let source = axe_source();
+        self.step("inject axe-core", |c| async move {
+            c.execute(&format!("{source}\nreturn true;"), Vec::new())
+                .await
+        });
+        let found = self.step("run axe-core", |c| async move {
+            c.execute_async(AXE_RUN, Vec::new()).await
+        });
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core answered {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// What the window shows, as PNG bytes (for looking at while debugging; not compared).
     pub fn screenshot(&self) -> Vec<u8> {
         self.step("take a screenshot", |c| async move { c.screenshot().await })
@@ -404,4 +424,29 @@ fn xpath_literal(s: &str) -> String {
         let parts: Vec<String> = s.split('"').map(|p| format!("\"{p}\"")).collect();
         format!("concat({})", parts.join(", '\"', "))
     }
+}
+
+/// Runs axe-core over the page and hands back its serious and critical violations.
+const AXE_RUN: &str = "const done = arguments[arguments.length - 1];\
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa'] } })\
+      .then(r => done(r.violations\
+        .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+        .map(v => v.id + ' (' + v.impact + '): ' + v.help + ': ' +\
+          v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(' | '))))\
+      .catch(e => done(['axe-core failed: ' + e]));";
+
+/// axe-core's script, as `scripts/test.sh` installs it under `target/npm`.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/npm/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "axe-core is missing at {} ({e}): ./scripts/test.sh installs it (npm install \
+                 --prefix target/npm axe-core@4.14.1)",
+                path.display()
+            )
+        })
+    })
 }

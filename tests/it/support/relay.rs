@@ -486,11 +486,24 @@ dovecot   unix  -       n       n       -       -       pipe
     /// `postfix start`: checks the instance (creating the queue folders), then starts the
     /// master and waits for its initialization (`master -w`). Err carries the log.
     fn postfix_start(&self) -> Result<(), String> {
-        let out = self
+        let mut out = self
             .postfix()
             .arg("start")
             .output()
             .expect("run postfix start");
+        // Postfix opens its log file only if it belongs to the user opening it; a daemon that
+        // logged straight to the file while the previous stop was under way (no postlogd to
+        // hand it to) can leave it owned by `postfix`, and the root-run `postsuper` of the
+        // next start then refuses it. Given back to root, the start is tried once more.
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("open logfile") {
+            let log = self.dir.path().join("postfix.log");
+            std::os::unix::fs::chown(&log, Some(0), Some(0)).expect("chown the Postfix log");
+            out = self
+                .postfix()
+                .arg("start")
+                .output()
+                .expect("run postfix start");
+        }
         if out.status.success() {
             return Ok(());
         }
