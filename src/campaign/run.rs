@@ -125,8 +125,7 @@ pub async fn drive(
                 .await?;
         if waited != Waited::Open {
             let held = match waited {
-                Waited::Held { .. } => ledger
-                    .with(move |l| Ok(l.campaign(issue)?.and_then(|c| c.hold_reason)))
+                Waited::Held { .. } => hold_reason(ledger, issue)
                     .await?
                     .or(Some(HoldReason::Staff)),
                 _ => None,
@@ -194,9 +193,7 @@ pub async fn drive(
                 }
             }
             (Some(Stopped::Held), _) => {
-                let held = ledger
-                    .with(move |l| Ok(l.campaign(issue)?.and_then(|c| c.hold_reason)))
-                    .await?;
+                let held = hold_reason(ledger, issue).await?;
                 return Ok(Ended { summary, held });
             }
             _ => {
@@ -207,6 +204,17 @@ pub async fn drive(
             }
         }
     }
+}
+
+/// Why the campaign of `issue` is held, as the ledger says now (`None`: not held, or only in
+/// its window).
+async fn hold_reason(
+    ledger: &crate::ledger::SharedLedger,
+    issue: crate::issue::IssueId,
+) -> anyhow::Result<Option<HoldReason>> {
+    ledger
+        .with(move |l| Ok(l.campaign(issue)?.and_then(|c| c.hold_reason)))
+        .await
 }
 
 #[cfg(test)]

@@ -84,11 +84,11 @@ pub(super) async fn send(
                 "issue {id} was already sent (campaign finished, {} sent, {} failed): nothing to send",
                 counts.sent, counts.failed
             );
-            if ledger.retryable_failed(c.id)? > 0 {
+            let retryable = ledger.retryable_failed(c.id)?;
+            if retryable > 0 {
                 println!(
-                    "{} failed deliveries can be sent again once their cause is fixed: \
-                     `brief send --issue {id} --retry-failed`",
-                    ledger.retryable_failed(c.id)?
+                    "{retryable} failed deliveries can be sent again once their cause is fixed: \
+                     `brief send --issue {id} --retry-failed`"
                 );
             } else if resume == Resume::RetryFailed {
                 println!("no failed delivery to retry (a suppressed address stays suppressed)");

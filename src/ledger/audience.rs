@@ -321,7 +321,7 @@ impl Ledger {
         window: Duration,
         now: Millis,
     ) -> anyhow::Result<bool> {
-        let (window_ms, now) = (Millis(0).after(window).0, now.0);
+        let (window_ms, now) = (span_ms(window), now.0);
         let max = i64::from(max.max(1));
         let interval = (window_ms / max).max(1);
         let tolerance = window_ms - interval;
