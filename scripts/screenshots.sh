@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Remakes the screenshots in docs/ from the browser tests, so they show the console as it is:
-# runs the console's browser test in headless Chromium (installed when missing, as for the tests),
-# which saves its screenshots under target/console-screenshots/, and copies the ones the docs
-# show into docs/.
+# Remakes the pictures in docs/ from the faces harness, so they show brief as it is: runs
+# tests/it/faces.rs in headless Chromium (installed when missing, as for the tests) with
+# BRIEF_FACES=1, which saves every face at 375 and 1280 px, light and dark, under target/faces/
+# (NAME-WIDTH-SCHEME.png), and copies the ones the docs show into docs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -12,10 +12,17 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 install_debs "${need[@]}"
+AXE_VERSION=4.14.1
+[ -f target/npm/node_modules/axe-core/axe.min.js ] \
+  || npm install --prefix target/npm --no-save --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION"
 
-shots="target/console-screenshots"   # where the test saves them, whatever CARGO_TARGET_DIR says
+shots="target/faces"   # where the harness saves them, whatever CARGO_TARGET_DIR says
 rm -rf "$shots"
-cargo test --test it browser::a_staff_member_uses_the_console_in_a_browser
-[ -f "$shots/dashboard-1280.png" ] || { echo "error: the browser test saved no dashboard-1280.png in $shots" >&2; exit 1; }
-cp "$shots/dashboard-1280.png" docs/console.png
-echo "docs/console.png: the dashboard at 1280 px, from $shots/dashboard-1280.png"
+BRIEF_FACES=1 cargo test --test it faces::every_face
+for pair in dashboard-1280-light:console.png issue-mail-375-light:issue-phone-light.png \
+            issue-mail-375-dark:issue-phone-dark.png; do
+  face="${pair%%:*}" doc="${pair#*:}"
+  [ -f "$shots/$face.png" ] || { echo "error: the harness saved no $face.png in $shots" >&2; exit 1; }
+  cp "$shots/$face.png" "docs/$doc"
+  echo "docs/$doc: from $shots/$face.png"
+done

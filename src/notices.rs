@@ -509,39 +509,49 @@ impl Sender<'_> {
              mailed; check `[server] staff` and the relay, then `brief release --issue {issue}` \
              (or Release in the console)"
         );
-        let link = self
-            .app
-            .config
-            .server
-            .public_url
-            .join(&format!("admin/campaigns/{issue}"))
-            .expect("an issue id is a valid path");
-        let kicker = &self.app.config.newsletter.kicker;
-        let subject = format!("Held: {kicker} {issue}: no staff address accepted the canary copy");
-        let paragraphs = [
-            format!(
-                "The canary copy of issue {issue} was refused by every staff address, so \
-                 nobody has seen the message: the campaign is held and no reader was mailed."
-            ),
-            format!(
-                "Check `[server] staff` and the relay, then release it (`brief release \
-                 --issue {issue}`, or Release on the campaign page)."
-            ),
-        ];
-        let notices = staff_report(
-            self.app,
-            self.key,
-            NoticeKind::CanaryHeld,
-            Some(campaign),
-            Report {
-                subject: &subject,
-                paragraphs: &paragraphs,
-                button: "Open the campaign",
-                link: &link,
-            },
-        );
+        let notices = canary_held(self.app, self.key, campaign, issue);
         self.queue(notices).await
     }
+}
+
+/// The notice to every staff address that `campaign` (of `issue`) is held because no staff
+/// address accepted its canary copy, with a button to its campaign page.
+pub fn canary_held(
+    app: &App,
+    key: &TokenKey,
+    campaign: CampaignId,
+    issue: IssueId,
+) -> Vec<NewNotice> {
+    let link = app
+        .config
+        .server
+        .public_url
+        .join(&format!("admin/campaigns/{issue}"))
+        .expect("an issue id is a valid path");
+    let kicker = &app.config.newsletter.kicker;
+    let subject = format!("Held: {kicker} {issue}: no staff address accepted the canary copy");
+    let paragraphs = [
+        format!(
+            "The canary copy of issue {issue} was refused by every staff address, so \
+             nobody has seen the message: the campaign is held and no reader was mailed."
+        ),
+        format!(
+            "Check `[server] staff` and the relay, then release it (`brief release \
+             --issue {issue}`, or Release on the campaign page)."
+        ),
+    ];
+    staff_report(
+        app,
+        key,
+        NoticeKind::CanaryHeld,
+        Some(campaign),
+        Report {
+            subject: &subject,
+            paragraphs: &paragraphs,
+            button: "Open the campaign",
+            link: &link,
+        },
+    )
 }
 
 /// Claimed rows for notices just queued with `ids`.

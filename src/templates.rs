@@ -35,6 +35,10 @@ pub struct Snippets {
     pub view_in_browser: String,
     /// The text of each entry's link.
     pub learn_more: String,
+    /// What follows it, in a lighter face, so that the link makes sense out of context (a list
+    /// of links, a screen reader's); `{title}` is the entry's title.
+    #[serde(default = "default_learn_more_about")]
+    pub learn_more_about: String,
     /// Why the reader gets this message.
     pub why: String,
     /// The unsubscribe link's text.
@@ -56,6 +60,10 @@ pub struct Snippets {
     /// Its text, above the confirmation button.
     #[serde(default = "default_confirm_text")]
     pub confirm_text: String,
+}
+
+fn default_learn_more_about() -> String {
+    "about {title}".into()
 }
 
 fn default_consent() -> String {
@@ -130,6 +138,7 @@ impl Templates {
         for field in [
             &mut s.view_in_browser,
             &mut s.learn_more,
+            &mut s.learn_more_about,
             &mut s.why,
             &mut s.unsubscribe,
             &mut s.unsubscribe_note,

@@ -78,7 +78,7 @@ fn page(
                 @if let Some(p) = preheader {
                     // Preview text, hidden by the stylesheet's `.preheader` rule; the padding keeps
                     // clients from pulling body text into the preview after it.
-                    div.preheader style=(t.style("preheader")) {
+                    div.preheader lang=(LANGUAGE) dir=(DIRECTION) style=(t.style("preheader")) {
                         (p) (PreEscaped("&#8199;&#847;".repeat(60)))
                     }
                 }
@@ -105,10 +105,14 @@ fn page(
                                     p.entry-meta style=(t.style("entry-meta")) {
                                         (e.date.format(&n.date_format).to_string())
                                         " \u{00b7} "
-                                        // Every entry's link says the same words: the label tells
-                                        // a screen reader's list of links which entry it is.
-                                        a.learn-more style=(t.style("learn-more")) href=(e.link.as_str())
-                                            aria-label=(format!("{}: {}", t.snippets.learn_more, e.title)) { (t.snippets.learn_more) }
+                                        // The link names its entry in words everyone sees (WCAG
+                                        // 2.4.4): "Learn more" stands out, "about <title>" is lighter.
+                                        a.learn-more style=(t.style("learn-more")) href=(e.link.as_str()) {
+                                            (t.snippets.learn_more) " "
+                                            span.learn-more-about style=(t.style("learn-more-about")) {
+                                                (t.snippets.learn_more_about.replace("{title}", &e.title))
+                                            }
+                                        }
                                         @if let EntrySource::Feed { label: Some(l), .. } = &e.source {
                                             " \u{00b7} " span.source style=(t.style("source")) { "via " (l) }
                                         }

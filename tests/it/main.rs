@@ -12,6 +12,7 @@ mod delivery;
 mod dkim;
 mod docs;
 mod door;
+mod faces;
 mod feed_issue;
 mod feeds;
 mod http;

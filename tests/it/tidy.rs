@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::support::repo;
+use crate::support::{assert_none, repo};
 
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     let Ok(read) = std::fs::read_dir(dir) else {
@@ -187,11 +187,6 @@ fn lex(text: &str) -> (String, Vec<(usize, String)>) {
         }
     }
     (code, strings)
-}
-
-/// Fails with one line per violation, under a sentence saying which rule they break.
-fn assert_none(rule: &str, found: &[String]) {
-    assert!(found.is_empty(), "{rule}:\n  {}", found.join("\n  "));
 }
 
 /// `path:line: code line` for every place `needle` occurs in the code (not comments or strings).
@@ -742,5 +737,135 @@ fn tidy_lexer_tells_code_from_comments_and_strings() {
     assert_eq!(
         crate_refs("use crate::{app::{self, X}, render};\n"),
         [(12, "app"), (28, "render")]
+    );
+}
+
+/// The route patterns a source text gives the router (`.route("/path", ...)`).
+fn routes_in(text: &str) -> Vec<String> {
+    text.match_indices(".route(")
+        .filter_map(|(at, m)| {
+            let rest = text[at + m.len()..].trim_start().strip_prefix('"')?;
+            Some(rest[..rest.find('"')?].to_string())
+        })
+        .collect()
+}
+
+/// The words of the `words!(NAME { Variant => "word", ... })` table in `text`.
+fn words_of(text: &str, name: &str) -> Vec<String> {
+    let start = text
+        .find(&format!("words!({name} {{"))
+        .unwrap_or_else(|| panic!("no words!({name}) table"));
+    let table = &text[start..start + text[start..].find("})").unwrap()];
+    table
+        .split("=> \"")
+        .skip(1)
+        .map(|w| w[..w.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// The variants of `pub enum NAME { ... }` in `text`, in lower case.
+fn variants_of(text: &str, name: &str) -> Vec<String> {
+    let start = text
+        .find(&format!("pub enum {name} {{"))
+        .unwrap_or_else(|| panic!("no enum {name}"));
+    let body = &text[start..];
+    let mut depth = 0;
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let t = line.trim();
+        if depth == 1 && t.starts_with(|c: char| c.is_ascii_uppercase()) {
+            out.push(
+                t.split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap()
+                    .to_lowercase(),
+            );
+        }
+        depth += t.matches('{').count();
+        depth -= t.matches('}').count();
+        if depth == 0 && !out.is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+/// What a list of faces leaves out of `routes` and `mails`, and what it names that is gone.
+fn face_gaps(routes: &[String], mails: &[String]) -> Vec<String> {
+    use crate::faces::{Shows, FACES, NOT_FACES};
+    let mut face_routes = BTreeSet::new();
+    let mut face_mails = BTreeSet::new();
+    for f in FACES {
+        match f.shows {
+            Shows::Mail(kind) => {
+                face_mails.insert(kind.to_string());
+            }
+            Shows::Page(rs) => face_routes.extend(rs.iter().map(|r| r.to_string())),
+        }
+    }
+    let excused: BTreeSet<String> = NOT_FACES.iter().map(|(r, _)| r.to_string()).collect();
+    let mut gaps = Vec::new();
+    for r in routes {
+        if !face_routes.contains(r) && !excused.contains(r) {
+            gaps.push(format!("route {r} is neither in FACES nor in NOT_FACES"));
+        }
+    }
+    for m in mails {
+        if !face_mails.contains(m) {
+            gaps.push(format!("mail kind {m} is not in FACES"));
+        }
+    }
+    for r in face_routes.iter().chain(&excused) {
+        if !routes.contains(r) {
+            gaps.push(format!("{r} is listed but no route has it"));
+        }
+    }
+    for m in &face_mails {
+        if !mails.contains(m) {
+            gaps.push(format!("{m} is listed but brief sends no such mail"));
+        }
+    }
+    gaps
+}
+
+/// Every mail kind brief sends and every route it serves is a face the harness looks at
+/// (`tests/it/faces.rs`), or is listed there as no face with its reason.
+#[test]
+fn every_mail_kind_and_page_is_a_face() {
+    let mut routes = Vec::new();
+    for s in sources("http") {
+        let text = std::fs::read_to_string(repo().join(&s.path)).unwrap();
+        routes.extend(routes_in(&text));
+    }
+    routes.sort();
+    routes.dedup();
+    assert!(routes.contains(&"/subscribe".to_string()), "{routes:?}");
+    let read = |p: &str| std::fs::read_to_string(repo().join(p)).unwrap();
+    let mut mails = words_of(&read("src/ledger/notices.rs"), "NoticeKind");
+    // A message of kind `Notice` is one of the notice kinds above.
+    mails.extend(
+        variants_of(&read("src/message.rs"), "Kind")
+            .into_iter()
+            .filter(|k| k != "notice"),
+    );
+    assert!(mails.len() >= 9, "{mails:?}");
+    assert_none("every mail and page is a face", &face_gaps(&routes, &mails));
+
+    // The check itself sees a new route and a new kind of mail.
+    let mut more = routes.clone();
+    more.extend(routes_in(
+        "r.route(\n    \"/admin/subscribers/\", get(list))",
+    ));
+    let mut kinds = mails.clone();
+    kinds.extend(words_of(
+        "words!(NoticeKind { Welcome => \"welcome\", })",
+        "NoticeKind",
+    ));
+    assert_eq!(
+        face_gaps(&more, &kinds),
+        [
+            "route /admin/subscribers/ is neither in FACES nor in NOT_FACES",
+            "mail kind welcome is not in FACES"
+        ]
     );
 }

@@ -145,7 +145,7 @@ pub(super) fn canary_part(
             p.paragraph style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
             ul.list style=(style(d, "list")) {
                 @for s in canaries {
-                    li { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
+                    li.reply style=(style(d, "reply")) { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
                 }
             }
         }

@@ -140,7 +140,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         }
         @if !warnings.is_empty() {
             p.paragraph style=(style(&d, "paragraph")) { "Warnings of the configuration:" }
-            ul.list style=(style(&d, "list")) { @for w in warnings { li { (w) } } }
+            ul.list style=(style(&d, "list")) { @for w in warnings { li.reply style=(style(&d, "reply")) { (w) } } }
         }
         (subheading(&d, "Recent campaigns"))
         @for (c, _) in o.campaigns.iter().filter(|(c, _)| !c.finished && c.hold_reason == Some(HoldReason::CanaryUnaccepted)) {

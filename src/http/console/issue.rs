@@ -240,7 +240,7 @@ pub(super) async fn test_send(
         html! {
             ul.list style=(style(&d, "list")) {
                 @for r in &replies {
-                    li {
+                    li.reply style=(style(&d, "reply")) {
                         (r.address) ": "
                         @if r.accepted { "accepted" } @else { "refused" }
                         " (" (r.code.map(|c| c.to_string()).unwrap_or_default()) " " (r.text) ")"

@@ -103,7 +103,7 @@ pub(super) fn local_ms(d: &Site, ms: Option<i64>) -> String {
 pub(super) fn problem_list(d: &Site, problems: &[Problem]) -> Markup {
     html! {
         ul.list style=(style(d, "list")) {
-            @for p in problems { li { code.code style=(style(d, "code")) { (p.to_string()) } } }
+            @for p in problems { li.reply style=(style(d, "reply")) { code.code style=(style(d, "code")) { (p.to_string()) } } }
         }
     }
 }

@@ -62,40 +62,22 @@ pub struct Browser {
 impl Browser {
     /// A desktop-sized window (1280 x 900).
     pub fn start() -> Browser {
-        Browser::launch(json!({}), "--window-size=1280,900", &[])
+        Browser::launch(json!({}), "--window-size=1280,900")
     }
 
     /// A phone: a viewport `width` CSS pixels wide (844 high), touch, and the page's
     /// `<meta name="viewport">` honoured as a phone does; screenshots are `width` pixels wide.
     pub fn phone(width: u32) -> Browser {
-        Browser::phone_with(width, &[])
-    }
-
-    /// A phone (as [`Browser::phone`]) set to dark mode: pages see
-    /// `prefers-color-scheme: dark`.
-    pub fn phone_dark(width: u32) -> Browser {
-        Browser::phone_with(
-            width,
-            &[
-                "--force-dark-mode",
-                // Blink's preferred colour scheme: 0 is dark, 1 light.
-                "--blink-settings=preferredColorScheme=0",
-            ],
-        )
-    }
-
-    fn phone_with(width: u32, flags: &[&str]) -> Browser {
         let emulation = json!({
             "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 1.0, "mobile": true, "touch": true }
         });
         Browser::launch(
             json!({ "mobileEmulation": emulation }),
             &format!("--window-size={width},844"),
-            flags,
         )
     }
 
-    fn launch(mut chrome_options: serde_json::Value, size: &str, flags: &[&str]) -> Browser {
+    fn launch(mut chrome_options: serde_json::Value, size: &str) -> Browser {
         let chromedriver = find("chromedriver", &["/usr/bin/chromedriver"])
             .unwrap_or_else(|| panic!("chromedriver is missing: {MISSING}"));
         // The program itself, not Debian's launcher script (which adds flags of its own).
@@ -171,7 +153,6 @@ impl Browser {
 
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push(size.to_string());
-        args.extend(flags.iter().map(|f| f.to_string()));
         args.push(format!("--user-data-dir={}", b._profile.path().display()));
         let o = chrome_options.as_object_mut().unwrap();
         o.insert("binary".into(), json!(chromium));
@@ -324,6 +305,35 @@ impl Browser {
             .collect()
     }
 
+    /// Shows the page as a screen `width` CSS pixels wide (900 high; a phone below 600, whose
+    /// `<meta name="viewport">` is honoured) in `scheme`, through the DevTools protocol, without
+    /// reloading it; it stays so across navigations until the next call.
+    pub fn view(&self, width: u32, scheme: Scheme) {
+        let mobile = width < 600;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": mobile }),
+        );
+        self.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme.name() }] }),
+        );
+        let dark = self.execute("return matchMedia('(prefers-color-scheme: dark)').matches;");
+        assert_eq!(
+            dark,
+            json!(scheme == Scheme::Dark),
+            "the page does not see the {} scheme",
+            scheme.name()
+        );
+    }
+
+    /// Runs a DevTools protocol command in the page's target (chromedriver's `goog/cdp`).
+    fn cdp(&self, cmd: &'static str, params: serde_json::Value) -> serde_json::Value {
+        self.step(&format!("run {cmd}"), |c| async move {
+            c.issue_cmd(Cdp { cmd, params }).await
+        })
+    }
+
     /// What the window shows, as PNG bytes (for looking at while debugging; not compared).
     pub fn screenshot(&self) -> Vec<u8> {
         self.step("take a screenshot", |c| async move { c.screenshot().await })
@@ -369,6 +379,47 @@ impl Drop for Browser {
             .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// A colour scheme a page can be shown in (`prefers-color-scheme`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Light,
+    Dark,
+}
+
+impl Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Light => "light",
+            Scheme::Dark => "dark",
+        }
+    }
+}
+
+/// chromedriver's extension command that runs a DevTools protocol command.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (hyper::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (hyper::Method::POST, Some(body.to_string()))
     }
 }
 

@@ -226,3 +226,8 @@ pub fn text_of(p: &Path) -> String {
     let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
     m.body_text(0).unwrap_or_default().to_string()
 }
+
+/// Fails naming `rule` and every one of `found`, one per line, unless there are none.
+pub fn assert_none(rule: &str, found: &[String]) {
+    assert!(found.is_empty(), "{rule}:\n  {}", found.join("\n  "));
+}

@@ -1,0 +1,556 @@
+//! Every face a person sees, in one place: each mail brief sends and each page it serves, made
+//! the way a person meets it (the sign-up form filled in, the link in the mail opened, the
+//! console signed into, a campaign sent), then looked at in headless Chromium at 375 and 1280 px
+//! wide, light and dark (`prefers-color-scheme` through the DevTools protocol). In each of the
+//! four views nothing may scroll sideways and axe-core may find no serious or critical fault of
+//! the WCAG 2 A and AA rules.
+//!
+//! [`FACES`] lists them; `tidy::every_mail_kind_and_page_is_a_face` fails when brief gains a mail
+//! kind or a route that is neither a face here nor in [`NOT_FACES`] with its reason.
+//!
+//! With `BRIEF_FACES=1`, each view's screenshot lands in `target/faces/` (`NAME-WIDTH-SCHEME.png`);
+//! `scripts/screenshots.sh` runs it so and copies the docs' pictures from there.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brief::clock::{Clock, FixedClock, SystemClock};
+use brief::daemon::Daemon;
+use tokio_util::sync::CancellationToken;
+
+use crate::browser::{on_own_port, sign_in};
+use crate::support::browser::{Browser, Scheme};
+use crate::support::daemon::{wait_until, Running};
+use crate::support::{subject_of, World};
+
+/// What a face is: a kind of mail (its words: a `NoticeKind`'s, or a `message::Kind` variant's in
+/// lower case), or a page some routes answer (their patterns as the router spells them).
+pub(crate) enum Shows {
+    Mail(&'static str),
+    Page(&'static [&'static str]),
+}
+
+/// A face: its name (also its screenshots' file name) and what it shows.
+pub(crate) struct Face {
+    pub name: &'static str,
+    pub shows: Shows,
+}
+
+const fn mail(name: &'static str, kind: &'static str) -> Face {
+    Face {
+        name,
+        shows: Shows::Mail(kind),
+    }
+}
+
+const fn page(name: &'static str, routes: &'static [&'static str]) -> Face {
+    Face {
+        name,
+        shows: Shows::Page(routes),
+    }
+}
+
+/// Every mail and page a person sees.
+pub(crate) const FACES: &[Face] = &[
+    // Mails.
+    mail("issue-mail", "campaign"),
+    mail("test-copy-mail", "test"),
+    mail("canary-copy-mail", "canary"),
+    mail("confirmation-mail", "confirmation"),
+    mail("sign-in-mail", "staff_login"),
+    mail("checks-before-send-mail", "preflight"),
+    mail("summary-mail", "summary"),
+    mail("summary-a-day-later-mail", "summary"),
+    mail("canary-held-mail", "canary_held"),
+    // A reader's pages.
+    page("sign-up", &["/subscribe"]),
+    page("sign-up-refused", &["/subscribe"]),
+    page("sign-up-answer", &["/subscribe"]),
+    page("confirm", &["/confirm/{token}"]),
+    page("confirmed", &["/confirm/{token}"]),
+    page("confirm-link-not-valid", &["/confirm/{token}"]),
+    page("unsubscribe", &["/unsubscribe/{token}"]),
+    page("unsubscribed", &["/unsubscribe/{token}"]),
+    page("preview", &["/preview/{token}"]),
+    page("preview-expired-410", &["/preview/{token}"]),
+    page("archive-index", &["/archive", "/archive/"]),
+    page("archive-issue", &["/archive/{id}"]),
+    page("not-found-404", &[]),
+    // Staff's pages.
+    page("sign-in", &["/admin/login"]),
+    page("sign-in-answer", &["/admin/login"]),
+    page("sign-in-link", &["/admin/login/{token}"]),
+    page("dashboard", &["/admin/"]),
+    page("issue", &["/admin/issues/{id}"]),
+    page("test-sent", &["/admin/issues/{id}/test"]),
+    page("send-refused", &["/admin/issues/{id}/send"]),
+    page("campaign-canary", &["/admin/campaigns/{id}"]),
+    page("campaign-held", &["/admin/campaigns/{id}"]),
+    page("campaign", &["/admin/campaigns/{id}"]),
+    page("issue-sent", &["/admin/issues/{id}"]),
+    page("console-not-found", &["/admin/issues/{id}"]),
+];
+
+/// Routes that show a person no page of their own, and why.
+pub(crate) const NOT_FACES: &[(&str, &str)] = &[
+    ("/healthz", "plain text for a monitor"),
+    ("/metrics", "Prometheus text for a scraper"),
+    ("/admin", "redirects to /admin/"),
+    ("/admin/live.js", "the console's script"),
+    ("/admin/campaigns/{id}/counts", "JSON for the campaign page's script"),
+    ("/admin/logout", "redirects to the sign-in page"),
+    (
+        "/admin/campaigns/{id}/hold",
+        "redirects to the campaign page (a refusal is the console's one-message page, as send-refused)",
+    ),
+    ("/admin/campaigns/{id}/release", "redirects to the campaign page"),
+    ("/admin/test-send", "a JSON API for scripts"),
+    ("/webhooks/bounce", "a JSON API for the relay"),
+];
+
+/// The four views of every face.
+const VIEWS: [(u32, Scheme); 4] = [
+    (375, Scheme::Light),
+    (375, Scheme::Dark),
+    (1280, Scheme::Light),
+    (1280, Scheme::Dark),
+];
+
+/// Looks at faces and remembers which.
+struct Looker {
+    b: Browser,
+    seen: BTreeSet<&'static str>,
+    shots: Option<PathBuf>,
+    mails: PathBuf,
+}
+
+impl Looker {
+    /// Checks the page the browser shows, as face `name`, in every view.
+    fn look(&mut self, name: &'static str) {
+        assert!(
+            FACES.iter().any(|f| f.name == name),
+            "{name} is not in FACES"
+        );
+        assert!(self.seen.insert(name), "{name} was looked at twice");
+        let links = self.b.execute(LINK_TEXT_JS);
+        assert_eq!(links, serde_json::json!([]), "the links of the {name} face");
+        for (width, scheme) in VIEWS {
+            let view = format!("the {name} face at {width}px, {}", scheme.name());
+            self.b.view(width, scheme);
+            let widths = self.b.execute(
+                "return [document.documentElement.scrollWidth, document.body.scrollWidth, \
+                 window.innerWidth];",
+            );
+            // A phone lays out a page wider than its screen at the page's width (and shrinks
+            // it); a desktop scrolls it sideways.
+            assert!(
+                widths[2] == width && !self.b.scrolls_sideways(),
+                "{view} is wider than the screen (scroll widths and window: {widths}): {}",
+                self.widest(width)
+            );
+            let faults = self.b.axe();
+            assert!(
+                faults.is_empty(),
+                "axe-core on {view}:\n{}",
+                faults.join("\n")
+            );
+            if let Some(dir) = &self.shots {
+                let file = dir.join(format!("{name}-{width}-{}.png", scheme.name()));
+                std::fs::write(file, self.b.screenshot()).unwrap();
+            }
+        }
+        self.b.view(1280, Scheme::Light);
+    }
+
+    /// The innermost elements that reach past the window's right edge: what makes a page too
+    /// wide.
+    fn widest(&self, width: u32) -> serde_json::Value {
+        self.b.execute(&format!(
+            "const w = {width}, wide = e => e.getBoundingClientRect().right > w;\
+             return [...document.body.querySelectorAll('*')]\
+               .filter(e => wide(e) && ![...e.children].some(wide))\
+               .slice(0, 3)\
+               .map(e => [Math.round(e.getBoundingClientRect().right), e.tagName + \
+                 (e.className ? '.' + e.className : '') + ' ' + \
+                 (e.textContent || '').trim().slice(0, 60)]);"
+        ))
+    }
+
+    /// Opens the HTML part of the mail in `eml` as a mail program would show it, and looks at
+    /// it as face `name`.
+    fn look_at_mail(&mut self, name: &'static str, eml: &[u8]) {
+        let m = mail_parser::MessageParser::default()
+            .parse(eml)
+            .unwrap_or_else(|| panic!("{name}: not a message"));
+        let html = m
+            .body_html(0)
+            .unwrap_or_else(|| panic!("{name}: no HTML part"));
+        crate::support::assert_none(name, &markup_faults(&html));
+        let language = m
+            .header_raw("Content-Language")
+            .map(|v| v.trim().to_string());
+        assert_eq!(
+            language.as_deref(),
+            Some(brief::render::LANGUAGE),
+            "{name}: the message's Content-Language"
+        );
+        let file = self.mails.join(format!("{name}.html"));
+        std::fs::write(&file, html.as_bytes()).unwrap();
+        self.b.open(&format!("file://{}", file.display()));
+        self.look(name);
+    }
+}
+
+/// What mail clients would lose or a reader could not use that axe-core cannot see in a
+/// browser (several clients strip `<html>` and `<head>`): `lang` and `dir` on `<html>`, on the
+/// first element inside `<body>` and on the wrapper table, `role="presentation"` on every layout table, `alt` on every
+/// image, a `<title>`.
+pub(crate) fn markup_faults(html: &str) -> Vec<String> {
+    let said = format!(
+        "lang=\"{}\" dir=\"{}\"",
+        brief::render::LANGUAGE,
+        brief::render::DIRECTION
+    );
+    let tag_at = |i: usize| &html[i..i + html[i..].find('>').unwrap_or(html.len() - i)];
+    let mut faults = Vec::new();
+    if !html.contains(&format!("<html {said}")) {
+        faults.push(format!("<html> has no {said}"));
+    }
+    // The first element inside `<body>` (a preheader, or the wrapper) and the wrapper table.
+    match html.find("<body") {
+        None => faults.push("no <body>".to_string()),
+        Some(b) => {
+            let first = html[b + 1..].find('<').map(|w| b + 1 + w);
+            let table = html[b..].find("<table").map(|w| b + w);
+            for at in [first, table] {
+                if !at.is_some_and(|at| tag_at(at).contains(&said)) {
+                    let tag = at.map(tag_at).unwrap_or("nothing");
+                    faults.push(format!("{tag} inside <body> has no {said}"));
+                }
+            }
+        }
+    }
+    for (i, _) in html.match_indices("<table") {
+        if !tag_at(i).contains("role=\"presentation\"") {
+            faults.push(format!(
+                "a layout table without role=presentation: {}",
+                tag_at(i)
+            ));
+        }
+    }
+    for (i, _) in html.match_indices("<img") {
+        if !tag_at(i).contains(" alt=") {
+            faults.push(format!("an image without alt: {}", tag_at(i)));
+        }
+    }
+    let title = html
+        .split("<title>")
+        .nth(1)
+        .and_then(|t| t.split("</title>").next());
+    if title.is_none_or(|t| t.trim().is_empty()) {
+        faults.push("no <title>".to_string());
+    }
+    faults
+}
+
+/// Links a reader cannot tell apart out of context (WCAG 2.4.4, as a list of links shows them):
+/// no words, words that say nothing ("Learn more", "click here"), or the same words leading to
+/// different places.
+const LINK_TEXT_JS: &str = r#"
+const vague = ['learn more', 'read more', 'more', 'click here', 'here', 'link', 'this link'];
+const seen = new Map(), faults = [];
+for (const a of document.querySelectorAll('a[href]')) {
+  const alts = [...a.querySelectorAll('img[alt]')].map(i => i.alt).join(' ');
+  const words = (a.innerText || alts).replace(/\s+/g, ' ').trim();
+  const key = words.toLowerCase();
+  if (!words) faults.push('a link with no words: ' + a.href);
+  else if (vague.includes(key)) faults.push('a link that says only "' + words + '": ' + a.href);
+  if (seen.has(key) && seen.get(key) !== a.href)
+    faults.push('two links say "' + words + '" but lead apart: ' + seen.get(key) + ', ' + a.href);
+  seen.set(key, a.href);
+}
+return faults;"#;
+
+/// The newest message in `w`'s outbox folder `sub` whose subject starts with `subject`.
+fn mail_in(w: &World, sub: &str, subject: &str) -> Vec<u8> {
+    let mut found = Vec::new();
+    wait_until(
+        &format!("a message {subject:?} in the outbox's {sub}"),
+        Duration::from_secs(30),
+        || {
+            found = w
+                .outbox(sub)
+                .into_iter()
+                .filter(|p| subject_of(p).starts_with(subject))
+                .collect();
+            !found.is_empty()
+        },
+    );
+    found.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    std::fs::read(found.last().unwrap()).unwrap()
+}
+
+/// The first link in the text part of `eml` that starts with `prefix`.
+fn link_in(eml: &[u8], prefix: &str) -> String {
+    let m = mail_parser::MessageParser::default().parse(eml).unwrap();
+    let text = m.body_text(0).unwrap().into_owned();
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+    text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
+fn file_of(w: &World, sub: &str, to: &str) -> PathBuf {
+    w.outbox(sub)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(to))
+        .unwrap_or_else(|| panic!("no message to {to} in {sub}"))
+}
+
+/// Turns the browser's own checks of the page's forms off, so the server's answer to a bad
+/// value can be seen.
+fn no_validation(b: &Browser) {
+    b.execute("document.querySelectorAll('form').forEach(f => f.noValidate = true); return true;");
+}
+
+fn config(w: &World, base: &str, schedule: &str) {
+    w.write("brief.toml", &format!("{base}\n{schedule}"));
+}
+
+#[test]
+fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
+    let w = World::new();
+    w.add_server_keys("staff = [\"editor@example.org\"]");
+    let port = on_own_port(&w);
+    let base = std::fs::read_to_string(w.config_path()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shots = std::env::var_os("BRIEF_FACES").map(|_| {
+        let dir = crate::support::repo().join("target/faces");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let mut l = Looker {
+        b: Browser::start(),
+        seen: BTreeSet::new(),
+        shots,
+        mails: w.path("faces"),
+    };
+    std::fs::create_dir_all(&l.mails).unwrap();
+    let site = format!("http://127.0.0.1:{port}");
+
+    // The checks before a scheduled send, a day ahead, on a fixed clock; the entries' links
+    // point at a loopback server, the first one missing (a problem to report).
+    config(
+        &w,
+        &base,
+        "[schedule]\ncron = \"0 0 9 23 * *\"\ntimezone = \"UTC\"\npreflight = \"24h\"\n",
+    );
+    crate::preflight::links_to(&w, "2021-07", &crate::preflight::web());
+    rt.block_on(async {
+        let at = chrono::DateTime::parse_from_rfc3339("2021-07-22T12:00:00Z").unwrap();
+        let app = brief::app::App::new(w.config(), Arc::new(FixedClock::new(at.to_utc()))).unwrap();
+        let d = Daemon::new(app, CancellationToken::new()).unwrap();
+        let fire = chrono::DateTime::parse_from_rfc3339("2021-07-23T09:00:00Z").unwrap();
+        assert!(d.preflight(fire.to_utc()).await.is_some());
+        d.drain_notices().await;
+    });
+    l.look_at_mail(
+        "checks-before-send-mail",
+        &mail_in(&w, "staff", "Checks before the send"),
+    );
+
+    // The daemon, with a canary window, for everything else.
+    config(&w, &base, "[schedule]\ncanary = \"2h\"\n");
+    let d = Running::start(&w, &[]);
+
+    // A reader signs up.
+    l.b.open(&format!("{site}/subscribe"));
+    l.b.wait_for_text("Subscribe to BRIEF");
+    l.look("sign-up");
+    no_validation(&l.b);
+    l.b.fill("Email address", "not an address");
+    l.b.click("Subscribe");
+    l.b.wait_for_text("Please check the address");
+    l.look("sign-up-refused");
+    l.b.fill("Email address", "reader@example.org");
+    l.b.click("Subscribe");
+    l.b.wait_for_text("Check your inbox");
+    l.look("sign-up-answer");
+    let confirmation = mail_in(&w, "signup", "");
+    l.look_at_mail("confirmation-mail", &confirmation);
+    l.b.open(&link_in(&confirmation, &format!("{site}/confirm/")));
+    l.b.wait_for_text("Confirm your subscription");
+    l.look("confirm");
+    l.b.click("Confirm subscription");
+    l.b.wait_for_text("You're subscribed");
+    l.look("confirmed");
+    l.b.open(&format!("{site}/confirm/not-a-token"));
+    l.b.wait_for_text("not valid");
+    l.look("confirm-link-not-valid");
+
+    // Staff sign in, test, and send with a canary.
+    l.b.open(&format!("{site}/admin/"));
+    l.b.wait_for_text("Staff sign-in");
+    l.look("sign-in");
+    // The checks mail came first to staff; the sign-in link is the second.
+    sign_in(&l.b, &w, port, "editor@example.org", 2);
+    l.look("dashboard");
+    l.look_at_mail("sign-in-mail", &mail_in(&w, "staff", "Sign in"));
+    // The link page, from a second link (the first one is used).
+    l.b.open(&format!("{site}/admin/login"));
+    l.b.fill("Email address", "editor@example.org");
+    l.b.click("Email me a sign-in link");
+    l.b.wait_for_text("Check your inbox");
+    l.look("sign-in-answer");
+    let second = mail_in(&w, "staff", "Sign in");
+    l.b.open(&link_in(&second, &format!("{site}/admin/login/")));
+    l.b.wait_for_text("Press the button to sign in");
+    l.look("sign-in-link");
+
+    l.b.open(&format!("{site}/admin/issues/2021-07"));
+    l.b.wait_for_text("Send a test to me");
+    l.look("issue");
+    l.b.click("Send a test to me");
+    l.b.wait_for_text("Test sent");
+    l.look("test-sent");
+    let test = mail_in(&w, "test", "");
+    l.look_at_mail("test-copy-mail", &test);
+    l.b.open(&link_in(&test, &format!("{site}/preview/")));
+    l.b.wait_for_text("Learn more");
+    l.look("preview");
+
+    l.b.open(&format!("{site}/admin/issues/2021-07"));
+    no_validation(&l.b);
+    l.b.fill("Type the issue id (2021-07) to confirm", "2021-08");
+    l.b.click("Send now");
+    l.b.wait_for_text("Not sent");
+    l.look("send-refused");
+    // Sent with a canary window that only a release ends: held, released, finished.
+    l.b.open(&format!("{site}/admin/issues/2021-07"));
+    l.b.fill("Type the issue id (2021-07) to confirm", "2021-07");
+    l.b.click("Send now");
+    l.b.wait_for_text("Canary window: the readers are mailed at");
+    l.look("campaign-canary");
+    let campaign = l.b.url();
+    l.b.click("Hold");
+    l.b.wait_for_text("Held by staff since");
+    l.look("campaign-held");
+    l.b.click("Release");
+    wait_until("the campaign to finish", Duration::from_secs(60), || {
+        w.ledger()
+            .campaign("2021-07".parse().unwrap())
+            .unwrap()
+            .is_some_and(|c| c.finished)
+    });
+    l.b.open(&campaign);
+    l.b.wait_for_text("Finished");
+    l.look("campaign");
+    l.look_at_mail("canary-copy-mail", &mail_in(&w, "canary", ""));
+    l.look_at_mail(
+        "issue-mail",
+        &std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap(),
+    );
+    l.look_at_mail("summary-mail", &mail_in(&w, "staff", "Summary:"));
+    l.b.open(&format!("{site}/admin/issues/2021-07"));
+    l.b.wait_for_text("already sent");
+    l.look("issue-sent");
+    l.b.open(&format!("{site}/admin/issues/2099-01"));
+    l.b.wait_for_text("Not found");
+    l.look("console-not-found");
+
+    // A reader's pages after the send.
+    let ana = std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap();
+    l.b.open(&link_in(&ana, &format!("{site}/unsubscribe/")));
+    l.b.wait_for_text("Unsubscribe from BRIEF?");
+    l.look("unsubscribe");
+    l.b.click("Unsubscribe");
+    l.b.wait_for_text("You are unsubscribed");
+    l.look("unsubscribed");
+    l.b.open(&format!("{site}/archive/"));
+    l.b.wait_for_text("2021-07");
+    l.look("archive-index");
+    l.b.open(&format!("{site}/archive/2021-07"));
+    l.b.wait_for_text("Learn more");
+    l.look("archive-issue");
+    l.b.open(&format!("{site}/no/such/page"));
+    l.b.wait_for_text("Not found");
+    l.look("not-found-404");
+    let past = FixedClock::new(SystemClock.now() - chrono::TimeDelta::days(60));
+    let old = brief::app::App::new(w.config(), Arc::new(past)).unwrap();
+    let expired = old.preview_url("2021-07".parse().unwrap(), old.key());
+    l.b.open(&format!("{site}{}", expired.path()));
+    l.b.wait_for_text("This preview has expired");
+    l.look("preview-expired-410");
+    assert_eq!(d.stop().status.code(), Some(0));
+
+    // A day later, the second summary; and the notice of a canary nobody accepted, as the
+    // daemon composes it.
+    rt.block_on(async {
+        let later = FixedClock::new(SystemClock.now() + chrono::TimeDelta::hours(25));
+        let app = brief::app::App::new(w.config(), Arc::new(later)).unwrap();
+        let d = Daemon::new(app, CancellationToken::new()).unwrap();
+        assert_eq!(d.mail_summaries().await, 1);
+    });
+    l.look_at_mail(
+        "summary-a-day-later-mail",
+        &mail_in(&w, "staff", "Summary a day later"),
+    );
+    let app = brief::app::App::new(w.config(), Arc::new(SystemClock)).unwrap();
+    let id = w
+        .ledger()
+        .campaign("2021-07".parse().unwrap())
+        .unwrap()
+        .unwrap()
+        .id;
+    let held = brief::notices::canary_held(&app, app.key(), id, "2021-07".parse().unwrap());
+    l.look_at_mail("canary-held-mail", &held[0].message);
+
+    let missed: Vec<_> = FACES
+        .iter()
+        .map(|f| f.name)
+        .filter(|n| !l.seen.contains(n))
+        .collect();
+    assert!(missed.is_empty(), "faces never looked at: {missed:?}");
+}
+
+/// The checks beyond axe-core find what they look for: a message without `lang` on its
+/// wrapper, a layout table without a role, an image without `alt`, no title; links that say
+/// "Learn more" and lead to two places.
+#[test]
+fn the_checks_beyond_axe_find_what_they_look_for() {
+    let html = "<!DOCTYPE html><html lang=\"en\" dir=\"ltr\"><head></head><body>\
+        <table role=\"presentation\"><tr><td><table><tr><td><img src=\"a.png\">\
+        <a href=\"https://example.org/1\">Learn more</a> <a href=\"https://example.org/2\">Learn more</a>\
+        </td></tr></table></td></tr></table></body></html>";
+    let faults = markup_faults(html);
+    for fault in [
+        "<table role=\"presentation\" inside <body> has no lang=\"en\" dir=\"ltr\"",
+        "a layout table without role=presentation: <table",
+        "an image without alt: <img src=\"a.png\"",
+        "no <title>",
+    ] {
+        assert!(
+            faults.iter().any(|f| f == fault),
+            "missed {fault:?}: {faults:?}"
+        );
+    }
+    let w = World::new();
+    let page = w.path("links.html");
+    std::fs::write(&page, html).unwrap();
+    let b = Browser::start();
+    b.open(&format!("file://{}", page.display()));
+    let links = b.execute(LINK_TEXT_JS);
+    assert_eq!(
+        links,
+        serde_json::json!([
+            "a link that says only \"Learn more\": https://example.org/1",
+            "a link that says only \"Learn more\": https://example.org/2",
+            "two links say \"Learn more\" but lead apart: https://example.org/1, https://example.org/2"
+        ])
+    );
+}
