@@ -17,6 +17,7 @@ use crate::config::Newsletter;
 
 const DEFAULT_CSS: &str = include_str!("../templates/email.css");
 const DEFAULT_SNIPPETS: &str = include_str!("../templates/snippets.toml");
+const DEFAULT_CONSOLE_CSS: &str = include_str!("../templates/console.css");
 
 /// The stylesheet and words around the content, ready for the renderer.
 #[derive(Clone, Debug)]
@@ -24,6 +25,8 @@ pub struct Templates {
     styles: HashMap<String, String>,
     /// The `@media` blocks, for the `<style>` element.
     head_css: String,
+    /// The staff console's stylesheet (`console.css`), whole.
+    console_css: String,
     pub snippets: Snippets,
 }
 
@@ -95,6 +98,20 @@ impl Templates {
         )
     }
 
+    /// The same with the console's stylesheet `css` (read from `path`) instead of the built-in
+    /// one; refused if it holds `<`, which could end the `<style>` element it goes into.
+    pub fn with_console_css(mut self, css: String, path: &Path) -> anyhow::Result<Templates> {
+        if let Some(at) = css.find('<') {
+            anyhow::bail!(
+                "{}:{}: a `<` in the console's stylesheet (it would end the page's <style> element)",
+                path.display(),
+                crate::config::line_of(&css, at)
+            );
+        }
+        self.console_css = css;
+        Ok(self)
+    }
+
     /// Reads `email.css` and `snippets.toml` from `dir`, or the built-in copies when `dir` is `None`.
     pub fn load(dir: Option<&Path>, newsletter: &Newsletter) -> anyhow::Result<Templates> {
         let Some(dir) = dir else {
@@ -112,7 +129,18 @@ impl Templates {
         };
         let (css, css_path) = read("email.css")?;
         let (snippets, snippets_path) = read("snippets.toml")?;
-        Templates::parse(&css, &css_path, &snippets, &snippets_path, newsletter)
+        let t = Templates::parse(&css, &css_path, &snippets, &snippets_path, newsletter)?;
+        // The console's stylesheet is optional: a templates folder made before it existed
+        // keeps the built-in one.
+        let console = dir.join("console.css");
+        match std::fs::read_to_string(&console) {
+            Ok(css) => t.with_console_css(css, &console),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(t),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read template {}: {e}",
+                console.display()
+            )),
+        }
     }
 
     /// Parses the two template texts; paths are for error messages only.
@@ -156,6 +184,7 @@ impl Templates {
         Ok(Templates {
             styles,
             head_css,
+            console_css: DEFAULT_CONSOLE_CSS.to_string(),
             snippets: s,
         })
     }
@@ -169,6 +198,11 @@ impl Templates {
     /// per line; they hold no `<`, so they cannot end the element.
     pub fn head_css(&self) -> &str {
         &self.head_css
+    }
+
+    /// The staff console's stylesheet, for its pages' `<style>` element (it holds no `<`).
+    pub fn console_css(&self) -> &str {
+        &self.console_css
     }
 
     /// The classes the stylesheet defines.

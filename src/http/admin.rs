@@ -22,7 +22,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use lettre::Address;
@@ -261,20 +261,113 @@ pub(super) fn forbidden(d: &Site) -> Response {
     page(d, StatusCode::FORBIDDEN, "Forbidden", body)
 }
 
-/// A staff page: who is signed in, the sign-out button, then `body`.
+/// The console's sections, in the order its header lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Dashboard,
+    Issues,
+    Campaigns,
+    Subscribers,
+    Bounces,
+    Activity,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] = [
+        Section::Dashboard,
+        Section::Issues,
+        Section::Campaigns,
+        Section::Subscribers,
+        Section::Bounces,
+        Section::Activity,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Dashboard => "Dashboard",
+            Section::Issues => "Issues",
+            Section::Campaigns => "Campaigns",
+            Section::Subscribers => "Subscribers",
+            Section::Bounces => "Bounces",
+            Section::Activity => "Activity",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Section::Dashboard => "admin/",
+            Section::Issues => "admin/issues/",
+            Section::Campaigns => "admin/campaigns/",
+            Section::Subscribers => "admin/subscribers/",
+            Section::Bounces => "admin/bounces/",
+            Section::Activity => "admin/activity/",
+        }
+    }
+}
+
+/// A staff page outside any one section (an answer to an action).
 pub fn staff_page(d: &Site, staff: &Staff, title: &str, body: Markup) -> Response {
+    console_page(d, staff, None, title, body)
+}
+
+/// A page of the console: the header (the newsletter's name, the sections with `section`
+/// marked, who is signed in and a small "Sign out"), then `body` as wide as the screen allows,
+/// in the console's own stylesheet (`templates/console.css`).
+pub fn console_page(
+    d: &Site,
+    staff: &Staff,
+    section: Option<Section>,
+    title: &str,
+    body: Markup,
+) -> Response {
     let t = &d.app.templates;
-    let body = html! {
-        p style=(t.style("paragraph")) {
-            "Signed in as " strong { (staff.address) }
+    let n = &d.app.config.newsletter;
+    let (lang, dir) = (crate::render::LANGUAGE, crate::render::DIRECTION);
+    let html = html! {
+        (maud::DOCTYPE)
+        html lang=(lang) dir=(dir) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                meta name="robots" content="noindex";
+                title { (title) " \u{2013} " (n.kicker) " console" }
+                style { (maud::PreEscaped(t.console_css())) }
+            }
+            body.console {
+                a.skip href="#main" { "Skip to the page" }
+                header.shell-head {
+                    a.shell-brand href=(url(d, "admin/").as_str()) { (n.kicker) " console" }
+                    nav.shell-nav aria-label="Console" {
+                        ul {
+                            @for s in Section::ALL {
+                                li {
+                                    a href=(url(d, s.path()).as_str())
+                                        aria-current=[(section == Some(s)).then_some("page")] { (s.name()) }
+                                }
+                            }
+                        }
+                    }
+                    div.shell-who {
+                        span { "Signed in as " strong { (staff.address) } }
+                        form method="post" action=(url(d, "admin/logout").as_str()) {
+                            (staff.csrf_field(d))
+                            button.shell-signout type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main.shell-main id="main" { (body) }
+            }
         }
-        form method="post" action=(url(d, "admin/logout").as_str()) style="margin: 0 0 20px 0;" {
-            (staff.csrf_field(d))
-            button type="submit" style=(t.style("page-button")) { "Sign out" }
-        }
-        (body)
     };
-    no_store(page(d, StatusCode::OK, title, body))
+    no_store(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.into_string(),
+        )
+            .into_response(),
+    )
 }
 
 async fn to_dashboard(State(d): Shared) -> Response {

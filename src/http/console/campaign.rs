@@ -7,13 +7,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
-use super::super::admin::{staff_page, Staff, StaffForm};
+use super::super::admin::{console_page, Section, Staff, StaffForm};
 use super::super::error::PageError;
 use super::super::site::{Shared, Site};
-use super::super::ui::{heading, paragraph, see_other, url};
+use super::super::ui::{see_other, url};
 use super::parts::{
-    cell, count_cells, count_head, issue_id, link, live_script, local_ms, message, not_found,
-    style, subheading, table, ROW_CAP,
+    cell, count_cells, count_head, heading, issue_id, link, live_script, local_ms, message,
+    not_found, paragraph, subheading, table, ROW_CAP,
 };
 use crate::ledger::{
     Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
@@ -77,7 +77,13 @@ pub(super) async fn campaign_page(
             matching,
         },
     );
-    Ok(staff_page(&d, &staff, &format!("Campaign {id}"), body))
+    Ok(console_page(
+        &d,
+        &staff,
+        Some(Section::Campaigns),
+        &format!("Campaign {id}"),
+        body,
+    ))
 }
 
 pub(super) fn duration(ms: i64) -> String {
@@ -118,23 +124,23 @@ pub(super) fn canary_part(
     html! {
         @match gate {
             Gate::Held { since } if c.hold_reason == Some(HoldReason::CanaryUnaccepted) => {
-                p.form-error style=(style(d, "form-error")) data-canary="unaccepted" {
+                p.form-error data-canary="unaccepted" {
                     "Held: no staff address accepted the canary copy (since " (local_ms(d, Some(since)))
                     "), so nobody has seen the message and no reader is mailed until it is released. Check the staff addresses and the relay first."
                 }
             }
             Gate::Held { since } => {
-                p.form-error style=(style(d, "form-error")) data-canary="held" {
+                p.form-error data-canary="held" {
                     "Held by staff since " (local_ms(d, Some(since))) ": no reader is mailed until it is released."
                 }
             }
             Gate::AwaitingCanary => {
-                p.form-error style=(style(d, "form-error")) data-canary="awaiting" {
+                p.form-error data-canary="awaiting" {
                     "The canary window is over, but no staff address has accepted the canary copy yet: no reader is mailed until one does (the copies are tried again; if all fail, the campaign is held)."
                 }
             }
             Gate::Canary { until } => {
-                p.console-ok style=(style(d, "console-ok")) data-canary="window" {
+                p.console-ok data-canary="window" {
                     "Canary window: the readers are mailed at " strong { (local_ms(d, Some(until))) }
                     " unless staff hold the campaign."
                 }
@@ -142,10 +148,10 @@ pub(super) fn canary_part(
             Gate::Open => {}
         }
         @if !canaries.is_empty() {
-            p.paragraph style=(style(d, "paragraph")) { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
-            ul.list style=(style(d, "list")) {
+            p.paragraph { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
+            ul.list {
                 @for s in canaries {
-                    li.reply style=(style(d, "reply")) { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
+                    li.reply { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
                 }
             }
         }
@@ -153,17 +159,17 @@ pub(super) fn canary_part(
             @if !held {
                 form method="post" action=(url(d, &format!("admin/campaigns/{id}/hold")).as_str()) {
                     (staff.csrf_field(d))
-                    p { button type="submit" style=(style(d, "page-button")) { "Hold" } }
+                    p { button.page-button type="submit" { "Hold" } }
                 }
             }
             form method="post" action=(url(d, &format!("admin/campaigns/{id}/release")).as_str()) {
                 (staff.csrf_field(d))
                 p {
-                    button type="submit" style=(style(d, "page-button")) {
+                    button.page-button type="submit" {
                         (if held { "Release" } else { "Release now" })
                     }
                 }
-                p.console-note style=(style(d, "console-note")) {
+                p.console-note {
                     "Release sends the campaign to its readers within a few seconds."
                 }
             }
@@ -196,9 +202,9 @@ pub(super) fn campaign_body(
     let mut head = vec!["state"];
     head.extend(count_head());
     html! {
-        p.console-note style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / campaign " (id) }
+        p.console-note { (link(d, "admin/", "Dashboard")) " / campaign " (id) }
         (heading(d, &format!("Campaign {id}")))
-        p.paragraph style=(style(d, "paragraph")) {
+        p.paragraph {
             "Subject: " strong { (c.subject) } br;
             "Started " (local_ms(d, Some(c.created_at))) " by " (c.trigger.as_str()) br;
             @if c.finished { "Finished " (local_ms(d, c.finished_at)) ", after " (duration(took)) }
@@ -209,26 +215,26 @@ pub(super) fn campaign_body(
         (canary_part(d, staff, c, n, canaries))
         (table(d, "Counts", &head, html! {
             tr data-live=[(!c.finished).then(|| live_url.to_string())] {
-                td.console-td style=(style(d, "console-td")) data-count="state" { (c.state_word(d.app.clock.now_ms())) }
+                td.console-td data-count="state" { (c.state_word(d.app.clock.now_ms())) }
                 (count_cells(d, n))
             }
         }))
-        p.paragraph style=(style(d, "paragraph")) {
+        p.paragraph {
             (link(d, &format!("admin/campaigns/{id}.csv"), "Download the report (CSV)"))
-            " \u{2013} every reader, the columns of " code.code style=(style(d, "code")) { "brief report" } "."
+            " \u{2013} every reader, the columns of " code.code { "brief report" } "."
         }
         (subheading(d, "Readers"))
         form method="get" action=(url(d, &format!("admin/campaigns/{id}")).as_str()) {
-            label.field-label style=(style(d, "field-label")) for="brief-state" { "Show readers whose delivery is" }
-            select style=(style(d, "field")) id="brief-state" name="state" {
+            label.field-label for="brief-state" { "Show readers whose delivery is" }
+            select.field id="brief-state" name="state" {
                 option value="" selected[state.is_none()] { "any state" }
                 @for s in DeliveryState::ALL {
                     option value=(s.as_str()) selected[state == Some(s)] { (s.as_str()) " (" (n.get(s)) ")" }
                 }
             }
-            p { button type="submit" style=(style(d, "page-button")) { "Show" } }
+            p { button.page-button type="submit" { "Show" } }
         }
-        p.console-note style=(style(d, "console-note")) {
+        p.console-note {
             @if matching > rows.len() as u64 {
                 "Showing the first " (rows.len()) " of " (matching) " readers; the CSV has them all."
             } @else {
@@ -277,7 +283,7 @@ pub(super) async fn hold(
             "Not held",
             html! {
                 (paragraph(&d, &format!("Issue {id} has reached {reached} reader(s) already: a hold stops a campaign only before any reader is mailed.")))
-                p.paragraph style=(style(&d, "paragraph")) { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
+                p.paragraph { (link(&d, &format!("admin/campaigns/{id}"), &format!("Back to campaign {id}"))) }
             },
         ),
         HoldOutcome::NoCampaign => not_found(&d, staff, &format!("Issue {id} has no campaign.")),

@@ -6,13 +6,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::super::admin::{staff_page, Staff};
+use super::super::admin::{console_page, Section, Staff};
 use super::super::error::{axum_json, json_error, PageError};
 use super::super::site::Shared;
-use super::super::ui::{heading, paragraph, url};
+use super::super::ui::url;
 use super::parts::{
-    cell, count_cells, count_head, issue_id, link, live_script, local_ms, local_time, preformatted,
-    problem_list, style, subheading, table, POLL_MS, RECENT,
+    cell, count_cells, count_head, heading, issue_id, link, live_script, local_ms, local_time,
+    paragraph, preformatted, problem_list, subheading, table, POLL_MS, RECENT,
 };
 use crate::audience::{self, RosterState};
 use crate::feed::FetchPolicy;
@@ -92,7 +92,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
     let body = html! {
         (heading(&d, "Dashboard"))
         (subheading(&d, "Next send"))
-        p.paragraph style=(style(&d, "paragraph")) {
+        p.paragraph {
             @match (&plan, next) {
                 (Some(_), Some(at)) => { strong { (local_time(&d, at)) } }
                 (Some(_), None) => { "The schedule has no next fire." }
@@ -102,19 +102,19 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         @match &issue {
             Err(e) => { (paragraph(&d, &format!("No issue to send: {e:#}"))) }
             Ok(id) => {
-                p.paragraph style=(style(&d, "paragraph")) {
+                p.paragraph {
                     "Issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
                     @if scheduled == Some(*id) { " (the schedule's issue for that send)" }
                     @else { " (the newest issue folder)" }
                 }
                 @match &check {
                     Some(Ok(i)) => {
-                        p.console-ok style=(style(&d, "console-ok")) {
+                        p.console-ok {
                             "Check: ok, " (i.entries.len()) " entries."
                         }
                     }
                     Some(Err(problems)) => {
-                        p.form-error style=(style(&d, "form-error")) {
+                        p.form-error {
                             "Check: " (problems.0.len()) " problem(s); nothing is sent until they are fixed."
                         }
                         (problem_list(&d, &problems.0))
@@ -126,12 +126,12 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         @if let Some(p) = &o.preflight {
             (subheading(&d, "Checks before the send"))
             @if p.problems == 0 {
-                p.console-ok style=(style(&d, "console-ok")) data-preflight="ready" {
+                p.console-ok data-preflight="ready" {
                     "Issue " (p.issue) ", checked " (local_ms(&d, Some(p.ran_at))) " for the send at "
                     (local_ms(&d, Some(p.fire_at))) ": ready."
                 }
             } @else {
-                p.form-error style=(style(&d, "form-error")) data-preflight="problems" {
+                p.form-error data-preflight="problems" {
                     "Issue " (p.issue) ", checked " (local_ms(&d, Some(p.ran_at))) " for the send at "
                     (local_ms(&d, Some(p.fire_at))) ": " (p.problems) " problem(s)."
                 }
@@ -139,12 +139,12 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
             (preformatted(&d, "The checks' report", &p.report))
         }
         @if !warnings.is_empty() {
-            p.paragraph style=(style(&d, "paragraph")) { "Warnings of the configuration:" }
-            ul.list style=(style(&d, "list")) { @for w in warnings { li.reply style=(style(&d, "reply")) { (w) } } }
+            p.paragraph { "Warnings of the configuration:" }
+            ul.list { @for w in warnings { li.reply { (w) } } }
         }
         (subheading(&d, "Recent campaigns"))
         @for (c, _) in o.campaigns.iter().filter(|(c, _)| !c.finished && c.hold_reason == Some(HoldReason::CanaryUnaccepted)) {
-            p.form-error style=(style(&d, "form-error")) data-canary="unaccepted" {
+            p.form-error data-canary="unaccepted" {
                 "Issue " (c.issue) " held: no staff address accepted the canary copy. "
                 (link(&d, &format!("admin/campaigns/{}", c.issue), "Open the campaign"))
             }
@@ -158,14 +158,14 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                     @let live_url = url(&d, &format!("admin/campaigns/{}/counts", c.issue));
                     tr data-live=[(!c.finished).then(|| live_url.to_string())] {
                         (cell(&d, link(&d, &format!("admin/campaigns/{}", c.issue), &c.issue.to_string())))
-                        td.console-td style=(style(&d, "console-td")) data-count="state" {
+                        td.console-td data-count="state" {
                             (c.state_word(now_ms))
                         }
                         (count_cells(&d, n))
                     }
                 }
             }))
-            @if live { p.console-note style=(style(&d, "console-note")) { "Counts of a campaign being sent refresh every 2 seconds (with JavaScript; else reload the page)." } }
+            @if live { p.console-note { "Counts of a campaign being sent refresh every 2 seconds (with JavaScript; else reload the page)." } }
         }
         (subheading(&d, "Subscribers"))
         (table(&d, "Subscribers by state", &o.subscribers.iter().map(|(s, _)| *s).collect::<Vec<_>>(), html! {
@@ -188,7 +188,13 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         }
         @if live { (live_script(&d)) }
     };
-    Ok(staff_page(&d, &staff, "Dashboard", body))
+    Ok(console_page(
+        &d,
+        &staff,
+        Some(Section::Dashboard),
+        "Dashboard",
+        body,
+    ))
 }
 
 /// The one script of the staff pages: every `[data-live]` row fetches its campaign's counts

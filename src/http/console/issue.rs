@@ -7,13 +7,13 @@ use lettre::Address;
 use maud::{html, Markup};
 use tokio_util::sync::CancellationToken;
 
-use super::super::admin::{staff_page, Staff, StaffForm};
+use super::super::admin::{console_page, Section, Staff, StaffForm};
 use super::super::error::PageError;
 use super::super::site::{Shared, Site};
-use super::super::ui::{heading, paragraph, see_other, url};
+use super::super::ui::{see_other, url};
 use super::parts::{
-    back_to_issue, field, issue_id, link, local_ms, message, not_found, not_sent_for_problems,
-    preformatted, problem_list, style, subheading,
+    back_to_issue, field, heading, issue_id, link, local_ms, message, not_found,
+    not_sent_for_problems, paragraph, preformatted, problem_list, subheading,
 };
 use crate::address::AddressKey;
 use crate::app::App;
@@ -106,7 +106,13 @@ pub(super) async fn issue_page(
         readers,
         tests,
     );
-    Ok(staff_page(&d, &staff, &format!("Issue {id}"), body))
+    Ok(console_page(
+        &d,
+        &staff,
+        Some(Section::Issues),
+        &format!("Issue {id}"),
+        body,
+    ))
 }
 
 pub(super) fn issue_body(
@@ -120,10 +126,10 @@ pub(super) fn issue_body(
 ) -> Markup {
     let staff_list = &d.app.config.server.staff;
     html! {
-        p.console-note style=(style(d, "console-note")) { (link(d, "admin/", "Dashboard")) " / issue " (id) }
+        p.console-note { (link(d, "admin/", "Dashboard")) " / issue " (id) }
         (heading(d, &format!("Issue {id}")))
         @if let Some(c) = campaign {
-            p.console-ok style=(style(d, "console-ok")) {
+            p.console-ok {
                 "This issue was already sent: its campaign started " (local_ms(d, Some(c.created_at)))
                 @if c.finished { " and is finished" } @else { " and is still sending" }
                 ". " (link(d, &format!("admin/campaigns/{id}"), "See the campaign"))
@@ -131,14 +137,14 @@ pub(super) fn issue_body(
         }
         @match collected {
             Err(problems) => {
-                p.form-error style=(style(d, "form-error")) {
+                p.form-error {
                     (problems.0.len()) " problem(s): this issue cannot be sent or tested until they are fixed."
                 }
                 (problem_list(d, &problems.0))
             }
             Ok(issue) => {
                 @let p = preview(d, issue);
-                p.paragraph style=(style(d, "paragraph")) {
+                p.paragraph {
                     "Subject: " strong { (p.subject) } br;
                     "Size: " (size(p.size)) " (as made out to the sample reader "
                     (crate::app::SAMPLE_ADDRESS) ")" br;
@@ -147,15 +153,15 @@ pub(super) fn issue_body(
                 (subheading(d, "Send a test"))
                 form method="post" action=(url(d, &format!("admin/issues/{id}/test")).as_str()) {
                     (staff.csrf_field(d))
-                    label.field-label style=(style(d, "field-label")) for="brief-test-to" { "Send the test to" }
-                    select style=(style(d, "field")) id="brief-test-to" name="to" {
+                    label.field-label for="brief-test-to" { "Send the test to" }
+                    select.field id="brief-test-to" name="to" {
                         @for m in staff_list {
                             @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
                             option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
                         }
                     }
-                    p { button type="submit" style=(style(d, "page-button")) { "Send a test to me" } }
-                    p.console-note style=(style(d, "console-note")) {
+                    p { button.page-button type="submit" { "Send a test to me" } }
+                    p.console-note {
                         "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
                     }
                 }
@@ -163,27 +169,26 @@ pub(super) fn issue_body(
                     (subheading(d, "Send now"))
                     form method="post" action=(url(d, &format!("admin/issues/{id}/send")).as_str()) {
                         (staff.csrf_field(d))
-                        p.paragraph style=(style(d, "paragraph")) {
+                        p.paragraph {
                             "Sends issue " (id) " to " strong { (readers) } " reader"
                             (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
                         }
                         @if let Some(w) = d.app.config.schedule.canary {
-                            p.console-note style=(style(d, "console-note")) {
+                            p.console-note {
                                 "Staff get it first; the readers " (humantime::format_duration(w))
                                 " later, unless it is held on the campaign's page."
                             }
                         }
-                        label.field-label style=(style(d, "field-label")) for="brief-confirm" {
+                        label.field-label for="brief-confirm" {
                             "Type the issue id (" (id) ") to confirm"
                         }
-                        input.field style=(style(d, "field")) id="brief-confirm" name="confirm" type="text"
+                        input.field id="brief-confirm" name="confirm" type="text"
                             required autocomplete="off" inputmode="numeric";
-                        p { button type="submit" style=(style(d, "page-button")) { "Send now" } }
+                        p { button.page-button type="submit" { "Send now" } }
                     }
                 }
-                h3.console-heading id="the-email" style=(style(d, "console-heading")) { "The email" }
-                iframe sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html)
-                    style=(style(d, "console-frame")) {}
+                h2.console-heading id="the-email" { "The email" }
+                iframe.console-frame sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html) {}
                 (subheading(d, "Text part"))
                 (preformatted(d, "The text part", &p.text))
                 (subheading(d, "Headers"))
@@ -238,9 +243,9 @@ pub(super) async fn test_send(
         status,
         title,
         html! {
-            ul.list style=(style(&d, "list")) {
+            ul.list {
                 @for r in &replies {
-                    li.reply style=(style(&d, "reply")) {
+                    li.reply {
                         (r.address) ": "
                         @if r.accepted { "accepted" } @else { "refused" }
                         " (" (r.code.map(|c| c.to_string()).unwrap_or_default()) " " (r.text) ")"

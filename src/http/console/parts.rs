@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::super::admin::{staff_page, Staff, StaffForm};
 use super::super::site::Site;
-use super::super::ui::{heading, paragraph, url};
+use super::super::ui::url;
 use crate::error::Problem;
 use crate::issue::IssueId;
 use crate::ledger::{Counts, State as DeliveryState};
@@ -23,16 +23,24 @@ pub const ROW_CAP: u32 = 500;
 /// How many campaigns the dashboard lists, and how many suppressions.
 pub(super) const RECENT: usize = 10;
 
-pub(super) fn style<'a>(d: &'a Site, class: &str) -> &'a str {
-    d.app.templates.style(class)
+/// A console page's title (the page's one `h1`; the console's stylesheet styles every part by
+/// its class).
+pub(super) fn heading(_d: &Site, text: &str) -> Markup {
+    html! { h1.console-title { (text) } }
 }
 
-pub(super) fn subheading(d: &Site, text: &str) -> Markup {
-    html! { h3.console-heading style=(style(d, "console-heading")) { (text) } }
+/// A paragraph of a console page.
+pub(super) fn paragraph(_d: &Site, text: &str) -> Markup {
+    html! { p.paragraph { (text) } }
+}
+
+/// A section's heading.
+pub(super) fn subheading(_d: &Site, text: &str) -> Markup {
+    html! { h2.console-heading { (text) } }
 }
 
 pub(super) fn link(d: &Site, path: &str, text: &str) -> Markup {
-    html! { a.link style=(style(d, "link")) href=(url(d, path).as_str()) { (text) } }
+    html! { a.link href=(url(d, path).as_str()) { (text) } }
 }
 
 /// A page of the console that says one thing, with `status`.
@@ -100,10 +108,10 @@ pub(super) fn local_ms(d: &Site, ms: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn problem_list(d: &Site, problems: &[Problem]) -> Markup {
+pub(super) fn problem_list(_d: &Site, problems: &[Problem]) -> Markup {
     html! {
-        ul.list style=(style(d, "list")) {
-            @for p in problems { li.reply style=(style(d, "reply")) { code.code style=(style(d, "code")) { (p.to_string()) } } }
+        ul.list {
+            @for p in problems { li.reply { code.code { (p.to_string()) } } }
         }
     }
 }
@@ -111,28 +119,28 @@ pub(super) fn problem_list(d: &Site, problems: &[Problem]) -> Markup {
 /// A table that scrolls inside its own box on a narrow screen.
 /// A table in a box that scrolls sideways when the screen is narrow; the box is a labelled
 /// region that takes the keyboard's focus, so it can be scrolled without a mouse.
-pub(super) fn table(d: &Site, label: &str, head: &[&str], rows: Markup) -> Markup {
+pub(super) fn table(_d: &Site, label: &str, head: &[&str], rows: Markup) -> Markup {
     html! {
-        div.console-scroll role="region" aria-label=(label) tabindex="0" style=(style(d, "console-scroll")) {
-            table.console-table style=(style(d, "console-table")) {
-                thead { tr { @for h in head { th.console-th style=(style(d, "console-th")) { (h) } } } }
+        div.console-scroll role="region" aria-label=(label) tabindex="0" {
+            table.console-table {
+                thead { tr { @for h in head { th.console-th { (h) } } } }
                 tbody { (rows) }
             }
         }
     }
 }
 
-pub(super) fn cell(d: &Site, content: impl maud::Render) -> Markup {
-    html! { td.console-td style=(style(d, "console-td")) { (content) } }
+pub(super) fn cell(_d: &Site, content: impl maud::Render) -> Markup {
+    html! { td.console-td { (content) } }
 }
 
 /// The counts cells of a campaign; live (`data-count`) when it is running.
-pub(super) fn count_cells(d: &Site, counts: &Counts) -> Markup {
+pub(super) fn count_cells(_d: &Site, counts: &Counts) -> Markup {
     html! {
         @for s in DeliveryState::ALL {
-            td.console-td style=(style(d, "console-td")) data-count=(s.as_str()) { (counts.get(s)) }
+            td.console-td data-count=(s.as_str()) { (counts.get(s)) }
         }
-        td.console-td style=(style(d, "console-td")) data-count="total" { (counts.total()) }
+        td.console-td data-count="total" { (counts.total()) }
     }
 }
 
@@ -154,11 +162,11 @@ pub(super) fn field<'a>(form: &'a StaffForm, name: &str) -> Option<&'a str> {
 }
 
 pub(super) fn back_to_issue(d: &Site, id: IssueId) -> Markup {
-    html! { p.paragraph style=(style(d, "paragraph")) { (link(d, &format!("admin/issues/{id}"), &format!("Back to issue {id}"))) } }
+    html! { p.paragraph { (link(d, &format!("admin/issues/{id}"), &format!("Back to issue {id}"))) } }
 }
 
 /// Preformatted text (a text part, headers, a report) in a box that may scroll: a labelled
 /// region that takes the keyboard's focus.
-pub(super) fn preformatted(d: &Site, label: &str, text: &str) -> Markup {
-    html! { pre.console-pre role="region" aria-label=(label) tabindex="0" style=(style(d, "console-pre")) { (text) } }
+pub(super) fn preformatted(_d: &Site, label: &str, text: &str) -> Markup {
+    html! { pre.console-pre role="region" aria-label=(label) tabindex="0" { (text) } }
 }
