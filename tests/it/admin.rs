@@ -441,7 +441,12 @@ fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
     // The issue page: the email in a sandboxed frame, its text, subject, size and headers.
     let page = get("/admin/issues/2021-07");
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<iframe class=\"console-frame\" sandbox=\"\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<iframe class=\"console-frame\" id=\"the-email\" sandbox=\"\""),
+        "{}",
+        page.body
+    );
     assert!(
         page.body.contains("srcdoc=\"&lt;!DOCTYPE html&gt;"),
         "{}",

@@ -83,6 +83,7 @@ pub(crate) const FACES: &[Face] = &[
     page("sign-in-answer", &["/admin/login"]),
     page("sign-in-link", &["/admin/login/{token}"]),
     page("dashboard", &["/admin/"]),
+    page("issues", &["/admin/issues/"]),
     page("issue", &["/admin/issues/{id}"]),
     page("test-sent", &["/admin/issues/{id}/test"]),
     page("send-refused", &["/admin/issues/{id}/send"]),
@@ -456,8 +457,13 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
         &std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap(),
     );
     l.look_at_mail("summary-mail", &mail_in(&w, "staff", "Summary:"));
-    l.b.open(&format!("{site}/admin/issues/2021-07"));
-    l.b.wait_for_text("already sent");
+    l.b.open(&format!("{site}/admin/issues/"));
+    let issues = l.b.wait_for_text("sent on");
+    assert!(issues.contains("to 4 readers"), "{issues}");
+    l.look("issues");
+    l.b.click("2021-07");
+    let sent = l.b.wait_for_text("already sent");
+    assert!(sent.contains("what its readers got"), "{sent}");
     l.look("issue-sent");
     l.b.open(&format!("{site}/admin/issues/2099-01"));
     l.b.wait_for_text("Not found");

@@ -23,7 +23,7 @@ use crate::campaign::test_send;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
 use crate::ledger::{Campaign, Trigger};
-use crate::message::Kind;
+use crate::message::{Kind, MessageTemplate};
 use crate::render::Rendered;
 
 // ---------------------------------------------------------------------------------------------
@@ -67,6 +67,34 @@ pub(super) fn size(n: usize) -> String {
     }
 }
 
+/// The message its campaign stored for `id`, as the sample reader would get it: what readers
+/// got, whatever the folder says now.
+fn stored_preview(d: &Site, template: &MessageTemplate, subject: &str) -> Preview {
+    let mut eml = App::sample_message(template);
+    if let Some(k) = &d.dkim {
+        k.sign_in_place(&mut eml, d.app.clock.now().timestamp());
+    }
+    let end = eml
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(eml.len());
+    let parsed = mail_parser::MessageParser::default().parse(&eml);
+    let part = |html: bool| {
+        parsed
+            .as_ref()
+            .and_then(|m| if html { m.body_html(0) } else { m.body_text(0) })
+            .map(|t| t.into_owned())
+            .unwrap_or_default()
+    };
+    Preview {
+        subject: subject.to_string(),
+        html: part(true),
+        text: part(false),
+        headers: String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n"),
+        size: eml.len(),
+    }
+}
+
 pub(super) async fn issue_page(
     State(d): Shared,
     staff: Staff,
@@ -75,37 +103,47 @@ pub(super) async fn issue_page(
     let Some(id) = issue_id(&raw) else {
         return Ok(not_found(&d, &staff, "There is no issue by that id."));
     };
-    let folder = d.app.config.content.dir.join(id.to_string());
-    if !folder.is_dir() && d.app.config.content.feeds.is_empty() {
-        return Ok(not_found(
-            &d,
-            &staff,
-            &format!("There is no issue folder {id}."),
-        ));
-    }
-    let collected = d.app.collect_issue(id, FetchPolicy::Once).await;
     let app = d.app.clone();
+    let key = d.key.clone();
     let found = d
         .ledger
         .with(move |l| {
             let campaign = l.campaign(id)?;
+            let stored = match &campaign {
+                Some(c) => start::stored_message(l, c, &key)?,
+                None => None,
+            };
             let readers = match campaign {
                 Some(_) => 0,
                 None => audience::reachable_readers(&app, l)?,
             };
-            Ok((campaign, readers, l.test_send_count(id)?))
+            Ok((campaign, stored, readers, l.test_send_count(id)?))
         })
         .await;
-    let (campaign, readers, tests) = found?;
-    let body = issue_body(
-        &d,
-        &staff,
-        id,
-        &collected,
-        campaign.as_ref(),
-        readers,
-        tests,
-    );
+    let (campaign, stored, readers, tests) = found?;
+    // A sent issue shows what its readers got; an unsent one, its folder (and feeds) now.
+    let shown = match &stored {
+        Some((template, m)) => Shown::Stored(stored_preview(&d, template, &m.subject)),
+        None => {
+            let folder = d.app.config.content.dir.join(id.to_string());
+            let app = d.app.clone();
+            let is_dir = tokio::task::spawn_blocking(move || folder.is_dir())
+                .await
+                .unwrap_or(false);
+            if !is_dir && d.app.config.content.feeds.is_empty() && campaign.is_none() {
+                return Ok(not_found(
+                    &d,
+                    &staff,
+                    &format!("There is no issue folder {id}."),
+                ));
+            }
+            match app.collect_issue(id, FetchPolicy::Once).await {
+                Ok(issue) => Shown::Folder(preview(&d, &issue)),
+                Err(problems) => Shown::Problems(problems),
+            }
+        }
+    };
+    let body = issue_body(&d, &staff, id, &shown, campaign.as_ref(), readers, tests);
     Ok(console_page(
         &d,
         &staff,
@@ -115,80 +153,96 @@ pub(super) async fn issue_page(
     ))
 }
 
+/// What an issue page shows.
+pub(super) enum Shown {
+    /// The folder as it renders now.
+    Folder(Preview),
+    /// The message the issue's campaign stored.
+    Stored(Preview),
+    /// Why the folder cannot be sent.
+    Problems(crate::error::Problems),
+}
+
 pub(super) fn issue_body(
     d: &Site,
     staff: &Staff,
     id: IssueId,
-    collected: &Result<Issue, crate::error::Problems>,
+    shown: &Shown,
     campaign: Option<&Campaign>,
     readers: u64,
     tests: u64,
 ) -> Markup {
     let staff_list = &d.app.config.server.staff;
     html! {
-        p.console-note { (link(d, "admin/", "Dashboard")) " / issue " (id) }
+        p.console-crumbs { (link(d, "admin/issues/", "Issues")) " / " (id) }
         (heading(d, &format!("Issue {id}")))
         @if let Some(c) = campaign {
             p.console-ok {
                 "This issue was already sent: its campaign started " (local_ms(d, Some(c.created_at)))
                 @if c.finished { " and is finished" } @else { " and is still sending" }
-                ". " (link(d, &format!("admin/campaigns/{id}"), "See the campaign"))
+                ". " (link(d, &format!("admin/campaigns/{id}"), &format!("See campaign {id}")))
+                @if matches!(shown, Shown::Stored(_)) {
+                    " Below is the message the campaign stored: what its readers got, whatever the folder says now."
+                }
             }
         }
-        @match collected {
-            Err(problems) => {
+        @match shown {
+            Shown::Problems(problems) => {
                 p.form-error {
                     (problems.0.len()) " problem(s): this issue cannot be sent or tested until they are fixed."
                 }
                 (problem_list(d, &problems.0))
             }
-            Ok(issue) => {
-                @let p = preview(d, issue);
+            Shown::Folder(p) | Shown::Stored(p) => {
                 p.paragraph {
                     "Subject: " strong { (p.subject) } br;
                     "Size: " (size(p.size)) " (as made out to the sample reader "
                     (crate::app::SAMPLE_ADDRESS) ")" br;
                     "Test sends so far: " (tests)
                 }
-                (subheading(d, "Send a test"))
-                form method="post" action=(url(d, &format!("admin/issues/{id}/test")).as_str()) {
-                    (staff.csrf_field(d))
-                    label.field-label for="brief-test-to" { "Send the test to" }
-                    select.field id="brief-test-to" name="to" {
-                        @for m in staff_list {
-                            @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
-                            option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
+                iframe.console-frame id="the-email" sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html) {}
+                section.console-section aria-labelledby="brief-test-heading" {
+                    h2.console-heading id="brief-test-heading" { "Send a test" }
+                    form method="post" action=(url(d, &format!("admin/issues/{id}/test")).as_str()) {
+                        (staff.csrf_field(d))
+                        label.field-label for="brief-test-to" { "Send the test to" }
+                        select.field id="brief-test-to" name="to" {
+                            @for m in staff_list {
+                                @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
+                                option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
+                            }
                         }
-                    }
-                    p { button.page-button type="submit" { "Send a test to me" } }
-                    p.console-note {
-                        "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
+                        p { button.page-button type="submit" { "Send a test to me" } }
+                        p.console-note {
+                            "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
+                            @if matches!(shown, Shown::Stored(_)) { " It is made from the folder as it is now." }
+                        }
                     }
                 }
                 @if campaign.is_none() {
-                    (subheading(d, "Send now"))
-                    form method="post" action=(url(d, &format!("admin/issues/{id}/send")).as_str()) {
-                        (staff.csrf_field(d))
-                        p.paragraph {
-                            "Sends issue " (id) " to " strong { (readers) } " reader"
-                            (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
-                        }
-                        @if let Some(w) = d.app.config.schedule.canary {
-                            p.console-note {
-                                "Staff get it first; the readers " (humantime::format_duration(w))
-                                " later, unless it is held on the campaign's page."
+                    section.console-section.console-danger aria-labelledby="brief-send-heading" {
+                        h2.console-heading id="brief-send-heading" { "Send now" }
+                        form method="post" action=(url(d, &format!("admin/issues/{id}/send")).as_str()) {
+                            (staff.csrf_field(d))
+                            p.paragraph {
+                                "Sends issue " (id) " to " strong { (readers) } " reader"
+                                (if readers == 1 { "" } else { "s" }) " now. This cannot be undone."
                             }
+                            @if let Some(w) = d.app.config.schedule.canary {
+                                p.console-note {
+                                    "Staff get it first; the readers " (humantime::format_duration(w))
+                                    " later, unless it is held on the campaign's page."
+                                }
+                            }
+                            label.field-label for="brief-confirm" {
+                                "Type the issue id (" (id) ") to confirm"
+                            }
+                            input.field id="brief-confirm" name="confirm" type="text"
+                                required autocomplete="off" inputmode="numeric";
+                            p { button.page-button type="submit" { "Send now" } }
                         }
-                        label.field-label for="brief-confirm" {
-                            "Type the issue id (" (id) ") to confirm"
-                        }
-                        input.field id="brief-confirm" name="confirm" type="text"
-                            required autocomplete="off" inputmode="numeric";
-                        p { button.page-button type="submit" { "Send now" } }
                     }
                 }
-                h2.console-heading id="the-email" { "The email" }
-                iframe.console-frame sandbox="" title=(format!("Issue {id} as a reader sees it")) srcdoc=(p.html) {}
                 (subheading(d, "Text part"))
                 (preformatted(d, "The text part", &p.text))
                 (subheading(d, "Headers"))

@@ -12,6 +12,7 @@
 mod campaign;
 mod dashboard;
 mod issue;
+mod issues;
 mod parts;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use super::site::Site;
 pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
     r.route("/admin/", get(dashboard::dashboard))
         .route("/admin/live.js", get(dashboard::live_js))
+        .route("/admin/issues/", get(issues::issues_page))
         .route("/admin/issues/{id}", get(issue::issue_page))
         .route("/admin/issues/{id}/test", post(issue::test_send))
         .route("/admin/issues/{id}/send", post(issue::send_now))
