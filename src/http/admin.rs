@@ -31,7 +31,7 @@ use maud::{html, Markup};
 use super::error::{json_error, PageError};
 use super::site::{Shared, Site};
 use super::ui::{heading, no_store, page, paragraph, see_other, server_error, url};
-use crate::ledger::NewStaffSession;
+use crate::ledger::{Action, NewStaffSession};
 use crate::staff::{self, LINK_TTL, SESSION_TTL};
 use crate::token::TokenError;
 
@@ -153,6 +153,22 @@ pub struct Staff {
     pub address: Address,
     /// The session id (from the cookie): never logged, never shown.
     session_id: String,
+}
+
+impl Staff {
+    /// Records in the activity log that this member did `action` to `subject` (an issue id, a
+    /// reader's number: never a reader's address). The action is done already, so a failure
+    /// to record it is logged rather than shown.
+    pub async fn record(&self, d: &Site, action: Action, subject: String, detail: String) {
+        let (staff, now) = (self.address.to_string(), d.app.clock.now_ms());
+        let done = d
+            .ledger
+            .with(move |l| l.record_activity(now, &staff, action, &subject, &detail))
+            .await;
+        if let Err(e) = done {
+            tracing::error!(error.message = %e, "cannot record {action} in the activity log: {e:#}");
+        }
+    }
 }
 
 impl std::fmt::Debug for Staff {
@@ -583,7 +599,7 @@ async fn use_link(
     let opened = d
         .ledger
         .with(move |l| {
-            l.sign_in_staff(
+            let opened = l.sign_in_staff(
                 &NewStaffSession {
                     link_id: &login.id,
                     link_expires_at: login.expires_at,
@@ -592,7 +608,11 @@ async fn use_link(
                     expires_at,
                 },
                 now,
-            )
+            )?;
+            if opened {
+                l.record_activity(now, &stored, Action::SignIn, "console", "")?;
+            }
+            Ok(opened)
         })
         .await;
     if !opened? {

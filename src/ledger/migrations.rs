@@ -232,4 +232,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX notices_campaign ON notices (campaign_id, kind);
     ALTER TABLE campaigns ADD COLUMN canary_pending INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE campaigns ADD COLUMN held_reason TEXT;",
+    // 13: what staff did in the console and when (sign-in, test sends, sends, holds, releases,
+    // changes to readers), newest first; a reader is named by number, never by address.
+    "CREATE TABLE activity (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        staff TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );",
 ];

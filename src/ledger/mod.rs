@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod base;
+mod activity;
 mod audience;
 mod bounces;
 mod campaigns;
@@ -17,6 +18,7 @@ mod notices;
 mod staff;
 mod summaries;
 
+pub use self::activity::*;
 pub use self::audience::*;
 pub use self::base::{CampaignId, DeliveryId, Ledger, SharedLedger, State, FORGOTTEN};
 pub use self::bounces::*;

@@ -92,6 +92,7 @@ pub(crate) const FACES: &[Face] = &[
     page("campaign", &["/admin/campaigns/{id}"]),
     page("issue-sent", &["/admin/issues/{id}"]),
     page("console-not-found", &["/admin/issues/{id}"]),
+    page("activity", &["/admin/activity/"]),
 ];
 
 /// Routes that show a person no page of their own, and why.
@@ -465,6 +466,29 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     let sent = l.b.wait_for_text("already sent");
     assert!(sent.contains("what its readers got"), "{sent}");
     l.look("issue-sent");
+    // What staff did, newest first.
+    l.b.open(&format!("{site}/admin/activity/"));
+    let log = l.b.wait_for_text("released the campaign of");
+    let said = [
+        "released the campaign of",
+        "held the campaign of",
+        "sent",
+        "sent a test of",
+        "signed in",
+    ];
+    let at: Vec<usize> = said
+        .iter()
+        .map(|s| {
+            log.find(&format!("editor@example.org\t{s}\t"))
+                .or_else(|| log.find(&format!("editor@example.org {s} ")))
+                .unwrap_or_else(|| panic!("no {s:?} in {log}"))
+        })
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "not newest first: {log}"
+    );
+    l.look("activity");
     l.b.open(&format!("{site}/admin/issues/2099-01"));
     l.b.wait_for_text("Not found");
     l.look("console-not-found");

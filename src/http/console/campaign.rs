@@ -16,7 +16,7 @@ use super::parts::{
     not_found, paragraph, subheading, table, ROW_CAP,
 };
 use crate::ledger::{
-    Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
+    Action, Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
     State as DeliveryState,
 };
 use crate::report::ReportRow;
@@ -273,6 +273,9 @@ pub(super) async fn hold(
     Ok(match outcome? {
         HoldOutcome::Held => {
             tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign held from the console");
+            staff
+                .record(&d, Action::Hold, id.to_string(), String::new())
+                .await;
             see_other(&url(&d, &format!("admin/campaigns/{id}")))
         }
         HoldOutcome::AlreadyHeld { .. } => see_other(&url(&d, &format!("admin/campaigns/{id}"))),
@@ -305,6 +308,9 @@ pub(super) async fn release(
     Ok(match d.ledger.with(move |l| l.open_gate(id, now)).await? {
         Some(_) => {
             tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), "campaign released from the console");
+            staff
+                .record(&d, Action::Release, id.to_string(), String::new())
+                .await;
             see_other(&url(&d, &format!("admin/campaigns/{id}")))
         }
         None => not_found(&d, staff, &format!("Issue {id} has no campaign.")),

@@ -22,7 +22,7 @@ use crate::campaign::start::{self, NotStarted, Started};
 use crate::campaign::test_send;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
-use crate::ledger::{Campaign, Trigger};
+use crate::ledger::{Action, Campaign, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::render::Rendered;
 
@@ -285,6 +285,20 @@ pub(super) async fn test_send(
     tracing::info!(issue = %id, staff = %tag, "console test send");
     let replies = test_send::send(&d.sender(), &issue, &[to], |_| {}).await?;
     let all = replies.iter().all(|r| r.accepted);
+    let detail = replies
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.address,
+                if r.accepted { "accepted" } else { "refused" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    staff
+        .record(&d, Action::TestSend, id.to_string(), detail)
+        .await;
     let status = if all {
         StatusCode::OK
     } else {
@@ -383,5 +397,8 @@ pub(super) async fn send_now(
     }
     tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), trigger = "staff", "campaign started from the console");
     launch(campaign, template, ledger);
+    staff
+        .record(&d, Action::SendNow, id.to_string(), String::new())
+        .await;
     Ok(see_other(&url(&d, &format!("admin/campaigns/{id}"))))
 }

@@ -9,6 +9,7 @@
 //! refreshes a running campaign's counts every 2 s (`parts::POLL_MS`). One file per page, over
 //! `parts`, the pieces they share.
 
+mod activity;
 mod campaign;
 mod dashboard;
 mod issue;
@@ -34,4 +35,5 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/campaigns/{id}/counts", get(dashboard::counts_json))
         .route("/admin/campaigns/{id}/hold", post(campaign::hold))
         .route("/admin/campaigns/{id}/release", post(campaign::release))
+        .route("/admin/activity/", get(activity::activity_page))
 }
