@@ -383,6 +383,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_console_stylesheet_is_built_in_or_the_folders_and_may_not_end_its_element() {
+        let n = crate::config::parse(crate::config::MINIMAL_FOR_TESTS, Path::new("brief.toml"))
+            .unwrap()
+            .newsletter;
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["email.css", "snippets.toml"] {
+            std::fs::copy(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("templates")
+                    .join(f),
+                dir.path().join(f),
+            )
+            .unwrap();
+        }
+        // A folder made before console.css existed keeps the built-in one.
+        let t = Templates::load(Some(dir.path()), &n).unwrap();
+        assert_eq!(t.console_css(), DEFAULT_CONSOLE_CSS);
+        assert!(!DEFAULT_CONSOLE_CSS.contains('<'));
+        std::fs::write(dir.path().join("console.css"), "body { color: red; }\n").unwrap();
+        let t = Templates::load(Some(dir.path()), &n).unwrap();
+        assert_eq!(t.console_css(), "body { color: red; }\n");
+        std::fs::write(
+            dir.path().join("console.css"),
+            "a {}\n</style><script>x</script>",
+        )
+        .unwrap();
+        let e = Templates::load(Some(dir.path()), &n).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("console.css:2: a `<`"), "{e}");
+    }
+
+    #[test]
     fn css_rules_become_inline_styles() {
         let s = parse_css(
             "/* c */ .a { color: red;  margin : 0 } .b{x:y}\n.a { padding: 1px; }",
