@@ -841,6 +841,19 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     );
     let page = get("/admin/campaigns/2021-07");
     assert!(page.body.contains("Held by staff since"), "{}", page.body);
+    // Held, nothing is being sent: no sending time and no rate, the wait told apart.
+    assert!(
+        page.body.contains("No reader has been mailed yet"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Waiting before the first reader"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Sending"), "{}", page.body);
+    assert!(!page.body.contains("Rate:"), "{}", page.body);
     assert!(page.body.contains(">Release<"), "{}", page.body);
     assert!(!page.body.contains(">Hold<"), "{}", page.body);
     assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(1.0)));
@@ -876,6 +889,40 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     );
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(0.0)));
+
+    // The page and the summary mail count time and rate from the first reader tried (the
+    // window and the hold apart), so they say the same rate.
+    crate::support::daemon::wait_until("the summary mail", Duration::from_secs(30), || {
+        w.outbox("staff")
+            .iter()
+            .any(|p| crate::support::subject_of(p).contains("Summary"))
+    });
+    let summary = w
+        .outbox("staff")
+        .into_iter()
+        .find(|p| crate::support::subject_of(p).contains("Summary"))
+        .unwrap();
+    let text = crate::support::text_of(&summary);
+    let mailed_rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Rate: "))
+        .unwrap_or_else(|| panic!("no rate in the summary: {text}"))
+        .to_string();
+    let page = get("/admin/campaigns/2021-07");
+    let shown_rate = page
+        .body
+        .split_once("data-rate=\"\">")
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(rate, _)| rate.to_string())
+        .unwrap_or_else(|| panic!("no rate on the page: {}", page.body));
+    assert_eq!(shown_rate, mailed_rate);
+    assert!(
+        page.body
+            .contains("Canary window and hold, before the first reader: "),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("readers mailed in "), "{}", page.body);
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }

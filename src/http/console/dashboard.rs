@@ -10,6 +10,7 @@ use super::super::admin::{staff_page, Staff};
 use super::super::error::{axum_json, json_error, PageError};
 use super::super::site::Shared;
 use super::super::ui::{heading, paragraph, url};
+use super::campaign::canary_line;
 use super::parts::{
     cell, count_cells, count_head, issue_id, link, live_script, local_ms, local_time, preformatted,
     problem_list, style, subheading, table, POLL_MS, RECENT,
@@ -193,7 +194,8 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
 
 /// The one script of the staff pages: every `[data-live]` row fetches its campaign's counts
 /// (as JSON, behind the same session) every 2 s and writes them into its `[data-count]` cells,
-/// until the campaign is finished.
+/// until the campaign is finished; a campaign page's canary list (`[data-canaries]` naming the
+/// same counts) is rewritten from the replies of its canary copies.
 pub(super) const LIVE_JS: &str = r#"// brief: live counts of running campaigns.
 "use strict";
 (function () {
@@ -207,6 +209,18 @@ pub(super) const LIVE_JS: &str = r#"// brief: live counts of running campaigns.
           row.querySelectorAll("[data-count]").forEach(function (cell) {
             var k = cell.getAttribute("data-count");
             if (k in c) { cell.textContent = String(c[k]); }
+          });
+          document.querySelectorAll("[data-canaries]").forEach(function (list) {
+            if (list.getAttribute("data-canaries") !== src || !c.canaries || !c.canaries.length) { return; }
+            var items = list.querySelectorAll("li");
+            if (items.length === c.canaries.length && Array.prototype.every.call(items, function (li, i) { return li.textContent === c.canaries[i]; })) { return; }
+            var tmpl = items[0];
+            list.textContent = "";
+            c.canaries.forEach(function (line) {
+              var li = tmpl ? tmpl.cloneNode(false) : document.createElement("li");
+              li.textContent = line;
+              list.appendChild(li);
+            });
           });
           if (!c.finished) { setTimeout(tick, POLL); }
         })
@@ -236,17 +250,18 @@ pub(super) async fn counts_json(
     let found = d
         .ledger
         .with(move |l| match l.campaign(id)? {
-            Some(c) => Ok(Some((l.counts(c.id)?, c))),
+            Some(c) => Ok(Some((l.counts(c.id)?, l.canary_sends(c.id)?, c))),
             None => Ok(None),
         })
         .await;
     Ok(match found? {
-        Some((n, c)) => {
+        Some((n, canaries, c)) => {
             let mut v = serde_json::json!({
                 "issue": id.to_string(),
                 "finished": c.finished,
                 "state": c.state_word(d.app.clock.now_ms()),
                 "total": n.total(),
+                "canaries": canaries.iter().map(canary_line).collect::<Vec<_>>(),
             });
             for s in DeliveryState::ALL {
                 v[s.as_str()] = n.get(s).into();
