@@ -14,7 +14,7 @@ use url::Url;
 use crate::clock::Millis;
 use crate::ledger::{Campaign, NoticeKind, SummaryFacts, SummaryKind};
 use crate::notices::{Report, Sender, Tried};
-use crate::pace::Pace;
+use crate::timing::Pace;
 
 /// How long after a campaign finishes its second summary is mailed.
 pub const FOLLOW_UP_AFTER: Duration = Duration::from_secs(24 * 3600);

@@ -19,8 +19,8 @@ use crate::ledger::{
     Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
     State as DeliveryState,
 };
-use crate::pace::Pace;
 use crate::report::ReportRow;
+use crate::timing::Pace;
 
 /// One canary copy's line: the staff address and the relay's reply.
 pub(super) fn canary_line(s: &CanarySend) -> String {

@@ -167,6 +167,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
             }))
             @if live { p.console-note style=(style(&d, "console-note")) { "Counts of a campaign being sent refresh every 2 seconds (with JavaScript; else reload the page)." } }
+            p.paragraph style=(style(&d, "paragraph")) { (link(&d, "admin/campaigns/", "Every campaign")) }
         }
         (subheading(&d, "Subscribers"))
         (table(&d, "Subscribers by state", &o.subscribers.iter().map(|(s, _)| *s).collect::<Vec<_>>(), html! {
@@ -187,6 +188,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
             }))
         }
+        p.paragraph style=(style(&d, "paragraph")) { (link(&d, "admin/bounces/", "Every bounce and complaint")) }
         @if live { (live_script(&d)) }
     };
     Ok(staff_page(&d, &staff, "Dashboard", body))

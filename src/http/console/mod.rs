@@ -9,7 +9,9 @@
 //! refreshes a running campaign's counts every 2 s (`parts::POLL_MS`). One file per page, over
 //! `parts`, the pieces they share.
 
+mod bounces;
 mod campaign;
+mod campaigns;
 mod dashboard;
 mod issue;
 mod parts;
@@ -28,8 +30,10 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/issues/{id}", get(issue::issue_page))
         .route("/admin/issues/{id}/test", post(issue::test_send))
         .route("/admin/issues/{id}/send", post(issue::send_now))
+        .route("/admin/campaigns/", get(campaigns::campaigns_page))
         .route("/admin/campaigns/{id}", get(campaign::campaign_page))
         .route("/admin/campaigns/{id}/counts", get(dashboard::counts_json))
         .route("/admin/campaigns/{id}/hold", post(campaign::hold))
         .route("/admin/campaigns/{id}/release", post(campaign::release))
+        .route("/admin/bounces/", get(bounces::bounces_page))
 }
