@@ -341,8 +341,10 @@ fn sign_in_limits_survive_a_restart() {
 }
 
 /// The console's pages, each turned away without a session.
-const CONSOLE_PAGES: [&str; 6] = [
+const CONSOLE_PAGES: [&str; 8] = [
     "/admin/",
+    "/admin/campaigns/",
+    "/admin/bounces/",
     "/admin/issues/2021-07",
     "/admin/campaigns/2021-07",
     "/admin/campaigns/2021-07.csv",
@@ -409,6 +411,15 @@ fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
     );
     assert!(home.body.contains("Check: ok"), "{}", home.body);
     assert!(home.body.contains("/admin/issues/2021-07"), "{}", home.body);
+    // The next fire's month has no folder: that fire sends nothing, and the page says so
+    // rather than offering the newest folder as what it will send.
+    assert!(home.body.contains("data-next=\"empty\""), "{}", home.body);
+    assert!(home.body.contains("data-next=\"newest\""), "{}", home.body);
+    assert!(
+        !home.body.contains("Will send issue 2021-07"),
+        "{}",
+        home.body
+    );
     assert!(home.body.contains("No campaign yet."), "{}", home.body);
     assert!(home.body.contains(">active<"), "{}", home.body);
     // Public pages keep the strict policy: no scripts.
@@ -1129,6 +1140,15 @@ fn the_console_lists_campaigns_and_bounces_with_links_to_readers_by_id() {
     });
     let readers = w.outbox("2021-07").len();
     assert_eq!(readers, 4, "the file's three and bea");
+    // The dashboard no longer shows the sent issue as one to send, nor checks it.
+    let home = get("/admin/");
+    assert!(
+        home.body.contains("data-next=\"newest-sent\""),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("was sent on"), "{}", home.body);
+    assert!(!home.body.contains("Check: ok"), "{}", home.body);
 
     let list = get("/admin/campaigns/");
     assert_eq!(list.status, 200, "{}", list.body);

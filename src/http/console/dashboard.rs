@@ -31,6 +31,8 @@ pub(super) struct Overview {
     suppressions: Vec<SuppressionRow>,
     /// The latest checks before a scheduled send.
     preflight: Option<crate::ledger::Preflight>,
+    /// The campaign of the issue the next send would take, when it has one already.
+    sent: Option<Campaign>,
 }
 
 pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response, PageError> {
@@ -44,18 +46,22 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         _ => None,
     };
     let folder = |id: IssueId| d.app.config.content.dir.join(id.to_string()).is_dir();
-    let issue = match scheduled.filter(|id| folder(*id) || !d.app.config.content.feeds.is_empty()) {
+    let fillable = |id: &IssueId| folder(*id) || !d.app.config.content.feeds.is_empty();
+    // The fire's issue with nothing to fill it: the fire sends nothing (the daemon skips it).
+    let empty_fire = scheduled.filter(|id| !fillable(id));
+    let issue = match scheduled.filter(fillable) {
         Some(id) => Ok(id),
         None => d.app.resolve_issue(None),
     };
-    let check = match &issue {
-        Ok(id) => Some(d.app.collect_issue(*id, FetchPolicy::Once).await),
-        Err(_) => None,
-    };
+    let asked = issue.as_ref().ok().copied();
     let app = d.app.clone();
     let overview = d
         .ledger
         .with(move |l| {
+            let sent = match asked {
+                Some(id) => l.campaign(id)?,
+                None => None,
+            };
             let mut campaigns = Vec::new();
             for c in l.campaigns()?.into_iter().take(RECENT) {
                 let n = l.counts(c.id)?;
@@ -84,10 +90,16 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 ],
                 suppressions: l.recent_suppressions(RECENT as u32)?,
                 preflight: l.latest_preflight()?,
+                sent,
             })
         })
         .await;
     let o = overview?;
+    // An issue that has a campaign is not sent again: nothing to check for it.
+    let check = match (&issue, &o.sent) {
+        (Ok(id), None) => Some(d.app.collect_issue(*id, FetchPolicy::Once).await),
+        _ => None,
+    };
     let warnings = &d.app.config.warnings;
     let live = o.campaigns.iter().any(|(c, _)| !c.finished);
     let body = html! {
@@ -100,13 +112,44 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 (None, _) => { "No schedule: nothing is sent unless staff send it." }
             }
         }
+        @if let Some(missing) = empty_fire {
+            p.form-error style=(style(&d, "form-error")) data-next="empty" {
+                "Nothing will be sent at that fire: issue " (missing) " has no folder in the content directory."
+            }
+        }
         @match &issue {
             Err(e) => { (paragraph(&d, &format!("No issue to send: {e:#}"))) }
             Ok(id) => {
-                p.paragraph style=(style(&d, "paragraph")) {
-                    "Issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
-                    @if scheduled == Some(*id) { " (the schedule's issue for that send)" }
-                    @else { " (the newest issue folder)" }
+                @let fired = scheduled == Some(*id);
+                @match &o.sent {
+                    Some(c) if c.finished => {
+                        p.console-ok style=(style(&d, "console-ok")) data-next=(if fired { "nothing" } else { "newest-sent" }) {
+                            @if fired { "Nothing will be sent: issue " } @else { "Issue " }
+                            (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                            @if fired { " (the schedule's issue for that send)" }
+                            @else { " (the newest issue folder)" }
+                            " was sent on " (local_ms(&d, c.finished_at)) " ("
+                            (link(&d, &format!("admin/campaigns/{id}"), "its campaign")) ")."
+                        }
+                    }
+                    Some(c) => {
+                        p.console-ok style=(style(&d, "console-ok")) data-next="running" {
+                            "Issue " (id) " is being sent already (" (c.state_word(now_ms)) ", "
+                            (link(&d, &format!("admin/campaigns/{id}"), "its campaign")) ")"
+                            @if fired { ": that send starts nothing new" } "."
+                        }
+                    }
+                    None => {
+                        p.paragraph style=(style(&d, "paragraph")) data-next=(if fired { "send" } else { "newest" }) {
+                            @if fired {
+                                "Will send issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                                " (the schedule's issue for that send), if its check passes then."
+                            } @else {
+                                "Issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                                " (the newest issue folder; staff send it from its page)."
+                            }
+                        }
+                    }
                 }
                 @match &check {
                     Some(Ok(i)) => {
