@@ -36,6 +36,7 @@
 //!   reports): tried at once, retried with backoff, each try in the ledger.
 //! - [`canary`] mails a campaign to staff before its readers, and waits out its window or a hold.
 //! - [`preflight`] checks an issue before its scheduled send (content, links, settings) for staff.
+//! - [`timing`] is how long a campaign took and how fast, counted from its first reader tried.
 //! - [`summary`] mails staff how a send went: when it finishes, and what came back a day later.
 //! - [`schedule`] decides when the monthly send fires and which issue a fire belongs to.
 //! - [`signup`] lets readers join: requests, the confirmation message and its queue.
@@ -90,6 +91,7 @@ pub mod status;
 pub mod subscribers;
 pub mod summary;
 pub mod templates;
+pub mod timing;
 pub mod tls;
 pub mod token;
 pub mod transport;

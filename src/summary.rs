@@ -14,6 +14,7 @@ use url::Url;
 use crate::clock::Millis;
 use crate::ledger::{Campaign, NoticeKind, SummaryFacts, SummaryKind};
 use crate::notices::{Report, Sender, Tried};
+use crate::timing::Pace;
 
 /// How long after a campaign finishes its second summary is mailed.
 pub const FOLLOW_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -61,23 +62,11 @@ pub fn compose(
         "Sent: {}\nFailed: {}\nSuppressed: {}\nDeferred: {}",
         n.sent, n.failed, n.suppressed, n.deferred
     ));
-    if let (Some(start), Some(end)) = (facts.first_attempt, campaign.finished_at) {
-        let ms = (end - start).max(0);
-        let duration = if ms < 1000 {
-            "under a second".to_string()
-        } else {
-            // Whole seconds: "2m 5s", not milliseconds.
-            humantime::format_duration(Duration::from_secs(ms as u64 / 1000)).to_string()
-        };
-        let rate = if ms > 0 {
-            format!(
-                "{:.1} messages a second",
-                n.sent as f64 * 1000.0 / ms as f64
-            )
-        } else {
-            "all within a second".to_string()
-        };
-        paragraphs.push(format!("Duration: {duration}\nRate: {rate}"));
+    if let Some(end) = campaign.finished_at {
+        let pace = Pace::of(campaign.created_at, facts.first_attempt, end, n.sent);
+        if let (Some(duration), Some(rate)) = (pace.readers_duration(), pace.rate()) {
+            paragraphs.push(format!("Duration: {duration}\nRate: {rate}"));
+        }
     }
     if kind == SummaryKind::FollowUp {
         let b = &facts.bounces;

@@ -53,6 +53,24 @@ pub struct BounceTarget {
     pub address: String,
 }
 
+/// One bounce or complaint as the console's bounces page lists it (see
+/// [`Ledger::bounce_list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BounceListed {
+    pub kind: BounceKind,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub evidence: Option<Evidence>,
+    pub at: i64,
+    /// The issue of the campaign whose delivery it is about.
+    pub issue: String,
+    /// The address as the list spelled it.
+    pub address: String,
+    /// The reader's row id in the ledger's subscribers (`None`: the reader is only in the
+    /// subscriber file, or was forgotten).
+    pub subscriber: Option<i64>,
+}
+
 /// One bounce or complaint to record (see [`Ledger::record_bounce`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewBounce<'a> {
@@ -197,6 +215,35 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(BounceOutcome::Recorded { suppressed })
+    }
+
+    /// A page of every bounce and complaint, newest first: at most `limit` after the first
+    /// `offset`, and how many there are in all.
+    pub fn bounce_list(&self, offset: u32, limit: u32) -> anyhow::Result<(Vec<BounceListed>, u64)> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM bounces", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare(
+            "SELECT b.kind, b.status, b.diagnostic, b.evidence, b.at, c.issue, d.address, s.rowid
+             FROM bounces b
+             JOIN deliveries d ON d.id = b.delivery_id
+             JOIN campaigns c ON c.id = d.campaign_id
+             LEFT JOIN subscribers s ON s.address_key = d.address_key
+             ORDER BY b.at DESC, b.id DESC LIMIT ?1 OFFSET ?2",
+        )?;
+        let rows = st.query_map([limit, offset], |r| {
+            Ok(BounceListed {
+                kind: r.get(0)?,
+                status: r.get(1)?,
+                diagnostic: r.get(2)?,
+                evidence: r.get(3)?,
+                at: r.get(4)?,
+                issue: r.get(5)?,
+                address: r.get(6)?,
+                subscriber: r.get(7)?,
+            })
+        })?;
+        Ok((rows.collect::<Result<_, _>>()?, total as u64))
     }
 
     /// The latest bounce or complaint of every address that has one, by address key, as

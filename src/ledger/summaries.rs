@@ -118,14 +118,20 @@ impl Ledger {
         Ok(())
     }
 
+    /// When the first reader of `campaign` was tried (`None`: none yet), the start of its
+    /// send to readers, after any canary window or hold.
+    pub fn first_attempt(&self, campaign: CampaignId) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row(
+            "SELECT min(first_attempt_at) FROM deliveries WHERE campaign_id = ?1",
+            [campaign],
+            |r| r.get(0),
+        )?)
+    }
+
     /// What a summary of `campaign` reports, as the ledger holds it now.
     pub fn summary_facts(&self, campaign: &Campaign) -> anyhow::Result<SummaryFacts> {
         let counts = self.counts(campaign.id)?;
-        let first_attempt: Option<i64> = self.conn.query_row(
-            "SELECT min(first_attempt_at) FROM deliveries WHERE campaign_id = ?1",
-            [campaign.id],
-            |r| r.get(0),
-        )?;
+        let first_attempt = self.first_attempt(campaign.id)?;
         let mut st = self.conn.prepare(
             "SELECT last_code, last_text, count(*) FROM deliveries
              WHERE campaign_id = ?1 AND state IN ('failed', 'deferred') AND last_text IS NOT NULL

@@ -341,8 +341,10 @@ fn sign_in_limits_survive_a_restart() {
 }
 
 /// The console's pages, each turned away without a session.
-const CONSOLE_PAGES: [&str; 6] = [
+const CONSOLE_PAGES: [&str; 8] = [
     "/admin/",
+    "/admin/campaigns/",
+    "/admin/bounces/",
     "/admin/issues/2021-07",
     "/admin/campaigns/2021-07",
     "/admin/campaigns/2021-07.csv",
@@ -409,6 +411,15 @@ fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
     );
     assert!(home.body.contains("Check: ok"), "{}", home.body);
     assert!(home.body.contains("/admin/issues/2021-07"), "{}", home.body);
+    // The next fire's month has no folder: that fire sends nothing, and the page says so
+    // rather than offering the newest folder as what it will send.
+    assert!(home.body.contains("data-next=\"empty\""), "{}", home.body);
+    assert!(home.body.contains("data-next=\"newest\""), "{}", home.body);
+    assert!(
+        !home.body.contains("Will send issue 2021-07"),
+        "{}",
+        home.body
+    );
     assert!(home.body.contains("No campaign yet."), "{}", home.body);
     assert!(home.body.contains(">active<"), "{}", home.body);
     // Public pages keep the strict policy: no scripts.
@@ -846,6 +857,19 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     );
     let page = get("/admin/campaigns/2021-07");
     assert!(page.body.contains("Held by staff since"), "{}", page.body);
+    // Held, nothing is being sent: no sending time and no rate, the wait told apart.
+    assert!(
+        page.body.contains("No reader has been mailed yet"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Waiting before the first reader"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Sending"), "{}", page.body);
+    assert!(!page.body.contains("Rate:"), "{}", page.body);
     assert!(page.body.contains(">Release<"), "{}", page.body);
     assert!(!page.body.contains(">Hold<"), "{}", page.body);
     assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(1.0)));
@@ -881,6 +905,40 @@ fn the_console_holds_and_releases_a_campaign_in_its_canary_window() {
     );
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!((waiting("canary"), waiting("held")), (Some(0.0), Some(0.0)));
+
+    // The page and the summary mail count time and rate from the first reader tried (the
+    // window and the hold apart), so they say the same rate.
+    crate::support::daemon::wait_until("the summary mail", Duration::from_secs(30), || {
+        w.outbox("staff")
+            .iter()
+            .any(|p| crate::support::subject_of(p).contains("Summary"))
+    });
+    let summary = w
+        .outbox("staff")
+        .into_iter()
+        .find(|p| crate::support::subject_of(p).contains("Summary"))
+        .unwrap();
+    let text = crate::support::text_of(&summary);
+    let mailed_rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Rate: "))
+        .unwrap_or_else(|| panic!("no rate in the summary: {text}"))
+        .to_string();
+    let page = get("/admin/campaigns/2021-07");
+    let shown_rate = page
+        .body
+        .split_once("data-rate=\"\">")
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(rate, _)| rate.to_string())
+        .unwrap_or_else(|| panic!("no rate on the page: {}", page.body));
+    assert_eq!(shown_rate, mailed_rate);
+    assert!(
+        page.body
+            .contains("Canary window and hold, before the first reader: "),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("readers mailed in "), "{}", page.body);
     let stopped = d.stop();
     assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }
@@ -1009,4 +1067,178 @@ fn every_csv_brief_writes_neutralises_formula_cells() {
     assert_eq!(names_in(&console.body, 1), safe);
     assert_eq!(console.body, report);
     d.stop();
+}
+
+/// Records a bounce of `kind` against the delivery of `address` in campaign 2021-07, as the
+/// intake would after checking the report's tag.
+pub(crate) fn bounce(
+    w: &World,
+    address: &str,
+    kind: brief::ledger::BounceKind,
+    diagnostic: &str,
+    at: i64,
+) {
+    let mut l = w.ledger();
+    let c = l.campaign("2021-07".parse().unwrap()).unwrap().unwrap();
+    let (rows, _) = l.deliveries(c.id, None, 100).unwrap();
+    let row = rows.iter().find(|r| r.address == address).unwrap();
+    let target = l
+        .bounce_target_by_message_id(&row.message_id)
+        .unwrap()
+        .unwrap();
+    let key = format!("report-{address}-{at}");
+    l.record_bounce(
+        &target,
+        &brief::ledger::NewBounce {
+            kind,
+            evidence: brief::ledger::Evidence::Tag,
+            report_key: &key,
+            status: Some("5.1.1"),
+            diagnostic: Some(diagnostic),
+            reporting_mta: Some("mx.example.net"),
+            at,
+        },
+        3,
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_console_lists_campaigns_and_bounces_with_links_to_readers_by_id() {
+    use brief::ledger::BounceKind;
+    let w = world();
+    // One reader held in the database (she has a row id), the others only in the file.
+    let added = w
+        .brief()
+        .args(["subscribers", "add", "bea@example.org"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let d = Running::start(&w, &[]);
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+
+    let none = get("/admin/campaigns/");
+    assert_eq!(none.status, 200, "{}", none.body);
+    assert!(none.body.contains("No campaign yet"), "{}", none.body);
+    let quiet = get("/admin/bounces/");
+    assert_eq!(quiet.status, 200, "{}", quiet.body);
+    assert!(
+        quiet.body.contains("Nothing came back yet"),
+        "{}",
+        quiet.body
+    );
+
+    let csrf = csrf_of(&get("/admin/").body);
+    let sent = post_form(
+        &d,
+        "/admin/issues/2021-07/send",
+        &cookie,
+        &format!("csrf={csrf}&confirm=2021-07"),
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    crate::support::daemon::wait_until("the campaign to finish", Duration::from_secs(20), || {
+        w.ledger()
+            .campaign("2021-07".parse().unwrap())
+            .unwrap()
+            .is_some_and(|c| c.finished)
+    });
+    let readers = w.outbox("2021-07").len();
+    assert_eq!(readers, 4, "the file's three and bea");
+    // The dashboard no longer shows the sent issue as one to send, nor checks it.
+    let home = get("/admin/");
+    assert!(
+        home.body.contains("data-next=\"newest-sent\""),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("was sent on"), "{}", home.body);
+    assert!(!home.body.contains("Check: ok"), "{}", home.body);
+
+    let list = get("/admin/campaigns/");
+    assert_eq!(list.status, 200, "{}", list.body);
+    for needle in [
+        "1 campaign, newest issue first.",
+        "href=\"https://news.example.org/admin/campaigns/2021-07\"",
+        "data-count=\"state\">finished<",
+        "data-count=\"sent\">4<",
+    ] {
+        assert!(list.body.contains(needle), "{needle}: {}", list.body);
+    }
+
+    // Three reports, oldest first; the page lists them newest first.
+    bounce(
+        &w,
+        "ana@example.org",
+        BounceKind::Soft,
+        "452 mailbox full",
+        1_000,
+    );
+    bounce(
+        &w,
+        "bea@example.org",
+        BounceKind::Hard,
+        "550 <no such user>",
+        2_000,
+    );
+    bounce(
+        &w,
+        "ana@example.org",
+        BounceKind::Complaint,
+        "abuse report",
+        3_000,
+    );
+    let page = get("/admin/bounces/");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let at = |needle: &str| {
+        page.body
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {}", page.body))
+    };
+    assert!(at("abuse report") < at("550 &lt;no such user&gt;"));
+    assert!(at("550 &lt;no such user&gt;") < at("452 mailbox full"));
+    assert!(
+        page.body.contains("3 in all, newest first"),
+        "{}",
+        page.body
+    );
+    for kind in ["hard", "soft", "complaint"] {
+        assert!(
+            page.body.contains(&format!("data-kind=\"{kind}\">{kind}")),
+            "{kind}: {}",
+            page.body
+        );
+    }
+    // The reader held in the database links to her page by row id; no URL has an address.
+    let bea: i64 = rusqlite::Connection::open(w.path("data/brief.db"))
+        .unwrap()
+        .query_row(
+            "SELECT rowid FROM subscribers WHERE address = 'bea@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        page.body.contains(&format!(
+            "href=\"https://news.example.org/admin/subscribers/{bea}\">bea@example.org<"
+        )),
+        "{}",
+        page.body
+    );
+    for href in page.body.split("href=\"").skip(1) {
+        let target = &href[..href.find('"').unwrap()];
+        assert!(!target.contains('@') && !target.contains("%40"), "{target}");
+    }
+    assert!(
+        page.body
+            .contains("href=\"https://news.example.org/admin/campaigns/2021-07\">2021-07<"),
+        "{}",
+        page.body
+    );
+    // A page past the last shows the last.
+    let far = get("/admin/bounces/?page=9");
+    assert_eq!(far.status, 200, "{}", far.body);
+    assert!(far.body.contains("abuse report"), "{}", far.body);
+    let stopped = d.stop();
+    assert_eq!(stopped.status.code(), Some(0), "{}", stopped.stderr);
 }

@@ -90,6 +90,8 @@ pub(crate) const FACES: &[Face] = &[
     page("campaign-canary", &["/admin/campaigns/{id}"]),
     page("campaign-held", &["/admin/campaigns/{id}"]),
     page("campaign", &["/admin/campaigns/{id}"]),
+    page("campaigns", &["/admin/campaigns/"]),
+    page("bounces", &["/admin/bounces/"]),
     page("issue-sent", &["/admin/issues/{id}"]),
     page("console-not-found", &["/admin/issues/{id}"]),
     page("activity", &["/admin/activity/"]),
@@ -452,6 +454,19 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.b.open(&campaign);
     l.b.wait_for_text("Finished");
     l.look("campaign");
+    l.b.open(&format!("{site}/admin/campaigns/"));
+    l.b.wait_for_text("newest issue first");
+    l.look("campaigns");
+    crate::admin::bounce(
+        &w,
+        "reader@example.org",
+        brief::ledger::BounceKind::Hard,
+        "550 5.1.1 <reader@example.org>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)",
+        SystemClock.now_ms(),
+    );
+    l.b.open(&format!("{site}/admin/bounces/"));
+    l.b.wait_for_text("1 in all, newest first");
+    l.look("bounces");
     l.look_at_mail("canary-copy-mail", &mail_in(&w, "canary", ""));
     l.look_at_mail(
         "issue-mail",

@@ -20,6 +20,13 @@ use crate::ledger::{
     State as DeliveryState,
 };
 use crate::report::ReportRow;
+use crate::timing::Pace;
+
+/// One canary copy's line: the staff address and the relay's reply.
+pub(super) fn canary_line(s: &CanarySend) -> String {
+    let code = s.code.map(|c| c.to_string()).unwrap_or_default();
+    format!("{}: {code} {}", s.address, s.text)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Campaign page
@@ -53,12 +60,13 @@ pub(super) async fn campaign_page(
                 let n = l.counts(c.id)?;
                 let (rows, total) = l.deliveries(c.id, state, ROW_CAP)?;
                 let canaries = l.canary_sends(c.id)?;
-                Ok(Some((c, n, rows, total, canaries)))
+                let first = l.first_attempt(c.id)?;
+                Ok(Some((c, n, rows, total, canaries, first)))
             }
             None => Ok(None),
         })
         .await;
-    let Some((c, n, rows, matching, canaries)) = found? else {
+    let Some((c, n, rows, matching, canaries, first)) = found? else {
         return Ok(not_found(
             &d,
             &staff,
@@ -75,6 +83,7 @@ pub(super) async fn campaign_page(
             state,
             rows: &rows,
             matching,
+            first_attempt: first,
         },
     );
     Ok(console_page(
@@ -86,21 +95,14 @@ pub(super) async fn campaign_page(
     ))
 }
 
-pub(super) fn duration(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min {} s", s / 60, s % 60),
-        s => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-    }
-}
-
 /// The readers a campaign page lists: those in `state` (any when `None`), at most
 /// [`ROW_CAP`] of the `matching`.
 pub(super) struct Listing<'a> {
     state: Option<DeliveryState>,
     rows: &'a [DeliveryRow],
     matching: u64,
+    /// When its first reader was tried.
+    first_attempt: Option<i64>,
 }
 
 /// The canary part of a campaign page: the copies mailed to staff, and while no reader was
@@ -147,11 +149,15 @@ pub(super) fn canary_part(
             }
             Gate::Open => {}
         }
-        @if !canaries.is_empty() {
+        @if !canaries.is_empty() || (c.release_at.is_some() && !c.finished) {
             p.paragraph { "Canary copies (the readers' message, sent to staff first; not counted as readers):" }
-            ul.list {
+            // The live script rewrites this list from the counts' `canaries` as replies come.
+            ul.list data-canaries=(url(d, &format!("admin/campaigns/{id}/counts")).as_str()) {
                 @for s in canaries {
-                    li.reply { (s.address) ": " (s.code.map(|c| c.to_string()).unwrap_or_default()) " " (s.text) }
+                    li.reply { (canary_line(s)) }
+                }
+                @if canaries.is_empty() {
+                    li.reply { "None sent yet." }
                 }
             }
         }
@@ -159,13 +165,13 @@ pub(super) fn canary_part(
             @if !held {
                 form method="post" action=(url(d, &format!("admin/campaigns/{id}/hold")).as_str()) {
                     (staff.csrf_field(d))
-                    p { button.page-button type="submit" { "Hold" } }
+                    p { button.page-button.page-button type="submit" { "Hold" } }
                 }
             }
             form method="post" action=(url(d, &format!("admin/campaigns/{id}/release")).as_str()) {
                 (staff.csrf_field(d))
                 p {
-                    button.page-button type="submit" {
+                    button.page-button.page-button type="submit" {
                         (if held { "Release" } else { "Release now" })
                     }
                 }
@@ -189,28 +195,42 @@ pub(super) fn campaign_body(
         state,
         rows,
         matching,
+        first_attempt: listing_first,
     } = listing;
     let id = c.issue;
-    let end = c.finished_at.unwrap_or_else(|| d.app.clock.now_ms());
-    let took = end - c.created_at;
-    let rate = if took > 0 {
-        n.sent as f64 / (took as f64 / 60_000.0)
-    } else {
-        0.0
-    };
+    let now = d.app.clock.now_ms();
+    let end = c.finished_at.unwrap_or(now);
+    let pace = Pace::of(c.created_at, listing_first, end, n.sent);
+    let waited = c.release_at.is_some() || c.held_at.is_some() || !canaries.is_empty();
     let live_url = url(d, &format!("admin/campaigns/{id}/counts"));
     let mut head = vec!["state"];
     head.extend(count_head());
     html! {
-        p.console-note { (link(d, "admin/", "Dashboard")) " / campaign " (id) }
+        p.console-crumbs { (link(d, "admin/campaigns/", "Campaigns")) " / " (id) }
         (heading(d, &format!("Campaign {id}")))
-        p.paragraph {
+        p.paragraph data-pace="" {
             "Subject: " strong { (c.subject) } br;
             "Started " (local_ms(d, Some(c.created_at))) " by " (c.trigger.as_str()) br;
-            @if c.finished { "Finished " (local_ms(d, c.finished_at)) ", after " (duration(took)) }
-            @else { "Sending for " (duration(took)) }
-            br;
-            "Rate: " (format!("{rate:.1}")) " sent a minute"
+            @if waited {
+                @if listing_first.is_some() {
+                    "Canary window and hold, before the first reader: " (pace.before_readers()) br;
+                } @else if !c.finished {
+                    "Waiting before the first reader (canary window or hold) for " (pace.before_readers()) br;
+                }
+            }
+            @match (pace.readers_duration(), pace.rate()) {
+                (Some(took), Some(rate)) => {
+                    "First reader tried " (local_ms(d, listing_first)) br;
+                    @if c.finished { "Finished " (local_ms(d, c.finished_at)) ", readers mailed in " (took) }
+                    @else { "Sending to readers for " (took) }
+                    br;
+                    "Rate: " span data-rate="" { (rate) } " (from the first reader tried)"
+                }
+                _ => {
+                    @if c.finished { "Finished " (local_ms(d, c.finished_at)) ": no reader was tried." }
+                    @else { "No reader has been mailed yet." }
+                }
+            }
         }
         (canary_part(d, staff, c, n, canaries))
         (table(d, "Counts", &head, html! {
@@ -232,7 +252,7 @@ pub(super) fn campaign_body(
                     option value=(s.as_str()) selected[state == Some(s)] { (s.as_str()) " (" (n.get(s)) ")" }
                 }
             }
-            p { button.page-button type="submit" { "Show" } }
+            p { button.page-button.page-button type="submit" { "Show" } }
         }
         p.console-note {
             @if matching > rows.len() as u64 {

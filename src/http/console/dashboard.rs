@@ -10,6 +10,7 @@ use super::super::admin::{console_page, Section, Staff};
 use super::super::error::{axum_json, json_error, PageError};
 use super::super::site::Shared;
 use super::super::ui::url;
+use super::campaign::canary_line;
 use super::parts::{
     cell, count_cells, count_head, heading, issue_id, link, live_script, local_ms, local_time,
     paragraph, preformatted, problem_list, subheading, table, POLL_MS, RECENT,
@@ -30,6 +31,8 @@ pub(super) struct Overview {
     suppressions: Vec<SuppressionRow>,
     /// The latest checks before a scheduled send.
     preflight: Option<crate::ledger::Preflight>,
+    /// The campaign of the issue the next send would take, when it has one already.
+    sent: Option<Campaign>,
 }
 
 pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response, PageError> {
@@ -43,18 +46,22 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         _ => None,
     };
     let folder = |id: IssueId| d.app.config.content.dir.join(id.to_string()).is_dir();
-    let issue = match scheduled.filter(|id| folder(*id) || !d.app.config.content.feeds.is_empty()) {
+    let fillable = |id: &IssueId| folder(*id) || !d.app.config.content.feeds.is_empty();
+    // The fire's issue with nothing to fill it: the fire sends nothing (the daemon skips it).
+    let empty_fire = scheduled.filter(|id| !fillable(id));
+    let issue = match scheduled.filter(fillable) {
         Some(id) => Ok(id),
         None => d.app.resolve_issue(None),
     };
-    let check = match &issue {
-        Ok(id) => Some(d.app.collect_issue(*id, FetchPolicy::Once).await),
-        Err(_) => None,
-    };
+    let asked = issue.as_ref().ok().copied();
     let app = d.app.clone();
     let overview = d
         .ledger
         .with(move |l| {
+            let sent = match asked {
+                Some(id) => l.campaign(id)?,
+                None => None,
+            };
             let mut campaigns = Vec::new();
             for c in l.campaigns()?.into_iter().take(RECENT) {
                 let n = l.counts(c.id)?;
@@ -83,10 +90,16 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 ],
                 suppressions: l.recent_suppressions(RECENT as u32)?,
                 preflight: l.latest_preflight()?,
+                sent,
             })
         })
         .await;
     let o = overview?;
+    // An issue that has a campaign is not sent again: nothing to check for it.
+    let check = match (&issue, &o.sent) {
+        (Ok(id), None) => Some(d.app.collect_issue(*id, FetchPolicy::Once).await),
+        _ => None,
+    };
     let warnings = &d.app.config.warnings;
     let live = o.campaigns.iter().any(|(c, _)| !c.finished);
     let body = html! {
@@ -99,13 +112,44 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 (None, _) => { "No schedule: nothing is sent unless staff send it." }
             }
         }
+        @if let Some(missing) = empty_fire {
+            p.form-error data-next="empty" {
+                "Nothing will be sent at that fire: issue " (missing) " has no folder in the content directory."
+            }
+        }
         @match &issue {
             Err(e) => { (paragraph(&d, &format!("No issue to send: {e:#}"))) }
             Ok(id) => {
-                p.paragraph {
-                    "Issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
-                    @if scheduled == Some(*id) { " (the schedule's issue for that send)" }
-                    @else { " (the newest issue folder)" }
+                @let fired = scheduled == Some(*id);
+                @match &o.sent {
+                    Some(c) if c.finished => {
+                        p.console-ok data-next=(if fired { "nothing" } else { "newest-sent" }) {
+                            @if fired { "Nothing will be sent: issue " } @else { "Issue " }
+                            (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                            @if fired { " (the schedule's issue for that send)" }
+                            @else { " (the newest issue folder)" }
+                            " was sent on " (local_ms(&d, c.finished_at)) " ("
+                            (link(&d, &format!("admin/campaigns/{id}"), "its campaign")) ")."
+                        }
+                    }
+                    Some(c) => {
+                        p.console-ok data-next="running" {
+                            "Issue " (id) " is being sent already (" (c.state_word(now_ms)) ", "
+                            (link(&d, &format!("admin/campaigns/{id}"), "its campaign")) ")"
+                            @if fired { ": that send starts nothing new" } "."
+                        }
+                    }
+                    None => {
+                        p.paragraph data-next=(if fired { "send" } else { "newest" }) {
+                            @if fired {
+                                "Will send issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                                " (the schedule's issue for that send), if its check passes then."
+                            } @else {
+                                "Issue " (link(&d, &format!("admin/issues/{id}"), &id.to_string()))
+                                " (the newest issue folder; staff send it from its page)."
+                            }
+                        }
+                    }
                 }
                 @match &check {
                     Some(Ok(i)) => {
@@ -166,6 +210,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
             }))
             @if live { p.console-note { "Counts of a campaign being sent refresh every 2 seconds (with JavaScript; else reload the page)." } }
+            p.paragraph { (link(&d, "admin/campaigns/", "Every campaign")) }
         }
         (subheading(&d, "Subscribers"))
         (table(&d, "Subscribers by state", &o.subscribers.iter().map(|(s, _)| *s).collect::<Vec<_>>(), html! {
@@ -186,6 +231,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
             }))
         }
+        p.paragraph { (link(&d, "admin/bounces/", "Every bounce and complaint")) }
         @if live { (live_script(&d)) }
     };
     Ok(console_page(
@@ -199,7 +245,8 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
 
 /// The one script of the staff pages: every `[data-live]` row fetches its campaign's counts
 /// (as JSON, behind the same session) every 2 s and writes them into its `[data-count]` cells,
-/// until the campaign is finished.
+/// until the campaign is finished; a campaign page's canary list (`[data-canaries]` naming the
+/// same counts) is rewritten from the replies of its canary copies.
 pub(super) const LIVE_JS: &str = r#"// brief: live counts of running campaigns.
 "use strict";
 (function () {
@@ -213,6 +260,18 @@ pub(super) const LIVE_JS: &str = r#"// brief: live counts of running campaigns.
           row.querySelectorAll("[data-count]").forEach(function (cell) {
             var k = cell.getAttribute("data-count");
             if (k in c) { cell.textContent = String(c[k]); }
+          });
+          document.querySelectorAll("[data-canaries]").forEach(function (list) {
+            if (list.getAttribute("data-canaries") !== src || !c.canaries || !c.canaries.length) { return; }
+            var items = list.querySelectorAll("li");
+            if (items.length === c.canaries.length && Array.prototype.every.call(items, function (li, i) { return li.textContent === c.canaries[i]; })) { return; }
+            var tmpl = items[0];
+            list.textContent = "";
+            c.canaries.forEach(function (line) {
+              var li = tmpl ? tmpl.cloneNode(false) : document.createElement("li");
+              li.textContent = line;
+              list.appendChild(li);
+            });
           });
           if (!c.finished) { setTimeout(tick, POLL); }
         })
@@ -242,17 +301,18 @@ pub(super) async fn counts_json(
     let found = d
         .ledger
         .with(move |l| match l.campaign(id)? {
-            Some(c) => Ok(Some((l.counts(c.id)?, c))),
+            Some(c) => Ok(Some((l.counts(c.id)?, l.canary_sends(c.id)?, c))),
             None => Ok(None),
         })
         .await;
     Ok(match found? {
-        Some((n, c)) => {
+        Some((n, canaries, c)) => {
             let mut v = serde_json::json!({
                 "issue": id.to_string(),
                 "finished": c.finished,
                 "state": c.state_word(d.app.clock.now_ms()),
                 "total": n.total(),
+                "canaries": canaries.iter().map(canary_line).collect::<Vec<_>>(),
             });
             for s in DeliveryState::ALL {
                 v[s.as_str()] = n.get(s).into();

@@ -54,9 +54,42 @@ pub(super) fn preview(d: &Site, issue: &Issue) -> Preview {
         subject: rendered.subject.clone(),
         html: Rendered::fill(&rendered.html, &unsubscribe),
         text: Rendered::fill(&rendered.text, &unsubscribe),
-        headers: String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n"),
+        headers: decoded_subject(&String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n")),
         size: eml.len(),
     }
+}
+
+/// The header block `headers` (lines joined by `\n`) with its Subject field shown as staff
+/// read it: RFC 2047 encoded words decoded and the field unfolded onto one line.
+pub(super) fn decoded_subject(headers: &str) -> String {
+    let Some(subject) = mail_parser::MessageParser::new()
+        .parse_headers(headers.replace('\n', "\r\n").as_bytes())
+        .and_then(|m| m.subject().map(str::to_string))
+    else {
+        return headers.to_string();
+    };
+    let mut out = String::with_capacity(headers.len());
+    let mut in_subject = false;
+    for line in headers.split('\n') {
+        let folded = line.starts_with([' ', '\t']);
+        if folded && in_subject {
+            continue;
+        }
+        in_subject = !folded
+            && line
+                .split_once(':')
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case("subject"));
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if in_subject {
+            out.push_str("Subject: ");
+            out.push_str(&subject);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 pub(super) fn size(n: usize) -> String {
@@ -212,7 +245,7 @@ pub(super) fn issue_body(
                                 option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
                             }
                         }
-                        p { button.page-button type="submit" { "Send a test to me" } }
+                        p { button.page-button.page-button type="submit" { "Send a test to me" } }
                         p.console-note {
                             "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
                             @if matches!(shown, Shown::Stored(_)) { " It is made from the folder as it is now." }
@@ -239,7 +272,7 @@ pub(super) fn issue_body(
                             }
                             input.field id="brief-confirm" name="confirm" type="text"
                                 required autocomplete="off" inputmode="numeric";
-                            p { button.page-button type="submit" { "Send now" } }
+                            p { button.page-button.page-button type="submit" { "Send now" } }
                         }
                     }
                 }
@@ -401,4 +434,20 @@ pub(super) async fn send_now(
         .record(&d, Action::SendNow, id.to_string(), String::new())
         .await;
     Ok(see_other(&url(&d, &format!("admin/campaigns/{id}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decoded_subject;
+
+    #[test]
+    fn the_headers_box_shows_an_encoded_subject_decoded_and_the_rest_as_is() {
+        let raw = "From: BRIEF <news@example.org>\nSubject: =?utf-8?b?QlJJRUYgwrcgR2FyY8OtYSB5IGVs?=\n =?utf-8?b?IGNhbmFyaW8=?=\nTo: ana@example.org";
+        assert_eq!(
+            decoded_subject(raw),
+            "From: BRIEF <news@example.org>\nSubject: BRIEF \u{b7} Garc\u{ed}a y el canario\nTo: ana@example.org"
+        );
+        let plain = "Subject: BRIEF 07.23.21\nTo: ana@example.org";
+        assert_eq!(decoded_subject(plain), plain);
+    }
 }

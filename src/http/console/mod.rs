@@ -10,7 +10,9 @@
 //! `parts`, the pieces they share.
 
 mod activity;
+mod bounces;
 mod campaign;
+mod campaigns;
 mod dashboard;
 mod issue;
 mod issues;
@@ -31,9 +33,11 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/issues/{id}", get(issue::issue_page))
         .route("/admin/issues/{id}/test", post(issue::test_send))
         .route("/admin/issues/{id}/send", post(issue::send_now))
+        .route("/admin/campaigns/", get(campaigns::campaigns_page))
         .route("/admin/campaigns/{id}", get(campaign::campaign_page))
         .route("/admin/campaigns/{id}/counts", get(dashboard::counts_json))
         .route("/admin/campaigns/{id}/hold", post(campaign::hold))
         .route("/admin/campaigns/{id}/release", post(campaign::release))
         .route("/admin/activity/", get(activity::activity_page))
+        .route("/admin/bounces/", get(bounces::bounces_page))
 }
