@@ -14,6 +14,7 @@ mod deliveries;
 mod journal;
 mod migrations;
 mod notices;
+mod readers;
 mod staff;
 mod summaries;
 
@@ -23,6 +24,7 @@ pub use self::bounces::*;
 pub use self::campaigns::*;
 pub use self::deliveries::*;
 pub use self::notices::*;
+pub use self::readers::*;
 pub use self::staff::*;
 pub use self::summaries::*;
 
