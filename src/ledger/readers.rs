@@ -206,6 +206,34 @@ impl Ledger {
         })
     }
 
+    /// Adds a subscriber from the staff console, with the consent source staff typed (kept as
+    /// `staff: SOURCE`); returns its reader id, and false as the second value when the address
+    /// was held already (nothing changed then). The import policy is the caller's.
+    pub fn add_subscriber_by_staff(
+        &mut self,
+        address: &Address,
+        name: Option<&str>,
+        source: &str,
+        now: i64,
+    ) -> anyhow::Result<(ReaderId, bool)> {
+        let key = AddressKey::of(address);
+        let added = self.conn.execute(
+            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at, source)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                key.as_str(),
+                address.as_ref() as &str,
+                name,
+                now,
+                format!("staff: {source}")
+            ],
+        )? == 1;
+        let id = self
+            .reader_id(&key)?
+            .context("a subscriber the ledger holds has a reader id")?;
+        Ok((id, added))
+    }
+
     /// The id of the reader of `key`, if the ledger holds the address.
     pub fn reader_id(&self, key: &AddressKey) -> anyhow::Result<Option<ReaderId>> {
         Ok(self

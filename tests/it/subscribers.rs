@@ -1,0 +1,156 @@
+//! The console's Subscribers section against `brief run` over loopback HTTP: search, a reader's
+//! page by its numeric id, and the actions (add, unsubscribe, forget), each CSRF-checked and
+//! confirmed before it acts.
+
+use crate::admin::{csrf_of, get_with, post_form, sign_in};
+use crate::support::daemon::Running;
+use crate::support::World;
+
+const EDITOR: &str = "editor@example.org";
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+#[test]
+fn staff_find_add_unsubscribe_and_forget_a_reader_from_the_console() {
+    let w = World::new();
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
+    w.brief()
+        .args([
+            "subscribers",
+            "add",
+            "Bea@Example.org",
+            "--name",
+            "Bea Núñez",
+        ])
+        .assert()
+        .success();
+    let d = Running::start(&w, &[]);
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+    let csrf = csrf_of(&get("/admin/").body);
+    let post = |path: &str, pairs: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(pairs);
+        post_form(&d, path, &cookie, &form(&all))
+    };
+
+    // Search by part of the address or name, in any case.
+    let list = get("/admin/subscribers/?q=N%C3%BA%C3%B1ez");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("Bea@Example.org"), "{}", list.body);
+    assert!(get("/admin/subscribers/?q=BEA@")
+        .body
+        .contains("Bea@Example.org"));
+    let none = get("/admin/subscribers/?q=bea&state=unsubscribed");
+    assert!(none.body.contains("No reader matches."), "{}", none.body);
+
+    // Adding needs the consent source, then a confirmation; nothing is added before it.
+    let dora = [
+        ("address", "dora@example.org"),
+        ("name", "Dora"),
+        ("source", "paper form at the fair"),
+    ];
+    let refused = post("/admin/subscribers/add", &dora[..2]);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("consent source"), "{}", refused.body);
+    let asked = post("/admin/subscribers/add", &dora);
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("Add this reader?"), "{}", asked.body);
+    assert!(get("/admin/subscribers/?q=dora")
+        .body
+        .contains("No reader matches."));
+    // Without the session's CSRF token, nothing.
+    let forged = post_form(
+        &d,
+        "/admin/subscribers/add",
+        &cookie,
+        &form(&[dora[0], dora[1], dora[2], ("confirmed", "yes")]),
+    );
+    assert_eq!(forged.status, 403);
+    let mut confirmed = dora.to_vec();
+    confirmed.push(("confirmed", "yes"));
+    let added = post("/admin/subscribers/add", &confirmed);
+    assert_eq!(added.status, 303, "{}", added.body);
+    let location = added.header("location").unwrap().to_string();
+    let path = location.trim_start_matches("https://news.example.org");
+    let id: i64 = path
+        .strip_prefix("/admin/subscribers/")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a reader's page by number, not {location}"));
+    assert!(!location.contains("dora"), "{location}");
+    let page = get(path);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("staff: paper form at the fair"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("data-reader-state=\"active\""),
+        "{}",
+        page.body
+    );
+    let listed = get("/admin/subscribers/?q=DORA&state=active");
+    assert!(
+        listed.body.contains(&format!("/admin/subscribers/{id}\"")),
+        "{}",
+        listed.body
+    );
+
+    // Unsubscribe: asked first, then done; the reader page says so and adding is refused.
+    let ask = post(&format!("{path}/unsubscribe"), &[]);
+    assert!(
+        ask.body.contains("Unsubscribe this reader?"),
+        "{}",
+        ask.body
+    );
+    assert!(w
+        .ledger()
+        .suppression(&brief::address::AddressKey::from_text("dora@example.org"))
+        .unwrap()
+        .is_none());
+    let done = post(&format!("{path}/unsubscribe"), &[("confirmed", "yes")]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = get(path);
+    assert!(
+        page.body.contains("data-reader-state=\"unsubscribed\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("removed by staff in the console"));
+    let again = post("/admin/subscribers/add", &confirmed);
+    assert_eq!(again.status, 422, "{}", again.body);
+    assert!(again.body.contains("only the reader can join again"));
+
+    // Forget: the address must be typed; a wrong one erases nothing.
+    let wrong = post(
+        &format!("{path}/forget"),
+        &[("address", "dora@example.com")],
+    );
+    assert_eq!(wrong.status, 422, "{}", wrong.body);
+    assert_eq!(get(path).status, 200);
+    let gone = post(
+        &format!("{path}/forget"),
+        &[("address", "DORA@example.org")],
+    );
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    assert_eq!(get(path).status, 404);
+    let list = get("/admin/subscribers/?forgotten=1");
+    assert!(
+        list.body.contains("The reader was forgotten"),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains("dora@"), "{}", list.body);
+    let never = post("/admin/subscribers/add", &confirmed);
+    assert_eq!(never.status, 422, "{}", never.body);
+    assert!(never.body.contains("forgotten"), "{}", never.body);
+    // Logs name readers by keyed tags only.
+    assert!(!d.stderr().contains("dora@example.org"), "{}", d.stderr());
+}
