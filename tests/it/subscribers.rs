@@ -154,3 +154,92 @@ fn staff_find_add_unsubscribe_and_forget_a_reader_from_the_console() {
     // Logs name readers by keyed tags only.
     assert!(!d.stderr().contains("dora@example.org"), "{}", d.stderr());
 }
+
+#[test]
+fn the_list_files_readers_show_after_a_send_with_their_deliveries_and_both_csvs_download() {
+    let w = World::new();
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
+    // Before any send, the ledger knows none of the file's readers.
+    let d = Running::start(&w, &[]);
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+    assert!(get("/admin/subscribers/?q=ana")
+        .body
+        .contains("No reader matches."));
+    let sent = w
+        .brief()
+        .args(["send", "--yes", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert!(sent.status.success(), "{sent:?}");
+
+    let list = get("/admin/subscribers/?state=file");
+    assert!(
+        list.body.contains("Readers 1\u{2013}3 of 3"),
+        "{}",
+        list.body
+    );
+    let hrefs: Vec<&str> = list
+        .body
+        .split("href=\"")
+        .skip(1)
+        .map(|h| &h[..h.find('"').unwrap()])
+        .collect();
+    assert!(hrefs.iter().any(|h| h.contains("/admin/subscribers/")));
+    assert!(
+        hrefs.iter().all(|h| !h.contains('@') && !h.contains("%40")),
+        "no address in a URL: {hrefs:?}"
+    );
+    let link = list.body[..list.body.find(">ana@example.org<").unwrap()]
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .trim_end_matches('"')
+        .trim_start_matches("https://news.example.org")
+        .to_string();
+    let page = get(&link);
+    assert_eq!(page.status, 200, "{link}: {}", page.body);
+    assert!(page.body.contains("Ana García"), "{}", page.body);
+    assert!(
+        page.body.contains("/admin/campaigns/2021-07"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(">sent<"), "{}", page.body);
+
+    // The export: the columns of `brief subscribers export`, plain and for Excel.
+    let export = w.brief().args(["subscribers", "export"]).output().unwrap();
+    let cli = String::from_utf8(export.stdout).unwrap();
+    let plain = get("/admin/subscribers/export.csv");
+    assert_eq!(plain.status, 200);
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/csv; charset=utf-8")
+    );
+    assert!(plain
+        .body
+        .starts_with("email,name,state,source,requested_at,confirmed_at\n"));
+    assert!(
+        plain
+            .body
+            .contains("ana@example.org,Ana García,active,file,,\n"),
+        "{}",
+        plain.body
+    );
+    assert_eq!(plain.body, cli);
+    let excel = get("/admin/subscribers/export.csv?excel=1");
+    assert_eq!(excel.body, format!("\u{feff}{cli}"));
+    assert!(excel
+        .header("content-disposition")
+        .unwrap()
+        .contains("brief-subscribers-excel.csv"));
+    // And the campaign's report, beside its plain CSV.
+    let report = get("/admin/campaigns/2021-07.csv");
+    let report_excel = get("/admin/campaigns/2021-07.csv?excel=1");
+    assert!(!report.body.starts_with('\u{feff}'));
+    assert!(report.body.contains("Ana García"), "{}", report.body);
+    assert_eq!(report_excel.body, format!("\u{feff}{}", report.body));
+    assert!(get("/admin/campaigns/2021-07")
+        .body
+        .contains("/admin/campaigns/2021-07.csv?excel=1"));
+}

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use maud::{html, Markup};
 
 use super::super::admin::{staff_page, Staff, StaffForm};
@@ -15,6 +15,7 @@ use super::parts::{
     cell, count_cells, count_head, issue_id, link, live_script, local_ms, message, not_found,
     style, subheading, table, ROW_CAP,
 };
+use super::subscribers::csv_download;
 use crate::ledger::{
     Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
     State as DeliveryState,
@@ -28,6 +29,9 @@ use crate::report::ReportRow;
 pub(super) struct Filter {
     #[serde(default)]
     state: Option<String>,
+    /// `excel=1` on the CSV: the Excel variant (with a byte-order mark).
+    #[serde(default)]
+    excel: Option<String>,
 }
 
 pub(super) async fn campaign_page(
@@ -37,7 +41,7 @@ pub(super) async fn campaign_page(
     Query(filter): Query<Filter>,
 ) -> Result<Response, PageError> {
     if let Some(raw) = raw.strip_suffix(".csv") {
-        return csv(d, staff, raw).await;
+        return csv(d, staff, raw, filter.excel.is_some()).await;
     }
     let Some(id) = issue_id(&raw) else {
         return Ok(not_found(&d, &staff, "There is no campaign by that id."));
@@ -215,6 +219,8 @@ pub(super) fn campaign_body(
         }))
         p.paragraph style=(style(d, "paragraph")) {
             (link(d, &format!("admin/campaigns/{id}.csv"), "Download the report (CSV)"))
+            " or "
+            (link(d, &format!("admin/campaigns/{id}.csv?excel=1"), "for Excel"))
             " \u{2013} every reader, the columns of " code.code style=(style(d, "code")) { "brief report" } "."
         }
         (subheading(d, "Readers"))
@@ -306,7 +312,12 @@ pub(super) async fn release(
 }
 
 /// The campaign's report as CSV: the columns and rows of `brief report`.
-pub(super) async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Response, PageError> {
+pub(super) async fn csv(
+    d: Arc<Site>,
+    staff: Staff,
+    raw: &str,
+    excel: bool,
+) -> Result<Response, PageError> {
     let Some(id) = issue_id(raw) else {
         return Ok(not_found(&d, &staff, "There is no campaign by that id."));
     };
@@ -320,17 +331,7 @@ pub(super) async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Respons
         })
         .await;
     Ok(match made? {
-        Some(bytes) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"brief-report-{id}.csv\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Some(bytes) => csv_download(&format!("brief-report-{id}.csv"), bytes, excel),
         None => not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
     })
 }

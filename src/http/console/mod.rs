@@ -35,6 +35,7 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/campaigns/{id}/hold", post(campaign::hold))
         .route("/admin/campaigns/{id}/release", post(campaign::release))
         .route("/admin/subscribers/", get(subscribers::list))
+        .route("/admin/subscribers/export.csv", get(subscribers::export))
         .route(
             "/admin/subscribers/add",
             get(subscribers::add_page).post(subscribers::add),

@@ -151,6 +151,13 @@ fn list_body(
         p.paragraph style=(style(d, "paragraph")) {
             (link(d, "admin/subscribers/add", "Add a reader"))
         }
+        p.paragraph style=(style(d, "paragraph")) {
+            "Download every address with its state: "
+            (link(d, "admin/subscribers/export.csv", "CSV"))
+            " or "
+            (link(d, "admin/subscribers/export.csv?excel=1", "CSV for Excel"))
+            " (the columns of " code.code style=(style(d, "code")) { "brief subscribers export" } ", the list file included)."
+        }
         p.console-note style=(style(d, "console-note")) role="status" {
             @if found.total == 0 {
                 "No reader matches."
@@ -642,4 +649,59 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
         tracing::info!(reader = %d.key.tag(address.as_ref()), staff = %d.key.tag(staff.address.as_ref()), "reader added from the console");
     }
     Ok(see_other(&url(&d, &reader_path(id))))
+}
+
+/// The export's query: `excel=1` for the Excel variant.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct Export {
+    #[serde(default)]
+    excel: String,
+}
+
+/// A CSV download named `file`; with a byte-order mark for Excel when `excel`.
+pub(super) fn csv_download(file: &str, csv: Vec<u8>, excel: bool) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let (file, bytes) = if excel {
+        (
+            file.replacen(".csv", "-excel.csv", 1),
+            crate::sheet::for_excel(csv),
+        )
+    } else {
+        (file.to_string(), csv)
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `GET /admin/subscribers/export.csv`: every address with its state, as `brief subscribers
+/// export` writes it (the list file's rows, then the ledger's). Read on a connection of its
+/// own, off the async threads, so the file's reading holds no other request's connection.
+pub(super) async fn export(
+    State(d): Shared,
+    _staff: Staff,
+    Query(q): Query<Export>,
+) -> Result<Response, PageError> {
+    let app = d.app.clone();
+    let csv = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
+        let ledger = app.open_ledger()?;
+        let rows = crate::audience::roster(&app, &ledger, |_| {})?;
+        crate::audience::write_roster_csv(&rows, Vec::new())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the export task failed: {e}"))??;
+    Ok(csv_download(
+        "brief-subscribers.csv",
+        csv,
+        !q.excel.is_empty(),
+    ))
 }
