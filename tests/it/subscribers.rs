@@ -243,3 +243,59 @@ fn the_list_files_readers_show_after_a_send_with_their_deliveries_and_both_csvs_
         .body
         .contains("/admin/campaigns/2021-07.csv?excel=1"));
 }
+
+#[test]
+fn forgetting_while_a_campaign_is_being_sent_erases_nothing_and_says_to_wait() {
+    let w = World::new();
+    w.add_server_keys(&format!("staff = [\"{EDITOR}\"]"));
+    w.brief()
+        .args(["subscribers", "add", "dee@example.org"])
+        .assert()
+        .success();
+    let mut ledger = w.ledger();
+    let message = brief::ledger::CampaignMessage {
+        revision: 1,
+        subject: "s".into(),
+        template: String::new(),
+        web: String::new(),
+        folder_hash: None,
+        unsent: 0,
+        at: 1,
+    };
+    let (campaign, _) = ledger
+        .create_campaign(
+            "2099-01".parse().unwrap(),
+            &message,
+            brief::ledger::Trigger::Cli,
+            brief::clock::Millis(1),
+            None,
+            |_| Ok(()),
+        )
+        .unwrap();
+    // Another process is sending it: its send lock is held.
+    let lock = ledger.lock_campaign(&campaign).unwrap();
+    let d = Running::start(&w, &[]);
+    let cookie = sign_in(&d, &w, EDITOR, 1);
+    let get = |path: &str| get_with(&d, path, &[("Cookie", &cookie)]);
+    let csrf = csrf_of(&get("/admin/").body);
+    let id = ledger
+        .reader_id(&brief::address::AddressKey::from_text("dee@example.org"))
+        .unwrap()
+        .unwrap();
+    let path = format!("/admin/subscribers/{id}/forget");
+    let body = form(&[("csrf", &csrf), ("address", "dee@example.org")]);
+    let refused = post_form(&d, &path, &cookie, &body);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.body.contains("Issue 2099-01 is being sent"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(get(&format!("/admin/subscribers/{id}")).status, 200);
+    // Once it is sent, the forget goes through.
+    assert!(ledger.finish_if_done(campaign.id, 2).unwrap());
+    drop(lock);
+    let done = post_form(&d, &path, &cookie, &body);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(get(&format!("/admin/subscribers/{id}")).status, 404);
+}

@@ -506,10 +506,34 @@ pub(super) async fn forget(
         .map_err(|e| anyhow::anyhow!("a stored address does not parse: {e}"))?;
     let app = d.app.clone();
     let tag = d.key.tag(address.as_ref());
+    // `forget` takes the send lock of every unfinished campaign, and the daemon holds the lock
+    // of one it is sending: staff are told to try again once it is sent, not shown a failure.
     let forgetting = d
         .ledger
-        .with(move |l| crate::audience::forget(&app, l, &address))
+        .with(move |l| {
+            for c in l.campaigns()?.into_iter().filter(|c| !c.finished) {
+                if l.lock_campaign(&c).is_err() {
+                    return Ok(Err(c.issue));
+                }
+            }
+            crate::audience::forget(&app, l, &address).map(Ok)
+        })
         .await?;
+    let forgetting = match forgetting {
+        Ok(f) => f,
+        Err(issue) => {
+            return Ok(message(
+                &d,
+                staff,
+                StatusCode::CONFLICT,
+                "Not forgotten yet",
+                html! {
+                    (paragraph(&d, &format!("Issue {issue} is being sent right now: forget the reader once it is sent, so that no copy goes out meanwhile. Nothing was erased.")))
+                    p.paragraph style=(style(&d, "paragraph")) { (link(&d, &reader_path(r.id), "Back to the reader")) }
+                },
+            ));
+        }
+    };
     tracing::info!(reader = %tag, staff = %d.key.tag(staff.address.as_ref()), in_file = forgetting.in_file, "reader forgotten from the console");
     if forgetting.in_file {
         return Ok(message(
