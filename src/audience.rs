@@ -231,6 +231,33 @@ pub fn roster(
     Ok(rows)
 }
 
+/// Writes `rows` as the CSV of `brief subscribers export` and the console's export: `email`,
+/// `name`, `state`, `source`, `requested_at`, `confirmed_at` (RFC 3339 UTC).
+pub fn write_roster_csv<W: std::io::Write>(rows: &[RosterRow], out: W) -> anyhow::Result<W> {
+    let mut w = crate::sheet::Sheet::new(
+        out,
+        &[
+            "email",
+            "name",
+            "state",
+            "source",
+            "requested_at",
+            "confirmed_at",
+        ],
+    )?;
+    for r in rows {
+        w.row([
+            r.address.as_str(),
+            r.name.as_deref().unwrap_or(""),
+            r.state.as_str(),
+            &r.source,
+            &crate::clock::fmt_ms(r.requested_at),
+            &crate::clock::fmt_ms(r.confirmed_at),
+        ])?;
+    }
+    w.finish()
+}
+
 /// Erases what brief holds about `address` at its owner's request ([`Ledger::forget`]),
 /// holding the send lock of every unfinished campaign so no run is sending meanwhile, then
 /// the messages to it in the outbox folder ([`crate::transport::remove_outbox_files`]).

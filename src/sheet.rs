@@ -23,6 +23,18 @@ pub fn cell(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// UTF-8's byte-order mark: a CSV that starts with it is read as UTF-8 by Excel, which
+/// otherwise reads a CSV in the computer's legacy code page and garbles "García".
+pub const EXCEL_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `csv` (UTF-8) made for Excel: the same bytes after [`EXCEL_BOM`].
+pub fn for_excel(csv: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(csv.len() + EXCEL_BOM.len());
+    out.extend_from_slice(EXCEL_BOM);
+    out.extend(csv);
+    out
+}
+
 /// A CSV writer whose every cell goes through [`cell`]: a header, then rows.
 pub struct Sheet<W: Write> {
     out: csv::Writer<W>,

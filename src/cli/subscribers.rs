@@ -290,28 +290,7 @@ fn export(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let mut bad = Vec::new();
     let rows = audience::roster(app, ledger, |p| bad.push(p))?;
     let stdout = std::io::stdout();
-    let mut w = crate::sheet::Sheet::new(
-        std::io::BufWriter::new(stdout.lock()),
-        &[
-            "email",
-            "name",
-            "state",
-            "source",
-            "requested_at",
-            "confirmed_at",
-        ],
-    )?;
-    for r in rows {
-        w.row([
-            r.address.as_str(),
-            r.name.as_deref().unwrap_or(""),
-            r.state.as_str(),
-            &r.source,
-            &crate::clock::fmt_ms(r.requested_at),
-            &crate::clock::fmt_ms(r.confirmed_at),
-        ])?;
-    }
-    w.finish()?.flush()?;
+    audience::write_roster_csv(&rows, std::io::BufWriter::new(stdout.lock()))?.flush()?;
     for p in &bad {
         eprintln!("{p}");
     }

@@ -465,6 +465,7 @@ impl Ledger {
         f.subscribers = tx.execute("DELETE FROM subscribers WHERE address_key = ?1", [k])? as u64;
         f.signups = tx.execute("DELETE FROM signups WHERE address_key = ?1", [k])? as u64;
         f.suppressions = tx.execute("DELETE FROM suppressions WHERE address_key = ?1", [k])? as u64;
+        tx.execute("DELETE FROM readers WHERE address_key = ?1", [k])?;
         // These keep the address as typed: compared by key in Rust (SQLite's lower() is ASCII).
         for table in ["test_sends", "confirmation_sends"] {
             let ids = {

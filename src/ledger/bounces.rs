@@ -66,8 +66,8 @@ pub struct BounceListed {
     pub issue: String,
     /// The address as the list spelled it.
     pub address: String,
-    /// The reader's row id in the ledger's subscribers (`None`: the reader is only in the
-    /// subscriber file, or was forgotten).
+    /// The reader's number in the ledger (`readers.id`, what `/admin/subscribers/{id}` names;
+    /// `None`: the reader was forgotten).
     pub subscriber: Option<i64>,
 }
 
@@ -224,11 +224,11 @@ impl Ledger {
             .conn
             .query_row("SELECT count(*) FROM bounces", [], |r| r.get(0))?;
         let mut st = self.conn.prepare(
-            "SELECT b.kind, b.status, b.diagnostic, b.evidence, b.at, c.issue, d.address, s.rowid
+            "SELECT b.kind, b.status, b.diagnostic, b.evidence, b.at, c.issue, d.address, rd.id
              FROM bounces b
              JOIN deliveries d ON d.id = b.delivery_id
              JOIN campaigns c ON c.id = d.campaign_id
-             LEFT JOIN subscribers s ON s.address_key = d.address_key
+             LEFT JOIN readers rd ON rd.address_key = d.address_key
              ORDER BY b.at DESC, b.id DESC LIMIT ?1 OFFSET ?2",
         )?;
         let rows = st.query_map([limit, offset], |r| {

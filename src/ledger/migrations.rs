@@ -242,4 +242,40 @@ pub(super) const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         detail TEXT NOT NULL DEFAULT ''
     );",
+    // 14: every reader the ledger holds gets a numeric id of its own, the staff console's key
+    // for a reader's page (never the address in a URL). An INTEGER PRIMARY KEY, so the VACUUM
+    // that `forget` runs cannot renumber it; filled from the rows already held and kept up by
+    // triggers on every table that brings an address in. `forget` deletes the row.
+    "CREATE TABLE readers (
+        id INTEGER PRIMARY KEY,
+        address_key TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL,
+        name TEXT
+    );
+    INSERT OR IGNORE INTO readers (address_key, address, name)
+        SELECT address_key, address, name FROM subscribers ORDER BY added_at, rowid;
+    INSERT OR IGNORE INTO readers (address_key, address, name)
+        SELECT address_key, address, name FROM deliveries WHERE address <> 'forgotten' ORDER BY id;
+    INSERT OR IGNORE INTO readers (address_key, address, name)
+        SELECT address_key, address, name FROM signups ORDER BY requested_at, rowid;
+    INSERT OR IGNORE INTO readers (address_key, address, name)
+        SELECT address_key, address, NULL FROM suppressions ORDER BY at, rowid;
+    CREATE TRIGGER readers_of_subscribers AFTER INSERT ON subscribers BEGIN
+        INSERT OR IGNORE INTO readers (address_key, address, name)
+        VALUES (NEW.address_key, NEW.address, NEW.name);
+    END;
+    CREATE TRIGGER readers_of_deliveries AFTER INSERT ON deliveries
+    WHEN NEW.address <> 'forgotten' BEGIN
+        INSERT OR IGNORE INTO readers (address_key, address, name)
+        VALUES (NEW.address_key, NEW.address, NEW.name);
+    END;
+    CREATE TRIGGER readers_of_signups AFTER INSERT ON signups BEGIN
+        INSERT OR IGNORE INTO readers (address_key, address, name)
+        VALUES (NEW.address_key, NEW.address, NEW.name);
+    END;
+    CREATE TRIGGER readers_of_suppressions AFTER INSERT ON suppressions BEGIN
+        INSERT OR IGNORE INTO readers (address_key, address, name)
+        VALUES (NEW.address_key, NEW.address, NULL);
+    END;
+    CREATE INDEX deliveries_address_key ON deliveries (address_key);",
 ];

@@ -15,6 +15,7 @@ mod deliveries;
 mod journal;
 mod migrations;
 mod notices;
+mod readers;
 mod staff;
 mod summaries;
 
@@ -25,6 +26,7 @@ pub use self::bounces::*;
 pub use self::campaigns::*;
 pub use self::deliveries::*;
 pub use self::notices::*;
+pub use self::readers::*;
 pub use self::staff::*;
 pub use self::summaries::*;
 

@@ -79,7 +79,7 @@ fn session_cookie(r: &Reply) -> String {
 }
 
 /// Signs `email` in (its `nth` sign-in message): the session cookie.
-fn sign_in(d: &Running, w: &World, email: &str, nth: usize) -> String {
+pub(crate) fn sign_in(d: &Running, w: &World, email: &str, nth: usize) -> String {
     assert_eq!(ask_link(d, email).status, 200);
     let (to, path) = wait_mails(w, nth)[nth - 1].clone();
     assert_eq!(to, email);
@@ -88,12 +88,12 @@ fn sign_in(d: &Running, w: &World, email: &str, nth: usize) -> String {
     session_cookie(&r)
 }
 
-fn get_with(d: &Running, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) fn get_with(d: &Running, path: &str, headers: &[(&str, &str)]) -> Reply {
     d.request("GET", path, headers, b"")
 }
 
 /// The CSRF token of the sign-out form on `/admin/`.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .unwrap_or_else(|| panic!("no CSRF field in {page}"));
@@ -352,7 +352,7 @@ const CONSOLE_PAGES: [&str; 8] = [
     "/admin/live.js",
 ];
 
-fn post_form(d: &Running, path: &str, cookie: &str, body: &str) -> Reply {
+pub(crate) fn post_form(d: &Running, path: &str, cookie: &str, body: &str) -> Reply {
     d.post(
         path,
         &[

@@ -488,3 +488,40 @@ fn the_accessibility_check_finds_faults_where_there_are_some() {
         );
     }
 }
+
+/// Staff find a reader by part of her name, open her page (by its number), see her delivery,
+/// and unsubscribe her, confirming first; the ledger then says so and the others stay.
+#[test]
+fn staff_find_a_reader_open_her_page_and_unsubscribe_her() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\"]");
+    send(&w, "2021-07");
+    let d = Running::start(&w, &[]);
+    let b = Browser::phone(375);
+    // The send's summary went to staff first: the sign-in link is the second message.
+    sign_in(&b, &w, port, "editor@example.org", 2);
+    b.open(&format!("http://127.0.0.1:{port}/admin/subscribers/"));
+    b.wait_for_text("Readers 1");
+    b.fill("Part of the address or name", "garcía");
+    b.click("Search");
+    let found = b.wait_for_text("Readers 1\u{2013}1 of 1");
+    assert!(found.contains("ana@example.org"), "{found}");
+    assert!(!found.contains("bob@example.org"), "{found}");
+    b.click("ana@example.org");
+    let page = b.wait_for_text("Deliveries");
+    assert!(page.contains("Ana García"), "{page}");
+    assert!(page.contains("2021-07"), "{page}");
+    let url = b.url();
+    assert!(!url.contains('@') && !url.contains("ana"), "{url}");
+    b.click("Unsubscribe\u{2026}");
+    b.wait_for_text("Unsubscribe this reader?");
+    assert_eq!(state_of(&w, "ana@example.org"), "active");
+    b.click("Unsubscribe");
+    let done = b.wait_for_text("removed by staff in the console");
+    assert!(done.contains("Unsubscribed"), "{done}");
+    assert_eq!(b.url(), url);
+    assert_eq!(state_of(&w, "ana@example.org"), "unsubscribed");
+    assert_eq!(state_of(&w, "bob@example.org"), "active");
+    assert!(b.axe().is_empty(), "{:?}", b.axe());
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}

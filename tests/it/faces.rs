@@ -95,6 +95,23 @@ pub(crate) const FACES: &[Face] = &[
     page("issue-sent", &["/admin/issues/{id}"]),
     page("console-not-found", &["/admin/issues/{id}"]),
     page("activity", &["/admin/activity/"]),
+    page("subscribers", &["/admin/subscribers/"]),
+    page("reader", &["/admin/subscribers/{id}"]),
+    page(
+        "reader-unsubscribe-confirm",
+        &["/admin/subscribers/{id}/unsubscribe"],
+    ),
+    page(
+        "reader-resend-confirm",
+        &["/admin/subscribers/{id}/confirmation"],
+    ),
+    page(
+        "reader-confirmation-sent",
+        &["/admin/subscribers/{id}/confirmation"],
+    ),
+    page("reader-forget-confirm", &["/admin/subscribers/{id}/forget"]),
+    page("reader-add", &["/admin/subscribers/add"]),
+    page("reader-add-confirm", &["/admin/subscribers/add"]),
 ];
 
 /// Routes that show a person no page of their own, and why.
@@ -110,6 +127,7 @@ pub(crate) const NOT_FACES: &[(&str, &str)] = &[
         "redirects to the campaign page (a refusal is the console's one-message page, as send-refused)",
     ),
     ("/admin/campaigns/{id}/release", "redirects to the campaign page"),
+    ("/admin/subscribers/export.csv", "a CSV download"),
     ("/admin/test-send", "a JSON API for scripts"),
     ("/webhooks/bounce", "a JSON API for the relay"),
 ];
@@ -507,6 +525,41 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.b.open(&format!("{site}/admin/issues/2099-01"));
     l.b.wait_for_text("Not found");
     l.look("console-not-found");
+
+    // The subscribers: a search, a reader's page, and each action's confirmation.
+    l.b.open(&format!("{site}/admin/subscribers/?q=example.org"));
+    l.b.wait_for_text("ana@example.org");
+    l.look("subscribers");
+    l.b.open(&format!("{site}/admin/subscribers/?q=BOB"));
+    l.b.click("bob@example.org");
+    l.b.wait_for_text("Deliveries");
+    l.look("reader");
+    l.b.click("Unsubscribe\u{2026}");
+    l.b.wait_for_text("Unsubscribe this reader?");
+    l.look("reader-unsubscribe-confirm");
+    l.b.click("Unsubscribe");
+    l.b.wait_for_text("removed by staff in the console");
+    l.b.click("Re-send the confirmation\u{2026}");
+    l.b.wait_for_text("Re-send the confirmation?");
+    l.look("reader-resend-confirm");
+    l.b.click("Send the confirmation");
+    l.b.wait_for_text("Back to the reader");
+    l.look("reader-confirmation-sent");
+    l.b.click("Back to the reader");
+    l.b.click("Forget this reader\u{2026}");
+    l.b.wait_for_text("Type the reader's address");
+    l.look("reader-forget-confirm");
+    l.b.open(&format!("{site}/admin/subscribers/add"));
+    l.b.wait_for_text("How they agreed");
+    l.look("reader-add");
+    l.b.fill("Email address", "dora@example.org");
+    l.b.fill(
+        "How they agreed (the consent source)",
+        "paper form at the fair",
+    );
+    l.b.click("Add\u{2026}");
+    l.b.wait_for_text("Add this reader?");
+    l.look("reader-add-confirm");
 
     // A reader's pages after the send.
     let ana = std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap();

@@ -27,5 +27,6 @@ mod signup;
 mod signup_cli;
 mod smtp;
 mod spam;
+mod subscribers;
 mod support;
 mod tidy;

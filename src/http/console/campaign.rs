@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use maud::{html, Markup};
 
 use super::super::admin::{console_page, Section, Staff, StaffForm};
@@ -15,6 +15,7 @@ use super::parts::{
     cell, count_cells, count_head, heading, issue_id, link, live_script, local_ms, message,
     not_found, paragraph, subheading, table, ROW_CAP,
 };
+use super::subscribers::csv_download;
 use crate::ledger::{
     Action, Campaign, CanarySend, Counts, DeliveryRow, Gate, HoldOutcome, HoldReason,
     State as DeliveryState,
@@ -35,6 +36,9 @@ pub(super) fn canary_line(s: &CanarySend) -> String {
 pub(super) struct Filter {
     #[serde(default)]
     state: Option<String>,
+    /// `excel=1` on the CSV: the Excel variant (with a byte-order mark).
+    #[serde(default)]
+    excel: Option<String>,
 }
 
 pub(super) async fn campaign_page(
@@ -44,7 +48,7 @@ pub(super) async fn campaign_page(
     Query(filter): Query<Filter>,
 ) -> Result<Response, PageError> {
     if let Some(raw) = raw.strip_suffix(".csv") {
-        return csv(d, staff, raw).await;
+        return csv(d, staff, raw, filter.excel.is_some()).await;
     }
     let Some(id) = issue_id(&raw) else {
         return Ok(not_found(&d, &staff, "There is no campaign by that id."));
@@ -165,13 +169,13 @@ pub(super) fn canary_part(
             @if !held {
                 form method="post" action=(url(d, &format!("admin/campaigns/{id}/hold")).as_str()) {
                     (staff.csrf_field(d))
-                    p { button.page-button.page-button type="submit" { "Hold" } }
+                    p { button.page-button.page-button.page-button type="submit" { "Hold" } }
                 }
             }
             form method="post" action=(url(d, &format!("admin/campaigns/{id}/release")).as_str()) {
                 (staff.csrf_field(d))
                 p {
-                    button.page-button.page-button type="submit" {
+                    button.page-button.page-button.page-button type="submit" {
                         (if held { "Release" } else { "Release now" })
                     }
                 }
@@ -241,6 +245,8 @@ pub(super) fn campaign_body(
         }))
         p.paragraph {
             (link(d, &format!("admin/campaigns/{id}.csv"), "Download the report (CSV)"))
+            " or "
+            (link(d, &format!("admin/campaigns/{id}.csv?excel=1"), "for Excel"))
             " \u{2013} every reader, the columns of " code.code { "brief report" } "."
         }
         (subheading(d, "Readers"))
@@ -252,7 +258,7 @@ pub(super) fn campaign_body(
                     option value=(s.as_str()) selected[state == Some(s)] { (s.as_str()) " (" (n.get(s)) ")" }
                 }
             }
-            p { button.page-button.page-button type="submit" { "Show" } }
+            p { button.page-button.page-button.page-button type="submit" { "Show" } }
         }
         p.console-note {
             @if matching > rows.len() as u64 {
@@ -338,7 +344,12 @@ pub(super) async fn release(
 }
 
 /// The campaign's report as CSV: the columns and rows of `brief report`.
-pub(super) async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Response, PageError> {
+pub(super) async fn csv(
+    d: Arc<Site>,
+    staff: Staff,
+    raw: &str,
+    excel: bool,
+) -> Result<Response, PageError> {
     let Some(id) = issue_id(raw) else {
         return Ok(not_found(&d, &staff, "There is no campaign by that id."));
     };
@@ -352,17 +363,7 @@ pub(super) async fn csv(d: Arc<Site>, staff: Staff, raw: &str) -> Result<Respons
         })
         .await;
     Ok(match made? {
-        Some(bytes) => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"brief-report-{id}.csv\""),
-                ),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Some(bytes) => csv_download(&format!("brief-report-{id}.csv"), bytes, excel),
         None => not_found(&d, &staff, &format!("Issue {id} has no campaign yet.")),
     })
 }

@@ -245,7 +245,7 @@ pub(super) fn issue_body(
                                 option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
                             }
                         }
-                        p { button.page-button.page-button type="submit" { "Send a test to me" } }
+                        p { button.page-button.page-button.page-button type="submit" { "Send a test to me" } }
                         p.console-note {
                             "A test goes only to staff, with [TEST] in its subject, and is kept in the test log."
                             @if matches!(shown, Shown::Stored(_)) { " It is made from the folder as it is now." }
@@ -272,7 +272,7 @@ pub(super) fn issue_body(
                             }
                             input.field id="brief-confirm" name="confirm" type="text"
                                 required autocomplete="off" inputmode="numeric";
-                            p { button.page-button.page-button type="submit" { "Send now" } }
+                            p { button.page-button.page-button.page-button type="submit" { "Send now" } }
                         }
                     }
                 }

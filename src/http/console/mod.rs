@@ -1,5 +1,6 @@
 //! The staff console: the dashboard, an issue's preview with test sends and "Send now", a
-//! campaign's page and its CSV, and the live counts behind the dashboard's small script.
+//! campaign's page and its CSV, the subscribers (search, a reader's page, add, unsubscribe,
+//! re-send the confirmation, forget), and the live counts behind the dashboard's small script.
 //!
 //! Every page takes a [`Staff`](super::admin::Staff) (anonymous requests never get here) and
 //! every POST a [`StaffForm`](super::admin::StaffForm) (session CSRF token and `Origin`
@@ -17,6 +18,7 @@ mod dashboard;
 mod issue;
 mod issues;
 mod parts;
+mod subscribers;
 
 use std::sync::Arc;
 
@@ -40,4 +42,20 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/campaigns/{id}/release", post(campaign::release))
         .route("/admin/activity/", get(activity::activity_page))
         .route("/admin/bounces/", get(bounces::bounces_page))
+        .route("/admin/subscribers/", get(subscribers::list))
+        .route("/admin/subscribers/export.csv", get(subscribers::export))
+        .route(
+            "/admin/subscribers/add",
+            get(subscribers::add_page).post(subscribers::add),
+        )
+        .route("/admin/subscribers/{id}", get(subscribers::reader_page))
+        .route(
+            "/admin/subscribers/{id}/unsubscribe",
+            post(subscribers::unsubscribe),
+        )
+        .route(
+            "/admin/subscribers/{id}/confirmation",
+            post(subscribers::resend_confirmation),
+        )
+        .route("/admin/subscribers/{id}/forget", post(subscribers::forget))
 }
