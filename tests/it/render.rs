@@ -231,8 +231,9 @@ fn every_style_class_the_code_asks_for_is_in_the_stylesheet() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
-    // The renderer, the pages and the console all ask for classes.
-    assert!(used > 100, "found only {used} style calls");
+    // The renderer and the readers' pages ask for classes (the console styles its pages by
+    // class names in its own stylesheet, so it asks for none).
+    assert!(used > 80, "found only {used} style calls");
 }
 
 #[test]
