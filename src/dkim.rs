@@ -836,7 +836,7 @@ mod tests {
         }
         let mut line = relaxed_header(
             b"DKIM-Signature",
-            unsigned["DKIM-Signature:".len()..].as_bytes(),
+            &unsigned.as_bytes()["DKIM-Signature:".len()..],
         );
         line.truncate(line.len() - 2);
         hashed.extend_from_slice(&line);

@@ -75,11 +75,11 @@ pub(super) async fn issues_page(State(d): Shared, staff: Staff) -> Result<Respon
             rows.push(Row {
                 id: c.issue,
                 loaded: Ok(0),
-                campaign: Some((c.clone(), n.clone())),
+                campaign: Some((c.clone(), *n)),
             });
         }
     }
-    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
 
     let now = d.app.clock.now();
     let next = Plan::new(&d.app.config.schedule)
