@@ -371,9 +371,9 @@ fn rsa_key(
     })
 }
 
-/// Randomness for RSA blinding, from the thread's CSPRNG. The rsa crate speaks `rand_core` 0.6
-/// and brief's `rand` is 0.9, hence this bridge. Blinding hides the private exponent's timing
-/// better than a bare signature (the crate is still not constant-time: RUSTSEC-2023-0071).
+/// The thread's CSPRNG for the rsa crate, which speaks `rand_core` 0.6 while brief's `rand` is
+/// 0.9. brief no longer signs with the rsa crate (aws-lc-rs does): the tests and benches use
+/// this to generate RSA keys and to check aws-lc-rs's signatures against the rsa crate's.
 pub struct BlindingRng;
 
 impl rsa::rand_core::RngCore for BlindingRng {
