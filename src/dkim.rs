@@ -216,23 +216,7 @@ impl DkimSigner {
         sig_line.truncate(sig_line.len() - 2); // hashed without its CRLF (RFC 6376 §3.7)
         hashed.extend_from_slice(&sig_line);
 
-        let signature = match key {
-            // RSASSA-PKCS1-v1_5 with SHA-256 over the hashed data (the signer hashes it itself).
-            Key::Rsa { signer, .. } => {
-                let mut sig = vec![0; signer.public_modulus_len()];
-                signer
-                    .sign(
-                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                        &aws_lc_rs::rand::SystemRandom::new(),
-                        &hashed,
-                        &mut sig,
-                    )
-                    .expect("an rsa key ring accepted signs");
-                sig
-            }
-            // RFC 8463 §3: Ed25519 signs the SHA-256 hash, not the headers themselves.
-            Key::Ed25519(key) => key.sign(&Sha256::digest(&hashed)).to_bytes().to_vec(),
-        };
+        let signature = key.signature(&hashed);
         fold(&tags, &names, body_hash, &BASE64.encode(signature))
     }
 
@@ -249,6 +233,27 @@ impl Key {
         match self {
             Key::Rsa { .. } => "rsa-sha256",
             Key::Ed25519(_) => "ed25519-sha256",
+        }
+    }
+
+    /// The signature (`b=`, before base64) over the canonical header block `hashed`.
+    fn signature(&self, hashed: &[u8]) -> Vec<u8> {
+        match self {
+            // RSASSA-PKCS1-v1_5 with SHA-256 over the hashed data (the signer hashes it itself).
+            Key::Rsa { signer, .. } => {
+                let mut sig = vec![0; signer.public_modulus_len()];
+                signer
+                    .sign(
+                        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                        &aws_lc_rs::rand::SystemRandom::new(),
+                        hashed,
+                        &mut sig,
+                    )
+                    .expect("an rsa key aws-lc-rs accepted signs");
+                sig
+            }
+            // RFC 8463 §3: Ed25519 signs the SHA-256 hash, not the headers themselves.
+            Key::Ed25519(key) => key.sign(&Sha256::digest(hashed)).to_bytes().to_vec(),
         }
     }
 }
@@ -366,9 +371,9 @@ fn rsa_key(
     })
 }
 
-/// Randomness for RSA blinding, from the thread's CSPRNG. The rsa crate speaks `rand_core` 0.6
-/// and brief's `rand` is 0.9, hence this bridge. Blinding hides the private exponent's timing
-/// better than a bare signature (the crate is still not constant-time: RUSTSEC-2023-0071).
+/// The thread's CSPRNG for the rsa crate, which speaks `rand_core` 0.6 while brief's `rand` is
+/// 0.9. brief no longer signs with the rsa crate (aws-lc-rs does): the tests and benches use
+/// this to generate RSA keys and to check aws-lc-rs's signatures against the rsa crate's.
 pub struct BlindingRng;
 
 impl rsa::rand_core::RngCore for BlindingRng {
@@ -769,6 +774,76 @@ mod tests {
         let s = DkimSigner::from_pem(RFC8410_KEY, "example.org", "s1").unwrap();
         let d = format!("{s:?}");
         assert!(d.contains("ed25519-sha256") && !d.contains("key"), "{d}");
+    }
+
+    /// PKCS#1 v1.5 is deterministic, so aws-lc-rs must produce, byte for byte, the signature
+    /// the rsa crate (brief's signer before aws-lc-rs) makes with the same key over the same
+    /// data, from either PEM form the loader accepts.
+    #[test]
+    fn rsa_signatures_equal_the_rsa_crates() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+
+        let key = RsaPrivateKey::new(&mut BlindingRng, 2048).unwrap();
+        let pkcs1 = key.to_pkcs1_pem(LineEnding::LF).unwrap();
+        let pkcs8 = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let (headers, body) = split_message(MESSAGE);
+        // A header block as sign_with hashes it, an empty input and a long one.
+        let mut block: Vec<u8> = parse_fields(headers)
+            .iter()
+            .flat_map(|f| relaxed_header(f.name, f.value))
+            .collect();
+        block.extend_from_slice(
+            format!("dkim-signature:v=1; bh={}; b=", body_hash(body)).as_bytes(),
+        );
+        let long = vec![b'x'; 100_000];
+        for pem in [&pkcs1[..], &pkcs8[..]] {
+            let signer = DkimSigner::from_pem(pem, "example.org", "s1").unwrap();
+            assert_eq!(signer.algorithm(), "rsa-sha256");
+            for data in [&block[..], b"", &long[..]] {
+                let expected = key
+                    .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(data))
+                    .unwrap();
+                assert_eq!(signer.key.signature(data), expected, "{} bytes", data.len());
+            }
+        }
+        // And the whole header carries it: `b=` unfolded is the rsa crate's signature of the
+        // header block with `b=` empty, which verifies under the key's public half.
+        let signer = DkimSigner::from_pem(&pkcs1, "example.org", "s1").unwrap();
+        let h = signer.sign(MESSAGE, 1_700_000_000);
+        // The `b=` tag, not a `b=` at the end of the `bh=` value.
+        let at = h
+            .match_indices("b=")
+            .find(|(i, _)| matches!(h.as_bytes()[i - 1], b' ' | b'\t'))
+            .unwrap()
+            .0
+            + 2;
+        let b: String = h[at..].split_whitespace().collect();
+        let sig = BASE64.decode(b).unwrap();
+        assert_eq!(sig.len(), 256);
+        assert_eq!(h, signer.sign(MESSAGE, 1_700_000_000), "deterministic");
+        let unsigned = &h[..at];
+        let mut hashed: Vec<u8> = Vec::new();
+        let fields = parse_fields(headers);
+        for &wanted in SIGNED_HEADERS {
+            for f in fields
+                .iter()
+                .rev()
+                .filter(|f| f.name.eq_ignore_ascii_case(wanted.as_bytes()))
+            {
+                hashed.extend_from_slice(&relaxed_header(f.name, f.value));
+            }
+        }
+        let mut line = relaxed_header(
+            b"DKIM-Signature",
+            &unsigned.as_bytes()["DKIM-Signature:".len()..],
+        );
+        line.truncate(line.len() - 2);
+        hashed.extend_from_slice(&line);
+        let expected = key
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(&hashed))
+            .unwrap();
+        assert_eq!(sig, expected);
     }
 
     const MESSAGE: &[u8] = b"From: a@example.org\r\nTo: b@example.net\r\nSubject: hi\r\n\
