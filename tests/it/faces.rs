@@ -200,6 +200,13 @@ impl Looker {
         ))
     }
 
+    /// Opens `url`, waits until the page says `says`, and looks at it as face `name`.
+    fn visit(&mut self, url: &str, says: &str, name: &'static str) {
+        self.b.open(url);
+        self.b.wait_for_text(says);
+        self.look(name);
+    }
+
     /// Opens the HTML part of the mail in `eml` as a mail program would show it, and looks at
     /// it as face `name`.
     fn look_at_mail(&mut self, name: &'static str, eml: &[u8]) {
@@ -391,9 +398,11 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     let d = Running::start(&w, &[]);
 
     // A reader signs up.
-    l.b.open(&format!("{site}/subscribe"));
-    l.b.wait_for_text("Subscribe to BRIEF");
-    l.look("sign-up");
+    l.visit(
+        &format!("{site}/subscribe"),
+        "Subscribe to BRIEF",
+        "sign-up",
+    );
     no_validation(&l.b);
     l.b.fill("Email address", "not an address");
     l.b.click("Subscribe");
@@ -405,20 +414,22 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.look("sign-up-answer");
     let confirmation = mail_in(&w, "signup", "");
     l.look_at_mail("confirmation-mail", &confirmation);
-    l.b.open(&link_in(&confirmation, &format!("{site}/confirm/")));
-    l.b.wait_for_text("Confirm your subscription");
-    l.look("confirm");
+    l.visit(
+        &link_in(&confirmation, &format!("{site}/confirm/")),
+        "Confirm your subscription",
+        "confirm",
+    );
     l.b.click("Confirm subscription");
     l.b.wait_for_text("You're subscribed");
     l.look("confirmed");
-    l.b.open(&format!("{site}/confirm/not-a-token"));
-    l.b.wait_for_text("not valid");
-    l.look("confirm-link-not-valid");
+    l.visit(
+        &format!("{site}/confirm/not-a-token"),
+        "not valid",
+        "confirm-link-not-valid",
+    );
 
     // Staff sign in, test, and send with a canary.
-    l.b.open(&format!("{site}/admin/"));
-    l.b.wait_for_text("Staff sign-in");
-    l.look("sign-in");
+    l.visit(&format!("{site}/admin/"), "Staff sign-in", "sign-in");
     // The checks mail came first to staff; the sign-in link is the second.
     sign_in(&l.b, &w, port, "editor@example.org", 2);
     l.look("dashboard");
@@ -430,21 +441,27 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.b.wait_for_text("Check your inbox");
     l.look("sign-in-answer");
     let second = mail_in(&w, "staff", "Sign in");
-    l.b.open(&link_in(&second, &format!("{site}/admin/login/")));
-    l.b.wait_for_text("Press the button to sign in");
-    l.look("sign-in-link");
+    l.visit(
+        &link_in(&second, &format!("{site}/admin/login/")),
+        "Press the button to sign in",
+        "sign-in-link",
+    );
 
-    l.b.open(&format!("{site}/admin/issues/2021-07"));
-    l.b.wait_for_text("Send a test to me");
-    l.look("issue");
+    l.visit(
+        &format!("{site}/admin/issues/2021-07"),
+        "Send a test to me",
+        "issue",
+    );
     l.b.click("Send a test to me");
     l.b.wait_for_text("Test sent");
     l.look("test-sent");
     let test = mail_in(&w, "test", "");
     l.look_at_mail("test-copy-mail", &test);
-    l.b.open(&link_in(&test, &format!("{site}/preview/")));
-    l.b.wait_for_text("Learn more");
-    l.look("preview");
+    l.visit(
+        &link_in(&test, &format!("{site}/preview/")),
+        "Learn more",
+        "preview",
+    );
 
     l.b.open(&format!("{site}/admin/issues/2021-07"));
     no_validation(&l.b);
@@ -469,12 +486,12 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
             .unwrap()
             .is_some_and(|c| c.finished)
     });
-    l.b.open(&campaign);
-    l.b.wait_for_text("Finished");
-    l.look("campaign");
-    l.b.open(&format!("{site}/admin/campaigns/"));
-    l.b.wait_for_text("newest issue first");
-    l.look("campaigns");
+    l.visit(&campaign, "Finished", "campaign");
+    l.visit(
+        &format!("{site}/admin/campaigns/"),
+        "newest issue first",
+        "campaigns",
+    );
     crate::admin::bounce(
         &w,
         "reader@example.org",
@@ -482,9 +499,11 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
         "550 5.1.1 <reader@example.org>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)",
         SystemClock.now_ms(),
     );
-    l.b.open(&format!("{site}/admin/bounces/"));
-    l.b.wait_for_text("1 in all, newest first");
-    l.look("bounces");
+    l.visit(
+        &format!("{site}/admin/bounces/"),
+        "1 in all, newest first",
+        "bounces",
+    );
     l.look_at_mail("canary-copy-mail", &mail_in(&w, "canary", ""));
     l.look_at_mail(
         "issue-mail",
@@ -522,14 +541,18 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
         "not newest first: {log}"
     );
     l.look("activity");
-    l.b.open(&format!("{site}/admin/issues/2099-01"));
-    l.b.wait_for_text("Not found");
-    l.look("console-not-found");
+    l.visit(
+        &format!("{site}/admin/issues/2099-01"),
+        "Not found",
+        "console-not-found",
+    );
 
     // The subscribers: a search, a reader's page, and each action's confirmation.
-    l.b.open(&format!("{site}/admin/subscribers/?q=example.org"));
-    l.b.wait_for_text("ana@example.org");
-    l.look("subscribers");
+    l.visit(
+        &format!("{site}/admin/subscribers/?q=example.org"),
+        "ana@example.org",
+        "subscribers",
+    );
     l.b.open(&format!("{site}/admin/subscribers/?q=BOB"));
     l.b.click("bob@example.org");
     l.b.wait_for_text("Deliveries");
@@ -549,9 +572,11 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.b.click("Forget this reader\u{2026}");
     l.b.wait_for_text("Type the reader's address");
     l.look("reader-forget-confirm");
-    l.b.open(&format!("{site}/admin/subscribers/add"));
-    l.b.wait_for_text("How they agreed");
-    l.look("reader-add");
+    l.visit(
+        &format!("{site}/admin/subscribers/add"),
+        "How they agreed",
+        "reader-add",
+    );
     l.b.fill("Email address", "dora@example.org");
     l.b.fill(
         "How they agreed (the consent source)",
@@ -563,27 +588,33 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
 
     // A reader's pages after the send.
     let ana = std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap();
-    l.b.open(&link_in(&ana, &format!("{site}/unsubscribe/")));
-    l.b.wait_for_text("Unsubscribe from BRIEF?");
-    l.look("unsubscribe");
+    l.visit(
+        &link_in(&ana, &format!("{site}/unsubscribe/")),
+        "Unsubscribe from BRIEF?",
+        "unsubscribe",
+    );
     l.b.click("Unsubscribe");
     l.b.wait_for_text("You are unsubscribed");
     l.look("unsubscribed");
-    l.b.open(&format!("{site}/archive/"));
-    l.b.wait_for_text("2021-07");
-    l.look("archive-index");
-    l.b.open(&format!("{site}/archive/2021-07"));
-    l.b.wait_for_text("Learn more");
-    l.look("archive-issue");
-    l.b.open(&format!("{site}/no/such/page"));
-    l.b.wait_for_text("Not found");
-    l.look("not-found-404");
+    l.visit(&format!("{site}/archive/"), "2021-07", "archive-index");
+    l.visit(
+        &format!("{site}/archive/2021-07"),
+        "Learn more",
+        "archive-issue",
+    );
+    l.visit(
+        &format!("{site}/no/such/page"),
+        "Not found",
+        "not-found-404",
+    );
     let past = FixedClock::new(SystemClock.now() - chrono::TimeDelta::days(60));
     let old = brief::app::App::new(w.config(), Arc::new(past)).unwrap();
     let expired = old.preview_url("2021-07".parse().unwrap(), old.key());
-    l.b.open(&format!("{site}{}", expired.path()));
-    l.b.wait_for_text("This preview has expired");
-    l.look("preview-expired-410");
+    l.visit(
+        &format!("{site}{}", expired.path()),
+        "This preview has expired",
+        "preview-expired-410",
+    );
     assert_eq!(d.stop().status.code(), Some(0));
 
     // A day later, the second summary; and the notice of a canary nobody accepted, as the

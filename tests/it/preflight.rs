@@ -162,12 +162,7 @@ async fn a_ready_issue_is_reported_ready_and_a_sent_one_is_not_checked() {
         ["Checks before the send of BRIEF 2021-07: ready"]
     );
     // Once the issue has its campaign, a fire of it sends nothing, so it is not checked.
-    let sent = w
-        .brief()
-        .args(["send", "--yes", "--issue", "2021-07"])
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{sent:?}");
+    crate::http::send(&w, "2021-07");
     let before = w.outbox("staff").len();
     assert_eq!(d.preflight(utc("2021-07-24T09:00:00Z")).await, None);
     assert_eq!(w.outbox("staff").len(), before);

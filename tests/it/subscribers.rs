@@ -180,12 +180,7 @@ fn the_list_files_readers_show_after_a_send_with_their_deliveries_and_both_csvs_
     assert!(get("/admin/subscribers/?q=ana")
         .body
         .contains("No reader matches."));
-    let sent = w
-        .brief()
-        .args(["send", "--yes", "--issue", "2021-07"])
-        .output()
-        .unwrap();
-    assert!(sent.status.success(), "{sent:?}");
+    crate::http::send(&w, "2021-07");
 
     let list = get("/admin/subscribers/?state=file");
     assert!(
