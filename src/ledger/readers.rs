@@ -170,10 +170,48 @@ impl Ledger {
     /// which sign-up requests are still pending.
     pub fn search_readers(&self, search: &ReaderSearch, now: i64) -> anyhow::Result<ReaderPage> {
         let pattern = contains_pattern(search.text.trim());
-        let state = search.state.map(|s| s.as_str());
+        let offset = i64::try_from(search.offset).unwrap_or(i64::MAX);
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(ReaderRow {
+                id: ReaderId(r.get(0)?),
+                address: r.get(1)?,
+                name: r.get(2)?,
+                state: r.get(3)?,
+            })
+        };
+        let Some(state) = search.state.map(|s| s.as_str()) else {
+            // No state asked for: the match and the order need only the readers (and a
+            // subscriber's name), so the count and the page's ids come from them alone, and
+            // the states are worked out for the page's rows only.
+            // The pattern is parameter `?{n}`.
+            let matching = |n: u8| {
+                format!(
+                    "FROM readers r LEFT JOIN subscribers s ON s.address_key = r.address_key
+                     WHERE (?{n} = '%%' OR r.address_key LIKE ?{n} ESCAPE '\\'
+                            OR coalesce(s.name, r.name) LIKE ?{n} ESCAPE '\\')"
+                )
+            };
+            let total: i64 = self.conn.query_row(
+                &format!("SELECT count(*) {}", matching(1)),
+                params![pattern],
+                |r| r.get(0),
+            )?;
+            // `READERS_WITH_STATE` takes `now` as ?1, so the pattern is ?2 here.
+            let mut st = self.conn.prepare(&format!(
+                "SELECT id, address, name, state FROM ({READERS_WITH_STATE})
+                 WHERE id IN (SELECT r.id {} ORDER BY r.address_key LIMIT ?3 OFFSET ?4)
+                 ORDER BY address_key",
+                matching(2)
+            ))?;
+            let st_rows = st.query_map(params![now, pattern, search.limit, offset], row)?;
+            return Ok(ReaderPage {
+                rows: st_rows.collect::<Result<_, _>>()?,
+                total: total as u64,
+            });
+        };
         let filter =
             "WHERE (?2 = '%%' OR address_key LIKE ?2 ESCAPE '\\' OR name LIKE ?2 ESCAPE '\\')
-                      AND (?3 IS NULL OR state = ?3)";
+                      AND state = ?3";
         let total: i64 = self.conn.query_row(
             &format!("SELECT count(*) FROM ({READERS_WITH_STATE}) {filter}"),
             params![now, pattern, state],
@@ -183,23 +221,7 @@ impl Ledger {
             "SELECT id, address, name, state FROM ({READERS_WITH_STATE}) {filter}
              ORDER BY address_key LIMIT ?4 OFFSET ?5"
         ))?;
-        let rows = st.query_map(
-            params![
-                now,
-                pattern,
-                state,
-                search.limit,
-                i64::try_from(search.offset).unwrap_or(i64::MAX)
-            ],
-            |r| {
-                Ok(ReaderRow {
-                    id: ReaderId(r.get(0)?),
-                    address: r.get(1)?,
-                    name: r.get(2)?,
-                    state: r.get(3)?,
-                })
-            },
-        )?;
+        let rows = st.query_map(params![now, pattern, state, search.limit, offset], row)?;
         Ok(ReaderPage {
             rows: rows.collect::<Result<_, _>>()?,
             total: total as u64,
