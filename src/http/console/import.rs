@@ -255,10 +255,10 @@ fn plan_body(d: &Site, plan: &ImportPlan, done: bool) -> Markup {
     };
     html! {
         ul.list {
-            li { (n.added) @if done { " new readers added" } @else { " new readers to add" } }
-            li { (n.known) " already on the list (left as they are, names included)" }
-            li { (n.suppressed + n.pending) " refused: suppressed, forgotten or waiting for their own confirmation" }
-            li { (n.bad) " malformed lines (skipped)" }
+            li { @if done { "New readers added: " } @else { "New readers to add: " } (n.added) }
+            li { "Already on the list, left as they are (names included): " (n.known) }
+            li { "Refused (suppressed, forgotten, or waiting for their own confirmation): " (n.suppressed + n.pending) }
+            li { "Malformed lines, skipped: " (n.bad) }
         }
         @if !plan.bad.is_empty() {
             (subheading(d, "Malformed lines"))
@@ -357,7 +357,7 @@ pub(super) async fn apply(
     };
     let n = done.counts();
     let counts = format!(
-        "{} added, {} already on the list, {} suppressed, {} pending, {} malformed lines",
+        "{} added, {} already on the list, {} suppressed, {} pending, {} bad rows",
         n.added, n.known, n.suppressed, n.pending, n.bad
     );
     tracing::info!(staff = %d.key.tag(staff.address.as_ref()), added = n.added, known = n.known, suppressed = n.suppressed, pending = n.pending, bad = n.bad, "readers imported from the console");
