@@ -584,3 +584,38 @@ fn the_import_refuses_a_forged_or_missing_csrf_a_bad_form_and_a_file_too_large()
         .is_stored_subscriber(&brief::address::AddressKey::from_text("zoe@example.org"))
         .unwrap());
 }
+
+#[test]
+fn an_address_waiting_for_its_own_confirmation_is_not_imported() {
+    let w = World::new();
+    w.brief()
+        .args(["subscribers", "add", "pia@example.org", "--confirm"])
+        .assert()
+        .success();
+    w.write(
+        "in.csv",
+        "email,name\npia@example.org,Pia\nqed@example.org,Q\n",
+    );
+    let out = w
+        .brief()
+        .args(["subscribers", "import", "in.csv"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "1 added, 0 already on the list, 0 suppressed (not re-subscribed), 1 pending"
+        ),
+        "{said}"
+    );
+    let key = brief::address::AddressKey::from_text;
+    assert!(!w
+        .ledger()
+        .is_stored_subscriber(&key("pia@example.org"))
+        .unwrap());
+    assert!(w
+        .ledger()
+        .is_stored_subscriber(&key("qed@example.org"))
+        .unwrap());
+}
