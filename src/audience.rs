@@ -1,10 +1,12 @@
 //! The audience: who gets an issue and what brief knows of each address. The subscriber list
 //! (the CSV file, then the addresses held in the ledger) as one stream, the readers a send
 //! would reach, the roster that `brief subscribers list` and `export` and the console show,
-//! the import policy (a suppressed address is never re-subscribed) and forgetting a person at
+//! the import policy (a suppressed, forgotten or pending address is never re-subscribed) and forgetting a person at
 //! their request.
 
 use std::path::Path;
+
+use anyhow::Context;
 
 use lettre::Address;
 
@@ -23,6 +25,8 @@ pub struct Imported {
     pub known: u64,
     /// Unsubscribed, bounced, complained or forgotten: not re-subscribed.
     pub suppressed: u64,
+    /// Waiting for their own sign-up confirmation: not added.
+    pub pending: u64,
     pub bad: u64,
 }
 
@@ -342,40 +346,171 @@ pub fn reachable_readers(app: &App, ledger: &Ledger) -> anyhow::Result<u64> {
     Ok(readers)
 }
 
-/// Adds the rows of the `email,name` CSV at `file` to the list held in the database. The
-/// import policy: a suppressed address (unsubscribed, bounced) is never re-subscribed, an
-/// address already on the list is left as it is, and a bad row is reported with its line
-/// (through `bad`) and skipped. A forgotten address counts as suppressed.
+/// Adds the rows of the `email,name` CSV at `file` to the list held in the database, under
+/// the import policy ([`import`]); bad rows are reported with their line through `bad` and
+/// skipped.
 pub fn import_subscribers(
     app: &App,
     ledger: &mut Ledger,
     file: &Path,
     mut bad: impl FnMut(Problem),
 ) -> anyhow::Result<Imported> {
-    let mut rows = Vec::new();
-    let mut n = Imported::default();
-    subscribers::read(file, |row| {
-        match row {
-            Ok(s) => rows.push(s),
-            Err(p) => {
-                n.bad += 1;
-                bad(p);
+    let rows = ImportRows::read(
+        file,
+        std::fs::File::open(file)
+            .with_context(|| format!("cannot open the subscriber list {}", file.display()))?,
+    )?;
+    let done = import(app, ledger, rows, ImportMode::Apply { source: None })?;
+    for p in &done.bad {
+        bad(p.clone());
+    }
+    Ok(done.counts())
+}
+
+/// The rows of a CSV to import, read and parsed, the bad ones set aside with their lines.
+#[derive(Clone, Debug, Default)]
+pub struct ImportRows {
+    pub good: Vec<Subscriber>,
+    pub bad: Vec<Problem>,
+}
+
+impl ImportRows {
+    /// Reads the `email,name` CSV `csv` (named `path` in its problems) as the list file is
+    /// read ([`subscribers::read_from`]). Fails only when the file as a whole cannot be read
+    /// (no `email` column): the error says why, for people.
+    pub fn read(path: &Path, csv: impl std::io::Read) -> anyhow::Result<ImportRows> {
+        let mut rows = ImportRows::default();
+        subscribers::read_from(path, csv, |row| {
+            match row {
+                Ok(s) => rows.good.push(s),
+                Err(p) => rows.bad.push(p),
             }
-        }
-        Ok(())
-    })?;
-    let now = app.clock.now_ms();
-    let forgotten = forgotten(app, ledger)?;
-    for s in rows {
-        if ledger.suppression(&AddressKey::of(&s.address))?.is_some()
-            || forgotten.hash_of(&s.address).is_some()
-        {
-            n.suppressed += 1;
-        } else if ledger.add_subscriber(&s.address, s.name.as_deref(), now)? {
-            n.added += 1;
-        } else {
-            n.known += 1;
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+}
+
+/// Why the import policy leaves an address out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unsubscribed, bounced or complained: only the reader can join again.
+    Suppressed(Reason),
+    /// Forgotten at its owner's request.
+    Forgotten,
+    /// Asked to join with the sign-up form and not confirmed yet: the reader's own
+    /// confirmation decides.
+    Pending,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Suppressed(r) => r.as_str(),
+            Refusal::Forgotten => "forgotten",
+            Refusal::Pending => "pending",
         }
     }
-    Ok(n)
+}
+
+/// Whether [`import`] only says what it would do or does it.
+#[derive(Clone, Copy, Debug)]
+pub enum ImportMode<'a> {
+    /// Nothing is written.
+    Preview,
+    /// The new readers are added: with `source` as their consent source (kept as
+    /// `staff: SOURCE`, as the console's "Add a reader" keeps it), or `None` for the CLI's
+    /// `staff`.
+    Apply { source: Option<&'a str> },
+}
+
+/// What [`import`] did, or would do, row by row.
+#[derive(Clone, Debug, Default)]
+pub struct ImportPlan {
+    /// Added (or to be added).
+    pub added: Vec<Subscriber>,
+    /// Already on the list (held by the ledger, or earlier in the same file): left as they
+    /// are, names included.
+    pub known: Vec<Subscriber>,
+    pub refused: Vec<(Subscriber, Refusal)>,
+    pub bad: Vec<Problem>,
+}
+
+impl ImportPlan {
+    pub fn counts(&self) -> Imported {
+        let n = |f: fn(Refusal) -> bool| self.refused.iter().filter(|(_, r)| f(*r)).count() as u64;
+        Imported {
+            added: self.added.len() as u64,
+            known: self.known.len() as u64,
+            suppressed: n(|r| r != Refusal::Pending),
+            pending: n(|r| r == Refusal::Pending),
+            bad: self.bad.len() as u64,
+        }
+    }
+}
+
+/// The import policy, for `brief subscribers import` and the console's import alike, decided
+/// against the ledger as it is now: a forgotten or suppressed address (unsubscribed, bounced,
+/// complained) is never re-subscribed, nor an address waiting for its sign-up confirmation;
+/// an address already on the list is left as it is; the others are new readers. In
+/// [`ImportMode::Apply`] the new readers are added.
+pub fn import(
+    app: &App,
+    ledger: &mut Ledger,
+    rows: ImportRows,
+    mode: ImportMode<'_>,
+) -> anyhow::Result<ImportPlan> {
+    let now = app.clock.now_ms();
+    let forgotten = forgotten(app, ledger)?;
+    let pending: std::collections::HashSet<AddressKey> = ledger
+        .signups()?
+        .into_iter()
+        .filter(|s| s.expires_at > now)
+        .map(|s| AddressKey::from_text(&s.address))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut plan = ImportPlan {
+        bad: rows.bad,
+        ..ImportPlan::default()
+    };
+    for s in rows.good {
+        let key = AddressKey::of(&s.address);
+        let refusal = if forgotten.hash_of(&s.address).is_some() {
+            Some(Refusal::Forgotten)
+        } else if let Some(r) = ledger.suppression(&key)? {
+            Some(if pending.contains(&key) {
+                Refusal::Pending
+            } else {
+                Refusal::Suppressed(r)
+            })
+        } else if !ledger.is_stored_subscriber(&key)? && pending.contains(&key) {
+            Some(Refusal::Pending)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            plan.refused.push((s, r));
+            continue;
+        }
+        let new = seen.insert(key.clone())
+            && match mode {
+                ImportMode::Preview => !ledger.is_stored_subscriber(&key)?,
+                ImportMode::Apply { source: None } => {
+                    ledger.add_subscriber(&s.address, s.name.as_deref(), now)?
+                }
+                ImportMode::Apply {
+                    source: Some(source),
+                } => {
+                    ledger
+                        .add_subscriber_by_staff(&s.address, s.name.as_deref(), source, now)?
+                        .1
+                }
+            };
+        if new {
+            plan.added.push(s);
+        } else {
+            plan.known.push(s);
+        }
+    }
+    Ok(plan)
 }

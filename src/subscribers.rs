@@ -28,10 +28,19 @@ pub struct Subscriber {
 /// has no `email` column.
 pub fn read(
     path: &Path,
-    mut row: impl FnMut(Result<Subscriber, Problem>) -> anyhow::Result<()>,
+    row: impl FnMut(Result<Subscriber, Problem>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("cannot open the subscriber list {}", path.display()))?;
+    read_from(path, file, row)
+}
+
+/// As [`read`], from `file` (an upload, say), its problems named by `path`.
+pub fn read_from(
+    path: &Path,
+    file: impl Read,
+    mut row: impl FnMut(Result<Subscriber, Problem>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let feeds = Rc::new(RefCell::new(LineFeeds::default()));
     // Fields are trimmed here rather than by the reader, so that the line feeds inside a quoted
     // field can be counted.

@@ -39,6 +39,9 @@ pub enum Purpose {
     /// A test send's "View in browser" link (the issue id): the issue's web version before it
     /// is sent, for whoever holds the test copy, until the link expires.
     Preview,
+    /// A console import's preview (a digest of the uploaded CSV, its file name, the consent
+    /// source and the staff member): the apply runs only on the text that was previewed.
+    Import,
 }
 
 impl Purpose {
@@ -47,6 +50,7 @@ impl Purpose {
             Purpose::Confirm => b"brief-confirm-v1\0",
             Purpose::StaffLogin => b"brief-staff-login-v1\0",
             Purpose::Preview => b"brief-preview-v1\0",
+            Purpose::Import => b"brief-import-v1\0",
         }
     }
 }

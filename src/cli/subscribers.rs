@@ -99,11 +99,13 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
         SubscribersCommand::Import { file } => {
             let n = audience::import_subscribers(&app, &mut ledger, &file, |p| eprintln!("{p}"))?;
             println!(
-                "imported {}: {} added, {} already on the list, {} suppressed (not re-subscribed), {} bad rows",
+                "imported {}: {} added, {} already on the list, {} suppressed (not re-subscribed), \
+                 {} pending (their own confirmation decides), {} bad rows",
                 file.display(),
                 n.added,
                 n.known,
                 n.suppressed,
+                n.pending,
                 n.bad
             );
             Ok(if n.bad == 0 {

@@ -230,26 +230,33 @@ impl FromRequestParts<Arc<Site>> for Staff {
 }
 
 /// A signed-in staff member's form POST, checked: the session (as [`Staff`]), then the
-/// `Origin` and the CSRF token (`403` when either is wrong), then the form's fields.
+/// `Origin` and the CSRF token (`403` when either is wrong), then the form's fields, read up to
+/// `LIMIT` bytes ([`super::site::BODY_LIMIT`] but on the import's confirmation).
 #[derive(Debug)]
-pub struct StaffForm {
+pub struct StaffForm<const LIMIT: usize = { super::site::BODY_LIMIT }> {
     pub staff: Staff,
     /// The form's fields, the CSRF token left out.
     pub fields: Vec<(String, String)>,
 }
 
-impl FromRequest<Arc<Site>> for StaffForm {
+/// The session of a staff form's POST, its `Origin` checked (`403` when it is another site).
+async fn staff_of(parts: &mut Parts, d: &Arc<Site>) -> Result<(Staff, String), Response> {
+    let staff = Staff::from_request_parts(parts, d).await?;
+    let tag = d.key.tag(staff.address.as_ref());
+    if !same_origin(d, &parts.headers) {
+        tracing::warn!(staff = %tag, "staff form refused: the Origin is another site");
+        return Err(forbidden(d));
+    }
+    Ok((staff, tag))
+}
+
+impl<const LIMIT: usize> FromRequest<Arc<Site>> for StaffForm<LIMIT> {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, d: &Arc<Site>) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
-        let staff = Staff::from_request_parts(&mut parts, d).await?;
-        let tag = d.key.tag(staff.address.as_ref());
-        if !same_origin(d, &parts.headers) {
-            tracing::warn!(staff = %tag, "staff form refused: the Origin is another site");
-            return Err(forbidden(d));
-        }
-        let body: Bytes = axum::body::to_bytes(body, super::site::BODY_LIMIT)
+        let (staff, tag) = staff_of(&mut parts, d).await?;
+        let body: Bytes = axum::body::to_bytes(body, LIMIT)
             .await
             .map_err(|_| forbidden(d))?;
         let mut csrf = None;
@@ -266,6 +273,80 @@ impl FromRequest<Arc<Site>> for StaffForm {
             return Err(forbidden(d));
         }
         Ok(StaffForm { staff, fields })
+    }
+}
+
+/// A signed-in staff member's `multipart/form-data` POST (the console's import, which uploads
+/// a file), checked as [`StaffForm`] is: the session, the `Origin`, and the CSRF field (`403`).
+/// The body is read up to [`super::site::IMPORT_BODY_LIMIT`] (`413` beyond) and must be a
+/// well-formed form ([`super::multipart`]: `400` with the reason otherwise).
+#[derive(Debug)]
+pub struct StaffUpload {
+    pub staff: Staff,
+    /// The form's parts, the CSRF field left out.
+    pub parts: Vec<super::multipart::Part>,
+}
+
+impl FromRequest<Arc<Site>> for StaffUpload {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, d: &Arc<Site>) -> Result<Self, Response> {
+        use futures_util::StreamExt;
+        let (mut parts, body) = req.into_parts();
+        let (staff, tag) = staff_of(&mut parts, d).await?;
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let refuse = |status: StatusCode, why: &str| {
+            let body = html! {
+                (heading(d, "Not a form brief can read"))
+                (paragraph(d, why))
+                (paragraph(d, "Go back, reload the page and try again."))
+            };
+            page(d, status, "Not read", body)
+        };
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return Err(refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The upload is too large, or it was cut short.",
+                ));
+            };
+            if bytes.len() + chunk.len() > super::site::IMPORT_BODY_LIMIT {
+                return Err(refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The upload is too large.",
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let mut form = match super::multipart::parse(&content_type, &bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(staff = %tag, "staff upload refused: {e}");
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The upload is not a well-formed form: {e}."),
+                ));
+            }
+        };
+        let csrf = form
+            .iter()
+            .position(|p| p.name == CSRF_FIELD && p.file_name.is_none())
+            .map(|i| form.remove(i).bytes);
+        let genuine = csrf
+            .and_then(|t| String::from_utf8(t).ok())
+            .is_some_and(|t| d.key.csrf_matches(&staff.session_id, &t));
+        if !genuine {
+            tracing::warn!(staff = %tag, "staff upload refused: missing or wrong CSRF token");
+            return Err(forbidden(d));
+        }
+        Ok(StaffUpload { staff, parts: form })
     }
 }
 

@@ -13,7 +13,7 @@
 //! token changes nothing and cannot be told apart from a genuine token of an address that is not
 //! on the list. A `GET` never changes anything (link scanners follow links); only a `POST` does.
 //! Request bodies are limited to [`BODY_LIMIT`] bytes (413 beyond; the bounce webhook takes
-//! [`webhooks::WEBHOOK_BODY_LIMIT`]). Tokens, addresses in URLs
+//! [`webhooks::WEBHOOK_BODY_LIMIT`], the console's CSV import [`site::IMPORT_BODY_LIMIT`]). Tokens, addresses in URLs
 //! and the admin token are never logged.
 //!
 //! [`serve`] holds no slow client for long: a request header must arrive within
@@ -48,6 +48,7 @@ mod console;
 pub mod door;
 mod error;
 mod join;
+mod multipart;
 mod site;
 mod ui;
 mod webhooks;
@@ -91,9 +92,14 @@ pub fn router(site: Arc<Site>) -> Router {
     // The staff pages (sign-in and the console) under their own headers.
     let staff = console::routes(admin::routes(Router::new()))
         .layer(axum::middleware::map_response(admin::admin_layer));
+    // The console's import takes a file: a limit of its own, and the staff headers.
+    let uploads = console::upload_routes()
+        .layer(RequestBodyLimitLayer::new(site::IMPORT_BODY_LIMIT))
+        .layer(axum::middleware::map_response(admin::admin_layer));
     join::routes(r)
         .merge(staff)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .merge(uploads)
         .merge(webhooks)
         .fallback(not_found)
         .layer(axum::middleware::map_response_with_state(

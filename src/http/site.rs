@@ -19,6 +19,13 @@ use crate::token::TokenKey;
 /// The largest request body accepted: one-click bodies and test-send requests are tiny.
 pub const BODY_LIMIT: usize = 4 * 1024;
 
+/// The largest CSV file the console's import takes (about 50,000 readers).
+pub const IMPORT_FILE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The request body limit of the console's import routes alone: the upload (the file and a
+/// few fields), and the confirmation, which re-posts the file as base64 (a third larger).
+pub const IMPORT_BODY_LIMIT: usize = IMPORT_FILE_LIMIT / 3 * 4 + 64 * 1024;
+
 /// What the handlers share: built by whoever serves the router (the daemon, a test).
 pub struct Site {
     pub app: Arc<App>,

@@ -525,3 +525,57 @@ fn staff_find_a_reader_open_her_page_and_unsubscribe_her() {
     drop(b);
     assert_eq!(d.stop().status.code(), Some(0));
 }
+
+/// Staff import a CSV file from an event's sign-up sheet: the preview names the bad line by its
+/// number and refuses the unsubscribed reader; nothing is written until they apply it.
+#[test]
+fn staff_import_a_csv_file_see_the_bad_line_named_and_apply_it() {
+    let (w, port) = world_on_own_port("staff = [\"editor@example.org\"]");
+    w.brief()
+        .args(["subscribers", "add", "una@example.org"])
+        .assert()
+        .success();
+    w.brief()
+        .args(["subscribers", "remove", "una@example.org"])
+        .assert()
+        .success();
+    w.write(
+        "fair.csv",
+        "email,name\nnell@example.org,Nell\nuna@example.org,Una\nnot an address,Oops\nolga@example.org,Olga\n",
+    );
+    let d = Running::start(&w, &[]);
+    let b = Browser::phone(375);
+    sign_in(&b, &w, port, "editor@example.org", 1);
+    b.open(&format!("http://127.0.0.1:{port}/admin/subscribers/"));
+    b.click("import readers from a CSV file");
+    b.wait_for_text("Import readers from a CSV file");
+    b.attach("The CSV file", &w.path("fair.csv"));
+    b.fill(
+        "How these readers agreed (the consent source)",
+        "sign-up sheet at the open day",
+    );
+    b.click("Preview the import");
+    let preview = b.wait_for_text("What this import would change");
+    assert!(
+        preview.contains("fair.csv:4: `not an address` is not a valid email address"),
+        "{preview}"
+    );
+    assert!(preview.contains("New readers to add: 2"), "{preview}");
+    assert!(
+        preview.contains("unsubscribed: only the reader can join again"),
+        "{preview}"
+    );
+    assert!(!w
+        .ledger()
+        .is_stored_subscriber(&brief::address::AddressKey::from_text("nell@example.org"))
+        .unwrap());
+    b.click("Add 2 new readers");
+    let done = b.wait_for_text("The import is done");
+    assert!(done.contains("New readers added: 2"), "{done}");
+    assert_eq!(state_of(&w, "nell@example.org"), "active");
+    assert_eq!(state_of(&w, "olga@example.org"), "active");
+    assert_eq!(state_of(&w, "una@example.org"), "unsubscribed");
+    assert!(b.axe().is_empty(), "{:?}", b.axe());
+    drop(b);
+    assert_eq!(d.stop().status.code(), Some(0));
+}

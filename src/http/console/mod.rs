@@ -1,6 +1,6 @@
 //! The staff console: the dashboard, an issue's preview with test sends and "Send now", a
 //! campaign's page and its CSV, the subscribers (search, a reader's page, add, unsubscribe,
-//! re-send the confirmation, forget), and the live counts behind the dashboard's small script.
+//! re-send the confirmation, forget, import a CSV file), and the live counts behind the dashboard's small script.
 //!
 //! Every page takes a [`Staff`](super::admin::Staff) (anonymous requests never get here) and
 //! every POST a [`StaffForm`](super::admin::StaffForm) (session CSRF token and `Origin`
@@ -15,6 +15,7 @@ mod bounces;
 mod campaign;
 mod campaigns;
 mod dashboard;
+mod import;
 mod issue;
 mod issues;
 mod parts;
@@ -58,4 +59,15 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
             post(subscribers::resend_confirmation),
         )
         .route("/admin/subscribers/{id}/forget", post(subscribers::forget))
+}
+
+/// The import's routes, which take a file: the router gives them
+/// [`IMPORT_BODY_LIMIT`](super::site::IMPORT_BODY_LIMIT) instead of the site's body limit.
+pub(super) fn upload_routes() -> Router<Arc<Site>> {
+    Router::new()
+        .route(
+            "/admin/subscribers/import",
+            get(import::import_page).post(import::preview),
+        )
+        .route("/admin/subscribers/import/apply", post(import::apply))
 }

@@ -154,7 +154,7 @@ pub(super) fn live_script(d: &Site) -> Markup {
     html! { script src=(url(d, "admin/live.js").as_str()) {} }
 }
 
-pub(super) fn field<'a>(form: &'a StaffForm, name: &str) -> Option<&'a str> {
+pub(super) fn field<'a, const L: usize>(form: &'a StaffForm<L>, name: &str) -> Option<&'a str> {
     form.fields
         .iter()
         .find(|(k, _)| k == name)

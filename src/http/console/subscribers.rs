@@ -159,6 +159,8 @@ fn list_body(
         }
         p.paragraph {
             (link(d, "admin/subscribers/add", "Add a reader"))
+            " or "
+            (link(d, "admin/subscribers/import", "import readers from a CSV file"))
         }
         p.paragraph {
             "Download every address with its state: "

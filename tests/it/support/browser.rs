@@ -198,6 +198,16 @@ impl Browser {
         });
     }
 
+    /// Chooses the file at `path` in the file field labelled (or named) `label`, as a person
+    /// picking it in the file dialog (WebDriver types the path into the `<input type=file>`).
+    pub fn attach(&self, label: &str, path: &Path) {
+        let xpath = field_xpath(label);
+        let path = path.to_str().expect("a UTF-8 path").to_string();
+        self.step(&format!("attach a file to {label:?}"), |c| async move {
+            c.find(Locator::XPath(&xpath)).await?.send_keys(&path).await
+        });
+    }
+
     /// What the field labelled (or named) `label` holds now.
     pub fn value(&self, label: &str) -> String {
         let xpath = field_xpath(label);
