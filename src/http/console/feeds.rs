@@ -60,11 +60,11 @@ pub(super) fn feeds_section(
                         @if let Some(label) = &s.label { (label) br; }
                         (s.url.as_str())
                     }))
-                    (cell(d, match (s.cached, s.fetched_at) {
-                        (_, Some(at)) => local_ms(d, Some(at)),
-                        (true, None) => "fetched (time not noted)".to_string(),
-                        (false, None) => "not fetched yet: press Fetch feeds now".to_string(),
-                    }))
+                    @match (s.cached, s.fetched_at) {
+                        (_, Some(at)) => { td.console-td data-fetched=(at) { (local_ms(d, Some(at))) } }
+                        (true, None) => { (cell(d, "fetched (time not noted)")) }
+                        (false, None) => { (cell(d, "not fetched yet: press Fetch feeds now")) }
+                    }
                     @match &s.failed {
                         Some((at, why)) => {
                             td.console-td.form-error data-feed-failed="" {
