@@ -30,7 +30,9 @@
 //! would get the same answer. A feed marked `optional` that still fails is left out and reported
 //! in [`Collected::skipped`]; any other failure fails [`collect`] with [`FeedErrors`]. A stale
 //! cached copy is never used in place of a failed fetch: an issue either has a feed's current
-//! items or says loudly that it could not get them.
+//! items or says loudly that it could not get them. Only the console's pages, which must not
+//! fetch on a page load, show an issue from the cached copies ([`collect_cached`]); what is sent
+//! is always fetched.
 
 mod cache;
 mod clean;
