@@ -131,6 +131,53 @@ impl App {
     /// `preview`, `send` and the daemon use. A feed that fails is a problem located at its
     /// `url` line in the config; an issue with any problem is never returned.
     pub async fn collect_issue(&self, id: IssueId, policy: FetchPolicy) -> Result<Issue, Problems> {
+        let (issue, window, sent) = match self.issue_before_feeds(id)? {
+            Ok(issue) => return Ok(issue),
+            Err(x) => x,
+        };
+        let cache = self.data_dir().join("feeds");
+        let collected = feed::collect(
+            &self.config.content,
+            &cache,
+            window,
+            &sent,
+            policy,
+            self.clock.as_ref(),
+        )
+        .await;
+        self.join_feeds(issue, window, collected)
+    }
+
+    /// [`App::collect_issue`] with each feed's last fetched copy instead of a fetch (a feed
+    /// never fetched is a problem saying so), and the cache's state of every feed: what the
+    /// console's pages show, so no page load fetches a feed. Blocking (the folder, the ledger
+    /// and the cache are read here): call it inside `spawn_blocking`.
+    pub fn collect_issue_cached(
+        &self,
+        id: IssueId,
+    ) -> (Result<Issue, Problems>, Vec<feed::FeedStatus>) {
+        let cache = self.data_dir().join("feeds");
+        let statuses = feed::statuses(&self.config.content, &cache);
+        let issue = match self.issue_before_feeds(id) {
+            Ok(Ok(issue)) => Ok(issue),
+            Ok(Err((issue, window, sent))) => {
+                let collected = feed::collect_cached(&self.config.content, &cache, window, &sent);
+                self.join_feeds(issue, window, collected)
+            }
+            Err(p) => Err(p),
+        };
+        (issue, statuses)
+    }
+
+    /// The folder's part of an issue: `Ok(Ok(issue))` when no feeds are configured (it is
+    /// whole), else `Ok(Err(..))` with the window and the keys already sent that its feed
+    /// items are taken with.
+    #[allow(clippy::type_complexity)]
+    fn issue_before_feeds(
+        &self,
+        id: IssueId,
+    ) -> Result<Result<Issue, (Issue, feed::Window, std::collections::HashSet<String>)>, Problems>
+    {
         let feeds = &self.config.content.feeds;
         let folder = self.config.content.dir.join(id.to_string());
         // An issue that feeds alone may fill: no folder, or a folder with only issue.toml.
@@ -142,7 +189,7 @@ impl App {
             preheader: None,
             entries: Vec::new(),
         };
-        let mut issue = if feeds.is_empty() || folder.is_dir() {
+        let issue = if feeds.is_empty() || folder.is_dir() {
             match self.load_issue(id) {
                 Ok(i) => i,
                 // A folder holding only issue.toml is fine when feeds may fill it.
@@ -153,23 +200,31 @@ impl App {
             empty()
         };
         if feeds.is_empty() {
-            return Ok(issue);
+            return Ok(Ok(issue));
         }
-        let config_problem =
-            |m: String| Problem::whole(&self.config.source, m).kind(ProblemKind::Config);
-        let (window, sent) = match self.feed_window(&issue) {
-            Ok(x) => x,
+        match self.feed_window(&issue) {
+            Ok((window, sent)) => Ok(Err((issue, window, sent))),
             Err(e) => {
                 let database = &self.config.delivery.database;
-                return Err(Problems(vec![Problem::whole(
+                Err(Problems(vec![Problem::whole(
                     database,
                     format!("cannot read the ledger for the feed window (the items already sent, the last issue's date): {e:#}"),
                 )
-                .kind(ProblemKind::Ledger)]));
+                .kind(ProblemKind::Ledger)]))
             }
-        };
-        let cache = self.data_dir().join("feeds");
-        match feed::collect(&self.config.content, &cache, window, &sent, policy).await {
+        }
+    }
+
+    /// The issue with the feed items `collected` joined to its folder's entries.
+    fn join_feeds(
+        &self,
+        mut issue: Issue,
+        window: feed::Window,
+        collected: Result<feed::Collected, feed::CollectError>,
+    ) -> Result<Issue, Problems> {
+        let config_problem =
+            |m: String| Problem::whole(&self.config.source, m).kind(ProblemKind::Config);
+        match collected {
             Ok(collected) => {
                 for f in &collected.skipped {
                     tracing::warn!(url = %f.url, "optional feed left out: {f}");
@@ -192,6 +247,7 @@ impl App {
             }
         }
         if issue.entries.is_empty() {
+            let folder = self.config.content.dir.join(issue.id.to_string());
             return Err(Problems(vec![Problem::whole(
                 &folder,
                 format!(

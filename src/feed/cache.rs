@@ -8,12 +8,16 @@
 //! url: https://partner.example.org/feed.json
 //! etag: "abc"
 //! last-modified: Tue, 06 Jul 2021 10:00:00 GMT
+//! fetched: 1625565600000
 //!
 //! {"version": ...
 //! ```
 //!
 //! Body and validators live in one file so a single rename replaces both: a reader never sees
-//! the validators of one copy beside the body of another.
+//! the validators of one copy beside the body of another. `fetched` is when the copy was last
+//! confirmed current (a 200, or a 304 for it), in Unix milliseconds: the console's "last
+//! fetched". A fetch that failed leaves a note beside the copy (`<hash>.failed`: the time, a
+//! line break, the failure), removed by the next good fetch; the console shows it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -41,7 +45,16 @@ impl Validators {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Cached {
     pub validators: Validators,
+    /// When the copy was last confirmed current, in Unix milliseconds (absent in older copies).
+    pub fetched_at: Option<i64>,
     pub body: Vec<u8>,
+}
+
+/// The last failed fetch of a feed: when, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct FailureNote {
+    pub at: i64,
+    pub message: String,
 }
 
 /// The cache file of `url` in `dir`.
@@ -62,6 +75,43 @@ pub(crate) async fn read(dir: &Path, url: &Url) -> io::Result<Option<Cached>> {
     Ok(decode(&bytes, url))
 }
 
+/// [`read`] for a blocking thread (the console reads the cache inside `spawn_blocking`).
+pub(crate) fn read_blocking(dir: &Path, url: &Url) -> io::Result<Option<Cached>> {
+    match std::fs::read(path(dir, url)) {
+        Ok(b) => Ok(decode(&b, url)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn failure_path(dir: &Path, url: &Url) -> PathBuf {
+    path(dir, url).with_extension("failed")
+}
+
+/// Notes that a fetch of `url` failed at `at` (Unix milliseconds) with `message`.
+pub(crate) async fn note_failure(dir: &Path, url: &Url, at: i64, message: &str) -> io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    tokio::fs::write(failure_path(dir, url), format!("{at}\n{message}")).await
+}
+
+/// Removes the failure note of `url`, after a good fetch.
+pub(crate) async fn clear_failure(dir: &Path, url: &Url) -> io::Result<()> {
+    match tokio::fs::remove_file(failure_path(dir, url)).await {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The failure note of `url`, if the last fetch failed (blocking; a damaged note is none).
+pub(crate) fn read_failure_blocking(dir: &Path, url: &Url) -> Option<FailureNote> {
+    let text = std::fs::read_to_string(failure_path(dir, url)).ok()?;
+    let (at, message) = text.split_once('\n')?;
+    Some(FailureNote {
+        at: at.parse().ok()?,
+        message: message.to_string(),
+    })
+}
+
 fn decode(bytes: &[u8], url: &Url) -> Option<Cached> {
     let split = bytes.windows(2).position(|w| w == b"\n\n")?;
     let header = std::str::from_utf8(&bytes[..split]).ok()?;
@@ -71,12 +121,14 @@ fn decode(bytes: &[u8], url: &Url) -> Option<Cached> {
     }
     let mut validators = Validators::default();
     let mut same_url = false;
+    let mut fetched_at = None;
     for line in lines {
         let (key, value) = line.split_once(": ")?;
         match key {
             "url" => same_url = value == url.as_str(),
             "etag" => validators.etag = Some(value.to_string()),
             "last-modified" => validators.last_modified = Some(value.to_string()),
+            "fetched" => fetched_at = Some(value.parse().ok()?),
             _ => return None,
         }
     }
@@ -85,6 +137,7 @@ fn decode(bytes: &[u8], url: &Url) -> Option<Cached> {
     }
     Some(Cached {
         validators,
+        fetched_at,
         body: bytes[split + 2..].to_vec(),
     })
 }
@@ -104,6 +157,9 @@ fn encode(url: &Url, cached: &Cached) -> Vec<u8> {
         .filter(|v| one_line(v))
     {
         out.push_str(&format!("last-modified: {lm}\n"));
+    }
+    if let Some(at) = cached.fetched_at {
+        out.push_str(&format!("fetched: {at}\n"));
     }
     out.push('\n');
     let mut bytes = out.into_bytes();
@@ -150,10 +206,18 @@ mod tests {
                 etag: Some("\"v1\"".into()),
                 last_modified: Some("Tue, 06 Jul 2021 10:00:00 GMT".into()),
             },
+            fetched_at: Some(1_625_565_600_000),
             body: b"{\"version\": 1}\n\nbody with a blank line".to_vec(),
         };
         write(dir.path(), &url(), &cached).await.unwrap();
         assert_eq!(read(dir.path(), &url()).await.unwrap(), Some(cached));
+        assert_eq!(
+            read_blocking(dir.path(), &url())
+                .unwrap()
+                .unwrap()
+                .fetched_at,
+            Some(1_625_565_600_000)
+        );
 
         let other = Url::parse("https://other.example.org/feed.json").unwrap();
         assert_eq!(read(dir.path(), &other).await.unwrap(), None);
@@ -163,6 +227,23 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failure_note_reads_back_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_failure_blocking(dir.path(), &url()), None);
+        note_failure(dir.path(), &url(), 42, "feed x: HTTP status 500")
+            .await
+            .unwrap();
+        let note = read_failure_blocking(dir.path(), &url()).unwrap();
+        assert_eq!(
+            (note.at, note.message.as_str()),
+            (42, "feed x: HTTP status 500")
+        );
+        clear_failure(dir.path(), &url()).await.unwrap();
+        clear_failure(dir.path(), &url()).await.unwrap();
+        assert_eq!(read_failure_blocking(dir.path(), &url()), None);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum FailureKind {
     /// The configured URL is not http or https.
     #[error("not an http or https URL")]
     Scheme,
+    /// Collecting from the cache only (the console's pages), and the feed has no cached copy.
+    #[error("not fetched yet: press Fetch feeds now")]
+    NotFetched,
 }
 
 impl FeedFailure {
@@ -57,7 +60,8 @@ impl FeedFailure {
             FailureKind::TooLarge(_)
             | FailureKind::TooManyRedirects
             | FailureKind::Parse(_)
-            | FailureKind::Scheme => false,
+            | FailureKind::Scheme
+            | FailureKind::NotFetched => false,
         }
     }
 }

@@ -30,7 +30,9 @@
 //! would get the same answer. A feed marked `optional` that still fails is left out and reported
 //! in [`Collected::skipped`]; any other failure fails [`collect`] with [`FeedErrors`]. A stale
 //! cached copy is never used in place of a failed fetch: an issue either has a feed's current
-//! items or says loudly that it could not get them.
+//! items or says loudly that it could not get them. Only the console's pages, which must not
+//! fetch on a page load, show an issue from the cached copies ([`collect_cached`]); what is sent
+//! is always fetched.
 
 mod cache;
 mod clean;
@@ -46,6 +48,7 @@ use chrono::NaiveDate;
 use reqwest::StatusCode;
 use url::Url;
 
+use crate::clock::Clock;
 use crate::config;
 use crate::issue::{self, Body, Entry, EntrySource, IssueId, SanitizedHtml, Section};
 
@@ -165,6 +168,7 @@ pub async fn collect(
     window: Window,
     already_sent: &HashSet<String>,
     policy: FetchPolicy,
+    clock: &dyn Clock,
 ) -> Result<Collected, CollectError> {
     if content.feeds.is_empty() {
         return Ok(Collected::default());
@@ -175,10 +179,105 @@ pub async fn collect(
         content
             .feeds
             .iter()
-            .map(|feed| fetch_feed(&fetcher, feed, policy)),
+            .map(|feed| fetch_feed(&fetcher, feed, policy, clock)),
     )
     .await;
 
+    Ok(gather(content, window, already_sent, results)?)
+}
+
+/// The items of every configured feed as its last fetched copy has them, never fetching: what
+/// the console's pages show, so no page load makes a request. A feed without a cached copy
+/// fails with [`FailureKind::NotFetched`] (left out with a warning when `optional`), and the
+/// rest is as [`collect`]. Blocking: call it off the async threads.
+///
+/// # Errors
+/// [`CollectError::Feeds`] when a feed that is not `optional` has no usable copy.
+pub fn collect_cached(
+    content: &config::Content,
+    cache_dir: &Path,
+    window: Window,
+    already_sent: &HashSet<String>,
+) -> Result<Collected, CollectError> {
+    let results = content.feeds.iter().map(|feed| {
+        let copy = cache::read_blocking(cache_dir, &feed.url).unwrap_or_else(|e| {
+            tracing::warn!(feed = %feed.url, error.message = %e, "cannot read the cached copy of a feed");
+            None
+        });
+        match copy {
+            Some(c) => parse(&c.body, feed),
+            None => Err(FeedFailure {
+                url: feed.url.clone(),
+                kind: FailureKind::NotFetched,
+            }),
+        }
+    });
+    Ok(gather(content, window, already_sent, results.collect())?)
+}
+
+/// What the cache knows of one configured feed: for the console.
+#[derive(Debug)]
+pub struct FeedStatus {
+    pub url: Url,
+    pub label: Option<String>,
+    /// When its copy was last confirmed current (Unix milliseconds); `None`: never fetched
+    /// (or fetched by a version that did not note the time).
+    pub fetched_at: Option<i64>,
+    /// Whether there is a cached copy at all.
+    pub cached: bool,
+    /// The last fetch, when it failed: when (Unix milliseconds), and why.
+    pub failed: Option<(i64, String)>,
+}
+
+/// The cache's state of every configured feed, in the config's order. Blocking.
+pub fn statuses(content: &config::Content, cache_dir: &Path) -> Vec<FeedStatus> {
+    content
+        .feeds
+        .iter()
+        .map(|feed| {
+            let copy = cache::read_blocking(cache_dir, &feed.url).ok().flatten();
+            FeedStatus {
+                url: feed.url.clone(),
+                label: feed.label.clone(),
+                fetched_at: copy.as_ref().and_then(|c| c.fetched_at),
+                cached: copy.is_some(),
+                failed: cache::read_failure_blocking(cache_dir, &feed.url)
+                    .map(|n| (n.at, n.message)),
+            }
+        })
+        .collect()
+}
+
+/// Fetches every configured feed once, concurrently, into the cache (the console's "Fetch
+/// feeds now"): for each feed, its number of items or its failure, in the config's order.
+///
+/// # Errors
+/// [`CollectError::Setup`] when the HTTP client cannot be built.
+pub async fn fetch_all(
+    content: &config::Content,
+    cache_dir: &Path,
+    clock: &dyn Clock,
+) -> Result<Vec<Result<usize, FeedFailure>>, CollectError> {
+    let fetcher = fetch::Fetcher::new(content.feed_timeout, content.feed_max_bytes, cache_dir)
+        .map_err(CollectError::Setup)?;
+    let results = futures_util::future::join_all(
+        content
+            .feeds
+            .iter()
+            .map(|feed| fetch_feed(&fetcher, feed, FetchPolicy::Once, clock)),
+    )
+    .await;
+    Ok(results.into_iter().map(|r| r.map(|e| e.len())).collect())
+}
+
+/// Keeps the items of `results` (one per configured feed) dated inside `window` and not in
+/// `already_sent`, once each, sorted by date; fails when a feed that is not `optional` failed.
+fn gather(
+    content: &config::Content,
+    window: Window,
+    already_sent: &HashSet<String>,
+    results: Vec<Result<Vec<Entry>, FeedFailure>>,
+) -> Result<Collected, FeedErrors> {
     let mut collected = Collected::default();
     let mut failed = Vec::new();
     let mut seen = HashSet::new();
@@ -207,7 +306,7 @@ pub async fn collect(
         }
     }
     if !failed.is_empty() {
-        return Err(FeedErrors(failed).into());
+        return Err(FeedErrors(failed));
     }
     // Stable: items of one date keep the order of the config and of their feed.
     collected.entries.sort_by_key(|e| e.date);
@@ -221,11 +320,32 @@ fn item_key(entry: &Entry) -> Option<&str> {
     }
 }
 
-#[tracing::instrument(skip_all, fields(feed = %feed.url))]
+/// [`fetch_with_retries`], noting a failure beside the cached copy (and clearing the note of
+/// an earlier one after a good fetch), so the console can say how the last fetch went.
 async fn fetch_feed(
     fetcher: &fetch::Fetcher,
     feed: &config::Feed,
     policy: FetchPolicy,
+    clock: &dyn Clock,
+) -> Result<Vec<Entry>, FeedFailure> {
+    let result = fetch_with_retries(fetcher, feed, policy, clock).await;
+    let dir = fetcher.cache_dir();
+    let noted = match &result {
+        Ok(_) => cache::clear_failure(dir, &feed.url).await,
+        Err(f) => cache::note_failure(dir, &feed.url, clock.now_ms(), &f.to_string()).await,
+    };
+    if let Err(e) = noted {
+        tracing::warn!(feed = %feed.url, error.message = %e, "cannot note how a feed's fetch went");
+    }
+    result
+}
+
+#[tracing::instrument(skip_all, fields(feed = %feed.url))]
+async fn fetch_with_retries(
+    fetcher: &fetch::Fetcher,
+    feed: &config::Feed,
+    policy: FetchPolicy,
+    clock: &dyn Clock,
 ) -> Result<Vec<Entry>, FeedFailure> {
     let (attempts, mut backoff) = match policy {
         FetchPolicy::Once => (1, Duration::ZERO),
@@ -236,7 +356,7 @@ async fn fetch_feed(
     };
     let mut attempt = 1;
     loop {
-        match fetch_once(fetcher, feed).await {
+        match fetch_once(fetcher, feed, clock).await {
             Ok(entries) => {
                 tracing::debug!(items = entries.len(), "feed fetched");
                 return Ok(entries);
@@ -260,6 +380,7 @@ async fn fetch_feed(
 async fn fetch_once(
     fetcher: &fetch::Fetcher,
     feed: &config::Feed,
+    clock: &dyn Clock,
 ) -> Result<Vec<Entry>, FeedFailure> {
     let url = &feed.url;
     let dir = fetcher.cache_dir();
@@ -278,17 +399,27 @@ async fn fetch_once(
     match fetcher.get(url, &validators).await? {
         fetch::Fetched::NotModified => {
             // `get` reports 304 only when we sent validators, which came from this copy.
-            let body = cached.map(|c| c.body).ok_or_else(|| FeedFailure {
+            let mut copy = cached.ok_or_else(|| FeedFailure {
                 url: url.clone(),
                 kind: FailureKind::Status(StatusCode::NOT_MODIFIED),
             })?;
             tracing::debug!("feed not modified, using the cached copy");
-            parse(&body, feed)
+            let entries = parse(&copy.body, feed)?;
+            // The copy is current as of now: noted, for the console's "last fetched".
+            copy.fetched_at = Some(clock.now_ms());
+            if let Err(e) = cache::write(dir, url, &copy).await {
+                tracing::warn!(error.message = %e, "cannot note the time of a feed's fetch");
+            }
+            Ok(entries)
         }
         fetch::Fetched::Fresh { body, validators } => {
             let entries = parse(&body, feed)?;
             // Only a copy that parsed is a good copy to keep.
-            let copy = cache::Cached { validators, body };
+            let copy = cache::Cached {
+                validators,
+                fetched_at: Some(clock.now_ms()),
+                body,
+            };
             if let Err(e) = cache::write(dir, url, &copy).await {
                 tracing::warn!(
                     cache = %cache::path(dir, url).display(),

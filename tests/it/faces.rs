@@ -130,6 +130,10 @@ pub(crate) const NOT_FACES: &[(&str, &str)] = &[
         "redirects to the campaign page (a refusal is the console's one-message page, as send-refused)",
     ),
     ("/admin/campaigns/{id}/release", "redirects to the campaign page"),
+    (
+        "/admin/feeds/fetch",
+        "redirects to the dashboard or the issue page, whose feeds table shows the outcome",
+    ),
     ("/admin/subscribers/export.csv", "a CSV download"),
     ("/admin/test-send", "a JSON API for scripts"),
     ("/webhooks/bounce", "a JSON API for the relay"),

@@ -262,9 +262,19 @@ async fn collect_with(
     sent: &HashSet<String>,
     policy: FetchPolicy,
 ) -> Result<Collected, CollectError> {
-    tokio::time::timeout(GUARD, feed::collect(content, cache, july(), sent, policy))
-        .await
-        .expect("collect finished within the guard")
+    tokio::time::timeout(
+        GUARD,
+        feed::collect(
+            content,
+            cache,
+            july(),
+            sent,
+            policy,
+            &brief::clock::SystemClock,
+        ),
+    )
+    .await
+    .expect("collect finished within the guard")
 }
 
 async fn collect(content: &Content, cache: &Path) -> Result<Collected, CollectError> {

@@ -6,6 +6,7 @@ mod bounces;
 mod browser;
 mod canary;
 mod cli;
+mod console_feeds;
 mod content;
 mod daemon;
 mod delivery;

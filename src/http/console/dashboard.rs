@@ -11,12 +11,12 @@ use super::super::error::{axum_json, json_error, PageError};
 use super::super::site::Shared;
 use super::super::ui::url;
 use super::campaign::canary_line;
+use super::feeds::{cached_issue, feeds_section, statuses};
 use super::parts::{
     cell, count_cells, count_head, heading, issue_id, link, live_script, local_ms, local_time,
     paragraph, preformatted, problem_list, subheading, table, POLL_MS, RECENT,
 };
 use crate::audience::{self, RosterState};
-use crate::feed::FetchPolicy;
 use crate::issue::IssueId;
 use crate::ledger::{Campaign, Counts, HoldReason, State as DeliveryState, SuppressionRow};
 use crate::schedule::Plan;
@@ -45,14 +45,21 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         (Some(p), Some(at)) => Some(p.issue_for(at)),
         _ => None,
     };
-    let folder = |id: IssueId| d.app.config.content.dir.join(id.to_string()).is_dir();
-    let fillable = |id: &IssueId| folder(*id) || !d.app.config.content.feeds.is_empty();
-    // The fire's issue with nothing to fill it: the fire sends nothing (the daemon skips it).
-    let empty_fire = scheduled.filter(|id| !fillable(id));
-    let issue = match scheduled.filter(fillable) {
-        Some(id) => Ok(id),
-        None => d.app.resolve_issue(None),
-    };
+    // The content folder is read on a blocking thread.
+    let app = d.app.clone();
+    let (empty_fire, issue) = tokio::task::spawn_blocking(move || {
+        let folder = |id: IssueId| app.config.content.dir.join(id.to_string()).is_dir();
+        let fillable = |id: &IssueId| folder(*id) || !app.config.content.feeds.is_empty();
+        // The fire's issue with nothing to fill it: the fire sends nothing (the daemon skips it).
+        let empty_fire = scheduled.filter(|id| !fillable(id));
+        let issue = match scheduled.filter(fillable) {
+            Some(id) => Ok(id),
+            None => app.resolve_issue(None),
+        };
+        (empty_fire, issue)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("reading the content folder: {e}"))?;
     let asked = issue.as_ref().ok().copied();
     let app = d.app.clone();
     let overview = d
@@ -95,10 +102,14 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
         })
         .await;
     let o = overview?;
-    // An issue that has a campaign is not sent again: nothing to check for it.
-    let check = match (&issue, &o.sent) {
-        (Ok(id), None) => Some(d.app.collect_issue(*id, FetchPolicy::Once).await),
-        _ => None,
+    // An issue that has a campaign is not sent again: nothing to check for it. The check takes
+    // each feed's last fetched copy: a page load never fetches a feed.
+    let (check, feed_states) = match (&issue, &o.sent) {
+        (Ok(id), None) => {
+            let (check, states) = cached_issue(&d, *id).await?;
+            (Some(check), states)
+        }
+        _ => (None, statuses(&d).await?),
     };
     let warnings = &d.app.config.warnings;
     let live = o.campaigns.iter().any(|(c, _)| !c.finished);
@@ -153,8 +164,10 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
                 @match &check {
                     Some(Ok(i)) => {
-                        p.console-ok {
-                            "Check: ok, " (i.entries.len()) " entries."
+                        p.console-ok data-check="ok" {
+                            "Check: ok, " (i.entries.len()) " entries"
+                            @if !feed_states.is_empty() { " (feeds as last fetched)" }
+                            "."
                         }
                     }
                     Some(Err(problems)) => {
@@ -167,6 +180,7 @@ pub(super) async fn dashboard(State(d): Shared, staff: Staff) -> Result<Response
                 }
             }
         }
+        (feeds_section(&d, &staff, &feed_states, None))
         @if let Some(p) = &o.preflight {
             (subheading(&d, "Checks before the send"))
             @if p.problems == 0 {

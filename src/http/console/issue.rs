@@ -11,6 +11,7 @@ use super::super::admin::{console_page, Section, Staff, StaffForm};
 use super::super::error::PageError;
 use super::super::site::{Shared, Site};
 use super::super::ui::{see_other, url};
+use super::feeds::{cached_issue, feeds_section};
 use super::parts::{
     back_to_issue, field, heading, issue_id, link, local_ms, message, not_found,
     not_sent_for_problems, paragraph, preformatted, problem_list, subheading,
@@ -155,11 +156,11 @@ pub(super) async fn issue_page(
         .await;
     let (campaign, stored, readers, tests) = found?;
     // A sent issue shows what its readers got; an unsent one, its folder (and feeds) now.
+    let mut feed_states = Vec::new();
     let shown = match &stored {
         Some((template, m)) => Shown::Stored(stored_preview(&d, template, &m.subject)),
         None => {
             let folder = d.app.config.content.dir.join(id.to_string());
-            let app = d.app.clone();
             let is_dir = tokio::task::spawn_blocking(move || folder.is_dir())
                 .await
                 .unwrap_or(false);
@@ -170,13 +171,19 @@ pub(super) async fn issue_page(
                     &format!("There is no issue folder {id}."),
                 ));
             }
-            match app.collect_issue(id, FetchPolicy::Once).await {
+            // Each feed as last fetched: a page load never fetches a feed.
+            let (collected, states) = cached_issue(&d, id).await?;
+            feed_states = states;
+            match collected {
                 Ok(issue) => Shown::Folder(preview(&d, &issue)),
                 Err(problems) => Shown::Problems(problems),
             }
         }
     };
-    let body = issue_body(&d, &staff, id, &shown, campaign.as_ref(), readers, tests);
+    let body = html! {
+        (issue_body(&d, &staff, id, &shown, campaign.as_ref(), readers, tests))
+        (feeds_section(&d, &staff, &feed_states, Some(id)))
+    };
     Ok(console_page(
         &d,
         &staff,

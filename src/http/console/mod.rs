@@ -1,6 +1,7 @@
-//! The staff console: the dashboard, an issue's preview with test sends and "Send now", a
-//! campaign's page and its CSV, the subscribers (search, a reader's page, add, unsubscribe,
-//! re-send the confirmation, forget, import a CSV file), and the live counts behind the dashboard's small script.
+//! The staff console: the dashboard, an issue's preview with test sends and "Send now", the
+//! feeds' cache and "Fetch feeds now", a campaign's page and its CSV, the subscribers (search,
+//! a reader's page, add, unsubscribe, re-send the confirmation, forget, import a CSV file), and
+//! the live counts behind the dashboard's small script.
 //!
 //! Every page takes a [`Staff`](super::admin::Staff) (anonymous requests never get here) and
 //! every POST a [`StaffForm`](super::admin::StaffForm) (session CSRF token and `Origin`
@@ -15,6 +16,7 @@ mod bounces;
 mod campaign;
 mod campaigns;
 mod dashboard;
+mod feeds;
 mod import;
 mod issue;
 mod issues;
@@ -42,6 +44,7 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/admin/campaigns/{id}/hold", post(campaign::hold))
         .route("/admin/campaigns/{id}/release", post(campaign::release))
         .route("/admin/activity/", get(activity::activity_page))
+        .route("/admin/feeds/fetch", post(feeds::fetch_now))
         .route("/admin/bounces/", get(bounces::bounces_page))
         .route("/admin/subscribers/", get(subscribers::list))
         .route("/admin/subscribers/export.csv", get(subscribers::export))
