@@ -173,17 +173,27 @@ pub async fn collect(
     if content.feeds.is_empty() {
         return Ok(Collected::default());
     }
+    let results = fetch_each(content, cache_dir, policy, clock).await?;
+    Ok(gather(content, window, already_sent, results)?)
+}
+
+/// Fetches every configured feed with `policy`, concurrently, through the cache in
+/// `cache_dir`: each feed's items or its failure, in the config's order.
+async fn fetch_each(
+    content: &config::Content,
+    cache_dir: &Path,
+    policy: FetchPolicy,
+    clock: &dyn Clock,
+) -> Result<Vec<Result<Vec<Entry>, FeedFailure>>, CollectError> {
     let fetcher = fetch::Fetcher::new(content.feed_timeout, content.feed_max_bytes, cache_dir)
         .map_err(CollectError::Setup)?;
-    let results = futures_util::future::join_all(
+    Ok(futures_util::future::join_all(
         content
             .feeds
             .iter()
             .map(|feed| fetch_feed(&fetcher, feed, policy, clock)),
     )
-    .await;
-
-    Ok(gather(content, window, already_sent, results)?)
+    .await)
 }
 
 /// The items of every configured feed as its last fetched copy has them, never fetching: what
@@ -258,15 +268,7 @@ pub async fn fetch_all(
     cache_dir: &Path,
     clock: &dyn Clock,
 ) -> Result<Vec<Result<usize, FeedFailure>>, CollectError> {
-    let fetcher = fetch::Fetcher::new(content.feed_timeout, content.feed_max_bytes, cache_dir)
-        .map_err(CollectError::Setup)?;
-    let results = futures_util::future::join_all(
-        content
-            .feeds
-            .iter()
-            .map(|feed| fetch_feed(&fetcher, feed, FetchPolicy::Once, clock)),
-    )
-    .await;
+    let results = fetch_each(content, cache_dir, FetchPolicy::Once, clock).await?;
     Ok(results.into_iter().map(|r| r.map(|e| e.len())).collect())
 }
 

@@ -21,24 +21,14 @@ struct Row {
     campaign: Option<(Campaign, Counts)>,
 }
 
-/// The issue folders under `[content] dir`, newest first.
-fn folders(dir: &std::path::Path) -> Vec<IssueId> {
-    let mut ids: Vec<IssueId> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    ids.sort_by_key(|id| std::cmp::Reverse(*id));
-    ids
-}
-
 pub(super) async fn issues_page(State(d): Shared, staff: Staff) -> Result<Response, PageError> {
     let app = d.app.clone();
     let loaded = tokio::task::spawn_blocking(move || {
-        folders(&app.config.content.dir)
-            .into_iter()
+        // Newest first; a content folder that cannot be read lists no folder (a feeds-only
+        // setup may have none).
+        let mut ids = crate::content::list_issues(&app.config.content.dir).unwrap_or_default();
+        ids.reverse();
+        ids.into_iter()
             .map(|id| {
                 let n = app
                     .load_issue(id)

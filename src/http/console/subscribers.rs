@@ -206,6 +206,11 @@ fn reader_id(raw: &str) -> Option<ReaderId> {
         .map(ReaderId::from_url)
 }
 
+/// The address the ledger holds for `r`, as an address to act on.
+fn stored_address(r: &ReaderRecord) -> anyhow::Result<lettre::Address> {
+    parse_address(&r.address).map_err(|e| anyhow::anyhow!("a stored address does not parse: {e}"))
+}
+
 async fn load(d: &Site, raw: &str) -> Result<Option<ReaderRecord>, PageError> {
     let Some(id) = reader_id(raw) else {
         return Ok(None);
@@ -382,8 +387,7 @@ pub(super) async fn unsubscribe(
             "Unsubscribe",
         ));
     }
-    let address = parse_address(&r.address)
-        .map_err(|e| anyhow::anyhow!("a stored address does not parse: {e}"))?;
+    let address = stored_address(&r)?;
     let now = d.app.clock.now_ms();
     let a = address.clone();
     let done = d
@@ -450,8 +454,7 @@ pub(super) async fn resend_confirmation(
             "Send the confirmation",
         ));
     }
-    let address = parse_address(&r.address)
-        .map_err(|e| anyhow::anyhow!("a stored address does not parse: {e}"))?;
+    let address = stored_address(&r)?;
     let mailer = join.mailer.clone();
     let outcome = mailer
         .handle(
@@ -541,8 +544,7 @@ pub(super) async fn forget(
         }
         return Ok(res);
     }
-    let address = parse_address(&r.address)
-        .map_err(|e| anyhow::anyhow!("a stored address does not parse: {e}"))?;
+    let address = stored_address(&r)?;
     let app = d.app.clone();
     let tag = d.key.tag(address.as_ref());
     // `forget` takes the send lock of every unfinished campaign, and the daemon holds the lock
