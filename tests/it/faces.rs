@@ -524,6 +524,11 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
     l.b.click("2021-07");
     let sent = l.b.wait_for_text("already sent");
     assert!(sent.contains("what its readers got"), "{sent}");
+    // The stored message's headers, as staff read them: the subject decoded.
+    assert!(
+        sent.contains("Subject: BRIEF | U.S. \u{2013} Mexico") && !sent.contains("Subject: =?"),
+        "{sent}"
+    );
     l.look("issue-sent");
     // What staff did, newest first.
     l.b.open(&format!("{site}/admin/activity/"));

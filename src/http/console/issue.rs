@@ -41,23 +41,31 @@ pub(super) struct Preview {
 
 pub(super) fn preview(d: &Site, issue: &Issue) -> Preview {
     let (rendered, template) = d.app.prepare(issue, &d.key, Kind::Campaign);
-    let mut eml = App::sample_message(&template);
-    if let Some(k) = &d.dkim {
-        k.sign_in_place(&mut eml, d.app.clock.now().timestamp());
-    }
+    let (eml, headers) = signed_sample(d, &template);
     let (sample, _) = App::sample_recipient();
     let unsubscribe = template.unsubscribe_url(&sample);
-    let end = eml
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(eml.len());
     Preview {
         subject: rendered.subject.clone(),
         html: Rendered::fill(&rendered.html, &unsubscribe),
         text: Rendered::fill(&rendered.text, &unsubscribe),
-        headers: decoded_subject(&String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n")),
+        headers,
         size: eml.len(),
     }
+}
+
+/// `template` made out to the sample reader and signed as a reader's copy is, and its header
+/// block as staff read it (lines joined by `\n`, the subject decoded).
+fn signed_sample(d: &Site, template: &MessageTemplate) -> (Vec<u8>, String) {
+    let mut eml = App::sample_message(template);
+    if let Some(k) = &d.dkim {
+        k.sign_in_place(&mut eml, d.app.clock.now().timestamp());
+    }
+    let end = eml
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(eml.len());
+    let headers = decoded_subject(&String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n"));
+    (eml, headers)
 }
 
 /// The header block `headers` (lines joined by `\n`) with its Subject field shown as staff
@@ -104,14 +112,7 @@ pub(super) fn size(n: usize) -> String {
 /// The message its campaign stored for `id`, as the sample reader would get it: what readers
 /// got, whatever the folder says now.
 fn stored_preview(d: &Site, template: &MessageTemplate, subject: &str) -> Preview {
-    let mut eml = App::sample_message(template);
-    if let Some(k) = &d.dkim {
-        k.sign_in_place(&mut eml, d.app.clock.now().timestamp());
-    }
-    let end = eml
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(eml.len());
+    let (eml, headers) = signed_sample(d, template);
     let parsed = mail_parser::MessageParser::default().parse(&eml);
     let part = |html: bool| {
         parsed
@@ -124,7 +125,7 @@ fn stored_preview(d: &Site, template: &MessageTemplate, subject: &str) -> Previe
         subject: subject.to_string(),
         html: part(true),
         text: part(false),
-        headers: String::from_utf8_lossy(&eml[..end]).replace("\r\n", "\n"),
+        headers,
         size: eml.len(),
     }
 }
