@@ -341,8 +341,14 @@ fn sign_in_limits_survive_a_restart() {
 }
 
 /// The console's pages, each turned away without a session.
-const CONSOLE_PAGES: [&str; 8] = [
+const CONSOLE_PAGES: [&str; 14] = [
     "/admin/",
+    "/admin/issues/",
+    "/admin/activity/",
+    "/admin/subscribers/",
+    "/admin/subscribers/1",
+    "/admin/subscribers/export.csv",
+    "/admin/subscribers/import",
     "/admin/campaigns/",
     "/admin/bounces/",
     "/admin/issues/2021-07",
@@ -450,6 +456,21 @@ fn the_console_shows_the_next_send_previews_sends_and_reports_an_issue() {
     assert!(refused.body.contains("has problems"), "{}", refused.body);
 
     // The issue page: the email in a sandboxed frame, its text, subject, size and headers.
+    // Hostile paging and ids are refused plainly (the search ignores what it cannot read),
+    // never a server error.
+    for bad in ["/admin/activity/?before=abc", "/admin/bounces/?page=-1"] {
+        let r = get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let junk = get("/admin/subscribers/?page=x&state=nonsense");
+    assert_eq!(junk.status, 200, "{}", junk.body);
+    for missing in [
+        "/admin/subscribers/abc",
+        "/admin/subscribers/99999999999999999999",
+    ] {
+        assert_eq!(get(missing).status, 404, "{missing}");
+    }
+
     let page = get("/admin/issues/2021-07");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
