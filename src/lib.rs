@@ -73,6 +73,7 @@ pub mod imap;
 pub mod intake;
 pub mod issue;
 pub mod keyfile;
+pub mod lang;
 pub mod ledger;
 pub mod links;
 pub mod message;

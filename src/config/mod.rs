@@ -21,6 +21,7 @@ mod values;
 
 pub use check::delivery_warnings;
 pub use lines::{key_line, line_of};
+pub use sections::NewsletterText;
 pub use sections::{
     default_bounce_max_size, default_soft_limit, Ambiguous, Bounces, Config, Content, Delivery,
     Dkim, Feed, FeedWindow, Imap, Log, LogFormat, Newsletter, Schedule, Server, Smtp, Subscribers,
@@ -32,14 +33,29 @@ use check::{unset_env, validate};
 
 /// Parses config text. `path` is used only in error messages. Relative paths are left as they are.
 pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
-    let mut config: Config = toml::from_str(text).map_err(|e| {
+    use serde::Deserialize;
+    let fail = |e: toml::de::Error| {
         let line = e
             .span()
             .map(|s| line_of(text, s.start))
             .map(|l| format!(":{l}"))
             .unwrap_or_default();
         anyhow::anyhow!("{}{line}: {}", path.display(), e.message().trim_end())
-    })?;
+    };
+    let mut doc = toml::de::DeTable::parse(text).map_err(fail)?;
+    let texts = language_tables(&mut doc).map_err(fail)?;
+    let mut config = Config::deserialize(toml::de::Deserializer::from(doc)).map_err(fail)?;
+    for (lang, at) in texts.keys() {
+        if !config.newsletter.languages.all().contains(lang) {
+            anyhow::bail!(
+                "{}:{}: `[newsletter.{lang}]` is a language that `newsletter.languages` does not list ({})",
+                path.display(),
+                line_of(text, *at),
+                config.newsletter.languages.all().iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    config.newsletter.texts = texts.into_iter().map(|((l, _), t)| (l, t)).collect();
     config.source = path.to_path_buf();
     config.smtp.sender_domain = config.newsletter.from.email.domain().to_string();
     for (i, f) in config.content.feeds.iter_mut().enumerate() {
@@ -48,6 +64,41 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
     validate(&config, text, path)?;
     config.warnings = delivery_warnings(&config, text);
     Ok(config)
+}
+
+/// Takes the `[newsletter.LANG]` tables out of `doc` (the other keys of `[newsletter]` are
+/// read by serde, which refuses unknown ones), each with where it starts.
+fn language_tables(
+    doc: &mut toml::Spanned<toml::de::DeTable<'_>>,
+) -> Result<
+    std::collections::BTreeMap<(crate::lang::Lang, usize), sections::NewsletterText>,
+    toml::de::Error,
+> {
+    use serde::Deserialize;
+    use toml::de::DeValue;
+    let mut out = std::collections::BTreeMap::new();
+    let Some(newsletter) = doc.get_mut().get_mut("newsletter") else {
+        return Ok(out);
+    };
+    let DeValue::Table(table) = newsletter.get_mut() else {
+        return Ok(out);
+    };
+    let keys: Vec<String> = table
+        .iter()
+        .filter(|(k, v)| {
+            matches!(v.get_ref(), DeValue::Table(_))
+                && crate::lang::Lang::parse(k.get_ref()).is_ok()
+        })
+        .map(|(k, _)| k.get_ref().to_string())
+        .collect();
+    for key in keys {
+        let (k, v) = table.remove_entry(key.as_str()).expect("listed just now");
+        let lang = crate::lang::Lang::parse(k.get_ref()).expect("checked just now");
+        let at = k.span().start;
+        let t = sections::NewsletterText::deserialize(toml::de::ValueDeserializer::from(v))?;
+        out.insert((lang, at), t);
+    }
+    Ok(out)
 }
 
 /// Reads and parses the config file, resolves relative paths against its folder and reads the
@@ -174,6 +225,61 @@ mod tests {
         assert_eq!(c.server.request_timeout, Duration::from_secs(30));
         assert_eq!(c.server.connections_per_client, 32);
         assert_eq!(c.content.link_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn languages_and_their_texts_are_read_and_checked_at_their_line() {
+        let c = parse(MIN, Path::new("b.toml")).unwrap();
+        assert_eq!(c.newsletter.languages.default_lang().as_str(), "en");
+        let with = MIN.replacen(
+            "[newsletter]\n",
+            "[newsletter]\nlanguages = [\"en\", \"es\"]\n",
+            1,
+        );
+        let text = format!(
+            "{with}\n[newsletter.es]\nname = \"Vida institucional binacional\"\ndate_format = \"%d/%m/%y\"\n"
+        );
+        let c = parse(&text, Path::new("b.toml")).unwrap();
+        let es = crate::lang::Lang::parse("es").unwrap();
+        let n = c.newsletter.localized(&es);
+        assert_eq!(n.name, "Vida institucional binacional");
+        assert_eq!(n.date_format, "%d/%m/%y");
+        assert_eq!(
+            n.kicker, c.newsletter.kicker,
+            "a key left out is the default's"
+        );
+        // A typo inside a language's table names its line.
+        let bad = format!("{with}\n[newsletter.es]\nnmae = \"x\"\n");
+        let e = parse(&bad, Path::new("b.toml")).unwrap_err().to_string();
+        let line = bad.lines().position(|l| l.starts_with("nmae")).unwrap() + 1;
+        assert!(
+            e.starts_with(&format!("b.toml:{line}: unknown field `nmae`")),
+            "{e}"
+        );
+        // A table for a language not listed.
+        let e = parse(
+            &format!("{MIN}\n[newsletter.es]\nname = \"x\"\n"),
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(
+                "`[newsletter.es]` is a language that `newsletter.languages` does not list (en)"
+            ),
+            "{e}"
+        );
+        let e = parse(
+            &MIN.replacen(
+                "[newsletter]\n",
+                "[newsletter]\nlanguages = [\"en\", \"english\"]\n",
+                1,
+            ),
+            Path::new("b.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`english` is not a language tag"), "{e}");
     }
 
     #[test]

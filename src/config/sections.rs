@@ -1,6 +1,7 @@
 //! The sections of `brief.toml` as typed values: [`Config`] and one type per table, with the
 //! defaults of the keys left out.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,9 +10,11 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 use url::Url;
 
+use crate::lang::{Lang, Languages};
+
 use super::values::{
     de_base_url, de_date_format, de_duration, de_mailbox, de_mailboxes, de_opt_cron,
-    de_opt_duration, de_opt_mailbox, de_timezone, Secret,
+    de_opt_date_format, de_opt_duration, de_opt_mailbox, de_timezone, Secret,
 };
 
 /// The whole configuration (`config/brief.toml`).
@@ -88,12 +91,53 @@ pub struct Newsletter {
     /// An address for `mailto:` unsubscribe requests in List-Unsubscribe; default: none.
     #[serde(default, deserialize_with = "de_opt_mailbox")]
     pub unsubscribe_mailto: Option<Mailbox>,
-    /// The folder with `email.css` and `snippets.toml`; default: the copies built into brief.
+    /// The folder with `email.css`, `console.css` and one message catalogue per language
+    /// (`en.ftl`, `es.ftl`); default: the copies built into brief.
     #[serde(default)]
     pub templates: Option<PathBuf>,
+    /// The languages readers may read in (BCP 47 tags), the default first; default `["en"]`.
+    #[serde(default)]
+    pub languages: Languages,
+    /// The texts of each other language (`[newsletter.es]`), read from the config apart from
+    /// the keys above (not a serde field; see `config::parse`).
+    #[serde(skip)]
+    pub texts: BTreeMap<Lang, NewsletterText>,
+}
+
+/// `[newsletter.LANG]`: the newsletter's own words in one language; a key left out is the
+/// default language's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewsletterText {
+    pub name: Option<String>,
+    pub kicker: Option<String>,
+    pub organization: Option<String>,
+    pub intro: Option<String>,
+    pub postal_address: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_date_format")]
+    pub date_format: Option<String>,
 }
 
 impl Newsletter {
+    /// The newsletter in `lang`: its `[newsletter.LANG]` texts over the default language's.
+    pub fn localized(&self, lang: &Lang) -> Newsletter {
+        let mut n = self.clone();
+        if let Some(t) = self.texts.get(lang) {
+            let over = |field: &mut String, v: &Option<String>| {
+                if let Some(v) = v {
+                    field.clone_from(v);
+                }
+            };
+            over(&mut n.name, &t.name);
+            over(&mut n.kicker, &t.kicker);
+            over(&mut n.organization, &t.organization);
+            over(&mut n.intro, &t.intro);
+            over(&mut n.postal_address, &t.postal_address);
+            over(&mut n.date_format, &t.date_format);
+        }
+        n
+    }
+
     /// The List-Id identifier (without angle brackets).
     pub fn list_id(&self) -> String {
         match &self.list_id {

@@ -90,6 +90,13 @@ pub(super) fn de_date_format<'de, D: Deserializer<'de>>(d: D) -> Result<String, 
     Ok(s)
 }
 
+/// [`de_date_format`] of a key that may be left out.
+pub(super) fn de_opt_date_format<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    de_date_format(d).map(Some)
+}
+
 /// Parses a cron expression with a seconds field first; five fields get a hint. An expression
 /// that can never fire (February 31, April 31, a year that is not in its range) is refused:
 /// it would pass for a schedule and send nothing, ever.
