@@ -35,6 +35,21 @@ pub enum AddressError {
     NoDot { address: String, domain: String },
 }
 
+impl AddressError {
+    /// The message of the catalogues (`templates/LANG.ftl`) that tells a reader on the sign-up
+    /// form what is wrong, in their language.
+    pub fn catalogue_id(&self) -> &'static str {
+        match self {
+            AddressError::Empty => "address-empty",
+            AddressError::ControlCharacter(_) => "address-control",
+            AddressError::NonAscii(_) => "address-non-ascii",
+            AddressError::Syntax { .. } => "address-syntax",
+            AddressError::IpDomain(_) => "address-ip",
+            AddressError::NoDot { .. } => "address-no-dot",
+        }
+    }
+}
+
 /// Parses one address as the list, the CLI and the web forms accept it: ASCII, no control
 /// characters (a NUL from `%00` included), and a domain that could receive mail from the
 /// internet: a dotted name, not an IP literal (`[127.0.0.1]`), a bare number or a single label

@@ -315,13 +315,22 @@ impl App {
         crate::links::check_issue(issue, self.config.content.link_timeout).await
     }
 
+    /// The renderer's context in the default language.
     pub fn render_context(&self) -> RenderContext<'_> {
-        RenderContext {
-            newsletter: &self.config.newsletter,
-            templates: &self.templates,
-            public_url: &self.config.server.public_url,
-            web_version: None,
-        }
+        RenderContext::of(
+            &self.templates,
+            &self.templates.editions()[0],
+            &self.config.server.public_url,
+        )
+    }
+
+    /// The renderer's context in `lang` (the default language when it is not configured).
+    pub fn render_context_in(&self, lang: &crate::lang::Lang) -> RenderContext<'_> {
+        RenderContext::of(
+            &self.templates,
+            self.templates.edition(lang),
+            &self.config.server.public_url,
+        )
     }
 
     /// The signed URL of `id`'s preview (`public_url/preview/TOKEN`), valid for

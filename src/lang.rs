@@ -77,6 +77,12 @@ impl fmt::Display for Lang {
     }
 }
 
+impl maud::Render for Lang {
+    fn render_to(&self, buffer: &mut String) {
+        self.0.render_to(buffer)
+    }
+}
+
 impl std::str::FromStr for Lang {
     type Err = String;
 

@@ -11,7 +11,8 @@
 //! - [`error`] holds the errors callers branch on: typed problems and the usage error (exit 2).
 //! - [`issue`] is the domain model of one edition: its id, entries and labelled sections.
 //! - [`content`] reads an issue folder (Markdown with TOML front matter) and reports every problem.
-//! - [`templates`] loads the stylesheet and the words around the content that staff may change.
+//! - [`lang`] is a language tag and the configured languages: prefix matching, `Accept-Language`.
+//! - [`templates`] loads the stylesheets and each language's words around the content.
 //! - [`render`] turns an issue into the HTML and text parts, and the web version, without I/O.
 //! - [`feed`] fetches remote feeds with hard limits and turns their new items into sanitized entries.
 //! - [`links`] checks every link of an issue over HTTP (`brief check --links`), with hard limits.

@@ -51,10 +51,20 @@ pub enum Kind {
 
 enum Piece {
     Fixed(Vec<u8>),
-    /// The unsubscribe URL, quoted-printable, starting at this column.
+    /// The reader's token (or, in a template an older brief stored, the whole unsubscribe URL:
+    /// see [`MessageTemplate::holes`]), quoted-printable, starting at this column.
     Hole {
         col: usize,
     },
+}
+
+/// What a template's holes are filled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holes {
+    /// The reader's token, after the unsubscribe and language links' paths.
+    Token,
+    /// The whole unsubscribe URL: templates stored before language links (versions 1 and 2).
+    UnsubscribeUrl,
 }
 
 /// Everything about a campaign's message that is the same for every reader, pre-encoded.
@@ -76,6 +86,8 @@ pub struct MessageTemplate {
     key: TokenKey,
     /// Keyed Message-IDs, or the unkeyed ones of a campaign an older brief started.
     ids: IdScheme,
+    /// What the body's holes take.
+    holes: Holes,
 }
 
 /// How a template makes its Message-IDs.
@@ -159,7 +171,7 @@ impl MessageTemplate {
             tail,
             "Content-Language: {}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary=\"{boundary}\"\r\n\r\n\
              This is a multi-part message in MIME format.\r\n",
-            crate::render::LANGUAGE
+            rendered.lang
         );
         let mut body = Vec::new();
         for (ctype, parts) in [
@@ -200,6 +212,7 @@ impl MessageTemplate {
                 .to_string(),
             key: key.clone(),
             ids: IdScheme::Keyed,
+            holes: Holes::Token,
         }
     }
 
@@ -288,7 +301,11 @@ impl MessageTemplate {
     pub fn write(&self, r: Recipient<'_>, out: &mut Vec<u8>) {
         out.clear();
         let url = self.unsubscribe_url(r.address);
-        out.reserve(self.size_hint() + 2 * url.len() + 256);
+        let fill = match self.holes {
+            Holes::Token => &url[self.unsubscribe_base.len()..],
+            Holes::UnsubscribeUrl => url.as_str(),
+        };
+        out.reserve(self.size_hint() + 4 * url.len() + 256);
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"To:");
         let address: &str = r.address.as_ref();
@@ -322,7 +339,7 @@ impl MessageTemplate {
                         out: std::mem::take(out),
                         col: *col,
                     };
-                    qp.encode(&url, false);
+                    qp.encode(fill, false);
                     qp.out.extend_from_slice(b"=\r\n");
                     *out = qp.out;
                 }
@@ -352,8 +369,9 @@ impl MessageTemplate {
         struct Version {
             version: u32,
         }
-        let legacy =
-            serde_json::from_str::<Version>(previous).is_ok_and(|v| v.version == FROZEN_LEGACY_IDS);
+        let legacy = serde_json::from_str::<Version>(previous).is_ok_and(|v| {
+            v.version == FROZEN_LEGACY_IDS || v.version == FROZEN_LEGACY_IDS_TOKEN_HOLES
+        });
         self.freeze_with(if legacy { IdScheme::Legacy } else { self.ids })
     }
 
@@ -361,9 +379,13 @@ impl MessageTemplate {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let frozen = Frozen {
             // The version says how the ids are made: a legacy template stays what it was.
-            version: match ids {
-                IdScheme::Keyed => FROZEN_VERSION,
-                IdScheme::Legacy => FROZEN_LEGACY_IDS,
+            version: match (ids, self.holes) {
+                (IdScheme::Keyed, Holes::Token) => FROZEN_VERSION,
+                (IdScheme::Keyed, Holes::UnsubscribeUrl) => FROZEN_URL_HOLES,
+                (IdScheme::Legacy, Holes::UnsubscribeUrl) => FROZEN_LEGACY_IDS,
+                // A legacy campaign's new revision made by this brief: unkeyed ids, token
+                // holes.
+                (IdScheme::Legacy, Holes::Token) => FROZEN_LEGACY_IDS_TOKEN_HOLES,
             },
             head: text(&self.head),
             subject: text(&self.subject),
@@ -388,9 +410,11 @@ impl MessageTemplate {
     pub fn thaw(stored: &str, issue: IssueId, key: &TokenKey) -> anyhow::Result<MessageTemplate> {
         let f: Frozen = serde_json::from_str(stored)
             .map_err(|e| anyhow::anyhow!("the stored message of issue {issue} is damaged: {e}"))?;
-        let ids = match f.version {
-            FROZEN_VERSION => IdScheme::Keyed,
-            FROZEN_LEGACY_IDS => IdScheme::Legacy,
+        let (ids, holes) = match f.version {
+            FROZEN_VERSION => (IdScheme::Keyed, Holes::Token),
+            FROZEN_URL_HOLES => (IdScheme::Keyed, Holes::UnsubscribeUrl),
+            FROZEN_LEGACY_IDS => (IdScheme::Legacy, Holes::UnsubscribeUrl),
+            FROZEN_LEGACY_IDS_TOKEN_HOLES => (IdScheme::Legacy, Holes::Token),
             _ => anyhow::bail!(
                 "the stored message of issue {issue} has format {}, which this brief does not read",
                 f.version
@@ -415,6 +439,7 @@ impl MessageTemplate {
             unsubscribe_base: f.unsubscribe_base,
             key: key.clone(),
             ids,
+            holes,
         })
     }
 
@@ -434,10 +459,16 @@ impl MessageTemplate {
     }
 }
 
-/// The stored form's version: bump it when the layout of [`Frozen`] changes. Version 2 is
-/// version 1's layout with keyed Message-IDs ([`IdScheme::Keyed`]): an older brief refuses it
-/// rather than send unkeyed ids its deliveries never recorded.
-const FROZEN_VERSION: u32 = 2;
+/// The stored form's version: bump it when the layout of [`Frozen`] or its meaning changes.
+/// Version 3 is version 2 with holes that take the reader's token, not the whole unsubscribe
+/// URL (the language links need it too): an older brief refuses it rather than put a URL
+/// where a token goes.
+const FROZEN_VERSION: u32 = 3;
+/// Version 2: version 1's layout with keyed Message-IDs ([`IdScheme::Keyed`]), holes taking
+/// the unsubscribe URL.
+const FROZEN_URL_HOLES: u32 = 2;
+/// A new revision (with token holes) of a campaign whose ids are [`IdScheme::Legacy`].
+const FROZEN_LEGACY_IDS_TOKEN_HOLES: u32 = 4;
 /// Version 1: stored before keyed Message-IDs; thawed with [`IdScheme::Legacy`].
 const FROZEN_LEGACY_IDS: u32 = 1;
 
@@ -686,6 +717,7 @@ mod tests {
         let rendered = Rendered {
             subject: "BRIEF | U.S. – Mexico Binational Institutional Life | 07.23.21".into(),
             preheader: String::new(),
+            lang: crate::lang::Lang::parse("en").unwrap(),
             html: vec!["<a href=\"".into(), "\">leave</a>".into()],
             text: vec!["leave: ".into(), "\n".into()],
         };
@@ -729,6 +761,7 @@ mod tests {
         let rendered = Rendered {
             subject: "Issue ñ of July".into(),
             preheader: String::new(),
+            lang: crate::lang::Lang::parse("en").unwrap(),
             html: vec!["<p>hello é</p><a href=\"".into(), "\">leave</a>".into()],
             text: vec!["hello é\n\nleave: ".into(), "\n".into()],
         };
@@ -774,6 +807,7 @@ mod tests {
         let rendered = Rendered {
             subject: "July".into(),
             preheader: String::new(),
+            lang: crate::lang::Lang::parse("en").unwrap(),
             html: vec!["<a href=\"".into(), "\">leave</a>".into()],
             text: vec!["leave: ".into(), "\n".into()],
         };
@@ -856,6 +890,7 @@ mod tests {
         let rendered = Rendered {
             subject: "Issue of July".into(),
             preheader: String::new(),
+            lang: crate::lang::Lang::parse("en").unwrap(),
             html: vec!["<a href=\"".into(), "\">leave</a>".into()],
             text: vec!["leave: ".into(), "\n".into()],
         };

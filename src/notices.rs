@@ -150,6 +150,8 @@ pub fn template(
     let rendered = Rendered {
         subject,
         preheader: String::new(),
+        // Staff read brief in its default language.
+        lang: app.config.newsletter.languages.default_lang().clone(),
         html: vec![html],
         text: vec![text],
     };

@@ -174,8 +174,9 @@ impl Mailer {
         let link = self.confirm_link(request, now);
         let (html, text) = crate::render::confirmation(ctx, &link);
         let rendered = Rendered {
-            subject: self.app.templates.snippets.confirm_subject.clone(),
+            subject: ctx.words.get("confirm-subject"),
             preheader: String::new(),
+            lang: ctx.lang.clone(),
             html: vec![html],
             text: vec![text],
         };

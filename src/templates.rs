@@ -1,23 +1,48 @@
-//! The look that staff may change without touching Rust: `email.css` and `snippets.toml`.
+//! The look and the words that staff may change without touching Rust: `email.css`,
+//! `console.css`, and one message catalogue per language (`en.ftl`, `es.ftl`: Project Fluent).
 //!
-//! Both files are read once, before rendering; copies are built into the binary and used when the
-//! config names no templates folder. The stylesheet is a deliberately small subset of CSS: one
-//! `.name { declarations }` rule per part of the layout, copied into `style` attributes at render
-//! time, since most mail clients drop `<style>` blocks; and `@media (...) { ... }` blocks (small
-//! screens, dark mode), copied as they are into the page's `<style>` block for the clients that
-//! read it. Elements carry their part's name as a class, so those blocks can key on it.
+//! All are read once, before rendering; copies are built into the binary and used when the
+//! config names no templates folder (or the folder lacks a file). The stylesheet is a
+//! deliberately small subset of CSS: one `.name { declarations }` rule per part of the layout,
+//! copied into `style` attributes at render time, since most mail clients drop `<style>`
+//! blocks; and `@media (...) { ... }` blocks (small screens, dark mode), copied as they are into
+//! the page's `<style>` block for the clients that read it. Elements carry their part's name as
+//! a class, so those blocks can key on it.
+//!
+//! A catalogue must hold every message the built-in English one holds, each formatting without
+//! error: a missing or broken message is an error naming the file (and line), never a blank in
+//! a reader's mail.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
 use crate::config::Newsletter;
+use crate::lang::Lang;
 
 const DEFAULT_CSS: &str = include_str!("../templates/email.css");
-const DEFAULT_SNIPPETS: &str = include_str!("../templates/snippets.toml");
 const DEFAULT_CONSOLE_CSS: &str = include_str!("../templates/console.css");
+
+/// The catalogues built into brief, by language.
+const BUILTIN_CATALOGUES: &[(&str, &str)] = &[
+    ("en", include_str!("../templates/en.ftl")),
+    ("es", include_str!("../templates/es.ftl")),
+];
+
+/// The variables a catalogue's messages may use besides the newsletter's own, each with a
+/// sample value to check the messages with.
+const VARIABLES: &[(&str, &str)] = &[
+    ("title", "A title"),
+    ("source", "A partner"),
+    ("ttl", "7 days"),
+    ("days", "14"),
+    ("issue", "2021-07"),
+    ("count", "2"),
+    ("problem", "it is empty"),
+];
 
 /// The stylesheet and words around the content, ready for the renderer.
 #[derive(Clone, Debug)]
@@ -27,75 +52,190 @@ pub struct Templates {
     head_css: String,
     /// The staff console's stylesheet (`console.css`), whole.
     console_css: String,
-    pub snippets: Snippets,
+    /// One per configured language, the default first.
+    editions: Vec<Edition>,
 }
 
-/// The words around the content (`snippets.toml`), placeholders already filled in.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Snippets {
-    /// The "View in browser" link text.
-    pub view_in_browser: String,
-    /// The text of each entry's link.
-    pub learn_more: String,
-    /// What follows it, in a lighter face, so that the link makes sense out of context (a list
-    /// of links, a screen reader's); `{title}` is the entry's title.
-    #[serde(default = "default_learn_more_about")]
-    pub learn_more_about: String,
-    /// Why the reader gets this message.
-    pub why: String,
-    /// The unsubscribe link's text.
-    pub unsubscribe: String,
-    /// Shown after the unsubscribe link.
-    #[serde(default)]
-    pub unsubscribe_note: String,
-    /// The hidden preview line; empty: the intro.
-    #[serde(default)]
-    pub preheader: String,
-    /// What the web version says in place of the unsubscribe link.
-    pub archive_note: String,
-    /// The consent sentence of the sign-up form.
-    #[serde(default = "default_consent")]
-    pub consent: String,
-    /// The subject of the message that asks a new reader to confirm.
-    #[serde(default = "default_confirm_subject")]
-    pub confirm_subject: String,
-    /// Its text, above the confirmation button.
-    #[serde(default = "default_confirm_text")]
-    pub confirm_text: String,
+/// What one language's readers read around the content: the newsletter's texts in that
+/// language and its catalogue.
+#[derive(Clone, Debug)]
+pub struct Edition {
+    pub lang: Lang,
+    /// `[newsletter]` with `[newsletter.LANG]` over it.
+    pub newsletter: Newsletter,
+    pub words: Words,
 }
 
-fn default_learn_more_about() -> String {
-    "about {title}".into()
+/// One language's catalogue, with the newsletter's `kicker`, `name` and `organization` in that
+/// language given to every message.
+#[derive(Clone)]
+pub struct Words {
+    bundle: std::sync::Arc<FluentBundle<FluentResource>>,
+    /// kicker, name, organization.
+    newsletter: [(&'static str, String); 3],
+    source: PathBuf,
 }
 
-fn default_consent() -> String {
-    "I agree to receive {kicker}, the monthly newsletter of the {organization}, by email. I can \
-     leave at any time with the link in every message."
-        .into()
+impl std::fmt::Debug for Words {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Words")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
 }
 
-fn default_confirm_subject() -> String {
-    "Confirm your subscription to {kicker}".into()
+impl Words {
+    /// Message `id` with the newsletter's words only.
+    pub fn get(&self, id: &str) -> String {
+        self.with(id, &[])
+    }
+
+    /// Message `id` with `args` besides the newsletter's words. A message the catalogue lacks
+    /// cannot happen past [`Templates::load`], which refuses such a catalogue; it would show
+    /// as its id.
+    pub fn with(&self, id: &str, args: &[(&str, FluentValue<'_>)]) -> String {
+        let Some(pattern) = self.bundle.get_message(id).and_then(|m| m.value()) else {
+            debug_assert!(false, "message {id} missing from {}", self.source.display());
+            return id.to_string();
+        };
+        let mut a = FluentArgs::new();
+        for (k, v) in &self.newsletter {
+            a.set(*k, v.as_str());
+        }
+        for (k, v) in args {
+            a.set(*k, v.clone());
+        }
+        let mut errors = Vec::new();
+        self.bundle
+            .format_pattern(pattern, Some(&a), &mut errors)
+            .into_owned()
+    }
+
+    /// Message `id` with one text variable.
+    pub fn with_text(&self, id: &str, name: &str, value: &str) -> String {
+        self.with(id, &[(name, FluentValue::from(value))])
+    }
+
+    /// A duration in words ("7 days", "one hour"), rounded down to whole days, hours or minutes.
+    pub fn duration(&self, d: std::time::Duration) -> String {
+        let s = d.as_secs();
+        let (id, n) = if s >= 2 * 86_400 || (s >= 86_400 && s.is_multiple_of(86_400)) {
+            ("duration-days", s / 86_400)
+        } else if s >= 3600 {
+            ("duration-hours", s / 3600)
+        } else {
+            ("duration-minutes", (s / 60).max(1))
+        };
+        self.with(id, &[("count", FluentValue::from(n))])
+    }
 }
 
-fn default_confirm_text() -> String {
-    "Someone, probably you, asked to receive {kicker}, the monthly newsletter of the \
-     {organization}, at this address. Confirm with the button below. If it was not you, ignore \
-     this message: nothing will be sent."
-        .into()
+/// Reads catalogue `text` (from `path`) for `lang`, checked against the English `reference`.
+fn catalogue(
+    text: &str,
+    path: &Path,
+    lang: &Lang,
+    newsletter: &Newsletter,
+    reference: Option<&FluentResource>,
+) -> anyhow::Result<Words> {
+    let resource = match FluentResource::try_new(text.to_string()) {
+        Ok(r) => r,
+        Err((_, errors)) => {
+            let e = &errors[0];
+            bail!(
+                "{}:{}: the catalogue does not parse ({}); see https://projectfluent.org for its syntax",
+                path.display(),
+                crate::config::line_of(text, e.pos.start),
+                e.kind
+            );
+        }
+    };
+    let id: unic_langid::LanguageIdentifier = lang
+        .as_str()
+        .parse()
+        .or_else(|_| lang.primary().parse())
+        .unwrap_or_default();
+    let mut bundle = FluentBundle::new_concurrent(vec![id]);
+    // No Unicode isolation marks around values: they would show in plain-text mail.
+    bundle.set_use_isolating(false);
+    // The ids of this catalogue's messages, to report missing ones and their lines.
+    let ids: Vec<String> = resource
+        .entries()
+        .filter_map(|e| match e {
+            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_string()),
+            _ => None,
+        })
+        .collect();
+    if let Err(errors) = bundle.add_resource(resource) {
+        bail!("{}: {}", path.display(), errors[0]);
+    }
+    let words = Words {
+        bundle: std::sync::Arc::new(bundle),
+        newsletter: [
+            ("kicker", newsletter.kicker.clone()),
+            ("name", newsletter.name.clone()),
+            ("organization", newsletter.organization.clone()),
+        ],
+        source: path.to_path_buf(),
+    };
+    let mut a = FluentArgs::new();
+    for (k, v) in words
+        .newsletter
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(VARIABLES.iter().copied())
+    {
+        a.set(k, v);
+    }
+    let wanted: Vec<String> = match reference {
+        Some(r) => r
+            .entries()
+            .filter_map(|e| match e {
+                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_string()),
+                _ => None,
+            })
+            .collect(),
+        None => ids.clone(),
+    };
+    for id in &wanted {
+        let Some(pattern) = words.bundle.get_message(id).and_then(|m| m.value()) else {
+            bail!(
+                "{}: the message `{id}` is missing: every catalogue needs each message of the built-in en.ftl",
+                path.display()
+            );
+        };
+        let mut errors = Vec::new();
+        let _ = words.bundle.format_pattern(pattern, Some(&a), &mut errors);
+        if let Some(e) = errors.first() {
+            let at = text
+                .find(&format!("\n{id} "))
+                .map_or(1, |i| crate::config::line_of(text, i + 1));
+            bail!(
+                "{}:{at}: the message `{id}` does not format: {e}",
+                path.display()
+            );
+        }
+    }
+    Ok(words)
+}
+
+/// The built-in catalogue for `lang`: its own, else its primary language's.
+fn builtin_catalogue(lang: &Lang) -> Option<&'static str> {
+    BUILTIN_CATALOGUES
+        .iter()
+        .find(|(l, _)| *l == lang.as_str())
+        .or_else(|| {
+            BUILTIN_CATALOGUES
+                .iter()
+                .find(|(l, _)| *l == lang.primary())
+        })
+        .map(|(_, t)| *t)
 }
 
 impl Templates {
     /// The built-in look.
     pub fn builtin(newsletter: &Newsletter) -> anyhow::Result<Templates> {
-        Templates::parse(
-            DEFAULT_CSS,
-            Path::new("<built-in email.css>"),
-            DEFAULT_SNIPPETS,
-            Path::new("<built-in snippets.toml>"),
-            newsletter,
-        )
+        Templates::load(None, newsletter)
     }
 
     /// The same with the console's stylesheet `css` (read from `path`) instead of the built-in
@@ -112,81 +252,89 @@ impl Templates {
         Ok(self)
     }
 
-    /// Reads `email.css` and `snippets.toml` from `dir`, or the built-in copies when `dir` is `None`.
+    /// Reads the templates from `dir`, each file that it lacks (or all, when `dir` is `None`)
+    /// built in: `email.css`, `console.css`, and the catalogue of each configured language.
     pub fn load(dir: Option<&Path>, newsletter: &Newsletter) -> anyhow::Result<Templates> {
-        let Some(dir) = dir else {
-            return Templates::builtin(newsletter);
-        };
-        let read = |name: &str| -> anyhow::Result<(String, PathBuf)> {
+        // A file of the folder, if it is there.
+        let read = |name: &str| -> anyhow::Result<Option<(String, PathBuf)>> {
+            let Some(dir) = dir else { return Ok(None) };
             let p = dir.join(name);
-            let text = std::fs::read_to_string(&p).with_context(|| {
-                format!(
-                    "cannot read template {} (named by `newsletter.templates`)",
+            match std::fs::read_to_string(&p) {
+                Ok(text) => Ok(Some((text, p))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow::anyhow!(
+                    "cannot read template {} (in `newsletter.templates`): {e}",
                     p.display()
-                )
-            })?;
-            Ok((text, p))
+                )),
+            }
         };
-        let (css, css_path) = read("email.css")?;
-        let (snippets, snippets_path) = read("snippets.toml")?;
-        let t = Templates::parse(&css, &css_path, &snippets, &snippets_path, newsletter)?;
-        // The console's stylesheet is optional: a templates folder made before it existed
-        // keeps the built-in one.
-        let console = dir.join("console.css");
-        match std::fs::read_to_string(&console) {
-            Ok(css) => t.with_console_css(css, &console),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(t),
-            Err(e) => Err(anyhow::anyhow!(
-                "cannot read template {}: {e}",
-                console.display()
-            )),
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                bail!(
+                    "cannot read the templates folder {} (named by `newsletter.templates`): it is not a folder",
+                    dir.display()
+                );
+            }
+            let old = dir.join("snippets.toml");
+            if old.exists() {
+                bail!(
+                    "{}: snippets.toml is no longer read: its words are now in one Fluent catalogue per language (en.ftl, es.ftl). Copy brief's templates/en.ftl into the folder, move your words into it (`view_in_browser` is `view-in-browser`, `{{kicker}}` is `{{ $kicker }}`), then remove snippets.toml",
+                    old.display()
+                );
+            }
         }
-    }
-
-    /// Parses the two template texts; paths are for error messages only.
-    pub fn parse(
-        css: &str,
-        css_path: &Path,
-        snippets: &str,
-        snippets_path: &Path,
-        newsletter: &Newsletter,
-    ) -> anyhow::Result<Templates> {
-        let Sheet { styles, head_css } = parse_css(css, css_path)?;
-        let mut s: Snippets = toml::from_str(snippets).map_err(|e| {
-            let line = e
-                .span()
-                .map(|sp| crate::config::line_of(snippets, sp.start))
-                .unwrap_or(1);
-            anyhow::anyhow!(
-                "{}:{line}: {}",
-                snippets_path.display(),
-                e.message().trim_end()
+        let (css, css_path) = read("email.css")?.unwrap_or_else(|| {
+            (
+                DEFAULT_CSS.to_string(),
+                PathBuf::from("<built-in email.css>"),
             )
-        })?;
-        for field in [
-            &mut s.view_in_browser,
-            &mut s.learn_more,
-            &mut s.learn_more_about,
-            &mut s.why,
-            &mut s.unsubscribe,
-            &mut s.unsubscribe_note,
-            &mut s.preheader,
-            &mut s.archive_note,
-            &mut s.consent,
-            &mut s.confirm_subject,
-            &mut s.confirm_text,
-        ] {
-            *field = field
-                .replace("{name}", &newsletter.name)
-                .replace("{kicker}", &newsletter.kicker)
-                .replace("{organization}", &newsletter.organization);
+        });
+        let Sheet { styles, head_css } = parse_css(&css, &css_path)?;
+        let reference = FluentResource::try_new(BUILTIN_CATALOGUES[0].1.to_string())
+            .expect("the built-in en.ftl parses");
+        let mut editions = Vec::new();
+        for lang in newsletter.languages.all() {
+            let localized = newsletter.localized(lang);
+            let file = format!("{lang}.ftl");
+            let (text, path) = match read(&file)? {
+                Some(found) => found,
+                None => match builtin_catalogue(lang) {
+                    Some(t) => (t.to_string(), PathBuf::from(format!("<built-in {file}>"))),
+                    None => bail!(
+                        "no catalogue for the language `{lang}` of `newsletter.languages`: brief has en and es built in; put a {file} in the templates folder (`newsletter.templates`), made from brief's templates/en.ftl"
+                    ),
+                },
+            };
+            let words = catalogue(&text, &path, lang, &localized, Some(&reference))?;
+            editions.push(Edition {
+                lang: lang.clone(),
+                newsletter: localized,
+                words,
+            });
         }
-        Ok(Templates {
+        let t = Templates {
             styles,
             head_css,
             console_css: DEFAULT_CONSOLE_CSS.to_string(),
-            snippets: s,
-        })
+            editions,
+        };
+        match read("console.css")? {
+            Some((css, path)) => t.with_console_css(css, &path),
+            None => Ok(t),
+        }
+    }
+
+    /// The edition of `lang`, or the default language's when `lang` is not configured.
+    pub fn edition(&self, lang: &Lang) -> &Edition {
+        self.editions
+            .iter()
+            .find(|e| e.lang == *lang)
+            .unwrap_or(&self.editions[0])
+    }
+
+    /// Every language's edition, the default first.
+    pub fn editions(&self) -> &[Edition] {
+        &self.editions
     }
 
     /// The inline style of a part of the layout (empty when the stylesheet has no rule for it).
@@ -388,7 +536,7 @@ mod tests {
             .unwrap()
             .newsletter;
         let dir = tempfile::tempdir().unwrap();
-        for f in ["email.css", "snippets.toml"] {
+        for f in ["email.css", "en.ftl"] {
             std::fs::copy(
                 Path::new(env!("CARGO_MANIFEST_DIR"))
                     .join("templates")
@@ -412,6 +560,132 @@ mod tests {
         let e = Templates::load(Some(dir.path()), &n).unwrap_err();
         let e = format!("{e:#}");
         assert!(e.contains("console.css:2: a `<`"), "{e}");
+    }
+
+    fn newsletter(languages: &str) -> Newsletter {
+        let text = crate::config::MINIMAL_FOR_TESTS.replacen(
+            "[newsletter]\n",
+            &format!("[newsletter]\nlanguages = {languages}\n"),
+            1,
+        );
+        crate::config::parse(&text, Path::new("brief.toml"))
+            .unwrap()
+            .newsletter
+    }
+
+    #[test]
+    fn each_language_has_its_catalogue_with_the_newsletters_words_and_plurals() {
+        let t = Templates::builtin(&newsletter(r#"["en", "es-MX"]"#)).unwrap();
+        let en = &t.edition(&Lang::parse("en").unwrap()).words;
+        let es = &t.edition(&Lang::parse("es-MX").unwrap()).words;
+        assert_eq!(es.get("view-in-browser"), "Ver en el navegador");
+        assert_eq!(en.get("subscribe-heading"), "Subscribe to BRIEF");
+        // No isolation marks around values: they would show in plain text.
+        assert_eq!(
+            es.with_text("learn-more-about", "title", "Uno"),
+            "sobre Uno"
+        );
+        assert_eq!(
+            es.duration(std::time::Duration::from_secs(86_400)),
+            "un día"
+        );
+        assert_eq!(
+            es.duration(std::time::Duration::from_secs(7 * 86_400)),
+            "7 días"
+        );
+        assert_eq!(
+            en.duration(std::time::Duration::from_secs(3 * 3600)),
+            "3 hours"
+        );
+        assert_eq!(
+            en.duration(std::time::Duration::from_secs(60)),
+            "one minute"
+        );
+        // A language not configured reads as the default.
+        assert_eq!(t.edition(&Lang::parse("fr").unwrap()).lang.as_str(), "en");
+        // A language brief has no catalogue for is refused, naming the file to add.
+        let e = Templates::builtin(&newsletter(r#"["en", "fr"]"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no catalogue for the language `fr`") && e.contains("fr.ftl"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_catalogue_missing_a_message_or_broken_is_refused_with_file_and_line() {
+        let n = newsletter(r#"["en", "es"]"#);
+        let dir = tempfile::tempdir().unwrap();
+        let es = builtin_catalogue(&Lang::parse("es").unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join("es.ftl"),
+            es.replace("unsubscribe-note =", "# gone\nunsubscribe-nota ="),
+        )
+        .unwrap();
+        let e = Templates::load(Some(dir.path()), &n)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("es.ftl: the message `unsubscribe-note` is missing"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("es.ftl"),
+            es.replace("sobre { $title }", "sobre { $titulo }"),
+        )
+        .unwrap();
+        let e = Templates::load(Some(dir.path()), &n)
+            .unwrap_err()
+            .to_string();
+        let line = es
+            .lines()
+            .position(|l| l.starts_with("learn-more-about"))
+            .unwrap()
+            + 1;
+        assert!(
+            e.contains(&format!(
+                "es.ftl:{line}: the message `learn-more-about` does not format"
+            )),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("es.ftl"), format!("{es}\nbroken = {{ $x\n")).unwrap();
+        let e = Templates::load(Some(dir.path()), &n)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("es.ftl:") && e.contains("does not parse"), "{e}");
+        // The folder's own catalogue wins; the other language stays built in.
+        std::fs::write(
+            dir.path().join("es.ftl"),
+            es.replace("Ver en el navegador", "Verlo en línea"),
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path()), &n).unwrap();
+        assert_eq!(
+            t.edition(&Lang::parse("es").unwrap())
+                .words
+                .get("view-in-browser"),
+            "Verlo en línea"
+        );
+        assert_eq!(
+            t.edition(&Lang::parse("en").unwrap())
+                .words
+                .get("view-in-browser"),
+            "View in browser"
+        );
+        // A folder from before the catalogues says what to do.
+        std::fs::write(
+            dir.path().join("snippets.toml"),
+            "view_in_browser = \"x\"\n",
+        )
+        .unwrap();
+        let e = Templates::load(Some(dir.path()), &n)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("snippets.toml is no longer read") && e.contains("en.ftl"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -125,16 +125,16 @@ pub(super) async fn preview(
         d.sign_in_place(&mut eml, app.clock.now().timestamp());
     }
     let (sample, _) = App::sample_recipient();
-    let url = template.unsubscribe_url(&sample);
+    let token = key.token(sample.as_ref());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let files = [
         (
             "html",
-            crate::render::Rendered::fill(&rendered.html, &url).into_bytes(),
+            crate::render::Rendered::fill(&rendered.html, &token).into_bytes(),
         ),
         (
             "txt",
-            crate::render::Rendered::fill(&rendered.text, &url).into_bytes(),
+            crate::render::Rendered::fill(&rendered.text, &token).into_bytes(),
         ),
         ("eml", eml),
     ];

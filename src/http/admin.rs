@@ -419,7 +419,8 @@ pub fn console_page(
 ) -> Response {
     let t = &d.app.templates;
     let n = &d.app.config.newsletter;
-    let (lang, dir) = (crate::render::LANGUAGE, crate::render::DIRECTION);
+    // The console is written in English, whatever the readers' languages.
+    let (lang, dir) = ("en", "ltr");
     let html = html! {
         (maud::DOCTYPE)
         html lang=(lang) dir=(dir) {

@@ -24,7 +24,7 @@ use maud::{html, Markup};
 
 use super::error::PageError;
 use super::site::{client_ip, Shared, Site};
-use super::ui::{heading, no_store, page, paragraph};
+use super::ui::{archive_link, heading, no_store, page_in, paragraph, Face};
 use crate::address::parse_address;
 use crate::clock::Millis;
 use crate::issue::one_line;
@@ -48,8 +48,8 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
         .route("/confirm/{token}", get(confirm_page).post(confirm))
 }
 
-/// The sign-up form, posting to `public_url/subscribe`.
-fn form(d: &Site, error: Option<&str>, email: &str, name: &str) -> Markup {
+/// The sign-up form in `face`'s language, posting to `public_url/subscribe`.
+fn form(d: &Site, face: &Face, error: Option<&str>, email: &str, name: &str) -> Markup {
     let action = d
         .app
         .config
@@ -57,20 +57,28 @@ fn form(d: &Site, error: Option<&str>, email: &str, name: &str) -> Markup {
         .public_url
         .join("subscribe")
         .expect("public_url is a base URL");
-    crate::render::signup_form(d.app.render_context(), &action, error, email, name)
+    crate::render::signup_form(face.ctx(d), &action, error, email, name)
 }
 
-async fn form_page(State(d): Shared) -> Response {
-    let n = &d.app.config.newsletter;
+/// A sign-up page in `face`'s language.
+fn join_page(d: &Site, face: &Face, status: StatusCode, title_id: &str, body: Markup) -> Response {
+    no_store(page_in(d, face, status, &face.word(d, title_id), body))
+}
+
+async fn form_page(State(d): Shared, face: Face) -> Response {
     let body = html! {
-        (heading(&d, &format!("Subscribe to {}", n.kicker)))
-        (paragraph(&d, &format!("{}, the monthly newsletter of the {}, in your inbox once a month.", n.name, n.organization)))
-        (form(&d, None, "", ""))
+        (heading(&d, &face.word(&d, "subscribe-heading")))
+        (paragraph(&d, &face.word(&d, "subscribe-lead")))
+        (form(&d, &face, None, "", ""))
     };
-    no_store(page(&d, StatusCode::OK, "Subscribe", body))
+    join_page(&d, &face, StatusCode::OK, "subscribe-title", body)
 }
 
-async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Response, PageError> {
+async fn subscribe(
+    State(d): Shared,
+    face: Face,
+    req: axum::extract::Request,
+) -> Result<Response, PageError> {
     let Some(join) = &d.join else {
         return Err(PageError::NotFound);
     };
@@ -83,8 +91,14 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
     let body: Bytes = match axum::body::to_bytes(body, super::site::BODY_LIMIT).await {
         Ok(b) => b,
         Err(_) => {
-            let body = html! { (paragraph(&d, "The request is too large.")) };
-            return Ok(page(&d, StatusCode::PAYLOAD_TOO_LARGE, "Subscribe", body));
+            let body = html! { (paragraph(&d, &face.word(&d, "request-too-large"))) };
+            return Ok(join_page(
+                &d,
+                &face,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "subscribe-title",
+                body,
+            ));
         }
     };
     let mut email = String::new();
@@ -100,17 +114,20 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
     }
     let address = match parse_address(&email) {
         Ok(a) => a,
-        Err(m) => {
+        Err(e) => {
+            let words = face.ctx(&d).words;
+            let why = words.with_text("check-address", "problem", &words.get(e.catalogue_id()));
             let body = html! {
-                (heading(&d, "Subscribe"))
-                (form(&d, Some(&format!("Please check the address: {m}.")), &email, &name))
+                (heading(&d, &face.word(&d, "subscribe-title")))
+                (form(&d, &face, Some(&why), &email, &name))
             };
-            return Ok(no_store(page(
+            return Ok(join_page(
                 &d,
+                &face,
                 StatusCode::BAD_REQUEST,
-                "Subscribe",
+                "subscribe-title",
                 body,
-            )));
+            ));
         }
     };
     let ip = client_ip(&d, peer, &headers);
@@ -134,15 +151,16 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
         d.metrics.subscription(SubscriptionEvent::rejected);
         tracing::info!("sign-up refused: the client's hourly limit is reached");
         let body = html! {
-            (heading(&d, "Too many requests"))
-            (paragraph(&d, "Too many sign-up requests came from your network. Please try again in an hour."))
+            (heading(&d, &face.word(&d, "too-many-heading")))
+            (paragraph(&d, &face.word(&d, "too-many-text")))
         };
-        return Ok(no_store(page(
+        return Ok(join_page(
             &d,
+            &face,
             StatusCode::TOO_MANY_REQUESTS,
-            "Subscribe",
+            "subscribe-title",
             body,
-        )));
+        ));
     }
     if honeypot {
         d.metrics.subscription(SubscriptionEvent::rejected);
@@ -155,73 +173,75 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
         }
     }
     // The same answer whatever happened to the request.
-    let ttl = humantime::format_duration(d.app.config.server.confirm_ttl);
+    let words = face.ctx(&d).words;
+    let ttl = words.duration(d.app.config.server.confirm_ttl);
     let body = html! {
-        (heading(&d, "Check your inbox"))
-        (paragraph(&d, &format!(
-            "If this address is not subscribed yet, a message with a confirmation link is on its way to it. Open the link within {ttl} to start receiving {}.",
-            d.app.config.newsletter.kicker
-        )))
+        (heading(&d, &words.get("check-inbox-title")))
+        (paragraph(&d, &words.with_text("check-inbox-text", "ttl", &ttl)))
     };
-    Ok(no_store(page(&d, StatusCode::OK, "Check your inbox", body)))
+    Ok(join_page(
+        &d,
+        &face,
+        StatusCode::OK,
+        "check-inbox-title",
+        body,
+    ))
 }
 
 /// The page for a link that is expired or not genuine: the form again.
-fn bad_link(d: &Site, e: TokenError) -> Response {
+fn bad_link(d: &Site, face: &Face, e: TokenError) -> Response {
     let (status, text) = match e {
-        TokenError::Expired => (
-            StatusCode::GONE,
-            "This confirmation link has expired. Ask again below, and open the new link within its time.",
-        ),
-        TokenError::Invalid => (
-            StatusCode::BAD_REQUEST,
-            "This confirmation link is not valid (it may have been cut short by your mail program). Ask again below.",
-        ),
+        TokenError::Expired => (StatusCode::GONE, "link-expired"),
+        TokenError::Invalid => (StatusCode::BAD_REQUEST, "link-invalid"),
     };
     let body = html! {
-        (heading(d, "Subscribe"))
-        (paragraph(d, text))
-        (form(d, None, "", ""))
+        (heading(d, &face.word(d, "subscribe-title")))
+        (paragraph(d, &face.word(d, text)))
+        (form(d, face, None, "", ""))
     };
-    no_store(page(d, status, "Subscribe", body))
+    join_page(d, face, status, "subscribe-title", body)
 }
 
 /// The page for a link older than the reader's last change (an unsubscribe, a bounce, a
 /// complaint): nothing changed, and the form again. It says no more than that, since whoever
 /// holds the link may not be the address's owner.
-fn outdated_link(d: &Site) -> Response {
+fn outdated_link(d: &Site, face: &Face) -> Response {
     let body = html! {
-        (heading(d, "Subscribe"))
-        (paragraph(d, "This confirmation link is older than the last change to this address's subscription, so it changes nothing. To subscribe again, ask below: a new link will be sent."))
-        (form(d, None, "", ""))
+        (heading(d, &face.word(d, "subscribe-title")))
+        (paragraph(d, &face.word(d, "link-outdated")))
+        (form(d, face, None, "", ""))
     };
-    no_store(page(d, StatusCode::CONFLICT, "Subscribe", body))
+    join_page(d, face, StatusCode::CONFLICT, "subscribe-title", body)
 }
 
-async fn confirm_page(State(d): Shared, token: Result<Path<String>, PathRejection>) -> Response {
+async fn confirm_page(
+    State(d): Shared,
+    face: Face,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
     let Some(join) = &d.join else {
-        return super::ui::not_found(&d);
+        return super::ui::not_found_in(&d, &face);
     };
     let opened = token
         .map_err(|_| TokenError::Invalid)
         .and_then(|Path(t)| join.mailer.open(&t, d.app.clock.now_ms()));
     if let Err(e) = opened {
-        return bad_link(&d, e);
+        return bad_link(&d, &face, e);
     }
-    let n = &d.app.config.newsletter;
     let body = html! {
-        (heading(&d, &format!("Confirm your subscription to {}", n.kicker)))
-        (paragraph(&d, "Press the button to start receiving the newsletter. Nothing changes until you do."))
+        (heading(&d, &face.word(&d, "confirm-heading")))
+        (paragraph(&d, &face.word(&d, "confirm-lead")))
         // No action: the form posts to this very URL, token included.
         form method="post" {
-            button type="submit" style=(d.app.templates.style("page-button")) { "Confirm subscription" }
+            button type="submit" style=(d.app.templates.style("page-button")) { (face.word(&d, "confirm-button")) }
         }
     };
-    no_store(page(&d, StatusCode::OK, "Confirm subscription", body))
+    join_page(&d, &face, StatusCode::OK, "confirm-button", body)
 }
 
 async fn confirm(
     State(d): Shared,
+    face: Face,
     token: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
     let Some(join) = &d.join else {
@@ -233,7 +253,7 @@ async fn confirm(
         .and_then(|Path(t)| join.mailer.open(&t, now));
     let c = match opened {
         Ok(c) => c,
-        Err(e) => return Ok(bad_link(&d, e)),
+        Err(e) => return Ok(bad_link(&d, &face, e)),
     };
     let tag = d.key.tag(c.address.as_ref());
     let hash = d.key.forget_hash(c.address.as_ref());
@@ -260,30 +280,25 @@ async fn confirm(
         // A link mailed before its owner asked to be forgotten: it stays forgotten.
         Confirmed::Forgotten => {
             tracing::info!(reader = %tag, "confirmation of a forgotten address: nothing changed");
-            return Ok(bad_link(&d, TokenError::Invalid));
+            return Ok(bad_link(&d, &face, TokenError::Invalid));
         }
         // Consent moves forward only: a link older than the reader's unsubscribe (or a bounce or
         // complaint since) does not undo it. Asking again makes a new link.
         Confirmed::Outdated(reason) => {
             tracing::info!(reader = %tag, reason = reason.as_str(), "confirmation older than the address's suppression: nothing changed");
-            return Ok(outdated_link(&d));
+            return Ok(outdated_link(&d, &face));
         }
     }
-    let t = &d.app.templates;
-    let n = &d.app.config.newsletter;
-    let archive = d
-        .app
-        .config
-        .server
-        .public_url
-        .join("archive/")
-        .expect("public_url is a base URL");
     let body = html! {
-        (heading(&d, "You're subscribed"))
-        p style=(t.style("paragraph")) {
-            "Thank you. " (n.kicker) " will come to this address once a month. Past issues are in the "
-            a style=(t.style("link")) href=(archive.as_str()) { "archive" } "."
-        }
+        (heading(&d, &face.word(&d, "subscribed-heading")))
+        (paragraph(&d, &face.word(&d, "subscribed-text")))
+        (archive_link(&d, &face))
     };
-    Ok(no_store(page(&d, StatusCode::OK, "Subscribed", body)))
+    Ok(join_page(
+        &d,
+        &face,
+        StatusCode::OK,
+        "subscribed-title",
+        body,
+    ))
 }

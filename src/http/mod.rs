@@ -59,7 +59,7 @@ pub use site::{Admin, Join, Launch, Site, BODY_LIMIT};
 
 use error::{axum_json, json_error, PageError};
 use site::{client_of, Shared};
-use ui::{no_store, page};
+use ui::{no_store, page_in, Face};
 
 use crate::address::AddressKey;
 use crate::feed::FetchPolicy;
@@ -102,7 +102,7 @@ pub fn router(site: Arc<Site>) -> Router {
         .merge(uploads)
         .merge(webhooks)
         .fallback(not_found)
-        .layer(axum::middleware::map_response_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             site.clone(),
             ui::error_pages,
         ))
@@ -304,13 +304,13 @@ async fn metrics(State(d): Shared) -> Response {
 }
 
 /// The issues that were sent (or are being sent), newest first, linking to their web versions.
-async fn archive_index(State(d): Shared) -> Result<Response, PageError> {
+async fn archive_index(State(d): Shared, face: Face) -> Result<Response, PageError> {
     let campaigns = d.ledger.with(|l| l.campaigns()).await?;
     let base = &d.app.config.server.public_url;
     let body = html! {
-        h2 style=(d.app.templates.style("entry-title")) { "Archive" }
+        h2 style=(d.app.templates.style("entry-title")) { (face.word(&d, "archive-title")) }
         @if campaigns.is_empty() {
-            p style=(d.app.templates.style("paragraph")) { "No issue has been sent yet." }
+            p style=(d.app.templates.style("paragraph")) { (face.word(&d, "archive-empty")) }
         } @else {
             ul style=(d.app.templates.style("list")) {
                 @for c in &campaigns {
@@ -323,7 +323,13 @@ async fn archive_index(State(d): Shared) -> Result<Response, PageError> {
             }
         }
     };
-    Ok(page(&d, StatusCode::OK, "Archive", body))
+    Ok(page_in(
+        &d,
+        &face,
+        StatusCode::OK,
+        &face.word(&d, "archive-title"),
+        body,
+    ))
 }
 
 /// The web version of a sent issue, as its campaign sends it (stored when it started, or last
@@ -372,30 +378,31 @@ async fn archive_issue(
 /// `App::preview_url`). It needs no session, since the link is clicked from webmail, where a
 /// `SameSite=Strict` cookie does not ride along. An expired link says so and points at the
 /// console and the archive: a test copy's link never ends in a bare 404.
-async fn preview(State(d): Shared, token: Path<String>) -> Result<Response, PageError> {
+async fn preview(State(d): Shared, face: Face, token: Path<String>) -> Result<Response, PageError> {
     let now = d.app.clock.now().timestamp();
     let id = match d.key.open(Purpose::Preview, &token.0, now) {
         Ok(fields) => fields.first().and_then(|f| f.parse::<IssueId>().ok()),
         Err(TokenError::Expired) => {
             let t = &d.app.templates;
             let days = crate::app::PREVIEW_TTL.as_secs() / 86_400;
+            let ctx = face.ctx(&d);
             let body = html! {
-                h2.entry-title style=(t.style("entry-title")) { "This preview has expired" }
+                h2.entry-title style=(t.style("entry-title")) { (face.word(&d, "preview-expired-heading")) }
                 p.paragraph style=(t.style("paragraph")) {
-                    "A test copy's \"View in browser\" link works for " (days) " days. Staff can see "
-                    "every issue in the "
-                    a style=(t.style("link")) href=(ui::url(&d, "admin/").as_str()) { "console" }
-                    "; sent issues are in the "
-                    a style=(t.style("link")) href=(ui::url(&d, "archive/").as_str()) { "archive" }
-                    "."
+                    (ctx.words.with("preview-expired-text", &[("days", days.into())]))
                 }
+                p.paragraph style=(t.style("paragraph")) {
+                    a style=(t.style("link")) href=(ui::url(&d, "admin/").as_str()) { (face.word(&d, "open-console")) }
+                }
+                (ui::archive_link(&d, &face))
             };
-            return Ok(private(page(&d, StatusCode::GONE, "Preview expired", body)));
+            let title = face.word(&d, "preview-expired-title");
+            return Ok(private(page_in(&d, &face, StatusCode::GONE, &title, body)));
         }
         Err(TokenError::Invalid) => None,
     };
     let Some(id) = id else {
-        return Ok(private(ui::not_found(&d)));
+        return Ok(private(ui::not_found_in(&d, &face)));
     };
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
@@ -411,16 +418,18 @@ async fn preview(State(d): Shared, token: Path<String>) -> Result<Response, Page
         Err(problems) => {
             // The folder was changed since the test send and does not render now.
             let t = &d.app.templates;
+            let words = face.ctx(&d).words;
             let body = html! {
-                h2.entry-title style=(t.style("entry-title")) { "Issue " (id) " cannot be shown now" }
+                h2.entry-title style=(t.style("entry-title")) { (words.with_text("preview-problems-heading", "issue", &id.to_string())) }
                 p.paragraph style=(t.style("paragraph")) {
-                    "Its folder has " (problems.0.len()) " problem(s) since the test copy was sent. "
-                    "Run brief check, or open the issue in the "
-                    a style=(t.style("link")) href=(ui::url(&d, &format!("admin/issues/{id}")).as_str()) { "console" }
-                    "."
+                    (words.with("preview-problems-text", &[("count", problems.0.len().into())]))
+                }
+                p.paragraph style=(t.style("paragraph")) {
+                    a style=(t.style("link")) href=(ui::url(&d, &format!("admin/issues/{id}")).as_str()) { (words.get("open-console")) }
                 }
             };
-            private(page(&d, StatusCode::CONFLICT, "Preview", body))
+            let title = words.get("preview-problems-title");
+            private(page_in(&d, &face, StatusCode::CONFLICT, &title, body))
         }
     })
 }
@@ -436,23 +445,22 @@ fn private(res: Response) -> Response {
 }
 
 /// The confirmation page. It is the same for every token and changes nothing.
-async fn unsubscribe_page(State(d): Shared) -> Response {
+/// The confirmation page. It is the same for every token and changes nothing; it speaks the
+/// language the link in the reader's mail names (`?lang=`), else the browser's.
+async fn unsubscribe_page(State(d): Shared, face: Face) -> Response {
     let t = &d.app.templates;
-    let n = &d.app.config.newsletter;
     let body = html! {
-        h2.entry-title style=(t.style("entry-title")) { "Unsubscribe from " (n.kicker) "?" }
-        p.paragraph style=(t.style("paragraph")) {
-            "Press the button to stop receiving " (n.kicker) ", the monthly newsletter of the "
-            (n.organization) ". Nothing changes until you do."
-        }
-        // No action: the form posts to this very URL, token included. The field makes the
-        // body the same as a mail client's RFC 8058 one-click request.
+        h2.entry-title style=(t.style("entry-title")) { (face.word(&d, "unsubscribe-heading")) }
+        p.paragraph style=(t.style("paragraph")) { (face.word(&d, "unsubscribe-lead")) }
+        // No action: the form posts to this very URL, token (and language) included. The field
+        // makes the body the same as a mail client's RFC 8058 one-click request.
         form.page-form method="post" style=(t.style("page-form")) {
             input type="hidden" name="List-Unsubscribe" value="One-Click";
-            button.page-button type="submit" style=(t.style("page-button")) { "Unsubscribe" }
+            button.page-button type="submit" style=(t.style("page-button")) { (face.word(&d, "unsubscribe-button")) }
         }
     };
-    no_store(page(&d, StatusCode::OK, "Unsubscribe", body))
+    let title = face.word(&d, "unsubscribe-title");
+    no_store(page_in(&d, &face, StatusCode::OK, &title, body))
 }
 
 /// One-click unsubscribe (RFC 8058) and the confirmation page's button: puts the token's
@@ -461,6 +469,7 @@ async fn unsubscribe_page(State(d): Shared) -> Response {
 /// the same, and no link scanner posts.
 async fn unsubscribe(
     State(d): Shared,
+    face: Face,
     token: Result<Path<String>, PathRejection>,
     _body: Bytes,
 ) -> Result<Response, PageError> {
@@ -497,14 +506,15 @@ async fn unsubscribe(
     let n = &d.app.config.newsletter;
     let contact = n.reply_to.as_ref().unwrap_or(&n.from);
     let body = html! {
-        h2.entry-title style=(t.style("entry-title")) { "You are unsubscribed" }
+        h2.entry-title style=(t.style("entry-title")) { (face.word(&d, "unsubscribed-heading")) }
         p.paragraph style=(t.style("paragraph")) {
-            "This address will receive no more " (n.kicker) ". If that was a mistake, write to "
+            (face.word(&d, "unsubscribed-text")) " "
             a.link style=(t.style("link")) href=(format!("mailto:{}", contact.email)) { (contact.email) }
             "."
         }
     };
-    Ok(no_store(page(&d, StatusCode::OK, "Unsubscribed", body)))
+    let title = face.word(&d, "unsubscribed-title");
+    Ok(no_store(page_in(&d, &face, StatusCode::OK, &title, body)))
 }
 
 /// `POST /admin/test-send` body.
@@ -630,6 +640,6 @@ async fn test_send(
 }
 
 /// Anything no route takes: the 404 page.
-async fn not_found(State(d): Shared) -> Response {
-    ui::not_found(&d)
+async fn not_found(State(d): Shared, face: Face) -> Response {
+    ui::not_found_in(&d, &face)
 }

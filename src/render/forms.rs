@@ -9,7 +9,7 @@
 use maud::{html, Markup, PreEscaped};
 use url::Url;
 
-use super::context::{Context, DIRECTION, LANGUAGE};
+use super::context::Context;
 
 /// The name of the honeypot field: a person never sees it, so a value in it means a bot.
 pub const HONEYPOT: &str = "website";
@@ -24,23 +24,37 @@ pub fn signup_form(
     name: &str,
 ) -> Markup {
     let t = ctx.templates;
+    let w = ctx.words;
+    let editions = t.editions();
     html! {
         form method="post" action=(action.as_str()) accept-charset="utf-8" {
             @if let Some(e) = error {
                 p.form-error style=(t.style("form-error")) role="alert" { (e) }
             }
-            label.field-label style=(t.style("field-label")) for="brief-email" { "Email address" }
+            label.field-label style=(t.style("field-label")) for="brief-email" { (w.get("form-email")) }
             input.field style=(t.style("field")) id="brief-email" type="email" name="email"
                 value=(email) required autocomplete="email" maxlength="254";
-            label.field-label style=(t.style("field-label")) for="brief-name" { "Name (optional)" }
+            label.field-label style=(t.style("field-label")) for="brief-name" { (w.get("form-name")) }
             input.field style=(t.style("field")) id="brief-name" type="text" name="name"
                 value=(name) autocomplete="name" maxlength="200";
+            // The language the reader will read in, preselected to the page's; each option
+            // named in its own language.
+            @if editions.len() > 1 {
+                label.field-label style=(t.style("field-label")) for="brief-lang" { (w.get("form-language")) }
+                select.field style=(t.style("field")) id="brief-lang" name="lang" {
+                    @for e in editions {
+                        option value=(e.lang) lang=(e.lang) selected[e.lang == *ctx.lang] { (e.words.get("language-name")) }
+                    }
+                }
+            } @else {
+                input type="hidden" name="lang" value=(ctx.lang);
+            }
             div style="position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden;" aria-hidden="true" {
-                label for="brief-website" { "Leave this field empty" }
+                label for="brief-website" { (w.get("form-honeypot")) }
                 input id="brief-website" type="text" name=(HONEYPOT) tabindex="-1" autocomplete="off";
             }
-            p.consent style=(t.style("consent")) { (t.snippets.consent) }
-            button type="submit" style=(t.style("page-button")) { "Subscribe" }
+            p.consent style=(t.style("consent")) { (w.get("consent")) }
+            button type="submit" style=(t.style("page-button")) { (w.get("form-subscribe")) }
         }
     }
 }
@@ -48,11 +62,35 @@ pub fn signup_form(
 /// A page or a short message in the newsletter's look: masthead, `body`, footer with the
 /// organization and postal address. The daemon's pages and the emailed links use it.
 pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
+    frame_with(ctx, title, None, body)
+}
+
+/// [`frame`] with links to the same page in the other languages above the masthead: `here`
+/// with `?lang=LANG` for each (a public page, which reads that parameter first).
+pub fn frame_with(ctx: Context<'_>, title: &str, here: Option<&Url>, body: Markup) -> Markup {
     let t = ctx.templates;
     let n = ctx.newsletter;
+    let nav = html! {
+        @if let Some(here) = here.filter(|_| t.editions().len() > 1) {
+            tr { td.pad.topbar style=(t.style("topbar")) {
+                nav aria-label=(ctx.words.get("languages-nav")) {
+                    @for (i, e) in t.editions().iter().enumerate() {
+                        @if i > 0 { " | " }
+                        @if e.lang == *ctx.lang {
+                            span aria-current="page" { (e.words.get("language-name")) }
+                        } @else {
+                            @let mut u = here.clone();
+                            @let _ = u.query_pairs_mut().clear().append_pair("lang", e.lang.as_str());
+                            a.topbar-link style=(t.style("topbar-link")) lang=(e.lang) hreflang=(e.lang) href=(u.as_str()) { (e.words.get("language-name")) }
+                        }
+                    }
+                }
+            } }
+        }
+    };
     html! {
         (maud::DOCTYPE)
-        html lang=(LANGUAGE) dir=(DIRECTION) {
+        html lang=(ctx.lang) dir=(ctx.dir()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -64,9 +102,10 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
                 style { (PreEscaped(t.head_css())) }
             }
             body.body style=(t.style("body")) {
-                table.outer role="presentation" lang=(LANGUAGE) dir=(DIRECTION) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                table.outer role="presentation" lang=(ctx.lang) dir=(ctx.dir()) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
                         table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
+                            (nav)
                             tr { td.pad.masthead style=(t.style("masthead")) {
                                 p.kicker style=(t.style("kicker")) { (n.kicker) }
                                 p.title style=(t.style("title")) { (n.name) }
@@ -93,13 +132,13 @@ pub fn frame(ctx: Context<'_>, title: &str, body: Markup) -> Markup {
 
 /// The HTML and text parts of the message asking to confirm at `link`.
 pub fn confirmation(ctx: Context<'_>, link: &Url) -> (String, String) {
-    let s = &ctx.templates.snippets;
+    let w = ctx.words;
     link_message(
         ctx,
-        &s.confirm_subject,
-        &s.confirm_text,
-        "Confirm subscription",
-        "Confirm your subscription:",
+        &w.get("confirm-subject"),
+        &w.get("confirm-text"),
+        &w.get("confirm-button"),
+        &w.get("confirm-link-label"),
         link,
     )
 }
@@ -167,7 +206,7 @@ fn link_message(
         p.paragraph style=(t.style("paragraph")) { (text) }
         p { a.page-button style=(t.style("page-button")) href=(link.as_str()) { (button) } }
         p.paragraph style=(t.style("paragraph")) {
-            "Or open this address: "
+            (ctx.words.get("or-open")) " "
             // A link is one long word: it breaks anywhere rather than widen the message.
             a.raw-link style=(t.style("raw-link")) href=(link.as_str()) { (link.as_str()) }
         }

@@ -4,7 +4,7 @@
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use super::context::{Context, DIRECTION, HOLE, LANGUAGE};
+use super::context::Context;
 use crate::issue::{Block, Body, EntrySource, Inline, Issue, Section};
 
 /// Outlook for Windows: allow PNG images and lay out at 96 dpi, so sizes in pixels stay sizes
@@ -18,36 +18,62 @@ pub(super) const FORMAT_DETECTION: &str = "telephone=no, date=no, address=no, em
 
 pub(super) fn email(issue: &Issue, ctx: Context<'_>, subject: &str, preheader: &str) -> String {
     let t = ctx.templates;
-    let s = &t.snippets;
+    let w = ctx.words;
+    // "View in browser", then a link to each other language, in that language: it leads to
+    // the page that switches this reader's language.
     let top = html! {
         tr { td.pad.topbar style=(t.style("topbar")) {
-            a.topbar-link style=(t.style("topbar-link")) href=(ctx.archive_url(issue).as_str()) { (s.view_in_browser) }
+            a.topbar-link style=(t.style("topbar-link")) href=(ctx.archive_url(issue).as_str()) { (w.get("view-in-browser")) }
+            @for other in ctx.other_editions() {
+                " \u{00b7} "
+                a.topbar-link style=(t.style("topbar-link")) lang=(other.lang) hreflang=(other.lang)
+                    href=(ctx.reader_link(&format!("language/{}", other.lang))) { (other.words.get("read-in-language")) }
+            }
         } }
     };
     let footer = html! {
         tr { td.pad.footer style=(t.style("footer")) {
             p.footer-org style=(t.style("footer-org")) { (ctx.newsletter.organization) }
             p.footer-text style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
-            p.footer-text style=(t.style("footer-text")) { (s.why) }
+            p.footer-text style=(t.style("footer-text")) { (w.get("why")) }
             p.footer-text style=(t.style("footer-text")) {
-                a.footer-link style=(t.style("footer-link")) href=(PreEscaped(HOLE)) { (s.unsubscribe) }
-                @if !s.unsubscribe_note.is_empty() { " " (s.unsubscribe_note) }
+                a.footer-link style=(t.style("footer-link")) href=(ctx.reader_link("unsubscribe")) { (w.get("unsubscribe")) }
+                @let note = w.get("unsubscribe-note");
+                @if !note.is_empty() { " " (note) }
             }
         } }
     };
-    page(issue, ctx, subject, Some(preheader), top, footer).into_string()
+    page(issue, ctx, subject, Some(preheader), html! {}, top, footer).into_string()
 }
 
 pub(super) fn web(issue: &Issue, ctx: Context<'_>, subject: &str) -> String {
     let t = ctx.templates;
+    // Each language's web version names the others (`hreflang`), for search engines in the
+    // head and for people at the top.
+    let alternates = html! {
+        @for e in ctx.templates.editions() {
+            link rel="alternate" hreflang=(e.lang) href=(ctx.edition_url(issue, &e.lang).as_str());
+        }
+    };
+    let top = html! {
+        @if ctx.other_editions().next().is_some() {
+            tr { td.pad.topbar style=(t.style("topbar")) {
+                @for (i, other) in ctx.other_editions().enumerate() {
+                    @if i > 0 { " \u{00b7} " }
+                    a.topbar-link style=(t.style("topbar-link")) lang=(other.lang) hreflang=(other.lang)
+                        href=(ctx.edition_url(issue, &other.lang).as_str()) { (other.words.get("language-name")) }
+                }
+            } }
+        }
+    };
     let footer = html! {
         tr { td.pad.footer style=(t.style("footer")) {
             p.footer-org style=(t.style("footer-org")) { (ctx.newsletter.organization) }
             p.footer-text style=(t.style("footer-text")) { (lines(&ctx.newsletter.postal_address)) }
-            p.footer-text style=(t.style("footer-text")) { (t.snippets.archive_note) }
+            p.footer-text style=(t.style("footer-text")) { (ctx.words.get("archive-note")) }
         } }
     };
-    page(issue, ctx, subject, None, html! {}, footer).into_string()
+    page(issue, ctx, subject, None, alternates, top, footer).into_string()
 }
 
 fn page(
@@ -55,6 +81,7 @@ fn page(
     ctx: Context<'_>,
     subject: &str,
     preheader: Option<&str>,
+    head: Markup,
     top: Markup,
     footer: Markup,
 ) -> Markup {
@@ -62,7 +89,7 @@ fn page(
     let n = ctx.newsletter;
     html! {
         (DOCTYPE)
-        html lang=(LANGUAGE) dir=(DIRECTION) xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" {
+        html lang=(ctx.lang) dir=(ctx.dir()) xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -73,16 +100,17 @@ fn page(
                 title { (subject) }
                 (PreEscaped(MSO_SETTINGS))
                 style { (PreEscaped(t.head_css())) }
+                (head)
             }
             body.body style=(t.style("body")) {
                 @if let Some(p) = preheader {
                     // Preview text, hidden by the stylesheet's `.preheader` rule; the padding keeps
                     // clients from pulling body text into the preview after it.
-                    div.preheader lang=(LANGUAGE) dir=(DIRECTION) style=(t.style("preheader")) {
+                    div.preheader lang=(ctx.lang) dir=(ctx.dir()) style=(t.style("preheader")) {
                         (p) (PreEscaped("&#8199;&#847;".repeat(60)))
                     }
                 }
-                table.outer role="presentation" lang=(LANGUAGE) dir=(DIRECTION) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
+                table.outer role="presentation" lang=(ctx.lang) dir=(ctx.dir()) width="100%" cellpadding="0" cellspacing="0" border="0" style=(t.style("outer")) {
                     tr { td align="center" {
                         (PreEscaped("<!--[if mso]><table role=\"presentation\" width=\"600\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\"><tr><td><![endif]-->"))
                         table.container role="presentation" width="600" cellpadding="0" cellspacing="0" border="0" style=(t.style("container")) {
@@ -90,7 +118,7 @@ fn page(
                             tr { td.pad.masthead style=(t.style("masthead")) {
                                 p.kicker style=(t.style("kicker")) { (n.kicker) }
                                 h1.title style=(t.style("title")) { (n.name) }
-                                p.issue-date style=(t.style("issue-date")) { (issue.date.format(&n.date_format).to_string()) }
+                                p.issue-date style=(t.style("issue-date")) { (ctx.date(issue.date)) }
                             } }
                             tr { td.pad.intro style=(t.style("intro")) {
                                 @for para in super::text::intro_paragraphs(issue, ctx) {
@@ -103,18 +131,18 @@ fn page(
                                         span.entry-number style=(t.style("entry-number")) { (e.number) ")" } " " (e.title)
                                     }
                                     p.entry-meta style=(t.style("entry-meta")) {
-                                        (e.date.format(&n.date_format).to_string())
+                                        (ctx.date(e.date))
                                         " \u{00b7} "
                                         // The link names its entry in words everyone sees (WCAG
                                         // 2.4.4): "Learn more" stands out, "about <title>" is lighter.
                                         a.learn-more style=(t.style("learn-more")) href=(e.link.as_str()) {
-                                            (t.snippets.learn_more) " "
+                                            (ctx.words.get("learn-more")) " "
                                             span.learn-more-about style=(t.style("learn-more-about")) {
-                                                (t.snippets.learn_more_about.replace("{title}", &e.title))
+                                                (ctx.words.with_text("learn-more-about", "title", &e.title))
                                             }
                                         }
                                         @if let EntrySource::Feed { label: Some(l), .. } = &e.source {
-                                            " \u{00b7} " span.source style=(t.style("source")) { "via " (l) }
+                                            " \u{00b7} " span.source style=(t.style("source")) { (ctx.words.with_text("via", "source", l)) }
                                         }
                                     }
                                     @for s in &e.sections { (section(s, ctx)) }

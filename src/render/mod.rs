@@ -1,7 +1,8 @@
 //! Turns an [`Issue`] into the HTML and plain-text parts of the email, and into the web version.
 //!
 //! Rendering is pure: no files, no clock, no network. It runs once per campaign; the result
-//! keeps a hole ([`HOLE`]) wherever a recipient's unsubscribe URL goes, so that personalising a
+//! keeps a hole ([`HOLE`]) wherever a recipient's token goes (the unsubscribe and language
+//! links), so that personalising a
 //! message is splicing, not rendering (see `message`). Both parts are built from the same model,
 //! the text part never from the HTML.
 
@@ -10,11 +11,13 @@ mod forms;
 mod html;
 mod text;
 
-use crate::config::Newsletter;
 use crate::issue::Issue;
+use crate::lang::Lang;
 
-pub use context::{Context, DIRECTION, HOLE, LANGUAGE};
-pub use forms::{confirmation, frame, signup_form, staff_login, staff_report, HONEYPOT};
+pub use context::{format_date, Context, HOLE};
+pub use forms::{
+    confirmation, frame, frame_with, signup_form, staff_login, staff_report, HONEYPOT,
+};
 pub use text::wrap;
 
 /// The email parts of one issue, rendered once per campaign.
@@ -22,42 +25,41 @@ pub use text::wrap;
 pub struct Rendered {
     pub subject: String,
     pub preheader: String,
-    /// The HTML part, split at each unsubscribe URL hole.
+    /// The language it is written in (`Content-Language`).
+    pub lang: Lang,
+    /// The HTML part, split at each reader token hole.
     pub html: Vec<String>,
-    /// The text part, split at each unsubscribe URL hole.
+    /// The text part, split at each reader token hole.
     pub text: Vec<String>,
 }
 
 impl Rendered {
-    /// One part with the holes filled by `url` (for previews and tests).
-    pub fn fill(parts: &[String], url: &str) -> String {
-        parts.join(url)
+    /// One part with the holes filled by a reader's `token` (for previews and tests).
+    pub fn fill(parts: &[String], token: &str) -> String {
+        parts.join(token)
     }
 }
 
-/// The subject line: the issue's own, or "KICKER | NAME | DATE".
-pub fn subject(issue: &Issue, n: &Newsletter) -> String {
+/// The subject line: the issue's own, or "KICKER | NAME | DATE" in the context's language.
+pub fn subject(issue: &Issue, ctx: Context<'_>) -> String {
+    let n = ctx.newsletter;
     match &issue.subject {
         Some(s) => s.clone(),
-        None => format!(
-            "{} | {} | {}",
-            n.kicker,
-            n.name,
-            issue.date.format(&n.date_format)
-        ),
+        None => format!("{} | {} | {}", n.kicker, n.name, ctx.date(issue.date)),
     }
 }
 
 /// Renders the email parts of `issue`.
 pub fn render_email(issue: &Issue, ctx: Context<'_>) -> Rendered {
     let issue = scrub(issue);
-    let subject = subject(&issue, ctx.newsletter);
+    let subject = subject(&issue, ctx);
     let preheader = preheader(&issue, ctx);
     let html = html::email(&issue, ctx, &subject, &preheader);
     let text = text::email(&issue, ctx);
     Rendered {
         subject,
         preheader,
+        lang: ctx.lang.clone(),
         html: html.split(HOLE).map(str::to_owned).collect(),
         text: text.split(HOLE).map(str::to_owned).collect(),
     }
@@ -66,7 +68,7 @@ pub fn render_email(issue: &Issue, ctx: Context<'_>) -> Rendered {
 /// Renders the web version of `issue`: the same layout, no personal data, no unsubscribe link.
 pub fn render_web(issue: &Issue, ctx: Context<'_>) -> String {
     let issue = scrub(issue);
-    let subject = subject(&issue, ctx.newsletter);
+    let subject = subject(&issue, ctx);
     html::web(&issue, ctx, &subject)
 }
 
@@ -74,10 +76,10 @@ pub fn render_web(issue: &Issue, ctx: Context<'_>) -> String {
 /// 140).
 const PREHEADER_MAX: usize = 140;
 
-/// The preview line: `issue.toml`'s `preheader`, else the `preheader` snippet, else the intro
-/// shortened at a word boundary, else the first entry's title.
+/// The preview line: `issue.toml`'s `preheader`, else the catalogue's `preheader`, else the
+/// intro shortened at a word boundary, else the first entry's title.
 fn preheader(issue: &Issue, ctx: Context<'_>) -> String {
-    let p = &ctx.templates.snippets.preheader;
+    let p = &ctx.words.get("preheader");
     let mut out = if let Some(p) = &issue.preheader {
         p.clone()
     } else if !p.trim().is_empty() {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::context::{Context, HOLE};
+use super::context::Context;
 use crate::issue::{Block, Body, Inline, Issue};
 
 /// The width plain text is wrapped to.
@@ -10,15 +10,24 @@ pub const WIDTH: usize = 72;
 
 pub(super) fn email(issue: &Issue, ctx: Context<'_>) -> String {
     let n = ctx.newsletter;
-    let s = &ctx.templates.snippets;
+    let w = ctx.words;
     let mut out = String::new();
-    let _ = writeln!(out, "{}: {}\n", s.view_in_browser, ctx.archive_url(issue));
-    let masthead = format!(
-        "{} | {} | {}",
-        n.kicker,
-        n.name,
-        issue.date.format(&n.date_format)
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        w.get("view-in-browser"),
+        ctx.archive_url(issue)
     );
+    for other in ctx.other_editions() {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            other.words.get("read-in-language"),
+            ctx.reader_link(&format!("language/{}", other.lang))
+        );
+    }
+    out.push('\n');
+    let masthead = format!("{} | {} | {}", n.kicker, n.name, ctx.date(issue.date));
     out.push_str(&wrap(&masthead, WIDTH, ""));
     out.push_str(&"=".repeat(masthead.chars().count().min(WIDTH)));
     out.push_str("\n\n");
@@ -27,15 +36,15 @@ pub(super) fn email(issue: &Issue, ctx: Context<'_>) -> String {
         out.push('\n');
     }
     for e in &issue.entries {
-        let date = e.date.format(&n.date_format);
+        let date = ctx.date(e.date);
         out.push_str(&wrap(
             &format!("{}) {} ({date})", e.number, e.title),
             WIDTH,
             "",
         ));
-        let _ = writeln!(out, "{}: {}", s.learn_more, e.link);
+        let _ = writeln!(out, "{}: {}", w.get("learn-more"), e.link);
         if let crate::issue::EntrySource::Feed { label: Some(l), .. } = &e.source {
-            let _ = writeln!(out, "via {l}");
+            let _ = writeln!(out, "{}", w.with_text("via", "source", l));
         }
         out.push('\n');
         for sec in &e.sections {
@@ -99,8 +108,13 @@ pub(super) fn email(issue: &Issue, ctx: Context<'_>) -> String {
         out.push_str(&wrap(line, WIDTH, ""));
     }
     out.push('\n');
-    out.push_str(&wrap(&s.why, WIDTH, ""));
-    let _ = writeln!(out, "{}: {HOLE}", s.unsubscribe);
+    out.push_str(&wrap(&w.get("why"), WIDTH, ""));
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        w.get("unsubscribe"),
+        ctx.reader_link("unsubscribe")
+    );
     out
 }
 

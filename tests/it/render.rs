@@ -14,12 +14,7 @@ pub fn example() -> (config::Config, Issue, Rendered, String) {
     let cfg = w.config();
     let templates = Templates::load(cfg.newsletter.templates.as_deref(), &cfg.newsletter).unwrap();
     let issue = content::load_issue(&repo().join("content"), "2021-07".parse().unwrap()).unwrap();
-    let ctx = Context {
-        newsletter: &cfg.newsletter,
-        templates: &templates,
-        public_url: &cfg.server.public_url,
-        web_version: None,
-    };
+    let ctx = Context::of(&templates, &templates.editions()[0], &cfg.server.public_url);
     let rendered = render::render_email(&issue, ctx);
     let web = render::render_web(&issue, ctx);
     (cfg, issue, rendered, web)
@@ -84,25 +79,27 @@ fn lines(html: &str) -> String {
     s
 }
 
+/// What a reader's token looks like in the tests, and the unsubscribe URL it makes.
+const TOKEN: &str = "TOKEN";
 const URL: &str = "https://news.example.org/unsubscribe/TOKEN";
 
 #[test]
 fn html_snapshot() {
     let (_, _, r, _) = example();
-    insta::assert_snapshot!(lines(&Rendered::fill(&r.html, URL)));
+    insta::assert_snapshot!(lines(&Rendered::fill(&r.html, TOKEN)));
 }
 
 #[test]
 fn text_snapshot() {
     let (_, _, r, _) = example();
-    insta::assert_snapshot!(Rendered::fill(&r.text, URL));
+    insta::assert_snapshot!(Rendered::fill(&r.text, TOKEN));
 }
 
 #[test]
 fn both_parts_carry_every_title_and_paragraph_in_order() {
     let (_, issue, r, _) = example();
-    let text = fold(&Rendered::fill(&r.text, URL));
-    let html = fold(&html_text(&Rendered::fill(&r.html, URL)));
+    let text = fold(&Rendered::fill(&r.text, TOKEN));
+    let html = fold(&html_text(&Rendered::fill(&r.html, TOKEN)));
     let mut want = Vec::new();
     for (title, ps) in paragraphs(&issue) {
         want.push(fold(&title));
@@ -119,7 +116,7 @@ fn both_parts_carry_every_title_and_paragraph_in_order() {
 #[test]
 fn text_part_is_wrapped_at_72_columns_except_long_urls() {
     let (_, _, r, _) = example();
-    for line in Rendered::fill(&r.text, URL).lines() {
+    for line in Rendered::fill(&r.text, TOKEN).lines() {
         assert!(
             line.chars().count() <= 72 || !line.trim().contains(' ') || line.contains("https://"),
             "line over 72 columns: {line:?}"
@@ -130,7 +127,7 @@ fn text_part_is_wrapped_at_72_columns_except_long_urls() {
 #[test]
 fn the_layout_has_its_parts() {
     let (_, _, r, web) = example();
-    let html = Rendered::fill(&r.html, URL);
+    let html = Rendered::fill(&r.html, TOKEN);
     assert_eq!(r.html.len(), 2, "one unsubscribe hole in the html");
     assert_eq!(r.text.len(), 2, "one unsubscribe hole in the text");
     assert!(html.contains("max-width: 600px"));
@@ -262,14 +259,9 @@ fn content_text_is_escaped() {
     let issue = content::load_issue(&w.path("content"), "2021-07".parse().unwrap()).unwrap();
     let r = render::render_email(
         &issue,
-        Context {
-            newsletter: &cfg.newsletter,
-            templates: &templates,
-            public_url: &cfg.server.public_url,
-            web_version: None,
-        },
+        Context::of(&templates, &templates.editions()[0], &cfg.server.public_url),
     );
-    let html = Rendered::fill(&r.html, URL);
+    let html = Rendered::fill(&r.html, TOKEN);
     assert!(
         html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; &quot;q&quot;"),
         "title escaped"
@@ -306,7 +298,7 @@ fn learn_more_texts(html: &str) -> Vec<String> {
 #[test]
 fn every_learn_more_link_names_its_entry_in_words() {
     let (_, issue, r, web) = example();
-    let html = Rendered::fill(&r.html, URL);
+    let html = Rendered::fill(&r.html, TOKEN);
     for page in [&html, &web] {
         let want: Vec<String> = issue
             .entries
@@ -330,12 +322,7 @@ fn render_with_issue_toml(issue_toml: &str) -> Rendered {
     let issue = content::load_issue(&w.path("content"), "2021-07".parse().unwrap()).unwrap();
     render::render_email(
         &issue,
-        Context {
-            newsletter: &cfg.newsletter,
-            templates: &templates,
-            public_url: &cfg.server.public_url,
-            web_version: None,
-        },
+        Context::of(&templates, &templates.editions()[0], &cfg.server.public_url),
     )
 }
 
@@ -344,7 +331,7 @@ fn the_preview_line_comes_from_issue_toml_or_the_intro_cut_between_words() {
     // No `preheader`: the intro, whole when it is short.
     let (cfg, _, r, _) = example();
     assert_eq!(r.preheader, brief::issue::one_line(&cfg.newsletter.intro));
-    let html = Rendered::fill(&r.html, URL);
+    let html = Rendered::fill(&r.html, TOKEN);
     assert!(
         html.contains("<div class=\"preheader\" lang=\"en\" dir=\"ltr\" style=\"display: none;")
     );
@@ -372,7 +359,7 @@ fn the_preview_line_comes_from_issue_toml_or_the_intro_cut_between_words() {
         r.preheader,
         "Water, defense and trade: the month on the border"
     );
-    assert!(Rendered::fill(&r.html, URL)
+    assert!(Rendered::fill(&r.html, TOKEN)
         .contains(">Water, defense and trade: the month on the border&#8199;"));
 }
 
@@ -412,7 +399,7 @@ fn every_message_and_page_states_its_language_and_lays_tables_out_as_presentatio
         ),
     ];
     for (face, html) in &faces {
-        crate::support::assert_none(face, &crate::faces::markup_faults(html));
+        crate::support::assert_none(face, &crate::faces::markup_faults(html, "en"));
     }
     // The long link of a notice breaks anywhere instead of widening the message.
     let (confirmation, _) = render::confirmation(ctx, &link);
@@ -431,8 +418,7 @@ fn every_message_and_page_states_its_language_and_lays_tables_out_as_presentatio
         let raw = String::from_utf8(brief::app::App::sample_message(&template)).unwrap();
         let head = &raw[..raw.find("\r\n\r\n").unwrap()];
         assert!(
-            head.lines()
-                .any(|l| l == format!("Content-Language: {}", render::LANGUAGE)),
+            head.lines().any(|l| l == "Content-Language: en"),
             "a {kind} message has no Content-Language:\n{head}"
         );
     }

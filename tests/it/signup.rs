@@ -472,7 +472,7 @@ async fn the_form_refuses_local_domains_ip_literals_and_nul() {
     for (email, why) in [
         ("x@localhost", "no dot in its domain"),
         ("x@[127.0.0.1]", "an IP address for its domain"),
-        ("x@example.org\0", "has a control character"),
+        ("x@example.org\0", "a control character"),
     ] {
         let r = {
             let d = d.clone();

@@ -43,11 +43,11 @@ pub(super) fn preview(d: &Site, issue: &Issue) -> Preview {
     let (rendered, template) = d.app.prepare(issue, &d.key, Kind::Campaign);
     let (eml, headers) = signed_sample(d, &template);
     let (sample, _) = App::sample_recipient();
-    let unsubscribe = template.unsubscribe_url(&sample);
+    let token = d.key.token(sample.as_ref());
     Preview {
         subject: rendered.subject.clone(),
-        html: Rendered::fill(&rendered.html, &unsubscribe),
-        text: Rendered::fill(&rendered.text, &unsubscribe),
+        html: Rendered::fill(&rendered.html, &token),
+        text: Rendered::fill(&rendered.text, &token),
         headers,
         size: eml.len(),
     }

@@ -75,7 +75,7 @@ impl World {
         let root = dir.path().to_path_buf();
         let w = World { _dir: dir, root };
         w.write("brief.toml", &format!("{CONFIG}\n{extra}"));
-        for f in ["email.css", "snippets.toml"] {
+        for f in ["email.css", "en.ftl"] {
             w.copy(&repo().join("templates").join(f), &format!("templates/{f}"));
         }
         w.copy_issue("2021-07");
