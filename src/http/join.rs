@@ -90,10 +90,13 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
     let mut email = String::new();
     let mut name = String::new();
     let mut honeypot = false;
+    let languages = &d.app.config.newsletter.languages;
+    let mut lang = None;
     for (k, v) in url::form_urlencoded::parse(&body) {
         match k.as_ref() {
             "email" => email = v.into_owned(),
             "name" => name = v.chars().take(NAME_MAX).collect(),
+            "lang" => lang = languages.find(&v).cloned(),
             k if k == crate::render::HONEYPOT => honeypot |= !v.trim().is_empty(),
             _ => {}
         }
@@ -149,7 +152,18 @@ async fn subscribe(State(d): Shared, req: axum::extract::Request) -> Result<Resp
         tracing::info!("sign-up refused: the hidden field was filled in (a bot)");
     } else {
         let name = Some(one_line(&name)).filter(|n| !n.is_empty());
-        if !join.queue.offer(Request { address, name }) {
+        // The form's language, else the one the browser asks for.
+        let lang = lang.unwrap_or_else(|| {
+            let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE);
+            languages
+                .negotiate(accept.and_then(|v| v.to_str().ok()))
+                .clone()
+        });
+        if !join.queue.offer(Request {
+            address,
+            name,
+            lang,
+        }) {
             d.metrics.subscription(SubscriptionEvent::rejected);
             tracing::warn!("sign-up refused: the sign-up queue is full");
         }
@@ -243,6 +257,7 @@ async fn confirm(
             let confirming = Confirming {
                 address: &c.address,
                 name: c.name.as_deref(),
+                lang: c.lang.as_ref(),
                 forget_hash: &hash,
                 requested_at: Millis(c.requested_at),
             };

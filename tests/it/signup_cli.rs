@@ -216,6 +216,7 @@ fn export_writes_every_address_as_csv_with_its_consent() {
             &brief::ledger::Confirming {
                 address: &addr("gil@example.org"),
                 name: Some("Gil"),
+                lang: None,
                 forget_hash: "no hash",
                 requested_at: brief::clock::Millis(1_600_000_000_000),
             },
