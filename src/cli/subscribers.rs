@@ -69,10 +69,18 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
             }
             let name = name.as_deref().and_then(crate::issue::display_name);
             let now = app.clock.now_ms();
+            let key = AddressKey::of(&address);
             if ledger.add_subscriber(&address, name.as_deref(), lang.as_ref(), now)? {
+                // The list file's row comes first in a send: a language given for an address
+                // the file lists is recorded as the reader's choice, which is over the file's.
+                if let Some(lang) = &lang {
+                    if audience::file_row(&app, &key)?.is_some() {
+                        ledger.set_language(&key, lang, now)?;
+                    }
+                }
                 println!("added {address}");
             } else if let Some(lang) = lang {
-                let changed = ledger.set_language(&AddressKey::of(&address), &lang, now)?;
+                let changed = ledger.set_language(&key, &lang, now)?;
                 println!(
                     "{address} is already on the list; its language {} {lang}",
                     if changed { "is now" } else { "was already" }

@@ -872,4 +872,82 @@ mod tests {
             assert_eq!(c.confirmed_at, Some(2_000));
         }
     }
+
+    #[test]
+    fn a_choice_is_kept_by_address_key_replaced_by_a_newer_sign_up_and_forgotten_with_the_address()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let (en, es) = (Lang::parse("en").unwrap(), Lang::parse("es").unwrap());
+        // A reader only in the list file: the ledger holds nothing else of them.
+        let file_only = AddressKey::from_text("Fay@Example.org");
+        assert!(l.set_language(&file_only, &es, 10).unwrap());
+        // The same choice again changes nothing (and keeps its time).
+        assert!(!l.set_language(&file_only, &es, 11).unwrap());
+        assert!(l.set_language(&file_only, &en, 12).unwrap());
+        let choices = l.language_choices().unwrap();
+        assert_eq!(
+            choices.get(&AddressKey::from_text("fay@example.org")),
+            Some(&en)
+        );
+
+        // A staff addition keeps its language; a held reader's choice is over it.
+        let ana = addr("ana@example.org");
+        assert!(l.add_subscriber(&ana, None, Some(&es), 20).unwrap());
+        assert_eq!(l.stored_subscribers().unwrap()[0].lang, Some(es.clone()));
+
+        // A sign-up keeps the language asked in; confirmed, it is the subscriber's.
+        let bo = addr("bo@example.org");
+        let bo_key = AddressKey::of(&bo);
+        assert!(l.set_language(&bo_key, &en, 25).unwrap());
+        let asking = Asking {
+            address: &bo,
+            name: None,
+            lang: Some(&es),
+            forget_hash: "hb",
+        };
+        let ttl = Duration::from_secs(3600);
+        l.request_signup(&asking, Millis(30), ttl, Duration::ZERO)
+            .unwrap();
+        assert_eq!(l.signups().unwrap()[0].lang, Some(es.clone()));
+        let confirming = Confirming {
+            address: &bo,
+            name: None,
+            lang: Some(&es),
+            forget_hash: "hb",
+            requested_at: Millis(30),
+        };
+        assert_eq!(
+            l.confirm_signup(&confirming, Millis(40)).unwrap(),
+            Confirmed::Subscribed
+        );
+        // The request (at 30) is newer than the choice (at 25): the reader's newest word wins.
+        assert_eq!(l.language_choice(&bo_key).unwrap(), None);
+        let bo_row = l
+            .stored_subscribers()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.address == "bo@example.org")
+            .unwrap();
+        assert_eq!(bo_row.lang, Some(es.clone()));
+        // A choice made after the request outlives a late confirmation of it.
+        assert!(l.set_language(&bo_key, &en, 50).unwrap());
+        assert_eq!(
+            l.confirm_signup(&confirming, Millis(60)).unwrap(),
+            Confirmed::Already
+        );
+        assert_eq!(l.language_choice(&bo_key).unwrap(), Some(en.clone()));
+        // A link made before links carried a language changes none.
+        let old = Confirming {
+            lang: None,
+            ..confirming
+        };
+        l.confirm_signup(&old, Millis(70)).unwrap();
+        assert_eq!(l.language_choice(&bo_key).unwrap(), Some(en));
+
+        // Forgetting the address forgets its choice.
+        l.forget(&bo_key, "hb", 80).unwrap();
+        assert_eq!(l.language_choice(&bo_key).unwrap(), None);
+        assert!(!l.language_choices().unwrap().contains_key(&bo_key));
+    }
 }
