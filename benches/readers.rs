@@ -40,7 +40,7 @@ fn filled(path: &std::path::Path) -> Ledger {
     .expect("campaign");
     for i in (0..READERS).step_by(100) {
         let a: lettre::Address = format!("reader-{i}@example{}.org", i % 97).parse().unwrap();
-        l.add_subscriber(&a, None, 2).unwrap();
+        l.add_subscriber(&a, None, None, 2).unwrap();
         let b: lettre::Address = format!("reader-{}@example{}.org", i + 1, (i + 1) % 97)
             .parse()
             .unwrap();

@@ -1,9 +1,11 @@
 //! The audience: who gets an issue and what brief knows of each address. The subscriber list
-//! (the CSV file, then the addresses held in the ledger) as one stream, the readers a send
+//! (the CSV file, then the addresses held in the ledger) as one stream, each reader with the
+//! language on record (their own choice, else the list's `lang`), the readers a send
 //! would reach, the roster that `brief subscribers list` and `export` and the console show,
 //! the import policy (a suppressed, forgotten or pending address is never re-subscribed) and forgetting a person at
 //! their request.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -13,6 +15,7 @@ use lettre::Address;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
 use crate::error::{Problem, ProblemKind, UsageError};
+use crate::lang::Lang;
 use crate::ledger::{Forgot, Ledger, Reason, StoredSubscriber};
 use crate::subscribers::{self, Subscriber};
 use crate::token::TokenKey;
@@ -41,6 +44,40 @@ impl Forgotten {
     pub fn hash_of(&self, address: &Address) -> Option<String> {
         let hash = self.key.as_ref()?.forget_hash(address.as_ref());
         self.hashes.contains(&hash).then_some(hash)
+    }
+}
+
+/// What the ledger holds of the list, read once for a whole pass over it ([`each_subscriber`]):
+/// the subscribers it keeps, and the readers' own language choices by address key (only those
+/// who chose), which apply over the `lang` any list recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    pub subscribers: Vec<StoredSubscriber>,
+    pub choices: HashMap<AddressKey, Lang>,
+}
+
+impl Held {
+    pub fn load(ledger: &Ledger) -> anyhow::Result<Held> {
+        Ok(Held {
+            subscribers: ledger.stored_subscribers()?,
+            choices: ledger.language_choices()?,
+        })
+    }
+
+    /// Nothing from the ledger: the list file's rows as they are.
+    pub fn none() -> Held {
+        Held::default()
+    }
+
+    /// The reader's language on record: their choice, else `listed` (what their list says).
+    fn lang_of(&self, address: &Address, listed: Option<Lang>) -> Option<Lang> {
+        if self.choices.is_empty() {
+            return listed;
+        }
+        self.choices
+            .get(&AddressKey::of(address))
+            .cloned()
+            .or(listed)
     }
 }
 
@@ -80,6 +117,9 @@ pub struct RosterRow {
     pub requested_at: Option<i64>,
     /// When the reader confirmed, when known.
     pub confirmed_at: Option<i64>,
+    /// The language on record, unresolved (see [`Subscriber::lang`]): the reader's choice, else
+    /// the list's or the sign-up's; `None`, the default.
+    pub lang: Option<Lang>,
 }
 
 /// What [`forget`] erased.
@@ -93,11 +133,12 @@ pub struct Forgetting {
     pub outbox_files: u64,
 }
 
-/// Calls `f` for each subscriber: the CSV file's rows (streamed), then `stored`, the ones held
-/// in the database. Bad rows go to `bad`. Suppression is not applied here (the ledger does).
+/// Calls `f` for each subscriber: the CSV file's rows (streamed), then the ones `held` in the
+/// database, each with its language on record (the reader's choice in `held`, else the row's
+/// `lang`). Bad rows go to `bad`. Suppression is not applied here (the ledger does).
 pub fn each_subscriber(
     app: &App,
-    stored: &[StoredSubscriber],
+    held: &Held,
     mut f: impl FnMut(Subscriber) -> anyhow::Result<()>,
     mut bad: impl FnMut(Problem),
 ) -> anyhow::Result<()> {
@@ -105,12 +146,15 @@ pub fn each_subscriber(
     if file.exists() {
         subscribers::read(file, |row| {
             match row {
-                Ok(s) => f(s)?,
+                Ok(mut s) => {
+                    s.lang = held.lang_of(&s.address, s.lang);
+                    f(s)?
+                }
                 Err(p) => bad(p),
             }
             Ok(())
         })?;
-    } else if stored.is_empty() {
+    } else if held.subscribers.is_empty() {
         // The config points at it: a config error (exit 2), not a failed send.
         return Err(UsageError::msg(format!(
             "the subscriber list {} does not exist (`[subscribers] file` in {}): create it \
@@ -120,9 +164,10 @@ pub fn each_subscriber(
         ))
         .into());
     }
-    for s in stored {
+    for s in &held.subscribers {
         match parse_address(&s.address) {
             Ok(address) => f(Subscriber {
+                lang: held.lang_of(&address, s.lang.clone()),
                 address,
                 name: s.name.clone(),
             })?,
@@ -156,7 +201,7 @@ pub fn roster(
     ledger: &Ledger,
     mut bad: impl FnMut(Problem),
 ) -> anyhow::Result<Vec<RosterRow>> {
-    let stored = ledger.stored_subscribers()?;
+    let held = Held::load(ledger)?;
     let forgotten = forgotten(app, ledger)?;
     let now = app.clock.now_ms();
     let signups: std::collections::HashMap<AddressKey, crate::ledger::Signup> = ledger
@@ -170,7 +215,7 @@ pub fn roster(
     let mut listed = Vec::new();
     each_subscriber(
         app,
-        &stored,
+        &held,
         |s| {
             if seen.insert(AddressKey::of(&s.address)) {
                 listed.push(s);
@@ -191,6 +236,7 @@ pub fn roster(
                 .map_or_else(|| "file".to_string(), |c| c.source.clone()),
             requested_at: consent.as_ref().and_then(|c| c.requested_at),
             confirmed_at: consent.as_ref().and_then(|c| c.confirmed_at),
+            lang: s.lang,
         };
         if forgotten.hash_of(&s.address).is_some() {
             row.state = RosterState::Forgotten;
@@ -209,7 +255,7 @@ pub fn roster(
     }
     for p in ledger.signups()? {
         let key = AddressKey::from_text(&p.address);
-        if p.expires_at > now && seen.insert(key) {
+        if p.expires_at > now && seen.insert(key.clone()) {
             rows.push(RosterRow {
                 address: p.address,
                 name: p.name,
@@ -217,11 +263,13 @@ pub fn roster(
                 source: "form".to_string(),
                 requested_at: Some(p.requested_at),
                 confirmed_at: None,
+                lang: held.choices.get(&key).cloned().or(p.lang),
             });
         }
     }
     for (address, reason) in ledger.suppressed_addresses()? {
-        if seen.insert(AddressKey::from_text(&address)) {
+        let key = AddressKey::from_text(&address);
+        if seen.insert(key.clone()) {
             rows.push(RosterRow {
                 address,
                 name: None,
@@ -229,6 +277,7 @@ pub fn roster(
                 source: String::new(),
                 requested_at: None,
                 confirmed_at: None,
+                lang: held.choices.get(&key).cloned(),
             });
         }
     }
@@ -236,7 +285,8 @@ pub fn roster(
 }
 
 /// Writes `rows` as the CSV of `brief subscribers export` and the console's export: `email`,
-/// `name`, `state`, `source`, `requested_at`, `confirmed_at` (RFC 3339 UTC).
+/// `name`, `state`, `source`, `requested_at`, `confirmed_at` (RFC 3339 UTC), `lang` (the tag
+/// on record, empty for the default: the file imports back as it was).
 pub fn write_roster_csv<W: std::io::Write>(rows: &[RosterRow], out: W) -> anyhow::Result<W> {
     let mut w = crate::sheet::Sheet::new(
         out,
@@ -247,6 +297,7 @@ pub fn write_roster_csv<W: std::io::Write>(rows: &[RosterRow], out: W) -> anyhow
             "source",
             "requested_at",
             "confirmed_at",
+            "lang",
         ],
     )?;
     for r in rows {
@@ -257,6 +308,7 @@ pub fn write_roster_csv<W: std::io::Write>(rows: &[RosterRow], out: W) -> anyhow
             &r.source,
             &crate::clock::fmt_ms(r.requested_at),
             &crate::clock::fmt_ms(r.confirmed_at),
+            r.lang.as_ref().map_or("", Lang::as_str),
         ])?;
     }
     w.finish()
@@ -284,7 +336,7 @@ pub fn forget(app: &App, ledger: &mut Ledger, address: &Address) -> anyhow::Resu
     if app.config.subscribers.file.exists() {
         each_subscriber(
             app,
-            &[],
+            &Held::none(),
             |s| {
                 in_file |= AddressKey::of(&s.address) == address_key;
                 Ok(())
@@ -305,15 +357,23 @@ pub fn on_the_list(app: &App, ledger: &Ledger, key: &AddressKey) -> anyhow::Resu
     if ledger.is_stored_subscriber(key)? {
         return Ok(true);
     }
+    Ok(file_row(app, key)?.is_some())
+}
+
+/// The first good row of `key` in the list file, as the file has it (its `lang` cell included,
+/// not the reader's choice); `None` when the file has none (or there is no file).
+pub fn file_row(app: &App, key: &AddressKey) -> anyhow::Result<Option<Subscriber>> {
     if !app.config.subscribers.file.exists() {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut found = false;
+    let mut found = None;
     each_subscriber(
         app,
-        &[],
+        &Held::none(),
         |s| {
-            found |= AddressKey::of(&s.address) == *key;
+            if found.is_none() && AddressKey::of(&s.address) == *key {
+                found = Some(s);
+            }
             Ok(())
         },
         |_| {},
@@ -324,13 +384,17 @@ pub fn on_the_list(app: &App, ledger: &Ledger, key: &AddressKey) -> anyhow::Resu
 /// How many readers a campaign started now would mail: the distinct addresses of the list
 /// (file and database) that are not suppressed.
 pub fn reachable_readers(app: &App, ledger: &Ledger) -> anyhow::Result<u64> {
-    let stored = ledger.stored_subscribers()?;
+    let held = Held {
+        subscribers: ledger.stored_subscribers()?,
+        // Only counted: the languages do not matter.
+        choices: HashMap::new(),
+    };
     let forgotten = forgotten(app, ledger)?;
     let mut seen = std::collections::HashSet::new();
     let mut readers = 0;
     each_subscriber(
         app,
-        &stored,
+        &held,
         |s| {
             let key = AddressKey::of(&s.address);
             if ledger.suppression(&key)?.is_none()
@@ -346,7 +410,7 @@ pub fn reachable_readers(app: &App, ledger: &Ledger) -> anyhow::Result<u64> {
     Ok(readers)
 }
 
-/// Adds the rows of the `email,name` CSV at `file` to the list held in the database, under
+/// Adds the rows of the `email,name,lang` CSV at `file` to the list held in the database, under
 /// the import policy ([`import`]); bad rows are reported with their line through `bad` and
 /// skipped.
 pub fn import_subscribers(
@@ -375,7 +439,7 @@ pub struct ImportRows {
 }
 
 impl ImportRows {
-    /// Reads the `email,name` CSV `csv` (named `path` in its problems) as the list file is
+    /// Reads the `email,name,lang` CSV `csv` (named `path` in its problems) as the list file is
     /// read ([`subscribers::read_from`]). Fails only when the file as a whole cannot be read
     /// (no `email` column): the error says why, for people.
     pub fn read(path: &Path, csv: impl std::io::Read) -> anyhow::Result<ImportRows> {
@@ -496,13 +560,19 @@ pub fn import(
             && match mode {
                 ImportMode::Preview => !ledger.is_stored_subscriber(&key)?,
                 ImportMode::Apply { source: None } => {
-                    ledger.add_subscriber(&s.address, s.name.as_deref(), now)?
+                    ledger.add_subscriber(&s.address, s.name.as_deref(), s.lang.as_ref(), now)?
                 }
                 ImportMode::Apply {
                     source: Some(source),
                 } => {
                     ledger
-                        .add_subscriber_by_staff(&s.address, s.name.as_deref(), source, now)?
+                        .add_subscriber_by_staff(
+                            &s.address,
+                            s.name.as_deref(),
+                            s.lang.as_ref(),
+                            source,
+                            now,
+                        )?
                         .1
                 }
             };

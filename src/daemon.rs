@@ -209,11 +209,11 @@ impl Daemon {
             Err(e) => return Err(UsageError(e).into()),
         };
         let ledger = self.ledger.lock();
-        let stored = ledger.stored_subscribers()?;
+        let held = crate::audience::Held::load(&ledger)?;
         let mut readers = 0u64;
         crate::audience::each_subscriber(
             &self.app,
-            &stored,
+            &held,
             |_| {
                 readers += 1;
                 Ok(())

@@ -3,7 +3,8 @@
 //! A request (the form's `POST /subscribe`, or `brief subscribers add --confirm`) for an address
 //! that is not active is noted in the ledger and answered by a message in the newsletter's look
 //! with a link `public_url/confirm/TOKEN`: the token is signed and carries the address, the name,
-//! the time of the request and an expiry (`[server] confirm_ttl`). An address gets at most one
+//! the time of the request, the reader's language and an expiry (`[server] confirm_ttl`); on
+//! confirmation the language becomes the subscriber's. An address gets at most one
 //! such message per [`MIN_GAP`], counted from when the relay accepted one (a refused one does not
 //! stop the reader asking again). The message is a notice (`notices`): a 4xx reply or a lost
 //! connection is tried again within seconds. An active address gets nothing, and the person asking cannot
@@ -27,7 +28,8 @@ use crate::app::{App, TestReply};
 use crate::clock::Millis;
 use crate::dkim::DkimSigner;
 use crate::issue::one_line;
-use crate::ledger::{Ledger, NoticeKind, SharedLedger, SignupRequest};
+use crate::lang::Lang;
+use crate::ledger::{Asking, Ledger, NoticeKind, SharedLedger, SignupRequest};
 use crate::message::{Kind, MessageTemplate};
 use crate::metrics::{Metrics, SubscriptionEvent};
 use crate::render::Rendered;
@@ -47,6 +49,9 @@ const PURGE_EVERY: Duration = Duration::from_secs(15 * 60);
 pub struct Request {
     pub address: Address,
     pub name: Option<String>,
+    /// The reader's language, one of `[newsletter] languages` (the caller resolves it): kept
+    /// with the request, carried by the link, and the subscriber's once confirmed.
+    pub lang: Lang,
 }
 
 /// What became of a request.
@@ -74,6 +79,8 @@ pub struct Confirmation {
     pub name: Option<String>,
     /// When the reader asked (Unix milliseconds).
     pub requested_at: i64,
+    /// The language asked in; `None` for a link made before brief carried one.
+    pub lang: Option<Lang>,
 }
 
 /// The HTTP side's end of the queue.
@@ -102,7 +109,12 @@ impl Mailer {
         let name = request.name.as_deref().map(one_line).unwrap_or_default();
         let token = self.key.sign(
             Purpose::Confirm,
-            &[request.address.as_ref(), name.as_str(), &now_ms.to_string()],
+            &[
+                request.address.as_ref(),
+                name.as_str(),
+                &now_ms.to_string(),
+                request.lang.as_str(),
+            ],
             now_ms / 1000 + ttl,
         );
         self.app
@@ -113,17 +125,26 @@ impl Mailer {
             .expect("public_url is a base URL")
     }
 
-    /// Reads a confirmation token; `Err` when it is forged, altered or expired at `now_ms`.
+    /// Reads a confirmation token; `Err` when it is forged, altered or expired at `now_ms`. A
+    /// link mailed before brief carried the language (three fields) still opens, without one.
     pub fn open(&self, token: &str, now_ms: i64) -> Result<Confirmation, crate::token::TokenError> {
         let fields = self.key.open(Purpose::Confirm, token, now_ms / 1000)?;
         let invalid = crate::token::TokenError::Invalid;
-        let [address, name, requested_at] = fields.as_slice() else {
-            return Err(invalid);
+        let (address, name, requested_at, lang) = match fields.as_slice() {
+            [address, name, requested_at] => (address, name, requested_at, None),
+            [address, name, requested_at, lang] => (
+                address,
+                name,
+                requested_at,
+                Some(Lang::parse(lang).map_err(|_| invalid)?),
+            ),
+            _ => return Err(invalid),
         };
         Ok(Confirmation {
             address: address.parse().map_err(|_| invalid)?,
             name: Some(name.clone()).filter(|n| !n.is_empty()),
             requested_at: requested_at.parse().map_err(|_| invalid)?,
+            lang,
         })
     }
 
@@ -170,25 +191,8 @@ impl Mailer {
         request: &Request,
         now: i64,
     ) -> anyhow::Result<crate::notices::Tried> {
-        let ctx = self.app.render_context();
         let link = self.confirm_link(request, now);
-        let (html, text) = crate::render::confirmation(ctx, &link);
-        let rendered = Rendered {
-            subject: ctx.words.get("confirm-subject"),
-            preheader: String::new(),
-            lang: ctx.lang.clone(),
-            html: vec![html],
-            text: vec![text],
-        };
-        let template = MessageTemplate::new(
-            &rendered,
-            &self.app.config.newsletter,
-            crate::issue::IssueId::of_date(self.app.clock.now().date_naive()),
-            self.app.clock.now(),
-            &self.app.config.server.public_url,
-            &self.key,
-            Kind::Notice { nonce: now as u64 },
-        );
+        let template = self.compose(&link, &request.lang, now);
         let notice =
             crate::notices::notice(NoticeKind::Confirmation, &template, &request.address, None);
         let sender = crate::notices::Sender {
@@ -205,6 +209,29 @@ impl Mailer {
             tried.len()
         );
         Ok(tried.remove(0))
+    }
+
+    /// The confirmation message with `link`, for a reader of language `lang` (written in the
+    /// default language until the words are per language).
+    fn compose(&self, link: &url::Url, lang: &Lang, now: i64) -> MessageTemplate {
+        let ctx = self.app.render_context_in(lang);
+        let (html, text) = crate::render::confirmation(ctx, link);
+        let rendered = Rendered {
+            subject: ctx.words.get("confirm-subject"),
+            preheader: String::new(),
+            lang: ctx.lang.clone(),
+            html: vec![html],
+            text: vec![text],
+        };
+        MessageTemplate::new(
+            &rendered,
+            ctx.newsletter,
+            crate::issue::IssueId::of_date(self.app.clock.now().date_naive()),
+            self.app.clock.now(),
+            &self.app.config.server.public_url,
+            &self.key,
+            Kind::Notice { nonce: now as u64 },
+        )
     }
 
     /// The queue and its task: requests offered to the queue are handled one at a time until
@@ -274,7 +301,11 @@ fn note(
         return Ok(None);
     }
     let name = r.name.as_deref().map(one_line).filter(|n| !n.is_empty());
-    ledger
-        .request_signup(&r.address, name.as_deref(), forget_hash, now, ttl, MIN_GAP)
-        .map(Some)
+    let asking = Asking {
+        address: &r.address,
+        name: name.as_deref(),
+        lang: Some(&r.lang),
+        forget_hash,
+    };
+    ledger.request_signup(&asking, now, ttl, MIN_GAP).map(Some)
 }

@@ -1,4 +1,5 @@
-//! Reads the subscriber list (`email,name` CSV) one row at a time, reporting bad rows by line.
+//! Reads the subscriber list (`email,name,lang` CSV; `name` and `lang` optional) one row at a
+//! time, reporting bad rows by line.
 //!
 //! Rows stream to the caller: a list of any size is read in constant memory, and duplicates are
 //! left to the ledger's unique key (addresses compare case-insensitively).
@@ -15,12 +16,18 @@ use lettre::Address;
 use crate::address::parse_address;
 use crate::error::{Problem, ProblemKind};
 use crate::issue::display_name;
+use crate::lang::Lang;
 
 /// One reader from the list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscriber {
     pub address: Address,
     pub name: Option<String>,
+    /// The reader's language as recorded (the `lang` cell, or the ledger's record), not yet
+    /// resolved against `[newsletter] languages`: a tag brief does not write in is kept as
+    /// written, and the send picks by prefix, else the default ([`crate::lang::Languages::pick`]).
+    /// `None`: nothing recorded, the default language.
+    pub lang: Option<Lang>,
 }
 
 /// Calls `row` for each subscriber of the CSV file at `path`, in file order: `Ok` for a good row,
@@ -71,6 +78,7 @@ pub fn read_from(
         )
     })?;
     let name_col = col("name");
+    let lang_col = col("lang");
     let mut record = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut record) {
@@ -86,13 +94,21 @@ pub fn read_from(
                 let line = feeds.borrow_mut().line_of(end) - inside;
                 let field =
                     |i: usize| std::str::from_utf8(record.get(i).unwrap_or(b"").trim_ascii());
-                let parsed = match (field(email_col), name_col.map(field).transpose()) {
-                    (Ok(e), Ok(n)) => parse_address(e)
-                        .map(|address| Subscriber {
-                            address,
-                            name: n.and_then(display_name),
+                let parsed = match (
+                    field(email_col),
+                    name_col.map(field).transpose(),
+                    lang_col.map(field).transpose(),
+                ) {
+                    (Ok(e), Ok(n), Ok(l)) => parse_address(e)
+                        .map_err(|m| m.to_string())
+                        .and_then(|address| {
+                            Ok(Subscriber {
+                                address,
+                                name: n.and_then(display_name),
+                                lang: parse_lang(l)?,
+                            })
                         })
-                        .map_err(|m| bad_row(path, line, m.to_string())),
+                        .map_err(|m| bad_row(path, line, m)),
                     _ => Err(bad_row(
                         path,
                         line,
@@ -108,6 +124,17 @@ pub fn read_from(
         }
     }
     Ok(())
+}
+
+/// A `lang` cell: empty (or no column) is `None`, the default language; a malformed tag is the
+/// row's problem.
+fn parse_lang(cell: Option<&str>) -> Result<Option<Lang>, String> {
+    match cell.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => Lang::parse(c)
+            .map(Some)
+            .map_err(|e| format!("the `lang` column: {e}")),
+    }
 }
 
 /// The file under the CSV reader, noting where each line feed is as the reader takes bytes.
@@ -238,5 +265,56 @@ mod tests {
             "{}",
             bad[0]
         );
+    }
+
+    #[test]
+    fn the_lang_column_is_read_as_written_and_a_malformed_tag_is_a_bad_row_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(
+            &p,
+            "email,name,lang\nana@example.org,Ana,es\nbo@example.org,Bo,\ncy@example.org,Cy,ES_mx\n\
+             dee@example.org,Dee,spanish!\neve@example.org,Eve\nfay@example.org,Fay, fr \n",
+        )
+        .unwrap();
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        read(&p, |r| {
+            match r {
+                Ok(s) => good.push((s.address.to_string(), s.lang.map(|l| l.to_string()))),
+                Err(p) => bad.push(p.to_string()),
+            }
+            Ok(())
+        })
+        .unwrap();
+        let lang = |s: &str| Some(s.to_string());
+        assert_eq!(
+            good,
+            [
+                ("ana@example.org".into(), lang("es")),
+                // Empty, or a row short of the column: nothing recorded, the default.
+                ("bo@example.org".into(), None),
+                ("cy@example.org".into(), lang("es-MX")),
+                ("eve@example.org".into(), None),
+                // A language brief may not write in is kept as written: the send picks.
+                ("fay@example.org".into(), lang("fr")),
+            ]
+        );
+        assert_eq!(
+            bad,
+            [format!(
+                "{}:5: the `lang` column: `spanish!` is not a language tag (BCP 47, like `en`, `es` or `es-MX`)",
+                p.display()
+            )]
+        );
+
+        // No `lang` column at all: every reader has the default.
+        std::fs::write(&p, "email,name\nana@example.org,Ana\n").unwrap();
+        let mut langs = Vec::new();
+        read(&p, |r| {
+            langs.push(r.unwrap().lang);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(langs, [None]);
     }
 }

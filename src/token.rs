@@ -31,7 +31,8 @@ pub struct TokenKey {
 /// What an expiring token is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
-    /// A reader's link to confirm a subscription (the address and the name).
+    /// A reader's link to confirm a subscription (the address, the name, when it was asked and,
+    /// since readers have languages, the language).
     Confirm,
     /// A staff member's emailed sign-in link (the address and a random id, which the ledger
     /// records when the link is used, so that it works once).

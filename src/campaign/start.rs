@@ -38,14 +38,14 @@ pub fn begin(
     if let Some(c) = ledger.campaign(issue.id)? {
         return Ok((c, false, problems));
     }
-    let stored = ledger.stored_subscribers()?;
+    let held = crate::audience::Held::load(ledger)?;
     let forgotten = crate::audience::forgotten(app, ledger)?;
     let message = campaign_message(app, issue, template.freeze(), subject);
     let now = app.clock.instant();
     let (c, new) = ledger.create_campaign(issue.id, &message, trigger, now, canary, |sink| {
         crate::audience::each_subscriber(
             app,
-            &stored,
+            &held,
             |s| {
                 // The list file may still hold a forgotten address: it comes out suppressed,
                 // and only its hash is written.

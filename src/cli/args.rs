@@ -137,8 +137,9 @@ pub enum ReportFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum SubscribersCommand {
-    /// Every address with its state (active, pending, unsubscribed, bounced, complained), then
-    /// the counts per state.
+    /// Every address with its state (active, pending, unsubscribed, bounced, complained) and
+    /// name (and, with more than one language configured, its language), then the counts per
+    /// state.
     List,
     /// Add an address to the list held in the database (never a suppressed one); with
     /// --confirm, mail it a confirmation link instead.
@@ -146,6 +147,11 @@ pub enum SubscribersCommand {
         address: String,
         #[arg(long)]
         name: Option<String>,
+        /// The reader's language, one of `[newsletter] languages` (`es`, or `es-MX` for `es`);
+        /// default: the first configured. For an address on the list already, it becomes the
+        /// reader's choice.
+        #[arg(long)]
+        lang: Option<String>,
         /// Mail the address a confirmation link instead of adding it: it joins when its owner
         /// confirms (an unsubscribed reader too).
         #[arg(long)]
@@ -153,9 +159,10 @@ pub enum SubscribersCommand {
     },
     /// Unsubscribe an address that is on the list (it stays on the suppression list).
     Remove { address: String },
-    /// Add the rows of an `email,name` CSV file; suppressed addresses are not re-subscribed.
+    /// Add the rows of an `email,name,lang` CSV file (`name` and `lang` optional); suppressed
+    /// addresses are not re-subscribed.
     Import { file: PathBuf },
-    /// Every address as CSV: email,name,state,source,requested_at,confirmed_at.
+    /// Every address as CSV: email,name,state,source,requested_at,confirmed_at,lang.
     Export,
     /// Erase a person's data from the ledger, keeping only a keyed hash so the address stays
     /// suppressed.

@@ -47,11 +47,11 @@ pub(super) async fn check(
         ),
     }
     let ledger = app.open_ledger()?;
-    let stored = ledger.stored_subscribers()?;
+    let held = crate::audience::Held::load(&ledger)?;
     let mut readers = 0u64;
     crate::audience::each_subscriber(
         app,
-        &stored,
+        &held,
         |_| {
             readers += 1;
             Ok(())

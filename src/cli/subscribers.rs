@@ -13,6 +13,7 @@ use crate::address::{parse_address, AddressKey};
 use crate::app::App;
 use crate::audience::{self, RosterState};
 use crate::error::UsageError;
+use crate::lang::Lang;
 use crate::ledger::{Ledger, Reason, SharedLedger};
 use crate::signup::{Mailer, Outcome, Request};
 
@@ -38,14 +39,25 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
         SubscribersCommand::Add {
             address,
             name,
+            lang,
             confirm: true,
         } => {
             let address = parse(&address)?;
+            let lang = match lang_arg(&app, lang.as_deref())? {
+                Some((_, configured)) => configured,
+                None => app.config.newsletter.languages.default_lang().clone(),
+            };
             refuse_forgotten(&app, &ledger, &address)?;
-            confirm(app, ledger, address, name).await
+            confirm(app, ledger, address, name, lang).await
         }
-        SubscribersCommand::Add { address, name, .. } => {
+        SubscribersCommand::Add {
+            address,
+            name,
+            lang,
+            ..
+        } => {
             let address = parse(&address)?;
+            let lang = lang_arg(&app, lang.as_deref())?.map(|(typed, _)| typed);
             refuse_forgotten(&app, &ledger, &address)?;
             if let Some(r) = ledger.suppression(&AddressKey::of(&address))? {
                 bail!(
@@ -56,8 +68,23 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
                 );
             }
             let name = name.as_deref().and_then(crate::issue::display_name);
-            if ledger.add_subscriber(&address, name.as_deref(), app.clock.now_ms())? {
+            let now = app.clock.now_ms();
+            let key = AddressKey::of(&address);
+            if ledger.add_subscriber(&address, name.as_deref(), lang.as_ref(), now)? {
+                // The list file's row comes first in a send: a language given for an address
+                // the file lists is recorded as the reader's choice, which is over the file's.
+                if let Some(lang) = &lang {
+                    if audience::file_row(&app, &key)?.is_some() {
+                        ledger.set_language(&key, lang, now)?;
+                    }
+                }
                 println!("added {address}");
+            } else if let Some(lang) = lang {
+                let changed = ledger.set_language(&key, &lang, now)?;
+                println!(
+                    "{address} is already on the list; its language {} {lang}",
+                    if changed { "is now" } else { "was already" }
+                );
             } else {
                 println!("{address} is already on the list");
             }
@@ -163,6 +190,27 @@ pub(super) async fn run(app: Arc<App>, action: SubscribersCommand) -> anyhow::Re
     }
 }
 
+/// The `--lang` of `add`: the tag as typed and the configured language it names (by prefix:
+/// `es-MX` names `es`); a usage error when it is malformed or names no configured language.
+fn lang_arg(app: &App, lang: Option<&str>) -> anyhow::Result<Option<(Lang, Lang)>> {
+    let Some(tag) = lang else {
+        return Ok(None);
+    };
+    let typed = Lang::parse(tag).map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
+    let languages = &app.config.newsletter.languages;
+    let Some(configured) = languages.matching(typed.as_str()) else {
+        let all: Vec<&str> = languages.all().iter().map(Lang::as_str).collect();
+        return Err(UsageError::msg(format!(
+            "--lang: `{typed}` is none of the languages brief writes in (`[newsletter] \
+             languages` in {}: {})",
+            app.config.source.display(),
+            all.join(", ")
+        ))
+        .into());
+    };
+    Ok(Some((typed, configured.clone())))
+}
+
 /// Fails, saying why, when `address` was forgotten.
 fn refuse_forgotten(app: &App, ledger: &Ledger, address: &Address) -> anyhow::Result<()> {
     if audience::forgotten(app, ledger)?.hash_of(address).is_some() {
@@ -180,6 +228,7 @@ async fn confirm(
     ledger: Ledger,
     address: Address,
     name: Option<String>,
+    lang: Lang,
 ) -> anyhow::Result<ExitCode> {
     let mailer = Mailer {
         key: app.key().clone(),
@@ -195,6 +244,7 @@ async fn confirm(
             Request {
                 address: address.clone(),
                 name,
+                lang,
             },
         )
         .await?;
@@ -245,15 +295,23 @@ fn list(app: &App, ledger: &Ledger) -> anyhow::Result<ExitCode> {
     let bounces = ledger.latest_bounces()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    let several = app.config.newsletter.languages.several();
     for r in &rows {
-        // A fourth column only for an address with a bounce: the three columns stay as they were.
+        // With more than one language, the language on record (empty: the default) follows
+        // the name in every row.
+        let lang = if several {
+            format!("\t{}", r.lang.as_ref().map_or("", Lang::as_str))
+        } else {
+            String::new()
+        };
+        // A last column only for an address with a bounce: the others stay as they were.
         let bounce = bounces
             .get(&AddressKey::from_text(&r.address))
             .map(|b| format!("\t{b}"))
             .unwrap_or_default();
         writeln!(
             out,
-            "{}\t{}\t{}{bounce}",
+            "{}\t{}\t{}{lang}{bounce}",
             r.address,
             r.state.as_str(),
             r.name.as_deref().unwrap_or("")

@@ -249,7 +249,7 @@ pub struct Feed {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribers {
-    /// The CSV file (`email,name`).
+    /// The CSV file (`email,name,lang`; `name` and `lang` optional).
     #[serde(default = "default_subscribers_file")]
     pub file: PathBuf,
 }

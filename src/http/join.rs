@@ -104,14 +104,22 @@ async fn subscribe(
     let mut email = String::new();
     let mut name = String::new();
     let mut honeypot = false;
+    let languages = &d.app.config.newsletter.languages;
+    let mut lang = None;
     for (k, v) in url::form_urlencoded::parse(&body) {
         match k.as_ref() {
             "email" => email = v.into_owned(),
             "name" => name = v.chars().take(NAME_MAX).collect(),
+            "lang" => lang = languages.find(&v).cloned(),
             k if k == crate::render::HONEYPOT => honeypot |= !v.trim().is_empty(),
             _ => {}
         }
     }
+    // The answer speaks the language chosen on the form.
+    let face = match &lang {
+        Some(l) => face.speaking(l.clone()),
+        None => face,
+    };
     let address = match parse_address(&email) {
         Ok(a) => a,
         Err(e) => {
@@ -167,7 +175,18 @@ async fn subscribe(
         tracing::info!("sign-up refused: the hidden field was filled in (a bot)");
     } else {
         let name = Some(one_line(&name)).filter(|n| !n.is_empty());
-        if !join.queue.offer(Request { address, name }) {
+        // The form's language, else the one the browser asks for.
+        let lang = lang.unwrap_or_else(|| {
+            let accept = headers.get(axum::http::header::ACCEPT_LANGUAGE);
+            languages
+                .negotiate(accept.and_then(|v| v.to_str().ok()))
+                .clone()
+        });
+        if !join.queue.offer(Request {
+            address,
+            name,
+            lang,
+        }) {
             d.metrics.subscription(SubscriptionEvent::rejected);
             tracing::warn!("sign-up refused: the sign-up queue is full");
         }
@@ -214,6 +233,19 @@ fn outdated_link(d: &Site, face: &Face) -> Response {
     join_page(d, face, StatusCode::CONFLICT, "subscribe-title", body)
 }
 
+/// The face of a confirmation link's pages: the language the reader chose on the form (the
+/// token carries it), else the request's.
+fn reader_face(d: &Site, face: Face, c: &crate::signup::Confirmation) -> Face {
+    match c
+        .lang
+        .as_ref()
+        .and_then(|l| d.app.config.newsletter.languages.find(l.as_str()))
+    {
+        Some(l) => face.speaking(l.clone()),
+        None => face,
+    }
+}
+
 async fn confirm_page(
     State(d): Shared,
     face: Face,
@@ -225,9 +257,10 @@ async fn confirm_page(
     let opened = token
         .map_err(|_| TokenError::Invalid)
         .and_then(|Path(t)| join.mailer.open(&t, d.app.clock.now_ms()));
-    if let Err(e) = opened {
-        return bad_link(&d, &face, e);
-    }
+    let face = match opened {
+        Err(e) => return bad_link(&d, &face, e),
+        Ok(c) => reader_face(&d, face, &c),
+    };
     let body = html! {
         (heading(&d, &face.word(&d, "confirm-heading")))
         (paragraph(&d, &face.word(&d, "confirm-lead")))
@@ -255,6 +288,7 @@ async fn confirm(
         Ok(c) => c,
         Err(e) => return Ok(bad_link(&d, &face, e)),
     };
+    let face = reader_face(&d, face, &c);
     let tag = d.key.tag(c.address.as_ref());
     let hash = d.key.forget_hash(c.address.as_ref());
     let confirmed = d
@@ -263,6 +297,7 @@ async fn confirm(
             let confirming = Confirming {
                 address: &c.address,
                 name: c.name.as_deref(),
+                lang: c.lang.as_ref(),
                 forget_hash: &hash,
                 requested_at: Millis(c.requested_at),
             };

@@ -63,6 +63,15 @@ impl Face {
         }
     }
 
+    /// This face in `lang`, the language a form or a token names (one that is configured).
+    pub fn speaking(self, lang: Lang) -> Face {
+        Face {
+            lang,
+            negotiated: false,
+            ..self
+        }
+    }
+
     /// The renderer's context in this face's language.
     pub fn ctx<'a>(&self, d: &'a Site) -> Context<'a> {
         d.app.render_context_in(&self.lang)

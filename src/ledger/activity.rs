@@ -16,6 +16,8 @@ pub enum Action {
     ResendConfirmation,
     ForgetReader,
     Import,
+    /// Changed a reader's language.
+    SetLanguage,
 }
 
 words!(Action {
@@ -30,6 +32,7 @@ words!(Action {
     ResendConfirmation => "resend_confirmation",
     ForgetReader => "forget_reader",
     Import => "import",
+    SetLanguage => "set_language",
 });
 
 /// One thing a staff member did: `subject` is what it was done to (an issue id, a reader's

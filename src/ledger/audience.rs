@@ -1,5 +1,5 @@
-//! The audience: suppressions, subscribers held in the database, sign-ups and consent,
-//! confirmation sends, rate limits, and forgetting an address.
+//! The audience: suppressions, subscribers held in the database, sign-ups and consent, the
+//! readers' own language choices, confirmation sends, rate limits, and forgetting an address.
 
 use super::base::*;
 
@@ -27,12 +27,25 @@ pub struct SuppressionRow {
     pub at: i64,
 }
 
+/// A sign-up request, as [`Ledger::request_signup`] takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Asking<'a> {
+    pub address: &'a Address,
+    pub name: Option<&'a str>,
+    /// The language the reader asked in (a configured one).
+    pub lang: Option<&'a Lang>,
+    /// The address's keyed hash ([`crate::token::TokenKey::forget_hash`]).
+    pub forget_hash: &'a str,
+}
+
 /// A confirmation link's request, as [`Ledger::confirm_signup`] takes it: named fields, so the
 /// time of the request cannot trade places with the time of the confirmation.
 #[derive(Clone, Copy, Debug)]
 pub struct Confirming<'a> {
     pub address: &'a Address,
     pub name: Option<&'a str>,
+    /// The language the link carries (`None` for a link made before brief recorded one).
+    pub lang: Option<&'a Lang>,
     /// The address's keyed hash ([`crate::token::TokenKey::forget_hash`]).
     pub forget_hash: &'a str,
     /// When the request was made (the link carries it).
@@ -60,6 +73,8 @@ pub struct Forgot {
 pub struct StoredSubscriber {
     pub address: String,
     pub name: Option<String>,
+    /// The language it was added or confirmed with, as recorded (see [`crate::subscribers::Subscriber::lang`]).
+    pub lang: Option<Lang>,
 }
 
 /// What became of a sign-up request (see [`Ledger::request_signup`]).
@@ -92,6 +107,8 @@ pub enum Confirmed {
 pub struct Signup {
     pub address: String,
     pub name: Option<String>,
+    /// The language the reader asked in, when recorded.
+    pub lang: Option<Lang>,
     pub requested_at: i64,
     pub expires_at: i64,
 }
@@ -148,17 +165,60 @@ impl Ledger {
             .optional()?)
     }
 
-    /// Adds a subscriber held in the database; returns false when the address was there.
+    /// Adds a subscriber held in the database, with the language it was given (`None`: the
+    /// default); returns false when the address was there (nothing changes then).
     pub fn add_subscriber(
         &mut self,
         address: &Address,
         name: Option<&str>,
+        lang: Option<&Lang>,
         now: i64,
     ) -> anyhow::Result<bool> {
         Ok(self.conn.execute(
-            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at) VALUES (?1, ?2, ?3, ?4)",
-            params![AddressKey::of(address).as_str(), address.as_ref() as &str, name, now],
+            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at, lang) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![AddressKey::of(address).as_str(), address.as_ref() as &str, name, now, lang],
         )? == 1)
+    }
+
+    /// Records `lang` as the language the reader of `key` chose (with the switch link in an
+    /// issue, or staff for them) at `now`: it applies to the address wherever it is listed (the
+    /// list file included) over the language the list recorded, until the reader's next word.
+    /// True when the record changed (false: that was the choice already).
+    pub fn set_language(
+        &mut self,
+        key: &AddressKey,
+        lang: &Lang,
+        now: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self.conn.execute(
+            "INSERT INTO language_choices (address_key, lang, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (address_key) DO UPDATE SET lang = ?2, at = ?3 WHERE lang <> ?2",
+            params![key.as_str(), lang, now],
+        )? == 1)
+    }
+
+    /// The language the reader of `key` chose, if they chose one.
+    pub fn language_choice(&self, key: &AddressKey) -> anyhow::Result<Option<Lang>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT lang FROM language_choices WHERE address_key = ?1",
+                [key.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Every reader's own language choice, by address key: read once for a whole list (only
+    /// readers who chose are in it).
+    pub fn language_choices(&self) -> anyhow::Result<HashMap<AddressKey, Lang>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT address_key, lang FROM language_choices")?;
+        let rows = st.query_map([], |r| {
+            Ok((AddressKey::from_text(&r.get::<_, String>(0)?), r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Whether `key` is a subscriber held in the database.
@@ -178,29 +238,34 @@ impl Ledger {
     pub fn stored_subscribers(&self) -> anyhow::Result<Vec<StoredSubscriber>> {
         let mut st = self
             .conn
-            .prepare("SELECT address, name FROM subscribers ORDER BY added_at, rowid")?;
+            .prepare("SELECT address, name, lang FROM subscribers ORDER BY added_at, rowid")?;
         let rows = st.query_map([], |r| {
             Ok(StoredSubscriber {
                 address: r.get(0)?,
                 name: r.get(1)?,
+                lang: r.get(2)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Notes that `address` asked to subscribe at `now` (a request that lasts `ttl`), unless
-    /// the relay accepted a confirmation to it less than `min_gap` ago, or it was
-    /// forgotten (`forget_hash` is its keyed hash, [`crate::token::TokenKey::forget_hash`]). A
-    /// new request replaces an older one of the same address.
+    /// Notes that `request.address` asked to subscribe at `now` (a request that lasts `ttl`),
+    /// with its name and language, unless the relay accepted a confirmation to it less than
+    /// `min_gap` ago, or it was forgotten. A new request replaces an older one of the same
+    /// address.
     pub fn request_signup(
         &mut self,
-        address: &Address,
-        name: Option<&str>,
-        forget_hash: &str,
+        request: &Asking<'_>,
         now: Millis,
         ttl: Duration,
         min_gap: Duration,
     ) -> anyhow::Result<SignupRequest> {
+        let Asking {
+            address,
+            name,
+            lang,
+            forget_hash,
+        } = *request;
         let expires_at = now.after(ttl).0;
         let tx = self
             .conn
@@ -224,16 +289,17 @@ impl Ledger {
         tx.execute(
             // `mailed_at`, the rate mark, is set when the relay accepts the confirmation
             // ([`Ledger::record_notice`]), not here: a refused one does not stop the next ask.
-            "INSERT INTO signups (address_key, address, name, requested_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO signups (address_key, address, name, requested_at, expires_at, lang)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (address_key) DO UPDATE SET address = ?2, name = ?3, requested_at = ?4,
-                 expires_at = ?5",
+                 expires_at = ?5, lang = ?6",
             params![
                 key.as_str(),
                 address.as_ref() as &str,
                 name,
                 now.0,
-                expires_at
+                expires_at,
+                lang
             ],
         )?;
         tx.commit()?;
@@ -245,7 +311,9 @@ impl Ledger {
     /// A confirmed request lifts a suppression (unsubscribed, bounced, complained) made before
     /// it: its owner asked again. A request made at or before the suppression (an old link used
     /// after an unsubscribe) changes nothing: [`Confirmed::Outdated`]. An address forgotten since
-    /// the link was mailed (`forget_hash`, its keyed hash) stays forgotten.
+    /// the link was mailed (`forget_hash`, its keyed hash) stays forgotten. The language the
+    /// link carries becomes the subscriber's, and replaces a choice the reader made before
+    /// the request (their newest word wins); a link without one changes no language.
     pub fn confirm_signup(
         &mut self,
         request: &Confirming<'_>,
@@ -254,6 +322,7 @@ impl Ledger {
         let Confirming {
             address,
             name,
+            lang,
             forget_hash,
             requested_at,
         } = *request;
@@ -285,16 +354,28 @@ impl Ledger {
         tx.execute("DELETE FROM signups WHERE address_key = ?1", [key.as_str()])?;
         let added = tx.execute(
             "INSERT OR IGNORE INTO subscribers
-             (address_key, address, name, added_at, source, requested_at, confirmed_at)
-             VALUES (?1, ?2, ?3, ?4, 'form', ?5, ?4)",
+             (address_key, address, name, added_at, source, requested_at, confirmed_at, lang)
+             VALUES (?1, ?2, ?3, ?4, 'form', ?5, ?4, ?6)",
             params![
                 key.as_str(),
                 address.as_ref() as &str,
                 name,
                 now,
-                requested_at
+                requested_at,
+                lang
             ],
         )?;
+        if let Some(lang) = lang {
+            // Not a change of consent: `Already` stays `Already`.
+            tx.execute(
+                "UPDATE subscribers SET lang = ?2 WHERE address_key = ?1",
+                params![key.as_str(), lang],
+            )?;
+            tx.execute(
+                "DELETE FROM language_choices WHERE address_key = ?1 AND at <= ?2",
+                params![key.as_str(), requested_at],
+            )?;
+        }
         // Held already (added by staff, or confirmed before a leave): the consent is new.
         let consented = tx.execute(
             "UPDATE subscribers SET source = 'form', requested_at = ?2, confirmed_at = ?3
@@ -359,12 +440,14 @@ impl Ledger {
     /// The sign-up requests waiting for their confirmation, oldest first.
     pub fn signups(&self) -> anyhow::Result<Vec<Signup>> {
         let mut st = self.conn.prepare(
-            "SELECT address, name, requested_at, expires_at FROM signups ORDER BY requested_at, rowid",
+            "SELECT address, name, requested_at, expires_at, lang FROM signups
+             ORDER BY requested_at, rowid",
         )?;
         let rows = st.query_map([], |r| {
             Ok(Signup {
                 address: r.get(0)?,
                 name: r.get(1)?,
+                lang: r.get(4)?,
                 requested_at: r.get(2)?,
                 expires_at: r.get(3)?,
             })
@@ -447,8 +530,8 @@ impl Ledger {
     }
 
     /// Erases what the ledger holds about the address of `key`, at its owner's request, in one
-    /// transaction: its rows in `subscribers`, `signups`, `suppressions`, `test_sends` and
-    /// `confirmation_sends` are deleted; in past campaigns' deliveries, the address, name and
+    /// transaction: its rows in `subscribers`, `signups`, `suppressions`, `language_choices`,
+    /// `test_sends` and `confirmation_sends` are deleted; in past campaigns' deliveries, the address, name and
     /// Message-ID become [`FORGOTTEN`], the key becomes `hash` (its keyed hash, unique like the
     /// key), a reply that named the address no longer does, and a delivery not yet sent or
     /// failed becomes `suppressed`. Only `hash` is kept, in `forgotten`, so that the address
@@ -466,6 +549,7 @@ impl Ledger {
         f.signups = tx.execute("DELETE FROM signups WHERE address_key = ?1", [k])? as u64;
         f.suppressions = tx.execute("DELETE FROM suppressions WHERE address_key = ?1", [k])? as u64;
         tx.execute("DELETE FROM readers WHERE address_key = ?1", [k])?;
+        tx.execute("DELETE FROM language_choices WHERE address_key = ?1", [k])?;
         // These keep the address as typed: compared by key in Rust (SQLite's lower() is ASCII).
         for table in ["test_sends", "confirmation_sends"] {
             let ids = {
@@ -565,6 +649,16 @@ mod tests {
     use super::*;
     use crate::ledger::notices::{NewNotice, NoticeKind, NoticeOutcome};
 
+    /// A sign-up request of `address` with no language.
+    fn ask<'a>(address: &'a Address, name: Option<&'a str>, hash: &'a str) -> Asking<'a> {
+        Asking {
+            address,
+            name,
+            lang: None,
+            forget_hash: hash,
+        }
+    }
+
     #[test]
     fn sign_ups_wait_ten_minutes_between_messages_and_expire() {
         let ms = |n: i64| Duration::from_millis(n as u64);
@@ -573,8 +667,13 @@ mod tests {
         let a = addr("New@example.org");
         let gap = 600_000;
         assert_eq!(
-            l.request_signup(&a, Some("N"), "h1", Millis(1_000), ms(49_000), ms(gap))
-                .unwrap(),
+            l.request_signup(
+                &ask(&a, Some("N"), "h1"),
+                Millis(1_000),
+                ms(49_000),
+                ms(gap)
+            )
+            .unwrap(),
             SignupRequest::Mail
         );
         // The rate mark is set when the relay accepts the confirmation, not before: one it
@@ -595,8 +694,13 @@ mod tests {
         };
         assert_eq!(l.record_notice(id, &refused, Millis(1_000)).unwrap(), None);
         assert_eq!(
-            l.request_signup(&a, Some("N"), "h1", Millis(1_000), ms(49_000), ms(gap))
-                .unwrap(),
+            l.request_signup(
+                &ask(&a, Some("N"), "h1"),
+                Millis(1_000),
+                ms(49_000),
+                ms(gap)
+            )
+            .unwrap(),
             SignupRequest::Mail
         );
         let accepted = NoticeOutcome::Sent {
@@ -607,9 +711,7 @@ mod tests {
         assert_eq!(l.confirmation_send_count(&a).unwrap(), 1);
         assert_eq!(
             l.request_signup(
-                &addr("new@example.org"),
-                None,
-                "h1",
+                &ask(&addr("new@example.org"), None, "h1"),
                 Millis(1_000 + gap - 1),
                 ms(60_000),
                 ms(gap)
@@ -624,9 +726,7 @@ mod tests {
         // After the gap, a new request mails again.
         assert_eq!(
             l.request_signup(
-                &a,
-                None,
-                "h1",
+                &ask(&a, None, "h1"),
                 Millis(1_000 + gap),
                 ms((2_000_000) - (1_000 + gap)),
                 ms(gap)
@@ -640,6 +740,7 @@ mod tests {
                 &Confirming {
                     address: &a,
                     name: Some("N"),
+                    lang: None,
                     forget_hash: "h1",
                     requested_at: Millis(1_000),
                 },
@@ -653,6 +754,7 @@ mod tests {
                 &Confirming {
                     address: &a,
                     name: Some("N"),
+                    lang: None,
                     forget_hash: "h1",
                     requested_at: Millis(1_000),
                 },
@@ -722,6 +824,7 @@ mod tests {
                     &Confirming {
                         address: &a,
                         name: None,
+                        lang: None,
                         forget_hash: "h",
                         requested_at: Millis(1_000),
                     },
@@ -738,6 +841,7 @@ mod tests {
                         &Confirming {
                             address: &a,
                             name: None,
+                            lang: None,
                             forget_hash: "h",
                             requested_at: Millis(requested_at),
                         },
@@ -754,6 +858,7 @@ mod tests {
                     &Confirming {
                         address: &a,
                         name: None,
+                        lang: None,
                         forget_hash: "h",
                         requested_at: Millis(3_001),
                     },
@@ -766,5 +871,83 @@ mod tests {
             let c = l.consent(&key).unwrap().unwrap();
             assert_eq!(c.confirmed_at, Some(2_000));
         }
+    }
+
+    #[test]
+    fn a_choice_is_kept_by_address_key_replaced_by_a_newer_sign_up_and_forgotten_with_the_address()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
+        let (en, es) = (Lang::parse("en").unwrap(), Lang::parse("es").unwrap());
+        // A reader only in the list file: the ledger holds nothing else of them.
+        let file_only = AddressKey::from_text("Fay@Example.org");
+        assert!(l.set_language(&file_only, &es, 10).unwrap());
+        // The same choice again changes nothing (and keeps its time).
+        assert!(!l.set_language(&file_only, &es, 11).unwrap());
+        assert!(l.set_language(&file_only, &en, 12).unwrap());
+        let choices = l.language_choices().unwrap();
+        assert_eq!(
+            choices.get(&AddressKey::from_text("fay@example.org")),
+            Some(&en)
+        );
+
+        // A staff addition keeps its language; a held reader's choice is over it.
+        let ana = addr("ana@example.org");
+        assert!(l.add_subscriber(&ana, None, Some(&es), 20).unwrap());
+        assert_eq!(l.stored_subscribers().unwrap()[0].lang, Some(es.clone()));
+
+        // A sign-up keeps the language asked in; confirmed, it is the subscriber's.
+        let bo = addr("bo@example.org");
+        let bo_key = AddressKey::of(&bo);
+        assert!(l.set_language(&bo_key, &en, 25).unwrap());
+        let asking = Asking {
+            address: &bo,
+            name: None,
+            lang: Some(&es),
+            forget_hash: "hb",
+        };
+        let ttl = Duration::from_secs(3600);
+        l.request_signup(&asking, Millis(30), ttl, Duration::ZERO)
+            .unwrap();
+        assert_eq!(l.signups().unwrap()[0].lang, Some(es.clone()));
+        let confirming = Confirming {
+            address: &bo,
+            name: None,
+            lang: Some(&es),
+            forget_hash: "hb",
+            requested_at: Millis(30),
+        };
+        assert_eq!(
+            l.confirm_signup(&confirming, Millis(40)).unwrap(),
+            Confirmed::Subscribed
+        );
+        // The request (at 30) is newer than the choice (at 25): the reader's newest word wins.
+        assert_eq!(l.language_choice(&bo_key).unwrap(), None);
+        let bo_row = l
+            .stored_subscribers()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.address == "bo@example.org")
+            .unwrap();
+        assert_eq!(bo_row.lang, Some(es.clone()));
+        // A choice made after the request outlives a late confirmation of it.
+        assert!(l.set_language(&bo_key, &en, 50).unwrap());
+        assert_eq!(
+            l.confirm_signup(&confirming, Millis(60)).unwrap(),
+            Confirmed::Already
+        );
+        assert_eq!(l.language_choice(&bo_key).unwrap(), Some(en.clone()));
+        // A link made before links carried a language changes none.
+        let old = Confirming {
+            lang: None,
+            ..confirming
+        };
+        l.confirm_signup(&old, Millis(70)).unwrap();
+        assert_eq!(l.language_choice(&bo_key).unwrap(), Some(en));
+
+        // Forgetting the address forgets its choice.
+        l.forget(&bo_key, "hb", 80).unwrap();
+        assert_eq!(l.language_choice(&bo_key).unwrap(), None);
+        assert!(!l.language_choices().unwrap().contains_key(&bo_key));
     }
 }

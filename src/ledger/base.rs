@@ -3,7 +3,7 @@
 //! no room owns. The rooms (`campaigns`, `deliveries`, ...) import this file and each other one
 //! way; none imports `mod.rs`.
 
-pub(super) use std::collections::HashSet;
+pub(super) use std::collections::{HashMap, HashSet};
 pub(super) use std::fmt;
 pub(super) use std::path::Path;
 pub(super) use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,6 +19,7 @@ pub(super) use rusqlite::{params, Connection, OptionalExtension, Transaction};
 pub(super) use crate::address::AddressKey;
 pub(super) use crate::clock::{span_ms, Millis};
 pub(super) use crate::issue::IssueId;
+pub(super) use crate::lang::Lang;
 
 /// A campaign's row id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,6 +142,21 @@ macro_rules! words {
             }
         }
     };
+}
+
+/// A language tag is stored as written ([`Lang::as_str`]) and read back checked, like the
+/// words: a tag this brief cannot read is refused, not guessed.
+impl ToSql for Lang {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Lang {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Lang::parse(value.as_str()?)
+            .map_err(|e| FromSqlError::Other(format!("in the ledger: {e}").into()))
+    }
 }
 
 /// The state of one delivery: `pending -> sending -> sent | deferred | failed`, or `suppressed`.

@@ -278,4 +278,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         VALUES (NEW.address_key, NEW.address, NULL);
     END;
     CREATE INDEX deliveries_address_key ON deliveries (address_key);",
+    // 15: every reader has a language. The tag a subscriber held here and a sign-up were
+    // recorded with (NULL: none, the default language), and the reader's own choice (the
+    // switch link in an issue, or staff), by address key so that it also applies to a reader
+    // who is only in the list file, over that file's `lang` cell. `forget` deletes the choice.
+    "ALTER TABLE subscribers ADD COLUMN lang TEXT;
+    ALTER TABLE signups ADD COLUMN lang TEXT;
+    CREATE TABLE language_choices (
+        address_key TEXT PRIMARY KEY,
+        lang TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );",
 ];

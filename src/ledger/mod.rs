@@ -128,6 +128,46 @@ mod tests {
     }
 
     #[test]
+    fn migration_15_gives_held_readers_and_sign_ups_no_language_and_takes_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brief.db");
+        {
+            // A ledger as brief left it at schema version 14, with a subscriber and a sign-up.
+            let conn = Connection::open(&p).unwrap();
+            for m in &MIGRATIONS[..14] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 14;
+                 INSERT INTO subscribers (address_key, address, name, added_at)
+                 VALUES ('ana@example.org', 'Ana@example.org', 'Ana', 1);
+                 INSERT INTO signups (address_key, address, name, requested_at, expires_at)
+                 VALUES ('bo@example.org', 'bo@example.org', NULL, 2, 99);",
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(&p).unwrap();
+        let held = l.stored_subscribers().unwrap();
+        assert_eq!(
+            held,
+            [StoredSubscriber {
+                address: "Ana@example.org".into(),
+                name: Some("Ana".into()),
+                lang: None,
+            }]
+        );
+        assert_eq!(l.signups().unwrap()[0].lang, None);
+        let ana = AddressKey::from_text("ANA@example.org");
+        let es = crate::lang::Lang::parse("es").unwrap();
+        assert!(l.language_choices().unwrap().is_empty());
+        assert!(l.set_language(&ana, &es, 3).unwrap());
+        assert_eq!(l.language_choice(&ana).unwrap(), Some(es.clone()));
+        let id = l.reader_id(&ana).unwrap().unwrap();
+        let r = l.reader(id, 4).unwrap().unwrap();
+        assert_eq!((r.lang, r.lang_chosen_at), (Some(es), Some(3)));
+    }
+
+    #[test]
     fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("brief.db");

@@ -1,7 +1,7 @@
 //! Readers as the staff console finds them: every address the ledger holds (the subscribers it
 //! keeps, the list file's readers once a campaign mailed them, sign-ups, suppressions), each
 //! with its own numeric id, searched by part of the address or name and paged; and one
-//! reader's whole record: consent, every delivery with its reply, every bounce.
+//! reader's whole record: consent, language, every delivery with its reply, every bounce.
 
 use super::audience::*;
 use super::base::*;
@@ -125,6 +125,12 @@ pub struct ReaderRecord {
     pub consent: Option<Consent>,
     /// A sign-up request waiting for its confirmation: when it was asked.
     pub pending_since: Option<i64>,
+    /// The reader's language as the ledger records it: their own choice, else the one they
+    /// were added, confirmed or asked with; `None` when the ledger records none (the list
+    /// file's `lang` cell, if any, is the file's to say; else the default language).
+    pub lang: Option<Lang>,
+    /// When the reader (or staff for them) chose `lang`, if it is a choice.
+    pub lang_chosen_at: Option<i64>,
     pub suppression: Option<ReaderSuppression>,
     /// Newest campaign first.
     pub deliveries: Vec<ReaderDelivery>,
@@ -229,25 +235,28 @@ impl Ledger {
     }
 
     /// Adds a subscriber from the staff console, with the consent source staff typed (kept as
-    /// `staff: SOURCE`); returns its reader id, and false as the second value when the address
-    /// was held already (nothing changed then). The import policy is the caller's.
+    /// `staff: SOURCE`) and its language (`None`: the default); returns its reader id, and
+    /// false as the second value when the address was held already (nothing changed then).
+    /// The import policy is the caller's.
     pub fn add_subscriber_by_staff(
         &mut self,
         address: &Address,
         name: Option<&str>,
+        lang: Option<&Lang>,
         source: &str,
         now: i64,
     ) -> anyhow::Result<(ReaderId, bool)> {
         let key = AddressKey::of(address);
         let added = self.conn.execute(
-            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at, source)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR IGNORE INTO subscribers (address_key, address, name, added_at, source, lang)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 key.as_str(),
                 address.as_ref() as &str,
                 name,
                 now,
-                format!("staff: {source}")
+                format!("staff: {source}"),
+                lang
             ],
         )? == 1;
         let id = self
@@ -289,10 +298,10 @@ impl Ledger {
         let Some((address, name, key, state)) = head else {
             return Ok(None);
         };
-        let held: Option<(i64, Consent)> = self
+        let held: Option<(i64, Consent, Option<Lang>)> = self
             .conn
             .query_row(
-                "SELECT added_at, source, requested_at, confirmed_at FROM subscribers
+                "SELECT added_at, source, requested_at, confirmed_at, lang FROM subscribers
                  WHERE address_key = ?1",
                 [&key],
                 |r| {
@@ -303,16 +312,25 @@ impl Ledger {
                             requested_at: r.get(2)?,
                             confirmed_at: r.get(3)?,
                         },
+                        r.get(4)?,
                     ))
                 },
             )
             .optional()?;
-        let pending_since: Option<i64> = self
+        let pending: Option<(i64, Option<Lang>)> = self
             .conn
             .query_row(
-                "SELECT requested_at FROM signups WHERE address_key = ?1 AND expires_at > ?2",
+                "SELECT requested_at, lang FROM signups WHERE address_key = ?1 AND expires_at > ?2",
                 params![key, now],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let chosen: Option<(Lang, i64)> = self
+            .conn
+            .query_row(
+                "SELECT lang, at FROM language_choices WHERE address_key = ?1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let suppression = self
@@ -367,10 +385,16 @@ impl Ledger {
             })?;
             rows.collect::<Result<Vec<_>, _>>()?
         };
-        let (added_at, consent) = match held {
-            Some((at, c)) => (Some(at), Some(c)),
+        let (added_at, consent, held_lang) = match held {
+            Some((at, c, l)) => (Some(at), Some(c), l),
+            None => (None, None, None),
+        };
+        let (pending_since, pending_lang) = match pending {
+            Some((at, l)) => (Some(at), l),
             None => (None, None),
         };
+        let lang_chosen_at = chosen.as_ref().map(|(_, at)| *at);
+        let lang = chosen.map(|(l, _)| l).or(held_lang).or(pending_lang);
         Ok(Some(ReaderRecord {
             id,
             address,
@@ -379,6 +403,8 @@ impl Ledger {
             added_at,
             consent,
             pending_since,
+            lang,
+            lang_chosen_at,
             suppression,
             deliveries,
             bounces,
@@ -415,11 +441,12 @@ mod tests {
     fn readers_are_found_by_part_of_address_or_name_in_any_case_and_paged_in_a_stable_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Ledger::open(&dir.path().join("brief.db")).unwrap();
-        l.add_subscriber(&addr("Ana@Example.org"), Some("Ana García"), 1)
+        l.add_subscriber(&addr("Ana@Example.org"), Some("Ana García"), None, 1)
             .unwrap();
-        l.add_subscriber(&addr("bo@example.net"), Some("Bo"), 2)
+        l.add_subscriber(&addr("bo@example.net"), Some("Bo"), None, 2)
             .unwrap();
-        l.add_subscriber(&addr("cy@example.org"), None, 3).unwrap();
+        l.add_subscriber(&addr("cy@example.org"), None, None, 3)
+            .unwrap();
         l.suppress(
             &addr("cy@example.org"),
             Reason::Unsubscribed,
@@ -443,9 +470,12 @@ mod tests {
             )
             .unwrap();
         l.request_signup(
-            &addr("eve@example.org"),
-            None,
-            "h",
+            &Asking {
+                address: &addr("eve@example.org"),
+                name: None,
+                lang: None,
+                forget_hash: "h",
+            },
             Millis(6),
             Duration::from_millis(1_000),
             Duration::from_millis(1),
@@ -535,6 +565,7 @@ mod tests {
             &Confirming {
                 address: &ana,
                 name: Some("Ana"),
+                lang: None,
                 forget_hash: "h",
                 requested_at: Millis(10),
             },

@@ -1036,7 +1036,7 @@ fn every_csv_brief_writes_neutralises_formula_cells() {
         let mut l = w.ledger();
         for (i, name) in NAMES.iter().enumerate() {
             let a = format!("f{i}@example.org").parse().unwrap();
-            assert!(l.add_subscriber(&a, Some(name), i as i64).unwrap());
+            assert!(l.add_subscriber(&a, Some(name), None, i as i64).unwrap());
         }
     }
     // The name column (`column`) of each formula reader in a CSV, by address.

@@ -135,6 +135,10 @@ pub(crate) const NOT_FACES: &[(&str, &str)] = &[
         "redirects to the dashboard or the issue page, whose feeds table shows the outcome",
     ),
     ("/admin/subscribers/export.csv", "a CSV download"),
+    (
+        "/admin/subscribers/{id}/language",
+        "redirects to the reader page, which shows the language (a refused one is the console's one-message page)",
+    ),
     ("/admin/test-send", "a JSON API for scripts"),
     ("/webhooks/bounce", "a JSON API for the relay"),
 ];

@@ -22,6 +22,7 @@ mod links;
 mod mime;
 mod notices;
 mod preflight;
+mod reader_lang;
 mod relay;
 mod render;
 mod signup;

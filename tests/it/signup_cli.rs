@@ -216,6 +216,7 @@ fn export_writes_every_address_as_csv_with_its_consent() {
             &brief::ledger::Confirming {
                 address: &addr("gil@example.org"),
                 name: Some("Gil"),
+                lang: None,
                 forget_hash: "no hash",
                 requested_at: brief::clock::Millis(1_600_000_000_000),
             },
@@ -232,24 +233,25 @@ fn export_writes_every_address_as_csv_with_its_consent() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "email,name,state,source,requested_at,confirmed_at"
+        "email,name,state,source,requested_at,confirmed_at,lang"
     );
-    assert_eq!(lines[1], "ana@example.org,Ana García,active,file,,");
-    assert_eq!(lines[2], "bob@example.org,Bob,unsubscribed,file,,");
-    assert_eq!(lines[3], "carla@example.org,Carla,active,file,,");
+    assert_eq!(lines[1], "ana@example.org,Ana García,active,file,,,");
+    assert_eq!(lines[2], "bob@example.org,Bob,unsubscribed,file,,,");
+    assert_eq!(lines[3], "carla@example.org,Carla,active,file,,,");
     // The database's readers in the order they were added: Gil's confirmation is dated 2020.
     assert_eq!(
         lines[4],
-        "gil@example.org,Gil,active,form,2020-09-13T12:26:40.000Z,2020-09-13T12:28:20.000Z"
+        "gil@example.org,Gil,active,form,2020-09-13T12:26:40.000Z,2020-09-13T12:28:20.000Z,"
     );
-    assert_eq!(lines[5], "dee@example.org,Dee,active,staff,,");
+    assert_eq!(lines[5], "dee@example.org,Dee,active,staff,,,");
     // A name a spreadsheet would take for a formula is quoted away.
     assert!(
-        lines[6].starts_with("fay@example.org,'=Fay,pending,form,20") && lines[6].ends_with("Z,"),
+        lines[6].starts_with("fay@example.org,'=Fay,pending,form,20")
+            && lines[6].ends_with("Z,,en"),
         "{}",
         lines[6]
     );
-    assert_eq!(lines[7], "old@example.org,,bounced,,,");
+    assert_eq!(lines[7], "old@example.org,,bounced,,,,");
     assert_eq!(lines.len(), 8, "{csv}");
 }
 

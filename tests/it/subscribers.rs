@@ -227,11 +227,11 @@ fn the_list_files_readers_show_after_a_send_with_their_deliveries_and_both_csvs_
     );
     assert!(plain
         .body
-        .starts_with("email,name,state,source,requested_at,confirmed_at\n"));
+        .starts_with("email,name,state,source,requested_at,confirmed_at,lang\n"));
     assert!(
         plain
             .body
-            .contains("ana@example.org,Ana García,active,file,,\n"),
+            .contains("ana@example.org,Ana García,active,file,,,\n"),
         "{}",
         plain.body
     );

@@ -35,6 +35,7 @@ fn said(a: Action) -> &'static str {
         Action::ResendConfirmation => "re-sent the confirmation to",
         Action::ForgetReader => "forgot",
         Action::Import => "imported",
+        Action::SetLanguage => "changed the language of",
     }
 }
 

@@ -1,5 +1,5 @@
 //! The console's import of a CSV file (`/admin/subscribers/import`): staff upload an
-//! `email,name` file with the consent source, see what would change (new readers, readers
+//! `email,name,lang` file with the consent source, see what would change (new readers, readers
 //! already on the list, addresses refused because suppressed, forgotten or pending, malformed
 //! lines with their numbers), then apply it. Parsing, policy and messages are those of
 //! `brief subscribers import` ([`crate::audience::import`]).
@@ -58,7 +58,7 @@ fn upload_form(d: &Site, staff: &Staff, source: &str, error: Option<&str>) -> Ma
         @if let Some(e) = error {
             p.form-error role="alert" { (e) }
         }
-        (paragraph(d, "A CSV file with a header line naming an email column and, if you like, a name column (as brief subscribers import reads it), at most 2 MiB. You see what would change before anything is written."))
+        (paragraph(d, "A CSV file with a header line naming an email column and, if you like, a name column and a lang column (each reader's language, like en or es; empty for the default), as brief subscribers import reads it, at most 2 MiB. You see what would change before anything is written."))
         (paragraph(d, "Suppressed, forgotten and pending addresses are never added: only the reader can join again. Readers already on the list are left as they are."))
         form method="post" enctype="multipart/form-data" action=(url(d, "admin/subscribers/import").as_str()) {
             (staff.csrf_field(d))
@@ -250,6 +250,13 @@ async fn plan(
 
 fn plan_body(d: &Site, plan: &ImportPlan, done: bool) -> Markup {
     let n = plan.counts();
+    // Each new reader's language, when there is more than one to tell apart.
+    let several = d.app.config.newsletter.languages.several();
+    let new_columns: &[&str] = if several {
+        &["address", "name", "language"]
+    } else {
+        &["address", "name"]
+    };
     let more = |total: usize| {
         html! { @if total > SHOWN { (paragraph(d, &format!("And {} more.", total - SHOWN))) } }
     };
@@ -271,9 +278,12 @@ fn plan_body(d: &Site, plan: &ImportPlan, done: bool) -> Markup {
         }
         @if !plan.added.is_empty() {
             (subheading(d, if done { "Added" } else { "New readers" }))
-            (table(d, if done { "Added" } else { "New readers" }, &["address", "name"], html! {
+            (table(d, if done { "Added" } else { "New readers" }, new_columns, html! {
                 @for s in plan.added.iter().take(SHOWN) {
-                    tr { (cell(d, s.address.to_string())) (cell(d, s.name.as_deref().unwrap_or(""))) }
+                    tr {
+                        (cell(d, s.address.to_string())) (cell(d, s.name.as_deref().unwrap_or("")))
+                        @if several { (cell(d, super::subscribers::lang_words(d, s.lang.as_ref()))) }
+                    }
                 }
             }))
             (more(plan.added.len()))

@@ -1,6 +1,7 @@
 //! The staff console: the dashboard, an issue's preview with test sends and "Send now", the
 //! feeds' cache and "Fetch feeds now", a campaign's page and its CSV, the subscribers (search,
-//! a reader's page, add, unsubscribe, re-send the confirmation, forget, import a CSV file), and
+//! a reader's page, add, unsubscribe, re-send the confirmation, forget, change the language,
+//! import a CSV file), and
 //! the live counts behind the dashboard's small script.
 //!
 //! Every page takes a [`Staff`](super::admin::Staff) (anonymous requests never get here) and
@@ -62,6 +63,10 @@ pub(super) fn routes(r: Router<Arc<Site>>) -> Router<Arc<Site>> {
             post(subscribers::resend_confirmation),
         )
         .route("/admin/subscribers/{id}/forget", post(subscribers::forget))
+        .route(
+            "/admin/subscribers/{id}/language",
+            post(subscribers::set_language),
+        )
 }
 
 /// The import's routes, which take a file: the router gives them

@@ -1,9 +1,10 @@
 //! The console's Subscribers section: the readers, searched by part of the address or name,
 //! filtered by state and paged (`/admin/subscribers/`); a reader's page (`/admin/subscribers/{id}`,
-//! `{id}` the ledger's [`ReaderId`], never the address) with the consent, every delivery and its
-//! reply, every bounce and the unsubscribe; and the actions, each a CSRF-checked POST that asks
-//! first and acts on the confirmed second POST: add a reader, unsubscribe, re-send the
-//! confirmation, forget.
+//! `{id}` the ledger's [`ReaderId`], never the address) with the consent, the language, every
+//! delivery and its reply, every bounce and the unsubscribe; and the actions, each a
+//! CSRF-checked POST that asks first and acts on the confirmed second POST: add a reader,
+//! unsubscribe, re-send the confirmation, forget. Changing a reader's language (offered when
+//! more than one is configured) acts at once: it is undone as easily.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,6 +20,7 @@ use super::parts::{
     table,
 };
 use crate::address::{parse_address, AddressKey};
+use crate::lang::Lang;
 use crate::ledger::{
     Action, ReaderId, ReaderPage, ReaderRecord, ReaderSearch, ReaderState, Reason,
 };
@@ -227,6 +229,48 @@ fn no_reader(d: &Site, staff: &Staff) -> Response {
     )
 }
 
+/// A language tag as staff read it: the tag, and the language the reader gets when brief does
+/// not write in that very tag (`None`: nothing recorded, the default).
+pub(super) fn lang_words(d: &Site, lang: Option<&Lang>) -> String {
+    let languages = &d.app.config.newsletter.languages;
+    let gets = languages.pick(lang.map(Lang::as_str));
+    match lang {
+        None => format!("{gets} (the default)"),
+        Some(l) if l == gets => l.to_string(),
+        Some(l) if languages.matching(l.as_str()).is_some() => format!("{l} (gets {gets})"),
+        Some(l) => format!("{l} (not written in: gets {gets}, the default)"),
+    }
+}
+
+/// Where a reader's language comes from, as the reader's page says it.
+enum LangFrom {
+    /// The reader's own choice (or staff's for them), at this time.
+    Chosen(i64),
+    /// The list file's `lang` cell (the file's row comes before the ledger's).
+    File,
+    /// The language they were added, confirmed or asked with.
+    Ledger,
+    /// Nothing recorded.
+    Nothing,
+}
+
+/// The reader's language on record and where it comes from: their choice, else the list
+/// file's row (read off the async threads, without the shared connection), else the ledger's.
+async fn lang_of(d: &Site, r: &ReaderRecord) -> Result<(Option<Lang>, LangFrom), PageError> {
+    if let Some(at) = r.lang_chosen_at {
+        return Ok((r.lang.clone(), LangFrom::Chosen(at)));
+    }
+    let (app, key) = (d.app.clone(), AddressKey::from_text(&r.address));
+    let row = tokio::task::spawn_blocking(move || crate::audience::file_row(&app, &key))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the list file failed: {e}"))??;
+    Ok(match (row, &r.lang) {
+        (Some(row), _) => (row.lang, LangFrom::File),
+        (None, Some(l)) => (Some(l.clone()), LangFrom::Ledger),
+        (None, None) => (None, LangFrom::Nothing),
+    })
+}
+
 /// `GET /admin/subscribers/{id}`: everything the ledger holds about one reader.
 pub(super) async fn reader_page(
     State(d): Shared,
@@ -236,7 +280,8 @@ pub(super) async fn reader_page(
     let Some(r) = load(&d, &raw).await? else {
         return Ok(no_reader(&d, &staff));
     };
-    let body = reader_body(&d, &staff, &r);
+    let lang = lang_of(&d, &r).await?;
+    let body = reader_body(&d, &staff, &r, &lang);
     Ok(console_page(
         &d,
         &staff,
@@ -256,9 +301,16 @@ fn reply(code: Option<u16>, text: Option<&str>) -> String {
     .to_string()
 }
 
-fn reader_body(d: &Site, staff: &Staff, r: &ReaderRecord) -> Markup {
+fn reader_body(
+    d: &Site,
+    staff: &Staff,
+    r: &ReaderRecord,
+    (lang, from): &(Option<Lang>, LangFrom),
+) -> Markup {
     let id = r.id;
     let action = |what: &str| url(d, &format!("admin/subscribers/{id}/{what}"));
+    let languages = &d.app.config.newsletter.languages;
+    let gets = languages.pick(lang.as_ref().map(Lang::as_str));
     html! {
         (trail(d, "reader"))
         (heading(d, &r.address))
@@ -274,6 +326,16 @@ fn reader_body(d: &Site, staff: &Staff, r: &ReaderRecord) -> Markup {
                 dt { "Consent source" } dd { "the list file (its consent is kept where the file comes from)" }
             }
             @if let Some(at) = r.pending_since { dt { "Sign-up waiting since" } dd { (local_ms(d, Some(at))) } }
+            dt { "Language" }
+            dd data-reader-lang=(gets.as_str()) {
+                (lang_words(d, lang.as_ref()))
+                (match from {
+                    LangFrom::Chosen(at) => format!(" \u{2014} chosen {}", local_ms(d, Some(*at))),
+                    LangFrom::File => " \u{2014} from the list file".to_string(),
+                    LangFrom::Ledger => " \u{2014} as added or confirmed".to_string(),
+                    LangFrom::Nothing => String::new(),
+                })
+            }
             @if let Some(s) = &r.suppression {
                 dt { (match s.reason { Reason::Unsubscribed => "Unsubscribed", Reason::Bounced => "Suppressed for bounces", Reason::Complained => "Complained" }) }
                 dd { (local_ms(d, Some(s.at))) @if let Some(why) = &s.detail { " (" (why) ")" } }
@@ -313,6 +375,18 @@ fn reader_body(d: &Site, staff: &Staff, r: &ReaderRecord) -> Markup {
             }))
         }
         (subheading(d, "Actions"))
+        @if languages.several() {
+            form method="post" action=(action("language").as_str()) {
+                (staff.csrf_field(d))
+                label.field-label for="brief-reader-lang" { "Language" }
+                select id="brief-reader-lang" name="lang" {
+                    @for l in languages.all() {
+                        option value=(l.as_str()) selected[l == gets] { (l.as_str()) }
+                    }
+                }
+                p { button.page-button type="submit" { "Change the language" } }
+            }
+        }
         @if r.suppression.is_none() {
             form method="post" action=(action("unsubscribe").as_str()) {
                 (staff.csrf_field(d))
@@ -462,6 +536,13 @@ pub(super) async fn resend_confirmation(
             crate::signup::Request {
                 address: address.clone(),
                 name: r.name.clone(),
+                lang: d
+                    .app
+                    .config
+                    .newsletter
+                    .languages
+                    .pick(r.lang.as_ref().map(Lang::as_str))
+                    .clone(),
             },
         )
         .await?;
@@ -500,6 +581,58 @@ pub(super) async fn resend_confirmation(
             p.paragraph { (link(&d, &reader_path(r.id), "Back to the reader")) }
         },
     ))
+}
+
+/// `POST /admin/subscribers/{id}/language`: records the language chosen (one of the configured
+/// ones) as the reader's choice, which applies wherever the address is listed, the list file
+/// included; then back to the reader's page.
+pub(super) async fn set_language(
+    State(d): Shared,
+    Path(raw): Path<String>,
+    form: StaffForm,
+) -> Result<Response, PageError> {
+    let staff = &form.staff;
+    let Some(r) = load(&d, &raw).await? else {
+        return Ok(no_reader(&d, staff));
+    };
+    let languages = &d.app.config.newsletter.languages;
+    let chosen = field(&form, "lang")
+        .and_then(|v| languages.find(v))
+        .cloned();
+    let Some(lang) = chosen.filter(|_| languages.several()) else {
+        let all: Vec<&str> = languages.all().iter().map(Lang::as_str).collect();
+        return Ok(message(
+            &d,
+            staff,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Language not changed",
+            html! {
+                (paragraph(&d, &format!("Choose one of the languages brief writes in: {}. Nothing changed.", all.join(", "))))
+                p.paragraph { (link(&d, &reader_path(r.id), "Back to the reader")) }
+            },
+        ));
+    };
+    let (key, now, l) = (
+        AddressKey::from_text(&r.address),
+        d.app.clock.now_ms(),
+        lang.clone(),
+    );
+    let changed = d
+        .ledger
+        .with(move |ledger| ledger.set_language(&key, &l, now))
+        .await?;
+    if changed {
+        tracing::info!(reader = %d.key.tag(&r.address), staff = %d.key.tag(staff.address.as_ref()), lang = %lang, "reader's language changed from the console");
+        staff
+            .record(
+                &d,
+                Action::SetLanguage,
+                format!("reader {}", r.id),
+                lang.to_string(),
+            )
+            .await;
+    }
+    Ok(see_other(&url(&d, &reader_path(r.id))))
 }
 
 /// `POST /admin/subscribers/{id}/forget`: asks for the address typed out, then erases the
@@ -604,6 +737,8 @@ struct NewReader {
     address: String,
     name: String,
     source: String,
+    /// The language chosen, as posted (empty: the default).
+    lang: String,
 }
 
 fn add_form(d: &Site, staff: &Staff, n: &NewReader, error: Option<&str>) -> Markup {
@@ -622,6 +757,15 @@ fn add_form(d: &Site, staff: &Staff, n: &NewReader, error: Option<&str>) -> Mark
             input.field id="brief-add-name" name="name" type="text" autocomplete="off" value=(n.name);
             label.field-label for="brief-add-source" { "How they agreed (the consent source)" }
             input.field id="brief-add-source" name="source" type="text" required autocomplete="off" value=(n.source);
+            @let languages = &d.app.config.newsletter.languages;
+            @if languages.several() {
+                label.field-label for="brief-add-lang" { "Language" }
+                select id="brief-add-lang" name="lang" {
+                    @for l in languages.all() {
+                        option value=(l.as_str()) selected[l.as_str() == n.lang] { (l.as_str()) }
+                    }
+                }
+            }
             p { button.page-button type="submit" { "Add\u{2026}" } }
         }
     }
@@ -633,6 +777,7 @@ pub(super) async fn add_page(State(d): Shared, staff: Staff) -> Result<Response,
         address: String::new(),
         name: String::new(),
         source: String::new(),
+        lang: String::new(),
     };
     Ok(console_page(
         &d,
@@ -652,6 +797,7 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
         address: cut(field(&form, "address").unwrap_or("")),
         name: cut(field(&form, "name").unwrap_or("")),
         source: cut(field(&form, "source").unwrap_or("")),
+        lang: cut(field(&form, "lang").unwrap_or("")),
     };
     let refuse = |why: &str| {
         let mut res = console_page(
@@ -671,6 +817,15 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
     if n.source.is_empty() {
         return Ok(refuse("Say how the reader agreed (the consent source)."));
     }
+    // With one language there is nothing to choose: the default, recorded as nothing.
+    let languages = &d.app.config.newsletter.languages;
+    let lang = match (languages.several(), n.lang.as_str()) {
+        (false, _) | (true, "") => None,
+        (true, v) => match languages.find(v) {
+            Some(l) => Some(l.clone()),
+            None => return Ok(refuse("Choose one of the languages in the list.")),
+        },
+    };
     let key = AddressKey::of(&address);
     let hash = d.key.forget_hash(address.as_ref());
     let k = key.clone();
@@ -695,7 +850,8 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
             (heading(&d, "Add this reader?"))
             p.paragraph {
                 strong { (address.to_string()) } @if !n.name.is_empty() { " (" (n.name) ")" }
-                " gets the next issue. Consent source: " strong { (n.source) }
+                " gets the next issue" @if let Some(l) = &lang { ", in " strong { (l.as_str()) } }
+                ". Consent source: " strong { (n.source) }
                 @if known.is_some() { ". The ledger knows this address already." }
             }
             form method="post" action=(url(&d, "admin/subscribers/add").as_str()) {
@@ -703,6 +859,7 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
                 input type="hidden" name="address" value=(n.address);
                 input type="hidden" name="name" value=(n.name);
                 input type="hidden" name="source" value=(n.source);
+                @if let Some(l) = &lang { input type="hidden" name="lang" value=(l.as_str()); }
                 input type="hidden" name="confirmed" value="yes";
                 p { button.page-button type="submit" { "Add" } }
             }
@@ -724,7 +881,7 @@ pub(super) async fn add(State(d): Shared, form: StaffForm) -> Result<Response, P
     );
     let (id, added) = d
         .ledger
-        .with(move |l| l.add_subscriber_by_staff(&a, name.as_deref(), &source, now))
+        .with(move |l| l.add_subscriber_by_staff(&a, name.as_deref(), lang.as_ref(), &source, now))
         .await?;
     if added {
         tracing::info!(reader = %d.key.tag(address.as_ref()), staff = %d.key.tag(staff.address.as_ref()), "reader added from the console");
