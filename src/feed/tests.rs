@@ -11,6 +11,7 @@ fn feed(url: &str, label: Option<&str>) -> config::Feed {
         url: Url::parse(url).unwrap(),
         label: label.map(str::to_string),
         optional: false,
+        lang: None,
         line: 1,
     }
 }
@@ -61,6 +62,7 @@ fn json_feed_items_become_entries_and_bad_items_are_left_out() {
             feed_url: f.url.clone(),
             label: Some("Water Council".into()),
             item_key: "https://water.example.org/feed.json 1".into(),
+            lang: None,
         }
     );
     assert_eq!(first.sections[0].label.as_deref(), Some("Water Council"));
