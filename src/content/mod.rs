@@ -16,9 +16,11 @@
 //!
 //! A file is a translation when its name ends, before `.md`, in a dot and a language tag
 //! (`.es`, `.pt-BR`); a dotted name that is not a language tag (`01-x.v2.md`, `01-x.final.md`)
-//! stays an entry of its own, as before languages. A tag-like word that is no configured
-//! language (`01-dr.who.md`) is reported by `load_editions` (so by `brief check`) as an unknown
-//! language; `load_issue` leaves such a file out of the default language.
+//! stays an entry of its own, as before languages. With several languages configured, a
+//! tag-like word that is no configured language (`01-dr.who.md`) is reported by
+//! `load_editions` (so by `brief check`) as an unknown language; `load_issue` leaves such a
+//! file out of the default language, and so does a single-language newsletter, which reads no
+//! translation at all.
 
 mod front_matter;
 mod markdown;
@@ -168,13 +170,19 @@ pub fn load_issue_in(
 /// Loads `dir/ID/` once per configured language, the default first: the editions readers get,
 /// or every problem of every language together. Besides the problems of [`load_issue_in`], a
 /// file or `issue.toml` table named for a language that `languages` does not list, or for the
-/// default language, is a problem. With one language and no translation file this is
-/// `[(default, load_issue(dir, id))]`.
+/// default language, is a problem.
+///
+/// With one language configured this is `[(default, load_issue(dir, id))]`: brief is then not
+/// multilingual, and translation files are neither read nor checked (a folder may hold them
+/// before their language is turned on).
 pub fn load_editions(
     dir: &Path,
     id: IssueId,
     languages: &Languages,
 ) -> Result<Vec<(Lang, Issue)>, Problems> {
+    if !languages.several() {
+        return Ok(vec![(languages.default_lang().clone(), load_issue(dir, id)?)]);
+    }
     let folder = read_folder(dir, id)?;
     let default = default_issue(&folder);
     let mut problems = default.as_ref().err().cloned().unwrap_or_default();
@@ -750,7 +758,7 @@ pub fn has_entry_files(folder: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_entry_file;
+    use super::*;
 
     #[test]
     fn content_entry_files_are_markdown_in_any_case_and_never_hidden() {
@@ -768,5 +776,196 @@ mod tests {
         ] {
             assert!(!is_entry_file(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_language_tag_before_the_extension_makes_a_translation_and_other_dots_stay_entries() {
+        let es = Lang::parse("es").unwrap();
+        assert_eq!(translation_of("01-x.es.md"), Some(("01-x", es.clone())));
+        assert_eq!(translation_of("01-x.ES.markdown"), Some(("01-x", es)));
+        assert_eq!(
+            translation_of("01-x.pt-BR.md").map(|(b, l)| (b, l.to_string())),
+            Some(("01-x", "pt-BR".to_string()))
+        );
+        for name in ["01-x.md", "01-x.v2.md", "01-x.final.md", ".es.md", "es.md", "x.es.txt"] {
+            assert_eq!(translation_of(name), None, "{name}");
+        }
+        assert!(!is_entry_file("01-x.es.md"));
+        assert!(is_entry_file("01-x.v2.md"));
+        assert!(is_entry_file("es.md"));
+    }
+
+    fn langs(list: &[&str]) -> Languages {
+        Languages::new(list.iter().map(|l| Lang::parse(l).unwrap()).collect()).unwrap()
+    }
+
+    fn es() -> Lang {
+        Lang::parse("es").unwrap()
+    }
+
+    const JULY: &str = "2021-07";
+
+    /// A content folder with `files` (name, text) in its issue `2021-07`.
+    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(JULY)).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(JULY).join(name), text).unwrap();
+        }
+        dir
+    }
+
+    const ONE: &str = "+++\ntitle = \"Water council\"\ndate = 2021-07-05\nlink = \"https://example.org/one\"\nnumber = 1\n+++\n\n## Institutional context\n\nThe council.\n\n## The meeting\n\nIt met.\n";
+    const ONE_ES: &str = "+++\ntitle = \"Consejo del agua\"\nnumber = 1\n+++\n\n## Contexto institucional\n\nEl consejo.\n\n## La reunión\n\nSe reunió.\n";
+    const TWO: &str = "+++\ntitle = \"Trade\"\ndate = 2021-07-09\nlink = \"https://example.org/two\"\n+++\n\n## Institutional context\n\nTrade.\n";
+    const TWO_ES: &str = "+++\ntitle = \"Comercio\"\ndate = 2021-07-10\nlink = \"https://example.org/es/dos\"\n+++\n\n## Contexto institucional\n\nComercio.\n";
+
+    fn id() -> IssueId {
+        JULY.parse().unwrap()
+    }
+
+    fn messages(p: Problems) -> Vec<String> {
+        p.0.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn a_translation_takes_its_entrys_place_and_inherits_date_and_link_it_leaves_out() {
+        let dir = folder(&[
+            ("01-one.md", ONE),
+            ("01-one.es.md", ONE_ES),
+            ("02-two.md", TWO),
+            ("02-two.es.md", TWO_ES),
+            (
+                "issue.toml",
+                "subject = \"July\"\nintro = \"Hello\"\n\n[es]\nsubject = \"Julio\"\nintro = \"Hola\"\n",
+            ),
+        ]);
+        let l = langs(&["en", "es"]);
+        let en = load_issue(dir.path(), id()).unwrap();
+        assert_eq!(en.entries.len(), 2, "translations are not entries");
+        assert_eq!(en.entries[0].title, "Water council");
+        assert_eq!(en.subject.as_deref(), Some("July"));
+        assert_eq!(
+            load_issue_in(dir.path(), id(), l.default_lang(), &l).unwrap(),
+            en
+        );
+
+        let sp = load_issue_in(dir.path(), id(), &es(), &l).unwrap();
+        assert_eq!(sp.subject.as_deref(), Some("Julio"));
+        assert_eq!(sp.intro.as_deref(), Some("Hola"));
+        assert_eq!(sp.date, en.date);
+        let (one, two) = (&sp.entries[0], &sp.entries[1]);
+        assert_eq!((one.number, one.title.as_str()), (1, "Consejo del agua"));
+        // Left out: the entry's date and link.
+        assert_eq!(one.date, en.entries[0].date);
+        assert_eq!(one.link, en.entries[0].link);
+        assert_eq!(one.sections[0].label.as_deref(), Some("Contexto institucional"));
+        assert_eq!(one.sections[1].label.as_deref(), Some("La reunión"));
+        assert_eq!(
+            one.source,
+            EntrySource::File(dir.path().join(JULY).join("01-one.es.md"))
+        );
+        // Set: its own.
+        assert_eq!((two.number, two.title.as_str()), (2, "Comercio"));
+        assert_eq!(two.date.to_string(), "2021-07-10");
+        assert_eq!(two.link.as_str(), "https://example.org/es/dos");
+
+        let editions = load_editions(dir.path(), id(), &l).unwrap();
+        assert_eq!(editions, vec![(l.default_lang().clone(), en.clone()), (es(), sp)]);
+        // One language: the default language's issue, whatever lies beside it.
+        assert_eq!(
+            load_editions(dir.path(), id(), &langs(&["en"])).unwrap(),
+            vec![(Lang::parse("en").unwrap(), en)]
+        );
+    }
+
+    #[test]
+    fn every_missing_or_stray_translation_is_a_problem_with_its_file_and_line() {
+        let dir = folder(&[
+            ("01-one.md", ONE),
+            // No title, and a number that is not its entry's.
+            (
+                "01-one.es.md",
+                "+++\nnumber = 4\n+++\n\n## Contexto institucional\n\nEl consejo.\n\n## La reunión\n\nSe reunió.\n",
+            ),
+            ("02-two.md", TWO),
+            ("03-gone.es.md", TWO_ES),
+            ("04-x.fr.md", TWO),
+            ("05-y.en.md", TWO),
+            (
+                "issue.toml",
+                "date = 2021-07-23\nsubject = \"July\"\npreheader = \"Water\"\n\n[es]\nsubject = \"Julio\"\n\n[fr]\nsubject = \"Juillet\"\n",
+            ),
+        ]);
+        let l = langs(&["en", "es"]);
+        let got = messages(load_editions(dir.path(), id(), &l).unwrap_err());
+        let at = |name: &str| dir.path().join(JULY).join(name).display().to_string();
+        let want = [
+            format!("{}: unknown language `fr`", at("04-x.fr.md")),
+            format!("{}: `en` is the default language", at("05-y.en.md")),
+            format!(
+                "{}: a Spanish translation of `03-gone.md`, which is not in the folder",
+                at("03-gone.es.md")
+            ),
+            format!("{}:8: unknown language `fr`", at("issue.toml")),
+            format!("{}:1: missing field `title`", at("01-one.es.md")),
+            format!(
+                "{}: no Spanish translation: add 02-two.es.md",
+                at("02-two.md")
+            ),
+            format!(
+                "{}:3: `preheader` has no Spanish text: add `preheader = \"...\"` to its `[es]` table",
+                at("issue.toml")
+            ),
+        ];
+        for w in &want {
+            assert!(got.iter().any(|g| g.starts_with(w.as_str())), "{w}\nnot in {got:#?}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        // `fr` in a list that has it is a language like another.
+        let l3 = langs(&["en", "es", "fr"]);
+        let got = messages(load_editions(dir.path(), id(), &l3).unwrap_err());
+        assert!(
+            got.iter().any(|g| g.contains("no French translation: add 01-one.fr.md")),
+            "{got:#?}"
+        );
+        // One language reads none of it.
+        assert!(load_editions(dir.path(), id(), &langs(&["en"])).is_ok());
+        // One language's load names that language's problems only.
+        let got = messages(load_issue_in(dir.path(), id(), &es(), &l).unwrap_err());
+        assert!(!got.iter().any(|g| g.contains("`fr`")), "{got:#?}");
+        assert!(got.iter().any(|g| g.contains("03-gone.es.md")), "{got:#?}");
+    }
+
+    #[test]
+    fn a_translation_repeats_its_entrys_number_and_sections() {
+        let dir = folder(&[
+            ("01-one.md", ONE),
+            (
+                "01-one.es.md",
+                "+++\ntitle = \"Consejo\"\nnumber = 2\n+++\n\n## Contexto institucional\n\nEl consejo.\n",
+            ),
+        ]);
+        let l = langs(&["en", "es"]);
+        let got = messages(load_editions(dir.path(), id(), &l).unwrap_err());
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].ends_with("01-one.es.md:3: `number` 2 is not the number of `01-one.md` (1): leave `number` out, a translation takes its entry's place"), "{got:#?}");
+        assert!(got[1].ends_with("01-one.es.md:5: 1 section(s), but `01-one.md` has 2: translate each of its `## Label` sections, in its order"), "{got:#?}");
+        // The default language's problems come once, with the translations' own.
+        let dir = folder(&[("01-one.md", "+++\ntitle = \"x\"\n+++\n\n## A\n\nB\n")]);
+        let got = messages(load_editions(dir.path(), id(), &l).unwrap_err());
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[2].contains("no Spanish translation: add 01-one.es.md"), "{got:#?}");
+    }
+
+    #[test]
+    fn the_fingerprint_covers_translations() {
+        let dir = folder(&[("01-one.md", ONE), ("01-one.es.md", ONE_ES)]);
+        let before = fingerprint(dir.path(), id()).unwrap();
+        std::fs::write(dir.path().join(JULY).join("01-one.es.md"), TWO_ES).unwrap();
+        assert_ne!(fingerprint(dir.path(), id()).unwrap(), before);
+        assert!(has_entry_files(&dir.path().join(JULY)));
+        let only = folder(&[("01-one.es.md", ONE_ES)]);
+        assert!(!has_entry_files(&only.path().join(JULY)));
     }
 }

@@ -18,10 +18,11 @@
 //!   i, b, ul, ol, li, br; links only to http, https and mailto, with
 //!   `rel="noopener noreferrer"`), plus a plain-text rendering of it. It becomes one section
 //!   labelled with the feed's `label`; an item whose body is empty gets no section.
-//! - **Language**: the feed's `lang` in the config, else the item's own (Atom `xml:lang`), else
-//!   the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed `language`); an item goes into the
-//!   edition of the configured language it matches (by prefix: `es-MX` is `es`), and an item
-//!   without one, or with one no edition is in, into every edition (see `App::collect_editions`).
+//! - **Language**: the feed's `lang` in the config, else the item's own (Atom `xml:lang` on its
+//!   `<content>`), else the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed `language`);
+//!   an item goes into the edition of the configured language it matches (by prefix: `es-MX` is
+//!   `es`), and an item without one, or with one no edition is in, into every edition (see
+//!   `App::collect_editions`).
 //! - **Key** ([`EntrySource::Feed::item_key`](crate::issue::EntrySource)): the item's id when it
 //!   is a URI (`https://..`, `tag:..`, `urn:uuid:..`); an id that is not (JSON Feed ids like
 //!   `"1"`) is prefixed with the feed URL and a space, so two feeds' item 1 stay apart; an item
@@ -466,7 +467,7 @@ pub fn parse(bytes: &[u8], feed: &config::Feed) -> Result<Vec<Entry>, FeedFailur
 }
 
 /// The language of an item: its feed's `lang` in the config, else the item's own (Atom
-/// `xml:lang` on the entry), else the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed
+/// `xml:lang` on its `<content>`, which is what feed-rs reads), else the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed
 /// `language`); `None` when none says one that is a language tag.
 fn item_lang(
     item: &feed_rs::model::Entry,
