@@ -28,9 +28,12 @@ use crate::templates::Templates;
 use crate::token::{Purpose, TokenKey};
 use crate::transport::{Connection, Transport};
 
-/// How an issue's editions are read from its folder: the languages asked for, and their
-/// editions or problems.
-type Loader = fn(&App, IssueId) -> (Vec<Lang>, Result<Vec<(Lang, Issue)>, Problems>);
+/// An issue's editions as read from its folder: the languages asked for, and their editions
+/// or problems.
+type Loaded = (Vec<Lang>, Result<Vec<(Lang, Issue)>, Problems>);
+
+/// How an issue's editions are read from its folder.
+type Loader = fn(&App, IssueId) -> Loaded;
 
 /// The first edition: the default language's.
 fn first(editions: Vec<(Lang, Issue)>) -> Issue {
@@ -200,14 +203,14 @@ impl App {
     }
 
     /// The default language's issue from the folder, as the one edition.
-    fn default_only(&self, id: IssueId) -> (Vec<Lang>, Result<Vec<(Lang, Issue)>, Problems>) {
+    fn default_only(&self, id: IssueId) -> Loaded {
         let lang = self.config.newsletter.languages.default_lang().clone();
         let issue = self.load_issue(id).map(|i| vec![(lang.clone(), i)]);
         (vec![lang], issue)
     }
 
     /// Every configured language's edition from the folder.
-    fn every_language(&self, id: IssueId) -> (Vec<Lang>, Result<Vec<(Lang, Issue)>, Problems>) {
+    fn every_language(&self, id: IssueId) -> Loaded {
         let languages = &self.config.newsletter.languages;
         let editions = content::load_editions(&self.config.content.dir, id, languages);
         (languages.all().to_vec(), editions)
@@ -297,9 +300,7 @@ impl App {
             match load(self, id) {
                 (_, Ok(e)) => e,
                 // A folder holding only issue.toml is fine when feeds may fill it.
-                (langs, Err(p))
-                    if !feeds.is_empty() && p.all(|k| *k == ProblemKind::NoEntries) =>
-                {
+                (langs, Err(p)) if !feeds.is_empty() && p.all(|k| *k == ProblemKind::NoEntries) => {
                     empty(langs)
                 }
                 (_, Err(p)) => return Err(p),

@@ -181,7 +181,10 @@ pub fn load_editions(
     languages: &Languages,
 ) -> Result<Vec<(Lang, Issue)>, Problems> {
     if !languages.several() {
-        return Ok(vec![(languages.default_lang().clone(), load_issue(dir, id)?)]);
+        return Ok(vec![(
+            languages.default_lang().clone(),
+            load_issue(dir, id)?,
+        )]);
     }
     let folder = read_folder(dir, id)?;
     let default = default_issue(&folder);
@@ -644,7 +647,11 @@ fn translate(
     if let Some(s) = texts.intro {
         issue.intro = Some(s.trim().to_string());
     }
-    if let Some(s) = texts.preheader.map(|s| one_line(&s)).filter(|s| !s.is_empty()) {
+    if let Some(s) = texts
+        .preheader
+        .map(|s| one_line(&s))
+        .filter(|s| !s.is_empty())
+    {
         issue.preheader = Some(s);
     }
     Some(issue)
@@ -787,7 +794,14 @@ mod tests {
             translation_of("01-x.pt-BR.md").map(|(b, l)| (b, l.to_string())),
             Some(("01-x", "pt-BR".to_string()))
         );
-        for name in ["01-x.md", "01-x.v2.md", "01-x.final.md", ".es.md", "es.md", "x.es.txt"] {
+        for name in [
+            "01-x.md",
+            "01-x.v2.md",
+            "01-x.final.md",
+            ".es.md",
+            "es.md",
+            "x.es.txt",
+        ] {
             assert_eq!(translation_of(name), None, "{name}");
         }
         assert!(!is_entry_file("01-x.es.md"));
@@ -859,7 +873,10 @@ mod tests {
         // Left out: the entry's date and link.
         assert_eq!(one.date, en.entries[0].date);
         assert_eq!(one.link, en.entries[0].link);
-        assert_eq!(one.sections[0].label.as_deref(), Some("Contexto institucional"));
+        assert_eq!(
+            one.sections[0].label.as_deref(),
+            Some("Contexto institucional")
+        );
         assert_eq!(one.sections[1].label.as_deref(), Some("La reunión"));
         assert_eq!(
             one.source,
@@ -871,7 +888,10 @@ mod tests {
         assert_eq!(two.link.as_str(), "https://example.org/es/dos");
 
         let editions = load_editions(dir.path(), id(), &l).unwrap();
-        assert_eq!(editions, vec![(l.default_lang().clone(), en.clone()), (es(), sp)]);
+        assert_eq!(
+            editions,
+            vec![(l.default_lang().clone(), en.clone()), (es(), sp)]
+        );
         // One language: the default language's issue, whatever lies beside it.
         assert_eq!(
             load_editions(dir.path(), id(), &langs(&["en"])).unwrap(),
@@ -919,14 +939,18 @@ mod tests {
             ),
         ];
         for w in &want {
-            assert!(got.iter().any(|g| g.starts_with(w.as_str())), "{w}\nnot in {got:#?}");
+            assert!(
+                got.iter().any(|g| g.starts_with(w.as_str())),
+                "{w}\nnot in {got:#?}"
+            );
         }
         assert_eq!(got.len(), want.len(), "{got:#?}");
         // `fr` in a list that has it is a language like another.
         let l3 = langs(&["en", "es", "fr"]);
         let got = messages(load_editions(dir.path(), id(), &l3).unwrap_err());
         assert!(
-            got.iter().any(|g| g.contains("no French translation: add 01-one.fr.md")),
+            got.iter()
+                .any(|g| g.contains("no French translation: add 01-one.fr.md")),
             "{got:#?}"
         );
         // One language reads none of it.
@@ -955,7 +979,10 @@ mod tests {
         let dir = folder(&[("01-one.md", "+++\ntitle = \"x\"\n+++\n\n## A\n\nB\n")]);
         let got = messages(load_editions(dir.path(), id(), &l).unwrap_err());
         assert_eq!(got.len(), 3, "{got:#?}");
-        assert!(got[2].contains("no Spanish translation: add 01-one.es.md"), "{got:#?}");
+        assert!(
+            got[2].contains("no Spanish translation: add 01-one.es.md"),
+            "{got:#?}"
+        );
     }
 
     #[test]

@@ -284,7 +284,8 @@ fn an_item_is_in_its_feeds_configured_language_else_its_own_else_its_feeds() {
         EntrySource::Feed { lang, .. } => lang.clone(),
         EntrySource::File(_) => unreachable!("a feed entry"),
     };
-    let json = br#"{"version": "https://jsonfeed.org/version/1.1", "title": "P", "language": "es-mx",
+    let json =
+        br#"{"version": "https://jsonfeed.org/version/1.1", "title": "P", "language": "es-mx",
         "items": [{"id": "https://p.example.org/1", "url": "https://p.example.org/1",
         "title": "Uno", "date_published": "2021-07-05T00:00:00Z", "content_text": "Hola."}]}"#;
     let mut f = feed("https://p.example.org/feed.json", None);

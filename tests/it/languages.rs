@@ -38,6 +38,12 @@ fn bilingual(extra: &str) -> World {
     w
 }
 
+fn july_23() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2021-07-23T12:00:00Z")
+        .unwrap()
+        .to_utc()
+}
+
 fn check(w: &World) -> (Option<i32>, String) {
     let out = w
         .brief()
@@ -139,7 +145,7 @@ fn check_names_every_missing_and_stray_translation_with_its_file_and_line() {
     has(&out, "5 problem(s) in issue 2021-07");
 
     // The checks before a scheduled send report them too.
-    let app = App::new(w.config(), Arc::new(FixedClock::new(chrono::Utc::now()))).unwrap();
+    let app = App::new(w.config(), Arc::new(FixedClock::new(july_23()))).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let findings = rt.block_on(brief::preflight::check(&app, "2021-07".parse().unwrap()));
     assert!(
@@ -210,12 +216,7 @@ async fn a_feed_item_goes_into_its_languages_edition_and_one_without_into_every_
         1,
     );
     w.write("brief.toml", &cfg);
-    let clock = Arc::new(FixedClock::new(
-        chrono::DateTime::parse_from_rfc3339("2021-07-23T12:00:00Z")
-            .unwrap()
-            .to_utc(),
-    ));
-    let app = App::new(w.config(), clock).unwrap();
+    let app = App::new(w.config(), Arc::new(FixedClock::new(july_23()))).unwrap();
     let id = "2021-07".parse().unwrap();
     let editions = app
         .collect_editions(id, FetchPolicy::Once)
@@ -230,7 +231,10 @@ async fn a_feed_item_goes_into_its_languages_edition_and_one_without_into_every_
     // The folder's entries are in each edition, translated in the Spanish one.
     assert_eq!(en.entries.len(), 6);
     assert_eq!(es.entries.len(), 6);
-    assert!(es.entries.iter().any(|e| e.title.starts_with("Reunión del T-MEC")));
+    assert!(es
+        .entries
+        .iter()
+        .any(|e| e.title.starts_with("Reunión del T-MEC")));
     // The default language's issue is the English edition.
     let issue = app.collect_issue(id, FetchPolicy::Once).await.unwrap();
     assert_eq!(&issue, en);
