@@ -151,6 +151,16 @@ pub fn load_issue_in(
     if lang == languages.default_lang() {
         return load_issue(dir, id);
     }
+    if !languages.all().contains(lang) {
+        let listed: Vec<&str> = languages.all().iter().map(|l| l.as_str()).collect();
+        return Err(Problems(vec![Problem::whole(
+            &dir.join(id.to_string()),
+            format!(
+                "no edition in `{lang}`: `newsletter.languages` lists {}",
+                listed.join(", ")
+            ),
+        )]));
+    }
     let folder = read_folder(dir, id)?;
     let default = default_issue(&folder);
     let mut problems = default.as_ref().err().cloned().unwrap_or_default();
@@ -955,6 +965,10 @@ mod tests {
         );
         // One language reads none of it.
         assert!(load_editions(dir.path(), id(), &langs(&["en"])).is_ok());
+        // A language not configured has no edition.
+        let fr = Lang::parse("fr").unwrap();
+        let got = messages(load_issue_in(dir.path(), id(), &fr, &l).unwrap_err());
+        assert!(got[0].ends_with("no edition in `fr`: `newsletter.languages` lists en, es"));
         // One language's load names that language's problems only.
         let got = messages(load_issue_in(dir.path(), id(), &es(), &l).unwrap_err());
         assert!(!got.iter().any(|g| g.contains("`fr`")), "{got:#?}");
