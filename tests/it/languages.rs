@@ -245,3 +245,36 @@ async fn a_feed_item_goes_into_its_languages_edition_and_one_without_into_every_
         .unwrap();
     assert_eq!(cached, editions);
 }
+
+#[test]
+fn check_links_fetches_the_links_of_every_edition_once() {
+    let w = bilingual("");
+    let base = crate::preflight::web();
+    // Every English link answers (the first 404s); the Spanish translation of the second entry
+    // has a link of its own, which 404s too; the others take their entry's.
+    crate::preflight::links_to(&w, "2021-07", &base);
+    let es = "content/2021-07/02-defense-working-group.es.md";
+    let text = std::fs::read_to_string(w.path(es)).unwrap().replacen(
+        "+++\ntitle",
+        &format!("+++\nlink = \"{base}/missing-es\"\ntitle"),
+        1,
+    );
+    w.write(es, &text);
+    let out = w
+        .brief()
+        .args(["check", "--links", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    has(
+        &stdout,
+        &format!("01-mayorkas-visit.md:4: link {base}/missing answered 404"),
+    );
+    has(
+        &stdout,
+        &format!("02-defense-working-group.es.md:2: link {base}/missing-es answered 404"),
+    );
+    // Four English links and one Spanish: the translations' inherited links are the same URLs.
+    has(&stdout, "links: 5 checked, 2 broken");
+}
