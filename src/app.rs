@@ -19,6 +19,7 @@ use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::{self, FetchPolicy};
 use crate::issue::{Issue, IssueId};
 use crate::keyfile::Need;
+use crate::lang::{Lang, Languages};
 use crate::ledger::{Campaign, Ledger, SharedLedger};
 use crate::message::{Kind, MessageTemplate, Recipient};
 use crate::metrics::Metrics;
@@ -26,6 +27,33 @@ use crate::render::{self, Context as RenderContext, Rendered};
 use crate::templates::Templates;
 use crate::token::{Purpose, TokenKey};
 use crate::transport::{Connection, Transport};
+
+/// An issue's editions as read from its folder: the languages asked for, and their editions
+/// or problems.
+type Loaded = (Vec<Lang>, Result<Vec<(Lang, Issue)>, Problems>);
+
+/// How an issue's editions are read from its folder.
+type Loader = fn(&App, IssueId) -> Loaded;
+
+/// The first edition: the default language's.
+fn first(editions: Vec<(Lang, Issue)>) -> Issue {
+    editions
+        .into_iter()
+        .next()
+        .map(|(_, i)| i)
+        .expect("an issue has its default language's edition")
+}
+
+/// Whether a feed entry belongs in `lang`'s edition: its language matches `lang` (by prefix),
+/// or it has none that a configured language matches. Folder entries belong everywhere.
+fn in_edition(entry: &crate::issue::Entry, lang: &Lang, languages: &Languages) -> bool {
+    match &entry.source {
+        crate::issue::EntrySource::Feed { lang: Some(l), .. } => {
+            languages.matching(l.as_str()).is_none_or(|m| m == lang)
+        }
+        _ => true,
+    }
+}
 
 /// Loaded configuration and what follows from it.
 pub struct App {
@@ -130,9 +158,72 @@ impl App {
     /// feeds are configured, their new items (fetched with `policy`). This is what `check`,
     /// `preview`, `send` and the daemon use. A feed that fails is a problem located at its
     /// `url` line in the config; an issue with any problem is never returned.
+    ///
+    /// The issue is in the default language: the folder's translations are not read, and feed
+    /// items in another configured language are left out (see [`App::collect_editions`]).
     pub async fn collect_issue(&self, id: IssueId, policy: FetchPolicy) -> Result<Issue, Problems> {
-        let (issue, window, sent) = match self.issue_before_feeds(id)? {
-            Ok(issue) => return Ok(issue),
+        let editions = self.collect(id, policy, Self::default_only).await?;
+        Ok(first(editions))
+    }
+
+    /// The issue once per configured language, the default first (see
+    /// [`content::load_editions`]), each with the feed items that belong to it: an item in a
+    /// configured language (its feed's `lang`, else what the feed says, matched by prefix) goes
+    /// into that language's edition only; an item without a language, or in one that is not
+    /// configured, goes into every edition, so no reader misses it. Every problem of every
+    /// language is returned together; with one language this is `[(default, collect_issue)]`.
+    pub async fn collect_editions(
+        &self,
+        id: IssueId,
+        policy: FetchPolicy,
+    ) -> Result<Vec<(Lang, Issue)>, Problems> {
+        self.collect(id, policy, Self::every_language).await
+    }
+
+    /// [`App::collect_issue`] with each feed's last fetched copy instead of a fetch (a feed
+    /// never fetched is a problem saying so), and the cache's state of every feed: what the
+    /// console's pages show, so no page load fetches a feed. Blocking (the folder, the ledger
+    /// and the cache are read here): call it inside `spawn_blocking`.
+    pub fn collect_issue_cached(
+        &self,
+        id: IssueId,
+    ) -> (Result<Issue, Problems>, Vec<feed::FeedStatus>) {
+        let (editions, statuses) = self.collect_cached(id, Self::default_only);
+        (editions.map(first), statuses)
+    }
+
+    /// [`App::collect_editions`] from the feeds' cached copies, as [`App::collect_issue_cached`].
+    /// Blocking.
+    #[allow(clippy::type_complexity)]
+    pub fn collect_editions_cached(
+        &self,
+        id: IssueId,
+    ) -> (Result<Vec<(Lang, Issue)>, Problems>, Vec<feed::FeedStatus>) {
+        self.collect_cached(id, Self::every_language)
+    }
+
+    /// The default language's issue from the folder, as the one edition.
+    fn default_only(&self, id: IssueId) -> Loaded {
+        let lang = self.config.newsletter.languages.default_lang().clone();
+        let issue = self.load_issue(id).map(|i| vec![(lang.clone(), i)]);
+        (vec![lang], issue)
+    }
+
+    /// Every configured language's edition from the folder.
+    fn every_language(&self, id: IssueId) -> Loaded {
+        let languages = &self.config.newsletter.languages;
+        let editions = content::load_editions(&self.config.content.dir, id, languages);
+        (languages.all().to_vec(), editions)
+    }
+
+    async fn collect(
+        &self,
+        id: IssueId,
+        policy: FetchPolicy,
+        load: Loader,
+    ) -> Result<Vec<(Lang, Issue)>, Problems> {
+        let (editions, window, sent) = match self.editions_before_feeds(id, load)? {
+            Ok(editions) => return Ok(editions),
             Err(x) => x,
         };
         let cache = self.data_dir().join("feeds");
@@ -145,65 +236,83 @@ impl App {
             self.clock.as_ref(),
         )
         .await;
-        self.join_feeds(issue, window, collected)
+        self.join_feeds(editions, window, collected)
     }
 
-    /// [`App::collect_issue`] with each feed's last fetched copy instead of a fetch (a feed
-    /// never fetched is a problem saying so), and the cache's state of every feed: what the
-    /// console's pages show, so no page load fetches a feed. Blocking (the folder, the ledger
-    /// and the cache are read here): call it inside `spawn_blocking`.
-    pub fn collect_issue_cached(
+    #[allow(clippy::type_complexity)]
+    fn collect_cached(
         &self,
         id: IssueId,
-    ) -> (Result<Issue, Problems>, Vec<feed::FeedStatus>) {
+        load: Loader,
+    ) -> (Result<Vec<(Lang, Issue)>, Problems>, Vec<feed::FeedStatus>) {
         let cache = self.data_dir().join("feeds");
         let statuses = feed::statuses(&self.config.content, &cache);
-        let issue = match self.issue_before_feeds(id) {
-            Ok(Ok(issue)) => Ok(issue),
-            Ok(Err((issue, window, sent))) => {
+        let editions = match self.editions_before_feeds(id, load) {
+            Ok(Ok(editions)) => Ok(editions),
+            Ok(Err((editions, window, sent))) => {
                 let collected = feed::collect_cached(&self.config.content, &cache, window, &sent);
-                self.join_feeds(issue, window, collected)
+                self.join_feeds(editions, window, collected)
             }
             Err(p) => Err(p),
         };
-        (issue, statuses)
+        (editions, statuses)
     }
 
-    /// The folder's part of an issue: `Ok(Ok(issue))` when no feeds are configured (it is
-    /// whole), else `Ok(Err(..))` with the window and the keys already sent that its feed
-    /// items are taken with.
+    /// The folder's part of an issue's editions (as `load` reads them): `Ok(Ok(editions))` when
+    /// no feeds are configured (they are whole), else `Ok(Err(..))` with the window and the
+    /// keys already sent that their feed items are taken with.
     #[allow(clippy::type_complexity)]
-    fn issue_before_feeds(
+    fn editions_before_feeds(
         &self,
         id: IssueId,
-    ) -> Result<Result<Issue, (Issue, feed::Window, std::collections::HashSet<String>)>, Problems>
-    {
+        load: Loader,
+    ) -> Result<
+        Result<
+            Vec<(Lang, Issue)>,
+            (
+                Vec<(Lang, Issue)>,
+                feed::Window,
+                std::collections::HashSet<String>,
+            ),
+        >,
+        Problems,
+    > {
         let feeds = &self.config.content.feeds;
         let folder = self.config.content.dir.join(id.to_string());
         // An issue that feeds alone may fill: no folder, or a folder with only issue.toml.
-        let empty = || Issue {
-            id,
-            date: id.first_day(),
-            subject: None,
-            intro: None,
-            preheader: None,
-            entries: Vec::new(),
+        let empty = |langs: Vec<Lang>| {
+            langs
+                .into_iter()
+                .map(|l| {
+                    let issue = Issue {
+                        id,
+                        date: id.first_day(),
+                        subject: None,
+                        intro: None,
+                        preheader: None,
+                        entries: Vec::new(),
+                    };
+                    (l, issue)
+                })
+                .collect::<Vec<_>>()
         };
-        let issue = if feeds.is_empty() || folder.is_dir() {
-            match self.load_issue(id) {
-                Ok(i) => i,
+        let editions = if feeds.is_empty() || folder.is_dir() {
+            match load(self, id) {
+                (_, Ok(e)) => e,
                 // A folder holding only issue.toml is fine when feeds may fill it.
-                Err(p) if !feeds.is_empty() && p.all(|k| *k == ProblemKind::NoEntries) => empty(),
-                Err(p) => return Err(p),
+                (langs, Err(p)) if !feeds.is_empty() && p.all(|k| *k == ProblemKind::NoEntries) => {
+                    empty(langs)
+                }
+                (_, Err(p)) => return Err(p),
             }
         } else {
-            empty()
+            empty(load(self, id).0)
         };
         if feeds.is_empty() {
-            return Ok(Ok(issue));
+            return Ok(Ok(editions));
         }
-        match self.feed_window(&issue) {
-            Ok((window, sent)) => Ok(Err((issue, window, sent))),
+        match self.feed_window(&editions[0].1) {
+            Ok((window, sent)) => Ok(Err((editions, window, sent))),
             Err(e) => {
                 let database = &self.config.delivery.database;
                 Err(Problems(vec![Problem::whole(
@@ -215,28 +324,18 @@ impl App {
         }
     }
 
-    /// The issue with the feed items `collected` joined to its folder's entries.
+    /// The editions with the feed items `collected` joined to their folder's entries, each item
+    /// to the editions of its language (see [`App::collect_editions`]).
     fn join_feeds(
         &self,
-        mut issue: Issue,
+        mut editions: Vec<(Lang, Issue)>,
         window: feed::Window,
         collected: Result<feed::Collected, feed::CollectError>,
-    ) -> Result<Issue, Problems> {
+    ) -> Result<Vec<(Lang, Issue)>, Problems> {
         let config_problem =
             |m: String| Problem::whole(&self.config.source, m).kind(ProblemKind::Config);
-        match collected {
-            Ok(collected) => {
-                for f in &collected.skipped {
-                    tracing::warn!(url = %f.url, "optional feed left out: {f}");
-                }
-                let folder_dated = !issue.entries.is_empty();
-                content::merge_entries(&mut issue, collected.entries);
-                if !folder_dated {
-                    if let Some(d) = issue.entries.iter().map(|e| e.date).max() {
-                        issue.date = d;
-                    }
-                }
-            }
+        let collected = match collected {
+            Ok(collected) => collected,
             Err(feed::CollectError::Feeds(errs)) => {
                 return Err(Problems(
                     errs.0.iter().map(|f| self.feed_problem(f)).collect(),
@@ -245,9 +344,31 @@ impl App {
             Err(e @ feed::CollectError::Setup(_)) => {
                 return Err(Problems(vec![config_problem(e.to_string())]))
             }
+        };
+        for f in &collected.skipped {
+            tracing::warn!(url = %f.url, "optional feed left out: {f}");
         }
-        if issue.entries.is_empty() {
-            let folder = self.config.content.dir.join(issue.id.to_string());
+        let languages = &self.config.newsletter.languages;
+        for (lang, issue) in &mut editions {
+            let items = collected
+                .entries
+                .iter()
+                .filter(|e| in_edition(e, lang, languages))
+                .cloned()
+                .collect();
+            let folder_dated = !issue.entries.is_empty();
+            content::merge_entries(issue, items);
+            if !folder_dated {
+                if let Some(d) = issue.entries.iter().map(|e| e.date).max() {
+                    issue.date = d;
+                }
+            }
+        }
+        let Some((_, first)) = editions.first() else {
+            return Ok(editions);
+        };
+        let folder = self.config.content.dir.join(first.id.to_string());
+        if editions.iter().all(|(_, i)| i.entries.is_empty()) {
             return Err(Problems(vec![Problem::whole(
                 &folder,
                 format!(
@@ -257,7 +378,24 @@ impl App {
             )
             .kind(ProblemKind::NoEntries)]));
         }
-        Ok(issue)
+        // Some language has entries and another none: not an empty issue, a problem.
+        let bare: Vec<Problem> = editions
+            .iter()
+            .filter(|(_, i)| i.entries.is_empty())
+            .map(|(lang, _)| {
+                Problem::whole(
+                    &folder,
+                    format!(
+                        "the `{lang}` edition has no entries: no file in the folder and no new feed item in `{lang}` or without a language dated {} to {} (exclusive), while other languages have some: add entries with their translations, or set the feeds' `lang`",
+                        window.start, window.end
+                    ),
+                )
+            })
+            .collect();
+        if !bare.is_empty() {
+            return Err(Problems(bare));
+        }
+        Ok(editions)
     }
 
     /// The window feed items are taken from, and the keys of items already sent in other issues.
@@ -313,6 +451,23 @@ impl App {
     /// Fetches every link of `issue`, each within `[content] link_timeout`.
     pub async fn check_links(&self, issue: &Issue) -> anyhow::Result<crate::links::LinkReport> {
         crate::links::check_issue(issue, self.config.content.link_timeout).await
+    }
+
+    /// Fetches every link of every edition, each URL once (where it first appears, the default
+    /// language's files first), each within `[content] link_timeout`.
+    pub async fn check_edition_links(
+        &self,
+        editions: &[(Lang, Issue)],
+    ) -> anyhow::Result<crate::links::LinkReport> {
+        let Some((_, first)) = editions.first() else {
+            return Ok(crate::links::LinkReport::default());
+        };
+        let mut all = first.clone();
+        all.entries = editions
+            .iter()
+            .flat_map(|(_, i)| i.entries.iter().cloned())
+            .collect();
+        self.check_links(&all).await
     }
 
     /// The renderer's context in the default language.

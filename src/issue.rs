@@ -118,10 +118,13 @@ pub enum EntrySource {
     /// A Markdown file in the folder.
     File(PathBuf),
     /// An item of a remote feed; `item_key` is the item's id, or its link when it has none.
+    /// `lang` is the language it is in, as its feed's `lang` in the config or the feed itself
+    /// says (`None`: not said, or not a language tag): which editions it goes into.
     Feed {
         feed_url: Url,
         label: Option<String>,
         item_key: String,
+        lang: Option<crate::lang::Lang>,
     },
 }
 

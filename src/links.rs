@@ -402,6 +402,7 @@ mod tests {
             feed_url: url("https://partner.example.org/feed.json"),
             label: None,
             item_key: "https://partner.example.org/items/7".to_string(),
+            lang: None,
         }
     }
 
@@ -518,6 +519,7 @@ mod tests {
             url: url("https://p.example.org/feed.json"),
             label: Some("P".to_string()),
             optional: false,
+            lang: None,
             line: 1,
         };
         let entries = crate::feed::parse(json, &feed).unwrap();

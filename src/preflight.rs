@@ -18,7 +18,7 @@ use crate::notices::Sender;
 /// What the checks before a fire found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
-    /// Entries in the issue (0 when it could not be loaded).
+    /// Entries in the issue's default language (0 when it could not be loaded).
     pub entries: usize,
     /// Links fetched.
     pub links: usize,
@@ -28,21 +28,22 @@ pub struct Findings {
     pub warnings: Vec<String>,
 }
 
-/// Runs the checks of `issue`: loads it with its feeds (one try each), fetches its links, and
-/// adds the config's delivery warnings.
+/// Runs the checks of `issue`: loads it in every configured language with its feeds (one try
+/// each; a missing translation is a problem), fetches the links of every edition, and adds the
+/// config's delivery warnings.
 pub async fn check(app: &App, issue: IssueId) -> Findings {
     let mut f = Findings {
         warnings: app.config.warnings.clone(),
         ..Findings::default()
     };
-    match app.collect_issue(issue, FetchPolicy::Once).await {
-        Ok(i) => {
-            f.entries = i.entries.len();
-            if i.entries.is_empty() {
+    match app.collect_editions(issue, FetchPolicy::Once).await {
+        Ok(editions) => {
+            f.entries = editions.first().map_or(0, |(_, i)| i.entries.len());
+            if f.entries == 0 {
                 f.problems
                     .push(format!("issue {issue} has no entries: the send is skipped"));
             }
-            match app.check_links(&i).await {
+            match app.check_edition_links(&editions).await {
                 Ok(report) => {
                     f.links = report.checked;
                     f.problems

@@ -28,8 +28,9 @@ pub(super) async fn check(
         println!("warning: {warning}");
     }
     let mut problems = Vec::new();
-    let issue = match app.collect_issue(id, FetchPolicy::Once).await {
-        Ok(i) => Some(i),
+    // Every configured language's edition, so a missing translation is reported too.
+    let editions = match app.collect_editions(id, FetchPolicy::Once).await {
+        Ok(e) => Some(e),
         Err(p) => {
             problems.extend(p.0);
             None
@@ -59,9 +60,9 @@ pub(super) async fn check(
         |p| problems.push(p),
     )?;
     // Link problems join the others; the summary line follows them.
-    let links_line = match (&issue, links) {
-        (Some(i), true) => {
-            let report = app.check_links(i).await?;
+    let links_line = match (&editions, links) {
+        (Some(e), true) => {
+            let report = app.check_edition_links(e).await?;
             let line = format!(
                 "links: {} checked, {} broken",
                 report.checked,
@@ -79,12 +80,17 @@ pub(super) async fn check(
     if let Some(line) = links_line {
         println!("{line}");
     }
-    match (&issue, problems.is_empty()) {
-        (Some(i), true) => {
-            println!(
-                "ok: issue {id}, {} entries, {readers} subscribers",
-                i.entries.len()
-            );
+    match (&editions, problems.is_empty()) {
+        (Some(e), true) => {
+            let entries = match e.as_slice() {
+                [(_, i)] => format!("{} entries", i.entries.len()),
+                several => several
+                    .iter()
+                    .map(|(lang, i)| format!("{lang}: {} entries", i.entries.len()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            println!("ok: issue {id}, {entries}, {readers} subscribers");
             Ok(ExitCode::SUCCESS)
         }
         _ => {

@@ -87,13 +87,28 @@ pub(super) fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()
             at("server", "connections_per_client")
         );
     }
-    for f in &c.content.feeds {
+    for (i, f) in c.content.feeds.iter().enumerate() {
         if f.url.scheme() != "https" && f.url.scheme() != "http" {
             bail!(
                 "{}:{}: feed `{}` must be an http or https URL",
                 path.display(),
                 f.line,
                 f.url
+            );
+        }
+        let languages = &c.newsletter.languages;
+        if let Some(lang) = f.lang.as_ref().filter(|l| !languages.all().contains(l)) {
+            bail!(
+                "{}:{}: `lang` of feed `{}`: `{lang}` is a language that `newsletter.languages` does not list ({})",
+                path.display(),
+                key_line(text, &["content", "feeds", &i.to_string(), "lang"]),
+                f.url,
+                languages
+                    .all()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }

@@ -283,6 +283,28 @@ mod tests {
     }
 
     #[test]
+    fn a_feeds_language_must_be_configured_and_is_refused_at_its_line() {
+        let feeds = "\n[[content.feeds]]\nurl = \"https://a.example.org/feed.json\"\n\n[[content.feeds]]\nurl = \"https://b.example.org/feed.json\"\nlang = \"es\"\n";
+        let text = format!("{MIN}{feeds}");
+        let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();
+        let line = text.lines().position(|l| l.starts_with("lang")).unwrap() + 1;
+        assert!(
+            e.starts_with(&format!(
+                "b.toml:{line}: `lang` of feed `https://b.example.org/feed.json`: `es` is a language that `newsletter.languages` does not list (en)"
+            )),
+            "{e}"
+        );
+        let with = MIN.replacen(
+            "[newsletter]\n",
+            "[newsletter]\nlanguages = [\"en\", \"es\"]\n",
+            1,
+        );
+        let c = parse(&format!("{with}{feeds}"), Path::new("b.toml")).unwrap();
+        assert_eq!(c.content.feeds[0].lang, None);
+        assert_eq!(c.content.feeds[1].lang.as_ref().unwrap().as_str(), "es");
+    }
+
+    #[test]
     fn unknown_key_names_file_and_line() {
         let text = format!("{MIN}\n[delivery]\nconcurency = 3\n");
         let e = parse(&text, Path::new("b.toml")).unwrap_err().to_string();

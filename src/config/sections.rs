@@ -240,6 +240,11 @@ pub struct Feed {
     /// When true, a failing fetch leaves the feed out instead of stopping the send.
     #[serde(default)]
     pub optional: bool,
+    /// The language of its items (one of `newsletter.languages`): they go into that language's
+    /// edition only. Default: the feed's own (RSS `<language>`, Atom `xml:lang`, JSON Feed
+    /// `language`); a feed with none, or one not configured, goes into every edition.
+    #[serde(default)]
+    pub lang: Option<Lang>,
     /// The line of the config file that sets `url` (for problems about this feed).
     #[serde(skip)]
     pub line: usize,

@@ -10,7 +10,7 @@ use url::Url;
 use super::markdown;
 use super::values::{parse_date, toml_problem, with_https};
 use crate::error::{Invalid, Problem};
-use crate::issue::{one_line, Entry, EntrySource};
+use crate::issue::{one_line, Entry, EntrySource, Section};
 
 /// The front matter of an entry. Fields are optional here so that every missing one is reported.
 #[derive(Debug, Deserialize)]
@@ -128,10 +128,74 @@ pub(super) fn parse_entry(
     path: &Path,
     text: &str,
 ) -> Result<(Option<Number>, Entry), Vec<Problem>> {
+    let parts = parse_parts(path, text, Need::Whole)?;
+    let (Some(title), Some(date), Some(link)) =
+        (parts.fields.title, parts.fields.date, parts.fields.link)
+    else {
+        unreachable!("every missing part was reported as a problem")
+    };
+    Ok((
+        parts.fields.number,
+        Entry {
+            number: 0,
+            title,
+            date,
+            link,
+            sections: parts.sections,
+            source: EntrySource::File(path.to_path_buf()),
+        },
+    ))
+}
+
+/// A translation file (`01-x.es.md`), read: what it sets over its entry.
+pub(super) struct Translation {
+    pub title: String,
+    /// `None`: the entry's date.
+    pub date: Option<NaiveDate>,
+    /// `None`: the entry's link.
+    pub link: Option<Url>,
+    /// The `number` it repeats, if any (it must be the entry's).
+    pub number: Option<Number>,
+    pub sections: Vec<Section>,
+    /// The line its body starts on.
+    pub body_line: usize,
+}
+
+/// Parses a translation file: an entry file whose `date` and `link` may be left out.
+pub(super) fn parse_translation(path: &Path, text: &str) -> Result<Translation, Vec<Problem>> {
+    let parts = parse_parts(path, text, Need::Title)?;
+    let Some(title) = parts.fields.title else {
+        unreachable!("a missing title was reported as a problem")
+    };
+    Ok(Translation {
+        title,
+        date: parts.fields.date,
+        link: parts.fields.link,
+        number: parts.fields.number,
+        sections: parts.sections,
+        body_line: parts.body_line,
+    })
+}
+
+/// Which fields a file must set: all of them (an entry), or only the title (a translation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Whole,
+    Title,
+}
+
+/// The checked parts of a file without problems.
+struct Parts {
+    fields: Fields,
+    sections: Vec<Section>,
+    body_line: usize,
+}
+
+fn parse_parts(path: &Path, text: &str, need: Need) -> Result<Parts, Vec<Problem>> {
     let split = split(path, text).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
     let fields = match toml::from_str::<FrontMatter>(split.toml) {
-        Ok(fm) => fields(path, &split, &fm, &mut problems),
+        Ok(fm) => fields(path, &split, &fm, need, &mut problems),
         Err(e) => {
             problems.push(toml_problem(path, split.toml, split.open_line, &e));
             Fields::default()
@@ -144,37 +208,32 @@ pub(super) fn parse_entry(
                 split.body_line,
                 "the entry has no text: add `## Institutional context` and a paragraph",
             ));
-            None
+            Vec::new()
         }
-        Ok(s) => Some(s),
+        Ok(s) => s,
         Err(mut ps) => {
             problems.append(&mut ps);
-            None
+            Vec::new()
         }
     };
     if !problems.is_empty() {
         return Err(problems);
     }
-    let (Some(title), Some(date), Some(link), Some(sections)) =
-        (fields.title, fields.date, fields.link, sections)
-    else {
-        unreachable!("every missing part was reported as a problem")
-    };
-    Ok((
-        fields.number,
-        Entry {
-            number: 0,
-            title,
-            date,
-            link,
-            sections,
-            source: EntrySource::File(path.to_path_buf()),
-        },
-    ))
+    Ok(Parts {
+        fields,
+        sections,
+        body_line: split.body_line,
+    })
 }
 
 /// Checks the fields of a front matter that parsed, adding what is wrong to `problems`.
-fn fields(path: &Path, split: &Split, fm: &FrontMatter, problems: &mut Vec<Problem>) -> Fields {
+fn fields(
+    path: &Path,
+    split: &Split,
+    fm: &FrontMatter,
+    need: Need,
+    problems: &mut Vec<Problem>,
+) -> Fields {
     let line = |span: std::ops::Range<usize>| {
         split.open_line + crate::config::line_of(split.toml, span.start)
     };
@@ -208,10 +267,11 @@ fn fields(path: &Path, split: &Split, fm: &FrontMatter, problems: &mut Vec<Probl
                 None
             }
         },
-        None => {
+        None if need == Need::Whole => {
             problems.push(missing("date", "date = 2021-07-07"));
             None
         }
+        None => None,
     };
     let link = match &fm.link {
         Some(l) => {
@@ -246,10 +306,11 @@ fn fields(path: &Path, split: &Split, fm: &FrontMatter, problems: &mut Vec<Probl
                 }
             }
         }
-        None => {
+        None if need == Need::Whole => {
             problems.push(missing("link", "link = \"https://example.org/news\""));
             None
         }
+        None => None,
     };
     let number = match &fm.number {
         Some(n) if *n.get_ref() < 1 || *n.get_ref() > 999 => {

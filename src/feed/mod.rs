@@ -18,6 +18,11 @@
 //!   i, b, ul, ol, li, br; links only to http, https and mailto, with
 //!   `rel="noopener noreferrer"`), plus a plain-text rendering of it. It becomes one section
 //!   labelled with the feed's `label`; an item whose body is empty gets no section.
+//! - **Language**: the feed's `lang` in the config, else the item's own (Atom `xml:lang` on its
+//!   `<content>`), else the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed `language`);
+//!   an item goes into the edition of the configured language it matches (by prefix: `es-MX` is
+//!   `es`), and an item without one, or with one no edition is in, into every edition (see
+//!   `App::collect_editions`).
 //! - **Key** ([`EntrySource::Feed::item_key`](crate::issue::EntrySource)): the item's id when it
 //!   is a URI (`https://..`, `tag:..`, `urn:uuid:..`); an id that is not (JSON Feed ids like
 //!   `"1"`) is prefixed with the feed URL and a space, so two feeds' item 1 stay apart; an item
@@ -51,6 +56,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::config;
 use crate::issue::{self, Body, Entry, EntrySource, IssueId, SanitizedHtml, Section};
+use crate::lang::Lang;
 
 pub use failure::{FailureKind, FeedFailure, MAX_REDIRECTS};
 pub(crate) use fetch::cause;
@@ -452,14 +458,34 @@ pub fn parse(bytes: &[u8], feed: &config::Feed) -> Result<Vec<Entry>, FeedFailur
         url: feed.url.clone(),
         kind: FailureKind::Parse(e.to_string()),
     })?;
+    let feed_lang = parsed.language.as_deref().and_then(|l| Lang::parse(l).ok());
     Ok(parsed
         .entries
         .into_iter()
-        .filter_map(|item| entry_of(item, feed))
+        .filter_map(|item| entry_of(item, feed, feed_lang.as_ref()))
         .collect())
 }
 
-fn entry_of(item: feed_rs::model::Entry, feed: &config::Feed) -> Option<Entry> {
+/// The language of an item: its feed's `lang` in the config, else the item's own (Atom
+/// `xml:lang` on its `<content>`, which is what feed-rs reads), else the feed's (RSS `<language>`, Atom `xml:lang`, JSON Feed
+/// `language`); `None` when none says one that is a language tag.
+fn item_lang(
+    item: &feed_rs::model::Entry,
+    feed: &config::Feed,
+    feed_lang: Option<&Lang>,
+) -> Option<Lang> {
+    feed.lang
+        .clone()
+        .or_else(|| item.language.as_deref().and_then(|l| Lang::parse(l).ok()))
+        .or_else(|| feed_lang.cloned())
+}
+
+fn entry_of(
+    item: feed_rs::model::Entry,
+    feed: &config::Feed,
+    feed_lang: Option<&Lang>,
+) -> Option<Entry> {
+    let lang = item_lang(&item, feed, feed_lang);
     let id = item.id.trim();
     let name = describe(&item);
     let Some(when) = item.published.or(item.updated) else {
@@ -516,6 +542,7 @@ fn entry_of(item: feed_rs::model::Entry, feed: &config::Feed) -> Option<Entry> {
             feed_url: feed.url.clone(),
             label: feed.label.clone(),
             item_key,
+            lang,
         },
     })
 }

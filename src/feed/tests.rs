@@ -11,6 +11,7 @@ fn feed(url: &str, label: Option<&str>) -> config::Feed {
         url: Url::parse(url).unwrap(),
         label: label.map(str::to_string),
         optional: false,
+        lang: None,
         line: 1,
     }
 }
@@ -61,6 +62,7 @@ fn json_feed_items_become_entries_and_bad_items_are_left_out() {
             feed_url: f.url.clone(),
             label: Some("Water Council".into()),
             item_key: "https://water.example.org/feed.json 1".into(),
+            lang: None,
         }
     );
     assert_eq!(first.sections[0].label.as_deref(), Some("Water Council"));
@@ -273,4 +275,39 @@ fn calendar_month_window_is_start_inclusive_end_exclusive() {
     assert!(w.contains(date("2021-07-31")));
     assert!(!w.contains(date("2021-08-01")));
     assert!(!w.contains(date("2021-06-30")));
+}
+
+#[test]
+fn an_item_is_in_its_feeds_configured_language_else_its_own_else_its_feeds() {
+    let lang = |s: &str| Some(Lang::parse(s).unwrap());
+    let lang_of = |e: &Entry| match &e.source {
+        EntrySource::Feed { lang, .. } => lang.clone(),
+        EntrySource::File(_) => unreachable!("a feed entry"),
+    };
+    let json =
+        br#"{"version": "https://jsonfeed.org/version/1.1", "title": "P", "language": "es-mx",
+        "items": [{"id": "https://p.example.org/1", "url": "https://p.example.org/1",
+        "title": "Uno", "date_published": "2021-07-05T00:00:00Z", "content_text": "Hola."}]}"#;
+    let mut f = feed("https://p.example.org/feed.json", None);
+    assert_eq!(lang_of(&parse(json, &f).unwrap()[0]), lang("es-MX"));
+    f.lang = lang("en");
+    assert_eq!(lang_of(&parse(json, &f).unwrap()[0]), lang("en"));
+    // No language said, or none that is a tag: none.
+    let f = feed("https://water.example.org/feed.json", None);
+    assert_eq!(lang_of(&parse(JSON, &f).unwrap()[0]), None);
+    let odd = String::from_utf8_lossy(json).replace("es-mx", "Spanish!");
+    assert_eq!(lang_of(&parse(odd.as_bytes(), &f).unwrap()[0]), None);
+    // Atom: the xml:lang of an entry's content over the feed's.
+    let atom = br#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="en">
+  <title>P</title><id>urn:p</id><updated>2021-07-05T00:00:00Z</updated>
+  <entry><title>Uno</title><id>urn:p:1</id><link href="https://p.example.org/1"/>
+    <updated>2021-07-05T00:00:00Z</updated><content type="text" xml:lang="es">Hola.</content></entry>
+  <entry><title>Two</title><id>urn:p:2</id><link href="https://p.example.org/2"/>
+    <updated>2021-07-05T00:00:00Z</updated><summary>Hello.</summary></entry>
+</feed>"#;
+    let f = feed("https://p.example.org/feed.atom", None);
+    let entries = parse(atom, &f).unwrap();
+    assert_eq!(lang_of(&entries[0]), lang("es"));
+    assert_eq!(lang_of(&entries[1]), lang("en"));
 }

@@ -239,6 +239,7 @@ fn feed(url: &str, label: Option<&str>, optional: bool) -> Feed {
         url: Url::parse(url).unwrap(),
         label: label.map(str::to_string),
         optional,
+        lang: None,
         line: 1,
     }
 }

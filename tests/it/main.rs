@@ -18,6 +18,7 @@ mod feed_issue;
 mod feeds;
 mod http;
 mod imap;
+mod languages;
 mod links;
 mod mime;
 mod notices;

@@ -53,6 +53,8 @@ pub(crate) fn links_to(w: &World, issue: &str, base: &str) {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        // The entries, not their translations (which take their entry's link).
+        .filter(|p| brief::content::is_entry_file(&p.file_name().unwrap().to_string_lossy()))
         .collect();
     files.sort();
     for (i, f) in files.iter().enumerate() {
