@@ -79,9 +79,14 @@ pub fn router(site: Arc<Site>) -> Router {
         .route("/archive/", get(archive_index))
         .route("/archive/{id}", get(archive_issue))
         .route("/preview/{token}", get(preview))
+        .route("/preview/{token}/{lang}", get(preview_in))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
+        )
+        .route(
+            "/language/{lang}/{token}",
+            get(switch_page).post(switch_language),
         );
     // No admin token configured: the endpoint does not exist (404), rather than refusing
     // every caller.
@@ -378,9 +383,36 @@ async fn archive_issue(
 /// `App::preview_url`). It needs no session, since the link is clicked from webmail, where a
 /// `SameSite=Strict` cookie does not ride along. An expired link says so and points at the
 /// console and the archive: a test copy's link never ends in a bare 404.
-async fn preview(State(d): Shared, face: Face, token: Path<String>) -> Result<Response, PageError> {
+async fn preview(
+    State(d): Shared,
+    face: Face,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
+    preview_page(d, face, token, None).await
+}
+
+/// The preview in another language than the default (the "View in browser" link of a test
+/// copy in that language, and the preview's links between languages).
+async fn preview_in(
+    State(d): Shared,
+    face: Face,
+    Path((token, lang)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let Some(lang) = d.app.config.newsletter.languages.find(&lang).cloned() else {
+        return Ok(private(ui::not_found_in(&d, &face)));
+    };
+    preview_page(d, face.speaking(lang.clone()), token, Some(lang)).await
+}
+
+/// A preview of `token`'s issue in `lang` (`None`: the default language).
+async fn preview_page(
+    d: Arc<Site>,
+    face: Face,
+    token: String,
+    lang: Option<crate::lang::Lang>,
+) -> Result<Response, PageError> {
     let now = d.app.clock.now().timestamp();
-    let id = match d.key.open(Purpose::Preview, &token.0, now) {
+    let id = match d.key.open(Purpose::Preview, &token, now) {
         Ok(fields) => fields.first().and_then(|f| f.parse::<IssueId>().ok()),
         Err(TokenError::Expired) => {
             let t = &d.app.templates;
@@ -405,9 +437,16 @@ async fn preview(State(d): Shared, face: Face, token: Path<String>) -> Result<Re
         return Ok(private(ui::not_found_in(&d, &face)));
     };
     let app = d.app.clone();
+    let base = ui::url(&d, &format!("preview/{token}"));
     let rendered = tokio::task::spawn_blocking(move || {
-        app.load_issue(id)
-            .map(|issue| crate::render::render_web(&issue, app.render_context()))
+        let languages = &app.config.newsletter.languages;
+        let lang = lang.unwrap_or_else(|| languages.default_lang().clone());
+        crate::content::load_issue_in(&app.config.content.dir, id, &lang, languages).map(|issue| {
+            let mut ctx = app.render_context_in(&lang);
+            // Its links between languages lead to the other previews.
+            ctx.web_version = Some(&base);
+            crate::render::render_web(&issue, ctx)
+        })
     })
     .await;
     let rendered = rendered.map_err(|e| anyhow::anyhow!("render task failed: {e}"))?;
@@ -514,6 +553,86 @@ async fn unsubscribe(
         }
     };
     let title = face.word(&d, "unsubscribed-title");
+    Ok(no_store(page_in(&d, &face, StatusCode::OK, &title, body)))
+}
+
+/// The language a switch link names, if it is configured; the page then speaks it.
+fn switch_face(d: &Site, face: Face, lang: &str) -> Option<Face> {
+    let lang = d.app.config.newsletter.languages.find(lang)?.clone();
+    // The page is about that language: it links to no other.
+    Some(face.speaking(lang).alone())
+}
+
+/// The page of an issue's "Leer en español" link: it asks, in the language it offers, and
+/// changes nothing (link scanners follow links). Like the unsubscribe page, it is the same
+/// for every token, genuine or not, so it tells nobody whether an address is a reader.
+async fn switch_page(
+    State(d): Shared,
+    face: Face,
+    Path((lang, _token)): Path<(String, String)>,
+) -> Response {
+    let Some(face) = switch_face(&d, face.clone(), &lang) else {
+        return ui::not_found_in(&d, &face);
+    };
+    let t = &d.app.templates;
+    let body = html! {
+        h2.entry-title style=(t.style("entry-title")) { (face.word(&d, "switch-heading")) }
+        p.paragraph style=(t.style("paragraph")) { (face.word(&d, "switch-lead")) }
+        // No action: the form posts to this very URL, token included.
+        form.page-form method="post" style=(t.style("page-form")) {
+            button.page-button type="submit" style=(t.style("page-button")) { (face.word(&d, "switch-button")) }
+        }
+    };
+    let title = face.word(&d, "switch-title");
+    no_store(page_in(&d, &face, StatusCode::OK, &title, body))
+}
+
+/// The switch link's button: records the language as the token's reader's choice, which the
+/// next campaign reads. The answer is the same whether the token was genuine or not; a
+/// forgotten reader stays forgotten (nothing is written about them).
+async fn switch_language(
+    State(d): Shared,
+    face: Face,
+    path: Result<Path<(String, String)>, PathRejection>,
+    _body: Bytes,
+) -> Result<Response, PageError> {
+    let Ok(Path((lang, token))) = path else {
+        return Err(PageError::NotFound);
+    };
+    let Some(face) = switch_face(&d, face, &lang) else {
+        return Err(PageError::NotFound);
+    };
+    let address = d
+        .key
+        .verify(&token)
+        .and_then(|a| a.parse::<lettre::Address>().ok());
+    match address {
+        Some(address) => {
+            let now = d.app.clock.now_ms();
+            let hash = d.key.forget_hash(address.as_ref());
+            let key = AddressKey::of(&address);
+            let lang = face.lang.clone();
+            let changed = d
+                .ledger
+                .with(move |l| {
+                    if l.is_forgotten(&hash)? {
+                        return Ok(false);
+                    }
+                    l.set_language(&key, &lang, now)
+                })
+                .await?;
+            tracing::info!(reader = %d.key.tag(address.as_ref()), lang = %face.lang, changed, "language chosen with a switch link");
+        }
+        None => {
+            tracing::debug!("language switch with a token that does not verify: nothing changed")
+        }
+    }
+    let t = &d.app.templates;
+    let body = html! {
+        h2.entry-title style=(t.style("entry-title")) { (face.word(&d, "switched-heading")) }
+        p.paragraph style=(t.style("paragraph")) { (face.word(&d, "switched-text")) }
+    };
+    let title = face.word(&d, "switch-title");
     Ok(no_store(page_in(&d, &face, StatusCode::OK, &title, body)))
 }
 

@@ -24,8 +24,9 @@ use crate::render::Context;
 #[derive(Clone, Debug)]
 pub(super) struct Face {
     pub lang: Lang,
-    /// The page's public URL without its query.
-    pub here: url::Url,
+    /// The page's public URL without its query, for the links to it in the other languages;
+    /// `None`: a page that offers no other language.
+    pub here: Option<url::Url>,
     /// Whether the language came from `Accept-Language` (the answer then varies with it).
     negotiated: bool,
 }
@@ -40,9 +41,7 @@ impl Face {
                 .and_then(|(_, v)| languages.matching(&v).cloned())
         });
         let public = &d.app.config.server.public_url;
-        let here = public
-            .join(uri.path().trim_start_matches('/'))
-            .unwrap_or_else(|_| public.clone());
+        let here = public.join(uri.path().trim_start_matches('/')).ok();
         match asked {
             Some(lang) => Face {
                 lang,
@@ -70,6 +69,12 @@ impl Face {
             negotiated: false,
             ..self
         }
+    }
+
+    /// This face without the links to the other languages: a page about one language (the
+    /// language switch).
+    pub fn alone(self) -> Face {
+        Face { here: None, ..self }
     }
 
     /// The renderer's context in this face's language.
@@ -104,7 +109,7 @@ pub(super) fn page_in(
     let html = crate::render::frame_with(
         ctx,
         &ctx.words.with_text("page-title", "title", title),
-        Some(&face.here),
+        face.here.as_ref(),
         body,
     );
     let mut res = (

@@ -117,6 +117,31 @@ pub(crate) const FACES: &[Face] = &[
     page("reader-import-done", &["/admin/subscribers/import/apply"]),
 ];
 
+/// Every face in Spanish, made and looked at by
+/// `every_spanish_face_speaks_spanish_fits_and_passes_axe` in a world of two languages: the
+/// same checks, and not one English word of the catalogue on it.
+pub(crate) const SPANISH_FACES: &[Face] = &[
+    mail("es-issue-mail", "campaign"),
+    mail("es-confirmation-mail", "confirmation"),
+    page("es-sign-up", &["/subscribe"]),
+    page("es-sign-up-refused", &["/subscribe"]),
+    page("es-sign-up-answer", &["/subscribe"]),
+    page("es-confirm", &["/confirm/{token}"]),
+    page("es-confirmed", &["/confirm/{token}"]),
+    page("es-confirm-link-not-valid", &["/confirm/{token}"]),
+    page("es-switch", &["/language/{lang}/{token}"]),
+    page("es-switched", &["/language/{lang}/{token}"]),
+    // The switch back, from a Spanish mail, speaks English.
+    page("switch-to-english", &["/language/{lang}/{token}"]),
+    page("es-unsubscribe", &["/unsubscribe/{token}"]),
+    page("es-unsubscribed", &["/unsubscribe/{token}"]),
+    page("es-preview", &["/preview/{token}/{lang}"]),
+    page("es-preview-expired-410", &["/preview/{token}/{lang}"]),
+    page("es-archive-index", &["/archive", "/archive/"]),
+    page("es-archive-issue", &["/archive/{id}/{lang}"]),
+    page("es-not-found-404", &[]),
+];
+
 /// Routes that show a person no page of their own, and why.
 pub(crate) const NOT_FACES: &[(&str, &str)] = &[
     ("/healthz", "plain text for a monitor"),
@@ -163,9 +188,13 @@ impl Looker {
     /// Checks the page the browser shows, as face `name`, in every view.
     fn look(&mut self, name: &'static str) {
         assert!(
-            FACES.iter().any(|f| f.name == name),
+            FACES.iter().chain(SPANISH_FACES).any(|f| f.name == name),
             "{name} is not in FACES"
         );
+        if name.starts_with("es-") {
+            let text = self.b.text();
+            crate::support::assert_none(name, &english_in(&text));
+        }
         assert!(self.seen.insert(name), "{name} was looked at twice");
         let links = self.b.execute(LINK_TEXT_JS);
         assert_eq!(links, serde_json::json!([]), "the links of the {name} face");
@@ -233,6 +262,12 @@ impl Looker {
             .unwrap_or_else(|| panic!("{name}: the message has no Content-Language"));
         // The markup says the language the header says.
         crate::support::assert_none(name, &markup_faults(&html, &language));
+        if name.starts_with("es-") {
+            assert_eq!(language, "es", "{name}: the message's Content-Language");
+            let text = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+            let subject = m.subject().unwrap_or_default().to_string();
+            crate::support::assert_none(name, &english_in(&format!("{subject}\n{text}")));
+        }
         let file = self.mails.join(format!("{name}.html"));
         std::fs::write(&file, html.as_bytes()).unwrap();
         self.b.open(&format!("file://{}", file.display()));
@@ -680,6 +715,305 @@ fn every_face_fits_phone_and_desktop_in_light_and_dark_and_passes_axe() {
         .filter(|n| !l.seen.contains(n))
         .collect();
     assert!(missed.is_empty(), "faces never looked at: {missed:?}");
+}
+
+/// Makes `w` a world of two languages, English first: `[newsletter.es]` texts, and a list
+/// whose readers read English (bob, no language), Spanish (ana) and Mexican Spanish (carla).
+pub(crate) fn bilingual(w: &World) {
+    let text = std::fs::read_to_string(w.config_path()).unwrap();
+    let text = text.replacen(
+        "[newsletter]\n",
+        "[newsletter]\nlanguages = [\"en\", \"es\"]\n",
+        1,
+    );
+    w.write(
+        "brief.toml",
+        &format!(
+            "{text}\n[newsletter.es]\nname = \"Vida Institucional Binacional México – Estados Unidos\"\n\
+             organization = \"Centro de Instituciones Binacionales\"\n\
+             intro = \"Un resumen mensual de la vida institucional que comparten México y Estados Unidos.\"\n\
+             date_format = \"%d.%m.%y\"\n"
+        ),
+    );
+    w.write(
+        "subscribers.csv",
+        "email,name,lang\nana@example.org,Ana García,es\nbob@example.org,Bob,\ncarla@example.org,Carla,es-MX\n",
+    );
+}
+
+/// Every Spanish face: a reader whose browser asks for Spanish signs up, confirms, gets the
+/// issue in Spanish and leaves; an English reader moves to Spanish with the link in their
+/// issue; the archive, a preview and the 404 in Spanish. Each is looked at as every face is,
+/// and none may carry an English word of the catalogue.
+#[test]
+fn every_spanish_face_speaks_spanish_fits_and_passes_axe() {
+    let w = World::new();
+    w.add_server_keys("staff = [\"editor@example.org\"]");
+    let port = on_own_port(&w);
+    bilingual(&w);
+    let shots = std::env::var_os("BRIEF_FACES").map(|_| {
+        let dir = crate::support::repo().join("target/faces");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    });
+    let mut l = Looker {
+        b: Browser::speaking("es-MX,es;q=0.9,en;q=0.5"),
+        seen: BTreeSet::new(),
+        shots,
+        mails: w.path("faces"),
+    };
+    std::fs::create_dir_all(&l.mails).unwrap();
+    let site = format!("http://127.0.0.1:{port}");
+
+    // The issue, sent to the list: each reader in their language.
+    w.brief()
+        .args(["send", "2021-07", "--yes"])
+        .assert()
+        .success();
+    let ana = std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap();
+    let bob = std::fs::read(file_of(&w, "2021-07", "bob@example.org")).unwrap();
+    let carla = std::fs::read(file_of(&w, "2021-07", "carla@example.org")).unwrap();
+    for (who, eml) in [("ana", &ana), ("carla", &carla)] {
+        let m = mail_parser::MessageParser::default().parse(eml).unwrap();
+        assert_eq!(
+            m.header_raw("Content-Language").map(str::trim),
+            Some("es"),
+            "{who}"
+        );
+    }
+    l.look_at_mail("es-issue-mail", &ana);
+    let d = Running::start(&w, &[]);
+
+    // A reader signs up: the form speaks the browser's Spanish.
+    l.visit(
+        &format!("{site}/subscribe"),
+        "Suscríbase a BRIEF",
+        "es-sign-up",
+    );
+    no_validation(&l.b);
+    l.b.fill("Correo electrónico", "not an address");
+    l.b.click("Suscribirme");
+    l.b.wait_for_text("Revise la dirección");
+    l.look("es-sign-up-refused");
+    l.b.fill("Correo electrónico", "lectora@example.org");
+    l.b.click("Suscribirme");
+    l.b.wait_for_text("Revise su correo");
+    l.look("es-sign-up-answer");
+    let confirmation = mail_in(&w, "signup", "");
+    assert!(
+        subject_of_bytes(&confirmation).starts_with("Confirme su suscripción"),
+        "{}",
+        subject_of_bytes(&confirmation)
+    );
+    l.look_at_mail("es-confirmation-mail", &confirmation);
+    l.visit(
+        &link_in(&confirmation, &format!("{site}/confirm/")),
+        "Confirme su suscripción",
+        "es-confirm",
+    );
+    l.b.click("Confirmar la suscripción");
+    l.b.wait_for_text("Ya está suscrito");
+    l.look("es-confirmed");
+    l.visit(
+        &format!("{site}/confirm/not-a-token"),
+        "no es válido",
+        "es-confirm-link-not-valid",
+    );
+
+    // Bob reads English; the link in his issue moves him to Spanish.
+    l.visit(
+        &link_in(&bob, &format!("{site}/language/es/")),
+        "¿Leer BRIEF en español?",
+        "es-switch",
+    );
+    l.b.click("Leer en español");
+    l.b.wait_for_text("BRIEF llegará en español");
+    l.look("es-switched");
+    let bob_key = brief::address::AddressKey::of(&"bob@example.org".parse().unwrap());
+    assert_eq!(
+        w.ledger()
+            .language_choice(&bob_key)
+            .unwrap()
+            .map(|l| l.to_string()),
+        Some("es".to_string())
+    );
+    // Ana's Spanish issue offers English, in English.
+    l.visit(
+        &link_in(&ana, &format!("{site}/language/en/")),
+        "Read BRIEF in English?",
+        "switch-to-english",
+    );
+
+    // Ana leaves, in Spanish: her link says so.
+    l.visit(
+        &link_in(&ana, &format!("{site}/unsubscribe/")),
+        "¿Cancelar su suscripción a BRIEF?",
+        "es-unsubscribe",
+    );
+    l.b.click("Cancelar la suscripción");
+    l.b.wait_for_text("Su suscripción está cancelada");
+    l.look("es-unsubscribed");
+
+    l.visit(&format!("{site}/archive/"), "Archivo", "es-archive-index");
+    l.visit(
+        &format!("{site}/archive/2021-07/es"),
+        "Más información",
+        "es-archive-issue",
+    );
+    l.visit(
+        &format!("{site}/no/such/page"),
+        "No encontrado",
+        "es-not-found-404",
+    );
+    let app = brief::app::App::new(w.config(), Arc::new(SystemClock)).unwrap();
+    let preview = app.preview_url("2021-07".parse().unwrap(), app.key());
+    l.visit(
+        &format!("{site}{}/es", preview.path()),
+        "Más información",
+        "es-preview",
+    );
+    let past = FixedClock::new(SystemClock.now() - chrono::TimeDelta::days(60));
+    let old = brief::app::App::new(w.config(), Arc::new(past)).unwrap();
+    let expired = old.preview_url("2021-07".parse().unwrap(), old.key());
+    l.visit(
+        &format!("{site}{}/es", expired.path()),
+        "Esta vista previa caducó",
+        "es-preview-expired-410",
+    );
+    assert_eq!(d.stop().status.code(), Some(0));
+
+    let missed: Vec<_> = SPANISH_FACES
+        .iter()
+        .map(|f| f.name)
+        .filter(|n| !l.seen.contains(n))
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "Spanish faces never looked at: {missed:?}"
+    );
+}
+
+/// The subject of a raw message, decoded.
+fn subject_of_bytes(eml: &[u8]) -> String {
+    mail_parser::MessageParser::default()
+        .parse(eml)
+        .and_then(|m| m.subject().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The English catalogue's words (each run of text between its placeables of two words or
+/// more, or one long word), less those the Spanish catalogue says too and the language links
+/// that are meant to be in English ("English", "Read in English").
+fn english_words() -> Vec<String> {
+    use fluent_syntax::ast::{Entry, Expression, InlineExpression, Pattern, PatternElement};
+    fn pieces(p: &Pattern<&str>, out: &mut Vec<String>) {
+        let mut run = String::new();
+        for e in &p.elements {
+            match e {
+                PatternElement::TextElement { value } => run.push_str(value),
+                PatternElement::Placeable { expression } => {
+                    out.push(std::mem::take(&mut run));
+                    match expression {
+                        Expression::Select { variants, .. } => {
+                            variants.iter().for_each(|v| pieces(&v.value, out))
+                        }
+                        Expression::Inline(InlineExpression::StringLiteral { value }) => {
+                            out.push(value.to_string())
+                        }
+                        Expression::Inline(_) => {}
+                    }
+                }
+            }
+        }
+        out.push(run);
+    }
+    let read = |lang: &str| {
+        std::fs::read_to_string(crate::support::repo().join(format!("templates/{lang}.ftl")))
+            .unwrap()
+    };
+    let (en, es) = (read("en"), read("es"));
+    let mut spanish = Vec::new();
+    for e in fluent_syntax::parser::parse(es.as_str()).unwrap().body {
+        if let Entry::Message(m) = e {
+            if let Some(v) = &m.value {
+                pieces(v, &mut spanish);
+            }
+        }
+    }
+    // The words of the language links, meant to be in English on a Spanish face too.
+    let mut meant = Vec::new();
+    for e in fluent_syntax::parser::parse(en.as_str()).unwrap().body {
+        if let Entry::Message(m) = e {
+            if ["language-name", "read-in-language"].contains(&m.id.name) {
+                if let Some(v) = &m.value {
+                    pieces(v, &mut meant);
+                }
+            }
+        }
+    }
+    let mut words = Vec::new();
+    for e in fluent_syntax::parser::parse(en.as_str()).unwrap().body {
+        if let Entry::Message(m) = e {
+            if ["language-name", "read-in-language"].contains(&m.id.name) {
+                continue;
+            }
+            let mut p = Vec::new();
+            if let Some(v) = &m.value {
+                pieces(v, &mut p);
+            }
+            for piece in p {
+                let w = piece.trim().trim_end_matches([':', '.', ',', '?']).trim();
+                let long = w.contains(' ') || w.chars().count() >= 6;
+                if long
+                    && !spanish.iter().any(|s| s.contains(w))
+                    && !meant.iter().any(|m| m.contains(w))
+                {
+                    words.push(w.to_string());
+                }
+            }
+        }
+    }
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// The English catalogue's words in `text`.
+fn english_in(text: &str) -> Vec<String> {
+    english_words()
+        .into_iter()
+        .filter(|w| text.contains(w.as_str()))
+        .map(|w| format!("English words: {w:?}"))
+        .collect()
+}
+
+/// The English words the Spanish faces are checked for are many, and the check finds them.
+#[test]
+fn the_english_word_check_finds_english() {
+    let words = english_words();
+    for w in [
+        "View in browser",
+        "Learn more",
+        "Unsubscribe",
+        "Confirm subscription",
+    ] {
+        assert!(
+            words.iter().any(|x| x == w),
+            "{w} is not checked: {words:?}"
+        );
+    }
+    assert!(!words
+        .iter()
+        .any(|w| w == "English" || w == "Read in English"));
+    assert!(words.len() > 60, "{}", words.len());
+    assert_eq!(
+        english_in("Ver en el navegador · Read in English · English | Español"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        english_in("Más información sobre X · Learn more"),
+        ["English words: \"Learn more\""]
+    );
 }
 
 /// The checks beyond axe-core find what they look for: a message without `lang` on its

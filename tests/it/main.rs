@@ -22,6 +22,7 @@ mod languages;
 mod links;
 mod mime;
 mod notices;
+mod pages_lang;
 mod preflight;
 mod reader_lang;
 mod relay;

@@ -792,10 +792,10 @@ fn variants_of(text: &str, name: &str) -> Vec<String> {
 
 /// What a list of faces leaves out of `routes` and `mails`, and what it names that is gone.
 fn face_gaps(routes: &[String], mails: &[String]) -> Vec<String> {
-    use crate::faces::{Shows, FACES, NOT_FACES};
+    use crate::faces::{Shows, FACES, NOT_FACES, SPANISH_FACES};
     let mut face_routes = BTreeSet::new();
     let mut face_mails = BTreeSet::new();
-    for f in FACES {
+    for f in FACES.iter().chain(SPANISH_FACES) {
         match f.shows {
             Shows::Mail(kind) => {
                 face_mails.insert(kind.to_string());

@@ -65,6 +65,15 @@ impl Browser {
         Browser::launch(json!({}), "--window-size=1280,900")
     }
 
+    /// A desktop-sized window whose browser asks for `languages` (`Accept-Language`, e.g.
+    /// `es-MX,es`), as a reader's browser set to them does.
+    pub fn speaking(languages: &str) -> Browser {
+        Browser::launch(
+            json!({ "prefs": { "intl.accept_languages": languages } }),
+            "--window-size=1280,900",
+        )
+    }
+
     /// A phone: a viewport `width` CSS pixels wide (844 high), touch, and the page's
     /// `<meta name="viewport">` honoured as a phone does; screenshots are `width` pixels wide.
     pub fn phone(width: u32) -> Browser {
