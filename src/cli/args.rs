@@ -105,7 +105,12 @@ pub enum Command {
     },
     /// Print the sign-up form as an HTML snippet for the website (no JavaScript), posting to
     /// `[server] public_url` + `subscribe`.
-    SubscribeForm,
+    SubscribeForm {
+        /// The form's language (one of `[newsletter] languages`); default: the first. The
+        /// form offers every configured language, this one chosen.
+        #[arg(long)]
+        lang: Option<String>,
+    },
     /// Manage the subscriber list.
     Subscribers {
         #[command(subcommand)]

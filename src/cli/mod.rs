@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Report { .. }
         | Command::Hold { .. }
         | Command::Release { .. }
-        | Command::SubscribeForm => Need::Passing,
+        | Command::SubscribeForm { .. } => Need::Passing,
         Command::Send { .. }
         | Command::Run { .. }
         | Command::Subscribers { .. }
@@ -107,7 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { issue } => inspect::status(&app, issue),
         Command::Report { issue, format } => inspect::report(&app, issue, format),
         Command::Run { listen } => crate::daemon::run(app, listen).await,
-        Command::SubscribeForm => subscribers::form(&app),
+        Command::SubscribeForm { lang } => subscribers::form(&app, lang.as_deref()),
         Command::Subscribers { action } => subscribers::run(Arc::new(app), action).await,
         Command::Bounces {
             action: BouncesCommand::Import { paths },

@@ -18,14 +18,29 @@ use crate::ledger::{Ledger, Reason, SharedLedger};
 use crate::signup::{Mailer, Outcome, Request};
 
 /// `brief subscribe-form`: the daemon's sign-up form as a snippet for the center's website.
-pub(super) fn form(app: &App) -> anyhow::Result<ExitCode> {
+pub(super) fn form(app: &App, lang: Option<&str>) -> anyhow::Result<ExitCode> {
+    let languages = &app.config.newsletter.languages;
+    let lang = match lang {
+        None => languages.default_lang(),
+        Some(tag) => languages.matching(tag).ok_or_else(|| {
+            UsageError::msg(format!(
+                "--lang {tag}: `newsletter.languages` lists {}",
+                languages
+                    .all()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+    };
     let action = app
         .config
         .server
         .public_url
         .join("subscribe")
         .expect("public_url is a base URL");
-    let form = crate::render::signup_form(app.render_context(), &action, None, "", "");
+    let form = crate::render::signup_form(app.render_context_in(lang), &action, None, "", "");
     println!("{}", form.into_string());
     Ok(ExitCode::SUCCESS)
 }

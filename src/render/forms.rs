@@ -27,7 +27,8 @@ pub fn signup_form(
     let w = ctx.words;
     let editions = t.editions();
     html! {
-        form method="post" action=(action.as_str()) accept-charset="utf-8" {
+        // Its own `lang`: the snippet goes into pages of any language.
+        form method="post" action=(action.as_str()) accept-charset="utf-8" lang=(ctx.lang) {
             @if let Some(e) = error {
                 p.form-error style=(t.style("form-error")) role="alert" { (e) }
             }

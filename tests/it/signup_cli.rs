@@ -49,6 +49,30 @@ fn subscribe_form_prints_the_signup_form_for_the_website() {
                    Institutions, by email.";
     assert!(html.contains(consent), "{html}");
     assert!(!html.to_lowercase().contains("<script"), "{html}");
+    // One language: the form says it without asking.
+    assert!(
+        html.contains(r#"<input type="hidden" name="lang" value="en">"#),
+        "{html}"
+    );
+
+    // Two languages: the form in Spanish, offering both, Spanish chosen.
+    crate::faces::bilingual(&w);
+    let (code, html, err) = run(&w, &["subscribe-form", "--lang", "es-MX"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        html.contains("Correo electrónico") && html.contains("Suscribirme"),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<option value="en" lang="en">English</option><option value="es" lang="es" selected>Español</option>"#),
+        "{html}"
+    );
+    let (code, _, err) = run(&w, &["subscribe-form", "--lang", "fr"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--lang fr: `newsletter.languages` lists en, es"),
+        "{err}"
+    );
 }
 
 #[test]
