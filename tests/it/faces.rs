@@ -767,7 +767,7 @@ fn every_spanish_face_speaks_spanish_fits_and_passes_axe() {
 
     // The issue, sent to the list: each reader in their language.
     w.brief()
-        .args(["send", "2021-07", "--yes"])
+        .args(["send", "--issue", "2021-07", "--yes"])
         .assert()
         .success();
     let ana = std::fs::read(file_of(&w, "2021-07", "ana@example.org")).unwrap();
