@@ -111,13 +111,26 @@ impl<'de> serde::Deserialize<'de> for Languages {
     }
 }
 
-/// The configured languages, the default first; never empty.
+/// The configured languages, the default first; never empty. Shown as `en, es`, for messages
+/// that list them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Languages(Vec<Lang>);
 
 impl Default for Languages {
     fn default() -> Self {
         Languages(vec![Lang("en".into())])
+    }
+}
+
+impl fmt::Display for Languages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(l.as_str())?;
+        }
+        Ok(())
     }
 }
 

@@ -24,13 +24,7 @@ pub(super) fn form(app: &App, lang: Option<&str>) -> anyhow::Result<ExitCode> {
         None => languages.default_lang(),
         Some(tag) => languages.matching(tag).ok_or_else(|| {
             UsageError::msg(format!(
-                "--lang {tag}: `newsletter.languages` lists {}",
-                languages
-                    .all()
-                    .iter()
-                    .map(|l| l.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "--lang {tag}: `newsletter.languages` lists {languages}"
             ))
         })?,
     };
@@ -214,12 +208,11 @@ fn lang_arg(app: &App, lang: Option<&str>) -> anyhow::Result<Option<(Lang, Lang)
     let typed = Lang::parse(tag).map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
     let languages = &app.config.newsletter.languages;
     let Some(configured) = languages.matching(typed.as_str()) else {
-        let all: Vec<&str> = languages.all().iter().map(Lang::as_str).collect();
         return Err(UsageError::msg(format!(
             "--lang: `{typed}` is none of the languages brief writes in (`[newsletter] \
              languages` in {}: {})",
             app.config.source.display(),
-            all.join(", ")
+            languages
         ))
         .into());
     };

@@ -104,11 +104,6 @@ pub(super) fn validate(c: &Config, text: &str, path: &Path) -> anyhow::Result<()
                 key_line(text, &["content", "feeds", &i.to_string(), "lang"]),
                 f.url,
                 languages
-                    .all()
-                    .iter()
-                    .map(|l| l.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
             );
         }
     }

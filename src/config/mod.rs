@@ -51,7 +51,7 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
                 "{}:{}: `[newsletter.{lang}]` is a language that `newsletter.languages` does not list ({})",
                 path.display(),
                 line_of(text, *at),
-                config.newsletter.languages.all().iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                config.newsletter.languages
             );
         }
     }

@@ -152,12 +152,11 @@ pub fn load_issue_in(
         return load_issue(dir, id);
     }
     if !languages.all().contains(lang) {
-        let listed: Vec<&str> = languages.all().iter().map(|l| l.as_str()).collect();
         return Err(Problems(vec![Problem::whole(
             &dir.join(id.to_string()),
             format!(
                 "no edition in `{lang}`: `newsletter.languages` lists {}",
-                listed.join(", ")
+                languages
             ),
         )]));
     }
@@ -437,12 +436,7 @@ fn default_issue(f: &Folder) -> Result<Issue, Vec<Problem>> {
 /// it concerns (`None`: none).
 fn language_problems(f: &Folder, languages: &Languages) -> Vec<(Option<Lang>, Problem)> {
     let default = languages.default_lang();
-    let listed = languages
-        .all()
-        .iter()
-        .map(|l| l.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let listed = languages.to_string();
     let mut out = Vec::new();
     for (i, t) in f.translations.iter().enumerate() {
         let name = file_name(&t.path);

@@ -364,7 +364,7 @@ fn mail_in(w: &World, sub: &str, subject: &str) -> Vec<u8> {
 }
 
 /// The first link in the text part of `eml` that starts with `prefix`.
-fn link_in(eml: &[u8], prefix: &str) -> String {
+pub(crate) fn link_in(eml: &[u8], prefix: &str) -> String {
     let m = mail_parser::MessageParser::default().parse(eml).unwrap();
     let text = m.body_text(0).unwrap().into_owned();
     let start = text
@@ -376,7 +376,7 @@ fn link_in(eml: &[u8], prefix: &str) -> String {
         .collect()
 }
 
-fn file_of(w: &World, sub: &str, to: &str) -> PathBuf {
+pub(crate) fn file_of(w: &World, sub: &str, to: &str) -> PathBuf {
     w.outbox(sub)
         .into_iter()
         .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(to))

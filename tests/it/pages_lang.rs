@@ -128,27 +128,9 @@ fn the_language_switch_asks_records_a_genuine_choice_and_answers_everyone_alike(
     d.stop();
 }
 
-/// The text part's link that starts with `prefix`.
-fn link_in(eml: &[u8], prefix: &str) -> String {
-    let m = mail_parser::MessageParser::default().parse(eml).unwrap();
-    let text = m.body_text(0).unwrap().into_owned();
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
-    text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect()
-}
-
 /// The message to `to` in the outbox folder `sub`.
 fn mail_to(w: &World, sub: &str, to: &str) -> Vec<u8> {
-    let path = w
-        .outbox(sub)
-        .into_iter()
-        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(to))
-        .unwrap_or_else(|| panic!("no message to {to} in {sub}"));
-    std::fs::read(path).unwrap()
+    std::fs::read(crate::faces::file_of(w, sub, to)).unwrap()
 }
 
 fn language_of(eml: &[u8]) -> String {
@@ -163,16 +145,22 @@ fn the_switch_link_changes_the_next_campaigns_language() {
     let w = World::new();
     crate::faces::bilingual(&w);
     w.copy_issue("2021-08");
-    w.brief().args(["send", "--issue", "2021-07", "--yes"]).assert().success();
+    w.brief()
+        .args(["send", "--issue", "2021-07", "--yes"])
+        .assert()
+        .success();
     let july = mail_to(&w, "2021-07", "bob@example.org");
     assert_eq!(language_of(&july), "en");
-    let link = link_in(&july, "https://news.example.org/language/es/");
+    let link = crate::faces::link_in(&july, "https://news.example.org/language/es/");
     let d = Running::start(&w, &[]);
     let path = link.trim_start_matches("https://news.example.org");
     let r = d.post(path, &[], b"");
     assert!(r.body.contains("BRIEF llegará en español"), "{}", r.body);
     d.stop();
-    w.brief().args(["send", "--issue", "2021-08", "--yes"]).assert().success();
+    w.brief()
+        .args(["send", "--issue", "2021-08", "--yes"])
+        .assert()
+        .success();
     let august = mail_to(&w, "2021-08", "bob@example.org");
     assert_eq!(language_of(&august), "es");
     let text = mail_parser::MessageParser::default()

@@ -600,14 +600,13 @@ pub(super) async fn set_language(
         .and_then(|v| languages.find(v))
         .cloned();
     let Some(lang) = chosen.filter(|_| languages.several()) else {
-        let all: Vec<&str> = languages.all().iter().map(Lang::as_str).collect();
         return Ok(message(
             &d,
             staff,
             StatusCode::UNPROCESSABLE_ENTITY,
             "Language not changed",
             html! {
-                (paragraph(&d, &format!("Choose one of the languages brief writes in: {}. Nothing changed.", all.join(", "))))
+                (paragraph(&d, &format!("Choose one of the languages brief writes in: {languages}. Nothing changed.")))
                 p.paragraph { (link(&d, &reader_path(r.id), "Back to the reader")) }
             },
         ));
