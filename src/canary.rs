@@ -35,8 +35,10 @@ pub const POLL: Duration = Duration::from_secs(2);
 pub const OUTBOX: &str = "canary";
 
 /// Queues the canary copies of `campaign` and tries them at once, unless they were queued
-/// already or its window is over: the stored message, as readers get it (with canary
-/// Message-IDs), to each `[server] staff` address, signed like the campaign. Returns the first
+/// already or its window is over: the stored message in each of the campaign's languages, as
+/// readers get it (with canary Message-IDs), to each `[server] staff` address, signed like the
+/// campaign (one copy per language per address). The first copy accepted, in whatever
+/// language, opens the gate as before; the campaign is held only when every copy failed. Returns the first
 /// tries; `None` when nothing was to send. Its gate stays closed until a staff address accepts
 /// a copy: copies the relay did not take are tried again (`notices`), and when every one has
 /// failed the campaign is held.
@@ -50,16 +52,21 @@ pub async fn send_copies(
         return Ok(None);
     }
     let cid = campaign.id;
-    let stored = sender.ledger.with(move |l| l.campaign_message(cid)).await?;
-    let Some(stored) = stored else {
+    let stored = sender.ledger.with(move |l| l.campaign_messages(cid)).await?;
+    if stored.is_empty() {
         return Ok(None);
-    };
-    let template =
-        MessageTemplate::thaw(&stored.template, campaign.issue, sender.key)?.into_canary();
-    let copies = crate::notices::staff_addresses(app)
-        .iter()
-        .map(|a| crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid)))
-        .collect();
+    }
+    // One copy per language per staff address: staff see every edition readers will get.
+    let staff = crate::notices::staff_addresses(app);
+    let mut copies = Vec::with_capacity(staff.len() * stored.len());
+    for m in &stored {
+        let template = MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary();
+        copies.extend(
+            staff
+                .iter()
+                .map(|a| crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid))),
+        );
+    }
     sender.send_canary(cid, copies).await
 }
 

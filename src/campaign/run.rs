@@ -10,10 +10,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::canary::Waited;
-use crate::deliver::{Lease, Stopped, Summary};
+use crate::deliver::{Editions, Lease, Stopped, Summary};
 use crate::dkim::DkimSigner;
 use crate::ledger::{Campaign, Gate, HoldReason};
-use crate::message::MessageTemplate;
 use crate::metrics::{CampaignState, Metrics};
 use crate::notices::{Sender, Tried};
 use crate::transport::Transport;
@@ -89,7 +88,7 @@ pub struct Means<'a> {
     pub metrics: Arc<Metrics>,
 }
 
-/// Runs `campaign` with `template` until it is finished, `stop` is cancelled, or `policy`
+/// Runs `campaign` with `editions` (its message in each language) until it is finished, `stop` is cancelled, or `policy`
 /// ends it (a hold, a relay failure), holding the campaign's lease throughout so that a
 /// daemon on the same ledger leaves it alone. Each pass: the canary copies (once per
 /// campaign), the wait for the gate, the readers; once finished, the summaries that are due
@@ -97,7 +96,7 @@ pub struct Means<'a> {
 pub async fn drive(
     means: &Means<'_>,
     campaign: Campaign,
-    template: Arc<MessageTemplate>,
+    editions: Arc<Editions>,
     policy: Policy,
     stop: &CancellationToken,
     watch: &mut dyn Watch,
@@ -148,7 +147,7 @@ pub async fn drive(
         let run = app.campaign_run(
             ledger.clone(),
             current.clone(),
-            template.clone(),
+            editions.clone(),
             means.transport.clone(),
             means.dkim.clone(),
             means.metrics.clone(),

@@ -49,7 +49,7 @@ pub struct Site {
 /// own ledger connection) to whoever runs campaigns: the daemon provides it, so `http` never
 /// imports `daemon`.
 pub type Launch = Arc<
-    dyn Fn(crate::ledger::Campaign, crate::message::MessageTemplate, crate::ledger::Ledger)
+    dyn Fn(crate::ledger::Campaign, crate::deliver::Editions, crate::ledger::Ledger)
         + Send
         + Sync,
 >;

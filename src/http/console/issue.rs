@@ -410,7 +410,7 @@ pub(super) async fn send_now(
     .await;
     let Started {
         ledger,
-        template,
+        editions,
         campaign,
         problems,
         ..
@@ -437,7 +437,7 @@ pub(super) async fn send_now(
         tracing::warn!("skipped subscriber: {p}");
     }
     tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), trigger = "staff", "campaign started from the console");
-    launch(campaign, template, ledger);
+    launch(campaign, editions, ledger);
     staff
         .record(&d, Action::SendNow, id.to_string(), String::new())
         .await;
