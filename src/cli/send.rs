@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{load_editions_or_report, load_or_report};
+use super::load::load_editions_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
@@ -439,6 +439,7 @@ pub(super) async fn test_send(
     app: &App,
     issue: Option<IssueId>,
     to: &[String],
+    lang: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     print_warnings(app);
@@ -464,9 +465,16 @@ pub(super) async fn test_send(
         }
         addresses
     };
-    let Some(issue) = load_or_report(app, id).await else {
+    if let Some(tag) = lang {
+        campaign::test_send::choose(app, Vec::new(), Some(tag))
+            .map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
+    }
+    let Some(found) = load_editions_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
+    let editions = campaign::test_send::choose(app, found, lang)
+        .map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
+    let several = editions.len() > 1;
     let key = app.key().clone();
     let dkim = app.dkim_signer().map_err(UsageError)?;
     // Fails here, with exit 2, when the transport is misconfigured.
@@ -479,16 +487,21 @@ pub(super) async fn test_send(
         dkim: dkim.as_ref(),
         metrics: None,
     };
-    let replies = campaign::test_send::send(&sender, &issue, &addresses, |r| {
+    let replies = campaign::test_send::send(&sender, &editions, &addresses, |lang, r| {
         println!(
-            "{}: {}{}",
+            "{}{}: {}{}",
+            if several {
+                format!("[{lang}] ")
+            } else {
+                String::new()
+            },
             r.address,
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
             r.text
         );
     })
     .await?;
-    let accepted = replies.iter().filter(|r| r.accepted).count();
+    let accepted = replies.iter().filter(|(_, r)| r.accepted).count();
     println!(
         "test send of issue {id}: {accepted} of {} accepted",
         replies.len()

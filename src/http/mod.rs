@@ -526,6 +526,9 @@ struct TestSendRequest {
     /// The issue; default: the newest issue folder, as `brief send --test` picks it.
     #[serde(default)]
     issue: Option<String>,
+    /// The language of the copies (`"es"`); default: one copy per configured language.
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 /// A test send to staff addresses, for staff who cannot run the CLI on the server.
@@ -586,8 +589,8 @@ async fn test_send(
         Ok(id) => id,
         Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{e:#}")),
     };
-    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
-        Ok(i) => i,
+    let editions = match d.app.collect_editions(id, FetchPolicy::Once).await {
+        Ok(e) => e,
         Err(problems) => {
             let list: Vec<String> = problems.0.iter().map(|p| p.to_string()).collect();
             return (
@@ -600,10 +603,16 @@ async fn test_send(
                 .into_response();
         }
     };
+    let editions =
+        match crate::campaign::test_send::choose(&d.app, editions, req.lang.as_deref()) {
+            Ok(e) => e,
+            Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("lang: {e}")),
+        };
     tracing::info!(issue = %id, to = ?to.iter().map(|a| d.key.tag(a.as_ref())).collect::<Vec<_>>(), "admin test send");
-    let replies = crate::campaign::test_send::send(&d.sender(), &issue, &to, |r| {
+    let replies = crate::campaign::test_send::send(&d.sender(), &editions, &to, |lang, r| {
         tracing::info!(
             issue = %id,
+            %lang,
             recipient = %d.key.tag(r.address.as_ref()),
             code = r.code,
             reply = %d.key.redact(&r.text),
@@ -615,12 +624,13 @@ async fn test_send(
         Ok(r) => r,
         Err(e) => return error::json_server_error(e),
     };
-    let all = replies.iter().all(|r| r.accepted);
+    let all = replies.iter().all(|(_, r)| r.accepted);
     let results: Vec<_> = replies
         .iter()
-        .map(|r| {
+        .map(|(lang, r)| {
             serde_json::json!({
                 "to": r.address.to_string(),
+                "lang": lang.as_str(),
                 "accepted": r.accepted,
                 "code": r.code,
                 "reply": r.text,
