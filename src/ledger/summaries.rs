@@ -23,6 +23,9 @@ pub struct SummaryFacts {
     /// The most frequent last replies of failed and deferred deliveries: code, text, count.
     pub failures: Vec<(Option<u16>, String, u64)>,
     pub bounces: SummaryBounces,
+    /// The counts by language, when the campaign is in several (see
+    /// [`crate::report::by_language`]).
+    pub by_language: Option<String>,
 }
 
 /// Readers of a campaign with a bounce or complaint reported, and unsubscribes since its send.
@@ -169,11 +172,13 @@ impl Ledger {
             [first_attempt.unwrap_or(since)],
             |r| r.get::<_, i64>(0),
         )? as u64;
+        let by_language = crate::report::by_language(&self.counts_by_lang(campaign.id)?);
         Ok(SummaryFacts {
             counts,
             first_attempt,
             failures,
             bounces,
+            by_language,
         })
     }
 
