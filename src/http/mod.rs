@@ -1,7 +1,8 @@
 //! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, sign-up and
 //! staff pages, admin test sends.
 //!
-//! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
+//! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/`, `/archive/{id}` and
+//! `/archive/{id}/{lang}` (another language's edition),
 //! `GET /preview/{token}` (a test copy's signed "View in browser" link),
 //! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
 //! `/admin/` ([`admin`]: sign-in by emailed link, sessions; `console`: the dashboard, issue,
@@ -78,7 +79,9 @@ pub fn router(site: Arc<Site>) -> Router {
         .route("/archive", get(archive_index))
         .route("/archive/", get(archive_index))
         .route("/archive/{id}", get(archive_issue))
+        .route("/archive/{id}/{lang}", get(archive_edition))
         .route("/preview/{token}", get(preview))
+        .route("/preview/{token}/{lang}", get(preview_edition))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
@@ -305,19 +308,38 @@ async fn metrics(State(d): Shared) -> Response {
 
 /// The issues that were sent (or are being sent), newest first, linking to their web versions.
 async fn archive_index(State(d): Shared, face: Face) -> Result<Response, PageError> {
-    let campaigns = d.ledger.with(|l| l.campaigns()).await?;
+    let campaigns = d
+        .ledger
+        .with(|l| {
+            let mut out = Vec::new();
+            for c in l.campaigns()? {
+                let langs = l.campaign_langs(c.id)?;
+                out.push((c, langs));
+            }
+            Ok(out)
+        })
+        .await?;
     let base = &d.app.config.server.public_url;
+    let languages = &d.app.config.newsletter.languages;
     let body = html! {
         h2 style=(d.app.templates.style("entry-title")) { (face.word(&d, "archive-title")) }
         @if campaigns.is_empty() {
             p style=(d.app.templates.style("paragraph")) { (face.word(&d, "archive-empty")) }
         } @else {
             ul style=(d.app.templates.style("list")) {
-                @for c in &campaigns {
+                @for (c, langs) in &campaigns {
                     @let url = base.join(&format!("archive/{}", c.issue)).expect("public_url is a base URL");
                     li {
                         a style=(d.app.templates.style("link")) href=(url.as_str()) { (c.subject) }
                         " (" (c.issue) ")"
+                        // Every language it was sent in, each named in its own words.
+                        @if langs.len() > 1 {
+                            @for (i, tag) in langs.iter().flatten().filter_map(|t| crate::lang::Lang::parse(t).ok()).enumerate() {
+                                (if i == 0 { " \u{b7} " } else { " | " })
+                                @let at = if tag == *languages.default_lang() { url.clone() } else { base.join(&format!("archive/{}/{}", c.issue, tag)).expect("public_url is a base URL") };
+                                a style=(d.app.templates.style("link")) href=(at.as_str()) lang=(tag) hreflang=(tag) { (d.app.templates.edition(&tag).words.get("language-name")) }
+                            }
+                        }
                     }
                 }
             }
@@ -342,14 +364,48 @@ async fn archive_issue(
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return Err(PageError::NotFound);
     };
+    archive_web(d, id, None).await
+}
+
+/// The web version of a sent issue in another language than the default (`/archive/ID/es`),
+/// as its campaign stored it; 404 for a language the campaign has no edition of.
+async fn archive_edition(
+    State(d): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Path((id, tag))) = path else {
+        return Err(PageError::NotFound);
+    };
+    let Ok(id) = id.parse::<IssueId>() else {
+        return Err(PageError::NotFound);
+    };
+    let languages = &d.app.config.newsletter.languages;
+    let Some(lang) = languages.find(&tag) else {
+        return Err(PageError::NotFound);
+    };
+    let lang = (lang != languages.default_lang()).then(|| lang.as_str().to_string());
+    archive_web(d, id, lang).await
+}
+
+/// The stored web version of issue `id` in `lang` (`None`: the default language).
+async fn archive_web(
+    d: Arc<Site>,
+    id: IssueId,
+    lang: Option<String>,
+) -> Result<Response, PageError> {
+    let other = lang.is_some();
     let stored = d
         .ledger
         .with(move |l| match l.campaign(id)? {
-            Some(c) => Ok(Some(l.campaign_message(c.id)?.map(|m| m.web))),
+            Some(c) => Ok(Some(l.campaign_web(c.id, lang.as_deref())?)),
             None => Ok(None),
         })
         .await;
     let web = stored?.ok_or(PageError::NotFound)?;
+    // Another language's edition is the stored one or nothing: no older file, no folder.
+    if other && web.is_none() {
+        return Err(PageError::NotFound);
+    }
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || match web {
         Some(html) => Ok(html),
@@ -379,6 +435,30 @@ async fn archive_issue(
 /// `SameSite=Strict` cookie does not ride along. An expired link says so and points at the
 /// console and the archive: a test copy's link never ends in a bare 404.
 async fn preview(State(d): Shared, face: Face, token: Path<String>) -> Result<Response, PageError> {
+    let lang = d.app.config.newsletter.languages.default_lang().clone();
+    preview_in(d, face, token, lang).await
+}
+
+/// A test copy's "View in browser" link in another language (`/preview/TOKEN/es`): as
+/// [`preview`], the folder's edition in that language; 404 for one not configured.
+async fn preview_edition(
+    State(d): Shared,
+    face: Face,
+    Path((token, tag)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let Some(lang) = d.app.config.newsletter.languages.find(&tag).cloned() else {
+        return Ok(private(ui::not_found_in(&d, &face)));
+    };
+    preview_in(d, face, Path(token), lang).await
+}
+
+/// The preview of the issue `token` names, in `lang`.
+async fn preview_in(
+    d: Arc<Site>,
+    face: Face,
+    token: Path<String>,
+    lang: crate::lang::Lang,
+) -> Result<Response, PageError> {
     let now = d.app.clock.now().timestamp();
     let id = match d.key.open(Purpose::Preview, &token.0, now) {
         Ok(fields) => fields.first().and_then(|f| f.parse::<IssueId>().ok()),
@@ -406,8 +486,9 @@ async fn preview(State(d): Shared, face: Face, token: Path<String>) -> Result<Re
     };
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || {
-        app.load_issue(id)
-            .map(|issue| crate::render::render_web(&issue, app.render_context()))
+        let (dir, languages) = (&app.config.content.dir, &app.config.newsletter.languages);
+        crate::content::load_issue_in(dir, id, &lang, languages)
+            .map(|issue| crate::render::render_web(&issue, app.render_context_in(&lang)))
     })
     .await;
     let rendered = rendered.map_err(|e| anyhow::anyhow!("render task failed: {e}"))?;
