@@ -52,7 +52,10 @@ pub async fn send_copies(
         return Ok(None);
     }
     let cid = campaign.id;
-    let stored = sender.ledger.with(move |l| l.campaign_messages(cid)).await?;
+    let stored = sender
+        .ledger
+        .with(move |l| l.campaign_messages(cid))
+        .await?;
     if stored.is_empty() {
         return Ok(None);
     }
@@ -60,7 +63,8 @@ pub async fn send_copies(
     let staff = crate::notices::staff_addresses(app);
     let mut copies = Vec::with_capacity(staff.len() * stored.len());
     for m in &stored {
-        let template = MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary();
+        let template =
+            MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary();
         copies.extend(
             staff
                 .iter()

@@ -436,7 +436,7 @@ impl Daemon {
         match stored {
             Ok(Some((editions, sent))) => {
                 let sent = &sent[0];
-                if start::folder_changed(&self.app, id, &sent) {
+                if start::folder_changed(&self.app, id, sent) {
                     tracing::warn!(
                         issue = %id,
                         "the content folder changed since the campaign started: the readers not yet sent get the issue as it was (revision {}); `brief send --issue {id} --restart-unsent` sends the corrected one",
@@ -702,12 +702,7 @@ impl Daemon {
     /// Runs `campaign` under the daemon's policy ([`campaign::run::drive`]): holds are waited
     /// out, and a run the relay stopped runs again [`RELAY_RETRY`] later; a stop leaves it to
     /// the next start.
-    async fn run_campaign(
-        self: Arc<Self>,
-        campaign: Campaign,
-        editions: Editions,
-        ledger: Ledger,
-    ) {
+    async fn run_campaign(self: Arc<Self>, campaign: Campaign, editions: Editions, ledger: Ledger) {
         let id = campaign.issue;
         let transport = match self.app.transport(&id.to_string()) {
             Ok(t) => Arc::new(t),

@@ -282,23 +282,24 @@ mod tests {
 
     impl World {
         /// Starts the campaign of 2021-07 (`canary`: its window) on a ledger of its own.
-        async fn start(&self, canary: Option<Duration>) -> (Campaign, Arc<MessageTemplate>) {
+        async fn start(&self, canary: Option<Duration>) -> (Campaign, Arc<Editions>) {
             let id = "2021-07".parse().unwrap();
-            let issue = self.app.collect_issue(id, FetchPolicy::Once).await.unwrap();
-            let (rendered, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
+            let editions = self
+                .app
+                .collect_editions(id, FetchPolicy::Once)
+                .await
+                .unwrap();
+            let prepared =
+                super::super::start::prepare(&self.app, editions, &self.key, Kind::Campaign);
             let mut ledger = self.app.open_ledger().unwrap();
-            let (campaign, new, problems) = super::super::start::begin(
-                &self.app,
-                &mut ledger,
-                &issue,
-                &template,
-                &rendered.subject,
-                Trigger::Cli,
-                canary,
-            )
-            .unwrap();
+            let (campaign, new, problems) =
+                super::super::start::begin(&self.app, &mut ledger, &prepared, Trigger::Cli, canary)
+                    .unwrap();
             assert!(new && problems.is_empty(), "{problems:?}");
-            (campaign, Arc::new(template))
+            (
+                campaign,
+                Arc::new(super::super::start::into_editions(prepared)),
+            )
         }
 
         fn ledger(&self) -> Ledger {
@@ -314,7 +315,7 @@ mod tests {
         async fn drive(
             &self,
             campaign: Campaign,
-            template: Arc<MessageTemplate>,
+            template: Arc<Editions>,
             policy: Policy,
             watch: &mut dyn Watch,
         ) -> Ended {

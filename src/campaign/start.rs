@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::content;
+use crate::deliver::Editions;
 use crate::error::{Problem, ProblemKind, Problems};
 use crate::feed::FetchPolicy;
-use crate::deliver::Editions;
 use crate::issue::{Issue, IssueId};
 use crate::lang::Lang;
 use crate::ledger::{Campaign, CampaignId, CampaignMessage, Counts, Ledger, SharedLedger, Trigger};
@@ -225,12 +225,7 @@ fn campaign_message(app: &App, edition: &Prepared, frozen: String) -> CampaignMe
 
 /// The messages of `prepared`, to send.
 pub fn into_editions(prepared: Vec<Prepared>) -> Editions {
-    Editions::new(
-        prepared
-            .into_iter()
-            .map(|p| (p.lang, p.template))
-            .collect(),
-    )
+    Editions::new(prepared.into_iter().map(|p| (p.lang, p.template)).collect())
 }
 
 /// Notes the feed items of every edition as sent with `campaign`, so no later issue repeats
@@ -292,7 +287,10 @@ pub fn stored_editions(
                 )
             })?,
         };
-        list.push((lang, MessageTemplate::thaw(&m.template, campaign.issue, key)?));
+        list.push((
+            lang,
+            MessageTemplate::thaw(&m.template, campaign.issue, key)?,
+        ));
     }
     Ok(Some((Editions::new(list), messages)))
 }

@@ -684,11 +684,10 @@ async fn test_send(
                 .into_response();
         }
     };
-    let editions =
-        match crate::campaign::test_send::choose(&d.app, editions, req.lang.as_deref()) {
-            Ok(e) => e,
-            Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("lang: {e}")),
-        };
+    let editions = match crate::campaign::test_send::choose(&d.app, editions, req.lang.as_deref()) {
+        Ok(e) => e,
+        Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("lang: {e}")),
+    };
     tracing::info!(issue = %id, to = ?to.iter().map(|a| d.key.tag(a.as_ref())).collect::<Vec<_>>(), "admin test send");
     let replies = crate::campaign::test_send::send(&d.sender(), &editions, &to, |lang, r| {
         tracing::info!(

@@ -419,9 +419,11 @@ impl Ledger {
         let messages = self.campaign_messages(campaign)?;
         Ok(match lang {
             None => messages.into_iter().next(),
-            Some(tag) => messages
-                .into_iter()
-                .find(|m| m.lang.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(tag))),
+            Some(tag) => messages.into_iter().find(|m| {
+                m.lang
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(tag))
+            }),
         }
         .map(|m| m.web))
     }

@@ -743,16 +743,16 @@ mod tests {
         l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(1), None, |sink| {
-                assert!(sink.add(&addr("a@example.org"), None, "m1")?);
-                assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
-                assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
+            .create_campaign(id, &[message("s")], Trigger::Cli, Millis(1), None, |sink| {
+                assert!(sink.add(&addr("a@example.org"), None, "m1", None)?);
+                assert!(!sink.add(&addr("A@Example.org"), None, "m2", None)?);
+                assert!(sink.add(&addr("Gone@example.org"), None, "m3", None)?);
                 Ok(())
             })
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(2), None, |_| {
+            .create_campaign(id, &[message("s")], Trigger::Cli, Millis(2), None, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -791,13 +791,13 @@ mod tests {
         let (c, _) = l
             .create_campaign(
                 id,
-                &message("first"),
+                &[message("first")],
                 Trigger::Cli,
                 Millis(1),
                 None,
                 |sink| {
-                    sink.add(&addr("a@x.org"), None, "m1")?;
-                    sink.add(&addr("b@x.org"), None, "m2")?;
+                    sink.add(&addr("a@x.org"), None, "m1", None)?;
+                    sink.add(&addr("b@x.org"), None, "m2", None)?;
                     Ok(())
                 },
             )
@@ -819,7 +819,7 @@ mod tests {
         l.claim_due(c.id, 2, 1).unwrap();
         l.record(c.id, &[sent("a@x.org")]).unwrap();
 
-        let revision = l.revise_campaign(c.id, &message("second")).unwrap();
+        let revision = l.revise_campaign(c.id, &[message("second")]).unwrap();
 
         assert_eq!(revision, 2);
         let now = l.campaign_message(c.id).unwrap().unwrap();

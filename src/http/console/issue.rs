@@ -396,7 +396,11 @@ pub(super) async fn test_send(
         .map(|(lang, r)| {
             format!(
                 "{}{}: {}",
-                if several { format!("[{lang}] ") } else { String::new() },
+                if several {
+                    format!("[{lang}] ")
+                } else {
+                    String::new()
+                },
                 r.address,
                 if r.accepted { "accepted" } else { "refused" }
             )
