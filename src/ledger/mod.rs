@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(l.campaign_langs(c.id).unwrap(), [None]);
         let due = l.claim_due(c.id, 10, 10).unwrap();
         assert_eq!(due.len(), 1);
-        assert_eq!((due[0].address.as_str(), due[0].lang.as_deref()), ("b@x.org", None));
+        assert_eq!(
+            (due[0].address.as_str(), due[0].lang.as_deref()),
+            ("b@x.org", None)
+        );
         // A revision of the older campaign stores every language, keyed apart.
         let mut en = campaigns::kit::message("en");
         en.lang = Some("en".into());
