@@ -88,7 +88,7 @@ fn assert_in(c: &Copy, spanish: bool, who: &str) {
             "Ver en el navegador",
         )
     };
-    assert_eq!(c.content_language, lang, "{who}: {c:?}");
+    assert_eq!(c.content_language, lang, "{who}: {}", c.subject);
     assert!(c.subject.contains(subject), "{who}: {}", c.subject);
     assert!(
         c.html.contains(&format!("<html lang=\"{lang}\"")),
@@ -97,6 +97,13 @@ fn assert_in(c: &Copy, spanish: bool, who: &str) {
     assert!(c.html.contains(word), "{who}: `{word}` missing");
     assert!(!c.html.contains(not_word), "{who}: `{not_word}` found");
     assert!(c.text.contains(title), "{who}: `{title}` missing");
+    // "View in browser" opens the web version in the copy's language.
+    if spanish && !c.subject.starts_with("[TEST]") {
+        assert!(
+            c.html.contains("href=\"https://news.example.org/archive/2021-07/es\""),
+            "{who}: the Spanish archive link"
+        );
+    }
 }
 
 fn run(w: &World, args: &[&str]) -> (Option<i32>, String, String) {
