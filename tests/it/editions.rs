@@ -100,7 +100,8 @@ fn assert_in(c: &Copy, spanish: bool, who: &str) {
     // "View in browser" opens the web version in the copy's language.
     if spanish && !c.subject.starts_with("[TEST]") {
         assert!(
-            c.html.contains("href=\"https://news.example.org/archive/2021-07/es\""),
+            c.html
+                .contains("href=\"https://news.example.org/archive/2021-07/es\""),
             "{who}: the Spanish archive link"
         );
     }
@@ -401,4 +402,82 @@ fn the_archive_serves_each_language_and_the_index_links_them() {
     );
     assert!(index.body.contains("Español"), "{}", index.body);
     assert!(index.body.contains("English"), "{}", index.body);
+}
+
+/// The console's issue page previews every edition and offers the language of a test; its
+/// test form and the JSON endpoint send every language, or the one picked.
+#[test]
+fn the_console_and_the_json_endpoint_test_in_every_language_or_the_one_picked() {
+    use crate::admin::{csrf_of, get_with, post_form, sign_in};
+    let w = bilingual("");
+    w.add_server_keys("admin_token_env = \"BRIEF_TEST_ADMIN\"");
+    let admin = "an-admin-token-long-enough-to-pass-0123456789";
+    let d = Running::start(&w, &[("BRIEF_TEST_ADMIN", admin)]);
+    let cookie = sign_in(&d, &w, "editor@example.org", 1);
+    let page = get_with(&d, "/admin/issues/2021-07", &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200);
+    for want in [
+        "Edition in Español",
+        "id=\"the-email-es\"",
+        "<option value=\"\" selected>All languages</option>",
+        "<option value=\"es\">Español</option>",
+    ] {
+        assert!(page.body.contains(want), "`{want}` missing");
+    }
+    let csrf = csrf_of(&page.body);
+    let sent = post_form(
+        &d,
+        "/admin/issues/2021-07/test",
+        &cookie,
+        &format!("csrf={csrf}&to=editor%40example.org&lang=es"),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let tests = w.outbox("test");
+    assert_eq!(tests.len(), 1);
+    assert_in(
+        &parse(&std::fs::read(&tests[0]).unwrap()),
+        true,
+        "the console's test",
+    );
+    let sent = post_form(
+        &d,
+        "/admin/issues/2021-07/test",
+        &cookie,
+        &format!("csrf={csrf}&to=editor%40example.org&lang="),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(w.outbox("test").len(), 3, "one more copy per language");
+
+    let bearer = format!("Bearer {admin}");
+    let json = |body: &str| {
+        d.post(
+            "/admin/test-send",
+            &[
+                ("Authorization", bearer.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let r = json(r#"{"to": ["editor@example.org"], "issue": "2021-07", "lang": "es"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let langs: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["lang"].as_str().unwrap())
+        .collect();
+    assert_eq!(langs, ["es"]);
+    let r = json(r#"{"to": ["editor@example.org"], "issue": "2021-07"}"#);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 2, "{}", r.body);
+    let r = json(r#"{"to": ["editor@example.org"], "lang": "fr"}"#);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("not one of the newsletter's languages"),
+        "{}",
+        r.body
+    );
+    assert_eq!(w.outbox("test").len(), 6);
 }
