@@ -62,7 +62,7 @@ pub fn compose(
         "Sent: {}\nFailed: {}\nSuppressed: {}\nDeferred: {}",
         n.sent, n.failed, n.suppressed, n.deferred
     ));
-    if let Some(split) = &facts.by_language {
+    if let Some(split) = crate::report::by_language(&facts.by_language) {
         paragraphs.push(format!("By language: {split}"));
     }
     if let Some(end) = campaign.finished_at {
@@ -223,7 +223,24 @@ mod tests {
                 (Some(554), "554 5.7.1 rejected".into(), 1),
             ],
             bounces: SummaryBounces::default(),
-            by_language: Some("en 140 sent (3 failed, 2 suppressed), es 100 sent".into()),
+            by_language: vec![
+                (
+                    Some("en".into()),
+                    Counts {
+                        sent: 140,
+                        failed: 3,
+                        suppressed: 2,
+                        ..Counts::default()
+                    },
+                ),
+                (
+                    Some("es".into()),
+                    Counts {
+                        sent: 100,
+                        ..Counts::default()
+                    },
+                ),
+            ],
         };
         let url = Url::parse("https://news.example.org/").unwrap();
         let c = compose("BRIEF", &url, &campaign(), SummaryKind::AtFinish, &facts, 1);
@@ -262,7 +279,7 @@ mod tests {
                 blocked: 3,
                 unsubscribes: 7,
             },
-            by_language: None,
+            by_language: Vec::new(),
         };
         let url = Url::parse("https://news.example.org/brief/").unwrap();
         let c = compose("BRIEF", &url, &campaign(), SummaryKind::FollowUp, &facts, 1);

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::editions::Editions;
 use crate::address::AddressKey;
 use crate::clock::Clock;
 use crate::dkim::DkimSigner;
@@ -154,7 +155,7 @@ struct Live {
 pub(super) struct Worker {
     pub(super) jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     pub(super) done: mpsc::UnboundedSender<Done>,
-    pub(super) editions: Arc<super::Editions>,
+    pub(super) editions: Arc<Editions>,
     pub(super) transport: Arc<Transport>,
     pub(super) envelope: Envelope,
     pub(super) settings: Settings,

@@ -140,6 +140,14 @@ pub(crate) const NOT_FACES: &[(&str, &str)] = &[
         "redirects to the reader page, which shows the language (a refused one is the console's one-message page)",
     ),
     ("/admin/test-send", "a JSON API for scripts"),
+    (
+        "/archive/{id}/{lang}",
+        "the archive-issue face in another language: the edition its campaign stored",
+    ),
+    (
+        "/preview/{token}/{lang}",
+        "the preview face in another language: a test copy's View in browser in that language",
+    ),
     ("/webhooks/bounce", "a JSON API for the relay"),
 ];
 
