@@ -139,7 +139,12 @@ pub async fn mail_due(sender: &Sender<'_>) -> anyhow::Result<usize> {
                 }
                 Ok(Some((
                     l.summary_facts(&campaign)?,
-                    l.canary_sends(cid)?.len(),
+                    // Staff addresses, not copies: each got one per language.
+                    l.canary_sends(cid)?
+                        .iter()
+                        .map(|s| s.address.to_lowercase())
+                        .collect::<std::collections::HashSet<_>>()
+                        .len(),
                     campaign,
                 )))
             })

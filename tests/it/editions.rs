@@ -338,6 +338,22 @@ fn canary_and_test_copies_go_out_in_every_language_or_the_one_picked() {
     langs.sort();
     assert_eq!(langs, ["en", "es"]);
     assert_eq!(w.outbox("2021-07").len(), 5);
+    // The summary to staff splits the counts by language and counts staff, not copies.
+    let summary = w
+        .outbox("staff")
+        .into_iter()
+        .map(|p| crate::support::text_of(&p))
+        .find(|t| t.contains("has finished sending"))
+        .expect("the summary mail");
+    let folded = crate::support::fold(&summary);
+    assert!(
+        folded.contains("By language: en 3 sent, es 2 sent"),
+        "{summary}"
+    );
+    assert!(
+        folded.contains("The canary went to 1 staff address before the readers"),
+        "{summary}"
+    );
 
     let (code, out, _) = run(&w, &["send", "--test"]);
     assert_eq!(code, Some(0), "{out}");
