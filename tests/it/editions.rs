@@ -337,6 +337,18 @@ fn canary_and_test_copies_go_out_in_every_language_or_the_one_picked() {
         .collect();
     langs.sort();
     assert_eq!(langs, ["en", "es"]);
+    // Two messages to one address: two Message-IDs, the Spanish one naming its language.
+    let mut ids: Vec<String> = canary
+        .iter()
+        .map(|p| {
+            let raw = std::fs::read(p).unwrap();
+            let m = MessageParser::default().parse(&raw).unwrap();
+            m.message_id().unwrap().to_string()
+        })
+        .collect();
+    ids.sort();
+    assert!(ids[0].starts_with("brief.canary.2021-07."), "{ids:?}");
+    assert!(ids[1].starts_with("brief.canary.es.2021-07."), "{ids:?}");
     assert_eq!(w.outbox("2021-07").len(), 5);
     // The summary to staff splits the counts by language and counts staff, not copies.
     let summary = w
