@@ -508,4 +508,28 @@ fn the_console_and_the_json_endpoint_test_in_every_language_or_the_one_picked() 
         r.body
     );
     assert_eq!(w.outbox("test").len(), 6);
+
+    // Once sent, the campaign page splits the counts by language and its CSV ends with `lang`.
+    let (code, out, err) = run(&w, &["send", "--yes"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let page = get_with(&d, "/admin/campaigns/2021-07", &[("Cookie", &cookie)]);
+    assert!(
+        page.body.contains("By language: en 3 sent, es 2 sent"),
+        "{}",
+        page.body
+    );
+    let csv = get_with(&d, "/admin/campaigns/2021-07.csv", &[("Cookie", &cookie)]);
+    assert_eq!(csv.status, 200);
+    assert!(
+        csv.body.lines().next().unwrap().ends_with(",lang"),
+        "{}",
+        csv.body
+    );
+    assert!(
+        csv.body
+            .lines()
+            .any(|l| l.starts_with("carla@example.org,") && l.ends_with(",es")),
+        "{}",
+        csv.body
+    );
 }
