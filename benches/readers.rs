@@ -16,6 +16,7 @@ fn filled(path: &std::path::Path) -> Ledger {
     let mut l = Ledger::open(path).expect("ledger");
     let message = CampaignMessage {
         revision: 1,
+        lang: None,
         subject: "s".into(),
         template: String::new(),
         web: String::new(),
@@ -25,14 +26,19 @@ fn filled(path: &std::path::Path) -> Ledger {
     };
     l.create_campaign(
         "2026-11".parse().unwrap(),
-        &message,
+        std::slice::from_ref(&message),
         Trigger::Cli,
         Millis(1),
         None,
         |sink| {
             for i in 0..READERS {
                 let a: lettre::Address = format!("reader-{i}@example{}.org", i % 97).parse()?;
-                sink.add(&a, Some(&format!("Reader Number {i}")), &format!("m{i}"))?;
+                sink.add(
+                    &a,
+                    Some(&format!("Reader Number {i}")),
+                    &format!("m{i}"),
+                    None,
+                )?;
             }
             Ok(())
         },

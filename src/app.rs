@@ -500,14 +500,27 @@ impl App {
             .expect("public_url is a base URL")
     }
 
-    /// Renders an issue and prepares its message.
+    /// Renders an issue and prepares its message, in the default language.
     pub fn prepare(
         &self,
         issue: &Issue,
         key: &TokenKey,
         kind: Kind,
     ) -> (Rendered, MessageTemplate) {
-        let mut ctx = self.render_context();
+        let lang = self.config.newsletter.languages.default_lang().clone();
+        self.prepare_in(&lang, issue, key, kind)
+    }
+
+    /// Renders `issue` (its edition in `lang`) and prepares its message in `lang`: the
+    /// catalogue's words, the newsletter's texts in that language, `Content-Language`.
+    pub fn prepare_in(
+        &self,
+        lang: &crate::lang::Lang,
+        issue: &Issue,
+        key: &TokenKey,
+        kind: Kind,
+    ) -> (Rendered, MessageTemplate) {
+        let mut ctx = self.render_context_in(lang);
         // A test copy's "View in browser" cannot point at the archive, which publishes only
         // sent issues: it gets a signed preview link instead.
         let preview;
@@ -518,7 +531,7 @@ impl App {
         let rendered = render::render_email(issue, ctx);
         let template = MessageTemplate::new(
             &rendered,
-            &self.config.newsletter,
+            ctx.newsletter,
             issue.id,
             self.clock.now(),
             &self.config.server.public_url,
@@ -540,7 +553,7 @@ impl App {
         &self,
         ledger: SharedLedger,
         campaign: Campaign,
-        template: Arc<MessageTemplate>,
+        editions: Arc<crate::deliver::Editions>,
         transport: Arc<Transport>,
         dkim: Option<Arc<DkimSigner>>,
         metrics: Arc<Metrics>,
@@ -548,7 +561,7 @@ impl App {
         Ok(Run {
             ledger,
             campaign,
-            template,
+            editions,
             transport,
             envelope: self.envelope()?,
             settings: Settings {

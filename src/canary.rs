@@ -35,8 +35,10 @@ pub const POLL: Duration = Duration::from_secs(2);
 pub const OUTBOX: &str = "canary";
 
 /// Queues the canary copies of `campaign` and tries them at once, unless they were queued
-/// already or its window is over: the stored message, as readers get it (with canary
-/// Message-IDs), to each `[server] staff` address, signed like the campaign. Returns the first
+/// already or its window is over: the stored message in each of the campaign's languages, as
+/// readers get it (with canary Message-IDs), to each `[server] staff` address, signed like the
+/// campaign (one copy per language per address). The first copy accepted, in whatever
+/// language, opens the gate as before; the campaign is held only when every copy failed. Returns the first
 /// tries; `None` when nothing was to send. Its gate stays closed until a staff address accepts
 /// a copy: copies the relay did not take are tried again (`notices`), and when every one has
 /// failed the campaign is held.
@@ -50,17 +52,50 @@ pub async fn send_copies(
         return Ok(None);
     }
     let cid = campaign.id;
-    let stored = sender.ledger.with(move |l| l.campaign_message(cid)).await?;
-    let Some(stored) = stored else {
+    let stored = sender
+        .ledger
+        .with(move |l| l.campaign_messages(cid))
+        .await?;
+    if stored.is_empty() {
         return Ok(None);
-    };
-    let template =
-        MessageTemplate::thaw(&stored.template, campaign.issue, sender.key)?.into_canary();
-    let copies = crate::notices::staff_addresses(app)
-        .iter()
-        .map(|a| crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid)))
-        .collect();
+    }
+    // One copy per language per staff address: staff see every edition readers will get.
+    let staff = crate::notices::staff_addresses(app);
+    let mut copies = Vec::with_capacity(staff.len() * stored.len());
+    for (i, m) in stored.iter().enumerate() {
+        let template =
+            MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary();
+        copies.extend(staff.iter().map(|a| {
+            let mut copy = crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid));
+            // Mail clients fold copies that share a Message-ID: each further edition's copy
+            // names its language in its own.
+            if let (true, Some(lang)) = (i > 0, m.lang.as_deref()) {
+                name_edition(&mut copy.message, lang);
+            }
+            copy
+        }));
+    }
     sender.send_canary(cid, copies).await
+}
+
+/// Makes the canary Message-ID in the header of `message` (`brief.canary.ISSUE...`) that of
+/// the edition in `lang` (`brief.canary.LANG.ISSUE...`). Canary ids name no delivery (no
+/// report is matched against them), so the change costs nothing but the fold.
+fn name_edition(message: &mut Vec<u8>, lang: &str) {
+    const AT: &[u8] = b"\r\nMessage-ID: <brief.canary.";
+    let head = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    if let Some(i) = message[..head].windows(AT.len()).position(|w| w == AT) {
+        let at = i + AT.len();
+        let tag: Vec<u8> = lang
+            .bytes()
+            .filter(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            .chain([b'.'])
+            .collect();
+        message.splice(at..at, tag);
+    }
 }
 
 /// How a wait for the gate ended.
@@ -140,5 +175,18 @@ pub async fn wait(
             () = stop.cancelled() => return Ok(Waited::Stopped),
             () = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_further_editions_canary_id_names_its_language_in_the_header_only() {
+        let mut m = b"From: a@x.org\r\nMessage-ID: <brief.canary.2021-07.kMAC@x.org>\r\n\r\nMessage-ID: <brief.canary.body>".to_vec();
+        super::name_edition(&mut m, "es");
+        assert_eq!(
+            String::from_utf8(m).unwrap(),
+            "From: a@x.org\r\nMessage-ID: <brief.canary.es.2021-07.kMAC@x.org>\r\n\r\nMessage-ID: <brief.canary.body>"
+        );
     }
 }

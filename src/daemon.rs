@@ -28,14 +28,14 @@ use tokio_util::task::TaskTracker;
 use crate::app::App;
 use crate::campaign::run::{self, Ended, Means, Policy, Watch};
 use crate::campaign::start::{self, NotStarted, Started};
-use crate::deliver::Stopped;
+use crate::deliver::{Editions, Stopped};
 use crate::dkim::DkimSigner;
 use crate::error::UsageError;
 use crate::feed::FetchPolicy;
 use crate::http::Site;
 use crate::issue::IssueId;
 use crate::ledger::{Campaign, Ledger, SharedLedger, Trigger};
-use crate::message::{Kind, MessageTemplate};
+use crate::message::Kind;
 use crate::metrics::{CampaignState, FireOutcome, Metrics};
 use crate::schedule::{Decision, Plan};
 use crate::shutdown::Signals;
@@ -390,7 +390,7 @@ impl Daemon {
                 );
                 continue;
             }
-            let Some(template) = self.template_to_resume(&c).await else {
+            let Some(editions) = self.editions_to_resume(&c).await else {
                 continue;
             };
             let app = self.app.clone();
@@ -411,7 +411,7 @@ impl Daemon {
                         "resuming an unfinished campaign"
                     );
                     self.metrics.campaign(CampaignState::resumed);
-                    self.launch(c, template, ledger);
+                    self.launch(c, editions, ledger);
                     resumed += 1;
                 }
                 Err(e) => tracing::error!(issue = %id, error.message = %e, "cannot resume: {e:#}"),
@@ -420,27 +420,30 @@ impl Daemon {
         resumed
     }
 
-    /// The message an unfinished campaign goes on with: the one stored when it started,
-    /// whatever the folder says now (feeds are not fetched again). A campaign an older brief
-    /// started without storing it is rendered from the folder, as that brief did. `None`
-    /// (logged) when neither works, or when the daemon stops meanwhile.
-    async fn template_to_resume(&self, c: &Campaign) -> Option<MessageTemplate> {
+    /// The messages an unfinished campaign goes on with: those stored when it started (one
+    /// per language), whatever the folder says now (feeds are not fetched again). A campaign
+    /// an older brief started without storing it is rendered from the folder in the default
+    /// language, as that brief did. `None` (logged) when neither works, or when the daemon
+    /// stops meanwhile.
+    async fn editions_to_resume(&self, c: &Campaign) -> Option<Editions> {
         let id = c.issue;
         let (key, campaign) = (self.key.clone(), c.clone());
+        let default = self.app.config.newsletter.languages.default_lang().clone();
         let stored = self
             .ledger
-            .with(move |l| start::stored_message(l, &campaign, &key))
+            .with(move |l| start::stored_editions(l, &campaign, &key, &default))
             .await;
         match stored {
-            Ok(Some((template, sent))) => {
-                if start::folder_changed(&self.app, id, &sent) {
+            Ok(Some((editions, sent))) => {
+                let sent = &sent[0];
+                if start::folder_changed(&self.app, id, sent) {
                     tracing::warn!(
                         issue = %id,
                         "the content folder changed since the campaign started: the readers not yet sent get the issue as it was (revision {}); `brief send --issue {id} --restart-unsent` sends the corrected one",
                         sent.revision
                     );
                 }
-                return Some(template);
+                return Some(editions);
             }
             Ok(None) => {}
             Err(e) => {
@@ -453,7 +456,11 @@ impl Daemon {
             _ = self.stop.cancelled() => return None,
         };
         match issue {
-            Ok(issue) => Some(self.app.prepare(&issue, &self.key, Kind::Campaign).1),
+            Ok(issue) => {
+                let default = self.app.config.newsletter.languages.default_lang();
+                let template = self.app.prepare(&issue, &self.key, Kind::Campaign).1;
+                Some(Editions::single(default.clone(), template))
+            }
             Err(problems) => {
                 for p in &problems.0 {
                     tracing::error!("{p}");
@@ -595,7 +602,7 @@ impl Daemon {
         .await;
         let Started {
             ledger,
-            template,
+            editions,
             campaign,
             problems,
             counts,
@@ -647,7 +654,7 @@ impl Daemon {
             "campaign created by the schedule"
         );
         self.metrics.campaign(CampaignState::created);
-        self.launch(campaign, template, ledger);
+        self.launch(campaign, editions, ledger);
         Fire::Created {
             issue: id,
             recipients: counts.total(),
@@ -671,7 +678,7 @@ impl Daemon {
     }
 
     /// Runs a campaign in a tracked task until it is finished or the daemon stops.
-    fn launch(self: &Arc<Self>, campaign: Campaign, template: MessageTemplate, ledger: Ledger) {
+    fn launch(self: &Arc<Self>, campaign: Campaign, editions: Editions, ledger: Ledger) {
         let cid = campaign.id;
         if !self
             .running
@@ -684,7 +691,7 @@ impl Daemon {
         }
         let d = self.clone();
         self.tracker.spawn(async move {
-            d.clone().run_campaign(campaign, template, ledger).await;
+            d.clone().run_campaign(campaign, editions, ledger).await;
             d.running
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -695,12 +702,7 @@ impl Daemon {
     /// Runs `campaign` under the daemon's policy ([`campaign::run::drive`]): holds are waited
     /// out, and a run the relay stopped runs again [`RELAY_RETRY`] later; a stop leaves it to
     /// the next start.
-    async fn run_campaign(
-        self: Arc<Self>,
-        campaign: Campaign,
-        template: MessageTemplate,
-        ledger: Ledger,
-    ) {
+    async fn run_campaign(self: Arc<Self>, campaign: Campaign, editions: Editions, ledger: Ledger) {
         let id = campaign.issue;
         let transport = match self.app.transport(&id.to_string()) {
             Ok(t) => Arc::new(t),
@@ -721,7 +723,7 @@ impl Daemon {
         let ended = run::drive(
             &means,
             campaign,
-            Arc::new(template),
+            Arc::new(editions),
             policy,
             &self.stop,
             &mut Logger,

@@ -23,6 +23,9 @@ pub struct ReportRow<'a> {
     pub revision: Option<u32>,
     /// The latest bounce or complaint reported after the send (empty: none).
     pub bounce: &'a str,
+    /// The language this reader is sent in (empty: a campaign started before editions, sent in
+    /// the default language). Last, so the columns before it keep their place.
+    pub lang: &'a str,
 }
 
 impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
@@ -41,13 +44,14 @@ impl<'a> From<&'a DeliveryRow> for ReportRow<'a> {
             possible_duplicate: d.possible_duplicate,
             revision: d.revision,
             bounce: d.bounce.as_deref().unwrap_or(""),
+            lang: d.lang.as_deref().unwrap_or(""),
         }
     }
 }
 
 impl ReportRow<'_> {
     /// The CSV header: the field names, in order, as the JSON lines name them.
-    pub const COLUMNS: [&'static str; 13] = [
+    pub const COLUMNS: [&'static str; 14] = [
         "address",
         "name",
         "state",
@@ -61,10 +65,11 @@ impl ReportRow<'_> {
         "possible_duplicate",
         "revision",
         "bounce",
+        "lang",
     ];
 
     /// The row as CSV fields, in the order of [`ReportRow::COLUMNS`] (an absent value is empty).
-    pub fn cells(&self) -> [String; 13] {
+    pub fn cells(&self) -> [String; 14] {
         let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
         [
             self.address.to_string(),
@@ -80,6 +85,7 @@ impl ReportRow<'_> {
             self.possible_duplicate.to_string(),
             opt(self.revision),
             self.bounce.to_string(),
+            self.lang.to_string(),
         ]
     }
 
@@ -94,6 +100,43 @@ impl ReportRow<'_> {
         ledger.each_delivery(campaign, |d| sheet.row(ReportRow::from(&d).cells()))?;
         sheet.finish()
     }
+}
+
+/// A campaign's counts split by language (from [`Ledger::counts_by_lang`]) in one line, as
+/// `brief status`, the console's campaign page and the summary mail show it:
+/// `en 3 sent, es 2 sent (1 failed)`. `None` when the campaign is in one language only: the
+/// totals say it all. A delivery of a campaign started before editions counts as `default`.
+pub fn by_language(split: &[(Option<String>, crate::ledger::Counts)]) -> Option<String> {
+    if split.len() < 2 {
+        return None;
+    }
+    let parts: Vec<String> = split
+        .iter()
+        .map(|(lang, n)| {
+            let mut extra = Vec::new();
+            if n.failed > 0 {
+                extra.push(format!("{} failed", n.failed));
+            }
+            if n.suppressed > 0 {
+                extra.push(format!("{} suppressed", n.suppressed));
+            }
+            let left = n.pending + n.sending + n.deferred;
+            if left > 0 {
+                extra.push(format!("{left} to send"));
+            }
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", extra.join(", "))
+            };
+            format!(
+                "{} {} sent{extra}",
+                lang.as_deref().unwrap_or("default"),
+                n.sent
+            )
+        })
+        .collect();
+    Some(parts.join(", "))
 }
 
 #[cfg(test)]
@@ -118,6 +161,7 @@ mod tests {
             possible_duplicate: false,
             revision: Some(1),
             bounce: None,
+            lang: Some("es".into()),
         };
         let row = ReportRow::from(&d);
         let json = serde_json::to_string(&row).unwrap();
@@ -135,8 +179,37 @@ mod tests {
         assert_eq!(
             text.lines().nth(1),
             Some(
-                "a@example.org,'=1+1,failed,1,550,'-ERR,<m@x>,1970-01-01T00:00:00.000Z,,,false,1,"
+                "a@example.org,'=1+1,failed,1,550,'-ERR,<m@x>,1970-01-01T00:00:00.000Z,,,false,1,,es"
             )
+        );
+    }
+
+    #[test]
+    fn counts_split_by_language_only_when_there_are_several() {
+        use crate::ledger::Counts;
+        let one = [(Some("en".to_string()), Counts::default())];
+        assert_eq!(by_language(&one), None);
+        let two = [
+            (
+                Some("en".to_string()),
+                Counts {
+                    sent: 3,
+                    ..Counts::default()
+                },
+            ),
+            (
+                Some("es".to_string()),
+                Counts {
+                    sent: 2,
+                    failed: 1,
+                    pending: 4,
+                    ..Counts::default()
+                },
+            ),
+        ];
+        assert_eq!(
+            by_language(&two).as_deref(),
+            Some("en 3 sent, es 2 sent (1 failed, 4 to send)")
         );
     }
 }

@@ -62,6 +62,9 @@ pub fn compose(
         "Sent: {}\nFailed: {}\nSuppressed: {}\nDeferred: {}",
         n.sent, n.failed, n.suppressed, n.deferred
     ));
+    if let Some(split) = crate::report::by_language(&facts.by_language) {
+        paragraphs.push(format!("By language: {split}"));
+    }
     if let Some(end) = campaign.finished_at {
         let pace = Pace::of(campaign.created_at, facts.first_attempt, end, n.sent);
         if let (Some(duration), Some(rate)) = (pace.readers_duration(), pace.rate()) {
@@ -136,7 +139,12 @@ pub async fn mail_due(sender: &Sender<'_>) -> anyhow::Result<usize> {
                 }
                 Ok(Some((
                     l.summary_facts(&campaign)?,
-                    l.canary_sends(cid)?.len(),
+                    // Staff addresses, not copies: each got one per language.
+                    l.canary_sends(cid)?
+                        .iter()
+                        .map(|s| s.address.to_lowercase())
+                        .collect::<std::collections::HashSet<_>>()
+                        .len(),
                     campaign,
                 )))
             })
@@ -220,6 +228,24 @@ mod tests {
                 (Some(554), "554 5.7.1 rejected".into(), 1),
             ],
             bounces: SummaryBounces::default(),
+            by_language: vec![
+                (
+                    Some("en".into()),
+                    Counts {
+                        sent: 140,
+                        failed: 3,
+                        suppressed: 2,
+                        ..Counts::default()
+                    },
+                ),
+                (
+                    Some("es".into()),
+                    Counts {
+                        sent: 100,
+                        ..Counts::default()
+                    },
+                ),
+            ],
         };
         let url = Url::parse("https://news.example.org/").unwrap();
         let c = compose("BRIEF", &url, &campaign(), SummaryKind::AtFinish, &facts, 1);
@@ -230,6 +256,7 @@ mod tests {
             "Duration: 2m\nRate: 2.0 messages a second",
             "2 x 550 5.1.1 no such user",
             "1 x 554 5.7.1 rejected",
+            "By language: en 140 sent (3 failed, 2 suppressed), es 100 sent",
             "The canary went to 1 staff address before the readers",
         ] {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
@@ -257,6 +284,7 @@ mod tests {
                 blocked: 3,
                 unsubscribes: 7,
             },
+            by_language: Vec::new(),
         };
         let url = Url::parse("https://news.example.org/brief/").unwrap();
         let c = compose("BRIEF", &url, &campaign(), SummaryKind::FollowUp, &facts, 1);
@@ -271,6 +299,7 @@ mod tests {
             assert!(text.contains(want), "{want:?} missing from:\n{text}");
         }
         assert!(!text.contains("canary"), "{text}");
+        assert!(!text.contains("By language"), "{text}");
         assert_eq!(
             c.link.as_str(),
             "https://news.example.org/brief/admin/campaigns/2021-07"

@@ -10,10 +10,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::canary::Waited;
-use crate::deliver::{Lease, Stopped, Summary};
+use crate::deliver::{Editions, Lease, Stopped, Summary};
 use crate::dkim::DkimSigner;
 use crate::ledger::{Campaign, Gate, HoldReason};
-use crate::message::MessageTemplate;
 use crate::metrics::{CampaignState, Metrics};
 use crate::notices::{Sender, Tried};
 use crate::transport::Transport;
@@ -89,7 +88,7 @@ pub struct Means<'a> {
     pub metrics: Arc<Metrics>,
 }
 
-/// Runs `campaign` with `template` until it is finished, `stop` is cancelled, or `policy`
+/// Runs `campaign` with `editions` (its message in each language) until it is finished, `stop` is cancelled, or `policy`
 /// ends it (a hold, a relay failure), holding the campaign's lease throughout so that a
 /// daemon on the same ledger leaves it alone. Each pass: the canary copies (once per
 /// campaign), the wait for the gate, the readers; once finished, the summaries that are due
@@ -97,7 +96,7 @@ pub struct Means<'a> {
 pub async fn drive(
     means: &Means<'_>,
     campaign: Campaign,
-    template: Arc<MessageTemplate>,
+    editions: Arc<Editions>,
     policy: Policy,
     stop: &CancellationToken,
     watch: &mut dyn Watch,
@@ -148,7 +147,7 @@ pub async fn drive(
         let run = app.campaign_run(
             ledger.clone(),
             current.clone(),
-            template.clone(),
+            editions.clone(),
             means.transport.clone(),
             means.dkim.clone(),
             means.metrics.clone(),
@@ -283,23 +282,24 @@ mod tests {
 
     impl World {
         /// Starts the campaign of 2021-07 (`canary`: its window) on a ledger of its own.
-        async fn start(&self, canary: Option<Duration>) -> (Campaign, Arc<MessageTemplate>) {
+        async fn start(&self, canary: Option<Duration>) -> (Campaign, Arc<Editions>) {
             let id = "2021-07".parse().unwrap();
-            let issue = self.app.collect_issue(id, FetchPolicy::Once).await.unwrap();
-            let (rendered, template) = self.app.prepare(&issue, &self.key, Kind::Campaign);
+            let editions = self
+                .app
+                .collect_editions(id, FetchPolicy::Once)
+                .await
+                .unwrap();
+            let prepared =
+                super::super::start::prepare(&self.app, editions, &self.key, Kind::Campaign);
             let mut ledger = self.app.open_ledger().unwrap();
-            let (campaign, new, problems) = super::super::start::begin(
-                &self.app,
-                &mut ledger,
-                &issue,
-                &template,
-                &rendered.subject,
-                Trigger::Cli,
-                canary,
-            )
-            .unwrap();
+            let (campaign, new, problems) =
+                super::super::start::begin(&self.app, &mut ledger, &prepared, Trigger::Cli, canary)
+                    .unwrap();
             assert!(new && problems.is_empty(), "{problems:?}");
-            (campaign, Arc::new(template))
+            (
+                campaign,
+                Arc::new(super::super::start::into_editions(prepared)),
+            )
         }
 
         fn ledger(&self) -> Ledger {
@@ -315,7 +315,7 @@ mod tests {
         async fn drive(
             &self,
             campaign: Campaign,
-            template: Arc<MessageTemplate>,
+            template: Arc<Editions>,
             policy: Policy,
             watch: &mut dyn Watch,
         ) -> Ended {

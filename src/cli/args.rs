@@ -58,6 +58,10 @@ pub enum Command {
         /// The test-send addresses, comma-separated.
         #[arg(long, value_delimiter = ',', requires = "test")]
         to: Vec<String>,
+        /// The language of the test copies (a configured one, `es`); default: one copy in
+        /// every configured language.
+        #[arg(long, value_name = "LANG", requires = "test")]
+        lang: Option<String>,
         /// For a campaign already under way: render the issue folder again and send that to
         /// the readers not yet sent (recorded as a new revision). Without it, a campaign always
         /// sends the message it started with.

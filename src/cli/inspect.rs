@@ -185,6 +185,9 @@ pub(super) fn status(app: &App, issue: Option<IssueId>) -> anyhow::Result<ExitCo
             n.total(),
             c.subject
         );
+        if let Some(split) = crate::report::by_language(&ledger.counts_by_lang(c.id)?) {
+            println!("  by language: {split}");
+        }
         match gate {
             _ if c.finished => {}
             Gate::Held { since } => println!(

@@ -19,3 +19,27 @@ pub(super) async fn load_or_report(app: &App, id: IssueId) -> Option<crate::issu
         }
     }
 }
+
+/// Loads every configured language's edition of an issue (the default first, see
+/// [`App::collect_editions`]), printing the problems of all; `None` when any has one.
+pub(super) async fn load_editions_or_report(
+    app: &App,
+    id: IssueId,
+) -> Option<Vec<(crate::lang::Lang, crate::issue::Issue)>> {
+    match app
+        .collect_editions(id, crate::feed::FetchPolicy::Once)
+        .await
+    {
+        Ok(e) => Some(e),
+        Err(problems) => {
+            for p in &problems.0 {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "error: issue {id} has {} problem(s): nothing was sent or written",
+                problems.0.len()
+            );
+            None
+        }
+    }
+}

@@ -79,8 +79,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issue,
             test: true,
             to,
+            lang,
             ..
-        } => send::test_send(&app, issue, &to).await,
+        } => send::test_send(&app, issue, &to, lang.as_deref()).await,
         Command::Send {
             issue,
             yes,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
-use super::load::load_or_report;
+use super::load::load_editions_or_report;
 use super::progress::ProgressBar;
 use crate::address::{parse_address, AddressKey};
 use crate::app::App;
@@ -19,7 +19,7 @@ use crate::issue::IssueId;
 use crate::ledger::{
     Campaign, Counts, Gate, HoldOutcome, HoldReason, Ledger, SharedLedger, Trigger,
 };
-use crate::message::{Kind, MessageTemplate};
+use crate::message::Kind;
 use crate::notices::Tried;
 use crate::shutdown::Signals;
 use crate::transport::Transport;
@@ -114,27 +114,30 @@ pub(super) async fn send(
     let transport = campaign_transport(app, &id.to_string())?;
     let dkim = app.dkim_signer().map_err(UsageError)?.map(Arc::new);
     let key = app.key().clone();
+    let default_lang = app.config.newsletter.languages.default_lang();
     let stored = match &decision {
         Decision::Resume(c) | Decision::RetryFailed { campaign: c, .. } => {
-            start::stored_message(&ledger, c, &key)?
+            start::stored_editions(&ledger, c, &key, default_lang)?
         }
         _ => None,
     };
     // A running campaign sends what it started with, whatever the folder says now; otherwise
-    // (a new campaign, a restart, or a campaign an older brief started) the folder is rendered.
-    let (template, subject, issue) = match stored {
-        Some((template, sent)) => {
-            if start::folder_changed(app, id, &sent) {
-                eprintln!("{}", folder_changed_note(id, sent.revision));
+    // (a new campaign, a restart, or a campaign an older brief started) the folder is rendered,
+    // every language's edition.
+    let (editions, subject, prepared) = match stored {
+        Some((editions, sent)) => {
+            if start::folder_changed(app, id, &sent[0]) {
+                eprintln!("{}", folder_changed_note(id, sent[0].revision));
             }
-            (template, sent.subject, None)
+            (Some(editions), sent[0].subject.clone(), None)
         }
         None => {
-            let Some(issue) = load_or_report(app, id).await else {
+            let Some(found) = load_editions_or_report(app, id).await else {
                 return Ok(ExitCode::from(1));
             };
-            let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
-            (template, rendered.subject, Some(issue))
+            let prepared = start::prepare(app, found, &key, Kind::Campaign);
+            let subject = prepared[0].subject.clone();
+            (None, subject, Some(prepared))
         }
     };
     if !yes {
@@ -188,7 +191,7 @@ pub(super) async fn send(
             return Ok(ExitCode::from(1));
         }
     }
-    let campaign = match (decision, issue) {
+    let campaign = match (decision, prepared.as_deref()) {
         (Decision::RetryFailed { campaign: c, .. }, _) => {
             let back = start::retry_failed(&mut ledger, &c)?;
             println!(
@@ -198,24 +201,17 @@ pub(super) async fn send(
             // Re-read: the campaign may have been finished, and is not any more.
             ledger.campaign(id)?.unwrap_or(c)
         }
-        (Decision::RestartUnsent(c), Some(issue)) => {
-            let revision = start::revise(app, &mut ledger, &c, &issue, &template, &subject)?;
+        (Decision::RestartUnsent(c), Some(prepared)) => {
+            let revision = start::revise(app, &mut ledger, &c, prepared)?;
             println!(
                 "issue {id}: revision {revision} of the message goes to the readers not yet sent"
             );
             c
         }
         (Decision::Resume(c), _) => c,
-        (_, Some(issue)) => {
-            let (campaign, _new, problems) = start::begin(
-                app,
-                &mut ledger,
-                &issue,
-                &template,
-                &subject,
-                Trigger::Cli,
-                canary,
-            )?;
+        (_, Some(prepared)) => {
+            let (campaign, _new, problems) =
+                start::begin(app, &mut ledger, prepared, Trigger::Cli, canary)?;
             for p in &problems {
                 tracing::warn!("skipped subscriber: {p}");
             }
@@ -229,7 +225,12 @@ pub(super) async fn send(
         );
     }
     let (cid, sent_before) = (campaign.id, ledger.counts(campaign.id)?.sent);
-    let ended = run_campaign(app, ledger, campaign, template, transport, dkim, &key).await;
+    let editions = match (editions, prepared) {
+        (Some(e), _) => e,
+        (None, Some(prepared)) => start::into_editions(prepared),
+        (None, None) => unreachable!("a campaign sends what it stored or what was rendered"),
+    };
+    let ended = run_campaign(app, ledger, campaign, editions, transport, dkim, &key).await;
     let Ended { summary, held } = match ended {
         Ok(ended) => ended,
         Err(e) => {
@@ -314,7 +315,7 @@ async fn run_campaign(
     app: &App,
     ledger: Ledger,
     campaign: Campaign,
-    template: MessageTemplate,
+    editions: crate::deliver::Editions,
     transport: Transport,
     dkim: Option<Arc<crate::dkim::DkimSigner>>,
     key: &crate::token::TokenKey,
@@ -344,7 +345,7 @@ async fn run_campaign(
     let run = run::drive(
         &means,
         campaign,
-        Arc::new(template),
+        Arc::new(editions),
         Policy::COMMAND,
         &stop,
         &mut printer,
@@ -438,6 +439,7 @@ pub(super) async fn test_send(
     app: &App,
     issue: Option<IssueId>,
     to: &[String],
+    lang: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
     print_warnings(app);
@@ -463,9 +465,16 @@ pub(super) async fn test_send(
         }
         addresses
     };
-    let Some(issue) = load_or_report(app, id).await else {
+    if let Some(tag) = lang {
+        campaign::test_send::choose(app, Vec::new(), Some(tag))
+            .map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
+    }
+    let Some(found) = load_editions_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
+    let editions = campaign::test_send::choose(app, found, lang)
+        .map_err(|e| UsageError::msg(format!("--lang: {e}")))?;
+    let several = editions.len() > 1;
     let key = app.key().clone();
     let dkim = app.dkim_signer().map_err(UsageError)?;
     // Fails here, with exit 2, when the transport is misconfigured.
@@ -478,16 +487,21 @@ pub(super) async fn test_send(
         dkim: dkim.as_ref(),
         metrics: None,
     };
-    let replies = campaign::test_send::send(&sender, &issue, &addresses, |r| {
+    let replies = campaign::test_send::send(&sender, &editions, &addresses, |lang, r| {
         println!(
-            "{}: {}{}",
+            "{}{}: {}{}",
+            if several {
+                format!("[{lang}] ")
+            } else {
+                String::new()
+            },
             r.address,
             r.code.map(|c| format!("{c} ")).unwrap_or_default(),
             r.text
         );
     })
     .await?;
-    let accepted = replies.iter().filter(|r| r.accepted).count();
+    let accepted = replies.iter().filter(|(_, r)| r.accepted).count();
     println!(
         "test send of issue {id}: {accepted} of {} accepted",
         replies.len()

@@ -268,6 +268,7 @@ mod tests {
             key: AddressKey::from_text("A@x.org"),
             name: None,
             attempts,
+            lang: None,
         };
         let t = |r| classify(&due(0), &r, &s, 1000);
         assert_eq!(
@@ -351,6 +352,7 @@ mod tests {
             address,
             name: None,
             attempts: before,
+            lang: None,
         };
         let attempt = classify(&due, &result, &s, 0);
         b.observe(before, &attempt, &result)

@@ -60,17 +60,18 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::dkim::DkimSigner;
 use crate::ledger::{Campaign, CampaignId, Counts, Gate, SharedLedger};
-use crate::message::MessageTemplate;
 use crate::metrics::Metrics;
 use crate::transport::Transport;
 
 mod breaker;
+mod editions;
 mod lease;
 mod pace;
 mod settings;
 mod worker;
 
 pub use breaker::{classify, Breaker, Signature, Trip};
+pub use editions::Editions;
 pub use lease::{lease_owner, Lease, LEASE_HEARTBEAT, LEASE_STALE};
 pub use pace::Pacer;
 pub use settings::{Settings, IDLE_CHECK};
@@ -129,7 +130,8 @@ enum End {
 pub struct Run {
     pub ledger: SharedLedger,
     pub campaign: Campaign,
-    pub template: Arc<MessageTemplate>,
+    /// The campaign's message in each of its languages; each delivery gets its own's.
+    pub editions: Arc<Editions>,
     pub transport: Arc<Transport>,
     pub envelope: Envelope,
     pub settings: Settings,
@@ -206,7 +208,7 @@ impl Run {
             let w = Worker {
                 jobs: job_rx.clone(),
                 done: done_tx.clone(),
-                template: self.template.clone(),
+                editions: self.editions.clone(),
                 transport: self.transport.clone(),
                 envelope: self.envelope.clone(),
                 settings: self.settings.clone(),
@@ -277,7 +279,7 @@ impl Run {
             stopped,
         };
         let left = counts.pending + counts.sending + counts.deferred;
-        let key = self.template.key();
+        let key = self.editions.key();
         if let Some(Stopped::Relay(e)) = &summary.stopped {
             tracing::error!(
                 error.message = %key.redact(e), left,

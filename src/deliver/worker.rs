@@ -11,11 +11,12 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::editions::Editions;
 use crate::address::AddressKey;
 use crate::clock::Clock;
 use crate::dkim::DkimSigner;
 use crate::ledger::{Attempt, DeliveryId, Due, State};
-use crate::message::{MessageTemplate, Recipient};
+use crate::message::Recipient;
 use crate::metrics::{Metrics, SendErrorKind};
 use crate::token::TokenKey;
 use crate::transport::{Connection, Reply, SendFailure, Stage, Transport};
@@ -154,7 +155,7 @@ struct Live {
 pub(super) struct Worker {
     pub(super) jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     pub(super) done: mpsc::UnboundedSender<Done>,
-    pub(super) template: Arc<MessageTemplate>,
+    pub(super) editions: Arc<Editions>,
     pub(super) transport: Arc<Transport>,
     pub(super) envelope: Envelope,
     pub(super) settings: Settings,
@@ -322,7 +323,7 @@ impl Worker {
                     old.conn.close().await;
                 }
                 if reused {
-                    tracing::debug!(error.message = %self.template.key().redact(&f.to_string()), "the relay ended the session: reconnecting");
+                    tracing::debug!(error.message = %self.editions.key().redact(&f.to_string()), "the relay ended the session: reconnecting");
                     return self.release(job);
                 }
                 self.relay_fault(job, f, refused).await
@@ -338,7 +339,7 @@ impl Worker {
                 if reused && closed {
                     // The server ended a session that had carried mail (idle, or its own limit of
                     // messages per session): a new connection, at once, is the cure.
-                    tracing::debug!(error.message = %self.template.key().redact(&f.to_string()), "the server closed the session: reconnecting");
+                    tracing::debug!(error.message = %self.editions.key().redact(&f.to_string()), "the server closed the session: reconnecting");
                     return self.release(job);
                 }
                 self.relay_fault(job, f, refused).await
@@ -372,7 +373,7 @@ impl Worker {
         let permanent = matches!(failure, SendFailure::Permanent { .. });
         if permanent || *refused >= self.settings.max_attempts {
             tracing::error!(
-                error.message = %self.template.key().redact(failure.text()), failures = *refused,
+                error.message = %self.editions.key().redact(failure.text()), failures = *refused,
                 "{what}: this worker stops"
             );
             self.crew.leave(failure.to_string());
@@ -380,7 +381,7 @@ impl Worker {
         }
         let wait = self.settings.backoff(*refused);
         tracing::warn!(
-            error.message = %self.template.key().redact(failure.text()), failures = *refused, retry_in = ?wait,
+            error.message = %self.editions.key().redact(failure.text()), failures = *refused, retry_in = ?wait,
             "{what}: the delivery is put back, no attempt counted"
         );
         tokio::select! {
@@ -419,7 +420,7 @@ impl Worker {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(recipient = %self.template.key().tag(due.address.as_str()))
+        fields(recipient = %self.editions.key().tag(due.address.as_str()))
     )]
     async fn send(
         &self,
@@ -428,7 +429,7 @@ impl Worker {
         to: &Address,
         buf: &mut Vec<u8>,
     ) -> Result<Reply, SendFailure> {
-        self.template.write(
+        self.editions.for_lang(due.lang.as_deref()).write(
             Recipient {
                 address: to,
                 name: due.name.as_deref(),
@@ -445,12 +446,12 @@ impl Worker {
     /// Classifies an attempt, logs and counts it, and hands it to the recorder.
     fn report(&self, job: Job, result: &Result<Reply, SendFailure>) -> Step {
         let attempt = classify(&job.due, result, &self.settings, self.clock.now_ms());
-        log_outcome(self.template.key(), &attempt, job.due.attempts + 1, result);
+        log_outcome(self.editions.key(), &attempt, job.due.attempts + 1, result);
         // Observed before the outcome is handed over, so a trip is known before its permit is
         // released (the dispatcher relies on it).
         let trip = self.fuse.lock().observe(job.due.attempts, &attempt, result);
         if let Some(trip) = trip {
-            let trip = self.template.key().redact(&trip.to_string()).into_owned();
+            let trip = self.editions.key().redact(&trip.to_string()).into_owned();
             tracing::error!(
                 "circuit breaker: {trip}; the run stops and these deliveries go back to pending"
             );

@@ -1,7 +1,8 @@
 //! The daemon's HTTP side: health, metrics, the web archive, one-click unsubscribe, sign-up and
 //! staff pages, admin test sends.
 //!
-//! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/` and `/archive/{id}`,
+//! Routes: `GET /healthz`, `GET /metrics`, `GET /archive/`, `/archive/{id}` and
+//! `/archive/{id}/{lang}` (another language's edition),
 //! `GET /preview/{token}` (a test copy's signed "View in browser" link),
 //! `GET` and `POST /unsubscribe/{token}`, the sign-up pages ([`join`]), the staff pages under
 //! `/admin/` ([`admin`]: sign-in by emailed link, sessions; `console`: the dashboard, issue,
@@ -78,6 +79,7 @@ pub fn router(site: Arc<Site>) -> Router {
         .route("/archive", get(archive_index))
         .route("/archive/", get(archive_index))
         .route("/archive/{id}", get(archive_issue))
+        .route("/archive/{id}/{lang}", get(archive_edition))
         .route("/preview/{token}", get(preview))
         .route("/preview/{token}/{lang}", get(preview_in))
         .route(
@@ -310,19 +312,38 @@ async fn metrics(State(d): Shared) -> Response {
 
 /// The issues that were sent (or are being sent), newest first, linking to their web versions.
 async fn archive_index(State(d): Shared, face: Face) -> Result<Response, PageError> {
-    let campaigns = d.ledger.with(|l| l.campaigns()).await?;
+    let campaigns = d
+        .ledger
+        .with(|l| {
+            let mut out = Vec::new();
+            for c in l.campaigns()? {
+                let langs = l.campaign_langs(c.id)?;
+                out.push((c, langs));
+            }
+            Ok(out)
+        })
+        .await?;
     let base = &d.app.config.server.public_url;
+    let languages = &d.app.config.newsletter.languages;
     let body = html! {
         h2 style=(d.app.templates.style("entry-title")) { (face.word(&d, "archive-title")) }
         @if campaigns.is_empty() {
             p style=(d.app.templates.style("paragraph")) { (face.word(&d, "archive-empty")) }
         } @else {
             ul style=(d.app.templates.style("list")) {
-                @for c in &campaigns {
+                @for (c, langs) in &campaigns {
                     @let url = base.join(&format!("archive/{}", c.issue)).expect("public_url is a base URL");
                     li {
                         a style=(d.app.templates.style("link")) href=(url.as_str()) { (c.subject) }
                         " (" (c.issue) ")"
+                        // Every language it was sent in, each named in its own words.
+                        @if langs.len() > 1 {
+                            @for (i, tag) in langs.iter().flatten().filter_map(|t| crate::lang::Lang::parse(t).ok()).enumerate() {
+                                (if i == 0 { " \u{b7} " } else { " | " })
+                                @let at = if tag == *languages.default_lang() { url.clone() } else { base.join(&format!("archive/{}/{}", c.issue, tag)).expect("public_url is a base URL") };
+                                a style=(d.app.templates.style("link")) href=(at.as_str()) lang=(tag) hreflang=(tag) { (d.app.templates.edition(&tag).words.get("language-name")) }
+                            }
+                        }
                     }
                 }
             }
@@ -347,14 +368,48 @@ async fn archive_issue(
     let Some(id) = id.ok().and_then(|Path(s)| s.parse::<IssueId>().ok()) else {
         return Err(PageError::NotFound);
     };
+    archive_web(d, id, None).await
+}
+
+/// The web version of a sent issue in another language than the default (`/archive/ID/es`),
+/// as its campaign stored it; 404 for a language the campaign has no edition of.
+async fn archive_edition(
+    State(d): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, PageError> {
+    let Ok(Path((id, tag))) = path else {
+        return Err(PageError::NotFound);
+    };
+    let Ok(id) = id.parse::<IssueId>() else {
+        return Err(PageError::NotFound);
+    };
+    let languages = &d.app.config.newsletter.languages;
+    let Some(lang) = languages.find(&tag) else {
+        return Err(PageError::NotFound);
+    };
+    let lang = (lang != languages.default_lang()).then(|| lang.as_str().to_string());
+    archive_web(d, id, lang).await
+}
+
+/// The stored web version of issue `id` in `lang` (`None`: the default language).
+async fn archive_web(
+    d: Arc<Site>,
+    id: IssueId,
+    lang: Option<String>,
+) -> Result<Response, PageError> {
+    let other = lang.is_some();
     let stored = d
         .ledger
         .with(move |l| match l.campaign(id)? {
-            Some(c) => Ok(Some(l.campaign_message(c.id)?.map(|m| m.web))),
+            Some(c) => Ok(Some(l.campaign_web(c.id, lang.as_deref())?)),
             None => Ok(None),
         })
         .await;
     let web = stored?.ok_or(PageError::NotFound)?;
+    // Another language's edition is the stored one or nothing: no older file, no folder.
+    if other && web.is_none() {
+        return Err(PageError::NotFound);
+    }
     let app = d.app.clone();
     let rendered = tokio::task::spawn_blocking(move || match web {
         Some(html) => Ok(html),
@@ -645,6 +700,9 @@ struct TestSendRequest {
     /// The issue; default: the newest issue folder, as `brief send --test` picks it.
     #[serde(default)]
     issue: Option<String>,
+    /// The language of the copies (`"es"`); default: one copy per configured language.
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 /// A test send to staff addresses, for staff who cannot run the CLI on the server.
@@ -705,8 +763,8 @@ async fn test_send(
         Ok(id) => id,
         Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("{e:#}")),
     };
-    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
-        Ok(i) => i,
+    let editions = match d.app.collect_editions(id, FetchPolicy::Once).await {
+        Ok(e) => e,
         Err(problems) => {
             let list: Vec<String> = problems.0.iter().map(|p| p.to_string()).collect();
             return (
@@ -719,10 +777,15 @@ async fn test_send(
                 .into_response();
         }
     };
+    let editions = match crate::campaign::test_send::choose(&d.app, editions, req.lang.as_deref()) {
+        Ok(e) => e,
+        Err(e) => return json_error(StatusCode::UNPROCESSABLE_ENTITY, &format!("lang: {e}")),
+    };
     tracing::info!(issue = %id, to = ?to.iter().map(|a| d.key.tag(a.as_ref())).collect::<Vec<_>>(), "admin test send");
-    let replies = crate::campaign::test_send::send(&d.sender(), &issue, &to, |r| {
+    let replies = crate::campaign::test_send::send(&d.sender(), &editions, &to, |lang, r| {
         tracing::info!(
             issue = %id,
+            %lang,
             recipient = %d.key.tag(r.address.as_ref()),
             code = r.code,
             reply = %d.key.redact(&r.text),
@@ -734,12 +797,13 @@ async fn test_send(
         Ok(r) => r,
         Err(e) => return error::json_server_error(e),
     };
-    let all = replies.iter().all(|r| r.accepted);
+    let all = replies.iter().all(|(_, r)| r.accepted);
     let results: Vec<_> = replies
         .iter()
-        .map(|r| {
+        .map(|(lang, r)| {
             serde_json::json!({
                 "to": r.address.to_string(),
+                "lang": lang.as_str(),
                 "accepted": r.accepted,
                 "code": r.code,
                 "reply": r.text,

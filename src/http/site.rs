@@ -49,9 +49,7 @@ pub struct Site {
 /// own ledger connection) to whoever runs campaigns: the daemon provides it, so `http` never
 /// imports `daemon`.
 pub type Launch = Arc<
-    dyn Fn(crate::ledger::Campaign, crate::message::MessageTemplate, crate::ledger::Ledger)
-        + Send
-        + Sync,
+    dyn Fn(crate::ledger::Campaign, crate::deliver::Editions, crate::ledger::Ledger) + Send + Sync,
 >;
 
 pub(super) type Shared = State<Arc<Site>>;

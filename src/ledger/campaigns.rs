@@ -156,11 +156,15 @@ impl Campaign {
     }
 }
 
-/// What a campaign sends: its message, fixed when the campaign starts.
+/// What a campaign sends in one language: its message, fixed when the campaign starts. A
+/// campaign stores one per configured language (each revision has them all).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CampaignMessage {
     /// 1 for the message the campaign started with; one more for each `--restart-unsent`.
     pub revision: u32,
+    /// The language of this edition (a BCP 47 tag); `None` for the one message of a campaign
+    /// stored before editions, which is the default language's.
+    pub lang: Option<String>,
     pub subject: String,
     /// The pre-encoded message (`MessageTemplate::freeze`).
     pub template: String,
@@ -181,20 +185,23 @@ pub struct RecipientSink<'t> {
 }
 
 impl RecipientSink<'_> {
-    /// Adds one recipient; returns false when the address (in any case) is already there.
-    /// A suppressed address is recorded as suppressed.
+    /// Adds one recipient, sent in `lang` (a configured language's tag; `None`: the default
+    /// language); returns false when the address (in any case) is already there. A suppressed
+    /// address is recorded as suppressed.
     pub fn add(
         &mut self,
         address: &Address,
         name: Option<&str>,
         message_id: &str,
+        lang: Option<&str>,
     ) -> anyhow::Result<bool> {
         Ok(self.st.execute(params![
             self.campaign,
             address.as_ref() as &str,
             AddressKey::of(address).as_str(),
             name,
-            message_id
+            message_id,
+            lang
         ])? == 1)
     }
 
@@ -295,19 +302,23 @@ impl Ledger {
     }
 
     /// Creates the campaign of `issue` unless it exists; returns it and whether it is new. A new
-    /// campaign's message (revision 1 of `message`) is stored and its recipients are added by
-    /// `fill` in the same transaction, so a campaign never exists without its list or without
-    /// what it sends. Two processes racing here get the same campaign: the issue is a unique
-    /// key.
+    /// campaign's messages (revision 1 of each of `messages`, one per language, the default
+    /// language's first: its subject is the campaign's) are stored and its recipients are
+    /// added by `fill` in the same transaction, so a campaign never exists without its list or
+    /// without what it sends. Two processes racing here get the same campaign: the issue is a
+    /// unique key.
     pub fn create_campaign(
         &mut self,
         issue: IssueId,
-        message: &CampaignMessage,
+        messages: &[CampaignMessage],
         trigger: Trigger,
         now: Millis,
         canary: Option<Duration>,
         fill: impl FnOnce(&mut RecipientSink<'_>) -> anyhow::Result<()>,
     ) -> anyhow::Result<(Campaign, bool)> {
+        let Some(message) = messages.first() else {
+            bail!("a campaign of {issue} needs a message in at least one language");
+        };
         let release_at = canary.map(|window| now.after(window).0);
         let now = now.0;
         let tx = self
@@ -322,10 +333,10 @@ impl Ledger {
             let campaign = CampaignId(tx.last_insert_rowid());
             let mut sink = RecipientSink {
                 st: tx.prepare(
-                    "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id)
+                    "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id, lang)
                      VALUES (?1, ?2, ?3, ?4,
                              CASE WHEN EXISTS (SELECT 1 FROM suppressions WHERE address_key = ?3) THEN 'suppressed' ELSE 'pending' END,
-                             ?5)",
+                             ?5, ?6)",
                 )?,
                 forgotten: tx.prepare(
                     "INSERT OR IGNORE INTO deliveries (campaign_id, address, address_key, name, state, message_id)
@@ -340,56 +351,95 @@ impl Ledger {
                 [campaign],
                 |r| r.get(0),
             )?;
-            insert_message(
-                &tx,
-                campaign,
-                &CampaignMessage {
-                    revision: 1,
-                    unsent: unsent as u64,
-                    ..message.clone()
-                },
-            )?;
+            for m in messages {
+                insert_message(
+                    &tx,
+                    campaign,
+                    &CampaignMessage {
+                        revision: 1,
+                        unsent: unsent as u64,
+                        ..m.clone()
+                    },
+                )?;
+            }
         }
         tx.commit()?;
         let c = self.campaign(issue)?.expect("just inserted");
         Ok((c, n == 1))
     }
 
-    /// The message `campaign` sends now (its latest revision); `None` for a campaign started by
-    /// a brief that did not store it.
+    /// The message `campaign` sends now in its default language (of its latest revision, the
+    /// edition stored first); `None` for a campaign started by a brief that did not store it.
     pub fn campaign_message(
         &self,
         campaign: CampaignId,
     ) -> anyhow::Result<Option<CampaignMessage>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT revision, subject, template, web, folder_hash, unsent, at
-                 FROM campaign_messages WHERE campaign_id = ?1 ORDER BY revision DESC LIMIT 1",
-                [campaign],
-                |r| {
-                    Ok(CampaignMessage {
-                        revision: r.get(0)?,
-                        subject: r.get(1)?,
-                        template: r.get(2)?,
-                        web: r.get(3)?,
-                        folder_hash: r.get(4)?,
-                        unsent: r.get::<_, i64>(5)? as u64,
-                        at: r.get(6)?,
-                    })
-                },
-            )
-            .optional()?)
+        Ok(self.campaign_messages(campaign)?.into_iter().next())
     }
 
-    /// Makes `message` what `campaign` sends from now on, as its next revision, for the
-    /// deliveries not yet sent (staff correcting an issue mid-campaign, on purpose). Returns
-    /// the new revision. Call it holding the campaign's send lock.
+    /// Every edition `campaign` sends now (its latest revision), in the order they were stored:
+    /// the default language's first. Empty for a campaign started by a brief that did not
+    /// store its message.
+    pub fn campaign_messages(&self, campaign: CampaignId) -> anyhow::Result<Vec<CampaignMessage>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT revision, lang, subject, template, web, folder_hash, unsent, at
+             FROM campaign_messages
+             WHERE campaign_id = ?1
+               AND revision = (SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1)
+             ORDER BY rowid",
+        )?;
+        let rows = st.query_map([campaign], message_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The languages `campaign` sends now (its latest revision), in the order they were stored,
+    /// the default language's first; `None` for the one message of a campaign stored before
+    /// editions.
+    pub fn campaign_langs(&self, campaign: CampaignId) -> anyhow::Result<Vec<Option<String>>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT lang FROM campaign_messages
+             WHERE campaign_id = ?1
+               AND revision = (SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1)
+             ORDER BY rowid",
+        )?;
+        let rows = st.query_map([campaign], |r| {
+            let lang: String = r.get(0)?;
+            Ok((!lang.is_empty()).then_some(lang))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The web version of `campaign` in `lang` (`None`: its default language) as its latest
+    /// revision stored it; `None` when it has no edition in that language.
+    pub fn campaign_web(
+        &self,
+        campaign: CampaignId,
+        lang: Option<&str>,
+    ) -> anyhow::Result<Option<String>> {
+        let messages = self.campaign_messages(campaign)?;
+        Ok(match lang {
+            None => messages.into_iter().next(),
+            Some(tag) => messages.into_iter().find(|m| {
+                m.lang
+                    .as_deref()
+                    .is_some_and(|l| l.eq_ignore_ascii_case(tag))
+            }),
+        }
+        .map(|m| m.web))
+    }
+
+    /// Makes `messages` (one per language, the default language's first) what `campaign`
+    /// sends from now on, as its next revision, for the deliveries not yet sent (staff
+    /// correcting an issue mid-campaign, on purpose). Returns the new revision. Call it
+    /// holding the campaign's send lock.
     pub fn revise_campaign(
         &mut self,
         campaign: CampaignId,
-        message: &CampaignMessage,
+        messages: &[CampaignMessage],
     ) -> anyhow::Result<u32> {
+        let Some(message) = messages.first() else {
+            bail!("a revision needs a message in at least one language");
+        };
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -405,15 +455,17 @@ impl Ledger {
             |r| r.get(0),
         )?;
         let revision = last.unwrap_or(1) + 1;
-        insert_message(
-            &tx,
-            campaign,
-            &CampaignMessage {
-                revision,
-                unsent: unsent as u64,
-                ..message.clone()
-            },
-        )?;
+        for m in messages {
+            insert_message(
+                &tx,
+                campaign,
+                &CampaignMessage {
+                    revision,
+                    unsent: unsent as u64,
+                    ..m.clone()
+                },
+            )?;
+        }
         tx.execute(
             "UPDATE campaigns SET subject = ?2 WHERE id = ?1",
             params![campaign, message.subject],
@@ -531,8 +583,8 @@ pub(super) fn insert_message(
 ) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO campaign_messages
-         (campaign_id, revision, subject, template, web, folder_hash, unsent, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         (campaign_id, revision, subject, template, web, folder_hash, unsent, at, lang)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             campaign,
             m.revision,
@@ -541,10 +593,27 @@ pub(super) fn insert_message(
             m.web,
             m.folder_hash,
             m.unsent as i64,
-            m.at
+            m.at,
+            m.lang.as_deref().unwrap_or("")
         ],
     )?;
     Ok(())
+}
+
+/// One row of `campaign_messages` (revision, lang, subject, template, web, folder_hash,
+/// unsent, at); an empty `lang` (a row stored before editions) reads as `None`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignMessage> {
+    let lang: String = r.get(1)?;
+    Ok(CampaignMessage {
+        revision: r.get(0)?,
+        lang: (!lang.is_empty()).then_some(lang),
+        subject: r.get(2)?,
+        template: r.get(3)?,
+        web: r.get(4)?,
+        folder_hash: r.get(5)?,
+        unsent: r.get::<_, i64>(6)? as u64,
+        at: r.get(7)?,
+    })
 }
 
 /// The columns [`campaign_row`] reads, in its order, and how many they are.
@@ -618,13 +687,13 @@ pub(super) mod kit {
         let (c, _) = l
             .create_campaign(
                 "2021-07".parse().unwrap(),
-                &message("s"),
+                &[message("s")],
                 Trigger::Cli,
                 Millis(1),
                 None,
                 |sink| {
                     for a in ["a@x.org", "b@x.org", "c@x.org", "d@x.org"] {
-                        sink.add(&addr(a), None, a)?;
+                        sink.add(&addr(a), None, a, None)?;
                     }
                     Ok(())
                 },
@@ -636,6 +705,7 @@ pub(super) mod kit {
     pub(crate) fn message(subject: &str) -> CampaignMessage {
         CampaignMessage {
             revision: 1,
+            lang: None,
             subject: subject.into(),
             template: format!("template of {subject}"),
             web: format!("<p>{subject}</p>"),
@@ -660,7 +730,7 @@ mod tests {
         let (c, _) = a
             .create_campaign(
                 "2021-07".parse().unwrap(),
-                &message("s"),
+                &[message("s")],
                 Trigger::Cli,
                 Millis(1),
                 None,

@@ -54,6 +54,9 @@ pub struct Due {
     pub name: Option<String>,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The language it is sent in (a configured tag), as resolved when the campaign started;
+    /// `None` for a delivery of an older campaign: the default language.
+    pub lang: Option<String>,
 }
 
 /// The outcome of one attempt, to record.
@@ -95,16 +98,19 @@ pub struct DeliveryRow {
     /// The latest bounce or complaint reported after the send: kind, status, diagnostic and
     /// reporting MTA (`hard 5.1.1: 550 ... (mx.example.net)`).
     pub bounce: Option<String>,
+    /// The language it is sent in; `None` for a delivery of a campaign started before
+    /// editions (the default language).
+    pub lang: Option<String>,
 }
 
 /// What [`Ledger::claim_due`] reads: due pending deliveries (`?1` campaign, `?2` limit), then
 /// due deferred ones (`?3` now), each with whether its address is suppressed.
 const CLAIM_QUERIES: [&str; 2] = [
-    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL
+    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL, d.lang
      FROM deliveries d LEFT JOIN suppressions s ON s.address_key = d.address_key
      WHERE d.campaign_id = ?1 AND d.state = 'pending'
      ORDER BY d.next_attempt_at, d.id LIMIT ?2",
-    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL
+    "SELECT d.id, d.address, d.address_key, d.name, d.attempts, s.address_key IS NOT NULL, d.lang
      FROM deliveries d LEFT JOIN suppressions s ON s.address_key = d.address_key
      WHERE d.campaign_id = ?1 AND d.state = 'deferred' AND d.next_attempt_at <= ?3
      ORDER BY d.next_attempt_at, d.id LIMIT ?2",
@@ -125,6 +131,38 @@ impl Ledger {
             *counts.slot(s) = n;
         }
         Ok(counts)
+    }
+
+    /// The deliveries of `campaign` by language (`None`: the default language of a campaign
+    /// started before editions), in the order the languages first appear in its list.
+    pub fn counts_by_lang(
+        &self,
+        campaign: CampaignId,
+    ) -> anyhow::Result<Vec<(Option<String>, Counts)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT lang, state, count(*), min(id) FROM deliveries WHERE campaign_id = ?1
+             GROUP BY lang, state ORDER BY min(id)",
+        )?;
+        let rows = st.query_map([campaign], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, State>(1)?,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        let mut out: Vec<(Option<String>, Counts)> = Vec::new();
+        for row in rows {
+            let (lang, s, n) = row?;
+            match out.iter_mut().find(|(l, _)| *l == lang) {
+                Some((_, c)) => *c.slot(s) += n,
+                None => {
+                    let mut c = Counts::default();
+                    *c.slot(s) = n;
+                    out.push((lang, c));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// One of the five ways a delivery goes back to `pending`: at the start of a run, for
@@ -208,6 +246,7 @@ impl Ledger {
                                 key: AddressKey::from_text(&r.get::<_, String>(2)?),
                                 name: r.get(3)?,
                                 attempts: r.get(4)?,
+                                lang: r.get(6)?,
                             },
                             r.get::<_, bool>(5)?,
                         ))
@@ -468,7 +507,7 @@ pub(super) fn record_in(
 /// The columns [`delivery_row`] reads, in its order.
 pub(super) const DELIVERY_COLUMNS: &str =
     "address, name, state, attempts, last_code, last_text, message_id, \
-     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision, \
+     first_attempt_at, last_attempt_at, next_attempt_at, possible_duplicate, revision, lang, \
      (SELECT b.kind || COALESCE(' ' || b.status, '') || COALESCE(': ' || b.diagnostic, '') \
              || COALESCE(' (' || b.reporting_mta || ')', '') \
              || CASE WHEN b.evidence = 'unverified' THEN ' [unverified]' ELSE '' END \
@@ -489,7 +528,8 @@ pub(super) fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRo
         next_attempt_at: r.get(9)?,
         possible_duplicate: r.get(10)?,
         revision: r.get(11)?,
-        bounce: r.get(12)?,
+        lang: r.get(12)?,
+        bounce: r.get(13)?,
     })
 }
 
@@ -703,16 +743,16 @@ mod tests {
         l.suppress(&addr("gone@example.org"), Reason::Unsubscribed, "", 1)
             .unwrap();
         let (c, new) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(1), None, |sink| {
-                assert!(sink.add(&addr("a@example.org"), None, "m1")?);
-                assert!(!sink.add(&addr("A@Example.org"), None, "m2")?);
-                assert!(sink.add(&addr("Gone@example.org"), None, "m3")?);
+            .create_campaign(id, &[message("s")], Trigger::Cli, Millis(1), None, |sink| {
+                assert!(sink.add(&addr("a@example.org"), None, "m1", None)?);
+                assert!(!sink.add(&addr("A@Example.org"), None, "m2", None)?);
+                assert!(sink.add(&addr("Gone@example.org"), None, "m3", None)?);
                 Ok(())
             })
             .unwrap();
         assert!(new);
         let (c2, new2) = l
-            .create_campaign(id, &message("s"), Trigger::Cli, Millis(2), None, |_| {
+            .create_campaign(id, &[message("s")], Trigger::Cli, Millis(2), None, |_| {
                 panic!("an existing campaign is not refilled")
             })
             .unwrap();
@@ -751,13 +791,13 @@ mod tests {
         let (c, _) = l
             .create_campaign(
                 id,
-                &message("first"),
+                &[message("first")],
                 Trigger::Cli,
                 Millis(1),
                 None,
                 |sink| {
-                    sink.add(&addr("a@x.org"), None, "m1")?;
-                    sink.add(&addr("b@x.org"), None, "m2")?;
+                    sink.add(&addr("a@x.org"), None, "m1", None)?;
+                    sink.add(&addr("b@x.org"), None, "m2", None)?;
                     Ok(())
                 },
             )
@@ -779,7 +819,7 @@ mod tests {
         l.claim_due(c.id, 2, 1).unwrap();
         l.record(c.id, &[sent("a@x.org")]).unwrap();
 
-        let revision = l.revise_campaign(c.id, &message("second")).unwrap();
+        let revision = l.revise_campaign(c.id, &[message("second")]).unwrap();
 
         assert_eq!(revision, 2);
         let now = l.campaign_message(c.id).unwrap().unwrap();

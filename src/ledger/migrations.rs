@@ -289,4 +289,27 @@ pub(super) const MIGRATIONS: &[&str] = &[
         lang TEXT NOT NULL,
         at INTEGER NOT NULL
     );",
+    // 16: one edition per language. A campaign stores one message per configured language
+    // (the key gains `lang`; the rows of older campaigns get '', read as the default
+    // language), and each delivery records the language it is sent in (NULL for older rows:
+    // the default language).
+    "CREATE TABLE campaign_messages_by_lang (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns (id),
+        revision INTEGER NOT NULL,
+        lang TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL,
+        template TEXT NOT NULL,
+        web TEXT NOT NULL,
+        folder_hash TEXT,
+        unsent INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, revision, lang)
+    );
+    INSERT INTO campaign_messages_by_lang
+        (campaign_id, revision, lang, subject, template, web, folder_hash, unsent, at)
+        SELECT campaign_id, revision, '', subject, template, web, folder_hash, unsent, at
+        FROM campaign_messages ORDER BY campaign_id, revision;
+    DROP TABLE campaign_messages;
+    ALTER TABLE campaign_messages_by_lang RENAME TO campaign_messages;
+    ALTER TABLE deliveries ADD COLUMN lang TEXT;",
 ];

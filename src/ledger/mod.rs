@@ -183,4 +183,82 @@ mod tests {
             Some(Reason::Bounced)
         );
     }
+
+    /// Migration 16: a campaign stored before editions keeps its one message (read as the
+    /// default language's, `lang` None) and its deliveries (no language: the default); a
+    /// new campaign stores one message per language and a language per delivery.
+    #[test]
+    fn migration_16_keeps_an_older_campaign_in_the_default_language() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("brief.db");
+        {
+            // A ledger as brief left it at schema version 15, with a campaign under way.
+            let conn = Connection::open(&p).unwrap();
+            for m in &MIGRATIONS[..15] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 15;
+                 INSERT INTO campaigns (id, issue, subject, state, trigger, created_at)
+                 VALUES (1, '2021-07', 'old subject', 'sending', 'cli', 1);
+                 INSERT INTO campaign_messages
+                     (campaign_id, revision, subject, template, web, folder_hash, unsent, at)
+                 VALUES (1, 1, 'old subject', 'frozen', '<p>old web</p>', NULL, 2, 1);
+                 INSERT INTO deliveries (campaign_id, address, address_key, name, state, message_id)
+                 VALUES (1, 'a@x.org', 'a@x.org', NULL, 'sent', 'm1'),
+                        (1, 'b@x.org', 'b@x.org', NULL, 'pending', 'm2');",
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(&p).unwrap();
+        let c = l.campaign("2021-07".parse().unwrap()).unwrap().unwrap();
+        let messages = l.campaign_messages(c.id).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(
+            (
+                messages[0].lang.as_deref(),
+                messages[0].template.as_str(),
+                messages[0].revision
+            ),
+            (None, "frozen", 1)
+        );
+        assert_eq!(
+            l.campaign_web(c.id, None).unwrap().as_deref(),
+            Some("<p>old web</p>")
+        );
+        assert_eq!(l.campaign_web(c.id, Some("es")).unwrap(), None);
+        assert_eq!(l.campaign_langs(c.id).unwrap(), [None]);
+        let due = l.claim_due(c.id, 10, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].address.as_str(), due[0].lang.as_deref()),
+            ("b@x.org", None)
+        );
+        // A revision of the older campaign stores every language, keyed apart.
+        let mut en = campaigns::kit::message("en");
+        en.lang = Some("en".into());
+        let mut es = campaigns::kit::message("es");
+        es.lang = Some("es".into());
+        assert_eq!(l.revise_campaign(c.id, &[en, es]).unwrap(), 2);
+        let now: Vec<_> = l
+            .campaign_messages(c.id)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.revision, m.lang, m.subject))
+            .collect();
+        assert_eq!(
+            now,
+            [
+                (2, Some("en".to_string()), "en".to_string()),
+                (2, Some("es".to_string()), "es".to_string())
+            ]
+        );
+        assert_eq!(
+            l.campaign_web(c.id, Some("ES")).unwrap().as_deref(),
+            Some("<p>es</p>")
+        );
+        let split = l.counts_by_lang(c.id).unwrap();
+        assert_eq!(split.len(), 1);
+        assert_eq!((split[0].0.as_deref(), split[0].1.sent), (None, 1));
+    }
 }

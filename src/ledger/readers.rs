@@ -458,13 +458,13 @@ mod tests {
         let (c, _) = l
             .create_campaign(
                 "2026-11".parse().unwrap(),
-                &message("s"),
+                &[message("s")],
                 Trigger::Cli,
                 Millis(5),
                 None,
                 |sink| {
-                    sink.add(&addr("dee@example.org"), Some("Dee 100%"), "m1")?;
-                    sink.add(&addr("ana@example.org"), None, "m2")?;
+                    sink.add(&addr("dee@example.org"), Some("Dee 100%"), "m1", None)?;
+                    sink.add(&addr("ana@example.org"), None, "m2", None)?;
                     Ok(())
                 },
             )
@@ -577,12 +577,12 @@ mod tests {
             let (c, _) = l
                 .create_campaign(
                     issue.parse().unwrap(),
-                    &message("s"),
+                    &[message("s")],
                     Trigger::Cli,
                     Millis(at),
                     None,
                     |sink| {
-                        sink.add(&ana, Some("Ana"), &format!("m-{issue}"))?;
+                        sink.add(&ana, Some("Ana"), &format!("m-{issue}"), None)?;
                         Ok(())
                     },
                 )

@@ -23,6 +23,9 @@ pub struct SummaryFacts {
     /// The most frequent last replies of failed and deferred deliveries: code, text, count.
     pub failures: Vec<(Option<u16>, String, u64)>,
     pub bounces: SummaryBounces,
+    /// The counts by language, in the order the languages first appear in the list (`None`:
+    /// the default language of a campaign started before editions).
+    pub by_language: Vec<(Option<String>, Counts)>,
 }
 
 /// Readers of a campaign with a bounce or complaint reported, and unsubscribes since its send.
@@ -169,11 +172,13 @@ impl Ledger {
             [first_attempt.unwrap_or(since)],
             |r| r.get::<_, i64>(0),
         )? as u64;
+        let by_language = self.counts_by_lang(campaign.id)?;
         Ok(SummaryFacts {
             counts,
             first_attempt,
             failures,
             bounces,
+            by_language,
         })
     }
 

@@ -1036,14 +1036,13 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         .map_err(|p| p.to_string())
         .expect("issue");
     let key = app.key().clone();
-    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
+    let lang = app.config.newsletter.languages.default_lang().clone();
+    let prepared = brief::campaign::start::prepare(&app, vec![(lang, issue)], &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (campaign, _, _) = brief::campaign::start::begin(
         &app,
         &mut ledger,
-        &issue,
-        &template,
-        &rendered.subject,
+        &prepared,
         brief::ledger::Trigger::Cli,
         None,
     )
@@ -1052,7 +1051,7 @@ async fn run_engine(m: &Mailer, idle_check: Duration) -> Summary {
         .campaign_run(
             SharedLedger::new(ledger),
             campaign,
-            Arc::new(template),
+            Arc::new(brief::campaign::start::into_editions(prepared)),
             Arc::new(Transport::from_config(&app.config.smtp).unwrap()),
             None,
             Arc::new(brief::metrics::Metrics::new()),

@@ -192,14 +192,14 @@ async fn sent_items_are_recorded_and_never_repeated() {
         "{titles:?}"
     );
     let key = app.key().clone();
-    let (rendered, template) = app.prepare(&july, &key, Kind::Campaign);
+    let lang = app.config.newsletter.languages.default_lang().clone();
+    let prepared =
+        brief::campaign::start::prepare(&app, vec![(lang, july.clone())], &key, Kind::Campaign);
     let mut ledger = app.open_ledger().unwrap();
     let (_, new, _) = brief::campaign::start::begin(
         &app,
         &mut ledger,
-        &july,
-        &template,
-        &rendered.subject,
+        &prepared,
         brief::ledger::Trigger::Cli,
         None,
     )

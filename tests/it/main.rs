@@ -13,6 +13,7 @@ mod delivery;
 mod dkim;
 mod docs;
 mod door;
+mod editions;
 mod faces;
 mod feed_issue;
 mod feeds;

@@ -264,6 +264,7 @@ fn forgetting_while_a_campaign_is_being_sent_erases_nothing_and_says_to_wait() {
     let mut ledger = w.ledger();
     let message = brief::ledger::CampaignMessage {
         revision: 1,
+        lang: None,
         subject: "s".into(),
         template: String::new(),
         web: String::new(),
@@ -274,7 +275,7 @@ fn forgetting_while_a_campaign_is_being_sent_erases_nothing_and_says_to_wait() {
     let (campaign, _) = ledger
         .create_campaign(
             "2099-01".parse().unwrap(),
-            &message,
+            std::slice::from_ref(&message),
             brief::ledger::Trigger::Cli,
             brief::clock::Millis(1),
             None,

@@ -65,12 +65,13 @@ pub(super) async fn campaign_page(
                 let (rows, total) = l.deliveries(c.id, state, ROW_CAP)?;
                 let canaries = l.canary_sends(c.id)?;
                 let first = l.first_attempt(c.id)?;
-                Ok(Some((c, n, rows, total, canaries, first)))
+                let by_lang = crate::report::by_language(&l.counts_by_lang(c.id)?);
+                Ok(Some((c, n, rows, total, canaries, first, by_lang)))
             }
             None => Ok(None),
         })
         .await;
-    let Some((c, n, rows, matching, canaries, first)) = found? else {
+    let Some((c, n, rows, matching, canaries, first, by_lang)) = found? else {
         return Ok(not_found(
             &d,
             &staff,
@@ -88,6 +89,7 @@ pub(super) async fn campaign_page(
             rows: &rows,
             matching,
             first_attempt: first,
+            by_language: by_lang.as_deref(),
         },
     );
     Ok(console_page(
@@ -107,6 +109,8 @@ pub(super) struct Listing<'a> {
     matching: u64,
     /// When its first reader was tried.
     first_attempt: Option<i64>,
+    /// The counts by language, when the campaign is in several (`en 3 sent, es 2 sent`).
+    by_language: Option<&'a str>,
 }
 
 /// The canary part of a campaign page: the copies mailed to staff, and while no reader was
@@ -200,6 +204,7 @@ pub(super) fn campaign_body(
         rows,
         matching,
         first_attempt: listing_first,
+        by_language,
     } = listing;
     let id = c.issue;
     let now = d.app.clock.now_ms();
@@ -243,6 +248,9 @@ pub(super) fn campaign_body(
                 (count_cells(d, n))
             }
         }))
+        @if let Some(split) = by_language {
+            p.paragraph data-by-language="" { "By language: " (split) }
+        }
         p.paragraph {
             (link(d, &format!("admin/campaigns/{id}.csv"), "Download the report (CSV)"))
             " or "

@@ -14,6 +14,7 @@ use super::parts::{cell, field, issue_id, local_ms, paragraph, subheading, table
 use crate::error::Problems;
 use crate::feed::{self, FeedStatus};
 use crate::issue::{Issue, IssueId};
+use crate::lang::Lang;
 use crate::ledger::Action;
 
 /// Issue `id` as the console shows it: its folder and each feed's cached copy, read on a
@@ -24,6 +25,18 @@ pub(super) async fn cached_issue(
 ) -> Result<(Result<Issue, Problems>, Vec<FeedStatus>), PageError> {
     let app = d.app.clone();
     tokio::task::spawn_blocking(move || app.collect_issue_cached(id))
+        .await
+        .map_err(|e| PageError::Internal(anyhow::anyhow!("collecting issue {id}: {e}")))
+}
+
+/// [`cached_issue`] in every configured language (the default first).
+#[allow(clippy::type_complexity)]
+pub(super) async fn cached_editions(
+    d: &Site,
+    id: IssueId,
+) -> Result<(Result<Vec<(Lang, Issue)>, Problems>, Vec<FeedStatus>), PageError> {
+    let app = d.app.clone();
+    tokio::task::spawn_blocking(move || app.collect_editions_cached(id))
         .await
         .map_err(|e| PageError::Internal(anyhow::anyhow!("collecting issue {id}: {e}")))
 }

@@ -11,7 +11,7 @@ use super::super::admin::{console_page, Section, Staff, StaffForm};
 use super::super::error::PageError;
 use super::super::site::{Shared, Site};
 use super::super::ui::{see_other, url};
-use super::feeds::{cached_issue, feeds_section};
+use super::feeds::{cached_editions, feeds_section};
 use super::parts::{
     back_to_issue, field, heading, issue_id, link, local_ms, message, not_found,
     not_sent_for_problems, paragraph, preformatted, problem_list, subheading,
@@ -23,6 +23,7 @@ use crate::campaign::start::{self, NotStarted, Started};
 use crate::campaign::test_send;
 use crate::feed::FetchPolicy;
 use crate::issue::{Issue, IssueId};
+use crate::lang::Lang;
 use crate::ledger::{Action, Campaign, Trigger};
 use crate::message::{Kind, MessageTemplate};
 use crate::render::Rendered;
@@ -32,6 +33,8 @@ use crate::render::Rendered;
 
 /// The issue as a reader gets it, made out to the sample reader (as `brief preview` does).
 pub(super) struct Preview {
+    /// The language of this edition.
+    lang: Lang,
     subject: String,
     html: String,
     text: String,
@@ -39,12 +42,13 @@ pub(super) struct Preview {
     size: usize,
 }
 
-pub(super) fn preview(d: &Site, issue: &Issue) -> Preview {
-    let (rendered, template) = d.app.prepare(issue, &d.key, Kind::Campaign);
+pub(super) fn preview(d: &Site, lang: &Lang, issue: &Issue) -> Preview {
+    let (rendered, template) = d.app.prepare_in(lang, issue, &d.key, Kind::Campaign);
     let (eml, headers) = signed_sample(d, &template);
     let (sample, _) = App::sample_recipient();
     let token = d.key.token(sample.as_ref());
     Preview {
+        lang: lang.clone(),
         subject: rendered.subject.clone(),
         html: Rendered::fill(&rendered.html, &token),
         text: Rendered::fill(&rendered.text, &token),
@@ -111,7 +115,7 @@ pub(super) fn size(n: usize) -> String {
 
 /// The message its campaign stored for `id`, as the sample reader would get it: what readers
 /// got, whatever the folder says now.
-fn stored_preview(d: &Site, template: &MessageTemplate, subject: &str) -> Preview {
+fn stored_preview(d: &Site, lang: &Lang, template: &MessageTemplate, subject: &str) -> Preview {
     let (eml, headers) = signed_sample(d, template);
     let parsed = mail_parser::MessageParser::default().parse(&eml);
     let part = |html: bool| {
@@ -122,6 +126,7 @@ fn stored_preview(d: &Site, template: &MessageTemplate, subject: &str) -> Previe
             .unwrap_or_default()
     };
     Preview {
+        lang: lang.clone(),
         subject: subject.to_string(),
         html: part(true),
         text: part(false),
@@ -140,12 +145,13 @@ pub(super) async fn issue_page(
     };
     let app = d.app.clone();
     let key = d.key.clone();
+    let default = d.app.config.newsletter.languages.default_lang().clone();
     let found = d
         .ledger
         .with(move |l| {
             let campaign = l.campaign(id)?;
             let stored = match &campaign {
-                Some(c) => start::stored_message(l, c, &key)?,
+                Some(c) => start::stored_editions(l, c, &key, &default)?,
                 None => None,
             };
             let readers = match campaign {
@@ -159,7 +165,13 @@ pub(super) async fn issue_page(
     // A sent issue shows what its readers got; an unsent one, its folder (and feeds) now.
     let mut feed_states = Vec::new();
     let shown = match &stored {
-        Some((template, m)) => Shown::Stored(stored_preview(&d, template, &m.subject)),
+        Some((editions, stored)) => Shown::Stored(
+            editions
+                .iter()
+                .zip(stored)
+                .map(|((lang, template), m)| stored_preview(&d, lang, template, &m.subject))
+                .collect(),
+        ),
         None => {
             let folder = d.app.config.content.dir.join(id.to_string());
             let is_dir = tokio::task::spawn_blocking(move || folder.is_dir())
@@ -173,10 +185,15 @@ pub(super) async fn issue_page(
                 ));
             }
             // Each feed as last fetched: a page load never fetches a feed.
-            let (collected, states) = cached_issue(&d, id).await?;
+            let (collected, states) = cached_editions(&d, id).await?;
             feed_states = states;
             match collected {
-                Ok(issue) => Shown::Folder(preview(&d, &issue)),
+                Ok(editions) => Shown::Folder(
+                    editions
+                        .iter()
+                        .map(|(lang, issue)| preview(&d, lang, issue))
+                        .collect(),
+                ),
                 Err(problems) => Shown::Problems(problems),
             }
         }
@@ -196,10 +213,10 @@ pub(super) async fn issue_page(
 
 /// What an issue page shows.
 pub(super) enum Shown {
-    /// The folder as it renders now.
-    Folder(Preview),
-    /// The message the issue's campaign stored.
-    Stored(Preview),
+    /// The folder as it renders now, one preview per language (the default first).
+    Folder(Vec<Preview>),
+    /// The messages the issue's campaign stored, one per language (the default first).
+    Stored(Vec<Preview>),
     /// Why the folder cannot be sent.
     Problems(crate::error::Problems),
 }
@@ -234,7 +251,12 @@ pub(super) fn issue_body(
                 }
                 (problem_list(d, &problems.0))
             }
-            Shown::Folder(p) | Shown::Stored(p) => {
+            Shown::Folder(previews) | Shown::Stored(previews) if !previews.is_empty() => {
+                @let p = &previews[0];
+                @let several = previews.len() > 1;
+                @if several {
+                    p.paragraph { "Edition in " (language_name(d, &p.lang)) " (the default language); the other languages follow below." }
+                }
                 p.paragraph {
                     "Subject: " strong { (p.subject) } br;
                     "Size: " (size(p.size)) " (as made out to the sample reader "
@@ -251,6 +273,15 @@ pub(super) fn issue_body(
                             @for m in staff_list {
                                 @let me = AddressKey::of(&m.email) == AddressKey::of(&staff.address);
                                 option value=(m.email) selected[me] { (m.email) @if me { " (me)" } }
+                            }
+                        }
+                        @if d.app.config.newsletter.languages.several() {
+                            label.field-label for="brief-test-lang" { "In" }
+                            select.field id="brief-test-lang" name="lang" {
+                                option value="" selected { "All languages" }
+                                @for l in d.app.config.newsletter.languages.all() {
+                                    option value=(l) { (language_name(d, l)) }
+                                }
                             }
                         }
                         p { button.page-button.page-button.page-button type="submit" { "Send a test to me" } }
@@ -288,9 +319,30 @@ pub(super) fn issue_body(
                 (preformatted(d, "The text part", &p.text))
                 (subheading(d, "Headers"))
                 (preformatted(d, "The headers", &p.headers))
+                @for e in &previews[1..] {
+                    @let name = language_name(d, &e.lang);
+                    section.console-section aria-labelledby=(format!("brief-edition-{}", e.lang)) {
+                        h2.console-heading id=(format!("brief-edition-{}", e.lang)) { "Edition in " (name) }
+                        p.paragraph {
+                            "Subject: " strong { (e.subject) } br;
+                            "Size: " (size(e.size))
+                        }
+                        iframe.console-frame id=(format!("the-email-{}", e.lang)) sandbox="" title=(format!("Issue {id} in {name} as a reader sees it")) srcdoc=(e.html) {}
+                        (subheading(d, &format!("Text part in {name}")))
+                        (preformatted(d, &format!("The text part in {name}"), &e.text))
+                        (subheading(d, &format!("Headers in {name}")))
+                        (preformatted(d, &format!("The headers in {name}"), &e.headers))
+                    }
+                }
             }
+            Shown::Folder(_) | Shown::Stored(_) => {}
         }
     }
+}
+
+/// The name of `lang` in its own words (its catalogue's `language-name`).
+pub(super) fn language_name(d: &Site, lang: &Lang) -> String {
+    d.app.templates.edition(lang).words.get("language-name")
 }
 
 pub(super) async fn test_send(
@@ -318,19 +370,37 @@ pub(super) async fn test_send(
             html! { (paragraph(&d, "Tests go only to addresses of the staff.")) (back_to_issue(&d, id)) },
         ));
     };
-    let issue = match d.app.collect_issue(id, FetchPolicy::Once).await {
-        Ok(i) => i,
+    let editions = match d.app.collect_editions(id, FetchPolicy::Once).await {
+        Ok(e) => e,
         Err(problems) => return Ok(not_sent_for_problems(&d, staff, id, &problems)),
+    };
+    let editions = match test_send::choose(&d.app, editions, field(&form, "lang")) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(message(
+                &d,
+                staff,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not sent",
+                html! { (paragraph(&d, &e)) (back_to_issue(&d, id)) },
+            ))
+        }
     };
     let tag = d.key.tag(staff.address.as_ref());
     tracing::info!(issue = %id, staff = %tag, "console test send");
-    let replies = test_send::send(&d.sender(), &issue, &[to], |_| {}).await?;
-    let all = replies.iter().all(|r| r.accepted);
+    let replies = test_send::send(&d.sender(), &editions, &[to], |_, _| {}).await?;
+    let several = editions.len() > 1;
+    let all = replies.iter().all(|(_, r)| r.accepted);
     let detail = replies
         .iter()
-        .map(|r| {
+        .map(|(lang, r)| {
             format!(
-                "{}: {}",
+                "{}{}: {}",
+                if several {
+                    format!("[{lang}] ")
+                } else {
+                    String::new()
+                },
                 r.address,
                 if r.accepted { "accepted" } else { "refused" }
             )
@@ -353,8 +423,9 @@ pub(super) async fn test_send(
         title,
         html! {
             ul.list {
-                @for r in &replies {
+                @for (lang, r) in &replies {
                     li.reply {
+                        @if several { "[" (language_name(&d, lang)) "] " }
                         (r.address) ": "
                         @if r.accepted { "accepted" } @else { "refused" }
                         " (" (r.code.map(|c| c.to_string()).unwrap_or_default()) " " (r.text) ")"
@@ -410,7 +481,7 @@ pub(super) async fn send_now(
     .await;
     let Started {
         ledger,
-        template,
+        editions,
         campaign,
         problems,
         ..
@@ -437,7 +508,7 @@ pub(super) async fn send_now(
         tracing::warn!("skipped subscriber: {p}");
     }
     tracing::info!(issue = %id, staff = %d.key.tag(staff.address.as_ref()), trigger = "staff", "campaign started from the console");
-    launch(campaign, template, ledger);
+    launch(campaign, editions, ledger);
     staff
         .record(&d, Action::SendNow, id.to_string(), String::new())
         .await;
