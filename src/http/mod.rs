@@ -317,32 +317,28 @@ async fn archive_index(State(d): Shared, face: Face) -> Result<Response, PageErr
         .with(|l| {
             let mut out = Vec::new();
             for c in l.campaigns()? {
-                let langs = l.campaign_langs(c.id)?;
-                out.push((c, langs));
+                let editions = l.campaign_subjects(c.id)?;
+                out.push((c, editions));
             }
             Ok(out)
         })
         .await?;
-    let base = &d.app.config.server.public_url;
-    let languages = &d.app.config.newsletter.languages;
+    let t = &d.app.templates;
+    // Each issue by its subject in the page's language when it was sent in it, then its other
+    // editions by theirs, each link saying its language.
     let body = html! {
-        h2 style=(d.app.templates.style("entry-title")) { (face.word(&d, "archive-title")) }
+        h2 style=(t.style("entry-title")) { (face.word(&d, "archive-title")) }
         @if campaigns.is_empty() {
-            p style=(d.app.templates.style("paragraph")) { (face.word(&d, "archive-empty")) }
+            p style=(t.style("paragraph")) { (face.word(&d, "archive-empty")) }
         } @else {
-            ul style=(d.app.templates.style("list")) {
-                @for (c, langs) in &campaigns {
-                    @let url = base.join(&format!("archive/{}", c.issue)).expect("public_url is a base URL");
+            ul style=(t.style("list")) {
+                @for (c, editions) in &campaigns {
+                    @let editions = archive_editions(&d, c.issue, editions, &face.lang);
                     li {
-                        a style=(d.app.templates.style("link")) href=(url.as_str()) { (c.subject) }
-                        " (" (c.issue) ")"
-                        // Every language it was sent in, each named in its own words.
-                        @if langs.len() > 1 {
-                            @for (i, tag) in langs.iter().flatten().filter_map(|t| crate::lang::Lang::parse(t).ok()).enumerate() {
-                                (if i == 0 { " \u{b7} " } else { " | " })
-                                @let at = if tag == *languages.default_lang() { url.clone() } else { base.join(&format!("archive/{}/{}", c.issue, tag)).expect("public_url is a base URL") };
-                                a style=(d.app.templates.style("link")) href=(at.as_str()) lang=(tag) hreflang=(tag) { (d.app.templates.edition(&tag).words.get("language-name")) }
-                            }
+                        @for (i, (lang, subject, url)) in editions.iter().enumerate() {
+                            @if i == 1 { " \u{b7} " } @else if i > 1 { " | " }
+                            a style=(t.style("link")) href=(url.as_str()) lang=(lang) hreflang=(lang) { (subject) }
+                            @if i == 0 { " (" (c.issue) ")" }
                         }
                     }
                 }
@@ -356,6 +352,39 @@ async fn archive_index(State(d): Shared, face: Face) -> Result<Response, PageErr
         &face.word(&d, "archive-title"),
         body,
     ))
+}
+
+/// The editions of issue `id` for the archive index (`stored`: each language's tag, `None`
+/// for the default, and subject), as language, subject and web address: the one in `first`
+/// first when there is one, the rest in the order they were stored. Languages no longer
+/// configured are left out.
+fn archive_editions(
+    d: &Site,
+    id: IssueId,
+    stored: &[(Option<String>, String)],
+    first: &crate::lang::Lang,
+) -> Vec<(crate::lang::Lang, String, url::Url)> {
+    let languages = &d.app.config.newsletter.languages;
+    let mut out: Vec<_> = stored
+        .iter()
+        .filter_map(|(tag, subject)| {
+            let lang = match tag {
+                None => languages.default_lang(),
+                Some(t) => languages.find(t)?,
+            };
+            let path = if lang == languages.default_lang() {
+                format!("archive/{id}")
+            } else {
+                format!("archive/{id}/{lang}")
+            };
+            Some((lang.clone(), subject.clone(), ui::url(d, &path)))
+        })
+        .collect();
+    if let Some(at) = out.iter().position(|(l, _, _)| l == first) {
+        let e = out.remove(at);
+        out.insert(0, e);
+    }
+    out
 }
 
 /// The web version of a sent issue, as its campaign sends it (stored when it started, or last

@@ -392,19 +392,22 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The languages `campaign` sends now (its latest revision), in the order they were stored,
-    /// the default language's first; `None` for the one message of a campaign stored before
-    /// editions.
-    pub fn campaign_langs(&self, campaign: CampaignId) -> anyhow::Result<Vec<Option<String>>> {
+    /// The languages `campaign` sends now (its latest revision), each with its subject, in the
+    /// order they were stored, the default language's first; `None` for the one message of a
+    /// campaign stored before editions.
+    pub fn campaign_subjects(
+        &self,
+        campaign: CampaignId,
+    ) -> anyhow::Result<Vec<(Option<String>, String)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT lang FROM campaign_messages
+            "SELECT lang, subject FROM campaign_messages
              WHERE campaign_id = ?1
                AND revision = (SELECT max(revision) FROM campaign_messages WHERE campaign_id = ?1)
              ORDER BY rowid",
         )?;
         let rows = st.query_map([campaign], |r| {
             let lang: String = r.get(0)?;
-            Ok((!lang.is_empty()).then_some(lang))
+            Ok(((!lang.is_empty()).then_some(lang), r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

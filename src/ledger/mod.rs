@@ -227,7 +227,9 @@ mod tests {
             Some("<p>old web</p>")
         );
         assert_eq!(l.campaign_web(c.id, Some("es")).unwrap(), None);
-        assert_eq!(l.campaign_langs(c.id).unwrap(), [None]);
+        let subjects = l.campaign_subjects(c.id).unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].0, None);
         let due = l.claim_due(c.id, 10, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(

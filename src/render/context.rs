@@ -102,7 +102,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// A reader's link to `path` (`unsubscribe`, `language/es`) with the [`HOLE`] for the
+    /// A reader's link to `path` (`unsubscribe`) with the [`HOLE`] for the
     /// reader's token after it, and, in a language other than the default, `?lang=` so that
     /// the page it opens speaks it.
     pub fn reader_link(&self, path: &str) -> String {
@@ -111,6 +111,12 @@ impl<'a> Context<'a> {
         } else {
             format!("{}{path}/{HOLE}?lang={}", self.public_url, self.lang)
         }
+    }
+
+    /// A reader's link to the page that moves them to `lang` (it speaks that language, so
+    /// it needs no `?lang=`), with the [`HOLE`] for their token.
+    pub fn switch_link(&self, lang: &Lang) -> String {
+        format!("{}language/{lang}/{HOLE}", self.public_url)
     }
 
     /// `date` in the newsletter's `date_format` for this language, month and day names in it.

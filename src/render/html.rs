@@ -27,7 +27,7 @@ pub(super) fn email(issue: &Issue, ctx: Context<'_>, subject: &str, preheader: &
             @for other in ctx.other_editions() {
                 " \u{00b7} "
                 a.topbar-link style=(t.style("topbar-link")) lang=(other.lang) hreflang=(other.lang)
-                    href=(ctx.reader_link(&format!("language/{}", other.lang))) { (other.words.get("read-in-language")) }
+                    href=(ctx.switch_link(&other.lang)) { (other.words.get("read-in-language")) }
             }
         } }
     };

@@ -23,7 +23,7 @@ pub(super) fn email(issue: &Issue, ctx: Context<'_>) -> String {
             out,
             "{}: {}",
             other.words.get("read-in-language"),
-            ctx.reader_link(&format!("language/{}", other.lang))
+            ctx.switch_link(&other.lang)
         );
     }
     out.push('\n');

@@ -237,7 +237,7 @@ async fn restart_unsent_revises_every_language_and_keeps_each_readers_own() {
     )
     .unwrap();
     assert!(new && problems.is_empty());
-    assert_eq!(ledger.campaign_langs(c.id).unwrap().len(), 2);
+    assert_eq!(ledger.campaign_subjects(c.id).unwrap().len(), 2);
     drop(ledger);
     // Staff correct the Spanish entry, then send the corrected issue.
     let es = w.path("content/2021-07/01-mayorkas-visit.es.md");

@@ -494,10 +494,18 @@ dovecot   unix  -       n       n       -       -       pipe
         // Postfix opens its log file only if it belongs to the user opening it; a daemon that
         // logged straight to the file while the previous stop was under way (no postlogd to
         // hand it to) can leave it owned by `postfix`, and the root-run `postsuper` of the
-        // next start then refuses it. Given back to root, the start is tried once more.
-        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("open logfile") {
+        // next start then refuses it. Given back to root, the start is tried again: a few
+        // times, a moment apart, since a daemon of the old instance still exiting on a loaded
+        // machine can take the file back once more.
+        for _ in 0..5 {
+            if out.status.success()
+                || !String::from_utf8_lossy(&out.stderr).contains("open logfile")
+            {
+                break;
+            }
             let log = self.dir.path().join("postfix.log");
             std::os::unix::fs::chown(&log, Some(0), Some(0)).expect("chown the Postfix log");
+            std::thread::sleep(Duration::from_millis(200));
             out = self
                 .postfix()
                 .arg("start")
