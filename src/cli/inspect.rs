@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use super::args::ReportFormat;
-use super::load::load_or_report;
+use super::load::load_editions_or_report;
 use crate::app::App;
 use crate::clock::fmt_ms;
 use crate::error::{Problem, ProblemKind, UsageError};
@@ -114,40 +114,50 @@ pub(super) async fn check(
     }
 }
 
+/// `brief preview`: each language's edition as a reader gets it, in `out`: `ID.html`, `.txt`
+/// and `.eml` for the default language, `ID.LANG.*` for each other.
 pub(super) async fn preview(
     app: &App,
     issue: Option<IssueId>,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     let id = app.resolve_issue(issue).map_err(UsageError)?;
-    let Some(issue) = load_or_report(app, id).await else {
+    let Some(editions) = load_editions_or_report(app, id).await else {
         return Ok(ExitCode::from(1));
     };
     let key = app.key().clone();
     let dkim = app.dkim_signer().map_err(UsageError)?;
-    let (rendered, template) = app.prepare(&issue, &key, Kind::Campaign);
-    let mut eml = App::sample_message(&template);
-    if let Some(d) = &dkim {
-        d.sign_in_place(&mut eml, app.clock.now().timestamp());
-    }
     let (sample, _) = App::sample_recipient();
     let token = key.token(sample.as_ref());
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let files = [
-        (
-            "html",
-            crate::render::Rendered::fill(&rendered.html, &token).into_bytes(),
-        ),
-        (
-            "txt",
-            crate::render::Rendered::fill(&rendered.text, &token).into_bytes(),
-        ),
-        ("eml", eml),
-    ];
-    for (ext, bytes) in files {
-        let p = out.join(format!("{id}.{ext}"));
-        std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
-        println!("wrote {}", p.display());
+    let default = app.config.newsletter.languages.default_lang();
+    for (lang, issue) in &editions {
+        let (rendered, template) = app.prepare_in(lang, issue, &key, Kind::Campaign);
+        let mut eml = App::sample_message(&template);
+        if let Some(d) = &dkim {
+            d.sign_in_place(&mut eml, app.clock.now().timestamp());
+        }
+        let files = [
+            (
+                "html",
+                crate::render::Rendered::fill(&rendered.html, &token).into_bytes(),
+            ),
+            (
+                "txt",
+                crate::render::Rendered::fill(&rendered.text, &token).into_bytes(),
+            ),
+            ("eml", eml),
+        ];
+        let stem = if lang == default {
+            id.to_string()
+        } else {
+            format!("{id}.{lang}")
+        };
+        for (ext, bytes) in files {
+            let p = out.join(format!("{stem}.{ext}"));
+            std::fs::write(&p, bytes).with_context(|| format!("cannot write {}", p.display()))?;
+            println!("wrote {}", p.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -30,6 +30,25 @@ fn preview_writes_html_text_and_eml_with_every_entry() {
     }
     crate::support::assert_in_order(&text, &want, "preview text");
     crate::support::assert_in_order(&html, &want, "preview html");
+    assert!(!w.path("out/preview/2021-07.es.html").exists());
+
+    // Two languages: each edition beside the default's, in its language.
+    crate::faces::bilingual(&w);
+    let out = w
+        .brief()
+        .args(["preview", "--issue", "2021-07"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let es = std::fs::read_to_string(w.path("out/preview/2021-07.es.html")).unwrap();
+    assert!(es.contains("<html lang=\"es\"") && es.contains("Ver en el navegador"));
+    let eml = std::fs::read_to_string(w.path("out/preview/2021-07.es.eml")).unwrap();
+    assert!(eml.contains("\r\nContent-Language: es\r\n"));
+    assert!(
+        std::fs::read_to_string(w.path("out/preview/2021-07.es.txt"))
+            .unwrap()
+            .contains("Contexto institucional")
+    );
 }
 
 /// Copies the shipped config, content and templates, as a fresh clone has them.
