@@ -41,7 +41,15 @@ impl Face {
                 .and_then(|(_, v)| languages.matching(&v).cloned())
         });
         let public = &d.app.config.server.public_url;
-        let here = public.join(uri.path().trim_start_matches('/')).ok();
+        // The path is set on the public URL, never joined: no request path can make the
+        // links point at another host (`//host`, `\\host`).
+        let mut here = public.clone();
+        here.set_path(&format!(
+            "{}{}",
+            public.path(),
+            uri.path().trim_start_matches(['/', '\\'])
+        ));
+        let here = Some(here);
         match asked {
             Some(lang) => Face {
                 lang,

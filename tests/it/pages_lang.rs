@@ -73,6 +73,28 @@ fn a_page_speaks_the_language_asked_for_and_links_to_the_others() {
         "{}",
         r.body
     );
+    // A 404's links to itself in the other languages stay on this site, whatever the path.
+    for path in [
+        "//evil.example/x",
+        "/%2F%2Fevil.example/x",
+        "/a//evil.example",
+        "/\\\\evil.example/x",
+    ] {
+        let r = d.get(path);
+        // A backslash is no URI character: hyper may refuse the request outright.
+        if r.status == 400 {
+            continue;
+        }
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            r.body
+                .contains("hreflang=\"es\" href=\"https://news.example.org/")
+                && !r.body.contains("href=\"https://evil")
+                && !r.body.contains("href=\"//"),
+            "{path}: {}",
+            r.body
+        );
+    }
     d.stop();
 }
 
