@@ -63,39 +63,18 @@ pub async fn send_copies(
     let staff = crate::notices::staff_addresses(app);
     let mut copies = Vec::with_capacity(staff.len() * stored.len());
     for (i, m) in stored.iter().enumerate() {
+        // Mail clients fold copies that share a Message-ID: each further edition's copy names
+        // its language in its own.
+        let edition = m.lang.as_deref().filter(|_| i > 0);
         let template =
-            MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary();
-        copies.extend(staff.iter().map(|a| {
-            let mut copy = crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid));
-            // Mail clients fold copies that share a Message-ID: each further edition's copy
-            // names its language in its own.
-            if let (true, Some(lang)) = (i > 0, m.lang.as_deref()) {
-                name_edition(&mut copy.message, lang);
-            }
-            copy
-        }));
+            MessageTemplate::thaw(&m.template, campaign.issue, sender.key)?.into_canary(edition);
+        copies.extend(
+            staff
+                .iter()
+                .map(|a| crate::notices::notice(NoticeKind::Canary, &template, a, Some(cid))),
+        );
     }
     sender.send_canary(cid, copies).await
-}
-
-/// Makes the canary Message-ID in the header of `message` (`brief.canary.ISSUE...`) that of
-/// the edition in `lang` (`brief.canary.LANG.ISSUE...`). Canary ids name no delivery (no
-/// report is matched against them), so the change costs nothing but the fold.
-fn name_edition(message: &mut Vec<u8>, lang: &str) {
-    const AT: &[u8] = b"\r\nMessage-ID: <brief.canary.";
-    let head = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(message.len());
-    if let Some(i) = message[..head].windows(AT.len()).position(|w| w == AT) {
-        let at = i + AT.len();
-        let tag: Vec<u8> = lang
-            .bytes()
-            .filter(|b| b.is_ascii_alphanumeric() || *b == b'-')
-            .chain([b'.'])
-            .collect();
-        message.splice(at..at, tag);
-    }
 }
 
 /// How a wait for the gate ended.
@@ -175,18 +154,5 @@ pub async fn wait(
             () = stop.cancelled() => return Ok(Waited::Stopped),
             () = tokio::time::sleep(pause) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_further_editions_canary_id_names_its_language_in_the_header_only() {
-        let mut m = b"From: a@x.org\r\nMessage-ID: <brief.canary.2021-07.kMAC@x.org>\r\n\r\nMessage-ID: <brief.canary.body>".to_vec();
-        super::name_edition(&mut m, "es");
-        assert_eq!(
-            String::from_utf8(m).unwrap(),
-            "From: a@x.org\r\nMessage-ID: <brief.canary.es.2021-07.kMAC@x.org>\r\n\r\nMessage-ID: <brief.canary.body>"
-        );
     }
 }

@@ -88,6 +88,10 @@ pub struct MessageTemplate {
     ids: IdScheme,
     /// What the body's holes take.
     holes: Holes,
+    /// A canary copy's language, with its dot (`es.`), for every edition but the first: mail
+    /// clients fold copies that share a Message-ID, so each edition's copy names its language
+    /// in its own (`brief.canary.es.ISSUE...`). Empty otherwise.
+    edition: String,
 }
 
 /// How a template makes its Message-IDs.
@@ -213,6 +217,7 @@ impl MessageTemplate {
             key: key.clone(),
             ids: IdScheme::Keyed,
             holes: Holes::Token,
+            edition: String::new(),
         }
     }
 
@@ -230,9 +235,10 @@ impl MessageTemplate {
             Kind::Notice { nonce } => ("notice.", [&b"notice"[..], &nonce.to_le_bytes()].concat()),
         };
         let issue = self.issue.to_string();
+        let edition = &self.edition;
         match self.ids {
             IdScheme::Keyed => format!(
-                "brief.{tag}{issue}.k{}@{}",
+                "brief.{tag}{edition}{issue}.k{}@{}",
                 self.key.message_id_mac(&issue, address.as_ref(), &variant),
                 self.domain
             ),
@@ -264,7 +270,8 @@ impl MessageTemplate {
             }
         };
         format!(
-            "brief.{tag}{}.{}@{}",
+            "brief.{tag}{}{}.{}@{}",
+            self.edition,
             self.issue,
             hex(&h.finalize()[..16]),
             self.domain
@@ -276,10 +283,22 @@ impl MessageTemplate {
         self.ids
     }
 
-    /// This campaign message as its canary: the same bytes, with canary Message-IDs.
-    pub fn into_canary(self) -> MessageTemplate {
+    /// This campaign message as its canary: the same bytes, with canary Message-IDs; `edition`
+    /// names the language of every edition's copy but the first, in its Message-ID.
+    pub fn into_canary(self, edition: Option<&str>) -> MessageTemplate {
+        let edition = edition
+            .map(|lang| {
+                let mut tag: String = lang
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                tag.push('.');
+                tag
+            })
+            .unwrap_or_default();
         MessageTemplate {
             kind: Kind::Canary,
+            edition,
             ..self
         }
     }
@@ -440,6 +459,7 @@ impl MessageTemplate {
             key: key.clone(),
             ids,
             holes,
+            edition: String::new(),
         })
     }
 
@@ -862,9 +882,25 @@ mod tests {
         let kept = t.freeze_as_revision_of(&t.freeze());
         let back = MessageTemplate::thaw(&kept, "2021-07".parse().unwrap(), &key).unwrap();
         assert_eq!(back.message_id(&ana), id);
-        let canary = back.into_canary().message_id(&ana);
+        let canary = back.into_canary(None).message_id(&ana);
         assert!(canary.starts_with("brief.canary.2021-07.k"), "{canary}");
         assert!(!is_campaign_id(&key, &canary, "2021-07", "ana@example.org"));
+        // A further edition's copy names its language, with the same MAC.
+        let back = MessageTemplate::thaw(&kept, "2021-07".parse().unwrap(), &key).unwrap();
+        let spanish = back.into_canary(Some("es")).message_id(&ana);
+        assert_eq!(
+            spanish,
+            canary.replacen("brief.canary.", "brief.canary.es.", 1)
+        );
+        let old = MessageTemplate::thaw(&legacy, "2021-07".parse().unwrap(), &key).unwrap();
+        let (one, two) = (
+            old.into_canary(None).message_id(&ana),
+            MessageTemplate::thaw(&legacy, "2021-07".parse().unwrap(), &key)
+                .unwrap()
+                .into_canary(Some("es"))
+                .message_id(&ana),
+        );
+        assert_eq!(two, one.replacen("brief.canary.", "brief.canary.es.", 1));
     }
 
     #[test]
