@@ -130,13 +130,14 @@ impl Words {
     }
 }
 
-/// Reads catalogue `text` (from `path`) for `lang`, checked against the English `reference`.
+/// Reads catalogue `text` (from `path`) for `lang`, checked to hold and format each of the
+/// messages `wanted` (those of the built-in English catalogue).
 fn catalogue(
     text: &str,
     path: &Path,
     lang: &Lang,
     newsletter: &Newsletter,
-    reference: Option<&FluentResource>,
+    wanted: &[String],
 ) -> anyhow::Result<Words> {
     let resource = match FluentResource::try_new(text.to_string()) {
         Ok(r) => r,
@@ -158,14 +159,6 @@ fn catalogue(
     let mut bundle = FluentBundle::new_concurrent(vec![id]);
     // No Unicode isolation marks around values: they would show in plain-text mail.
     bundle.set_use_isolating(false);
-    // The ids of this catalogue's messages, to report missing ones and their lines.
-    let ids: Vec<String> = resource
-        .entries()
-        .filter_map(|e| match e {
-            fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_string()),
-            _ => None,
-        })
-        .collect();
     if let Err(errors) = bundle.add_resource(resource) {
         bail!("{}: {}", path.display(), errors[0]);
     }
@@ -187,17 +180,7 @@ fn catalogue(
     {
         a.set(k, v);
     }
-    let wanted: Vec<String> = match reference {
-        Some(r) => r
-            .entries()
-            .filter_map(|e| match e {
-                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_string()),
-                _ => None,
-            })
-            .collect(),
-        None => ids.clone(),
-    };
-    for id in &wanted {
+    for id in wanted {
         let Some(pattern) = words.bundle.get_message(id).and_then(|m| m.value()) else {
             bail!(
                 "{}: the message `{id}` is missing: every catalogue needs each message of the built-in en.ftl",
@@ -290,8 +273,15 @@ impl Templates {
             )
         });
         let Sheet { styles, head_css } = parse_css(&css, &css_path)?;
-        let reference = FluentResource::try_new(BUILTIN_CATALOGUES[0].1.to_string())
-            .expect("the built-in en.ftl parses");
+        // Every catalogue holds each message of the built-in English one.
+        let wanted: Vec<String> = FluentResource::try_new(BUILTIN_CATALOGUES[0].1.to_string())
+            .expect("the built-in en.ftl parses")
+            .entries()
+            .filter_map(|e| match e {
+                fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_string()),
+                _ => None,
+            })
+            .collect();
         let mut editions = Vec::new();
         for lang in newsletter.languages.all() {
             let localized = newsletter.localized(lang);
@@ -305,7 +295,7 @@ impl Templates {
                     ),
                 },
             };
-            let words = catalogue(&text, &path, lang, &localized, Some(&reference))?;
+            let words = catalogue(&text, &path, lang, &localized, &wanted)?;
             editions.push(Edition {
                 lang: lang.clone(),
                 newsletter: localized,
