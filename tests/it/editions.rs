@@ -33,13 +33,7 @@ fn bilingual(extra: &str) -> World {
     let w = World::with_config(&format!(
         "{extra}\n[newsletter.es]\nname = \"Vida Institucional Binacional\"\n"
     ));
-    let text = std::fs::read_to_string(w.config_path()).unwrap();
-    let old = "templates = \"templates\"";
-    assert!(text.contains(old), "the world's [newsletter] table changed");
-    w.write(
-        "brief.toml",
-        &text.replace(old, &format!("{old}\nlanguages = [\"en\", \"es\"]")),
-    );
+    w.add_newsletter_keys("languages = [\"en\", \"es\"]");
     w.add_server_keys("staff = [\"editor@example.org\"]");
     w.write("subscribers.csv", LIST);
     w

@@ -29,12 +29,7 @@ fn en_es() -> Languages {
 /// `extra` appended to its config.
 fn bilingual(extra: &str) -> World {
     let w = World::with_config(extra);
-    let cfg = std::fs::read_to_string(w.config_path()).unwrap().replacen(
-        "date_format = \"%m.%d.%y\"\n",
-        "date_format = \"%m.%d.%y\"\nlanguages = [\"en\", \"es\"]\n",
-        1,
-    );
-    w.write("brief.toml", &cfg);
+    w.add_newsletter_keys("languages = [\"en\", \"es\"]");
     w
 }
 

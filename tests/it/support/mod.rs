@@ -137,6 +137,20 @@ impl World {
         self.write("brief.toml", &text.replace(old, settings));
     }
 
+    /// Adds `lines` (TOML keys) to the `[newsletter]` table of this world's config.
+    pub fn add_newsletter_keys(&self, lines: &str) {
+        let text = std::fs::read_to_string(self.config_path()).unwrap();
+        let table = "[newsletter]\n";
+        assert!(
+            text.contains(table),
+            "the world's config has no [newsletter] table: {text}"
+        );
+        self.write(
+            "brief.toml",
+            &text.replacen(table, &format!("{table}{lines}\n"), 1),
+        );
+    }
+
     /// Adds `lines` (TOML keys) to the `[server]` table of this world's config.
     pub fn add_server_keys(&self, lines: &str) {
         let text = std::fs::read_to_string(self.config_path()).unwrap();
