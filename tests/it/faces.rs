@@ -133,6 +133,10 @@ pub(crate) const SPANISH_FACES: &[Face] = &[
     page("es-switched", &["/language/{lang}/{token}"]),
     // The switch back, from a Spanish mail, speaks English.
     page("switch-to-english", &["/language/{lang}/{token}"]),
+    // The English faces of a newsletter in two languages: the issue with its link to Spanish,
+    // and the archive listing both editions.
+    mail("en-issue-mail-with-spanish", "campaign"),
+    page("en-archive-index-two-languages", &["/archive", "/archive/"]),
     page("es-unsubscribe", &["/unsubscribe/{token}"]),
     page("es-unsubscribed", &["/unsubscribe/{token}"]),
     page("es-preview", &["/preview/{token}/{lang}"]),
@@ -778,6 +782,7 @@ fn every_spanish_face_speaks_spanish_fits_and_passes_axe() {
         );
     }
     l.look_at_mail("es-issue-mail", &ana);
+    l.look_at_mail("en-issue-mail-with-spanish", &bob);
     let d = Running::start(&w, &[]);
 
     // A reader signs up: the form speaks the browser's Spanish.
@@ -851,6 +856,11 @@ fn every_spanish_face_speaks_spanish_fits_and_passes_axe() {
     l.look("es-unsubscribed");
 
     l.visit(&format!("{site}/archive/"), "Archivo", "es-archive-index");
+    l.visit(
+        &format!("{site}/archive/?lang=en"),
+        "Archive",
+        "en-archive-index-two-languages",
+    );
     l.visit(
         &format!("{site}/archive/2021-07/es"),
         "Más información",
